@@ -1,0 +1,1 @@
+//! Compiles bound filter DAGs into an abstract chain IR.

@@ -1,0 +1,28 @@
+//! Typed model of libvirt's network-filter documents.
+//!
+//! Data flow: XML text → [`parse_filter`] / [`parse_binding`] → typed
+//! [`Filter`] / [`Binding`] (validated) → [`format_filter`] /
+//! [`format_binding`] → libvirt's normalised XML. Nothing here does I/O
+//! beyond reading the text it is handed.
+
+mod attr;
+mod binding;
+mod filter;
+mod names;
+mod protocol;
+mod value;
+mod var;
+
+pub use attr::{Attr, AttrSpec, ValueKind};
+pub use binding::{Binding, Owner};
+pub use filter::{
+    Action, AttrValue, Direction, Entry, Filter, FilterRef, Params, ProtocolMatch, Rule,
+    DEFAULT_RULE_PRIORITY, PRIORITY_RANGE,
+};
+pub use names::{ChainKind, ChainName, FilterName, IfName, NameError};
+pub use protocol::{Layer, Protocol};
+pub use value::{IpsetDir, Number, StateSet, TcpFlags, Value};
+pub use var::{VarAccess, VarRef, MAX_ITERATOR_ID};
+
+pub use macaddr::MacAddr6;
+pub use uuid::Uuid;
