@@ -1,0 +1,84 @@
+//! Firewall commands as data.
+//!
+//! A command names its tool, carries its argument vector (never a shell
+//! line) or its restore input, and says what an error means. Renderers
+//! produce these; a runner (the only place that starts processes) consumes
+//! them.
+
+use serde::Serialize;
+
+/// The programs we drive. Each is started by name with an argument vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    Ebtables,
+    Iptables,
+    Ip6tables,
+    EbtablesRestore,
+    IptablesRestore,
+    Ip6tablesRestore,
+}
+
+impl Tool {
+    /// The program name as found on `PATH`.
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Ebtables => "ebtables",
+            Tool::Iptables => "iptables",
+            Tool::Ip6tables => "ip6tables",
+            Tool::EbtablesRestore => "ebtables-restore",
+            Tool::IptablesRestore => "iptables-restore",
+            Tool::Ip6tablesRestore => "ip6tables-restore",
+        }
+    }
+}
+
+/// What a failure of this command means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The operation failed: stop and roll back.
+    Fail,
+    /// Expected to fail sometimes (deleting a chain or rule that may not
+    /// exist during clean-up): ignore.
+    Ignore,
+}
+
+/// One process start.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Command {
+    pub tool: Tool,
+    /// Arguments after the program name, one element per argv entry.
+    pub args: Vec<String>,
+    /// Text written to the program's standard input (restore batches).
+    pub stdin: Option<String>,
+    pub on_error: OnError,
+}
+
+impl Command {
+    /// A command whose failure fails the operation.
+    pub fn new<I, S>(tool: Tool, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            tool,
+            args: args.into_iter().map(Into::into).collect(),
+            stdin: None,
+            on_error: OnError::Fail,
+        }
+    }
+
+    /// The same command, with failures ignored (clean-up of what may not exist).
+    pub fn ignoring_errors(mut self) -> Command {
+        self.on_error = OnError::Ignore;
+        self
+    }
+
+    /// The same command, fed `input` on standard input.
+    pub fn with_stdin(mut self, input: impl Into<String>) -> Command {
+        self.stdin = Some(input.into());
+        self
+    }
+}
