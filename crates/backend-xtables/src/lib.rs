@@ -1,6 +1,12 @@
 //! Renders the chain IR as ebtables / iptables / ip6tables commands (libvirt
 //! 9.0's layout and spelling) or restore-format batches, and applies them.
+//!
+//! Data flow: chain IR (from `nwfilter-compile`) → [`PortRuleset`] (final
+//! chain names, rule argument vectors) → [`Command`]s or restore text →
+//! a runner (the only I/O).
 
 pub mod command;
+pub mod ruleset;
 
 pub use command::{Command, OnError, Tool};
+pub use ruleset::{ChainRole, Family, PortRuleset, RenderedChain};
