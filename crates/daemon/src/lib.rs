@@ -1,0 +1,13 @@
+//! Library half of `nwfilterd`: the wire protocol, the socket server and
+//! the client the CLI uses to reach a running daemon.
+//!
+//! Data flow: client `Request` line → [`server::Server`] → a [`Service`]
+//! (the driver: store, compile, apply) → `Response` line.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+pub use client::{Client, ClientError};
+pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};
+pub use server::{Server, ServerError, Service};

@@ -1,0 +1,136 @@
+//! The daemon's wire protocol (documented in `docs/api.md`).
+//!
+//! One JSON object per line in each direction over a Unix stream socket: the
+//! client writes a [`Request`], the daemon answers with one [`Response`]; a
+//! connection may carry several exchanges. Every request carries the
+//! protocol version so that an old client talking to a new daemon (or the
+//! reverse) gets a clear error instead of a misread field.
+
+use serde::{Deserialize, Serialize};
+
+/// The version this build speaks. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the daemon reads (a filter document is at most
+/// 16 MiB; JSON escaping may grow it).
+pub const MAX_REQUEST_BYTES: usize = 40 << 20;
+
+/// A request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+impl Request {
+    pub fn new(op: Op) -> Request {
+        Request {
+            version: PROTOCOL_VERSION,
+            op,
+        }
+    }
+}
+
+/// The operations, named as the CLI verbs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    /// Define or redefine a filter from its XML text.
+    Define { xml: String },
+    /// Remove a filter, by name or UUID.
+    Undefine { filter: String },
+    /// A filter's normalised XML, by name or UUID.
+    Dumpxml { filter: String },
+    /// All filters (name and UUID).
+    List,
+    /// Create a binding from `<filterbinding>` XML and apply its rules.
+    BindingCreate { xml: String },
+    /// Remove a binding's rules and state.
+    BindingDelete { portdev: String },
+    /// All bindings.
+    BindingList,
+    /// A binding's XML.
+    BindingDumpxml { portdev: String },
+    /// Re-read filters and re-apply every binding (as SIGHUP).
+    Reload,
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Response {
+    Ok { result: Reply },
+    Error { message: String },
+}
+
+/// What a successful operation returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    /// The operation changed state; `message` is what virsh would print.
+    Done { message: String },
+    /// A document (dumpxml).
+    Xml { xml: String },
+    Filters { filters: Vec<FilterEntry> },
+    Bindings { bindings: Vec<BindingEntry> },
+}
+
+/// One row of `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterEntry {
+    pub uuid: String,
+    pub name: String,
+}
+
+/// One row of `binding-list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingEntry {
+    pub portdev: String,
+    pub filter: String,
+    /// Extra state, e.g. "learning IP" or "blocked: learning timed out".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_form_is_flat_and_versioned() {
+        let line = serde_json::to_string(&Request::new(Op::BindingDelete {
+            portdev: "vnet0".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"version":1,"op":"binding-delete","portdev":"vnet0"}"#
+        );
+        let back: Request = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.op, Op::BindingDelete { portdev: "vnet0".into() });
+    }
+
+    #[test]
+    fn response_wire_forms() {
+        let ok = Response::Ok {
+            result: Reply::Filters {
+                filters: vec![FilterEntry {
+                    uuid: "u".into(),
+                    name: "clean-traffic".into(),
+                }],
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"status":"ok","result":{"kind":"filters","filters":[{"uuid":"u","name":"clean-traffic"}]}}"#
+        );
+        let err = Response::Error {
+            message: "no filter 'x'".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"status":"error","message":"no filter 'x'"}"#
+        );
+    }
+}

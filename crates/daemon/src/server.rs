@@ -1,0 +1,275 @@
+//! The Unix-socket server: accepts connections, reads request lines, hands
+//! each operation to a [`Service`] and writes the response line.
+//!
+//! Each connection gets its own thread so that a slow client (or a long
+//! rebuild) does not hold up others; the service decides what must be
+//! serialised. The number of live connections is capped so a misbehaving
+//! client cannot exhaust threads.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::protocol::{Op, Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+
+/// Most connections served at once; further clients get an error line.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// What the daemon does with an operation.
+pub trait Service: Send + Sync {
+    /// Carries out `op`; the error text goes to the client verbatim.
+    fn handle(&self, op: Op) -> Result<Reply, String>;
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("socket {path}: another daemon is already listening there")]
+    InUse { path: PathBuf },
+    #[error("socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A bound, not yet serving, listener.
+#[derive(Debug)]
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Binds `path` with mode 0600 (owner only: the operations change the
+    /// host's firewall). A stale socket left by a killed daemon is replaced;
+    /// a live one is an error.
+    pub fn bind(path: &Path) -> Result<Server, ServerError> {
+        let io_err = |source| ServerError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            if meta.file_type().is_socket() {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(ServerError::InUse {
+                        path: path.to_owned(),
+                    });
+                }
+                fs::remove_file(path).map_err(io_err)?;
+            }
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        Ok(Server {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves until `stop` becomes true (checked between connections; the
+    /// listener polls so a stop request is seen within a fraction of a
+    /// second).
+    pub fn serve(self, service: Arc<dyn Service>, stop: Arc<AtomicBool>) -> io::Result<()> {
+        self.listener.set_nonblocking(true)?;
+        let live = Arc::new(AtomicUsize::new(0));
+        while !stop.load(Ordering::SeqCst) {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false)?;
+                    if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                        live.fetch_sub(1, Ordering::SeqCst);
+                        refuse_busy(stream);
+                        continue;
+                    }
+                    let service = Arc::clone(&service);
+                    let live = Arc::clone(&live);
+                    thread::spawn(move || {
+                        // A broken connection only concerns its client.
+                        let _ = serve_connection(stream, service.as_ref());
+                        live.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn refuse_busy(mut stream: UnixStream) {
+    let _ = write_response(
+        &mut stream,
+        &Response::Error {
+            message: format!("daemon busy: {MAX_CONNECTIONS} connections already open"),
+        },
+    );
+}
+
+fn serve_connection(stream: UnixStream, service: &dyn Service) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut reader)
+            .take(MAX_REQUEST_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.len() > MAX_REQUEST_BYTES {
+            let message = format!("request longer than {MAX_REQUEST_BYTES} bytes");
+            return write_response(&mut writer, &Response::Error { message });
+        }
+        let response = answer(&line, service);
+        write_response(&mut writer, &response)?;
+    }
+}
+
+/// Decodes one request line and runs it.
+pub(crate) fn answer(line: &[u8], service: &dyn Service) -> Response {
+    let request: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => {
+            // Tell an old or new client apart from garbage.
+            let version = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_u64()));
+            let message = match version {
+                Some(v) if v != u64::from(PROTOCOL_VERSION) => format!(
+                    "protocol version {v} is not supported (this daemon speaks {PROTOCOL_VERSION})"
+                ),
+                _ => format!("malformed request: {e}"),
+            };
+            return Response::Error { message };
+        }
+    };
+    if request.version != PROTOCOL_VERSION {
+        return Response::Error {
+            message: format!(
+                "protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION})",
+                request.version
+            ),
+        };
+    }
+    match service.handle(request.op) {
+        Ok(result) => Response::Ok { result },
+        Err(message) => Response::Error { message },
+    }
+}
+
+fn write_response(w: &mut impl Write, response: &Response) -> io::Result<()> {
+    let mut line = serde_json::to_vec(response).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)?;
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{Client, ClientError};
+    use crate::protocol::FilterEntry;
+    use std::sync::Mutex;
+
+    /// Records the operations it was given and answers `list`.
+    struct Echo(Mutex<Vec<Op>>);
+
+    impl Service for Echo {
+        fn handle(&self, op: Op) -> Result<Reply, String> {
+            self.0.lock().unwrap().push(op.clone());
+            match op {
+                Op::List => Ok(Reply::Filters {
+                    filters: vec![FilterEntry {
+                        uuid: "5c6d49af-b071-6127-b4ec-6f8ed4b55335".into(),
+                        name: "f".into(),
+                    }],
+                }),
+                Op::Undefine { filter } => Err(format!("filter '{filter}' is in use")),
+                _ => Ok(Reply::Done {
+                    message: "done".into(),
+                }),
+            }
+        }
+    }
+
+    fn start() -> (tempfile::TempDir, PathBuf, Arc<Echo>, Arc<AtomicBool>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let server = Server::bind(&path).unwrap();
+        let service = Arc::new(Echo(Mutex::new(Vec::new())));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (svc, st) = (Arc::clone(&service), Arc::clone(&stop));
+        thread::spawn(move || server.serve(svc, st).unwrap());
+        (dir, path, service, stop)
+    }
+
+    #[test]
+    fn socket_is_owner_only() {
+        let (_dir, path, _svc, stop) = start();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        stop.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn calls_reach_the_service_and_errors_come_back() {
+        let (_dir, path, svc, stop) = start();
+        let mut client = Client::connect(&path).unwrap();
+        match client.call(Op::List).unwrap() {
+            Reply::Filters { filters } => assert_eq!(filters[0].name, "f"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match client.call(Op::Undefine { filter: "x".into() }) {
+            Err(ClientError::Refused(m)) => assert_eq!(m, "filter 'x' is in use"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(svc.0.lock().unwrap().len(), 2);
+        stop.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_second_daemon_on_a_live_socket_is_refused() {
+        let (_dir, path, _svc, stop) = start();
+        assert!(matches!(Server::bind(&path), Err(ServerError::InUse { .. })));
+        stop.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn wrong_version_and_garbage_are_answered_not_dropped() {
+        let svc = Echo(Mutex::new(Vec::new()));
+        match answer(br#"{"version":99,"op":"list"}"#, &svc) {
+            Response::Error { message } => assert!(message.contains("version 99"), "{message}"),
+            r => panic!("unexpected {r:?}"),
+        }
+        match answer(b"not json", &svc) {
+            Response::Error { message } => assert!(message.starts_with("malformed request")),
+            r => panic!("unexpected {r:?}"),
+        }
+        assert!(svc.0.lock().unwrap().is_empty());
+    }
+}
