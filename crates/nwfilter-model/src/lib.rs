@@ -5,16 +5,20 @@
 //! [`format_binding`] → libvirt's normalised XML. Nothing here does I/O
 //! beyond reading the text it is handed.
 
+mod addr;
 mod attr;
 mod binding;
+mod builtin;
 mod filter;
 mod names;
 mod protocol;
 mod value;
+mod values_parse;
 mod var;
 
 pub use attr::{Attr, AttrSpec, ValueKind};
 pub use binding::{Binding, Owner};
+pub use builtin::{builtin_filter_source, builtin_filter_sources};
 pub use filter::{
     Action, AttrValue, Direction, Entry, Filter, FilterRef, Params, ProtocolMatch, Rule,
     DEFAULT_RULE_PRIORITY, PRIORITY_RANGE,
@@ -22,6 +26,10 @@ pub use filter::{
 pub use names::{ChainKind, ChainName, FilterName, IfName, NameError};
 pub use protocol::{Layer, Protocol};
 pub use value::{IpsetDir, Number, StateSet, TcpFlags, Value};
+pub use values_parse::{
+    format_kind, format_value, format_var, parse_kind, parse_value, parse_var, valid_param_name,
+    valid_param_value, ValueError, MAX_COMMENT_BYTES, MAX_IPSET_NAME,
+};
 pub use var::{VarAccess, VarRef, MAX_ITERATOR_ID};
 
 pub use macaddr::MacAddr6;
