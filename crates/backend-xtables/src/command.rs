@@ -17,6 +17,11 @@ pub enum Tool {
     EbtablesRestore,
     IptablesRestore,
     Ip6tablesRestore,
+    /// `ebtables-save`, `iptables-save`, `ip6tables-save`: read the
+    /// kernel's current tables (what is ours, what changed).
+    EbtablesSave,
+    IptablesSave,
+    Ip6tablesSave,
 }
 
 impl Tool {
@@ -29,6 +34,9 @@ impl Tool {
             Tool::EbtablesRestore => "ebtables-restore",
             Tool::IptablesRestore => "iptables-restore",
             Tool::Ip6tablesRestore => "ip6tables-restore",
+            Tool::EbtablesSave => "ebtables-save",
+            Tool::IptablesSave => "iptables-save",
+            Tool::Ip6tablesSave => "ip6tables-save",
         }
     }
 }

@@ -5,8 +5,14 @@
 //! chain names, rule argument vectors) → [`Command`]s or restore text →
 //! a runner (the only I/O).
 
+pub mod apply;
 pub mod command;
 pub mod ruleset;
+pub mod run;
+pub mod tools;
 
+pub use apply::{Applier, ApplyError, Change, Report};
 pub use command::{Command, OnError, Tool};
 pub use ruleset::{ChainRole, Family, PortRuleset, RenderedChain};
+pub use run::{DryRun, Output, ProcessRunner, RecordingRunner, RunError, Runner};
+pub use tools::{Flavour, MissingTool, Toolset};

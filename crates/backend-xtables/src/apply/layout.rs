@@ -1,0 +1,319 @@
+//! libvirt's kernel layout (lowering reference §2.1–2.2, §2.8, §3.1–3.2):
+//! where each per-port chain is hooked, the temporary name it is built
+//! under during an update, the shared iptables chains, and which chains
+//! in a table belong to a port.
+
+use nwfilter_model::IfName;
+
+use super::kernel::{target, Table};
+use crate::ruleset::{ChainRole, Family};
+
+/// The shared iptables/ip6tables chains, with their hook into a built-in
+/// chain and the 1-based position libvirt inserts it at.
+pub const GLOBAL_CHAINS: [(&str, &str, usize); 4] = [
+    ("libvirt-in", "FORWARD", 1),
+    ("libvirt-out", "FORWARD", 2),
+    ("libvirt-in-post", "FORWARD", 3),
+    ("libvirt-host-in", "INPUT", 1),
+];
+
+/// The chains that hold the per-port hook rules of a family.
+pub fn hook_chains(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::Bridge => &["PREROUTING", "POSTROUTING"],
+        Family::Ipv4 | Family::Ipv6 => &["libvirt-in", "libvirt-out", "libvirt-host-in"],
+    }
+}
+
+/// The chain declaration line of a new user chain in restore input.
+pub fn declaration(family: Family, chain: &str) -> String {
+    match family {
+        // ebtables user chains have a policy; libvirt never changes ACCEPT.
+        Family::Bridge => format!(":{chain} ACCEPT"),
+        Family::Ipv4 | Family::Ipv6 => format!(":{chain} - [0:0]"),
+    }
+}
+
+/// The rule (after `-A`) that sends the port's traffic into `chain`, or
+/// `None` for sub-chains, which only their root jumps to.
+pub fn hook_rule(
+    role: ChainRole,
+    port: &IfName,
+    chain: &str,
+) -> Option<(&'static str, Vec<String>)> {
+    let dev = port.as_str().to_string();
+    let (holder, mut args): (&str, Vec<String>) = match role {
+        ChainRole::BridgeRootOut => ("PREROUTING", vec!["-i".into(), dev]),
+        ChainRole::BridgeRootIn => ("POSTROUTING", vec!["-o".into(), dev]),
+        ChainRole::BridgeSub => return None,
+        ChainRole::ForwardFromVm => ("libvirt-in", physdev_in(dev)),
+        ChainRole::ForwardToVm => (
+            "libvirt-out",
+            ["-m", "physdev", "--physdev-is-bridged", "--physdev-out"]
+                .into_iter()
+                .map(String::from)
+                .chain([dev])
+                .collect(),
+        ),
+        ChainRole::HostFromVm => ("libvirt-host-in", physdev_in(dev)),
+    };
+    // libvirt enters FI/FO/HI with goto, so their RETURN resumes in the
+    // built-in chain (lowering reference §3.2).
+    let verb = if role.is_bridge() { "-j" } else { "-g" };
+    args.extend([verb.to_string(), chain.to_string()]);
+    Some((holder, args))
+}
+
+/// `libvirt-in-post`'s rule for the port: accept what its FI chain passed.
+pub fn in_post_rule(port: &IfName) -> Vec<String> {
+    let mut args = physdev_in(port.as_str().to_string());
+    args.extend(["-j".to_string(), "ACCEPT".to_string()]);
+    args
+}
+
+fn physdev_in(dev: String) -> Vec<String> {
+    vec!["-m".into(), "physdev".into(), "--physdev-in".into(), dev]
+}
+
+impl ChainRole {
+    /// Whether the role's chains are ebtables chains.
+    pub fn is_bridge(self) -> bool {
+        matches!(
+            self,
+            ChainRole::BridgeRootOut | ChainRole::BridgeRootIn | ChainRole::BridgeSub
+        )
+    }
+}
+
+/// The final and temporary name prefixes of a role's chains.
+fn prefixes(role: ChainRole, port: &IfName) -> [(String, String); 2] {
+    let p = port.as_str();
+    let pair = |a: String, b: String| [(a.clone(), b.clone()), (a, b)];
+    match role {
+        ChainRole::BridgeRootOut => pair(format!("libvirt-I-{p}"), format!("libvirt-J-{p}")),
+        ChainRole::BridgeRootIn => pair(format!("libvirt-O-{p}"), format!("libvirt-P-{p}")),
+        ChainRole::BridgeSub => [
+            (format!("I-{p}-"), format!("J-{p}-")),
+            (format!("O-{p}-"), format!("P-{p}-")),
+        ],
+        ChainRole::ForwardFromVm => pair(format!("FI-{p}"), format!("FJ-{p}")),
+        ChainRole::ForwardToVm => pair(format!("FO-{p}"), format!("FP-{p}")),
+        ChainRole::HostFromVm => pair(format!("HI-{p}"), format!("HJ-{p}")),
+    }
+}
+
+/// The temporary name (libvirt's J/P, FJ/FP/HJ) of a final chain name, or
+/// `None` when `name` is not a final name of that role for this port.
+pub fn temporary_name(role: ChainRole, port: &IfName, name: &str) -> Option<String> {
+    let sub = role == ChainRole::BridgeSub;
+    prefixes(role, port).into_iter().find_map(|(fin, tmp)| {
+        let rest = name.strip_prefix(fin.as_str())?;
+        // Roots are exactly the prefix; sub-chains need a non-empty suffix.
+        (rest.is_empty() != sub).then(|| format!("{tmp}{rest}"))
+    })
+}
+
+/// Which name generation of a port's chains to look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// The live names (`libvirt-I-vnet0`, `FI-vnet0`).
+    Final,
+    /// The names an update builds under (`libvirt-J-vnet0`, `FJ-vnet0`).
+    Temporary,
+}
+
+/// A port's chains of one generation found in a table, sub-chains before
+/// the chains jumping to them, each with its role.
+pub fn port_chains(
+    family: Family,
+    table: &Table,
+    port: &IfName,
+    generation: Generation,
+) -> Vec<(ChainRole, String)> {
+    let pick = |role| {
+        let [(fin, tmp), _] = prefixes(role, port);
+        match generation {
+            Generation::Final => fin,
+            Generation::Temporary => tmp,
+        }
+    };
+    let roots: &[ChainRole] = match family {
+        Family::Bridge => &[ChainRole::BridgeRootOut, ChainRole::BridgeRootIn],
+        Family::Ipv4 | Family::Ipv6 => &[
+            ChainRole::ForwardFromVm,
+            ChainRole::ForwardToVm,
+            ChainRole::HostFromVm,
+        ],
+    };
+    let sub_prefixes: Vec<String> = prefixes(ChainRole::BridgeSub, port)
+        .into_iter()
+        .map(|(fin, tmp)| match generation {
+            Generation::Final => fin,
+            Generation::Temporary => tmp,
+        })
+        .collect();
+    let mut found = Vec::new();
+    for &role in roots {
+        let root = pick(role);
+        if !table.has_chain(&root) {
+            continue;
+        }
+        // Sub-chains are what the root jumps to (as libvirt discovers
+        // them), not every name with a matching prefix: `I-a-b-c` may be
+        // port `a`'s chain `b-c` or port `a-b`'s chain `c`.
+        for rule in table.rules_of(&root) {
+            let Some(sub) = target(rule) else { continue };
+            let is_ours = family == Family::Bridge
+                && sub_prefixes.iter().any(|p| sub.starts_with(p.as_str()))
+                && table.has_chain(sub);
+            if is_ours && !found.iter().any(|(_, n)| n == sub) {
+                found.push((ChainRole::BridgeSub, sub.to_string()));
+            }
+        }
+        found.push((role, root));
+    }
+    found
+}
+
+/// Rules in the hook-holding chains that send traffic into one of `chains`:
+/// `(holder chain, rule args as the kernel lists them)`.
+pub fn hooks_into(
+    family: Family,
+    table: &Table,
+    chains: &[(ChainRole, String)],
+) -> Vec<(String, Vec<String>)> {
+    let mut hooks = Vec::new();
+    for holder in hook_chains(family) {
+        for rule in table.rules_of(holder) {
+            if target(rule).is_some_and(|t| chains.iter().any(|(_, c)| c == t)) {
+                hooks.push((holder.to_string(), rule.clone()));
+            }
+        }
+    }
+    hooks
+}
+
+/// The port's rule in `libvirt-in-post`, as the kernel lists it.
+pub fn in_post_of(table: &Table, port: &IfName) -> Option<Vec<String>> {
+    table
+        .rules_of("libvirt-in-post")
+        .iter()
+        .find(|rule| {
+            rule.windows(2)
+                .any(|w| w[0] == "--physdev-in" && w[1] == port.as_str())
+                && target(rule) == Some("ACCEPT")
+        })
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::kernel::parse_save;
+
+    fn port(name: &str) -> IfName {
+        IfName::new(name).unwrap()
+    }
+
+    #[test]
+    fn temporary_names_are_libvirts() {
+        let p = port("vnet0");
+        let cases = [
+            (
+                ChainRole::BridgeRootOut,
+                "libvirt-I-vnet0",
+                Some("libvirt-J-vnet0"),
+            ),
+            (
+                ChainRole::BridgeRootIn,
+                "libvirt-O-vnet0",
+                Some("libvirt-P-vnet0"),
+            ),
+            (ChainRole::BridgeSub, "I-vnet0-ipv4", Some("J-vnet0-ipv4")),
+            (
+                ChainRole::BridgeSub,
+                "O-vnet0-arp-mac",
+                Some("P-vnet0-arp-mac"),
+            ),
+            (ChainRole::ForwardFromVm, "FI-vnet0", Some("FJ-vnet0")),
+            (ChainRole::ForwardToVm, "FO-vnet0", Some("FP-vnet0")),
+            (ChainRole::HostFromVm, "HI-vnet0", Some("HJ-vnet0")),
+            (ChainRole::BridgeSub, "I-vnet0-", None),
+            (ChainRole::BridgeRootOut, "libvirt-I-vnet01", None),
+            (ChainRole::ForwardFromVm, "FI-vnet1", None),
+        ];
+        for (role, name, want) in cases {
+            assert_eq!(temporary_name(role, &p, name).as_deref(), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn hooks_are_libvirts() {
+        let p = port("vnet0");
+        let join =
+            |r: Option<(&str, Vec<String>)>| r.map(|(h, a)| format!("-A {h} {}", a.join(" ")));
+        assert_eq!(
+            join(hook_rule(ChainRole::BridgeRootOut, &p, "libvirt-J-vnet0")).unwrap(),
+            "-A PREROUTING -i vnet0 -j libvirt-J-vnet0"
+        );
+        assert_eq!(
+            join(hook_rule(ChainRole::BridgeRootIn, &p, "libvirt-O-vnet0")).unwrap(),
+            "-A POSTROUTING -o vnet0 -j libvirt-O-vnet0"
+        );
+        assert_eq!(
+            join(hook_rule(ChainRole::ForwardToVm, &p, "FP-vnet0")).unwrap(),
+            "-A libvirt-out -m physdev --physdev-is-bridged --physdev-out vnet0 -g FP-vnet0"
+        );
+        assert_eq!(
+            join(hook_rule(ChainRole::HostFromVm, &p, "HI-vnet0")).unwrap(),
+            "-A libvirt-host-in -m physdev --physdev-in vnet0 -g HI-vnet0"
+        );
+        assert_eq!(
+            join(hook_rule(ChainRole::BridgeSub, &p, "I-vnet0-ipv4")),
+            None
+        );
+        assert_eq!(
+            in_post_rule(&p).join(" "),
+            "-m physdev --physdev-in vnet0 -j ACCEPT"
+        );
+    }
+
+    #[test]
+    fn port_chains_follow_jumps_not_prefixes() {
+        let save = "*nat
+:PREROUTING ACCEPT
+:libvirt-I-a ACCEPT
+:I-a-b-c ACCEPT
+:libvirt-I-a-b ACCEPT
+:I-a-b-d ACCEPT
+:libvirt-J-a ACCEPT
+-A PREROUTING -i a -j libvirt-I-a
+-A PREROUTING -i a-b -j libvirt-I-a-b
+-A libvirt-I-a -p IPv4 -j I-a-b-c
+-A libvirt-I-a-b -p IPv4 -j I-a-b-d
+";
+        let table = parse_save(Family::Bridge, save).unwrap();
+        let a = port("a");
+        let finals = port_chains(Family::Bridge, &table, &a, Generation::Final);
+        assert_eq!(
+            finals,
+            [
+                (ChainRole::BridgeSub, "I-a-b-c".to_string()),
+                (ChainRole::BridgeRootOut, "libvirt-I-a".to_string())
+            ]
+        );
+        let temps = port_chains(Family::Bridge, &table, &a, Generation::Temporary);
+        assert_eq!(
+            temps,
+            [(ChainRole::BridgeRootOut, "libvirt-J-a".to_string())]
+        );
+        let hooks = hooks_into(Family::Bridge, &table, &finals);
+        assert_eq!(
+            hooks,
+            [(
+                "PREROUTING".to_string(),
+                vec!["-i".into(), "a".into(), "-j".into(), "libvirt-I-a".into()]
+            )]
+        );
+    }
+}

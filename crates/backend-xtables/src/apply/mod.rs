@@ -1,0 +1,272 @@
+//! Putting [`PortRuleset`]s into the kernel, changing and removing them.
+//!
+//! One operation (for any number of ports) costs three table reads
+//! (`*-save`) and at most one cleanup, one build and one switch batch per
+//! family (`*-restore --noflush`), each batch one kernel commit. The old
+//! rules filter until a family's switch commits; a failure before that
+//! discards what was built, a failure of a later family's switch puts the
+//! earlier families' old rules back. Either way the error is reported and
+//! the ports keep filtering with their previous rules.
+
+mod batch;
+mod kernel;
+mod layout;
+mod plan;
+
+use nwfilter_model::IfName;
+
+pub use batch::BadArgument;
+pub use kernel::{parse_save, SaveParseError, Table, Tables};
+pub use plan::{BadChain, Desired, PlanError};
+
+use crate::command::{Command, Tool};
+use crate::ruleset::{Family, PortRuleset};
+use crate::run::{RunError, Runner};
+use batch::Batch;
+use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
+
+/// The families in the order their switches commit.
+pub const FAMILIES: [Family; 3] = [Family::Bridge, Family::Ipv4, Family::Ipv6];
+
+/// Why an operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot read the current firewall tables: {0}")]
+    Read(#[source] Box<RunError>),
+    #[error(transparent)]
+    Parse(#[from] SaveParseError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A batch failed; the previous rules are in place unless
+    /// `restore_errors` says otherwise.
+    #[error("{source}{}", restore_failures(.restore_errors))]
+    Refused {
+        #[source]
+        source: Box<RunError>,
+        /// Failures while putting the previous state back (empty when the
+        /// previous rules are fully in place).
+        restore_errors: Vec<RunError>,
+    },
+}
+
+fn restore_failures(errors: &[RunError]) -> String {
+    if errors.is_empty() {
+        "\n  the previous rules are still in place".to_string()
+    } else {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!(
+            "\n  putting the previous rules back also failed: {}",
+            list.join("; ")
+        )
+    }
+}
+
+/// One port to bring to a ruleset.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub ruleset: &'a PortRuleset,
+    /// The ruleset last applied to this port, if the caller recorded it.
+    /// When it equals `ruleset` and the kernel still has those chains,
+    /// hooked, the port is left untouched.
+    pub recorded: Option<&'a PortRuleset>,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Ports whose rules were (re)applied or removed.
+    pub changed: Vec<IfName>,
+    /// Ports already in the wanted state: nothing was run for them.
+    pub unchanged: Vec<IfName>,
+}
+
+/// Applies rulesets through a [`Runner`].
+#[derive(Debug, Clone, Copy)]
+pub struct Applier<'r, R: Runner + ?Sized> {
+    runner: &'r R,
+}
+
+impl<'r, R: Runner + ?Sized> Applier<'r, R> {
+    pub fn new(runner: &'r R) -> Self {
+        Applier { runner }
+    }
+
+    /// Instantiates or updates each port's rules (all ports in the same
+    /// batches).
+    pub fn apply(&self, changes: &[Change<'_>]) -> Result<Report, ApplyError> {
+        let tables = self.read_tables()?;
+        let mut report = Report::default();
+        let mut desired = Vec::new();
+        for change in changes {
+            let port = &change.ruleset.port;
+            let chains = &change.ruleset.chains;
+            let current = change.recorded == Some(change.ruleset)
+                && FAMILIES
+                    .iter()
+                    .all(|&f| is_current(f, tables.get(f), port, chains));
+            if current {
+                report.unchanged.push(port.clone());
+            } else {
+                report.changed.push(port.clone());
+                desired.push(Desired {
+                    port: port.clone(),
+                    chains: chains.clone(),
+                });
+            }
+        }
+        self.execute(&tables, &desired)?;
+        Ok(report)
+    }
+
+    /// Removes everything of ours for each port (the shared chains go with
+    /// the last port that used them).
+    pub fn remove(&self, ports: &[IfName]) -> Result<Report, ApplyError> {
+        let tables = self.read_tables()?;
+        let mut report = Report::default();
+        let mut desired = Vec::new();
+        for port in ports {
+            let absent = FAMILIES
+                .iter()
+                .all(|&f| is_current(f, tables.get(f), port, &[]));
+            if absent {
+                report.unchanged.push(port.clone());
+            } else {
+                report.changed.push(port.clone());
+                desired.push(Desired {
+                    port: port.clone(),
+                    chains: Vec::new(),
+                });
+            }
+        }
+        self.execute(&tables, &desired)?;
+        Ok(report)
+    }
+
+    /// Reads the three tables (`ebtables-save -t nat`, `iptables-save -t
+    /// filter`, `ip6tables-save -t filter`).
+    pub fn read_tables(&self) -> Result<Tables, ApplyError> {
+        let mut tables = Tables::default();
+        for family in FAMILIES {
+            *tables.get_mut(family) = self.read_table(family)?;
+        }
+        Ok(tables)
+    }
+
+    fn read_table(&self, family: Family) -> Result<Table, ApplyError> {
+        let tool = match family {
+            Family::Bridge => Tool::EbtablesSave,
+            Family::Ipv4 => Tool::IptablesSave,
+            Family::Ipv6 => Tool::Ip6tablesSave,
+        };
+        let cmd = Command::new(tool, ["-t", family.table()]);
+        let output = self.runner.run(&cmd).map_err(|e| ApplyError::Read(Box::new(e)))?;
+        Ok(parse_save(family, &output.stdout)?)
+    }
+
+    fn execute(&self, tables: &Tables, desired: &[Desired]) -> Result<(), ApplyError> {
+        if desired.is_empty() {
+            return Ok(());
+        }
+        let plans = FAMILIES
+            .iter()
+            .map(|&f| plan_family(f, tables.get(f), desired))
+            .collect::<Result<Vec<FamilyPlan>, PlanError>>()?;
+        // Leftover temporaries are never hooked: removing them changes no
+        // port's filtering, so a failure here needs no undo.
+        for plan in &plans {
+            self.commit(&plan.cleanup).map_err(refused)?;
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            if let Err(source) = self.commit(&plan.build) {
+                let restore_errors = self.discard_built(&plans[..i]);
+                return Err(ApplyError::Refused {
+                    source: Box::new(source),
+                    restore_errors,
+                });
+            }
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            if let Err(source) = self.commit(&plan.switch) {
+                let mut restore_errors = self.discard_built(&plans[i..]);
+                restore_errors.extend(self.restore(tables, desired, &plans[..i]));
+                return Err(ApplyError::Refused {
+                    source: Box::new(source),
+                    restore_errors,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), RunError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.runner.run(&batch.command()).map(drop)
+    }
+
+    /// Deletes the (never hooked) temporaries the given plans built.
+    fn discard_built(&self, plans: &[FamilyPlan]) -> Vec<RunError> {
+        let mut errors = Vec::new();
+        for plan in plans {
+            let mut batch = Batch::new(plan.family);
+            for chain in &plan.built {
+                // Names were accepted when the build batch was written.
+                let _ = batch.flush_chain(chain);
+            }
+            for chain in &plan.built {
+                let _ = batch.delete_chain(chain);
+            }
+            errors.extend(self.commit(&batch).err());
+        }
+        errors
+    }
+
+    /// Puts back, for the families of `switched`, the ports' chains as
+    /// they were in `before` (kernel spelling), through a fresh read and
+    /// the same build-and-switch path.
+    fn restore(
+        &self,
+        before: &Tables,
+        desired: &[Desired],
+        switched: &[FamilyPlan],
+    ) -> Vec<RunError> {
+        let mut errors = Vec::new();
+        for plan in switched {
+            let family = plan.family;
+            let old: Vec<Desired> = desired
+                .iter()
+                .map(|d| Desired {
+                    port: d.port.clone(),
+                    chains: snapshot_port(family, before.get(family), &d.port),
+                })
+                .collect();
+            let now = match self.read_table(family) {
+                Ok(table) => table,
+                Err(ApplyError::Read(e)) => {
+                    errors.push(*e);
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            // Kernel-spelled rules of our own chains always plan.
+            let Ok(back) = plan_family(family, &now, &old) else {
+                continue;
+            };
+            for batch in [&back.cleanup, &back.build, &back.switch] {
+                if let Err(e) = self.commit(batch) {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn refused(source: RunError) -> ApplyError {
+    ApplyError::Refused {
+        source: Box::new(source),
+        restore_errors: Vec::new(),
+    }
+}

@@ -1,0 +1,402 @@
+//! The I/O boundary: running [`Command`]s.
+//!
+//! [`Runner`] is the only way this crate starts processes. [`ProcessRunner`]
+//! runs the real tools (argv and stdin, never a shell), optionally inside a
+//! named network namespace; [`RecordingRunner`] records commands for tests
+//! and can be told to fail the Nth call; [`DryRun`] writes what would run.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::command::{Command, OnError, Tool};
+use crate::tools::{missing, MissingTool, Toolset};
+
+/// What a finished command printed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Exit status; `None` when killed by a signal.
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// A command that could not be run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Missing(#[from] MissingTool),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` failed ({}): {}{}", shell_line(.program, .args), status_text(.status), .stderr.trim_end(), offending_line(.stderr, .stdin.as_deref()))]
+    Failed {
+        program: String,
+        args: Vec<String>,
+        /// Exit status; `None` when killed by a signal.
+        status: Option<i32>,
+        stderr: String,
+        /// The restore input, if any (the error quotes the line it names).
+        stdin: Option<String>,
+    },
+}
+
+/// Runs commands. Implementations decide what "running" means.
+pub trait Runner {
+    /// Runs `cmd`. A non-zero exit is `Err(RunError::Failed)` when the
+    /// command's policy is [`OnError::Fail`], and `Ok` (with the status)
+    /// when it is [`OnError::Ignore`].
+    fn run(&self, cmd: &Command) -> Result<Output, RunError>;
+}
+
+/// Turns a finished process into the result the command's policy asks for.
+fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunError> {
+    if output.success() || cmd.on_error == OnError::Ignore {
+        return Ok(output);
+    }
+    Err(RunError::Failed {
+        program,
+        args: cmd.args.clone(),
+        status: output.status,
+        stderr: output.stderr,
+        stdin: cmd.stdin.clone(),
+    })
+}
+
+/// Runs the real programs.
+#[derive(Debug, Default)]
+pub struct ProcessRunner {
+    toolset: Toolset,
+    /// Run inside this named network namespace (`ip netns exec NS ...`).
+    netns: Option<String>,
+    starts: AtomicUsize,
+}
+
+impl ProcessRunner {
+    pub fn new(toolset: Toolset) -> ProcessRunner {
+        ProcessRunner {
+            toolset,
+            ..ProcessRunner::default()
+        }
+    }
+
+    /// Runs every command inside the named network namespace, through
+    /// `ip netns exec NAME` (an argv, still no shell).
+    pub fn in_netns(mut self, name: impl Into<String>) -> ProcessRunner {
+        self.netns = Some(name.into());
+        self
+    }
+
+    /// How many processes this runner has started so far.
+    pub fn process_starts(&self) -> usize {
+        self.starts.load(Ordering::Relaxed)
+    }
+
+    fn spawn_output(&self, cmd: &Command, program: &str) -> std::io::Result<Output> {
+        let mut process = match &self.netns {
+            Some(ns) => {
+                let mut p = std::process::Command::new("ip");
+                p.args(["netns", "exec", ns, program]);
+                p
+            }
+            None => std::process::Command::new(program),
+        };
+        process
+            .args(&cmd.args)
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = process.spawn()?;
+        self.starts.fetch_add(1, Ordering::Relaxed);
+        if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
+            // A tool that exits early closes its end; its stderr says why,
+            // so a broken pipe here is not the error to report.
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output()?;
+        Ok(Output {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+impl Runner for ProcessRunner {
+    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        self.run_as(cmd, self.toolset.program(cmd.tool))
+    }
+}
+
+impl ProcessRunner {
+    fn run_as(&self, cmd: &Command, program: String) -> Result<Output, RunError> {
+        match self.spawn_output(cmd, &program) {
+            Ok(output) => judge(program, cmd, output),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(missing(cmd.tool, program).into())
+            }
+            Err(source) => Err(RunError::Spawn { program, source }),
+        }
+    }
+}
+
+/// Records commands instead of running them (tests).
+///
+/// Every call succeeds with empty output, except: the call numbered by
+/// [`RecordingRunner::fail_call`] fails (exit status 1, stderr
+/// "injected failure"), and tools given a canned answer with
+/// [`RecordingRunner::answer`] print it (for the `*-save` readers).
+#[derive(Debug, Default)]
+pub struct RecordingRunner {
+    calls: Mutex<Vec<Command>>,
+    fail_at: Mutex<Option<usize>>,
+    answers: Mutex<HashMap<Tool, String>>,
+}
+
+impl RecordingRunner {
+    pub fn new() -> RecordingRunner {
+        RecordingRunner::default()
+    }
+
+    /// Makes the `n`th call (1-based, counting every call) fail.
+    pub fn fail_call(&self, n: usize) {
+        *lock(&self.fail_at) = Some(n);
+    }
+
+    /// What `tool` prints on stdout from now on.
+    pub fn answer(&self, tool: Tool, stdout: impl Into<String>) {
+        lock(&self.answers).insert(tool, stdout.into());
+    }
+
+    /// The commands run so far, in order.
+    pub fn calls(&self) -> Vec<Command> {
+        lock(&self.calls).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this test's result.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Runner for RecordingRunner {
+    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        let n = {
+            let mut calls = lock(&self.calls);
+            calls.push(cmd.clone());
+            calls.len()
+        };
+        let output = if *lock(&self.fail_at) == Some(n) {
+            Output {
+                status: Some(1),
+                stdout: String::new(),
+                stderr: "injected failure".into(),
+            }
+        } else {
+            Output {
+                status: Some(0),
+                stdout: lock(&self.answers)
+                    .get(&cmd.tool)
+                    .cloned()
+                    .unwrap_or_default(),
+                stderr: String::new(),
+            }
+        };
+        judge(cmd.tool.program().to_string(), cmd, output)
+    }
+}
+
+/// Writes each command as a shell-readable line (restore input as a
+/// here-document) instead of running it. Reads see empty tables.
+#[derive(Debug)]
+pub struct DryRun<W: Write> {
+    out: RefCell<W>,
+}
+
+impl<W: Write> DryRun<W> {
+    pub fn new(out: W) -> DryRun<W> {
+        DryRun {
+            out: RefCell::new(out),
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out.into_inner()
+    }
+}
+
+impl<W: Write> Runner for DryRun<W> {
+    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        let program = cmd.tool.program();
+        let spawn_error = |source| RunError::Spawn {
+            program: program.to_string(),
+            source,
+        };
+        let mut out = self.out.borrow_mut();
+        let line = shell_line(program, &cmd.args);
+        match &cmd.stdin {
+            Some(input) => write!(out, "{line} <<'EOF'\n{input}EOF\n"),
+            None => writeln!(out, "{line}"),
+        }
+        .map_err(spawn_error)?;
+        Ok(Output {
+            status: Some(0),
+            ..Output::default()
+        })
+    }
+}
+
+/// `program arg...`, each argument POSIX-shell-quoted where needed.
+pub fn shell_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program.to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes `arg` for a POSIX shell if it contains anything but safe characters.
+pub fn shell_quote(arg: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c);
+    if !arg.is_empty() && arg.chars().all(safe) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+fn status_text(status: &Option<i32>) -> String {
+    match status {
+        Some(code) => format!("exit status {code}"),
+        None => "killed by a signal".to_string(),
+    }
+}
+
+/// Restore tools say "Error occurred at line: N" or "line N: ...": quote
+/// that line of the input, which is what the reader needs to see.
+fn offending_line(stderr: &str, stdin: Option<&str>) -> String {
+    let Some(input) = stdin else {
+        return String::new();
+    };
+    let number = stderr.split("line").skip(1).find_map(|rest| {
+        let digits: String = rest
+            .trim_start_matches([':', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<usize>().ok()
+    });
+    match number.and_then(|n| input.lines().nth(n.checked_sub(1)?)) {
+        Some(line) => format!("\n  input line: {line}"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restore(input: &str) -> Command {
+        Command::new(Tool::IptablesRestore, ["--noflush"]).with_stdin(input)
+    }
+
+    #[test]
+    fn recording_runner_fails_the_chosen_call_with_its_details() {
+        let runner = RecordingRunner::new();
+        runner.fail_call(2);
+        assert!(runner.run(&restore("*filter\nCOMMIT\n")).is_ok());
+        let err = runner
+            .run(&Command::new(Tool::Ebtables, ["-t", "nat", "-L"]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`ebtables -t nat -L` failed (exit status 1): injected failure"
+        );
+        assert_eq!(runner.calls().len(), 2);
+    }
+
+    #[test]
+    fn ignored_failures_return_their_status() {
+        let runner = RecordingRunner::new();
+        runner.fail_call(1);
+        let cmd = Command::new(Tool::Iptables, ["-X", "FI-vnet0"]).ignoring_errors();
+        assert_eq!(runner.run(&cmd).unwrap().status, Some(1));
+    }
+
+    #[test]
+    fn failure_quotes_the_restore_line_it_names() {
+        let cmd = restore("*filter\n-A X -p bogus\nCOMMIT\n");
+        let output = Output {
+            status: Some(2),
+            stdout: String::new(),
+            stderr: "iptables-restore: unknown protocol\nError occurred at line: 2\n".into(),
+        };
+        let err = judge("iptables-restore".into(), &cmd, output).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("`iptables-restore --noflush` failed (exit status 2)"));
+        assert!(text.ends_with("\n  input line: -A X -p bogus"), "{text}");
+    }
+
+    #[test]
+    fn missing_program_is_named_with_its_package() {
+        let runner = ProcessRunner::default();
+        let cmd = Command::new(Tool::EbtablesRestore, ["--noflush"]).with_stdin("");
+        let err = runner
+            .run_as(&cmd, "nwfilter-test-no-such-program".into())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nwfilter-test-no-such-program not found: install the ebtables package"
+        );
+        assert_eq!(runner.process_starts(), 0);
+    }
+
+    #[test]
+    fn dry_run_prints_commands_and_here_documents() {
+        let dry = DryRun::new(Vec::new());
+        dry.run(&Command::new(
+            Tool::Iptables,
+            ["-A", "X", "--comment", "a b"],
+        ))
+        .unwrap();
+        dry.run(&restore("*filter\nCOMMIT\n")).unwrap();
+        let text = String::from_utf8(dry.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            "iptables -A X --comment 'a b'\niptables-restore --noflush <<'EOF'\n*filter\nCOMMIT\nEOF\n"
+        );
+    }
+
+    #[test]
+    fn process_runner_counts_starts_and_reports_stderr() {
+        if !std::path::Path::new("/usr/sbin/iptables-save").exists()
+            && !std::path::Path::new("/sbin/iptables-save").exists()
+        {
+            return;
+        }
+        let runner = ProcessRunner::new(Toolset::default());
+        // `--version` touches no firewall; a bogus option fails cleanly.
+        let ok = runner.run(&Command::new(Tool::IptablesSave, ["--version"]));
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = runner
+            .run(&Command::new(Tool::IptablesSave, ["--no-such-option"]))
+            .unwrap_err();
+        assert!(matches!(err, RunError::Failed { status: Some(s), .. } if s != 0));
+        assert_eq!(runner.process_starts(), 2);
+    }
+}
