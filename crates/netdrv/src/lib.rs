@@ -1,1 +1,26 @@
-//! netdrv
+//! Virtual networks: libvirt's `<network>` (isolated, NAT, routed, open
+//! bridges) and what starting one puts into the host's firewall.
+//!
+//! Data flow: XML text → [`parse_network`] → validated [`Network`] →
+//! [`format_network`] (libvirt's normalised XML) or
+//! [`firewall::add_commands`] / [`firewall::remove_commands`] (libvirt
+//! 9.0's iptables/ip6tables rules as [`backend_xtables::Command`]s, after
+//! [`firewall::setup_commands`] for the host-wide private chains).
+//! Everything here is pure: nothing is run, nothing read but the text
+//! handed in.
+
+mod error;
+pub mod firewall;
+mod format;
+mod network;
+mod parse;
+mod parse_ip;
+mod validate;
+
+pub use error::{FirewallError, Invalid, Location, ParseError};
+pub use format::format_network;
+pub use network::{
+    mac_text, Bootp, Bridge, Dhcp, DhcpHost, DhcpRange, Dns, DnsForwarder, DnsHost, Domain,
+    Forward, ForwardMode, IpDef, Ipv4Range, Lease, LeaseUnit, Nat, Network, NetworkName, PortRange,
+};
+pub use parse::{parse_network, MAX_DOCUMENT_BYTES};
