@@ -255,7 +255,11 @@ pub(crate) fn dhcp_host(ip: &IpDef, earlier: &[DhcpHost], host: &DhcpHost) -> Re
                 "already used by an earlier host",
             ));
         }
-        if let Some(name) = host.name.as_ref().filter(|n| other.name.as_ref() == Some(*n)) {
+        if let Some(name) = host
+            .name
+            .as_ref()
+            .filter(|n| other.name.as_ref() == Some(*n))
+        {
             return Err(Invalid::value(
                 "host",
                 "name",

@@ -229,11 +229,8 @@ fn masquerade(subnet: IpNet, dev: Option<&IfName>, nat: &Nat, proto: Option<&str
     let pool = nat.address.filter(|_| subnet.addr().is_ipv4());
     match pool {
         Some(pool) => {
-            let mut target = if pool.start == pool.end {
-                pool.start.to_string()
-            } else {
-                format!("{}-{}", pool.start, pool.end)
-            };
+            // libvirt writes START-END even when both are equal.
+            let mut target = format!("{}-{}", pool.start, pool.end);
             if let Some(p) = ports {
                 target.push_str(&format!(":{}-{}", p.start, p.end));
             }
