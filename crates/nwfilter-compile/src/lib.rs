@@ -7,3 +7,7 @@
 pub mod bound;
 
 pub use bound::{BoundRule, BoundRules};
+pub mod ir;
+pub mod lower;
+
+pub use lower::{lower, LowerError};

@@ -1,0 +1,214 @@
+//! Lowering: a port's [`BoundRules`] → the chain IR ([`Program`]).
+//!
+//! Steps: one stable sort ([`order`]); the layer split (Ethernet-layer
+//! rules to the bridge family, layer-4 rules to IPv4/IPv6); per rule its
+//! instances ([`bridge`]: one per direction, the `inout` "from VM" copy
+//! reversed; [`ip`]: up to three, with implicit conntrack); finally the
+//! bridge root chains interleave their rules with the sub-chain jumps.
+//! Pure: no I/O, no spelling.
+
+mod attrs;
+mod bridge;
+mod error;
+mod ip;
+mod order;
+
+pub use error::LowerError;
+
+use nwfilter_model::{ChainKind, ChainName, Direction, IfName, Layer};
+
+use crate::bound::{BoundRule, BoundRules};
+use crate::ir::{BridgeDir, Chain, ChainRole, Family, Match, Negatable, Program, Rule, Verdict};
+use order::SubChain;
+
+/// Lowers one port's bound rules into its chains.
+pub fn lower(bound: &BoundRules, port: &IfName) -> Result<Program, LowerError> {
+    let mut bridge = BridgeChains::default();
+    let mut ipv4 = IpChains::default();
+    let mut ipv6 = IpChains::default();
+    for rule in order::sorted(&bound.rules) {
+        match layer(rule) {
+            Layer::Ethernet => bridge.add(rule)?,
+            Layer::Ipv4 => ipv4.add(rule)?,
+            Layer::Ipv6 => ipv6.add(rule)?,
+        }
+    }
+    let mut chains = bridge.finish();
+    chains.extend(ipv4.finish(Family::Ipv4));
+    chains.extend(ipv6.finish(Family::Ipv6));
+    Ok(Program {
+        port: port.clone(),
+        chains,
+    })
+}
+
+/// A rule without a protocol element filters every frame: Ethernet layer.
+fn layer(rule: &BoundRule) -> Layer {
+    rule.rule
+        .protocol
+        .as_ref()
+        .map_or(Layer::Ethernet, |p| p.protocol.layer())
+}
+
+/// The bridge family while rules are added.
+#[derive(Debug, Default)]
+struct BridgeChains {
+    /// Root rules per direction (from VM, to VM), with their priority.
+    roots: [Vec<(i32, Rule)>; 2],
+    /// Sub-chains in order of first use.
+    subs: Vec<SubChain>,
+}
+
+impl BridgeChains {
+    fn add(&mut self, rule: &BoundRule) -> Result<(), LowerError> {
+        // `inout`: the from-VM copy first, reversed; then the to-VM copy.
+        let copies: &[(BridgeDir, bool)] = match rule.rule.direction {
+            Direction::Out => &[(BridgeDir::FromVm, false)],
+            Direction::In => &[(BridgeDir::ToVm, false)],
+            Direction::InOut => &[(BridgeDir::FromVm, true), (BridgeDir::ToVm, false)],
+        };
+        for &(dir, reversed) in copies {
+            let lowered = Rule {
+                matches: bridge::matches(rule, reversed)?,
+                comment: comment(rule),
+                verdict: bridge::verdict(rule.rule.action),
+            };
+            if rule.chain.is_root() {
+                self.roots[dir as usize].push((rule.rule.priority, lowered));
+            } else {
+                self.sub(dir, rule).rules.push(lowered);
+            }
+        }
+        Ok(())
+    }
+
+    fn sub(&mut self, dir: BridgeDir, rule: &BoundRule) -> &mut SubChain {
+        let at = self
+            .subs
+            .iter()
+            .position(|s| s.dir == dir && s.name == rule.chain)
+            .unwrap_or_else(|| {
+                self.subs.push(SubChain {
+                    dir,
+                    name: rule.chain.clone(),
+                    priority: rule.chain_priority,
+                    rules: Vec::new(),
+                });
+                self.subs.len() - 1
+            });
+        &mut self.subs[at]
+    }
+
+    fn finish(mut self) -> Vec<Chain> {
+        order::creation_order(&mut self.subs);
+        let mut chains = Vec::new();
+        let mut jumps: [Vec<(i32, Rule)>; 2] = Default::default();
+        for sub in self.subs {
+            jumps[sub.dir as usize].push((sub.priority, jump_rule(&sub.name)));
+            chains.push(Chain {
+                family: Family::Bridge,
+                role: ChainRole::BridgeSub {
+                    dir: sub.dir,
+                    name: sub.name,
+                    priority: sub.priority,
+                },
+                rules: sub.rules,
+            });
+        }
+        let [root_from, root_to] = self.roots;
+        let [jumps_from, jumps_to] = jumps;
+        for (dir, root, jumps) in [
+            (BridgeDir::FromVm, root_from, jumps_from),
+            (BridgeDir::ToVm, root_to, jumps_to),
+        ] {
+            let rules = order::interleave(root, jumps);
+            if !rules.is_empty() {
+                chains.push(Chain {
+                    family: Family::Bridge,
+                    role: ChainRole::BridgeRoot(dir),
+                    rules,
+                });
+            }
+        }
+        chains
+    }
+}
+
+/// The root-chain rule that sends a sub-chain's frames into it: by the
+/// EtherType its name's prefix selects (every frame for `mac`, BPDUs for
+/// `stp`).
+fn jump_rule(name: &ChainName) -> Rule {
+    let ether = |value| {
+        vec![Match::EtherType(Negatable {
+            value,
+            negated: false,
+        })]
+    };
+    let matches = match name.kind() {
+        ChainKind::Ipv4 => ether(0x0800),
+        ChainKind::Ipv6 => ether(0x86dd),
+        ChainKind::Arp => ether(0x0806),
+        ChainKind::Rarp => ether(0x8035),
+        ChainKind::Vlan => ether(0x8100),
+        ChainKind::Stp => vec![Match::StpBpdu],
+        ChainKind::Mac | ChainKind::Root => vec![],
+    };
+    Rule {
+        matches,
+        comment: None,
+        verdict: Verdict::Jump(name.clone()),
+    }
+}
+
+fn comment(rule: &BoundRule) -> Option<String> {
+    match &rule
+        .rule
+        .protocol
+        .as_ref()?
+        .get(nwfilter_model::Attr::Comment)?
+        .value
+    {
+        nwfilter_model::Value::Text(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// One IP family's three chains while rules are added.
+#[derive(Debug, Default)]
+struct IpChains {
+    from_vm: Vec<Rule>,
+    to_vm: Vec<Rule>,
+    host: Vec<Rule>,
+}
+
+impl IpChains {
+    fn add(&mut self, rule: &BoundRule) -> Result<(), LowerError> {
+        for (role, lowered) in ip::instances(rule)? {
+            match role {
+                ChainRole::ForwardFromVm => self.from_vm.push(lowered),
+                ChainRole::ForwardToVm => self.to_vm.push(lowered),
+                _ => self.host.push(lowered),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, family: Family) -> Vec<Chain> {
+        [
+            (ChainRole::ForwardFromVm, self.from_vm),
+            (ChainRole::ForwardToVm, self.to_vm),
+            (ChainRole::HostFromVm, self.host),
+        ]
+        .into_iter()
+        .filter(|(_, rules)| !rules.is_empty())
+        .map(|(role, rules)| Chain {
+            family,
+            role,
+            rules,
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
