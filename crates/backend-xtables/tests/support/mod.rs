@@ -1,0 +1,353 @@
+//! Network-namespace labs for kernel tests.
+//!
+//! A lab is a "host" namespace with a bridge `br0` and one `vnetN` veth
+//! port per guest; each guest is its own namespace whose `eth0` is the
+//! other end. Everything is created under unique names (test pid and a
+//! counter) and removed by `Drop`, also when the test panics. Only
+//! processes the lab started are killed, by their PID. Nothing ever runs
+//! in this machine's own namespace except `ip netns add/del`.
+
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether kernel tests can run here. Without root or `ip netns` they are
+/// skipped with the reason printed, except under CI (`CI=true`), where
+/// that is a failure.
+pub fn can_run(test: &str) -> bool {
+    let reason = if !is_root() {
+        Some("not running as root")
+    } else if !ip_netns_works() {
+        Some("`ip netns add` does not work here")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test}: cannot run under CI: {why}"
+            );
+            eprintln!("skipped {test}: {why}");
+            false
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn ip_netns_works() -> bool {
+    let probe = Netns::try_new("probe");
+    probe.is_some()
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace we created; deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    fn try_new(tag: &str) -> Option<Netns> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("nwft-{}-{n}-{tag}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then(|| Netns { name })
+    }
+
+    pub fn new(tag: &str) -> Netns {
+        Netns::try_new(tag).expect("ip netns add")
+    }
+
+    /// Runs `argv` inside the namespace.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Runs `argv` inside the namespace; panics with its stderr on failure.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        assert!(
+            out.status.success(),
+            "in {}: {:?} failed: {}{}",
+            self.name,
+            argv,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `argv` with `input` on stdin.
+    pub fn ok_stdin(&self, argv: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `argv` in the background; the guard kills it by PID.
+    pub fn spawn(&self, argv: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        Background { child: Some(child) }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A process we started; killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Background {
+    child: Option<Child>,
+}
+
+impl Background {
+    /// Waits for it to exit on its own and returns its output.
+    pub fn wait(mut self) -> Output {
+        self.child.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One guest: its namespace, its port in the host, address and MAC.
+#[derive(Debug)]
+pub struct Guest {
+    pub ns: Netns,
+    pub port: String,
+    pub ip: String,
+    pub mac: String,
+}
+
+impl Guest {
+    /// `ping` from the guest: true if at least one reply came back.
+    pub fn pings(&self, to: &str) -> bool {
+        self.ns
+            .run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "-n", "-q", to])
+            .status
+            .success()
+    }
+
+    /// Changes the guest's IPv4 address (on eth0, /24).
+    pub fn set_ip(&self, ip: &str) {
+        self.ns.ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+        self.ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+
+    pub fn set_mac(&self, mac: &str) {
+        self.ns.ok(&["ip", "link", "set", "eth0", "address", mac]);
+    }
+
+    /// Opens a TCP connection to `ip:port`; true if it was accepted.
+    pub fn connects(&self, ip: &str, port: u16) -> bool {
+        self.ns
+            .run(&["nc", "-z", "-w", "2", ip, &port.to_string()])
+            .status
+            .success()
+    }
+}
+
+/// A host namespace with a bridge and guests on `vnetN` ports.
+#[derive(Debug)]
+pub struct Lab {
+    pub guests: Vec<Guest>,
+    // Declared last: dropped after the guests' namespaces.
+    pub host: Netns,
+}
+
+impl Lab {
+    /// `n` guests: guest i has port `vnet{i}`, IP 10.77.0.{i+10}, MAC
+    /// 52:54:00:00:00:{i+10}. IPv6 stays on (link-local) so tests can
+    /// show it is dropped.
+    pub fn new(n: usize) -> Lab {
+        let host = Netns::new("host");
+        host.ok(&["ip", "link", "set", "lo", "up"]);
+        host.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+        host.ok(&["ip", "link", "set", "br0", "up"]);
+        host.ok(&["ip", "addr", "add", "10.77.0.1/24", "dev", "br0"]);
+        let guests = (0..n).map(|i| Lab::add_guest(&host, i)).collect();
+        Lab { guests, host }
+    }
+
+    fn add_guest(host: &Netns, i: usize) -> Guest {
+        let ns = Netns::new(&format!("g{i}"));
+        let port = format!("vnet{i}");
+        let ip = format!("10.77.0.{}", i + 10);
+        let mac = format!("52:54:00:00:00:{:02x}", i + 10);
+        host.ok(&["ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        host.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns.ok(&["ip", "link", "set", "eth0", "address", &mac]);
+        ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ns.ok(&["ip", "link", "set", "eth0", "up"]);
+        Guest { ns, port, ip, mac }
+    }
+
+    /// Waits until every guest reaches the host (ports forwarding, IPv6
+    /// DAD done) so tests do not race link set-up.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for guest in &self.guests {
+            while !guest.pings("10.77.0.1") {
+                assert!(Instant::now() < deadline, "{} never came up", guest.port);
+            }
+        }
+    }
+
+    /// The host namespace's tables as the save tools print them, without
+    /// comments and counters: what "the ruleset" means for comparisons.
+    pub fn ruleset(&self) -> String {
+        let mut text = String::new();
+        for tool in ["ebtables-save", "iptables-save", "ip6tables-save"] {
+            let out = self.host.ok(&[tool]);
+            for line in out.lines().filter(|l| !l.starts_with('#')) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&self.host.ok(&["nft", "list", "ruleset"]));
+        text
+    }
+}
+
+/// Removes what changes without anyone changing rules: counters.
+pub fn without_counters(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut words: Vec<&str> = line.split(' ').collect();
+        // iptables-save: ":CHAIN POLICY [p:b]"; nft: "counter packets P bytes B".
+        if words.last().is_some_and(|w| w.starts_with('[') && w.ends_with(']')) {
+            words.pop();
+        }
+        let mut kept = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            if words[i] == "packets" || words[i] == "bytes" {
+                i += 2;
+                continue;
+            }
+            kept.push(words[i]);
+            i += 1;
+        }
+        out.push_str(&kept.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+/// Admin rules a real host might have in every table we touch; they must
+/// survive everything we do.
+pub fn add_admin_rules(host: &Netns) {
+    host.ok_stdin(
+        &["ebtables-restore", "--noflush"],
+        "*nat\n-A PREROUTING -p 0x88b5 -j DROP\n-A POSTROUTING -p 0x88b6 -j DROP\nCOMMIT\n",
+    );
+    for tool in ["iptables-restore", "ip6tables-restore"] {
+        host.ok_stdin(
+            &[tool, "--noflush"],
+            "*filter\n:ADMIN - [0:0]\n-A ADMIN -p tcp --dport 9 -j DROP\n-A FORWARD -j ADMIN\n-A INPUT -p tcp --dport 7 -j DROP\nCOMMIT\n",
+        );
+    }
+}
+
+/// Packets that reached `guest` from `source` (IPv4), counted by a rule
+/// in the guest's own namespace (installed by `count_arrivals`).
+pub fn arrivals(guest: &Guest, source: &str) -> u64 {
+    let listing = guest.ns.ok(&["iptables", "-w", "-n", "-v", "-x", "-L", "INPUT"]);
+    listing
+        .lines()
+        .filter(|l| l.split_whitespace().nth(7) == Some(source))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Starts counting packets from `source` arriving at `guest`.
+pub fn count_arrivals(guest: &Guest, source: &str) {
+    guest.ns.ok(&["iptables", "-w", "-I", "INPUT", "-s", source, "-j", "ACCEPT"]);
+}
+
+/// A hand-built ruleset in libvirt's shape for `guest`'s port: from the
+/// VM only its MAC, IPv4 from its IP and ARP for its IP/MAC; to the VM
+/// only IPv4 and ARP; `forward_rules` in `FI-` (forwarded from the VM).
+pub fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRuleset {
+    use backend_xtables::{ChainRole as R, Family as F, PortRuleset, RenderedChain};
+    let p = &guest.port;
+    let chain = |family, role, name: String, rules: Vec<String>| RenderedChain {
+        family,
+        role,
+        name,
+        rules: rules
+            .iter()
+            .map(|r| r.split(' ').map(String::from).collect())
+            .collect(),
+    };
+    let (ip, mac) = (&guest.ip, &guest.mac);
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PortRuleset {
+        port: nwfilter_model::IfName::new(p.clone()).unwrap(),
+        chains: vec![
+            chain(F::Bridge, R::BridgeSub, format!("I-{p}-ipv4"), vec![format!("-p IPv4 --ip-src {ip} -j RETURN"), "-j DROP".into()]),
+            chain(F::Bridge, R::BridgeSub, format!("I-{p}-arp"), vec![format!("-p ARP --arp-ip-src {ip} --arp-mac-src {mac} -j RETURN"), "-j DROP".into()]),
+            chain(F::Bridge, R::BridgeRootOut, format!("libvirt-I-{p}"), vec![
+                format!("-s ! {mac} -j DROP"),
+                format!("-p IPv4 -j I-{p}-ipv4"),
+                format!("-p ARP -j I-{p}-arp"),
+                "-p IPv4 -j ACCEPT".into(),
+                "-p ARP -j ACCEPT".into(),
+                "-j DROP".into(),
+            ]),
+            chain(F::Bridge, R::BridgeRootIn, format!("libvirt-O-{p}"), s(&["-p IPv4 -j ACCEPT", "-p ARP -j ACCEPT", "-j DROP"])),
+            chain(F::Ipv4, R::ForwardFromVm, format!("FI-{p}"), s(forward_rules)),
+            chain(F::Ipv4, R::ForwardToVm, format!("FO-{p}"), Vec::new()),
+            chain(F::Ipv4, R::HostFromVm, format!("HI-{p}"), Vec::new()),
+        ],
+    }
+}
