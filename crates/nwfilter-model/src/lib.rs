@@ -9,21 +9,31 @@ mod addr;
 mod attr;
 mod binding;
 mod builtin;
+mod error;
 mod filter;
+mod format;
 mod names;
+mod parse_binding;
+mod parse_filter;
+mod parse_rule;
 mod protocol;
 mod value;
 mod values_parse;
 mod var;
+mod xml;
 
 pub use attr::{Attr, AttrSpec, ValueKind};
 pub use binding::{Binding, Owner};
 pub use builtin::{builtin_filter_source, builtin_filter_sources};
+pub use error::{ErrorKind, Location, ParseError};
 pub use filter::{
     Action, AttrValue, Direction, Entry, Filter, FilterRef, Params, ProtocolMatch, Rule,
     DEFAULT_RULE_PRIORITY, PRIORITY_RANGE,
 };
+pub use format::{format_binding, format_filter};
 pub use names::{ChainKind, ChainName, FilterName, IfName, NameError};
+pub use parse_binding::{parse_binding, parse_document, root_element, Document};
+pub use parse_filter::parse_filter;
 pub use protocol::{Layer, Protocol};
 pub use value::{IpsetDir, Number, StateSet, TcpFlags, Value};
 pub use values_parse::{
@@ -31,6 +41,7 @@ pub use values_parse::{
     valid_param_value, ValueError, MAX_COMMENT_BYTES, MAX_IPSET_NAME,
 };
 pub use var::{VarAccess, VarRef, MAX_ITERATOR_ID};
+pub use xml::{MAX_DEPTH, MAX_DOCUMENT_BYTES};
 
 pub use macaddr::MacAddr6;
 pub use uuid::Uuid;
