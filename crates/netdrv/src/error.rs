@@ -114,7 +114,7 @@ impl ParseError {
     }
 }
 
-/// Why firewall rules cannot be produced for a network.
+/// Why firewall rules or a dnsmasq configuration cannot be produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FirewallError {
     #[error("network '{0}' has no bridge name; define it first (define picks a free virbrN) or add <bridge name='…'/>")]

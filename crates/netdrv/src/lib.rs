@@ -9,6 +9,7 @@
 //! Everything here is pure: nothing is run, nothing read but the text
 //! handed in.
 
+pub mod dnsmasq;
 mod error;
 pub mod firewall;
 mod format;
