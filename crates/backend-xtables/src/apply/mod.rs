@@ -8,9 +8,9 @@
 //! earlier families' old rules back. Either way the error is reported and
 //! the ports keep filtering with their previous rules.
 
-mod batch;
+pub(crate) mod batch;
 mod kernel;
-mod layout;
+pub(crate) mod layout;
 mod plan;
 
 use nwfilter_model::IfName;
