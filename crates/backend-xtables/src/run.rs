@@ -162,16 +162,37 @@ impl ProcessRunner {
 /// [`RecordingRunner::fail_call`] fails (exit status 1, stderr
 /// "injected failure"), and tools given a canned answer with
 /// [`RecordingRunner::answer`] print it (for the `*-save` readers).
-#[derive(Debug, Default)]
+/// [`RecordingRunner::wrapping`] passes the other calls to a real runner
+/// instead, to inject a failure into a real kernel operation.
+#[derive(Default)]
 pub struct RecordingRunner {
     calls: Mutex<Vec<Command>>,
     fail_at: Mutex<Option<usize>>,
     answers: Mutex<HashMap<Tool, String>>,
+    inner: Option<Box<dyn Runner + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RecordingRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingRunner")
+            .field("calls", &lock(&self.calls).len())
+            .field("fail_at", &*lock(&self.fail_at))
+            .field("wrapping", &self.inner.is_some())
+            .finish()
+    }
 }
 
 impl RecordingRunner {
     pub fn new() -> RecordingRunner {
         RecordingRunner::default()
+    }
+
+    /// Records and passes every call to `inner`, except the one chosen to fail.
+    pub fn wrapping(inner: impl Runner + Send + Sync + 'static) -> RecordingRunner {
+        RecordingRunner {
+            inner: Some(Box::new(inner)),
+            ..RecordingRunner::default()
+        }
     }
 
     /// Makes the `n`th call (1-based, counting every call) fail.
@@ -208,6 +229,8 @@ impl Runner for RecordingRunner {
                 stdout: String::new(),
                 stderr: "injected failure".into(),
             }
+        } else if let Some(inner) = &self.inner {
+            return inner.run(cmd);
         } else {
             Output {
                 status: Some(0),

@@ -159,7 +159,10 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             Family::Ipv6 => Tool::Ip6tablesSave,
         };
         let cmd = Command::new(tool, ["-t", family.table()]);
-        let output = self.runner.run(&cmd).map_err(|e| ApplyError::Read(Box::new(e)))?;
+        let output = self
+            .runner
+            .run(&cmd)
+            .map_err(|e| ApplyError::Read(Box::new(e)))?;
         Ok(parse_save(family, &output.stdout)?)
     }
 
@@ -270,3 +273,7 @@ fn refused(source: RunError) -> ApplyError {
         restore_errors: Vec::new(),
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -110,9 +110,18 @@ impl Netns {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -132,7 +141,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -178,8 +189,10 @@ impl Guest {
 
     /// Changes the guest's IPv4 address (on eth0, /24).
     pub fn set_ip(&self, ip: &str) {
-        self.ns.ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
-        self.ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        self.ns
+            .ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+        self.ns
+            .ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
     }
 
     pub fn set_mac(&self, mac: &str) {
@@ -222,7 +235,9 @@ impl Lab {
         let port = format!("vnet{i}");
         let ip = format!("10.77.0.{}", i + 10);
         let mac = format!("52:54:00:00:00:{:02x}", i + 10);
-        host.ok(&["ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        host.ok(&[
+            "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
         host.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
         ns.ok(&["ip", "link", "set", "lo", "up"]);
         ns.ok(&["ip", "link", "set", "eth0", "address", &mac]);
@@ -253,7 +268,7 @@ impl Lab {
                 text.push('\n');
             }
         }
-        text.push_str(&self.host.ok(&["nft", "list", "ruleset"]));
+        text.push_str(&chains_sorted(&self.host.ok(&["nft", "list", "ruleset"])));
         text
     }
 }
@@ -264,7 +279,10 @@ pub fn without_counters(text: &str) -> String {
     for line in text.lines() {
         let mut words: Vec<&str> = line.split(' ').collect();
         // iptables-save: ":CHAIN POLICY [p:b]"; nft: "counter packets P bytes B".
-        if words.last().is_some_and(|w| w.starts_with('[') && w.ends_with(']')) {
+        if words
+            .last()
+            .is_some_and(|w| w.starts_with('[') && w.ends_with(']'))
+        {
             words.pop();
         }
         let mut kept = Vec::new();
@@ -301,7 +319,9 @@ pub fn add_admin_rules(host: &Netns) {
 /// Packets that reached `guest` from `source` (IPv4), counted by a rule
 /// in the guest's own namespace (installed by `count_arrivals`).
 pub fn arrivals(guest: &Guest, source: &str) -> u64 {
-    let listing = guest.ns.ok(&["iptables", "-w", "-n", "-v", "-x", "-L", "INPUT"]);
+    let listing = guest
+        .ns
+        .ok(&["iptables", "-w", "-n", "-v", "-x", "-L", "INPUT"]);
     listing
         .lines()
         .filter(|l| l.split_whitespace().nth(7) == Some(source))
@@ -311,7 +331,9 @@ pub fn arrivals(guest: &Guest, source: &str) -> u64 {
 
 /// Starts counting packets from `source` arriving at `guest`.
 pub fn count_arrivals(guest: &Guest, source: &str) {
-    guest.ns.ok(&["iptables", "-w", "-I", "INPUT", "-s", source, "-j", "ACCEPT"]);
+    guest.ns.ok(&[
+        "iptables", "-w", "-I", "INPUT", "-s", source, "-j", "ACCEPT",
+    ]);
 }
 
 /// A hand-built ruleset in libvirt's shape for `guest`'s port: from the
@@ -334,20 +356,77 @@ pub fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRule
     PortRuleset {
         port: nwfilter_model::IfName::new(p.clone()).unwrap(),
         chains: vec![
-            chain(F::Bridge, R::BridgeSub, format!("I-{p}-ipv4"), vec![format!("-p IPv4 --ip-src {ip} -j RETURN"), "-j DROP".into()]),
-            chain(F::Bridge, R::BridgeSub, format!("I-{p}-arp"), vec![format!("-p ARP --arp-ip-src {ip} --arp-mac-src {mac} -j RETURN"), "-j DROP".into()]),
-            chain(F::Bridge, R::BridgeRootOut, format!("libvirt-I-{p}"), vec![
-                format!("-s ! {mac} -j DROP"),
-                format!("-p IPv4 -j I-{p}-ipv4"),
-                format!("-p ARP -j I-{p}-arp"),
-                "-p IPv4 -j ACCEPT".into(),
-                "-p ARP -j ACCEPT".into(),
-                "-j DROP".into(),
-            ]),
-            chain(F::Bridge, R::BridgeRootIn, format!("libvirt-O-{p}"), s(&["-p IPv4 -j ACCEPT", "-p ARP -j ACCEPT", "-j DROP"])),
-            chain(F::Ipv4, R::ForwardFromVm, format!("FI-{p}"), s(forward_rules)),
+            chain(
+                F::Bridge,
+                R::BridgeSub,
+                format!("I-{p}-ipv4"),
+                vec![format!("-p IPv4 --ip-src {ip} -j RETURN"), "-j DROP".into()],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeSub,
+                format!("I-{p}-arp"),
+                vec![
+                    format!("-p ARP --arp-ip-src {ip} --arp-mac-src {mac} -j RETURN"),
+                    "-j DROP".into(),
+                ],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeRootOut,
+                format!("libvirt-I-{p}"),
+                vec![
+                    format!("-s ! {mac} -j DROP"),
+                    format!("-p IPv4 -j I-{p}-ipv4"),
+                    format!("-p ARP -j I-{p}-arp"),
+                    "-p IPv4 -j ACCEPT".into(),
+                    "-p ARP -j ACCEPT".into(),
+                    "-j DROP".into(),
+                ],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeRootIn,
+                format!("libvirt-O-{p}"),
+                s(&["-p IPv4 -j ACCEPT", "-p ARP -j ACCEPT", "-j DROP"]),
+            ),
+            chain(
+                F::Ipv4,
+                R::ForwardFromVm,
+                format!("FI-{p}"),
+                s(forward_rules),
+            ),
             chain(F::Ipv4, R::ForwardToVm, format!("FO-{p}"), Vec::new()),
             chain(F::Ipv4, R::HostFromVm, format!("HI-{p}"), Vec::new()),
         ],
     }
+}
+
+/// `nft list ruleset` with each table's chains sorted by name: nft lists
+/// chains in creation order, which carries no meaning for filtering.
+pub fn chains_sorted(listing: &str) -> String {
+    let mut out = String::new();
+    let mut chains: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    for line in listing.lines() {
+        if let Some(chain) = current.as_mut() {
+            chain.push_str(line);
+            chain.push('\n');
+            if line == "\t}" {
+                chains.push(current.take().unwrap());
+            }
+        } else if line.starts_with("\tchain ") {
+            current = Some(format!("{line}\n"));
+        } else if line.is_empty() {
+            continue;
+        } else {
+            if line == "}" {
+                chains.sort();
+                out.extend(chains.drain(..));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
