@@ -2,6 +2,9 @@
 //! libvirt ships, compiled into the library so that every binary has them
 //! without a file on disk (the texts live in `fixtures/filters/`).
 
+use crate::filter::Filter;
+use crate::parse_filter::parse_filter;
+
 /// Embeds `fixtures/filters/NAME.xml` as `(NAME, text)`.
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -42,6 +45,18 @@ pub fn builtin_filter_sources() -> &'static [(&'static str, &'static str)] {
     SOURCES
 }
 
+/// The built-in filters, parsed, sorted by name.
+pub fn builtin_filters() -> Vec<Filter> {
+    SOURCES
+        .iter()
+        .map(|(name, text)| {
+            // The texts are fixed at compile time and each is parsed by
+            // tests/default_filters.rs, so a failure here is a build defect.
+            parse_filter(text).unwrap_or_else(|e| panic!("built-in filter '{name}': {e}"))
+        })
+        .collect()
+}
+
 /// The XML text of the built-in filter `name`, if there is one.
 pub fn builtin_filter_source(name: &str) -> Option<&'static str> {
     SOURCES
@@ -61,6 +76,7 @@ mod tests {
             assert_eq!(builtin_filter_source(name), Some(*text));
             assert!(text.contains(&format!("name='{name}'")), "{name}");
         }
+        assert_eq!(builtin_filters().len(), SOURCES.len());
         assert_eq!(builtin_filter_source("no-such-filter"), None);
     }
 }
