@@ -232,8 +232,8 @@ fn check_ports(ctx: Ctx, protocol: Protocol, found: &[Found]) -> Result<(), Pars
 /// `dstportend`, and clears a companion's negation when the source is
 /// absent; both lose or invent negation, so we do neither.
 pub(crate) fn negation_pairs(protocol: Protocol) -> Vec<(Attr, Attr)> {
-    use Attr::*;
     use crate::protocol::Protocol as P;
+    use Attr::*;
     let mut pairs = Vec::new();
     match protocol {
         P::Mac | P::Vlan => {
@@ -278,6 +278,15 @@ pub(crate) fn negation_pairs(protocol: Protocol) -> Vec<(Attr, Attr)> {
         }
     }
     pairs
+}
+
+impl ProtocolMatch {
+    /// Gives each companion attribute (a mask, a range end, an ICMP code)
+    /// its source's negation, as the parser does (docs/compatibility.md 12.2). Call this on a match built
+    /// by hand to bring it into the parser's canonical form.
+    pub fn copy_negation(&mut self) {
+        copy_negation(self.protocol, &mut self.attrs);
+    }
 }
 
 fn copy_negation(protocol: Protocol, attrs: &mut [AttrValue]) {

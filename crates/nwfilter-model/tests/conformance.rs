@@ -6,40 +6,14 @@
 //! libvirt-9.0.0` next to the repository. Without it the tests print that
 //! they skipped, except under CI (`CI=true`), where that is a failure.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::{corpus, xml_files};
 
 use nwfilter_model::{format_binding, format_filter, parse_binding, parse_filter};
-
-fn corpus() -> Option<PathBuf> {
-    let path = std::env::var_os("LIBVIRT_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/libvirt-9.0.0"),
-        PathBuf::from,
-    );
-    if path.is_dir() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "libvirt corpus not found at {} (required under CI)",
-        path.display()
-    );
-    #[allow(clippy::print_stdout)] // the skip notice is the point
-    {
-        println!("skipped: corpus not found at {}", path.display());
-    }
-    None
-}
-
-fn xml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
