@@ -175,6 +175,8 @@ pub struct Guest {
     pub ns: Netns,
     pub port: String,
     pub ip: String,
+    /// A static IPv6 address (fd77::N), to show IPv6 is dropped.
+    pub ip6: String,
     pub mac: String,
 }
 
@@ -193,6 +195,26 @@ impl Guest {
             .ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
         self.ns
             .ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+
+    /// `ping -6` from the guest: true if a reply came back.
+    pub fn pings6(&self, to: &str) -> bool {
+        self.ns
+            .run(&[
+                "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "-n", "-q", to,
+            ])
+            .status
+            .success()
+    }
+
+    /// The MAC address this guest's kernel has for `ip` (empty if none).
+    pub fn neighbour_mac(&self, ip: &str) -> String {
+        let out = self.ns.ok(&["ip", "neigh", "show", ip, "dev", "eth0"]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
     }
 
     pub fn set_mac(&self, mac: &str) {
@@ -242,8 +264,17 @@ impl Lab {
         ns.ok(&["ip", "link", "set", "lo", "up"]);
         ns.ok(&["ip", "link", "set", "eth0", "address", &mac]);
         ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        let ip6 = format!("fd77::{}", i + 10);
+        let cidr6 = format!("{ip6}/64");
+        ns.ok(&["ip", "addr", "add", &cidr6, "dev", "eth0", "nodad"]);
         ns.ok(&["ip", "link", "set", "eth0", "up"]);
-        Guest { ns, port, ip, mac }
+        Guest {
+            ns,
+            port,
+            ip,
+            ip6,
+            mac,
+        }
     }
 
     /// Waits until every guest reaches the host (ports forwarding, IPv6
@@ -429,4 +460,39 @@ pub fn chains_sorted(listing: &str) -> String {
         }
     }
     out
+}
+
+/// Compiles `filter` (built-in or one of `extra` filter documents) for
+/// `guest`'s port and MAC with `params`, through the real compiler and
+/// renderer.
+pub fn compile(
+    extra: &[&str],
+    guest: &Guest,
+    filter: &str,
+    params: &[(&str, &str)],
+) -> backend_xtables::PortRuleset {
+    use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
+    use nwfilter_model::{builtin_filters, parse_filter, FilterName, FilterRef, IfName, Params};
+    let mut source = MemorySource::new();
+    for f in builtin_filters() {
+        source.insert(f);
+    }
+    for xml in extra {
+        source.insert(parse_filter(xml).expect("test filter parses"));
+    }
+    let mut p = Params::default();
+    for (name, value) in params {
+        p.push(*name, *value);
+    }
+    let top = FilterRef {
+        filter: FilterName::new(filter).unwrap(),
+        params: p,
+    };
+    let mac = guest.mac.parse().unwrap();
+    let port = IfName::new(guest.port.clone()).unwrap();
+    let BindOutcome::Bound(rules) = bind(&source, &top, mac).expect("binds") else {
+        panic!("{filter}: every variable must be bound in these tests");
+    };
+    let program = lower(&rules, &port).expect("lowers");
+    backend_xtables::ruleset(&program).expect("renders")
 }
