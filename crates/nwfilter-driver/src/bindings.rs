@@ -1,0 +1,135 @@
+//! The binding store: a state directory of `<filterbinding>` documents,
+//! one file per port device (`PORTDEV.xml`).
+
+use std::path::{Path, PathBuf};
+
+use nwfilter_model::{Binding, IfName};
+
+use crate::durable::ObjectDir;
+use crate::error::Error;
+use crate::filters::BindingUse;
+use crate::listing::{stray_reports, Listing};
+
+/// Where bindings are stored unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/run/nwfilter";
+
+/// The binding store. Like [`crate::FilterStore`], it re-reads under the
+/// directory lock, so stores on one directory never lose each other's
+/// writes.
+#[derive(Debug, Clone)]
+pub struct BindingStore {
+    objects: ObjectDir,
+}
+
+impl BindingStore {
+    /// A store on `dir` (created by the first write).
+    pub fn open(dir: impl Into<PathBuf>) -> BindingStore {
+        BindingStore {
+            objects: ObjectDir::new(dir.into()),
+        }
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        self.objects.dir()
+    }
+
+    /// Parses a `<filterbinding>` document and stores it; see
+    /// [`BindingStore::create`].
+    pub fn create_xml(&self, xml: &str) -> Result<Binding, Error> {
+        let binding = nwfilter_model::parse_binding(xml).map_err(|source| Error::Invalid {
+            what: "filterbinding",
+            source,
+        })?;
+        self.create(&binding)?;
+        Ok(binding)
+    }
+
+    /// Stores `binding`; an error if its port already has one.
+    pub fn create(&self, binding: &Binding) -> Result<(), Error> {
+        let port = binding.portdev.as_str();
+        let lock = self.objects.lock_exclusive()?;
+        if self.objects.path(port).exists() {
+            return Err(Error::BindingExists(port.to_owned()));
+        }
+        let text = nwfilter_model::format_binding(binding);
+        self.objects.write(&lock, port, &text)
+    }
+
+    /// Removes the binding of `portdev`, returning it.
+    pub fn delete(&self, portdev: &str) -> Result<Binding, Error> {
+        let port = valid_port(portdev)?;
+        let lock = self.objects.lock_exclusive()?;
+        let text = (self.objects.read(&lock, port.as_str())?)
+            .ok_or_else(|| Error::NoSuchBinding(portdev.to_owned()))?;
+        // A corrupt file is still removed: deleting is how one gets rid of
+        // it. Its parse error is reported instead of the binding.
+        let parsed = self.parse_stored(port.as_str(), &text);
+        self.objects.remove(&lock, port.as_str())?;
+        parsed
+    }
+
+    /// The binding of `portdev`, if there is one.
+    pub fn get(&self, portdev: &str) -> Result<Option<Binding>, Error> {
+        let Ok(port) = IfName::new(portdev) else {
+            return Ok(None); // never turn a bad name into a path
+        };
+        let lock = self.objects.lock_shared()?;
+        match self.objects.read(&lock, port.as_str())? {
+            Some(text) => self.parse_stored(port.as_str(), &text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every binding (sorted by port), plus the files skipped.
+    pub fn list(&self) -> Result<Listing<Binding>, Error> {
+        let lock = self.objects.lock_shared()?;
+        let scan = self.objects.scan(&lock)?;
+        let mut listing = Listing {
+            items: Vec::new(),
+            skipped: stray_reports(scan.stray).collect(),
+        };
+        for (key, _) in scan.objects {
+            let Some(text) = self.objects.read(&lock, &key)? else {
+                continue;
+            };
+            match self.parse_stored(&key, &text) {
+                Ok(binding) => listing.items.push(binding),
+                Err(e) => listing.skipped.push(e),
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Each binding's port and top filter: what
+    /// [`crate::FilterStore::undefine`] needs to know.
+    pub fn uses(&self) -> Result<Vec<BindingUse>, Error> {
+        Ok((self.list()?.items.into_iter())
+            .map(|b| BindingUse {
+                portdev: b.portdev,
+                filter: b.filterref.filter,
+            })
+            .collect())
+    }
+
+    /// Deletes temp files left by writers that were killed; returns them.
+    pub fn sweep(&self) -> Result<Vec<PathBuf>, Error> {
+        let lock = self.objects.lock_exclusive()?;
+        self.objects.sweep(&lock)
+    }
+
+    /// Parses a state file, which must hold the binding of its port.
+    fn parse_stored(&self, key: &str, text: &str) -> Result<Binding, Error> {
+        let path = self.objects.path(key);
+        let binding = nwfilter_model::parse_binding(text).map_err(|e| Error::bad_file(&path, e))?;
+        if binding.portdev.as_str() != key {
+            let reason = format!("holds the binding of port '{}'", binding.portdev);
+            return Err(Error::bad_file(&path, reason));
+        }
+        Ok(binding)
+    }
+}
+
+fn valid_port(portdev: &str) -> Result<IfName, Error> {
+    IfName::new(portdev).map_err(|_| Error::NoSuchBinding(portdev.to_owned()))
+}
