@@ -48,7 +48,8 @@ pub enum ErrorKind {
     TooDeep(usize),
     #[error("malformed XML: {0}")]
     Xml(String),
-    #[error("expected root element <{expected}>, found <{found}>")]
+    /// `expected` lists the acceptable roots, e.g. `<filter>`.
+    #[error("expected root element {expected}, found <{found}>")]
     WrongRoot { expected: String, found: String },
     #[error("required attribute is missing")]
     MissingAttr,

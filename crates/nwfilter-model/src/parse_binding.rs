@@ -25,10 +25,14 @@ pub fn parse_document(text: &str) -> Result<Document, ParseError> {
     let root = xml.root_element();
     match root.tag_name().name() {
         "filterbinding" => binding_from(ctx, root).map(Document::Binding),
-        _ => {
-            expect_root(ctx, root, "filter")?;
-            filter_from(ctx, root).map(Document::Filter)
-        }
+        "filter" => filter_from(ctx, root).map(Document::Filter),
+        found => Err(ctx.err(
+            root,
+            ErrorKind::WrongRoot {
+                expected: "<filter> or <filterbinding>".into(),
+                found: found.into(),
+            },
+        )),
     }
 }
 

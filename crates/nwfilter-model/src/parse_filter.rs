@@ -31,7 +31,7 @@ pub(crate) fn expect_root(ctx: Ctx, node: Node, expected: &str) -> Result<(), Pa
         Err(ctx.err(
             node,
             ErrorKind::WrongRoot {
-                expected: expected.to_owned(),
+                expected: format!("<{expected}>"),
                 found: found.to_owned(),
             },
         ))

@@ -463,3 +463,19 @@ fn binding_names_are_escaped_and_devices_validated() {
     let e = parse_binding("<filterbinding/>").unwrap_err();
     assert!(e.to_string().contains("<owner>"), "{e}");
 }
+
+#[test]
+fn wrong_root_element_is_named() {
+    let e = nwfilter_model::parse_document("<network/>").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected root element <filter> or <filterbinding>, found <network>"),
+        "{e}"
+    );
+    let e = parse_binding("<filter name='f'/>").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected root element <filterbinding>, found <filter>"),
+        "{e}"
+    );
+}
