@@ -7,14 +7,16 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nwfilter_driver::{BindingStore, Error, FilterStore};
 
 const CHILD_ENV: &str = "CRASH_CHILD_DIR";
 const FILTERS: usize = 4;
 const PORTS: usize = 4;
+/// Marker file the child creates after its first full round.
+const READY: &str = "ready";
 
 /// A filter whose size varies with `round`, so a torn write cannot
 /// accidentally look complete.
@@ -59,6 +61,21 @@ fn write_forever(dir: &Path) -> ! {
             .create_xml(&binding_xml(round % PORTS, round))
             .unwrap();
         round += 1;
+        if round == FILTERS {
+            // Every object exists now: tell the parent the killing may start.
+            std::fs::write(dir.join(READY), "").unwrap();
+        }
+    }
+}
+
+/// Waits (bounded, for slow machines) until the child has written a full
+/// round, so each kill lands while it is writing.
+fn wait_until_ready(dir: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join(READY).exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the writer died");
+        assert!(Instant::now() < deadline, "the writer never got going");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -78,7 +95,7 @@ fn check(dir: &Path) -> BTreeSet<String> {
 }
 
 fn random_millis(range: std::ops::Range<u64>) -> u64 {
-    let r = RandomState::new().hash_one(std::time::Instant::now());
+    let r = RandomState::new().hash_one(Instant::now());
     range.start + r % (range.end - range.start)
 }
 
@@ -102,7 +119,8 @@ fn sigkill_during_writes_leaves_every_object_old_or_new() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(random_millis(20..150)));
+        wait_until_ready(tmp.path(), &mut child);
+        std::thread::sleep(Duration::from_millis(random_millis(0..60)));
         let still_running = child.try_wait().unwrap().is_none();
         assert!(still_running, "the writer died on its own");
         child.kill().unwrap(); // SIGKILL
@@ -117,6 +135,7 @@ fn sigkill_during_writes_leaves_every_object_old_or_new() {
         // Leftovers are swept as the daemon does on start.
         FilterStore::open(tmp.path().join("etc")).sweep().unwrap();
         BindingStore::open(tmp.path().join("run")).sweep().unwrap();
+        std::fs::remove_file(tmp.path().join(READY)).unwrap();
     }
     assert_eq!(seen.len(), FILTERS, "the writer never got through a round");
 }
