@@ -4,9 +4,19 @@
 //! source → bind variables (iterating lists) → [`BoundRules`] → order and
 //! lower into chains of typed matches. Pure functions; no I/O.
 
+pub mod bind;
 pub mod bound;
+pub mod dag;
+mod env;
+pub mod error;
+mod iterate;
+pub mod source;
 
+pub use bind::{bind, BindOutcome, LearningMode};
 pub use bound::{BoundRule, BoundRules};
+pub use dag::{check_cycle, resolve, FilterDag, RefPath, ResolveError};
+pub use error::{BadValue, BindError, RuleAt, Unresolved};
+pub use source::{DirSource, FilterSource, LayeredSource, MemorySource, SourceError};
 pub mod ir;
 pub mod lower;
 

@@ -1,0 +1,208 @@
+//! Binding a resolved filter DAG to one port: flatten the tree with its
+//! variable environments, check every reference can be satisfied (or that
+//! only `$IP` awaits learning), then expand each rule over its values.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use nwfilter_model::{Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, VarRef};
+use serde::Serialize;
+
+use crate::bound::{BoundRule, BoundRules};
+use crate::dag::{resolve, FilterDag};
+use crate::env::{EnvId, EnvView, Envs};
+use crate::error::{BindError, Site, Unresolved};
+use crate::iterate::{expand, unresolved};
+use crate::source::FilterSource;
+
+/// How a port without a known `IP` learns it (`CTRL_IP_LEARNING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LearningMode {
+    /// The first IPv4 address the guest uses (libvirt's default).
+    #[default]
+    Any,
+    /// Addresses from DHCP leases (DHCP snooping).
+    Dhcp,
+    /// No learning: a missing `IP` is an error.
+    None,
+}
+
+impl LearningMode {
+    /// The binding's `CTRL_IP_LEARNING`: only its first value counts,
+    /// compared without regard to case; absent means `any`.
+    fn of(params: &Params) -> Result<LearningMode, String> {
+        let Some(value) = params.get("CTRL_IP_LEARNING").and_then(|v| v.first()) else {
+            return Ok(LearningMode::Any);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "any" => Ok(LearningMode::Any),
+            "dhcp" => Ok(LearningMode::Dhcp),
+            "none" => Ok(LearningMode::None),
+            _ => Err(value.clone()),
+        }
+    }
+}
+
+/// What binding a port's filters produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindOutcome {
+    /// Every variable is bound: the concrete rules, in flattening order.
+    Bound(BoundRules),
+    /// Only the plain `$IP` is unbound and learning is enabled: the port
+    /// gets the learning rules until an address is known, then is bound
+    /// again with `IP` set.
+    AwaitingIp {
+        mode: LearningMode,
+        /// The binding's trusted DHCP servers (`DHCPSERVER`); empty means
+        /// any server is trusted.
+        dhcp_servers: Vec<Ipv4Addr>,
+    },
+}
+
+/// Resolves `top` against `source` and binds it for a port with `mac`.
+/// `top.params` are the binding's parameters (a name given several times
+/// is a list).
+pub fn bind(
+    source: &dyn FilterSource,
+    top: &FilterRef,
+    mac: MacAddr6,
+) -> Result<BindOutcome, BindError> {
+    let dag = resolve(source, &top.filter)?;
+    dag.bind(&top.params, mac)
+}
+
+impl FilterDag {
+    /// Binds this DAG for a port with the binding parameters `params` and
+    /// the port's `mac` (used as `MAC` unless `params` supplies one).
+    /// Resolve once and call this per port when many ports share a filter.
+    pub fn bind(&self, params: &Params, mac: MacAddr6) -> Result<BindOutcome, BindError> {
+        let top = &self.top().name;
+        // Validated up front, not only when learning starts: a typo here
+        // would otherwise surface only once some port lacks an IP.
+        let mode = LearningMode::of(params).map_err(|value| BindError::LearningMode {
+            top: top.clone(),
+            value,
+        })?;
+        let mut envs = Envs::new(params, mac);
+        let mut instances = Vec::new();
+        flatten(self, self.top(), Envs::TOP, &mut envs, &mut instances);
+
+        let missing = missing(&instances, &envs);
+        if !missing.is_empty() {
+            let only_ip = missing.len() == 1 && missing[0].var == VarRef::plain("IP");
+            if only_ip && mode != LearningMode::None {
+                return Ok(BindOutcome::AwaitingIp {
+                    mode,
+                    dhcp_servers: dhcp_servers(params, top)?,
+                });
+            }
+            return Err(BindError::Unresolved {
+                top: top.clone(),
+                missing,
+            });
+        }
+
+        let mut rules = Vec::with_capacity(instances.len());
+        let mut expanded = Vec::new();
+        for inst in &instances {
+            let env = EnvView {
+                envs: &envs,
+                id: inst.env,
+            };
+            expand(inst.rule, inst.site(), &env, &mut expanded)?;
+            rules.extend(expanded.drain(..).map(|rule| BoundRule {
+                filter: inst.filter.name.clone(),
+                rule_index: inst.rule_index,
+                chain: inst.filter.chain.clone(),
+                chain_priority: inst.filter.priority,
+                rule,
+            }));
+        }
+        Ok(BindOutcome::Bound(BoundRules { rules }))
+    }
+}
+
+/// One rule of the flattened tree with the environment it is bound in.
+struct Instance<'a> {
+    filter: &'a Arc<Filter>,
+    rule_index: usize,
+    rule: &'a Rule,
+    env: EnvId,
+}
+
+impl Instance<'_> {
+    fn site(&self) -> Site<'_> {
+        Site {
+            filter: &self.filter.name,
+            rule_index: self.rule_index,
+        }
+    }
+}
+
+/// Depth first, document order: each `<filterref>` is replaced in place by
+/// the referenced filter's entries, bound in a child environment. A filter
+/// referenced twice contributes its rules twice, as in libvirt. Recursion
+/// depth is bounded by the number of filters (the DAG is acyclic).
+fn flatten<'a>(
+    dag: &'a FilterDag,
+    filter: &'a Arc<Filter>,
+    env: EnvId,
+    envs: &mut Envs<'a>,
+    out: &mut Vec<Instance<'a>>,
+) {
+    let mut rule_index = 0;
+    for entry in &filter.entries {
+        match entry {
+            Entry::Rule(rule) => {
+                out.push(Instance {
+                    filter,
+                    rule_index,
+                    rule,
+                    env,
+                });
+                rule_index += 1;
+            }
+            Entry::Ref(r) => {
+                let child = dag
+                    .get(r.filter.as_str())
+                    .expect("resolve() loaded every referenced filter");
+                let child_env = envs.child(env, &r.params);
+                flatten(dag, child, child_env, envs, out);
+            }
+        }
+    }
+}
+
+/// Every unsatisfiable reference of the tree, each once (at its first use).
+fn missing(instances: &[Instance<'_>], envs: &Envs<'_>) -> Vec<Unresolved> {
+    let mut found: Vec<Unresolved> = Vec::new();
+    for inst in instances {
+        let env = EnvView { envs, id: inst.env };
+        for var in unresolved(inst.rule, &env) {
+            if !found.iter().any(|u| &u.var == var) {
+                found.push(Unresolved {
+                    var: var.clone(),
+                    at: inst.site().owned(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The binding's `DHCPSERVER` list, each an IPv4 address.
+fn dhcp_servers(params: &Params, top: &FilterName) -> Result<Vec<Ipv4Addr>, BindError> {
+    params
+        .get("DHCPSERVER")
+        .unwrap_or(&[])
+        .iter()
+        .map(|v| {
+            v.parse().map_err(|_| BindError::DhcpServer {
+                top: top.clone(),
+                value: v.clone(),
+            })
+        })
+        .collect()
+}

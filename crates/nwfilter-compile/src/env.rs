@@ -1,0 +1,88 @@
+//! Variable environments along the `<filterref>` tree (reference
+//! `nwfilter-xml.md` §6.4): the binding's parameters plus `MAC` at the top;
+//! below, each `<filterref>`'s parameters are defaults that every variable
+//! of the enclosing environment overrides.
+//!
+//! Environments are never copied: each is a node in an arena pointing at
+//! its parent, and a lookup walks up to the top first (outer values win).
+
+use nwfilter_model::{MacAddr6, Params};
+
+use crate::iterate::Lookup;
+
+/// Index of an environment in an [`Envs`] arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EnvId(usize);
+
+#[derive(Debug)]
+struct Env<'a> {
+    parent: Option<EnvId>,
+    /// At the top: the binding's parameters (they win over `MAC`). Below:
+    /// the `<filterref>`'s parameters (defaults only).
+    params: &'a Params,
+}
+
+/// All environments created while flattening one binding's filter tree.
+#[derive(Debug)]
+pub(crate) struct Envs<'a> {
+    envs: Vec<Env<'a>>,
+    /// `MAC` as libvirt fills it in: the binding's MAC in lowercase, used
+    /// only when the binding's parameters do not supply `MAC`.
+    mac: [String; 1],
+}
+
+impl<'a> Envs<'a> {
+    /// The arena with its top environment (always [`Envs::TOP`]).
+    pub(crate) fn new(binding_params: &'a Params, mac: MacAddr6) -> Envs<'a> {
+        Envs {
+            envs: vec![Env {
+                parent: None,
+                params: binding_params,
+            }],
+            mac: [mac_text(mac)],
+        }
+    }
+
+    pub(crate) const TOP: EnvId = EnvId(0);
+
+    /// The environment a `<filterref>` with `params` sees inside `parent`.
+    pub(crate) fn child(&mut self, parent: EnvId, params: &'a Params) -> EnvId {
+        self.envs.push(Env {
+            parent: Some(parent),
+            params,
+        });
+        EnvId(self.envs.len() - 1)
+    }
+
+    /// The value list of `name` in environment `id` (never empty).
+    pub(crate) fn lookup(&self, id: EnvId, name: &str) -> Option<&[String]> {
+        let env = &self.envs[id.0];
+        let own = || env.params.get(name).filter(|v| !v.is_empty());
+        match env.parent {
+            Some(parent) => self.lookup(parent, name).or_else(own),
+            None => own().or_else(|| (name == "MAC").then_some(&self.mac[..])),
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lowercase as libvirt fills `MAC` in.
+pub(crate) fn mac_text(mac: MacAddr6) -> String {
+    let b = mac.as_bytes();
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    )
+}
+
+/// One environment of an arena, as the rule expander sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnvView<'e, 'a> {
+    pub(crate) envs: &'e Envs<'a>,
+    pub(crate) id: EnvId,
+}
+
+impl Lookup for EnvView<'_, '_> {
+    fn values(&self, name: &str) -> Option<&[String]> {
+        self.envs.lookup(self.id, name)
+    }
+}
