@@ -8,8 +8,8 @@ use nwfilter_model::{format_binding, format_filter, parse_document, root_element
 /// Check a filter or filterbinding document and print it as libvirt would.
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Check a <filter> or <filterbinding> document and print it normalised",
-    long_about = "Check a <filter> or <filterbinding> XML document and print it in libvirt's \
+    about = "Check a <filter>, <filterbinding> or <network> document and print it normalised",
+    long_about = "Check a <filter>, <filterbinding> or <network> XML document and print it in libvirt's \
         normalised form: attributes in canonical order, values in canonical spelling \
         (MACs lower case, netmasks as prefix lengths, ...), XML comments dropped, rule \
         priorities spelt out.\n\n\
@@ -34,9 +34,9 @@ pub fn run(args: &Args) -> Result<String> {
                 Document::Binding(binding) => format_binding(&binding),
             })
         }
-        // `<network>` documents are formatted by netdrv (see net.rs).
+        "network" => crate::net::format_text(path, &text),
         other => bail!(
-            "{doc}: unsupported root element <{other}> (expected <filter> or <filterbinding>)"
+            "{doc}: unsupported root element <{other}> (expected <filter>, <filterbinding> or <network>)"
         ),
     }
 }
