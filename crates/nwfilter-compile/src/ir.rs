@@ -94,6 +94,7 @@ pub struct Rule {
     pub matches: Vec<Match>,
     /// Free text from the filter's `comment` (at most 256 bytes, no
     /// control characters once validated by the backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub verdict: Verdict,
 }
@@ -150,6 +151,7 @@ pub enum Match {
     ArpMacSrc(MacMatch),
     ArpMacDst(MacMatch),
     ArpGratuitous {
+        #[serde(skip_serializing_if = "is_false")]
         negated: bool,
     },
     /// IP source address (with prefix if given).
@@ -171,19 +173,23 @@ pub enum Match {
     TcpFlags {
         mask: u8,
         set: u8,
+        #[serde(skip_serializing_if = "is_false")]
         negated: bool,
     },
     TcpOption(Negatable<u8>),
     /// ICMP / ICMPv6 type, optionally with code (L4 rules).
     IcmpType {
         icmp_type: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<u8>,
+        #[serde(skip_serializing_if = "is_false")]
         negated: bool,
     },
     /// ICMPv6 type and code ranges in a bridge `ipv6` rule (inclusive).
     Icmpv6Ranges {
         types: (u8, u8),
         codes: (u8, u8),
+        #[serde(skip_serializing_if = "is_false")]
         negated: bool,
     },
     /// The connection's conntrack state is one of these.
@@ -202,14 +208,21 @@ pub enum Match {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Negatable<T> {
     pub value: T,
+    #[serde(skip_serializing_if = "is_false")]
     pub negated: bool,
 }
 
 /// An Ethernet address, optionally masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MacMatch {
+    #[serde(serialize_with = "mac_text")]
     pub addr: MacAddr6,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_mac_text"
+    )]
     pub mask: Option<MacAddr6>,
+    #[serde(skip_serializing_if = "is_false")]
     pub negated: bool,
 }
 
@@ -218,7 +231,9 @@ pub struct MacMatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AddrMatch {
     pub addr: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<u8>,
+    #[serde(skip_serializing_if = "is_false")]
     pub negated: bool,
 }
 
@@ -226,7 +241,9 @@ pub struct AddrMatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AddrRange {
     pub from: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<IpAddr>,
+    #[serde(skip_serializing_if = "is_false")]
     pub negated: bool,
 }
 
@@ -234,7 +251,9 @@ pub struct AddrRange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PortRange<T> {
     pub start: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<T>,
+    #[serde(skip_serializing_if = "is_false")]
     pub negated: bool,
 }
 
@@ -290,4 +309,28 @@ pub struct ConnStates {
 pub enum ConnDir {
     Original,
     Reply,
+}
+
+/// Serde helper: leave `negated: false` out of snapshots and JSON.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Serde helper: a MAC as `52:54:00:ab:cd:ef`, not as six numbers.
+fn mac_text<S: serde::Serializer>(mac: &MacAddr6, s: S) -> Result<S::Ok, S::Error> {
+    let b = mac.as_bytes();
+    s.collect_str(&format_args!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    ))
+}
+
+fn optional_mac_text<S: serde::Serializer>(
+    mac: &Option<MacAddr6>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match mac {
+        Some(mac) => mac_text(mac, s),
+        None => s.serialize_none(),
+    }
 }

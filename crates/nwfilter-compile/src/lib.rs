@@ -17,7 +17,9 @@ pub use bound::{BoundRule, BoundRules};
 pub use dag::{check_cycle, resolve, FilterDag, RefPath, ResolveError};
 pub use error::{BadValue, BindError, RuleAt, Unresolved};
 pub use source::{DirSource, FilterSource, LayeredSource, MemorySource, SourceError};
+pub mod compile;
 pub mod ir;
 pub mod lower;
 
+pub use compile::{compile, compile_dag, CompileError, Compiled};
 pub use lower::{lower, LowerError};
