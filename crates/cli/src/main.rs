@@ -5,6 +5,7 @@
 //! nothing there; its error goes to stderr and the exit status is 1.
 
 mod format;
+mod render;
 mod net;
 
 use std::process::ExitCode;
@@ -33,12 +34,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Format(format::Args),
+    Render(render::Args),
     NetRender(net::RenderArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
         Command::Format(args) => format::run(&args),
+        Command::Render(args) => render::run(&args),
         Command::NetRender(args) => net::render(&args.file),
     }
 }

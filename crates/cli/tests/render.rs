@@ -1,0 +1,165 @@
+//! `nwfilter render`: the port's program on stdout, or an error on stderr
+//! with exit status 1 and nothing on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn write_temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nwfilter-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn render(args: &[&str], file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nwfilter"))
+        .arg("render")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn failed(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+const BINDING: &str = "<filterbinding><owner><name>vm</name>\
+    <uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+    <portdev name='vnet7'/><mac address='52:54:00:56:44:32'/>\
+    <filterref filter='clean-traffic'><parameter name='IP' value='10.0.0.5'/></filterref>\
+    </filterbinding>";
+
+#[test]
+fn a_binding_renders_clean_traffic_from_the_built_in_filters() {
+    let path = write_temp("binding.xml", BINDING);
+    let text = ok(&render(&["--portdev", "vnet0"], &path));
+    // --portdev wins over the binding's own device; its MAC and IP are used.
+    assert!(text
+        .contains("ebtables --concurrent -t nat -A I-vnet0-mac -s 52:54:00:56:44:32 -j RETURN\n"));
+    assert!(text.contains("--ip-source 10.0.0.5 -j RETURN\n"));
+    assert!(
+        text.ends_with("ebtables --concurrent -t nat -A POSTROUTING -o vnet0 -j libvirt-O-vnet0\n")
+    );
+}
+
+#[test]
+fn params_override_the_binding_and_repeat_into_lists() {
+    let path = write_temp("binding-list.xml", BINDING);
+    let text = ok(&render(
+        &[
+            "--portdev",
+            "vnet0",
+            "--param",
+            "IP=10.0.0.8",
+            "--param",
+            "IP=10.0.0.9",
+        ],
+        &path,
+    ));
+    assert!(!text.contains("10.0.0.5"));
+    assert!(text.contains("--ip-source 10.0.0.8 -j RETURN\n"));
+    assert!(text.contains("--ip-source 10.0.0.9 -j RETURN\n"));
+}
+
+#[test]
+fn restore_format_has_a_block_per_tool() {
+    let path = write_temp("binding-restore.xml", BINDING);
+    let text = ok(&render(
+        &["--portdev", "vnet0", "--format", "restore"],
+        &path,
+    ));
+    assert!(
+        text.starts_with("ebtables-restore --noflush\n*nat\n:I-vnet0-mac ACCEPT\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("COMMIT\n"));
+}
+
+#[test]
+fn a_filter_using_mac_needs_mac() {
+    let filter = write_temp(
+        "uses-mac.xml",
+        "<filter name='uses-mac'><rule action='return' direction='out'>\
+         <mac srcmacaddr='$MAC'/></rule></filter>",
+    );
+    let err = failed(&render(&["--portdev", "vnet0"], &filter));
+    assert!(
+        err.contains("filter 'uses-mac' uses $MAC: pass the VM's MAC address with --mac"),
+        "{err}"
+    );
+    let text = ok(&render(
+        &["--portdev", "vnet0", "--mac", "52:54:00:AB:CD:EF"],
+        &filter,
+    ));
+    assert_eq!(
+        text,
+        "ebtables --concurrent -t nat -N libvirt-I-vnet0\n\
+         ebtables --concurrent -t nat -A libvirt-I-vnet0 -s 52:54:00:ab:cd:ef -j RETURN\n\
+         ebtables --concurrent -t nat -A PREROUTING -i vnet0 -j libvirt-I-vnet0\n"
+    );
+}
+
+#[test]
+fn bad_port_names_are_refused_before_anything_is_printed() {
+    let path = write_temp("binding-badport.xml", BINDING);
+    for dev in ["", "a-very-long-device-name", "vnet/0", "vnet 0", "vnet0\n"] {
+        let err = failed(&render(&["--portdev", dev], &path));
+        assert!(
+            err.contains("--portdev") && err.contains("interface name"),
+            "{dev:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn shell_specials_in_comments_are_quoted_and_line_breaks_refused() {
+    let quoted = write_temp(
+        "comment.xml",
+        "<filter name='c'><rule action='accept' direction='out'>\
+         <tcp comment='it&apos;s $(rm -rf x)'/></rule></filter>",
+    );
+    let text = ok(&render(&["--portdev", "vnet0"], &quoted));
+    assert!(
+        text.contains("-m comment --comment 'it'\\''s $(rm -rf x)' -j RETURN\n"),
+        "{text}"
+    );
+    let broken = write_temp(
+        "comment-nl.xml",
+        "<filter name='c'><rule action='accept' direction='out'>\
+         <tcp comment='two&#10;lines'/></rule></filter>",
+    );
+    let err = failed(&render(&["--portdev", "vnet0"], &broken));
+    assert!(err.contains("comment"), "{err}");
+}
+
+#[test]
+fn unbound_variables_and_malformed_params_are_errors() {
+    let path = write_temp(
+        "needs-ip.xml",
+        "<filter name='n'><filterref filter='clean-traffic'/></filter>",
+    );
+    let err = failed(&render(
+        &["--portdev", "vnet0", "--mac", "52:54:00:00:00:01"],
+        &path,
+    ));
+    assert!(err.contains("$IP") && err.contains("--param IP="), "{err}");
+    let err = failed(&render(&["--portdev", "vnet0", "--param", "IP"], &path));
+    assert!(err.contains("expected NAME=VALUE"), "{err}");
+}
