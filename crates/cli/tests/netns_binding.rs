@@ -1,0 +1,161 @@
+//! `nwfilter binding-create` / `binding-delete` in a network namespace,
+//! without a daemon: filters from the config directory and the built-in
+//! set, the binding recorded in the state directory, real packets.
+
+#[path = "../../backend-xtables/tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::{add_admin_rules, without_counters, Lab};
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let name = format!("nwfilter-cli-test-{}-{tag}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const NO_SPAMMING: &str = "<filter name='no-spamming' chain='root'>
+  <filterref filter='clean-traffic'/>
+  <rule action='drop' direction='out' priority='500'>
+    <tcp dstportstart='25'/>
+  </rule>
+</filter>
+";
+
+fn binding_xml(guest: &support::Guest) -> String {
+    format!(
+        "<filterbinding>
+  <owner><name>vm-a</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{}'/>
+  <mac address='{}'/>
+  <filterref filter='no-spamming'>
+    <parameter name='IP' value='{}'/>
+  </filterref>
+</filterbinding>
+",
+        guest.port, guest.mac, guest.ip
+    )
+}
+
+#[test]
+fn binding_create_and_delete_without_a_daemon() {
+    if !support::can_run("binding_create_and_delete_without_a_daemon") {
+        return;
+    }
+    let scratch = Scratch::new("create");
+    let (etc, run) = (scratch.0.join("etc"), scratch.0.join("run"));
+    std::fs::write(etc.join("no-spamming.xml"), NO_SPAMMING).unwrap();
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let file = scratch.0.join("binding.xml");
+    std::fs::write(&file, binding_xml(a)).unwrap();
+    add_admin_rules(&lab.host);
+    let before = without_counters(&lab.ruleset());
+    let nwfilter = |args: &[&str]| {
+        let mut argv = vec![
+            env!("CARGO_BIN_EXE_nwfilter"),
+            "--config-dir",
+            etc.to_str().unwrap(),
+            "--state-dir",
+            run.to_str().unwrap(),
+        ];
+        argv.extend(args);
+        lab.host.run(&argv)
+    };
+
+    let out = nwfilter(&["binding-create", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Network filter binding on vnet0 created\n"
+    );
+    assert!(run.join("vnet0.xml").exists(), "the binding is recorded");
+    let _l25 = b.ns.spawn(&["nc", "-l", "-k", "25"]);
+    let _l80 = b.ns.spawn(&["nc", "-l", "-k", "80"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !a.connects(&b.ip, 25),
+        "no-spamming from the config dir applies"
+    );
+    assert!(a.connects(&b.ip, 80));
+    a.set_ip("10.77.0.99");
+    assert!(!a.pings(&b.ip), "built-in clean-traffic applies");
+    a.set_ip(&a.ip);
+
+    let again = nwfilter(&["binding-create", file.to_str().unwrap()]);
+    assert!(!again.status.success() && again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("vnet0 already has a filter binding"));
+
+    let out = nwfilter(&["binding-delete", "vnet0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!run.join("vnet0.xml").exists());
+    assert_eq!(
+        without_counters(&lab.ruleset()),
+        before,
+        "nothing of ours is left"
+    );
+    assert!(a.connects(&b.ip, 25));
+
+    let missing = nwfilter(&["binding-delete", "vnet0"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no filter binding for port \"vnet0\"")
+    );
+}
+
+#[test]
+fn a_binding_needing_ip_learning_is_refused_with_a_reason() {
+    if !support::can_run("a_binding_needing_ip_learning_is_refused_with_a_reason") {
+        return;
+    }
+    let scratch = Scratch::new("noip");
+    let file = scratch.0.join("noip.xml");
+    std::fs::write(
+        &file,
+        "<filterbinding><owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2d</uuid></owner>\
+         <portdev name='vnet0'/><mac address='52:54:00:00:00:0a'/>\
+         <filterref filter='clean-traffic'/></filterbinding>",
+    )
+    .unwrap();
+    let lab = Lab::new(0);
+    let before = without_counters(&lab.ruleset());
+    let run = scratch.0.join("run");
+    let out = lab.host.run(&[
+        env!("CARGO_BIN_EXE_nwfilter"),
+        "--state-dir",
+        run.to_str().unwrap(),
+        "--config-dir",
+        scratch.0.join("etc").to_str().unwrap(),
+        "binding-create",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs the variable IP"), "{err}");
+    assert!(!run.join("vnet0.xml").exists());
+    assert_eq!(without_counters(&lab.ruleset()), before);
+}
