@@ -6,6 +6,8 @@
 
 mod binding;
 mod format;
+mod render;
+mod net;
 
 use std::process::ExitCode;
 
@@ -56,6 +58,8 @@ enum Command {
     /// Remove a port's rules and its recorded binding.
     BindingDelete(binding::DeleteArgs),
     Format(format::Args),
+    Render(render::Args),
+    NetRender(net::RenderArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
@@ -70,6 +74,8 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::BindingCreate(args) => binding::create(&dirs, &args),
         Command::BindingDelete(args) => binding::delete(&dirs, &args),
         Command::Format(args) => format::run(&args),
+        Command::Render(args) => render::run(&args),
+        Command::NetRender(args) => net::render(&args.file),
     }
 }
 
