@@ -16,6 +16,7 @@ mod error;
 mod filters;
 mod graph;
 mod listing;
+mod source;
 
 pub use bindings::{BindingStore, DEFAULT_STATE_DIR};
 pub use error::Error;

@@ -419,3 +419,27 @@ fn the_binding_store_is_what_undefine_asks() {
     bindings.delete("vnet0").unwrap();
     filters.undefine("mine", || bindings.uses()).unwrap();
 }
+
+#[test]
+fn the_store_is_a_filter_source_for_the_compiler() {
+    use nwfilter_compile::FilterSource;
+    let (_tmp, store) = store();
+    store
+        .define(&filter("web", Some(U1), &["clean-traffic"]))
+        .unwrap();
+    let live: &dyn FilterSource = &store;
+    assert_eq!(live.get("web").unwrap().unwrap().uuid.to_string(), U1);
+    assert!(
+        live.get("clean-traffic").unwrap().is_some(),
+        "built-ins too"
+    );
+    assert!(live.get("nope").unwrap().is_none());
+    assert!(live.get("../etc/passwd").unwrap().is_none());
+    std::fs::write(store.dir().join("broken.xml"), "<filter").unwrap();
+    let err = live.get("broken").unwrap_err();
+    assert!(format!("{err}").contains("broken.xml"), "{err}");
+
+    let snapshot = store.source().unwrap();
+    assert_eq!(snapshot.len(), 25, "24 built-ins and web; broken left out");
+    assert!(snapshot.get("web").unwrap().is_some());
+}
