@@ -61,6 +61,13 @@ pub trait Runner {
     fn run(&self, cmd: &Command) -> Result<Output, RunError>;
 }
 
+/// A shared runner (e.g. one the caller keeps to inspect afterwards).
+impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
+    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        (**self).run(cmd)
+    }
+}
+
 /// Turns a finished process into the result the command's policy asks for.
 fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunError> {
     if output.success() || cmd.on_error == OnError::Ignore {

@@ -24,3 +24,6 @@ pub use filters::{
     BindingUse, Defined, FilterInfo, FilterStore, Origin, Undefined, DEFAULT_CONFIG_DIR,
 };
 pub use listing::Listing;
+
+pub mod engine;
+pub use engine::{Engine, EngineError, Reapplied};

@@ -1,0 +1,55 @@
+//! Errors of the engine: a store error, or a port whose rules could not be
+//! built or applied (named, with the reason).
+
+use nwfilter_model::IfName;
+
+/// Why an engine operation failed. Stored objects and applied rules are as
+/// they were before the operation unless the message says otherwise.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("invalid filter binding document")]
+    InvalidBinding(#[source] nwfilter_model::ParseError),
+    /// The port's filter tree could not be compiled.
+    #[error("port {port}: {reason}")]
+    Compile { port: IfName, reason: String },
+    /// The port needs `$IP` and none is known yet.
+    #[error(
+        "port {port}: filter '{filter}' needs the variable IP, which the binding does not set \
+         and which has not been learned; add <parameter name='IP' value='...'/> to the binding"
+    )]
+    NeedsIp { port: IfName, filter: String },
+    /// The kernel refused the rules (or reading it failed).
+    #[error("applying the rules of {}: {source}", list(ports))]
+    Apply {
+        ports: Vec<IfName>,
+        #[source]
+        source: backend_xtables::ApplyError,
+    },
+    /// A redefinition broke a binding; the definition was rolled back.
+    #[error("filter '{filter}' was not changed: rebuilding its bindings failed: {source}")]
+    Rebuild {
+        filter: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    /// An operation failed and so did putting things back.
+    #[error("{source}; putting things back also failed: {undo}")]
+    Undo {
+        #[source]
+        source: Box<EngineError>,
+        undo: String,
+    },
+    #[error("port name '{0}' is not a valid interface name")]
+    BadPort(String, #[source] nwfilter_model::NameError),
+}
+
+fn list(ports: &[IfName]) -> String {
+    let names: Vec<&str> = ports.iter().map(IfName::as_str).collect();
+    match names.len() {
+        0 => "no port".to_string(),
+        1 => format!("port {}", names[0]),
+        _ => format!("ports {}", names.join(", ")),
+    }
+}

@@ -1,0 +1,255 @@
+//! The engine: stored filters and bindings kept in step with the kernel.
+//!
+//! Every operation that changes a stored object also changes the rules in
+//! the kernel, and either both happen or neither: a binding is recorded only
+//! after its rules are in place; a redefinition is stored, every binding
+//! whose tree reaches the filter is rebuilt in one batch, and the stored
+//! filter is put back if that fails (the old rules kept filtering all
+//! along, see `backend_xtables::apply`).
+//!
+//! Operations are serialised by one lock around the kernel: the applier
+//! reads the tables and plans against them, so two plans must not
+//! interleave. Reads (list, dumpxml) take only the stores' own locks.
+
+mod compile;
+mod error;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use backend_xtables::{Applier, Change, PortRuleset, Report, Runner};
+use nwfilter_compile::resolve;
+use nwfilter_model::{Binding, IfName};
+
+use crate::{BindingStore, Defined, FilterStore, Undefined};
+pub use compile::chain as error_chain;
+pub use error::EngineError;
+
+/// What a re-application of every binding did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reapplied {
+    /// Ports whose rules were (re)installed.
+    pub applied: Vec<IfName>,
+    /// Ports whose rules were already in place: nothing was run for them.
+    pub unchanged: Vec<IfName>,
+    /// Ports that could not be compiled, with the reason; their previous
+    /// rules (if any) stay.
+    pub failed: Vec<(IfName, String)>,
+}
+
+/// Filters, bindings and the kernel, kept in step.
+#[derive(Debug)]
+pub struct Engine<R> {
+    filters: FilterStore,
+    bindings: BindingStore,
+    runner: R,
+    /// The last ruleset applied per port by this engine: lets a repeated
+    /// apply of unchanged rules run nothing, and lets `repair` notice rules
+    /// that someone else removed without recompiling.
+    applied: Mutex<HashMap<IfName, PortRuleset>>,
+}
+
+impl<R: Runner> Engine<R> {
+    pub fn new(filters: FilterStore, bindings: BindingStore, runner: R) -> Engine<R> {
+        Engine {
+            filters,
+            bindings,
+            runner,
+            applied: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn filters(&self) -> &FilterStore {
+        &self.filters
+    }
+
+    pub fn bindings(&self) -> &BindingStore {
+        &self.bindings
+    }
+
+    pub fn runner(&self) -> &R {
+        &self.runner
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IfName, PortRuleset>> {
+        // A panic while holding the lock leaves the map possibly stale, not
+        // wrong in a dangerous way: at worst a port is re-applied.
+        self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The rules `binding` needs, from the current filters.
+    pub fn compile(&self, binding: &Binding) -> Result<PortRuleset, EngineError> {
+        compile::ruleset(&self.filters, binding)
+    }
+
+    /// Defines or redefines a filter and rebuilds, at once, every binding
+    /// whose filter tree reaches it. If any rebuild fails, no binding's
+    /// rules change and the stored filter is put back.
+    pub fn define(&self, xml: &str) -> Result<Defined, EngineError> {
+        let mut applied = self.lock();
+        let defined = self.filters.define(xml)?;
+        if !defined.changed {
+            return Ok(defined);
+        }
+        let name = defined.filter.name.to_string();
+        match self.rebuild_users(&mut applied, &name) {
+            Ok(()) => Ok(defined),
+            Err(e) => {
+                let failed = EngineError::Rebuild {
+                    filter: name,
+                    source: Box::new(e),
+                };
+                match self.filters.undo_define(&defined) {
+                    Ok(()) => Err(failed),
+                    Err(undo) => Err(EngineError::Undo {
+                        source: Box::new(failed),
+                        undo: error_chain(&undo),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the bindings whose tree contains `filter`, all in one batch.
+    fn rebuild_users(
+        &self,
+        applied: &mut HashMap<IfName, PortRuleset>,
+        filter: &str,
+    ) -> Result<(), EngineError> {
+        let mut rebuilt = Vec::new();
+        for binding in self.bindings.list()?.items {
+            // A tree that does not resolve cannot reach the filter through
+            // a path that exists; it was not instantiable before either.
+            let reaches = resolve(&self.filters, &binding.filterref.filter)
+                .map(|dag| dag.contains(filter))
+                .unwrap_or(false);
+            if reaches {
+                rebuilt.push(self.compile(&binding)?);
+            }
+        }
+        self.apply_all(applied, &rebuilt, false)?;
+        Ok(())
+    }
+
+    /// Applies `rulesets` in one batch and records them. With
+    /// `skip_current`, ports whose recorded ruleset is already in the
+    /// kernel are left alone.
+    fn apply_all(
+        &self,
+        applied: &mut HashMap<IfName, PortRuleset>,
+        rulesets: &[PortRuleset],
+        skip_current: bool,
+    ) -> Result<Report, EngineError> {
+        if rulesets.is_empty() {
+            return Ok(Report::default());
+        }
+        let changes: Vec<Change<'_>> = rulesets
+            .iter()
+            .map(|rs| Change {
+                ruleset: rs,
+                recorded: if skip_current {
+                    applied.get(&rs.port)
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let report = Applier::new(&self.runner)
+            .apply(&changes)
+            .map_err(|source| EngineError::Apply {
+                ports: rulesets.iter().map(|rs| rs.port.clone()).collect(),
+                source,
+            })?;
+        for rs in rulesets {
+            applied.insert(rs.port.clone(), rs.clone());
+        }
+        Ok(report)
+    }
+
+    /// Removes a filter, unless a binding uses it (directly or through
+    /// references).
+    pub fn undefine(&self, key: &str) -> Result<Undefined, EngineError> {
+        let _applied = self.lock();
+        Ok(self.filters.undefine(key, || self.bindings.uses())?)
+    }
+
+    /// Applies a `<filterbinding>` document's rules to its port, then
+    /// records it. A port that already has a binding is refused.
+    pub fn binding_create(&self, xml: &str) -> Result<Binding, EngineError> {
+        let binding = nwfilter_model::parse_binding(xml).map_err(EngineError::InvalidBinding)?;
+        self.binding_create_parsed(binding)
+    }
+
+    /// As [`Engine::binding_create`], for a binding already parsed.
+    pub fn binding_create_parsed(&self, binding: Binding) -> Result<Binding, EngineError> {
+        let mut applied = self.lock();
+        let port = binding.portdev.clone();
+        if self.bindings.get(port.as_str())?.is_some() {
+            return Err(crate::Error::BindingExists(port.to_string()).into());
+        }
+        let ruleset = self.compile(&binding)?;
+        self.apply_all(&mut applied, std::slice::from_ref(&ruleset), false)?;
+        if let Err(e) = self.bindings.create(&binding) {
+            // Rules nobody recorded could never be deleted by name.
+            applied.remove(&port);
+            let undo = Applier::new(&self.runner).remove(std::slice::from_ref(&port));
+            return Err(match undo {
+                Ok(_) => e.into(),
+                Err(u) => EngineError::Undo {
+                    source: Box::new(e.into()),
+                    undo: error_chain(&u),
+                },
+            });
+        }
+        Ok(binding)
+    }
+
+    /// Removes a port's rules, then its recorded binding.
+    pub fn binding_delete(&self, portdev: &str) -> Result<Binding, EngineError> {
+        let port = IfName::new(portdev.to_owned())
+            .map_err(|e| EngineError::BadPort(portdev.to_owned(), e))?;
+        let mut applied = self.lock();
+        if self.bindings.get(port.as_str())?.is_none() {
+            return Err(crate::Error::NoSuchBinding(port.to_string()).into());
+        }
+        Applier::new(&self.runner)
+            .remove(std::slice::from_ref(&port))
+            .map_err(|source| EngineError::Apply {
+                ports: vec![port.clone()],
+                source,
+            })?;
+        applied.remove(&port);
+        Ok(self.bindings.delete(port.as_str())?)
+    }
+
+    /// Compiles every stored binding from the current filters and applies
+    /// them in one batch (daemon start, SIGHUP, `reload`). Ports whose rules
+    /// are already exactly in place are not touched; a binding that does
+    /// not compile is reported and keeps whatever rules it had.
+    pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
+        let mut applied = self.lock();
+        let mut result = Reapplied::default();
+        let mut rulesets = Vec::new();
+        for binding in self.bindings.list()?.items {
+            match self.compile(&binding) {
+                Ok(rs) => rulesets.push(rs),
+                Err(e) => result.failed.push((binding.portdev.clone(), e.to_string())),
+            }
+        }
+        let report = self.apply_all(&mut applied, &rulesets, true)?;
+        result.applied = report.changed;
+        result.unchanged = report.unchanged;
+        Ok(result)
+    }
+
+    /// Puts back the rules of every port this engine applied that are no
+    /// longer (exactly) in the kernel — someone flushed a table, deleted a
+    /// chain or restarted a firewall service. Returns the ports repaired.
+    /// Costs one read of each table when nothing is missing.
+    pub fn repair(&self) -> Result<Vec<IfName>, EngineError> {
+        let mut applied = self.lock();
+        let rulesets: Vec<PortRuleset> = applied.values().cloned().collect();
+        let report = self.apply_all(&mut applied, &rulesets, true)?;
+        Ok(report.changed)
+    }
+}

@@ -1,0 +1,233 @@
+//! The engine keeps stored objects and applied rules in step: rebuild on
+//! change, all-or-nothing with rollback, refusals that change nothing.
+//! Runs against a recording runner (no kernel); the kernel-level behaviour
+//! is covered by backend-xtables' and the daemon's namespace tests.
+
+use std::sync::Arc;
+
+use backend_xtables::{Command, RecordingRunner, Tool};
+use nwfilter_driver::{BindingStore, Engine, EngineError, FilterStore};
+
+const INNER_V1: &str = "<filter name='no-smtp' chain='root'>
+  <uuid>7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91</uuid>
+  <rule action='drop' direction='out' priority='400'><tcp dstportstart='25'/></rule>
+</filter>";
+
+const INNER_V2: &str = "<filter name='no-smtp' chain='root'>
+  <uuid>7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91</uuid>
+  <rule action='drop' direction='out' priority='400'><tcp dstportstart='587'/></rule>
+</filter>";
+
+/// A redefinition that cannot be instantiated: `$NOPE` is bound nowhere.
+const INNER_BROKEN: &str = "<filter name='no-smtp' chain='root'>
+  <uuid>7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91</uuid>
+  <rule action='drop' direction='out' priority='400'><tcp dstportstart='$NOPE'/></rule>
+</filter>";
+
+const TOP: &str = "<filter name='guest' chain='root'>
+  <uuid>0b9d0a52-5f0c-4a53-8e0e-5d1a0c7e2f11</uuid>
+  <filterref filter='no-smtp'/>
+  <filterref filter='clean-traffic'/>
+</filter>";
+
+fn binding(port: &str, filter: &str) -> String {
+    format!(
+        "<filterbinding>
+  <owner><name>vm-{port}</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{port}'/>
+  <mac address='52:54:00:7b:35:93'/>
+  <filterref filter='{filter}'><parameter name='IP' value='192.0.2.10'/></filterref>
+</filterbinding>"
+    )
+}
+
+struct Setup {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    runner: Arc<RecordingRunner>,
+    engine: Engine<Arc<RecordingRunner>>,
+}
+
+fn setup() -> Setup {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let runner = Arc::new(RecordingRunner::new());
+    let engine = Engine::new(
+        FilterStore::open(config.path()),
+        BindingStore::open(state.path()),
+        Arc::clone(&runner),
+    );
+    Setup {
+        _dirs: (config, state),
+        runner,
+        engine,
+    }
+}
+
+/// Every restore batch the engine sent, as one text.
+fn restore_input(calls: &[Command]) -> String {
+    calls
+        .iter()
+        .filter_map(|c| c.stdin.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn dumpxml(engine: &Engine<Arc<RecordingRunner>>, name: &str) -> String {
+    nwfilter_model::format_filter(&engine.filters().lookup(name).unwrap())
+}
+
+#[test]
+fn a_binding_is_recorded_only_with_its_rules_applied() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    let batches = restore_input(&s.runner.calls());
+    assert!(batches.contains("--dport 25"), "{batches}");
+    assert!(batches.contains("libvirt-J-vnet0") || batches.contains("libvirt-I-vnet0"));
+    assert!(s.engine.bindings().get("vnet0").unwrap().is_some());
+}
+
+#[test]
+fn a_second_binding_for_a_port_is_refused_and_changes_nothing() {
+    let s = setup();
+    s.engine
+        .binding_create(&binding("vnet0", "clean-traffic"))
+        .unwrap();
+    let calls_before = s.runner.calls().len();
+    let err = s
+        .engine
+        .binding_create(&binding("vnet0", "clean-traffic"))
+        .unwrap_err();
+    assert!(err.to_string().contains("vnet0"), "{err}");
+    assert_eq!(s.runner.calls().len(), calls_before, "nothing may run");
+}
+
+#[test]
+fn redefining_a_filter_rebuilds_every_binding_that_reaches_it() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    s.engine.binding_create(&binding("vnet1", "guest")).unwrap();
+    s.engine
+        .binding_create(&binding("vnet2", "clean-traffic"))
+        .unwrap();
+    let before = s.runner.calls().len();
+    s.engine.define(INNER_V2).unwrap();
+    let rebuild = restore_input(&s.runner.calls()[before..]);
+    assert!(rebuild.contains("--dport 587"), "{rebuild}");
+    assert!(rebuild.contains("vnet0") && rebuild.contains("vnet1"));
+    assert!(
+        !rebuild.contains("vnet2"),
+        "a binding that does not use the filter is not touched"
+    );
+}
+
+#[test]
+fn an_identical_redefinition_runs_nothing() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    let before = s.runner.calls().len();
+    s.engine.define(INNER_V1).unwrap();
+    assert_eq!(s.runner.calls().len(), before);
+}
+
+#[test]
+fn a_redefinition_that_does_not_compile_is_rolled_back_naming_the_port() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    let stored = dumpxml(&s.engine, "no-smtp");
+    let before = s.runner.calls().len();
+    let err = s.engine.define(INNER_BROKEN).unwrap_err();
+    let text = nwfilter_driver::engine::error_chain(&err);
+    assert!(matches!(err, EngineError::Rebuild { .. }), "{text}");
+    assert!(text.contains("vnet0") && text.contains("NOPE"), "{text}");
+    assert_eq!(
+        dumpxml(&s.engine, "no-smtp"),
+        stored,
+        "definition rolled back"
+    );
+    assert_eq!(s.runner.calls().len(), before, "no rule was touched");
+}
+
+#[test]
+fn a_rebuild_the_kernel_refuses_is_rolled_back() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    let stored = dumpxml(&s.engine, "no-smtp");
+    // The rebuild reads three tables, then sends its batches: fail the first
+    // batch.
+    let n = s.runner.calls().len();
+    s.runner.fail_call(n + 4);
+    let err = s.engine.define(INNER_V2).unwrap_err();
+    let text = nwfilter_driver::engine::error_chain(&err);
+    assert!(text.contains("vnet0"), "{text}");
+    assert!(text.contains("injected failure"), "{text}");
+    assert_eq!(dumpxml(&s.engine, "no-smtp"), stored);
+    let calls = s.runner.calls();
+    assert_eq!(calls.len(), n + 4, "nothing runs after the refused batch");
+    assert_eq!(calls[n + 3].tool, Tool::EbtablesRestore);
+}
+
+#[test]
+fn undefine_is_refused_while_a_binding_reaches_the_filter() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    let err = s.engine.undefine("no-smtp").unwrap_err().to_string();
+    assert!(err.contains("in use") && err.contains("vnet0"), "{err}");
+    s.engine.binding_delete("vnet0").unwrap();
+    s.engine.undefine("no-smtp").unwrap();
+}
+
+#[test]
+fn binding_delete_removes_rules_and_state() {
+    let s = setup();
+    s.engine
+        .binding_create(&binding("vnet0", "clean-traffic"))
+        .unwrap();
+    s.engine.binding_delete("vnet0").unwrap();
+    assert!(s.engine.bindings().get("vnet0").unwrap().is_none());
+    let err = s.engine.binding_delete("vnet0").unwrap_err().to_string();
+    assert!(err.contains("no binding"), "{err}");
+    let bad = s.engine.binding_delete("bad/name").unwrap_err().to_string();
+    assert!(bad.contains("bad/name"), "{bad}");
+}
+
+#[test]
+fn a_binding_needing_ip_without_one_is_refused_and_not_recorded() {
+    let s = setup();
+    let xml = binding("vnet0", "clean-traffic").replace(
+        "<parameter name='IP' value='192.0.2.10'/>",
+        "<parameter name='CTRL_IP_LEARNING' value='any'/>",
+    );
+    let err = s.engine.binding_create(&xml).unwrap_err();
+    assert!(matches!(err, EngineError::NeedsIp { .. }), "{err}");
+    assert!(s.engine.bindings().get("vnet0").unwrap().is_none());
+}
+
+#[test]
+fn reapply_reports_bindings_that_no_longer_compile() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    s.engine
+        .binding_create(&binding("vnet1", "clean-traffic"))
+        .unwrap();
+    // Break vnet0's tree behind the engine's back, as an admin editing the
+    // config directory by hand would.
+    std::fs::write(s.engine.filters().dir().join("no-smtp.xml"), INNER_BROKEN).unwrap();
+    let report = s.engine.reapply_all().unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0.as_str(), "vnet0");
+    assert!(report.failed[0].1.contains("NOPE"), "{report:?}");
+}
