@@ -360,3 +360,47 @@ fn an_update_failing_half_way_leaves_the_old_rules_filtering() {
     a.set_ip("10.77.0.99");
     assert!(!a.pings(&b.ip), "old bridge rules still stop a spoofed IP");
 }
+
+#[test]
+fn teardown_in_a_pristine_namespace_leaves_only_empty_builtin_chains() {
+    if !support::can_run("teardown_in_a_pristine_namespace_leaves_only_empty_builtin_chains") {
+        return;
+    }
+    let lab = Lab::new(1);
+    assert_eq!(
+        lab.host.ok(&["nft", "list", "ruleset"]),
+        "",
+        "nothing before"
+    );
+    let runner = runner(&lab, Toolset::default());
+    let applier = Applier::new(&runner);
+    let rules = guard(&lab.guests[0], &["-p tcp --dport 25 -j DROP"]);
+    applier
+        .apply(&[Change {
+            ruleset: &rules,
+            recorded: None,
+        }])
+        .unwrap();
+    applier.remove(&[rules.port.clone()]).unwrap();
+    // The tools cannot delete a table, so the tables they created stay,
+    // holding only their built-in chains: no rule, policy ACCEPT.
+    let tables = applier.read_tables().unwrap();
+    let builtin = ["PREROUTING", "OUTPUT", "POSTROUTING", "INPUT", "FORWARD"];
+    for table in [&tables.bridge, &tables.ipv4, &tables.ipv6] {
+        assert!(
+            table.chains.iter().all(|c| builtin.contains(&c.as_str())),
+            "{table:?}"
+        );
+        assert!(table.rules.values().all(Vec::is_empty), "{table:?}");
+    }
+    let listing = lab.host.ok(&["nft", "list", "ruleset"]);
+    for line in listing.lines().map(str::trim) {
+        let structural = line.starts_with("table ") || line.starts_with("chain ") || line == "}";
+        assert!(
+            structural
+                || line.is_empty()
+                || line.starts_with("type filter hook") && line.ends_with("policy accept;"),
+            "unexpected: {line}"
+        );
+    }
+}
