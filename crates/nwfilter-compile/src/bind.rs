@@ -15,6 +15,14 @@ use crate::error::{BindError, Site, Unresolved};
 use crate::iterate::{expand, unresolved};
 use crate::source::FilterSource;
 
+/// The most rules one binding may produce (and the most rules plus
+/// `<filterref>` instances its tree may have). libvirt has no limit; but
+/// references repeated at every level of a DAG, or several list variables
+/// on different iterators, multiply, and a few lines of XML could
+/// otherwise exhaust memory. Real bindings stay far below (clean-traffic
+/// with one address: under 30).
+pub const MAX_BOUND_RULES: usize = 100_000;
+
 /// How a port without a known `IP` learns it (`CTRL_IP_LEARNING`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +95,12 @@ impl FilterDag {
         })?;
         let mut envs = Envs::new(params, mac);
         let mut instances = Vec::new();
-        flatten(self, self.top(), Envs::TOP, &mut envs, &mut instances);
+        flatten(self, self.top(), Envs::TOP, &mut envs, &mut instances).map_err(|()| {
+            BindError::TreeTooLarge {
+                top: top.clone(),
+                limit: MAX_BOUND_RULES,
+            }
+        })?;
 
         let missing = missing(&instances, &envs);
         if !missing.is_empty() {
@@ -111,7 +124,8 @@ impl FilterDag {
                 envs: &envs,
                 id: inst.env,
             };
-            expand(inst.rule, inst.site(), &env, &mut expanded)?;
+            let room = MAX_BOUND_RULES - rules.len();
+            expand(inst.rule, inst.site(), &env, &mut expanded, room)?;
             rules.extend(expanded.drain(..).map(|rule| BoundRule {
                 filter: inst.filter.name.clone(),
                 rule_index: inst.rule_index,
@@ -145,15 +159,19 @@ impl Instance<'_> {
 /// the referenced filter's entries, bound in a child environment. A filter
 /// referenced twice contributes its rules twice, as in libvirt. Recursion
 /// depth is bounded by the number of filters (the DAG is acyclic).
+/// `Err(())` once rules plus references exceed [`MAX_BOUND_RULES`].
 fn flatten<'a>(
     dag: &'a FilterDag,
     filter: &'a Arc<Filter>,
     env: EnvId,
     envs: &mut Envs<'a>,
     out: &mut Vec<Instance<'a>>,
-) {
+) -> Result<(), ()> {
     let mut rule_index = 0;
     for entry in &filter.entries {
+        if out.len() + envs.len() > MAX_BOUND_RULES {
+            return Err(());
+        }
         match entry {
             Entry::Rule(rule) => {
                 out.push(Instance {
@@ -169,10 +187,11 @@ fn flatten<'a>(
                     .get(r.filter.as_str())
                     .expect("resolve() loaded every referenced filter");
                 let child_env = envs.child(env, &r.params);
-                flatten(dag, child, child_env, envs, out);
+                flatten(dag, child, child_env, envs, out)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Every unsatisfiable reference of the tree, each once (at its first use).

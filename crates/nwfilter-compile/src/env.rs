@@ -54,6 +54,12 @@ impl<'a> Envs<'a> {
         EnvId(self.envs.len() - 1)
     }
 
+    /// How many environments exist (one per `<filterref>` instance, plus
+    /// the top).
+    pub(crate) fn len(&self) -> usize {
+        self.envs.len()
+    }
+
     /// The value list of `name` in environment `id` (never empty).
     pub(crate) fn lookup(&self, id: EnvId, name: &str) -> Option<&[String]> {
         let env = &self.envs[id.0];

@@ -93,6 +93,20 @@ pub enum BindError {
     #[error(transparent)]
     BadValue(Box<BadValue>),
 
+    /// A rule's value combinations would take the binding past
+    /// [`crate::MAX_BOUND_RULES`].
+    #[error(
+        "{at}: the binding would get more than {limit} rules (list values multiply the rules that use them)"
+    )]
+    TooManyRules { at: RuleAt, limit: usize },
+
+    /// The `<filterref>` tree, with every repeated reference instantiated
+    /// again, has more than [`crate::MAX_BOUND_RULES`] rules and references.
+    #[error(
+        "filter '{top}': its <filterref> tree instantiates more than {limit} rules and references"
+    )]
+    TreeTooLarge { top: FilterName, limit: usize },
+
     /// `CTRL_IP_LEARNING` is not `any`, `dhcp` or `none`.
     #[error(
         "filter '{top}': CTRL_IP_LEARNING value '{value}' is invalid (expected any, dhcp or none)"

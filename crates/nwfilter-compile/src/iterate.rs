@@ -18,6 +18,7 @@ use std::collections::HashSet;
 
 use nwfilter_model::{parse_kind, AttrValue, Protocol, Rule, Value, VarAccess, VarRef};
 
+use crate::bind::MAX_BOUND_RULES;
 use crate::error::{BadValue, BindError, Site};
 
 /// Where to find a variable's values while expanding one rule.
@@ -65,19 +66,34 @@ struct Iter<'r> {
 }
 
 /// Appends to `out` one copy of `rule` per combination of its variables'
-/// values, each with every variable replaced by its parsed value.
+/// values, each with every variable replaced by its parsed value, as long
+/// as that adds at most `room` rules.
 /// Unresolved references must have been ruled out by [`unresolved`].
 pub(crate) fn expand(
     rule: &Rule,
     at: Site<'_>,
     env: &impl Lookup,
     out: &mut Vec<Rule>,
+    room: usize,
 ) -> Result<(), BindError> {
+    let too_many = || BindError::TooManyRules {
+        at: at.owned(),
+        limit: MAX_BOUND_RULES,
+    };
     let Some(pm) = rule.protocol.as_ref().filter(|p| has_vars(&p.attrs)) else {
+        if room == 0 {
+            return Err(too_many());
+        }
         out.push(rule.clone());
         return Ok(());
     };
     let iters = iterators(rule, at, env)?;
+    let combinations = iters
+        .iter()
+        .try_fold(1usize, |n, it| n.checked_mul(it.steps.len()));
+    if combinations.map_or(true, |n| n > room) {
+        return Err(too_many());
+    }
     // For each attribute holding a variable: its iterator, and its parsed
     // value at each of that iterator's steps.
     let mut slots: Vec<(usize, usize, Vec<Value>)> = Vec::new();

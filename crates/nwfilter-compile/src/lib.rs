@@ -12,7 +12,7 @@ pub mod error;
 mod iterate;
 pub mod source;
 
-pub use bind::{bind, BindOutcome, LearningMode};
+pub use bind::{bind, BindOutcome, LearningMode, MAX_BOUND_RULES};
 pub use bound::{BoundRule, BoundRules};
 pub use dag::{check_cycle, resolve, FilterDag, RefPath, ResolveError};
 pub use error::{BadValue, BindError, RuleAt, Unresolved};
