@@ -120,3 +120,80 @@ pub enum FirewallError {
     #[error("network '{0}' has no bridge name; define it first (define picks a free virbrN) or add <bridge name='…'/>")]
     NoBridgeName(String),
 }
+
+/// Why a network could not be defined, started, stopped or listed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Parse(Box<ParseError>),
+    #[error("stored definition {path} is invalid: {source}")]
+    Stored {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<ParseError>,
+    },
+    #[error("{path}: {reason}")]
+    Corrupt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no network named '{0}'")]
+    NoSuchNetwork(String),
+    #[error("network '{0}' is running; destroy it first")]
+    Running(String),
+    #[error("network '{0}' is already running")]
+    AlreadyRunning(String),
+    #[error("network '{0}' is not running")]
+    NotRunning(String),
+    #[error("bridge '{bridge}' is already used by network '{by}'")]
+    BridgeTaken { bridge: String, by: String },
+    #[error("cannot create bridge '{0}': an interface of that name already exists")]
+    InterfaceExists(String),
+    #[error("UUID {uuid} already belongs to network '{by}'")]
+    UuidTaken { uuid: uuid::Uuid, by: String },
+    #[error("network '{name}' has UUID {old}; the document gives {new}")]
+    UuidChanged {
+        name: String,
+        old: uuid::Uuid,
+        new: uuid::Uuid,
+    },
+    #[error("no free bridge name (virbr0 to virbr255 are all taken)")]
+    NoFreeBridgeName,
+    #[error("subnet {subnet} overlaps the existing route {route} (dev {device}): the network would cut this host off from it")]
+    RouteOverlap {
+        subnet: ipnet::IpNet,
+        route: ipnet::IpNet,
+        device: String,
+    },
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("firewall: {0}")]
+    Run(#[from] backend_xtables::RunError),
+    #[error("netlink: {0}")]
+    Netlink(String),
+    #[error("dnsmasq: {0}")]
+    Dnsmasq(String),
+    #[error("network '{name}' was not fully destroyed: {}", .failures.join("; "))]
+    Teardown { name: String, failures: Vec<String> },
+    #[error("{error}; and undoing the partial start failed: {}", .undo.join("; "))]
+    Rollback {
+        #[source]
+        error: Box<LifecycleError>,
+        undo: Vec<String>,
+    },
+}
+
+impl LifecycleError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LifecycleError {
+        LifecycleError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -9,19 +9,25 @@
 //! Everything here is pure: nothing is run, nothing read but the text
 //! handed in.
 
+pub mod daemons;
 pub mod dnsmasq;
 mod error;
 pub mod firewall;
 mod format;
+pub mod host;
+mod lifecycle;
 mod network;
 mod parse;
 mod parse_ip;
+mod store;
 mod validate;
 
-pub use error::{FirewallError, Invalid, Location, ParseError};
+pub use error::{FirewallError, Invalid, LifecycleError, Location, ParseError};
 pub use format::format_network;
+pub use lifecycle::{AutostartResult, Driver};
 pub use network::{
     mac_text, Bootp, Bridge, Dhcp, DhcpHost, DhcpRange, Dns, DnsForwarder, DnsHost, Domain,
     Forward, ForwardMode, IpDef, Ipv4Range, Lease, LeaseUnit, Nat, Network, NetworkName, PortRange,
 };
 pub use parse::{parse_network, MAX_DOCUMENT_BYTES};
+pub use store::{NetworkInfo, RunState, Store};

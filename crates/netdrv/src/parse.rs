@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use macaddr::MacAddr6;
-use nwfilter_model::IfName;
+use nwfilter_model::{IfName, NameError};
 use roxmltree::{Document, Node};
 use uuid::Uuid;
 
@@ -200,7 +200,11 @@ impl<'d, 'i> Cx<'d, 'i> {
                         node.tag_name().name(),
                         attr,
                         v.escape_debug(),
-                        e.to_string(),
+                        match e {
+                            // The value is printed already; keep the reason.
+                            NameError::IfName(_, why) => format!("not an interface name: {why}"),
+                            other => other.to_string(),
+                        },
                     ),
                 )
             }),

@@ -101,3 +101,105 @@ fn per_ip(net: &Network, bridge: &IfName, ip: &IpDef) -> Vec<Rule> {
         ForwardMode::Isolated | ForwardMode::Open => Vec::new(),
     }
 }
+
+/// The same commands as restore batches: one `iptables-restore --noflush`
+/// and one `ip6tables-restore --noflush` for the rules that must succeed,
+/// then one for those whose failure is ignored; each batch holds its
+/// rules per table, in command order. IPv4 and IPv6 rules never share a
+/// chain, so regrouping them by family keeps every chain's order. One
+/// process per family instead of one per rule, and each batch is
+/// committed whole or not at all.
+pub fn restore_batches(cmds: &[Command]) -> Vec<Command> {
+    let mut cmds = cmds.to_vec();
+    cmds.sort_by_key(|c| (c.on_error == backend_xtables::OnError::Ignore, c.tool));
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < cmds.len() {
+        let (tool, policy) = (cmds[start].tool, cmds[start].on_error);
+        let end = cmds[start..]
+            .iter()
+            .position(|c| c.tool != tool || c.on_error != policy)
+            .map_or(cmds.len(), |n| start + n);
+        let restore_tool = match tool {
+            backend_xtables::Tool::Ip6tables => backend_xtables::Tool::Ip6tablesRestore,
+            _ => backend_xtables::Tool::IptablesRestore,
+        };
+        let mut cmd =
+            Command::new(restore_tool, ["--noflush"]).with_stdin(restore_input(&cmds[start..end]));
+        cmd.on_error = policy;
+        out.push(cmd);
+        start = end;
+    }
+    out
+}
+
+/// `*TABLE` blocks of rule lines (the command's arguments without `-w`
+/// and `--table`), tables in first-use order, rules in command order.
+fn restore_input(cmds: &[Command]) -> String {
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    for cmd in cmds {
+        let mut table = "filter".to_owned();
+        let mut words = Vec::new();
+        let mut args = cmd.args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-w" => {}
+                "--table" | "-t" => table = args.next().cloned().unwrap_or_default(),
+                // Validated names and addresses: never whitespace or quotes.
+                _ => words.push(arg.clone()),
+            }
+        }
+        match tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, lines)) => lines.push(words.join(" ")),
+            None => tables.push((table, vec![words.join(" ")])),
+        }
+    }
+    let mut text = String::new();
+    for (table, lines) in tables {
+        text.push_str(&format!("*{table}\n"));
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str("COMMIT\n");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_group_by_tool_and_policy_and_tables_by_first_use() {
+        let net = crate::parse_network(
+            "<network><name>n</name><bridge name='br0'/><forward/>
+               <ip address='10.0.0.1' prefix='24'><dhcp><range start='10.0.0.2' end='10.0.0.9'/></dhcp></ip>
+               <ip family='ipv6' address='fd00::1' prefix='64'/></network>",
+        )
+        .unwrap();
+        let batches = restore_batches(&add_commands(&net).unwrap());
+        let tools: Vec<_> = batches.iter().map(|b| (b.tool, b.on_error)).collect();
+        use backend_xtables::{OnError, Tool};
+        assert_eq!(
+            tools,
+            [
+                (Tool::IptablesRestore, OnError::Fail),
+                (Tool::Ip6tablesRestore, OnError::Fail),
+                (Tool::IptablesRestore, OnError::Ignore),
+            ]
+        );
+        let v4 = batches[0].stdin.as_deref().unwrap();
+        assert!(v4.starts_with(
+            "*filter\n--insert LIBVIRT_INP --in-interface br0 --protocol tcp --destination-port 67 --jump ACCEPT\n"
+        ));
+        assert!(v4.contains(
+            "--jump ACCEPT\n--insert LIBVIRT_FWO --source 10.0.0.0/24 --in-interface br0 --jump ACCEPT\n"
+        ));
+        assert!(v4.contains("COMMIT\n*nat\n--insert LIBVIRT_PRT --source 10.0.0.0/24 ! --destination 10.0.0.0/24 --jump MASQUERADE\n"));
+        assert_eq!(
+            batches[2].stdin.as_deref().unwrap(),
+            "*mangle\n--insert LIBVIRT_PRT --out-interface br0 --protocol udp --destination-port 68 --jump CHECKSUM --checksum-fill\nCOMMIT\n"
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Starting and destroying networks: bridge, firewall, addresses,
+//! forwarding, dnsmasq, and the run state that lets destroy undo it all.
+//!
+//! Start is all or nothing: on any failure everything already done is
+//! undone (in reverse) and the error says what failed, and what could not
+//! be undone if anything. Destroy keeps going past failures and reports
+//! them all, so a half-broken network can still be cleaned away.
+
+use backend_xtables::Runner;
+use ipnet::IpNet;
+use nwfilter_model::IfName;
+
+use crate::daemons::Daemons;
+use crate::dnsmasq::{dnsmasq_files, needs_dnsmasq, DnsmasqPaths};
+use crate::error::{FirewallError, LifecycleError};
+use crate::firewall::{self, ExistingChains};
+use crate::host::{BridgeSpec, Host, HostRoute};
+use crate::network::{ForwardMode, Network};
+use crate::store::{write_atomic, RunState, Store};
+
+/// The life-cycle operations, over their I/O boundaries.
+pub struct Driver<'a> {
+    pub store: &'a Store,
+    pub host: &'a dyn Host,
+    /// Runs iptables/ip6tables (and their restore tools).
+    pub runner: &'a dyn Runner,
+    pub daemons: &'a dyn Daemons,
+}
+
+impl std::fmt::Debug for Driver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("store", self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One network `autostart_all` tried, and how its start went.
+pub type AutostartResult = (String, Result<(), LifecycleError>);
+
+/// What a start has done so far, to undo on failure.
+#[derive(Default)]
+struct Done {
+    bridge: Option<IfName>,
+    rules: bool,
+    dnsmasq: Option<u32>,
+}
+
+impl Driver<'_> {
+    fn dnsmasq_paths(&self, net: &Network) -> DnsmasqPaths {
+        DnsmasqPaths::in_dir(self.store.state_dir(), net)
+    }
+
+    /// Starts the defined network `name`.
+    pub fn start(&self, name: &str) -> Result<RunState, LifecycleError> {
+        let net = self.store.get(name)?;
+        if self.store.run_state(name)?.is_some() {
+            return Err(LifecycleError::AlreadyRunning(name.to_owned()));
+        }
+        let bridge = net
+            .bridge
+            .name
+            .clone()
+            .ok_or_else(|| FirewallError::NoBridgeName(name.to_owned()))?;
+        if self.host.link_exists(&bridge)? {
+            return Err(LifecycleError::InterfaceExists(bridge.to_string()));
+        }
+        check_route_overlap(&net, &self.host.routes()?)?;
+        let mut done = Done::default();
+        match self.start_steps(&net, &bridge, &mut done) {
+            Ok(state) => Ok(state),
+            Err(error) => {
+                let undo = self.undo(&net, &done);
+                if undo.is_empty() {
+                    Err(error)
+                } else {
+                    Err(LifecycleError::Rollback {
+                        error: Box::new(error),
+                        undo,
+                    })
+                }
+            }
+        }
+    }
+
+    fn start_steps(
+        &self,
+        net: &Network,
+        bridge: &IfName,
+        done: &mut Done,
+    ) -> Result<RunState, LifecycleError> {
+        self.host.create_bridge(&BridgeSpec {
+            name: bridge.clone(),
+            mac: net.mac,
+            stp: net.bridge.stp,
+            delay: net.bridge.delay,
+            mtu: net.mtu,
+        })?;
+        done.bridge = Some(bridge.clone());
+        if firewall::has_rules(net) {
+            // Marked before running: a batch that fails half-way is undone
+            // by the (error-tolerant) removal of every rule.
+            done.rules = true;
+            self.apply_rules(net)?;
+        }
+        for ip in &net.ips {
+            self.host.add_address(bridge, ip.address, ip.prefix_len())?;
+        }
+        self.host.set_up(bridge)?;
+        if net.forward.mode != ForwardMode::Isolated {
+            if net.ips_v4().next().is_some() {
+                self.host.set_sysctl("net/ipv4/ip_forward", "1")?;
+            }
+            if net.ips_v6().next().is_some() {
+                self.host.set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+            }
+        }
+        let mut dnsmasq_pid = None;
+        if needs_dnsmasq(net) {
+            let paths = self.dnsmasq_paths(net);
+            let files = dnsmasq_files(net, &paths)?;
+            write_atomic(&paths.hosts, files.hosts.as_bytes())?;
+            write_atomic(&paths.addn_hosts, files.addn_hosts.as_bytes())?;
+            write_atomic(&paths.conf, files.conf.as_bytes())?;
+            let pid = self.daemons.start_dnsmasq(&paths)?;
+            done.dnsmasq = Some(pid);
+            dnsmasq_pid = Some(pid);
+        }
+        let state = RunState {
+            network: net.clone(),
+            dnsmasq_pid,
+        };
+        self.store.save_run_state(&state)?;
+        Ok(state)
+    }
+
+    /// Host-wide chains (only what is missing), then the network's rules
+    /// in one restore batch per family.
+    fn apply_rules(&self, net: &Network) -> Result<(), LifecycleError> {
+        let mut existing = ExistingChains::none();
+        for (family, table, cmd) in firewall::listing_commands() {
+            let out = self.runner.run(&cmd)?;
+            existing.add_listing(family, table, &out.stdout);
+        }
+        for cmd in firewall::setup_commands(&existing) {
+            self.runner.run(&cmd)?;
+        }
+        for batch in firewall::restore_batches(&firewall::add_commands(net)?) {
+            self.runner.run(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes a partial start in reverse; returns what could not be undone.
+    fn undo(&self, net: &Network, done: &Done) -> Vec<String> {
+        let mut failures = Vec::new();
+        if let Some(pid) = done.dnsmasq {
+            if let Err(e) = self.daemons.stop_dnsmasq(pid, &self.dnsmasq_paths(net)) {
+                failures.push(e.to_string());
+            }
+        }
+        if done.rules {
+            failures.extend(self.remove_rules(net));
+        }
+        if let Some(bridge) = &done.bridge {
+            if let Err(e) = self.host.delete_link(bridge) {
+                failures.push(e.to_string());
+            }
+        }
+        failures
+    }
+
+    fn remove_rules(&self, net: &Network) -> Vec<String> {
+        match firewall::remove_commands(net) {
+            Ok(cmds) => cmds
+                .iter()
+                .filter_map(|c| self.runner.run(c).err().map(|e| e.to_string()))
+                .collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    /// Stops a running network: its dnsmasq, its rules, its bridge, its
+    /// files. Every step is tried; all failures are reported together.
+    pub fn destroy(&self, name: &str) -> Result<(), LifecycleError> {
+        let state = self
+            .store
+            .run_state(name)?
+            .ok_or_else(|| LifecycleError::NotRunning(name.to_owned()))?;
+        let net = &state.network;
+        let paths = self.dnsmasq_paths(net);
+        let mut failures = Vec::new();
+        if let Some(pid) = state.dnsmasq_pid {
+            if let Err(e) = self.daemons.stop_dnsmasq(pid, &paths) {
+                failures.push(e.to_string());
+            }
+        }
+        if firewall::has_rules(net) {
+            failures.extend(self.remove_rules(net));
+        }
+        if let Some(bridge) = &net.bridge.name {
+            match self.host.link_exists(bridge) {
+                Ok(true) => {
+                    failures.extend(self.host.delete_link(bridge).err().map(|e| e.to_string()))
+                }
+                Ok(false) => {}
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        for file in [
+            &paths.conf,
+            &paths.hosts,
+            &paths.addn_hosts,
+            &paths.pid,
+            &paths.leases,
+        ] {
+            if let Err(e) = std::fs::remove_file(file) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("{}: {e}", file.display()));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(LifecycleError::Teardown {
+                name: name.to_owned(),
+                failures,
+            });
+        }
+        self.store.clear_run_state(name)
+    }
+
+    /// Starts every autostart network that is not running; one result per
+    /// network tried.
+    pub fn autostart_all(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
+        let mut out = Vec::new();
+        for info in self.store.list()? {
+            if info.autostart && !info.active {
+                let result = self.start(&info.name).map(|_| ());
+                out.push((info.name, result));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A network subnet that overlaps a route the host already has would
+/// capture part of that route's traffic.
+fn check_route_overlap(net: &Network, routes: &[HostRoute]) -> Result<(), LifecycleError> {
+    for ip in &net.ips {
+        let subnet = ip.subnet();
+        let clash = routes
+            .iter()
+            .find(|r| r.destination.prefix_len() > 0 && overlaps(&r.destination, &subnet));
+        if let Some(route) = clash {
+            return Err(LifecycleError::RouteOverlap {
+                subnet,
+                route: route.destination,
+                device: route.device.clone().unwrap_or_else(|| "none".to_owned()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}

@@ -1,0 +1,263 @@
+//! Start, destroy and rollback, with a recorded host, runner and daemons
+//! (no root needed; the real kernel is exercised by tests/netns.rs).
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use backend_xtables::{RecordingRunner, Tool};
+use netdrv::daemons::Daemons;
+use netdrv::dnsmasq::DnsmasqPaths;
+use netdrv::host::{BridgeSpec, Host, HostRoute};
+use netdrv::{Driver, LifecycleError, Store};
+use nwfilter_model::IfName;
+
+/// Records what was done to the "host"; links come and go.
+#[derive(Default)]
+struct FakeHost {
+    log: RefCell<Vec<String>>,
+    links: RefCell<Vec<String>>,
+    routes: Vec<HostRoute>,
+}
+
+impl Host for FakeHost {
+    fn link_exists(&self, name: &IfName) -> Result<bool, LifecycleError> {
+        Ok(self.links.borrow().iter().any(|l| l == name.as_str()))
+    }
+    fn create_bridge(&self, spec: &BridgeSpec) -> Result<(), LifecycleError> {
+        self.log.borrow_mut().push(format!("create {}", spec.name));
+        self.links.borrow_mut().push(spec.name.to_string());
+        Ok(())
+    }
+    fn add_address(
+        &self,
+        link: &IfName,
+        address: IpAddr,
+        prefix: u8,
+    ) -> Result<(), LifecycleError> {
+        self.log
+            .borrow_mut()
+            .push(format!("addr {link} {address}/{prefix}"));
+        Ok(())
+    }
+    fn set_up(&self, link: &IfName) -> Result<(), LifecycleError> {
+        self.log.borrow_mut().push(format!("up {link}"));
+        Ok(())
+    }
+    fn delete_link(&self, link: &IfName) -> Result<(), LifecycleError> {
+        self.log.borrow_mut().push(format!("delete {link}"));
+        self.links.borrow_mut().retain(|l| l != link.as_str());
+        Ok(())
+    }
+    fn routes(&self) -> Result<Vec<HostRoute>, LifecycleError> {
+        Ok(self.routes.clone())
+    }
+    fn set_sysctl(&self, key: &str, value: &str) -> Result<(), LifecycleError> {
+        self.log.borrow_mut().push(format!("sysctl {key}={value}"));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FakeDaemons {
+    log: RefCell<Vec<String>>,
+}
+
+impl Daemons for FakeDaemons {
+    fn start_dnsmasq(&self, paths: &DnsmasqPaths) -> Result<u32, LifecycleError> {
+        assert!(
+            paths.conf.exists(),
+            "the configuration is written before dnsmasq starts"
+        );
+        self.log.borrow_mut().push("start dnsmasq".into());
+        Ok(4242)
+    }
+    fn stop_dnsmasq(&self, pid: u32, _: &DnsmasqPaths) -> Result<(), LifecycleError> {
+        self.log.borrow_mut().push(format!("stop {pid}"));
+        Ok(())
+    }
+}
+
+const NAT: &str = "<network><name>lab</name><bridge name='virbr7'/><forward/>
+  <ip address='10.7.0.1' prefix='24'><dhcp><range start='10.7.0.2' end='10.7.0.9'/></dhcp></ip></network>";
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("config"), dir.path().join("state"));
+    store.define(NAT, &|_| false).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn start_then_destroy_leaves_nothing_behind() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+
+    let state = driver.start("lab").unwrap();
+    assert_eq!(state.dnsmasq_pid, Some(4242));
+    assert_eq!(
+        *host.log.borrow(),
+        [
+            "create virbr7",
+            "addr virbr7 10.7.0.1/24",
+            "up virbr7",
+            "sysctl net/ipv4/ip_forward=1"
+        ]
+    );
+    let tools: Vec<Tool> = runner.calls().iter().map(|c| c.tool).collect();
+    assert_eq!(
+        tools
+            .iter()
+            .filter(|t| **t == Tool::IptablesRestore)
+            .count(),
+        2,
+        "rules + checksum batch"
+    );
+    assert_eq!(
+        tools
+            .iter()
+            .filter(|t| **t == Tool::Ip6tablesRestore)
+            .count(),
+        0,
+        "no IPv6 here"
+    );
+    assert!(store.list().unwrap()[0].active);
+    assert!(matches!(
+        driver.start("lab"),
+        Err(LifecycleError::AlreadyRunning(_))
+    ));
+    assert!(matches!(
+        store.undefine("lab"),
+        Err(LifecycleError::Running(_))
+    ));
+
+    let before = runner.calls().len();
+    driver.destroy("lab").unwrap();
+    let removals = &runner.calls()[before..];
+    assert!(removals
+        .iter()
+        .all(|c| c.args.contains(&"--delete".to_owned())));
+    assert!(removals[0].args.contains(&"CHECKSUM".to_owned()));
+    assert_eq!(host.log.borrow().last().unwrap(), "delete virbr7");
+    assert_eq!(*daemons.log.borrow(), ["start dnsmasq", "stop 4242"]);
+    assert!(host.links.borrow().is_empty());
+    assert!(!store.list().unwrap()[0].active);
+    assert!(
+        !store.state_dir().join("lab.conf").exists(),
+        "dnsmasq files removed"
+    );
+    assert!(matches!(
+        driver.destroy("lab"),
+        Err(LifecycleError::NotRunning(_))
+    ));
+}
+
+#[test]
+fn a_failed_rule_batch_rolls_the_start_back() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    // 6 listings + 28 chain set-ups, then the IPv4 rule batch.
+    runner.fail_call(35);
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    let err = driver.start("lab").unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(runner.calls()[34].tool, Tool::IptablesRestore);
+    assert!(runner.calls()[35..]
+        .iter()
+        .all(|c| c.args.contains(&"--delete".to_owned())));
+    assert_eq!(*host.log.borrow(), ["create virbr7", "delete virbr7"]);
+    assert!(daemons.log.borrow().is_empty(), "dnsmasq never started");
+    assert!(!store.list().unwrap()[0].active);
+}
+
+#[test]
+fn existing_chains_are_not_created_twice() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    runner.answer(
+        Tool::Iptables,
+        "-N LIBVIRT_INP\n-N LIBVIRT_OUT\n-N LIBVIRT_FWO\n-N LIBVIRT_FWI\n-N LIBVIRT_FWX\n-N LIBVIRT_PRT\n\
+         -A INPUT -j LIBVIRT_INP\n-A OUTPUT -j LIBVIRT_OUT\n-A FORWARD -j LIBVIRT_FWX\n-A FORWARD -j LIBVIRT_FWI\n\
+         -A FORWARD -j LIBVIRT_FWO\n-A POSTROUTING -j LIBVIRT_PRT\n",
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    driver.start("lab").unwrap();
+    let setup: Vec<_> = runner
+        .calls()
+        .into_iter()
+        .filter(|c| c.args.iter().any(|a| a == "--new-chain" || a == "--jump") && c.stdin.is_none())
+        .collect();
+    assert!(
+        setup.iter().all(|c| c.tool == Tool::Ip6tables),
+        "only IPv6 was missing: {setup:?}"
+    );
+}
+
+#[test]
+fn refused_starts_change_nothing() {
+    let (_dir, store) = store();
+    let (runner, daemons) = (RecordingRunner::new(), FakeDaemons::default());
+
+    let busy = FakeHost::default();
+    busy.links.borrow_mut().push("virbr7".into());
+    let driver = Driver {
+        store: &store,
+        host: &busy,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    assert!(
+        matches!(driver.start("lab"), Err(LifecycleError::InterfaceExists(b)) if b == "virbr7")
+    );
+
+    let routed = FakeHost {
+        routes: vec![HostRoute {
+            destination: "10.0.0.0/8".parse().unwrap(),
+            device: Some("eth0".into()),
+        }],
+        ..FakeHost::default()
+    };
+    let driver = Driver {
+        store: &store,
+        host: &routed,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    let err = driver.start("lab").unwrap_err();
+    assert!(matches!(err, LifecycleError::RouteOverlap { .. }), "{err}");
+    assert!(
+        err.to_string().contains("10.0.0.0/8") && err.to_string().contains("eth0"),
+        "{err}"
+    );
+
+    assert!(runner.calls().is_empty());
+    assert!(busy.log.borrow().is_empty() && routed.log.borrow().is_empty());
+    assert!(!store.list().unwrap()[0].active);
+}
