@@ -60,6 +60,8 @@ enum Command {
     Format(format::Args),
     Render(render::Args),
     NetRender(net::RenderArgs),
+    #[command(flatten)]
+    Net(net::NetCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
@@ -76,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Format(args) => format::run(&args),
         Command::Render(args) => render::run(&args),
         Command::NetRender(args) => net::render(&args.file),
+        Command::Net(cmd) => net::run(&cli.config_dir, &cli.state_dir, &cmd),
     }
 }
 

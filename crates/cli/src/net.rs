@@ -1,12 +1,15 @@
-//! Virtual-network verbs: `net-render`, and the `<network>` branch of
+//! Virtual-network verbs: `net-render`, the `net-*` life cycle (embedded:
+//! straight on the directories, no daemon), and the `<network>` branch of
 //! `format`. Thin: read the file, call `netdrv`, return the text to print.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use backend_xtables::Command;
+use backend_xtables::{Command, ProcessRunner, Toolset};
+use netdrv::daemons::SystemDaemons;
 use netdrv::firewall::{add_commands, setup_commands, ExistingChains};
-use netdrv::Network;
+use netdrv::host::{Host, NetlinkHost};
+use netdrv::{Driver, Network, Store};
 
 /// Print the firewall commands that start a virtual network.
 #[derive(Debug, clap::Args)]
@@ -62,6 +65,185 @@ pub fn render(path: &Path) -> Result<String> {
 fn shell_line(cmd: &Command) -> Result<String> {
     let words = std::iter::once(cmd.tool.program()).chain(cmd.args.iter().map(String::as_str));
     shlex::try_join(words).map_err(|e| anyhow!("cannot quote {:?}: {e}", cmd.args))
+}
+
+/// The network life-cycle verbs (`virsh net-*`).
+#[derive(Debug, clap::Subcommand)]
+pub enum NetCommand {
+    /// Define (or redefine) a virtual network from a <network> document.
+    ///
+    /// A new network gets a UUID and, without <bridge name>, a free virbrN.
+    /// Stored as CONFIG-DIR/networks/NAME.xml; a running network keeps its
+    /// old definition until restarted.
+    #[command(name = "net-define")]
+    Define(FileArgs),
+    /// Remove a network's definition (it must not be running).
+    #[command(name = "net-undefine")]
+    Undefine(NameArgs),
+    /// Start a defined network: bridge, addresses, firewall, dnsmasq.
+    ///
+    /// Needs root. Works in the current network namespace. Refused, with
+    /// nothing changed, when the network runs already, its bridge name is
+    /// taken or a subnet overlaps a route of this host.
+    #[command(name = "net-start")]
+    Start(NameArgs),
+    /// Stop a running network: dnsmasq, firewall rules and bridge go.
+    #[command(name = "net-destroy")]
+    Destroy(NameArgs),
+    /// List networks (running ones only, unless --all).
+    #[command(name = "net-list")]
+    List(ListArgs),
+    /// Print a network's definition.
+    #[command(name = "net-dumpxml")]
+    Dumpxml(NameArgs),
+    /// Mark a network to be started by `net-autostart --start-all` (or the
+    /// daemon at boot); --disable unmarks it.
+    #[command(name = "net-autostart")]
+    Autostart(AutostartArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FileArgs {
+    /// The <network> XML document to read.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// The network's name.
+    pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Also list networks that are defined but not running.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (name, uuid, bridge, active, autostart) for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["name", "start_all"])))]
+pub struct AutostartArgs {
+    /// The network's name.
+    pub name: Option<String>,
+    /// Unmark instead of mark.
+    #[arg(long, requires = "name")]
+    pub disable: bool,
+    /// Start every marked network that is not running (what the daemon
+    /// does at boot).
+    #[arg(long)]
+    pub start_all: bool,
+}
+
+/// Runs one `net-*` verb on `CONFIG/networks` and `STATE/networks`.
+pub fn run(config: &Path, state: &Path, cmd: &NetCommand) -> Result<String> {
+    let store = Store::new(config.join("networks"), state.join("networks"));
+    match cmd {
+        NetCommand::Define(args) => {
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            let host = NetlinkHost::new()?;
+            let exists = |name: &nwfilter_model::IfName| host.link_exists(name).unwrap_or(true);
+            let net = store
+                .define(&text, &exists)
+                .map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
+            Ok(format!(
+                "Network {} defined from {}\n",
+                net.name,
+                args.file.display()
+            ))
+        }
+        NetCommand::Undefine(args) => {
+            store.undefine(&args.name)?;
+            Ok(format!("Network {} has been undefined\n", args.name))
+        }
+        NetCommand::Start(args) => {
+            with_driver(&store, |d| d.start(&args.name).map(|_| ()))?;
+            Ok(format!("Network {} started\n", args.name))
+        }
+        NetCommand::Destroy(args) => {
+            with_driver(&store, |d| d.destroy(&args.name))?;
+            Ok(format!("Network {} destroyed\n", args.name))
+        }
+        NetCommand::List(args) => list(&store, args),
+        NetCommand::Dumpxml(args) => Ok(netdrv::format_network(&store.get(&args.name)?)),
+        NetCommand::Autostart(args) => autostart(&store, args),
+    }
+}
+
+fn with_driver(
+    store: &Store,
+    op: impl FnOnce(&Driver) -> Result<(), netdrv::LifecycleError>,
+) -> Result<()> {
+    let host = NetlinkHost::new()?;
+    let runner = ProcessRunner::new(Toolset::default());
+    let daemons = SystemDaemons::default();
+    let driver = Driver {
+        store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    Ok(op(&driver)?)
+}
+
+fn list(store: &Store, args: &ListArgs) -> Result<String> {
+    let rows: Vec<_> = store
+        .list()?
+        .into_iter()
+        .filter(|r| args.all || r.active)
+        .collect();
+    if args.json {
+        return Ok(serde_json::to_string_pretty(&rows)? + "\n");
+    }
+    let mut out = format!(
+        " {:<20} {:<10} {:<10} {}\n",
+        "Name", "State", "Autostart", "Bridge"
+    );
+    out.push_str(&format!("{}\n", "-".repeat(56)));
+    for r in rows {
+        let state = if r.active { "active" } else { "inactive" };
+        let auto = if r.autostart { "yes" } else { "no" };
+        let bridge = r.bridge.unwrap_or_default();
+        out.push_str(&format!(
+            " {:<20} {state:<10} {auto:<10} {bridge}\n",
+            r.name
+        ));
+    }
+    Ok(out)
+}
+
+fn autostart(store: &Store, args: &AutostartArgs) -> Result<String> {
+    if args.start_all {
+        let mut out = String::new();
+        let mut failed = Vec::new();
+        with_driver(store, |d| {
+            for (name, result) in d.autostart_all()? {
+                match result {
+                    Ok(()) => out.push_str(&format!("Network {name} started\n")),
+                    Err(e) => failed.push(format!("{name}: {e}")),
+                }
+            }
+            Ok(())
+        })?;
+        if !failed.is_empty() {
+            anyhow::bail!("{out}some networks did not start: {}", failed.join("; "));
+        }
+        return Ok(out);
+    }
+    let name = args
+        .name
+        .as_deref()
+        .expect("clap requires a name without --start-all");
+    store.set_autostart(name, !args.disable)?;
+    Ok(if args.disable {
+        format!("Network {name} unmarked as autostarted\n")
+    } else {
+        format!("Network {name} marked as autostarted\n")
+    })
 }
 
 #[cfg(test)]
