@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nwfilter_model::IfName;
@@ -273,13 +274,18 @@ fn sync_dir(dir: &Path) -> Result<(), LifecycleError> {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves the old or the new
-/// content, never a mix: temporary file in the same directory, fsync,
-/// rename over, fsync the directory.
+/// Writes `bytes` to `path` (mode 0644) so that a crash leaves the old or
+/// the new content, never a mix: temporary file in the same directory,
+/// fsync, rename over, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LifecycleError> {
     let dir = path.parent().expect("store paths have a parent");
     fs::create_dir_all(dir).map_err(|e| LifecycleError::io(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| LifecycleError::io(dir, e))?;
+    // Readable by all: dnsmasq reads its hosts files after dropping root,
+    // and nothing stored here is secret.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(|e| LifecycleError::io(path, e))?;
     tmp.write_all(bytes)
         .map_err(|e| LifecycleError::io(path, e))?;
     tmp.as_file()

@@ -1,0 +1,522 @@
+//! End to end: virtual networks started by `nwfilter net-start` in network
+//! namespaces this test creates and removes (Drop guards, also on failure).
+//!
+//! Topology per test: namespace H runs the network (bridge `virbr0`);
+//! guest G hangs off the bridge through a veth; outside O stands for the
+//! LAN, joined to H by the uplink veth `up0` (198.51.100.1 ↔ .2). Small
+//! Python helpers act as DHCP client, DNS client and TCP endpoints.
+//!
+//! Needs root, `ip`, `iptables`, `dnsmasq` and `python3`; skips with the
+//! reason otherwise, and fails instead under `CI=true`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const GUEST_MAC: &str = "52:54:00:4e:44:10";
+const GUEST_IP: &str = "10.77.0.10";
+
+/// Why this machine cannot run the test, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        return Some("not root (network namespaces, bridges and iptables need it)".into());
+    }
+    for tool in ["ip", "iptables", "dnsmasq", "python3"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+#[allow(clippy::print_stderr)] // the skip reason is for the person running the tests
+fn can_run() -> bool {
+    match missing_prerequisite() {
+        None => true,
+        Some(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "network namespace test cannot run under CI=true: {why}"
+            );
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+fn ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = run("ip", &["netns", "del", &name]);
+        ok("ip", &["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn run(&self, argv: &[&str]) -> Output {
+        let mut args = vec!["netns", "exec", self.0.as_str()];
+        args.extend_from_slice(argv);
+        run("ip", &args)
+    }
+
+    fn ok(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        assert!(
+            out.status.success(),
+            "in {}: {argv:?} failed: {}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn python(&self, script: &str, args: &[&str]) -> Output {
+        let mut argv = vec!["python3", "-c", script];
+        argv.extend_from_slice(args);
+        self.run(&argv)
+    }
+
+    /// Starts a one-connection TCP server that prints the peer's address;
+    /// returns once it listens.
+    fn tcp_server(&self, addr: &str, port: &str) -> Server {
+        let mut child = Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "python3", "-c", TCP_SERVER, addr, port,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).expect("server says it listens");
+        assert_eq!(line.trim(), "listening");
+        Server { child, reader }
+    }
+
+    fn connects(&self, addr: &str, port: &str) -> bool {
+        self.python(TCP_CLIENT, &[addr, port]).status.success()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.0]);
+    }
+}
+
+/// A TCP server we started; killed (by its pid) on drop if still running.
+struct Server {
+    child: Child,
+    reader: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    /// The peer address it saw, or None if nobody connected in time.
+    fn peer(mut self) -> Option<String> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let peer = line.trim().to_owned();
+        (!peer.is_empty()).then_some(peer)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TCP_SERVER: &str = "
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(10)
+print('listening', flush=True)
+try:
+    c, peer = s.accept(); print(peer[0], flush=True); c.close()
+except socket.timeout:
+    print('', flush=True)
+";
+
+const TCP_CLIENT: &str = "
+import socket, sys
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    sys.exit(1)
+";
+
+/// Broadcasts a DHCPDISCOVER from interface argv[1] with MAC argv[2];
+/// prints the offered address.
+const DHCP_DISCOVER: &str = "
+import socket, struct, random, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, 25, sys.argv[1].encode())  # SO_BINDTODEVICE
+s.bind(('0.0.0.0', 68)); s.settimeout(3)
+mac = bytes.fromhex(sys.argv[2].replace(':', ''))
+xid = random.getrandbits(32)
+pkt = struct.pack('!BBBBIHH16s16s64s128s', 1, 1, 6, 0, xid, 0, 0x8000, bytes(16), mac + bytes(10), bytes(64), bytes(128))
+pkt += bytes([99, 130, 83, 99, 53, 1, 1, 255])
+for _ in range(5):
+    s.sendto(pkt, ('255.255.255.255', 67))
+    try:
+        while True:
+            d, _ = s.recvfrom(2048)
+            if len(d) >= 240 and d[0] == 2 and struct.unpack('!I', d[4:8])[0] == xid:
+                print(socket.inet_ntoa(d[16:20])); sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit(1)
+";
+
+/// Asks DNS server argv[2] for the A record of argv[1]; prints it.
+const DNS_QUERY: &str = "
+import socket, struct, sys
+q = struct.pack('!HHHHHH', 0x4e44, 0x0100, 1, 0, 0, 0)
+q += b''.join(bytes([len(p)]) + p.encode() for p in sys.argv[1].split('.')) + b'\\0' + struct.pack('!HH', 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+s.sendto(q, (sys.argv[2], 53)); d, _ = s.recvfrom(512)
+if struct.unpack('!H', d[6:8])[0] == 0: sys.exit(1)
+print(socket.inet_ntoa(d[-4:]))
+";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Three namespaces wired up, and the directories `nwfilter` works in.
+struct Lab {
+    dirs: tempfile::TempDir,
+    // Dropped in this order after the network guard: guest, outside, host.
+    guest: Netns,
+    outside: Netns,
+    host: Netns,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dirs = tempfile::tempdir().unwrap();
+        // dnsmasq drops root before reading its hosts files there.
+        std::fs::set_permissions(
+            dirs.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let lab = Lab {
+            dirs,
+            guest: Netns::new(format!("ndg-{tag}")),
+            outside: Netns::new(format!("ndo-{tag}")),
+            host: Netns::new(format!("ndh-{tag}")),
+        };
+        let (h, g, o) = (&lab.host.0, &lab.guest.0, &lab.outside.0);
+        ok(
+            "ip",
+            &[
+                "-n", h, "link", "add", "up0", "type", "veth", "peer", "name", "out0", "netns", o,
+            ],
+        );
+        ok(
+            "ip",
+            &["-n", h, "addr", "add", "198.51.100.1/24", "dev", "up0"],
+        );
+        ok("ip", &["-n", h, "link", "set", "up0", "up"]);
+        ok(
+            "ip",
+            &["-n", o, "addr", "add", "198.51.100.2/24", "dev", "out0"],
+        );
+        ok("ip", &["-n", o, "link", "set", "out0", "up"]);
+        ok(
+            "ip",
+            &[
+                "-n", h, "link", "add", "vg0", "type", "veth", "peer", "name", "g0", "netns", g,
+            ],
+        );
+        ok("ip", &["-n", g, "link", "set", "g0", "address", GUEST_MAC]);
+        ok("ip", &["-n", g, "link", "set", "g0", "up"]);
+        lab
+    }
+
+    /// `nwfilter ARGS` inside the host namespace, on the lab's directories.
+    fn nwfilter(&self, args: &[&str]) -> Output {
+        let bin = env!("CARGO_BIN_EXE_nwfilter");
+        let config = self.dirs.path().join("config");
+        let state = self.dirs.path().join("state");
+        let mut argv = vec![
+            bin,
+            "--config-dir",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(args);
+        self.host.run(&argv)
+    }
+
+    fn nwfilter_ok(&self, args: &[&str]) -> String {
+        let out = self.nwfilter(args);
+        assert!(
+            out.status.success(),
+            "nwfilter {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Defines and starts `xml`; the guard destroys it on drop.
+    fn start(&self, xml: &str) -> Running<'_> {
+        let file: PathBuf = self.dirs.path().join("net.xml");
+        std::fs::write(&file, xml).unwrap();
+        self.nwfilter_ok(&["net-define", file.to_str().unwrap()]);
+        self.nwfilter_ok(&["net-start", "lab"]);
+        // Plug the guest's cable into the bridge.
+        self.host
+            .ok(&["ip", "link", "set", "vg0", "master", "virbr0", "up"]);
+        Running {
+            lab: self,
+            active: true,
+        }
+    }
+
+    /// Gives the guest its address and default route through the bridge.
+    fn configure_guest(&self) {
+        self.guest
+            .ok(&["ip", "addr", "add", &format!("{GUEST_IP}/24"), "dev", "g0"]);
+        self.guest
+            .ok(&["ip", "route", "add", "default", "via", "10.77.0.1"]);
+    }
+
+    fn dnsmasq_pid(&self) -> Option<u32> {
+        let state = self.dirs.path().join("state/networks/lab.json");
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(state).ok()?).ok()?;
+        json["dnsmasq_pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// The host namespace's whole IPv4 ruleset.
+    fn ruleset(&self) -> String {
+        self.host.ok(&["iptables-save"])
+    }
+}
+
+/// A started network; destroyed on drop unless the test destroyed it.
+struct Running<'a> {
+    lab: &'a Lab,
+    active: bool,
+}
+
+impl Running<'_> {
+    fn destroy(mut self) {
+        self.active = false;
+        self.lab.nwfilter_ok(&["net-destroy", "lab"]);
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = self.lab.nwfilter(&["net-destroy", "lab"]);
+        }
+    }
+}
+
+fn network(forward: &str) -> String {
+    format!(
+        // STP off: with STP the kernel holds a new bridge port in the
+        // listening and learning states for at least 2 s each.
+        "<network><name>lab</name><bridge name='virbr0' stp='off'/>{forward}
+           <domain name='lab.test'/>
+           <dns><host ip='10.77.0.99'><hostname>db</hostname></host></dns>
+           <ip address='10.77.0.1' prefix='24'><dhcp>
+             <range start='10.77.0.100' end='10.77.0.150'/>
+             <host mac='{GUEST_MAC}' name='guest' ip='{GUEST_IP}'/>
+           </dhcp></ip></network>"
+    )
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie has an empty command line: it no longer runs.
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+#[test]
+fn isolated_network_serves_dhcp_and_dns_but_no_way_out() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    // A host that forwards anyway: only our rules keep the guest in.
+    lab.host.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    lab.outside
+        .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+    let net = lab.start(&network(""));
+
+    let offer = lab.guest.python(DHCP_DISCOVER, &["g0", GUEST_MAC]);
+    assert!(
+        offer.status.success(),
+        "no DHCP offer: {}",
+        String::from_utf8_lossy(&offer.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&offer.stdout).trim(),
+        GUEST_IP,
+        "the static host's address"
+    );
+
+    lab.configure_guest();
+    let answer = lab.guest.python(DNS_QUERY, &["db.lab.test", "10.77.0.1"]);
+    assert!(
+        answer.status.success(),
+        "no DNS answer: {}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&answer.stdout).trim(), "10.77.0.99");
+
+    lab.guest.ok(&["ping", "-c1", "-W2", "10.77.0.1"]);
+    let server = lab.outside.tcp_server("198.51.100.2", "8080");
+    assert!(
+        !lab.guest.connects("198.51.100.2", "8080"),
+        "an isolated guest reached the outside"
+    );
+    drop(server);
+
+    let pid = lab.dnsmasq_pid().expect("dnsmasq runs");
+    assert!(pid_alive(pid));
+    net.destroy();
+    assert!(!pid_alive(pid), "dnsmasq stopped");
+    assert!(
+        !lab.host
+            .run(&["ip", "link", "show", "virbr0"])
+            .status
+            .success(),
+        "bridge gone"
+    );
+    let rules = lab.ruleset();
+    assert!(
+        !rules.contains("virbr0") && !rules.contains("10.77.0."),
+        "rules left:\n{rules}"
+    );
+}
+
+#[test]
+fn nat_network_reaches_out_as_the_host_even_behind_a_forward_drop_policy() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    // Another tool's firewall: forwarded traffic is dropped by default.
+    lab.host.ok(&["iptables", "-P", "FORWARD", "DROP"]);
+    lab.outside
+        .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+    lab.configure_guest();
+
+    let server = lab.outside.tcp_server("198.51.100.2", "8080");
+    assert!(
+        lab.guest.connects("198.51.100.2", "8080"),
+        "the guest cannot reach the outside"
+    );
+    assert_eq!(
+        server.peer().as_deref(),
+        Some("198.51.100.1"),
+        "masqueraded to the uplink address"
+    );
+
+    let inside = lab.guest.tcp_server(GUEST_IP, "8081");
+    assert!(
+        !lab.outside.connects(GUEST_IP, "8081"),
+        "the outside opened a connection to a NAT guest"
+    );
+    drop(inside);
+
+    net.destroy();
+    let rules = lab.ruleset();
+    assert!(
+        !rules.contains("virbr0") && !rules.contains("10.77.0."),
+        "rules left:\n{rules}"
+    );
+}
+
+#[test]
+fn routed_network_shows_the_guests_own_address() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.outside
+        .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+    let net = lab.start(&network("<forward mode='route'/>"));
+    lab.configure_guest();
+
+    let server = lab.outside.tcp_server("198.51.100.2", "8080");
+    assert!(lab.guest.connects("198.51.100.2", "8080"));
+    assert_eq!(
+        server.peer().as_deref(),
+        Some(GUEST_IP),
+        "routed, not masqueraded"
+    );
+    net.destroy();
+}
+
+#[test]
+fn a_second_start_and_a_taken_bridge_are_refused_without_side_effects() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    let net = lab.start(&network(""));
+    let before = lab.ruleset();
+    let again = lab.nwfilter(&["net-start", "lab"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    assert_eq!(lab.ruleset(), before, "nothing changed");
+    net.destroy();
+
+    lab.host
+        .ok(&["ip", "link", "add", "virbr0", "type", "bridge"]);
+    let taken = lab.nwfilter(&["net-start", "lab"]);
+    assert!(!taken.status.success());
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        err.contains("virbr0") && err.contains("already exists"),
+        "{err}"
+    );
+    assert!(!lab.ruleset().contains("10.77.0."), "no rules were added");
+}
