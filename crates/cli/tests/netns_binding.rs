@@ -126,36 +126,3 @@ fn binding_create_and_delete_without_a_daemon() {
         String::from_utf8_lossy(&missing.stderr).contains("no filter binding for port \"vnet0\"")
     );
 }
-
-#[test]
-fn a_binding_needing_ip_learning_is_refused_with_a_reason() {
-    if !support::can_run("a_binding_needing_ip_learning_is_refused_with_a_reason") {
-        return;
-    }
-    let scratch = Scratch::new("noip");
-    let file = scratch.0.join("noip.xml");
-    std::fs::write(
-        &file,
-        "<filterbinding><owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2d</uuid></owner>\
-         <portdev name='vnet0'/><mac address='52:54:00:00:00:0a'/>\
-         <filterref filter='clean-traffic'/></filterbinding>",
-    )
-    .unwrap();
-    let lab = Lab::new(0);
-    let before = without_counters(&lab.ruleset());
-    let run = scratch.0.join("run");
-    let out = lab.host.run(&[
-        env!("CARGO_BIN_EXE_nwfilter"),
-        "--state-dir",
-        run.to_str().unwrap(),
-        "--config-dir",
-        scratch.0.join("etc").to_str().unwrap(),
-        "binding-create",
-        file.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs the variable IP"), "{err}");
-    assert!(!run.join("vnet0.xml").exists());
-    assert_eq!(without_counters(&lab.ruleset()), before);
-}
