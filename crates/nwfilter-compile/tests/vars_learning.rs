@@ -173,3 +173,17 @@ fn a_given_ip_binds_every_rule_that_uses_it() {
         ["10.0.0.5", "10.0.0.6", "10.0.0.5", "10.0.0.6", "10.0.0.9"]
     );
 }
+
+#[test]
+fn an_invalid_learning_value_is_refused_even_when_ip_is_given() {
+    // libvirt reads CTRL_IP_LEARNING only when it starts learning; we check
+    // it always, so a typo shows at once rather than on the first port
+    // without an address.
+    let err = outcome(&[
+        ("OTHER", "10.0.0.9"),
+        ("IP", "10.0.0.5"),
+        ("CTRL_IP_LEARNING", "dhpc"),
+    ])
+    .unwrap_err();
+    assert!(matches!(err, BindError::LearningMode { .. }), "{err:?}");
+}
