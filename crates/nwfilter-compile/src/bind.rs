@@ -60,7 +60,8 @@ pub enum BindOutcome {
     Bound(BoundRules),
     /// Only the plain `$IP` is unbound and learning is enabled: the port
     /// gets the learning rules until an address is known, then is bound
-    /// again with `IP` set.
+    /// again with `IP` set. Values are type-checked only then: nothing of
+    /// this binding reaches a command before that second bind succeeds.
     AwaitingIp {
         mode: LearningMode,
         /// The binding's trusted DHCP servers (`DHCPSERVER`); empty means
