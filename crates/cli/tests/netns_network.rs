@@ -496,7 +496,7 @@ fn routed_network_shows_the_guests_own_address() {
 }
 
 #[test]
-fn a_second_start_and_a_taken_bridge_are_refused_without_side_effects() {
+fn a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects() {
     if !can_run() {
         return;
     }
@@ -517,6 +517,22 @@ fn a_second_start_and_a_taken_bridge_are_refused_without_side_effects() {
     assert!(
         err.contains("virbr0") && err.contains("already exists"),
         "{err}"
+    );
+    assert!(!lab.ruleset().contains("10.77.0."), "no rules were added");
+    lab.host.ok(&["ip", "link", "del", "virbr0"]);
+
+    lab.host
+        .ok(&["ip", "route", "add", "10.77.0.0/16", "via", "198.51.100.2"]);
+    let overlap = lab.nwfilter(&["net-start", "lab"]);
+    assert!(!overlap.status.success());
+    let err = String::from_utf8_lossy(&overlap.stderr);
+    assert!(err.contains("10.77.0.0/16") && err.contains("up0"), "{err}");
+    assert!(
+        !lab.host
+            .run(&["ip", "link", "show", "virbr0"])
+            .status
+            .success(),
+        "no bridge was created"
     );
     assert!(!lab.ruleset().contains("10.77.0."), "no rules were added");
 }
