@@ -22,6 +22,8 @@ pub enum Tool {
     EbtablesSave,
     IptablesSave,
     Ip6tablesSave,
+    /// `nft` (nftables backend): JSON batches on stdin, JSON listings.
+    Nft,
 }
 
 impl Tool {
@@ -37,6 +39,7 @@ impl Tool {
             Tool::EbtablesSave => "ebtables-save",
             Tool::IptablesSave => "iptables-save",
             Tool::Ip6tablesSave => "ip6tables-save",
+            Tool::Nft => "nft",
         }
     }
 }

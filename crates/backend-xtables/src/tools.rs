@@ -64,6 +64,10 @@ impl Toolset {
     /// The program to start for `tool`, e.g. `ip6tables-legacy-restore`.
     pub fn program(&self, tool: Tool) -> String {
         let base = tool.program();
+        // nft has no legacy/nft variants.
+        if tool == Tool::Nft {
+            return base.to_string();
+        }
         let flavour = if is_bridge(tool) {
             self.bridge
         } else {
@@ -110,7 +114,9 @@ fn is_bridge(tool: Tool) -> bool {
 
 /// The Debian package that ships `tool`.
 pub fn package_of(tool: Tool) -> &'static str {
-    if is_bridge(tool) {
+    if tool == Tool::Nft {
+        "nftables"
+    } else if is_bridge(tool) {
         "ebtables"
     } else {
         "iptables"

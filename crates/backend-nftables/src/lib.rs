@@ -1,0 +1,21 @@
+//! Renders the chain IR as an nftables ruleset and applies it, one
+//! transaction per change.
+//!
+//! Data flow: chain IR (from `nwfilter-compile`) → [`PortRuleset`] (per-port
+//! chains of statements, each with its `nft -f` text and JSON) → a
+//! [`Batch`] (the skeleton, ports added, ports removed) → one `nft -j -f -`
+//! run through `backend-xtables`' [`Runner`](backend_xtables::Runner) (the
+//! only I/O).
+
+pub mod apply;
+pub mod batch;
+mod kernel;
+mod matches;
+pub mod names;
+pub mod render;
+pub mod term;
+
+pub use apply::{Applier, ApplyError, Change, Report};
+pub use batch::{instantiate, Batch, Cmd};
+pub use kernel::{KernelState, ReadError};
+pub use render::{ruleset, Chain, PortRuleset, RenderError, Rule, Unsupported};
