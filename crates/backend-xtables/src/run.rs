@@ -253,17 +253,34 @@ impl Runner for RecordingRunner {
 }
 
 /// Writes each command as a shell-readable line (restore input as a
-/// here-document) instead of running it. Reads see empty tables.
-#[derive(Debug)]
+/// here-document) instead of running it. Reads (`*-save`) see empty tables,
+/// or the real ones with [`DryRun::reading_through`]: reading changes
+/// nothing, and the plan printed is then the one that would run.
 pub struct DryRun<W: Write> {
     out: RefCell<W>,
+    reads: Option<Box<dyn Runner>>,
+}
+
+impl<W: Write> std::fmt::Debug for DryRun<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DryRun")
+            .field("reading_through", &self.reads.is_some())
+            .finish()
+    }
 }
 
 impl<W: Write> DryRun<W> {
     pub fn new(out: W) -> DryRun<W> {
         DryRun {
             out: RefCell::new(out),
+            reads: None,
         }
+    }
+
+    /// Runs the table readers through `reads`; prints everything else.
+    pub fn reading_through(mut self, reads: impl Runner + 'static) -> DryRun<W> {
+        self.reads = Some(Box::new(reads));
+        self
     }
 
     pub fn into_inner(self) -> W {
@@ -271,8 +288,18 @@ impl<W: Write> DryRun<W> {
     }
 }
 
+fn is_read(tool: Tool) -> bool {
+    matches!(
+        tool,
+        Tool::EbtablesSave | Tool::IptablesSave | Tool::Ip6tablesSave
+    )
+}
+
 impl<W: Write> Runner for DryRun<W> {
     fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        if let (Some(reads), true) = (&self.reads, is_read(cmd.tool)) {
+            return reads.run(cmd);
+        }
         let program = cmd.tool.program();
         let spawn_error = |source| RunError::Spawn {
             program: program.to_string(),
@@ -394,6 +421,21 @@ mod tests {
             "nwfilter-test-no-such-program not found: install the ebtables package"
         );
         assert_eq!(runner.process_starts(), 0);
+    }
+
+    #[test]
+    fn dry_run_reads_through_and_prints_the_rest() {
+        let reads = RecordingRunner::new();
+        reads.answer(Tool::IptablesSave, "*filter\nCOMMIT\n");
+        let dry = DryRun::new(Vec::new()).reading_through(reads);
+        let read = dry.run(&Command::new(Tool::IptablesSave, ["-t", "filter"]));
+        assert_eq!(read.unwrap().stdout, "*filter\nCOMMIT\n");
+        dry.run(&restore("*filter\nCOMMIT\n")).unwrap();
+        let text = String::from_utf8(dry.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            "iptables-restore --noflush <<'EOF'\n*filter\nCOMMIT\nEOF\n"
+        );
     }
 
     #[test]

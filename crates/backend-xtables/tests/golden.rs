@@ -11,7 +11,10 @@ use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource
 use nwfilter_model::{builtin_filters, parse_binding};
 
 fn golden_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/golden"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/golden"
+    ))
 }
 
 /// Each command as `tool \` then one argument per line.

@@ -81,7 +81,9 @@ fn clean_traffic_stops_spoofing_and_leaves_others_alone() {
     a.set_mac(&a.mac);
     assert!(a.pings(&b.ip), "A is back");
 
-    Applier::new(&runner).remove(&[rules.port.clone()]).unwrap();
+    Applier::new(&runner)
+        .remove(std::slice::from_ref(&rules.port))
+        .unwrap();
     assert_eq!(
         without_counters(&lab.ruleset()),
         before,

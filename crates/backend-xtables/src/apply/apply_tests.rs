@@ -57,7 +57,7 @@ fn a_new_binding_costs_three_reads_and_a_batch_per_family() {
         recorded: None,
     };
     let report = Applier::new(&runner).apply(&[change]).unwrap();
-    assert_eq!(report.changed, [rules.port.clone()]);
+    assert_eq!(report.changed, std::slice::from_ref(&rules.port));
     let mut want = SAVES.to_vec();
     want.extend([Tool::EbtablesRestore, Tool::IptablesRestore]);
     assert_eq!(tools(&runner), want);
@@ -75,7 +75,7 @@ fn an_unchanged_binding_only_reads() {
         recorded: Some(&rules),
     };
     let report = Applier::new(&runner).apply(&[change]).unwrap();
-    assert_eq!(report.unchanged, [rules.port.clone()]);
+    assert_eq!(report.unchanged, std::slice::from_ref(&rules.port));
     assert_eq!(tools(&runner), SAVES);
     // Without a record, or with a different one, it is rebuilt.
     let runner = RecordingRunner::new();

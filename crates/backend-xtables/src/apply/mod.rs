@@ -11,12 +11,14 @@
 pub(crate) mod batch;
 mod kernel;
 pub(crate) mod layout;
+mod lock;
 mod plan;
 
 use nwfilter_model::IfName;
 
 pub use batch::BadArgument;
 pub use kernel::{parse_save, SaveParseError, Table, Tables};
+pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
 pub use plan::{BadChain, Desired, PlanError};
 
 use crate::command::{Command, Tool};

@@ -84,7 +84,8 @@ pub fn plan_family(
         check_names(family, &want.port, &new)?;
         let temps = port_chains(family, table, &want.port, Generation::Temporary);
         discard(&mut plan.cleanup, family, table, &temps)?;
-        let finals = port_chains(family, table, &want.port, Generation::Final);
+        let mut finals = port_chains(family, table, &want.port, Generation::Final);
+        finals.extend(orphans(table, &new, &finals));
         if new.is_empty() {
             remove_port(
                 &mut plan.switch,
@@ -128,6 +129,22 @@ fn check_names(family: Family, port: &IfName, chains: &[&RenderedChain]) -> Resu
         }
     }
     Ok(())
+}
+
+/// Chains that carry the final name of one of `new` but that no hook or
+/// jump reaches, so `port_chains` did not find them: what is left when
+/// someone flushes our root chains (`ebtables -t nat -F`) but not the
+/// sub-chains. They are ours by name and must go before the new chains
+/// take that name.
+fn orphans(
+    table: &Table,
+    new: &[&RenderedChain],
+    finals: &[(ChainRole, String)],
+) -> Vec<(ChainRole, String)> {
+    new.iter()
+        .filter(|c| table.has_chain(&c.name) && !finals.iter().any(|(_, f)| *f == c.name))
+        .map(|c| (c.role, c.name.clone()))
+        .collect()
 }
 
 /// Unhooks and deletes `chains` (which exist in `table`).

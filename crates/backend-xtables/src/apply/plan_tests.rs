@@ -281,3 +281,25 @@ fn a_snapshot_puts_back_what_was_there() {
         ]
     );
 }
+
+#[test]
+fn chains_left_unreferenced_by_a_flush_are_replaced_not_renamed_onto() {
+    // `ebtables -t nat -F` empties every chain: the hooks and the root's
+    // jumps are gone, the (empty) chains stay.
+    let flushed = table(
+        Family::Bridge,
+        "*nat
+:PREROUTING ACCEPT
+:POSTROUTING ACCEPT
+:I-vnet0-ipv4 ACCEPT
+:libvirt-I-vnet0 ACCEPT
+",
+    );
+    let plan = plan_family(Family::Bridge, &flushed, &[wanted("vnet0")]).unwrap();
+    let text = format!("{}{}", plan.build.text(), plan.switch.text());
+    let delete = text.find("-X I-vnet0-ipv4").expect("orphan deleted");
+    let rename = text
+        .find("-E J-vnet0-ipv4 I-vnet0-ipv4")
+        .expect("new chain renamed into place");
+    assert!(delete < rename, "{text}");
+}

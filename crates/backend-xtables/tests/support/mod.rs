@@ -37,6 +37,11 @@ pub fn can_run(test: &str) -> bool {
     }
 }
 
+/// Prints why a test did not run.
+pub fn note_skip(test: &str, why: &str) {
+    eprintln!("skipped {test}: {why}");
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -154,6 +159,11 @@ pub struct Background {
 }
 
 impl Background {
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+
     /// Waits for it to exit on its own and returns its output.
     pub fn wait(mut self) -> Output {
         self.child.take().unwrap().wait_with_output().unwrap()

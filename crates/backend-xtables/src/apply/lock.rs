@@ -1,0 +1,73 @@
+//! One applier at a time.
+//!
+//! A plan is made from a reading of the tables; a second process changing
+//! them between that reading and the commit would make the plan wrong (for
+//! example, declaring `libvirt-in` again flushes it, unhooking every other
+//! port). The restore tools' own locks cover one commit, not our
+//! read-plan-commit sequence, so every operation holds this `flock`.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use rustix::fs::{flock, FlockOperation};
+
+/// Where the CLI and the daemon take the lock.
+pub const DEFAULT_LOCK_FILE: &str = "/run/lock/nwfilter-xtables.lock";
+
+/// Held while it lives; dropping it (closing the file) releases the lock.
+#[derive(Debug)]
+pub struct TablesLock {
+    _file: File,
+}
+
+impl TablesLock {
+    /// Waits for the exclusive lock on `path` (created if missing).
+    pub fn acquire(path: &Path) -> std::io::Result<TablesLock> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        loop {
+            match flock(&file, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(TablesLock { _file: file }),
+                // A signal interrupted the wait: keep waiting.
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_second_holder_waits_for_the_first() {
+        let path = std::env::temp_dir().join(format!("nwfilter-lock-test-{}", std::process::id()));
+        let first = TablesLock::acquire(&path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let _second = TablesLock::acquire(&path).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the second must wait while the first holds the lock"
+        );
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(5)).expect("released");
+        waiter.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+}
