@@ -47,11 +47,14 @@ pub enum ApplyError {
         source: Box<RunError>,
         /// Failures while putting the previous state back (empty when the
         /// previous rules are fully in place).
-        restore_errors: Vec<RunError>,
+        restore_errors: Vec<ApplyError>,
     },
+    /// A command failed while undoing a failed operation.
+    #[error(transparent)]
+    Run(Box<RunError>),
 }
 
-fn restore_failures(errors: &[RunError]) -> String {
+fn restore_failures(errors: &[ApplyError]) -> String {
     if errors.is_empty() {
         "\n  the previous rules are still in place".to_string()
     } else {
@@ -211,7 +214,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     }
 
     /// Deletes the (never hooked) temporaries the given plans built.
-    fn discard_built(&self, plans: &[FamilyPlan]) -> Vec<RunError> {
+    fn discard_built(&self, plans: &[FamilyPlan]) -> Vec<ApplyError> {
         let mut errors = Vec::new();
         for plan in plans {
             let mut batch = Batch::new(plan.family);
@@ -222,7 +225,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             for chain in &plan.built {
                 let _ = batch.delete_chain(chain);
             }
-            errors.extend(self.commit(&batch).err());
+            errors.extend(self.commit(&batch).err().map(run_error));
         }
         errors
     }
@@ -235,7 +238,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
         before: &Tables,
         desired: &[Desired],
         switched: &[FamilyPlan],
-    ) -> Vec<RunError> {
+    ) -> Vec<ApplyError> {
         let mut errors = Vec::new();
         for plan in switched {
             let family = plan.family;
@@ -246,27 +249,29 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                     chains: snapshot_port(family, before.get(family), &d.port),
                 })
                 .collect();
-            let now = match self.read_table(family) {
-                Ok(table) => table,
-                Err(ApplyError::Read(e)) => {
-                    errors.push(*e);
+            let back = self
+                .read_table(family)
+                .and_then(|now| Ok(plan_family(family, &now, &old)?));
+            let back = match back {
+                Ok(back) => back,
+                Err(e) => {
+                    errors.push(e);
                     continue;
                 }
-                Err(_) => continue,
-            };
-            // Kernel-spelled rules of our own chains always plan.
-            let Ok(back) = plan_family(family, &now, &old) else {
-                continue;
             };
             for batch in [&back.cleanup, &back.build, &back.switch] {
                 if let Err(e) = self.commit(batch) {
-                    errors.push(e);
+                    errors.push(run_error(e));
                     break;
                 }
             }
         }
         errors
     }
+}
+
+fn run_error(e: RunError) -> ApplyError {
+    ApplyError::Run(Box::new(e))
 }
 
 fn refused(source: RunError) -> ApplyError {
