@@ -1,6 +1,7 @@
 //! `nwfilter render`: the port's program on stdout, or an error on stderr
 //! with exit status 1 and nothing on stdout.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -162,4 +163,55 @@ fn unbound_variables_and_malformed_params_are_errors() {
     assert!(err.contains("$IP") && err.contains("--param IP="), "{err}");
     let err = failed(&render(&["--portdev", "vnet0", "--param", "IP"], &path));
     assert!(err.contains("expected NAME=VALUE"), "{err}");
+}
+
+/// `../shared` beside the repository (or `$LIBVIRT_CORPUS`'s parent's
+/// parent), where libvirt's corpus and the conformance tool live.
+fn shared_dir() -> Option<PathBuf> {
+    let corpus = std::env::var_os("LIBVIRT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/libvirt-9.0.0")
+        });
+    let shared = corpus.parent()?.parent()?.to_path_buf();
+    let usable = corpus.join("nwfilterxml2firewall").is_dir()
+        && shared.join("tools/libvirt-conformance").is_file();
+    usable.then_some(shared)
+}
+
+/// Runs libvirt's own `nwfilterxml2firewall` cases through the project's
+/// conformance tool, in both output formats.
+#[test]
+#[allow(clippy::print_stderr)] // the skip notice is for the person running the tests
+fn libvirt_xml2firewall_corpus_passes_in_both_formats() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: libvirt corpus or conformance tool not found (set LIBVIRT_CORPUS)");
+        return;
+    };
+    let tool = shared.join("tools/libvirt-conformance");
+    let restore = write_temp(
+        "nwfilter-restore.sh",
+        &format!(
+            "#!/bin/sh\nverb=$1; shift\nexec '{}' \"$verb\" --format restore \"$@\"\n",
+            env!("CARGO_BIN_EXE_nwfilter")
+        ),
+    );
+    std::fs::set_permissions(&restore, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for bin in [PathBuf::from(env!("CARGO_BIN_EXE_nwfilter")), restore] {
+        let out = Command::new("python3")
+            .arg(&tool)
+            .arg("--bin")
+            .arg(&bin)
+            .arg("--verbose")
+            .arg("xml2firewall")
+            .env("LIBVIRT_CORPUS", shared.join("conformance/libvirt-9.0.0"))
+            .output()
+            .expect("python3 runs the conformance tool");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.trim_end().ends_with("39 passed, 0 failed"),
+            "{}: {text}",
+            bin.display()
+        );
+    }
 }

@@ -12,11 +12,9 @@ use crate::ruleset::Family;
 
 /// The arguments after `-A CHAIN` for one IPv4/IPv6 rule.
 pub(crate) fn rule_args(family: Family, rule: &Rule, at: &At) -> Result<Vec<String>, RenderError> {
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |words: &[&str]| out.extend(words.iter().map(|w| (*w).to_owned()));
+    let mut out: Vec<String> = Vec::with_capacity(4 * rule.matches.len() + 6);
     for m in &rule.matches {
-        let words = matched(family, m, at)?;
-        push(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        out.extend(matched(family, m, at)?);
     }
     if let Some(comment) = &rule.comment {
         at.text("comment", comment)?;

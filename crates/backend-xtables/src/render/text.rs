@@ -28,24 +28,32 @@ pub enum Format {
 
 const FAMILIES: [Family; 3] = [Family::Bridge, Family::Ipv4, Family::Ipv6];
 
-/// The chain operations of one family, in order: (chain, Some(rule)) is an
-/// append, (chain, None) creates the chain.
-fn operations(rs: &PortRuleset, family: Family) -> Vec<(String, Option<Vec<String>>)> {
+/// One step of a family's program.
+enum Op<'a> {
+    /// Create this (new) chain.
+    Create(&'a str),
+    /// Append a rule to a chain.
+    Append(&'a str, &'a [String]),
+    /// Append a hook rule to a built-in or shared chain.
+    Hook(&'static str, Vec<String>),
+}
+
+/// The steps of one family, in order: chains, rules, hooks.
+fn operations(rs: &PortRuleset, family: Family) -> Vec<Op<'_>> {
     let chains: Vec<_> = rs.chains.iter().filter(|c| c.family == family).collect();
-    let mut ops: Vec<(String, Option<Vec<String>>)> =
-        chains.iter().map(|c| (c.name.clone(), None)).collect();
+    let mut ops: Vec<Op<'_>> = chains.iter().map(|c| Op::Create(&c.name)).collect();
     for c in &chains {
-        ops.extend(c.rules.iter().map(|r| (c.name.clone(), Some(r.clone()))));
+        ops.extend(c.rules.iter().map(|r| Op::Append(&c.name, r)));
     }
     for c in &chains {
         if let Some((holder, args)) = hook_rule(c.role, &rs.port, &c.name) {
-            ops.push((holder.to_owned(), Some(args)));
+            ops.push(Op::Hook(holder, args));
         }
     }
     // What the forward-from-VM chain passes is accepted here (libvirt adds
     // this whenever the port has rules of the family).
     if family != Family::Bridge && !chains.is_empty() {
-        ops.push(("libvirt-in-post".to_owned(), Some(in_post_rule(&rs.port))));
+        ops.push(Op::Hook("libvirt-in-post", in_post_rule(&rs.port)));
     }
     ops
 }
@@ -59,16 +67,16 @@ pub fn commands(rs: &PortRuleset) -> Result<Vec<Command>, RenderError> {
             Family::Ipv4 => (Tool::Iptables, &["-w"]),
             Family::Ipv6 => (Tool::Ip6tables, &["-w"]),
         };
-        for (chain, rule) in operations(rs, family) {
-            check_args(&chain, rule.as_deref().unwrap_or_default())?;
+        for op in operations(rs, family) {
             let mut args: Vec<String> = prefix.iter().map(|s| (*s).to_owned()).collect();
-            match rule {
-                None => args.extend(["-N".to_owned(), chain]),
-                Some(rule) => {
-                    args.extend(["-A".to_owned(), chain]);
-                    args.extend(rule);
-                }
-            }
+            let (verb, chain, rule) = match &op {
+                Op::Create(chain) => ("-N", *chain, &[][..]),
+                Op::Append(chain, rule) => ("-A", *chain, *rule),
+                Op::Hook(chain, rule) => ("-A", *chain, &rule[..]),
+            };
+            check_args(chain, rule)?;
+            args.extend([verb.to_owned(), chain.to_owned()]);
+            args.extend(rule.iter().cloned());
             out.push(Command::new(tool, args));
         }
     }
@@ -109,10 +117,11 @@ pub fn restore_text(rs: &PortRuleset) -> Result<String, RenderError> {
     let mut text = String::new();
     for family in FAMILIES {
         let mut batch = Batch::new(family);
-        for (chain, rule) in operations(rs, family) {
-            match rule {
-                None => batch.create_chain(&chain)?,
-                Some(rule) => batch.append(&chain, &rule)?,
+        for op in operations(rs, family) {
+            match op {
+                Op::Create(chain) => batch.create_chain(chain)?,
+                Op::Append(chain, rule) => batch.append(chain, rule)?,
+                Op::Hook(chain, rule) => batch.append(chain, &rule)?,
             }
         }
         if batch.is_empty() {
