@@ -20,6 +20,8 @@ pub enum OutputFormat {
     Commands,
     /// Input for ebtables-restore / iptables-restore / ip6tables-restore.
     Restore,
+    /// With `--backend nftables`: the same transaction as `nft -j -f` JSON.
+    Json,
 }
 
 /// Print the firewall rules a filter or filterbinding gives one port.
@@ -64,6 +66,12 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<String> {
+    run_for(args, false)
+}
+
+/// As [`run`]; with `nftables`, prints the nftables backend's transaction
+/// (`nft -f` text for `commands`, or `--format json`).
+pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
     let port = IfName::new(args.portdev.clone()).context("--portdev")?;
     let (top, mut source, binding_mac) = read_top(&args.file)?;
     let mut params = top.params.clone();
@@ -95,10 +103,33 @@ pub fn run(args: &Args) -> Result<String> {
              (CTRL_IP_LEARNING={mode:?}); render cannot learn addresses: pass --param IP=ADDRESS"
         ),
     };
+    if nftables {
+        return nft_output(&program, args.format);
+    }
     let rules = ruleset(&program)?;
     Ok(match args.format {
         OutputFormat::Commands => command_lines(&commands(&rules)?),
         OutputFormat::Restore => restore_text(&rules)?,
+        OutputFormat::Json => {
+            bail!("--format json is the nftables backend's: add --backend nftables")
+        }
+    })
+}
+
+/// The nftables transaction that instantiates `program` on a host with no
+/// other port (port tag 1).
+fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> Result<String> {
+    let rules = backend_nftables::ruleset(program)?;
+    let batch = backend_nftables::instantiate(&rules);
+    Ok(match format {
+        OutputFormat::Commands => {
+            backend_nftables::batch::text_checked(&rules)?;
+            batch.text()
+        }
+        OutputFormat::Json => format!("{}\n", batch.json()),
+        OutputFormat::Restore => {
+            bail!("--format restore is the xtables backend's; nftables prints commands or json")
+        }
     })
 }
 

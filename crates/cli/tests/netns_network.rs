@@ -162,7 +162,8 @@ impl Drop for Server {
 
 const TCP_SERVER: &str = "
 import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(10)
 print('listening', flush=True)
 try:
@@ -173,7 +174,8 @@ except socket.timeout:
 
 const TCP_CLIENT: &str = "
 import socket, sys
-s = socket.socket(); s.settimeout(3)
+family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(family); s.settimeout(3)
 try:
     s.connect((sys.argv[1], int(sys.argv[2])))
 except OSError:
@@ -535,4 +537,78 @@ fn a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_si
         "no bridge was created"
     );
     assert!(!lab.ruleset().contains("10.77.0."), "no rules were added");
+}
+
+#[test]
+fn ipv6_nat_masquerades_guests_to_the_uplink_address() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.host.ok(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "up0",
+        "nodad",
+    ]);
+    lab.outside.ok(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:1::2/64",
+        "dev",
+        "out0",
+        "nodad",
+    ]);
+    let xml = network("<forward mode='nat' dev='up0'><nat ipv6='yes'/></forward>").replace(
+        "</network>",
+        "<ip family='ipv6' address='2001:db8:77::1' prefix='64'/></network>",
+    );
+    let net = lab.start(&xml);
+    let v6 = lab.host.ok(&["ip6tables-save"]);
+    assert!(
+        v6.contains(
+            "-A LIBVIRT_PRT -s 2001:db8:77::/64 ! -d 2001:db8:77::/64 -o up0 -j MASQUERADE"
+        ),
+        "IPv6 masquerading missing:\n{v6}"
+    );
+    lab.guest.ok(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:77::10/64",
+        "dev",
+        "g0",
+        "nodad",
+    ]);
+    lab.guest.ok(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:77::1",
+    ]);
+
+    let server = lab.outside.tcp_server("2001:db8:1::2", "8080");
+    // The bridge's own address is tentative until duplicate address
+    // detection is over (about a second): retry for a while.
+    let reached = (0..10).any(|_| {
+        lab.guest.connects("2001:db8:1::2", "8080") || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(reached, "the guest cannot reach the outside over IPv6");
+    assert_eq!(server.peer().as_deref(), Some("2001:db8:1::1"));
+    net.destroy();
+    let v6 = lab.host.ok(&["ip6tables-save"]);
+    assert!(
+        !v6.contains("virbr0") && !v6.contains("2001:db8:77"),
+        "rules left:\n{v6}"
+    );
 }

@@ -5,9 +5,12 @@
 //! (the driver: store, compile, apply) → `Response` line.
 
 pub mod client;
+pub mod keeper;
 pub mod protocol;
 pub mod server;
+pub mod service;
 
 pub use client::{Client, ClientError};
 pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};
 pub use server::{Server, ServerError, Service};
+pub use service::EngineService;

@@ -1,1 +1,123 @@
-fn main() {}
+//! `nwfilterd`: serves the filter and binding operations on a Unix socket
+//! and keeps the kernel's rules in step with the stored bindings.
+//!
+//! Start: re-apply every stored binding. SIGHUP: re-read filters and
+//! re-apply everything. Every interval: restore rules someone else removed.
+//! SIGTERM/SIGINT: stop serving and exit, leaving the rules in place so
+//! guests stay protected while the daemon is down.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use backend_xtables::{ProcessRunner, Toolset};
+use clap::Parser;
+use nwfilter_driver::engine::error_chain;
+use nwfilter_driver::{BindingStore, Engine, FilterStore};
+use nwfilterd::{keeper, EngineService, Server};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// The nwfilter daemon: applies VM network filters and keeps them applied.
+#[derive(Debug, Parser)]
+#[command(name = "nwfilterd", version)]
+struct Args {
+    /// Directory of filter definitions.
+    #[arg(long, value_name = "DIR", default_value = nwfilter_driver::DEFAULT_CONFIG_DIR)]
+    config_dir: PathBuf,
+    /// Directory of run-time state (applied bindings).
+    #[arg(long, value_name = "DIR", default_value = nwfilter_driver::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// The socket to serve on [default: STATE_DIR/nwfilterd.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// How often to check that our rules are still in the kernel (ms).
+    #[arg(long, value_name = "MS", default_value_t = keeper::DEFAULT_INTERVAL.as_millis() as u64)]
+    check_interval_ms: u64,
+}
+
+#[allow(clippy::print_stderr)]
+fn log(line: String) {
+    eprintln!("nwfilterd: {line}");
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let socket = args
+        .socket
+        .unwrap_or_else(|| args.state_dir.join("nwfilterd.sock"));
+    let toolset = Toolset::default();
+    toolset.check_installed()?;
+    let filters = FilterStore::open(&args.config_dir);
+    let bindings = BindingStore::open(&args.state_dir);
+    for stray in filters.sweep()?.into_iter().chain(bindings.sweep()?) {
+        log(format!(
+            "removed {}, left by an interrupted write",
+            stray.display()
+        ));
+    }
+    let engine = Engine::new(filters, bindings, ProcessRunner::new(toolset));
+    // Bind before applying anything: a second daemon must fail here, not
+    // after fighting the first one over the kernel.
+    let server = Server::bind(&socket)?;
+    let service = Arc::new(EngineService::new(engine));
+    reapply(&service, "start");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals =
+        Signals::new([SIGHUP, SIGTERM, SIGINT]).context("installing signal handlers")?;
+    {
+        let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
+        thread::spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reapply(&service, "SIGHUP");
+                } else {
+                    log("stopping; rules stay in place".into());
+                    stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+        });
+    }
+    {
+        let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
+        let interval = Duration::from_millis(args.check_interval_ms.max(100));
+        thread::spawn(move || keeper::watch(service.engine(), interval, &stop, &log));
+    }
+    log(format!("serving on {}", server.path().display()));
+    server.serve(service, stop).context("serving the socket")?;
+    Ok(())
+}
+
+fn reapply(service: &EngineService<ProcessRunner>, why: &str) {
+    match service.engine().reapply_all() {
+        Ok(report) => {
+            log(format!(
+                "{why}: {} binding(s) applied, {} already in place",
+                report.applied.len(),
+                report.unchanged.len()
+            ));
+            for (port, reason) in report.failed {
+                log(format!("{why}: port {port} not applied: {reason}"));
+            }
+        }
+        Err(e) => log(format!(
+            "{why}: re-applying the bindings failed: {}",
+            error_chain(&e)
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log(format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -69,11 +69,19 @@ pub enum Response {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reply {
     /// The operation changed state; `message` is what virsh would print.
-    Done { message: String },
+    Done {
+        message: String,
+    },
     /// A document (dumpxml).
-    Xml { xml: String },
-    Filters { filters: Vec<FilterEntry> },
-    Bindings { bindings: Vec<BindingEntry> },
+    Xml {
+        xml: String,
+    },
+    Filters {
+        filters: Vec<FilterEntry>,
+    },
+    Bindings {
+        bindings: Vec<BindingEntry>,
+    },
 }
 
 /// One row of `list`.
@@ -81,6 +89,10 @@ pub enum Reply {
 pub struct FilterEntry {
     pub uuid: String,
     pub name: String,
+    /// Part of the program's built-in set (not stored in the config
+    /// directory).
+    #[serde(default)]
+    pub builtin: bool,
 }
 
 /// One row of `binding-list`.
@@ -108,7 +120,12 @@ mod tests {
             r#"{"version":1,"op":"binding-delete","portdev":"vnet0"}"#
         );
         let back: Request = serde_json::from_str(&line).unwrap();
-        assert_eq!(back.op, Op::BindingDelete { portdev: "vnet0".into() });
+        assert_eq!(
+            back.op,
+            Op::BindingDelete {
+                portdev: "vnet0".into()
+            }
+        );
     }
 
     #[test]
@@ -118,12 +135,13 @@ mod tests {
                 filters: vec![FilterEntry {
                     uuid: "u".into(),
                     name: "clean-traffic".into(),
+                    builtin: true,
                 }],
             },
         };
         assert_eq!(
             serde_json::to_string(&ok).unwrap(),
-            r#"{"status":"ok","result":{"kind":"filters","filters":[{"uuid":"u","name":"clean-traffic"}]}}"#
+            r#"{"status":"ok","result":{"kind":"filters","filters":[{"uuid":"u","name":"clean-traffic","builtin":true}]}}"#
         );
         let err = Response::Error {
             message: "no filter 'x'".into(),

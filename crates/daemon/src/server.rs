@@ -207,6 +207,7 @@ mod tests {
                     filters: vec![FilterEntry {
                         uuid: "5c6d49af-b071-6127-b4ec-6f8ed4b55335".into(),
                         name: "f".into(),
+                        builtin: false,
                     }],
                 }),
                 Op::Undefine { filter } => Err(format!("filter '{filter}' is in use")),
@@ -255,7 +256,10 @@ mod tests {
     #[test]
     fn a_second_daemon_on_a_live_socket_is_refused() {
         let (_dir, path, _svc, stop) = start();
-        assert!(matches!(Server::bind(&path), Err(ServerError::InUse { .. })));
+        assert!(matches!(
+            Server::bind(&path),
+            Err(ServerError::InUse { .. })
+        ));
         stop.store(true, Ordering::SeqCst);
     }
 

@@ -54,9 +54,9 @@ pub enum Error {
     /// defining a filter of the same name, not removed.
     #[error("filter '{0}' is built in and cannot be undefined (define it to override it)")]
     Builtin(String),
-    #[error("binding for port '{0}' already exists")]
+    #[error("port {0} already has a filter binding (binding-delete {0} first)")]
     BindingExists(String),
-    #[error("no binding for port '{0}'")]
+    #[error("no filter binding for port {0:?}")]
     NoSuchBinding(String),
     /// The caller's list of current bindings could not be produced.
     #[error("cannot list the current bindings")]

@@ -197,7 +197,7 @@ fn binding_delete_removes_rules_and_state() {
     s.engine.binding_delete("vnet0").unwrap();
     assert!(s.engine.bindings().get("vnet0").unwrap().is_none());
     let err = s.engine.binding_delete("vnet0").unwrap_err().to_string();
-    assert!(err.contains("no binding"), "{err}");
+    assert!(err.contains("no filter binding"), "{err}");
     let bad = s.engine.binding_delete("bad/name").unwrap_err().to_string();
     assert!(bad.contains("bad/name"), "{bad}");
 }

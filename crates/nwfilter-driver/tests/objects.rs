@@ -362,7 +362,7 @@ fn bindings_are_created_once_per_port_and_deleted() {
     let created = store.create_xml(BINDING).unwrap();
     assert_eq!(store.get("vnet0").unwrap(), Some(created.clone()));
     let err = store.create_xml(BINDING).unwrap_err();
-    assert_eq!(err.to_string(), "binding for port 'vnet0' already exists");
+    assert_eq!(err.to_string(), "port vnet0 already has a filter binding (binding-delete vnet0 first)");
 
     let second = BINDING
         .replace("vnet0", "vnet1")
@@ -380,7 +380,7 @@ fn bindings_are_created_once_per_port_and_deleted() {
     assert_eq!(store.delete("vnet0").unwrap(), created);
     assert_eq!(store.get("vnet0").unwrap(), None);
     let err = store.delete("vnet0").unwrap_err();
-    assert_eq!(err.to_string(), "no binding for port 'vnet0'");
+    assert_eq!(err.to_string(), "no filter binding for port \"vnet0\"");
     assert!(matches!(
         store.delete("../etc"),
         Err(Error::NoSuchBinding(_))

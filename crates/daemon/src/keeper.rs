@@ -1,0 +1,57 @@
+//! Keeps the kernel in step while the daemon runs: notices rules that
+//! someone else removed or changed (a flushed table, a deleted chain, a
+//! restarted firewall service) and puts them back.
+//!
+//! Polling, not events: iptables-nft, iptables-legacy and ebtables give no
+//! common change notification, and a read of three tables per interval is
+//! cheap. The interval bounds how long a port can stay unprotected.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use backend_xtables::Runner;
+use nwfilter_driver::engine::error_chain;
+use nwfilter_driver::Engine;
+
+/// The default check interval: restores within about a second of a flush.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Checks every `interval` until `stop` is set, calling `log` with a line
+/// for each repair or failure.
+pub fn watch<R: Runner>(
+    engine: &Engine<R>,
+    interval: Duration,
+    stop: &AtomicBool,
+    log: &(dyn Fn(String) + Sync),
+) {
+    let mut next = Instant::now() + interval;
+    while !stop.load(Ordering::SeqCst) {
+        // Sleep in short steps so that a stop request is seen promptly.
+        let now = Instant::now();
+        if now < next {
+            thread::sleep((next - now).min(Duration::from_millis(100)));
+            continue;
+        }
+        next = now + interval;
+        check_once(engine, log);
+    }
+}
+
+/// One check: repairs what is missing and says what it found.
+pub fn check_once<R: Runner>(engine: &Engine<R>, log: &(dyn Fn(String) + Sync)) {
+    match engine.repair() {
+        Ok(ports) if ports.is_empty() => {}
+        Ok(ports) => {
+            let names: Vec<&str> = ports.iter().map(|p| p.as_str()).collect();
+            log(format!(
+                "rules of {} were missing or changed in the kernel (flushed by another tool?); restored",
+                names.join(", ")
+            ));
+        }
+        Err(e) => log(format!(
+            "checking the kernel's rules failed: {}",
+            error_chain(&e)
+        )),
+    }
+}

@@ -1,0 +1,293 @@
+//! `nwfilterd` end to end in a network namespace: clients reach it over
+//! its socket; rules flushed by someone else come back within 2 s; SIGHUP
+//! re-applies; a restarted daemon still has its bindings and rules; many
+//! concurrent clients leave store and kernel consistent.
+
+#[path = "../../backend-xtables/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nwfilterd::{Client, Op, Reply};
+use support::{without_counters, Background, Lab, Netns};
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("nwfilterd-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Scratch(dir)
+    }
+    fn etc(&self) -> PathBuf {
+        self.0.join("etc")
+    }
+    fn run(&self) -> PathBuf {
+        self.0.join("run")
+    }
+    fn socket(&self) -> PathBuf {
+        self.run().join("nwfilterd.sock")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Starts the daemon in `ns` and waits until its socket answers.
+fn start_daemon(ns: &Netns, scratch: &Scratch) -> Background {
+    let _ = std::fs::remove_file(scratch.socket());
+    let daemon = ns.spawn(&[
+        env!("CARGO_BIN_EXE_nwfilterd"),
+        "--config-dir",
+        s(&scratch.etc()),
+        "--state-dir",
+        s(&scratch.run()),
+        "--check-interval-ms",
+        "250",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Client::connect(&scratch.socket()).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never opened its socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+/// One operation through the daemon's socket.
+fn call(scratch: &Scratch, op: Op) -> Reply {
+    let mut client = Client::connect(&scratch.socket()).unwrap();
+    client
+        .call(op.clone())
+        .unwrap_or_else(|e| panic!("{op:?}: {e}"))
+}
+
+fn binding_xml(guest: &support::Guest) -> String {
+    format!(
+        "<filterbinding>
+  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{}'/>
+  <mac address='{}'/>
+  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
+</filterbinding>",
+        guest.port, guest.mac, guest.ip
+    )
+}
+
+/// Polls until `lab`'s ruleset equals `want`; returns how long it took.
+fn until_ruleset(lab: &Lab, want: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if without_counters(&lab.ruleset()) == want {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Sends `signal` to the daemon (a process this test started).
+fn signal(daemon: &Background, signal: &str) {
+    let pid = daemon.pid().to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-s", signal, &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {signal} {pid}");
+}
+
+#[test]
+fn the_daemon_applies_restores_reloads_and_survives_a_restart() {
+    if !support::can_run("the_daemon_applies_restores_reloads_and_survives_a_restart") {
+        return;
+    }
+    let scratch = Scratch::new("life");
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let daemon = start_daemon(&lab.host, &scratch);
+    let reply = call(
+        &scratch,
+        Op::BindingCreate {
+            xml: binding_xml(a),
+        },
+    );
+    assert_eq!(
+        reply,
+        Reply::Done {
+            message: "Network filter binding on vnet0 created".into()
+        }
+    );
+    assert!(a.pings(&b.ip));
+    a.set_ip("10.77.0.99");
+    assert!(!a.pings(&b.ip), "clean-traffic stops the spoofed address");
+    let protected = without_counters(&lab.ruleset());
+
+    // Someone flushes the iptables and ebtables rules: back within 2 s.
+    lab.host.ok(&["iptables", "-F"]);
+    lab.host.ok(&["ebtables", "-t", "nat", "-F"]);
+    assert_ne!(without_counters(&lab.ruleset()), protected);
+    let took = until_ruleset(&lab, &protected, Duration::from_secs(2));
+    assert!(
+        took.is_some(),
+        "rules not restored within 2 s of a flush:\nwanted:\n{protected}\nfound:\n{}",
+        without_counters(&lab.ruleset())
+    );
+    assert!(!a.pings(&b.ip), "restored rules filter again");
+
+    // A firewall service restart that wipes every table.
+    lab.host.ok(&["nft", "flush", "ruleset"]);
+    assert!(
+        until_ruleset(&lab, &protected, Duration::from_secs(2)).is_some(),
+        "rules not restored within 2 s of `nft flush ruleset`"
+    );
+
+    // SIGHUP re-applies: the daemon keeps serving, rules unchanged.
+    signal(&daemon, "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+        panic!("binding-list")
+    };
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].portdev, "vnet0");
+    assert_eq!(without_counters(&lab.ruleset()), protected);
+
+    // SIGTERM: the daemon exits and the rules stay (guests stay protected).
+    signal(&daemon, "TERM");
+    let status = daemon.wait();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(without_counters(&lab.ruleset()), protected);
+    assert!(!a.pings(&b.ip));
+
+    // A new daemon finds the binding and keeps the rules exactly.
+    let daemon = start_daemon(&lab.host, &scratch);
+    let Reply::Xml { xml } = call(
+        &scratch,
+        Op::BindingDumpxml {
+            portdev: "vnet0".into(),
+        },
+    ) else {
+        panic!("binding-dumpxml")
+    };
+    assert!(xml.contains("<portdev name='vnet0'/>"), "{xml}");
+    assert_eq!(without_counters(&lab.ruleset()), protected);
+    a.set_ip(&a.ip);
+    assert!(a.pings(&b.ip));
+
+    call(
+        &scratch,
+        Op::BindingDelete {
+            portdev: "vnet0".into(),
+        },
+    );
+    drop(daemon);
+}
+
+#[test]
+fn concurrent_clients_leave_store_and_kernel_consistent() {
+    if !support::can_run("concurrent_clients_leave_store_and_kernel_consistent") {
+        return;
+    }
+    const CLIENTS: usize = 20;
+    const OPS: usize = 100;
+    let scratch = Scratch::new("many");
+    let lab = Lab::new(0);
+    let daemon = start_daemon(&lab.host, &scratch);
+    let socket = scratch.socket();
+    // Each client owns one filter and one port; its operations interleave
+    // with everyone else's on the daemon.
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || client_run(&socket, i, OPS))
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for t in threads {
+        if let Some(port) = t.join().unwrap() {
+            expected.push(port);
+        }
+    }
+    expected.sort();
+
+    let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+        panic!("binding-list")
+    };
+    let mut stored: Vec<String> = bindings.into_iter().map(|b| b.portdev).collect();
+    stored.sort();
+    assert_eq!(stored, expected, "the store holds exactly the last state");
+
+    // The kernel holds rules for exactly those ports.
+    let eb = lab.host.ok(&["ebtables-save", "-t", "nat"]);
+    for i in 0..CLIENTS {
+        let port = format!("cc{i}");
+        let hooked = eb.contains(&format!("-A PREROUTING -i {port} -j libvirt-I-{port}"));
+        assert_eq!(
+            hooked,
+            expected.contains(&port),
+            "{port} in the kernel:\n{eb}"
+        );
+    }
+    drop(daemon);
+}
+
+/// Client `i`: defines its filter, creates and deletes its binding, lists,
+/// redefines (which rebuilds its binding). Returns its port if it ends with
+/// a binding.
+fn client_run(socket: &Path, i: usize, ops: usize) -> Option<String> {
+    let port = format!("cc{i}");
+    let filter = format!("client-{i}");
+    let mut client = Client::connect(socket).unwrap();
+    let mut bound = false;
+    for k in 0..ops {
+        let op = match k % 5 {
+            0 => Op::Define {
+                xml: format!(
+                    "<filter name='{filter}' chain='root'>\
+                       <rule action='drop' direction='out'><tcp dstportstart='{}'/></rule>\
+                       <filterref filter='clean-traffic'/></filter>",
+                    1000 + k
+                ),
+            },
+            1 | 3 if !bound => Op::BindingCreate {
+                xml: format!(
+                    "<filterbinding><owner><name>vm{i}</name>\
+                       <uuid>d54df46f-1ab5-4a22-8618-4560ef5f{i:04}</uuid></owner>\
+                       <portdev name='{port}'/><mac address='52:54:00:00:01:{i:02x}'/>\
+                       <filterref filter='{filter}'><parameter name='IP' value='10.1.0.{i}'/>\
+                       </filterref></filterbinding>"
+                ),
+            },
+            1 | 3 => Op::BindingDelete {
+                portdev: port.clone(),
+            },
+            _ => Op::List,
+        };
+        let flips = matches!(op, Op::BindingCreate { .. } | Op::BindingDelete { .. });
+        client
+            .call(op)
+            .unwrap_or_else(|e| panic!("client {i} op {k}: {e}"));
+        if flips {
+            bound = !bound;
+        }
+    }
+    bound.then_some(port)
+}
