@@ -6,13 +6,14 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use nwfilter_model::{Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, VarRef};
+use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use crate::bound::{BoundRule, BoundRules};
 use crate::dag::{resolve, FilterDag};
 use crate::env::{EnvId, EnvView, Envs};
 use crate::error::{BindError, Site, Unresolved};
-use crate::iterate::{expand, unresolved};
+use crate::iterate::{expand, unresolved, ParseCache};
 use crate::source::FilterSource;
 
 /// The most rules one binding may produce (and the most rules plus
@@ -94,14 +95,17 @@ impl FilterDag {
             top: top.clone(),
             value,
         })?;
-        let mut envs = Envs::new(params, mac);
-        let mut instances = Vec::new();
-        flatten(self, self.top(), Envs::TOP, &mut envs, &mut instances).map_err(|()| {
-            BindError::TreeTooLarge {
+        // Known from the DAG alone: refuse before allocating anything.
+        let (n_rules, n_refs) = self.flat_size();
+        if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
+            return Err(BindError::TreeTooLarge {
                 top: top.clone(),
                 limit: MAX_BOUND_RULES,
-            }
-        })?;
+            });
+        }
+        let mut envs = Envs::new(params, mac, n_refs);
+        let mut instances = Vec::with_capacity(n_rules);
+        flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
 
         let missing = missing(&instances, &envs);
         if !missing.is_empty() {
@@ -120,13 +124,21 @@ impl FilterDag {
 
         let mut rules = Vec::with_capacity(instances.len());
         let mut expanded = Vec::new();
+        let mut cache = ParseCache::default();
         for inst in &instances {
             let env = EnvView {
                 envs: &envs,
                 id: inst.env,
             };
             let room = MAX_BOUND_RULES - rules.len();
-            expand(inst.rule, inst.site(), &env, &mut expanded, room)?;
+            expand(
+                inst.rule,
+                inst.site(),
+                &env,
+                &mut cache,
+                &mut expanded,
+                room,
+            )?;
             rules.extend(expanded.drain(..).map(|rule| BoundRule {
                 filter: inst.filter.name.clone(),
                 rule_index: inst.rule_index,
@@ -160,19 +172,17 @@ impl Instance<'_> {
 /// the referenced filter's entries, bound in a child environment. A filter
 /// referenced twice contributes its rules twice, as in libvirt. Recursion
 /// depth is bounded by the number of filters (the DAG is acyclic).
-/// `Err(())` once rules plus references exceed [`MAX_BOUND_RULES`].
 fn flatten<'a>(
     dag: &'a FilterDag,
-    filter: &'a Arc<Filter>,
+    node: NodeIndex,
     env: EnvId,
     envs: &mut Envs<'a>,
     out: &mut Vec<Instance<'a>>,
-) -> Result<(), ()> {
+) {
+    let filter = dag.filter_at(node);
     let mut rule_index = 0;
+    let mut ref_index = 0;
     for entry in &filter.entries {
-        if out.len() + envs.len() > MAX_BOUND_RULES {
-            return Err(());
-        }
         match entry {
             Entry::Rule(rule) => {
                 out.push(Instance {
@@ -184,15 +194,13 @@ fn flatten<'a>(
                 rule_index += 1;
             }
             Entry::Ref(r) => {
-                let child = dag
-                    .get(r.filter.as_str())
-                    .expect("resolve() loaded every referenced filter");
+                let child = dag.child(node, ref_index);
+                ref_index += 1;
                 let child_env = envs.child(env, &r.params);
-                flatten(dag, child, child_env, envs, out)?;
+                flatten(dag, child, child_env, envs, out);
             }
         }
     }
-    Ok(())
 }
 
 /// Every unsatisfiable reference of the tree, each once (at its first use).

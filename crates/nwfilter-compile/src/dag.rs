@@ -74,6 +74,13 @@ pub struct FilterDag {
     graph: DiGraph<Node, ()>,
     index: HashMap<FilterName, NodeIndex>,
     top: NodeIndex,
+    /// Per node, the nodes its `<filterref>`s point at, in document order
+    /// (so flattening follows references without name lookups).
+    children: Vec<Vec<NodeIndex>>,
+    /// Rules and `<filterref>` instances of the flattened tree (a filter
+    /// referenced twice counts twice), saturating: lets binding allocate
+    /// once.
+    flat_size: (usize, usize),
 }
 
 impl FilterDag {
@@ -98,7 +105,22 @@ impl FilterDag {
         self.index.contains_key(name)
     }
 
-    fn filter_at(&self, i: NodeIndex) -> &Arc<Filter> {
+    /// (rules, references) of the flattened tree, saturating at
+    /// `usize::MAX`.
+    pub(crate) fn flat_size(&self) -> (usize, usize) {
+        self.flat_size
+    }
+
+    pub(crate) fn top_node(&self) -> NodeIndex {
+        self.top
+    }
+
+    /// The node of `node`'s `k`-th `<filterref>` (0-based, document order).
+    pub(crate) fn child(&self, node: NodeIndex, k: usize) -> NodeIndex {
+        self.children[node.index()][k]
+    }
+
+    pub(crate) fn filter_at(&self, i: NodeIndex) -> &Arc<Filter> {
         self.graph[i]
             .as_ref()
             .expect("resolve() admits only DAGs without missing filters")
@@ -114,11 +136,44 @@ pub fn resolve(source: &dyn FilterSource, top: &FilterName) -> Result<FilterDag,
     if let Some(err) = first_problem(&loaded, true) {
         return Err(err);
     }
+    let children: Vec<Vec<NodeIndex>> = loaded
+        .graph
+        .node_indices()
+        .map(|n| {
+            let filter = loaded.graph[n].as_ref().expect("no missing filters");
+            references(filter).map(|r| loaded.index[r]).collect()
+        })
+        .collect();
+    let flat_size = flat_size(&loaded.graph, &children, loaded.top);
     Ok(FilterDag {
         graph: loaded.graph,
         index: loaded.index,
         top: loaded.top,
+        children,
+        flat_size,
     })
+}
+
+/// (rules, references) of the tree flattened from `top`, by dynamic
+/// programming over the acyclic graph in reverse topological order.
+fn flat_size(
+    graph: &DiGraph<Node, ()>,
+    children: &[Vec<NodeIndex>],
+    top: NodeIndex,
+) -> (usize, usize) {
+    let order = petgraph::algo::toposort(graph, None).expect("checked acyclic");
+    let mut size = vec![(0usize, 0usize); graph.node_count()];
+    for &n in order.iter().rev() {
+        let filter = graph[n].as_ref().expect("no missing filters");
+        let own_rules = filter.entries.len() - children[n.index()].len();
+        let mut total = (own_rules, children[n.index()].len());
+        for c in &children[n.index()] {
+            let (r, f) = size[c.index()];
+            total = (total.0.saturating_add(r), total.1.saturating_add(f));
+        }
+        size[n.index()] = total;
+    }
+    size[top.index()]
 }
 
 /// The define-time loop check: would storing `candidate` (replacing any

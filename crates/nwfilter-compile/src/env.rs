@@ -32,13 +32,16 @@ pub(crate) struct Envs<'a> {
 }
 
 impl<'a> Envs<'a> {
-    /// The arena with its top environment (always [`Envs::TOP`]).
-    pub(crate) fn new(binding_params: &'a Params, mac: MacAddr6) -> Envs<'a> {
+    /// The arena with its top environment (always [`Envs::TOP`]), with
+    /// room for `children` more.
+    pub(crate) fn new(binding_params: &'a Params, mac: MacAddr6, children: usize) -> Envs<'a> {
+        let mut envs = Vec::with_capacity(children + 1);
+        envs.push(Env {
+            parent: None,
+            params: binding_params,
+        });
         Envs {
-            envs: vec![Env {
-                parent: None,
-                params: binding_params,
-            }],
+            envs,
             mac: [mac_text(mac)],
         }
     }
@@ -54,12 +57,6 @@ impl<'a> Envs<'a> {
         EnvId(self.envs.len() - 1)
     }
 
-    /// How many environments exist (one per `<filterref>` instance, plus
-    /// the top).
-    pub(crate) fn len(&self) -> usize {
-        self.envs.len()
-    }
-
     /// The value list of `name` in environment `id` (never empty).
     pub(crate) fn lookup(&self, id: EnvId, name: &str) -> Option<&[String]> {
         let env = &self.envs[id.0];
@@ -71,13 +68,19 @@ impl<'a> Envs<'a> {
     }
 }
 
-/// `aa:bb:cc:dd:ee:ff`, lowercase as libvirt fills `MAC` in.
+/// `aa:bb:cc:dd:ee:ff`, lowercase as libvirt fills `MAC` in. Written by
+/// hand: `format!` costs more than the rest of setting up a binding.
 pub(crate) fn mac_text(mac: MacAddr6) -> String {
-    let b = mac.as_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.as_bytes().iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// One environment of an arena, as the rule expander sees it.
@@ -87,8 +90,8 @@ pub(crate) struct EnvView<'e, 'a> {
     pub(crate) id: EnvId,
 }
 
-impl Lookup for EnvView<'_, '_> {
-    fn values(&self, name: &str) -> Option<&[String]> {
+impl<'e> Lookup<'e> for EnvView<'e, '_> {
+    fn values(&self, name: &str) -> Option<&'e [String]> {
         self.envs.lookup(self.id, name)
     }
 }

@@ -16,20 +16,51 @@
 
 use std::collections::HashSet;
 
-use nwfilter_model::{parse_kind, AttrValue, Protocol, Rule, Value, VarAccess, VarRef};
+use nwfilter_model::{
+    parse_kind, AttrValue, Protocol, Rule, Value, ValueError, ValueKind, VarAccess, VarRef,
+};
 
 use crate::bind::MAX_BOUND_RULES;
 use crate::error::{BadValue, BindError, Site};
 
 /// Where to find a variable's values while expanding one rule.
-pub(crate) trait Lookup {
+pub(crate) trait Lookup<'e> {
     /// The values of `name`; `None` or an empty list when undefined.
-    fn values(&self, name: &str) -> Option<&[String]>;
+    fn values(&self, name: &str) -> Option<&'e [String]>;
+}
+
+/// Values already parsed during one binding, by kind and text: `$MAC` and
+/// `$IP` appear in many rules of a typical tree, and parsing dominated the
+/// cost of binding. A short list beats hashing for the handful of distinct
+/// values a binding has; past [`ParseCache::CAPACITY`] (long lists) new
+/// values are parsed without being remembered.
+#[derive(Debug, Default)]
+pub(crate) struct ParseCache<'e> {
+    parsed: Vec<(ValueKind, &'e str, Value)>,
+}
+
+impl<'e> ParseCache<'e> {
+    const CAPACITY: usize = 32;
+
+    fn parse(&mut self, kind: ValueKind, text: &'e str) -> Result<Value, ValueError> {
+        if let Some((_, _, v)) = self
+            .parsed
+            .iter()
+            .find(|(k, t, _)| *k == kind && *t == text)
+        {
+            return Ok(v.clone());
+        }
+        let v = parse_kind(kind, text)?;
+        if self.parsed.len() < Self::CAPACITY {
+            self.parsed.push((kind, text, v.clone()));
+        }
+        Ok(v)
+    }
 }
 
 /// The references of a rule that its environment cannot satisfy: an
 /// undefined variable, or `$X[k]` beyond the end of X's list.
-pub(crate) fn unresolved<'r>(rule: &'r Rule, env: &impl Lookup) -> Vec<&'r VarRef> {
+pub(crate) fn unresolved<'r, 'e>(rule: &'r Rule, env: &impl Lookup<'e>) -> Vec<&'r VarRef> {
     let mut missing: Vec<&VarRef> = Vec::new();
     for var in var_refs(rule) {
         let found = env.values(&var.name).unwrap_or(&[]);
@@ -69,10 +100,11 @@ struct Iter<'r> {
 /// values, each with every variable replaced by its parsed value, as long
 /// as that adds at most `room` rules.
 /// Unresolved references must have been ruled out by [`unresolved`].
-pub(crate) fn expand(
+pub(crate) fn expand<'e>(
     rule: &Rule,
     at: Site<'_>,
-    env: &impl Lookup,
+    env: &impl Lookup<'e>,
+    cache: &mut ParseCache<'e>,
     out: &mut Vec<Rule>,
     room: usize,
 ) -> Result<(), BindError> {
@@ -103,7 +135,7 @@ pub(crate) fn expand(
             .iter()
             .position(|i| i.refs.contains(&var))
             .expect("every reference has an iterator");
-        let parsed = parse_steps(pm.protocol, av, var, &iters[it], at, env)?;
+        let parsed = parse_steps(pm.protocol, av, var, &iters[it], at, env, cache)?;
         slots.push((slot, it, parsed));
     }
     // An odometer over the iterators, iterator order = digit significance.
@@ -136,10 +168,10 @@ fn has_vars(attrs: &[AttrValue]) -> bool {
 
 /// The rule's iterators in combination order (iterator 0 first, then by
 /// first appearance), with their de-duplicated steps.
-fn iterators<'r>(
+fn iterators<'r, 'e>(
     rule: &'r Rule,
     at: Site<'_>,
-    env: &impl Lookup,
+    env: &impl Lookup<'e>,
 ) -> Result<Vec<Iter<'r>>, BindError> {
     let mut iters: Vec<Iter<'r>> = Vec::new();
     for var in var_refs(rule) {
@@ -176,7 +208,7 @@ fn iterators<'r>(
 
 /// The positions an iterator visits: all of them, minus those whose tuple
 /// of values repeats an earlier one.
-fn steps(it: &Iter<'_>, at: Site<'_>, env: &impl Lookup) -> Result<Vec<usize>, BindError> {
+fn steps<'e>(it: &Iter<'_>, at: Site<'_>, env: &impl Lookup<'e>) -> Result<Vec<usize>, BindError> {
     if it.id.is_none() {
         // `$X[k]`: one step, the fixed element.
         return Ok(vec![0]);
@@ -204,31 +236,32 @@ fn steps(it: &Iter<'_>, at: Site<'_>, env: &impl Lookup) -> Result<Vec<usize>, B
         .collect())
 }
 
-fn values_of<'e>(env: &'e impl Lookup, var: &VarRef) -> &'e [String] {
+fn values_of<'e>(env: &impl Lookup<'e>, var: &VarRef) -> &'e [String] {
     env.values(&var.name).unwrap_or(&[])
 }
 
 /// The value `var` gives attribute `av` at each step of its iterator.
-fn parse_steps(
+fn parse_steps<'e>(
     protocol: Protocol,
     av: &AttrValue,
     var: &VarRef,
     it: &Iter<'_>,
     at: Site<'_>,
-    env: &impl Lookup,
+    env: &impl Lookup<'e>,
+    cache: &mut ParseCache<'e>,
 ) -> Result<Vec<Value>, BindError> {
     let list = values_of(env, var);
     let kind = protocol
         .kind_of(av.attr)
         .expect("the model admits only attributes the protocol has");
-    let texts: Vec<&String> = match var.access {
+    let texts: Vec<&'e String> = match var.access {
         VarAccess::Index(k) => vec![&list[k as usize]],
         VarAccess::Iterator(_) => it.steps.iter().map(|&p| &list[p]).collect(),
     };
     texts
         .into_iter()
         .map(|text| {
-            parse_kind(kind, text).map_err(|source| {
+            cache.parse(kind, text).map_err(|source| {
                 BindError::BadValue(Box::new(BadValue {
                     at: at.owned(),
                     var: var.clone(),
