@@ -1,18 +1,28 @@
 //! Learns a guest's IPv4 addresses while its port is held under
 //! restrictive rules (`CTRL_IP_LEARNING`, lowering reference §7).
 //!
-//! Data flow: the port's frames (an AF_PACKET socket with a kernel BPF
-//! filter, [`capture`]) → [`classify`] (etherparse, dhcproto) → an
+//! Data flow: [`Learner::start`] applies the learning [`rules`] through a
+//! [`PortFirewall`] → the port's frames (an AF_PACKET socket with a kernel
+//! BPF filter, [`capture`]) → [`classify`] (etherparse, dhcproto) → an
 //! address (`any`) or the lease table ([`lease`], persisted by [`store`])
 //! → a [`LearnEvent`] for the caller, who binds `IP` and rebuilds the
-//! port's rules. Until then the port has the rules of [`rules`].
+//! port's rules. Shared worker threads poll many ports, each rate-limited.
 
+pub mod capture;
 pub mod classify;
+pub mod firewall;
+mod learner;
 pub mod lease;
+pub mod ratelimit;
 pub mod rules;
 pub mod store;
+mod worker;
 
+pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
+pub use firewall::{FirewallError, PortFirewall, Xtables};
+pub use learner::{Config, LearnEvent, Learner, OnChange, PortSpec, StartError, Watch};
 pub use lease::{Lease, Leases};
+pub use nwfilter_compile::LearningMode;
+pub use ratelimit::RateLimit;
 pub use store::{LeaseKey, LeaseStore, StoreError};
-pub mod capture;

@@ -1,0 +1,244 @@
+//! One worker thread: polls the capture sockets of its ports, classifies
+//! what arrives, keeps leases and deadlines, and reports events.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nwfilter_compile::LearningMode;
+
+use crate::capture::Capture;
+use crate::classify::{classify, Observation, ReplyKind};
+use crate::firewall::PortFirewall;
+use crate::learner::{epoch, Cancel, Config, LearnEvent, OnChange, PortSpec};
+use crate::lease::Leases;
+use crate::ratelimit::Bucket;
+use crate::rules;
+use crate::store::LeaseStore;
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub(crate) firewall: Arc<dyn PortFirewall>,
+    pub(crate) store: Arc<LeaseStore>,
+    pub(crate) config: Config,
+    pub(crate) shutdown: AtomicBool,
+}
+
+/// One port being learned.
+pub(crate) struct Port {
+    pub(crate) cancel: Arc<Cancel>,
+    pub(crate) spec: PortSpec,
+    pub(crate) capture: Capture,
+    pub(crate) bucket: Bucket,
+    pub(crate) leases: Leases,
+    /// When to give up, while the port has no address.
+    pub(crate) deadline: Option<Instant>,
+    /// Events to deliver first (restored leases).
+    pub(crate) pending: Vec<LearnEvent>,
+    pub(crate) on_change: OnChange,
+    pub(crate) done: bool,
+}
+
+/// Longest sleep: bounds how late a new port, a shutdown, an expired lease
+/// or a deadline is noticed.
+const TICK: Duration = Duration::from_millis(200);
+/// Frames read from one port per wake-up, so one busy port cannot starve
+/// the others of the same worker.
+const READ_BUDGET: usize = 16;
+/// Large enough for any Ethernet frame the BPF filter passes (1600 bytes).
+const FRAME_BUFFER: usize = 2048;
+
+pub(crate) fn run(shared: &Shared, incoming: &Receiver<Box<Port>>, load: &AtomicUsize) {
+    let mut ports: Vec<Box<Port>> = Vec::new();
+    let mut buf = vec![0u8; FRAME_BUFFER];
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        loop {
+            match incoming.try_recv() {
+                Ok(port) => ports.push(port),
+                Err(TryRecvError::Empty) => break,
+                // The learner is gone; its Drop sets `shutdown` first.
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        let now = Instant::now();
+        for port in ports.iter_mut() {
+            for event in std::mem::take(&mut port.pending) {
+                port.emit(event);
+            }
+            port.tick(shared, now);
+        }
+        let ready = wait_for_frames(&mut ports, now);
+        for i in ready {
+            ports[i].drain(shared, &mut buf);
+        }
+        ports.retain(|p| {
+            let over = p.done || p.cancel.cancelled.load(Ordering::SeqCst);
+            if over {
+                p.cancel.finished.store(true, Ordering::Relaxed);
+            }
+            !over
+        });
+        load.store(ports.len(), Ordering::Relaxed);
+    }
+}
+
+/// Polls the sockets of the ports that may take a frame now; returns the
+/// indices of those with frames queued. Sleeps at most [`TICK`].
+fn wait_for_frames(ports: &mut [Box<Port>], now: Instant) -> Vec<usize> {
+    let mut timeout = TICK;
+    let mut polled = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter_mut().enumerate() {
+        if port.done {
+            continue;
+        }
+        let wait = port.bucket.wait(now);
+        if wait.is_zero() {
+            polled.push(i);
+        } else {
+            // Rate-limited: not polled until a token is due; meanwhile
+            // the kernel queue absorbs (and then drops) its frames.
+            timeout = timeout.min(wait);
+        }
+    }
+    let mut fds: Vec<PollFd<'_>> = polled
+        .iter()
+        .map(|&i| PollFd::new(ports[i].capture.as_fd(), PollFlags::POLLIN))
+        .collect();
+    let millis = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
+    if poll(&mut fds, PollTimeout::from(millis)).is_err() {
+        return Vec::new(); // EINTR: go round again
+    }
+    fds.iter()
+        .zip(&polled)
+        .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(_, &i)| i)
+        .collect()
+}
+
+impl Port {
+    /// Delivers an event unless the watch was stopped.
+    fn emit(&self, event: LearnEvent) {
+        let _delivering = self.cancel.lock();
+        if !self.cancel.cancelled.load(Ordering::SeqCst) {
+            (self.on_change)(event);
+        }
+    }
+
+    /// Reads what the rate limit allows and acts on it.
+    fn drain(&mut self, shared: &Shared, buf: &mut [u8]) {
+        let guest = self.spec.mac.into_array();
+        for _ in 0..READ_BUDGET {
+            if self.done || !self.bucket.take(Instant::now()) {
+                return;
+            }
+            match self.capture.recv(buf) {
+                Ok(None) => return,
+                Ok(Some((len, dir))) => {
+                    if let Some(seen) = classify(&buf[..len], dir, guest) {
+                        self.observe(shared, seen);
+                    }
+                }
+                Err(e) => return self.fail(shared, e.to_string()),
+            }
+        }
+    }
+
+    fn trusted(&self, server: Ipv4Addr) -> bool {
+        self.spec.dhcp_servers.is_empty() || self.spec.dhcp_servers.contains(&server)
+    }
+
+    fn observe(&mut self, shared: &Shared, seen: Observation) {
+        match (self.spec.mode, seen) {
+            (LearningMode::Any, Observation::GuestAddress(addr)) => self.learned_once(addr),
+            (LearningMode::Any, Observation::ServerReply { addr, server, .. })
+                if self.trusted(server) =>
+            {
+                self.learned_once(addr)
+            }
+            (
+                LearningMode::Dhcp,
+                Observation::ServerReply {
+                    kind: ReplyKind::Ack,
+                    addr,
+                    server,
+                    lease,
+                },
+            ) if self.trusted(server) => {
+                let new = self.leases.acknowledge(addr, server, lease, epoch());
+                self.persist(shared);
+                if new {
+                    self.deadline = None;
+                    self.emit(LearnEvent::Learned(self.leases.addresses()));
+                }
+            }
+            (LearningMode::Dhcp, Observation::Released(addr)) if self.leases.release(addr) => {
+                self.persist(shared);
+                self.lost(shared);
+            }
+            _ => {}
+        }
+    }
+
+    /// `any` mode: one address, and learning is over.
+    fn learned_once(&mut self, addr: Ipv4Addr) {
+        self.done = true;
+        self.emit(LearnEvent::Learned(vec![addr]));
+    }
+
+    /// Leases ended: report what remains; with nothing left, the port goes
+    /// back under the learning rules and the give-up clock restarts.
+    fn lost(&mut self, shared: &Shared) {
+        let remaining = self.leases.addresses();
+        if remaining.is_empty() {
+            let spec = &self.spec;
+            let learning = rules::learning(&spec.port, spec.mac, spec.mode, &spec.dhcp_servers)
+                .expect("a learning port has learning rules");
+            if let Err(e) = shared.firewall.apply(&learning) {
+                return self.fail(shared, format!("cannot restore the learning rules: {e}"));
+            }
+            self.deadline = shared.config.give_up_after.map(|d| Instant::now() + d);
+        }
+        self.emit(LearnEvent::Expired { remaining });
+    }
+
+    /// Lease expiry and the give-up deadline.
+    fn tick(&mut self, shared: &Shared, now: Instant) {
+        if self.done {
+            return;
+        }
+        if self.spec.mode == LearningMode::Dhcp && !self.leases.expire(epoch()).is_empty() {
+            self.persist(shared);
+            self.lost(shared);
+        }
+        if self.deadline.is_some_and(|at| now >= at) && self.leases.is_empty() {
+            self.done = true;
+            if let Err(e) = shared.firewall.apply(&rules::blocked(&self.spec.port)) {
+                self.emit(LearnEvent::Warning(format!(
+                    "port {}: cannot apply the blocking rules: {e}",
+                    self.spec.port
+                )));
+            }
+            self.emit(LearnEvent::TimedOut);
+        }
+    }
+
+    fn fail(&mut self, shared: &Shared, reason: String) {
+        self.done = true;
+        // Best effort: a vanished port has nothing left to block.
+        let _ = shared.firewall.apply(&rules::blocked(&self.spec.port));
+        self.emit(LearnEvent::Failed(reason));
+    }
+
+    fn persist(&self, shared: &Shared) {
+        if let Err(e) = shared
+            .store
+            .record(&self.spec.lease_key, self.leases.list())
+        {
+            self.emit(LearnEvent::Warning(e.to_string()));
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The learner's start/stop contract, with a recording firewall (no
+//! kernel rules are touched).
+
+use std::net::Ipv4Addr;
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backend_xtables::{ChainRole, PortRuleset};
+use nwfilter_learn::{
+    Config, FirewallError, LearnEvent, Learner, LearningMode, Lease, LeaseKey, LeaseStore,
+    PortFirewall, PortSpec, StartError,
+};
+use nwfilter_model::{IfName, MacAddr6};
+
+#[derive(Default)]
+struct Recording {
+    applied: Mutex<Vec<PortRuleset>>,
+}
+
+impl PortFirewall for Recording {
+    fn apply(&self, rules: &PortRuleset) -> Result<(), FirewallError> {
+        self.applied.lock().unwrap().push(rules.clone());
+        Ok(())
+    }
+}
+
+impl Recording {
+    /// Each applied ruleset as the number of rules in its chain towards
+    /// the guest (None: no such chain) - enough to tell them apart.
+    fn kinds(&self) -> Vec<&'static str> {
+        self.applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let to_guest = r.chains.iter().find(|c| c.role == ChainRole::BridgeRootIn);
+                match to_guest.map(|c| c.rules.len()) {
+                    None => "learning-any",
+                    Some(1) => "blocked",
+                    Some(_) => "learning-dhcp",
+                }
+            })
+            .collect()
+    }
+}
+
+const MAC: MacAddr6 = MacAddr6::new(0x52, 0x54, 0, 0, 0, 0x10);
+
+fn spec(port: &str, mode: LearningMode) -> PortSpec {
+    PortSpec {
+        port: IfName::new(port).unwrap(),
+        mac: MAC,
+        mode,
+        dhcp_servers: Vec::new(),
+        lease_key: LeaseKey::new("vm", MAC),
+    }
+}
+
+fn learner(state: &std::path::Path, firewall: Arc<Recording>) -> Learner {
+    let store = LeaseStore::open(state, now()).unwrap();
+    Learner::new(Config::default(), firewall, Arc::new(store))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn mode_none_does_not_learn_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let firewall = Arc::new(Recording::default());
+    let learner = learner(dir.path(), Arc::clone(&firewall));
+    let err = learner
+        .start(spec("vnet0", LearningMode::None), Box::new(|_| {}))
+        .unwrap_err();
+    assert!(matches!(err, StartError::NotLearning { .. }), "{err}");
+    assert!(err.to_string().contains("vnet0"), "{err}");
+    assert!(firewall.kinds().is_empty());
+}
+
+#[test]
+fn a_missing_port_is_an_error_and_left_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let firewall = Arc::new(Recording::default());
+    let learner = learner(dir.path(), Arc::clone(&firewall));
+    let err = learner
+        .start(spec("nosuchport9", LearningMode::Dhcp), Box::new(|_| {}))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "port nosuchport9: no such interface");
+    assert_eq!(firewall.kinds(), ["learning-dhcp", "blocked"]);
+}
+
+#[test]
+fn stored_leases_are_reported_first_without_learning_rules() {
+    if !is_root() {
+        // Capturing (even on lo) needs CAP_NET_RAW.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root under CI"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = Ipv4Addr::new(10, 77, 0, 50);
+    {
+        let store = LeaseStore::open(dir.path(), now()).unwrap();
+        let lease = Lease {
+            addr,
+            server: Ipv4Addr::new(10, 77, 0, 1),
+            expires: Some(now() + 600),
+        };
+        store.record(&LeaseKey::new("vm", MAC), &[lease]).unwrap();
+    }
+    let firewall = Arc::new(Recording::default());
+    let learner = learner(dir.path(), Arc::clone(&firewall));
+    let (tx, rx) = channel();
+    // lo stands in for a port: it exists everywhere, and nothing on it
+    // is DHCP for this MAC.
+    let watch = learner
+        .start(
+            spec("lo", LearningMode::Dhcp),
+            Box::new(move |e| {
+                let _ = tx.send(e);
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(2)).ok(),
+        Some(LearnEvent::Learned(vec![addr]))
+    );
+    assert!(
+        firewall.kinds().is_empty(),
+        "no learning rules over a live lease"
+    );
+    assert!(!watch.finished());
+    drop(watch);
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+}
+
+#[test]
+fn stop_ends_delivery_and_give_up_reports_once() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root under CI"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let firewall = Arc::new(Recording::default());
+    let store = LeaseStore::open(dir.path(), now()).unwrap();
+    let config = Config {
+        give_up_after: Some(Duration::from_millis(300)),
+        ..Config::default()
+    };
+    let learner = Learner::new(config, Arc::clone(&firewall) as _, Arc::new(store));
+    let (tx, rx) = channel();
+    let watch = learner
+        .start(
+            spec("lo", LearningMode::Any),
+            Box::new(move |e| {
+                let _ = tx.send(e);
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(3)).ok(),
+        Some(LearnEvent::TimedOut)
+    );
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+    assert!(watch.finished());
+    assert_eq!(firewall.kinds(), ["learning-any", "blocked"]);
+
+    // A stopped watch hears nothing more, even when its deadline passes.
+    let (tx, rx) = channel();
+    let watch = learner
+        .start(
+            spec("lo", LearningMode::Any),
+            Box::new(move |e| {
+                let _ = tx.send(e);
+            }),
+        )
+        .unwrap();
+    watch.stop();
+    assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
+}

@@ -1,0 +1,152 @@
+//! IP learning end to end in network namespaces (issue 7, item 6): real
+//! guests, a real dnsmasq, a real DHCP client, the learner capturing on
+//! the port, and the learned address wired into clean-traffic.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use nwfilter_learn::LearnEvent;
+use support::{apply, clean_traffic, next_event, start_learning, udhcpc_script, Lab, HOST_IP};
+
+const B_IP: &str = "10.77.0.11";
+
+#[test]
+fn dhcp_lease_is_learned_and_then_the_guest_is_held_to_it() {
+    if !support::can_run("dhcp_lease_is_learned_and_then_the_guest_is_held_to_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[None, Some(B_IP)]);
+    let (a, _b) = (&lab.guests[0], &lab.guests[1]);
+    let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
+    let learner = lab.learner(&dir.path().join("state"), None);
+    let params = [("CTRL_IP_LEARNING", "dhcp"), ("DHCPSERVER", HOST_IP)];
+    let (_watch, events) = start_learning(&learner, a, &params);
+
+    assert!(a.dhcp(&udhcpc_script(dir.path())), "A gets a lease");
+    let leased = a.address().expect("A configured its lease");
+    let event = next_event(&events, Duration::from_secs(5));
+    assert_eq!(event, Some(LearnEvent::Learned(vec![leased])));
+    let key = nwfilter_learn::LeaseKey::new("test-vm", a.mac());
+    let stored: Vec<Ipv4Addr> = learner.leases(&key).iter().map(|l| l.addr).collect();
+    assert_eq!(stored, vec![leased], "the lease is persisted");
+
+    // What the daemon does on Learned: bind IP, apply the full filter.
+    apply(&lab, &clean_traffic(a, &[leased]));
+    assert!(a.pings(B_IP), "A reaches B with its leased address");
+    a.set_ip("10.77.0.99");
+    assert!(!a.pings(B_IP), "A cannot use another address");
+}
+
+#[test]
+fn dhcp_from_an_untrusted_server_teaches_nothing_and_the_guest_stays_blocked() {
+    if !support::can_run("dhcp_from_an_untrusted_server_teaches_nothing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[None, Some(B_IP)]);
+    let (a, _b) = (&lab.guests[0], &lab.guests[1]);
+    let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
+    let learner = lab.learner(&dir.path().join("state"), None);
+    // The real server is 10.77.0.1; only 10.77.0.254 is trusted.
+    let params = [("CTRL_IP_LEARNING", "dhcp"), ("DHCPSERVER", "10.77.0.254")];
+    let (_watch, events) = start_learning(&learner, a, &params);
+
+    assert!(!a.dhcp(&udhcpc_script(dir.path())), "no lease gets through");
+    assert_eq!(a.address(), None);
+    assert_eq!(next_event(&events, Duration::from_secs(2)), None);
+    a.set_ip("10.77.0.55");
+    assert!(!a.pings(B_IP), "the guest stays blocked");
+}
+
+#[test]
+fn a_lease_that_is_not_renewed_is_dropped() {
+    if !support::can_run("a_lease_that_is_not_renewed_is_dropped") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[None, Some(B_IP)]);
+    let (a, _b) = (&lab.guests[0], &lab.guests[1]);
+    // dnsmasq's shortest lease is two minutes.
+    let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
+    let learner = lab.learner(&dir.path().join("state"), None);
+    let params = [("CTRL_IP_LEARNING", "dhcp")];
+    let (_watch, events) = start_learning(&learner, a, &params);
+
+    // udhcpc -q exits after the lease: nobody renews it.
+    assert!(a.dhcp(&udhcpc_script(dir.path())));
+    let leased = a.address().unwrap();
+    assert_eq!(
+        next_event(&events, Duration::from_secs(5)),
+        Some(LearnEvent::Learned(vec![leased]))
+    );
+    apply(&lab, &clean_traffic(a, &[leased]));
+    assert!(a.pings(B_IP), "with the lease A reaches B");
+
+    let expired = next_event(&events, Duration::from_secs(150));
+    assert_eq!(
+        expired,
+        Some(LearnEvent::Expired {
+            remaining: Vec::new()
+        })
+    );
+    assert!(!a.pings(B_IP), "without it A is back under DHCP-only rules");
+    let key = nwfilter_learn::LeaseKey::new("test-vm", a.mac());
+    assert!(learner.leases(&key).is_empty(), "and the lease is gone");
+}
+
+#[test]
+fn a_static_guest_is_learned_from_its_first_packet() {
+    if !support::can_run("a_static_guest_is_learned_from_its_first_packet") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[Some("10.77.0.10"), Some(B_IP)]);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let learner = lab.learner(dir.path(), None);
+    let (watch, events) = start_learning(&learner, a, &[]);
+
+    // Under the learning rules A's ARP and IPv4 pass; its first packet
+    // (the ARP request for B) names its address.
+    assert!(a.pings(B_IP));
+    let learned = next_event(&events, Duration::from_secs(5));
+    assert_eq!(
+        learned,
+        Some(LearnEvent::Learned(vec!["10.77.0.10".parse().unwrap()]))
+    );
+    assert!(watch.finished() || next_event(&events, Duration::from_millis(500)).is_none());
+
+    apply(&lab, &clean_traffic(a, &["10.77.0.10".parse().unwrap()]));
+    assert!(a.pings(B_IP), "A reaches B with its learned address");
+    assert!(b.pings("10.77.0.10"), "and B reaches A");
+    a.set_ip("10.77.0.98");
+    assert!(!a.pings(B_IP), "A cannot switch to another address");
+}
+
+#[test]
+fn learning_gives_up_and_leaves_the_port_blocked() {
+    if !support::can_run("learning_gives_up_and_leaves_the_port_blocked") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A has no address, so it sends nothing that teaches one.
+    let lab = Lab::new(&[None, Some(B_IP)]);
+    let (a, _b) = (&lab.guests[0], &lab.guests[1]);
+    let learner = lab.learner(dir.path(), Some(Duration::from_secs(1)));
+    let (watch, events) = start_learning(&learner, a, &[]);
+
+    assert_eq!(
+        next_event(&events, Duration::from_secs(5)),
+        Some(LearnEvent::TimedOut)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(watch.finished());
+    a.set_ip("10.77.0.10");
+    assert!(!a.pings(B_IP), "a port that timed out is blocked");
+    let rules = lab
+        .host
+        .ok(&["ebtables", "-t", "nat", "-L", "libvirt-I-vnet0"]);
+    assert!(rules.contains("-j DROP"), "{rules}");
+}

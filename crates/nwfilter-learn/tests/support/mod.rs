@@ -1,0 +1,406 @@
+//! A network-namespace lab for learning tests.
+//!
+//! A "host" namespace holds a bridge `br0` (10.77.0.1/24) and one `vnetN`
+//! veth port per guest; each guest is its own namespace whose `eth0` is
+//! the other end. Names are unique (test pid and a counter); namespaces
+//! are deleted and processes killed (by their PID) on `Drop`, also when
+//! a test panics. Nothing runs in this machine's own namespace except
+//! `ip netns add/del`.
+
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend_xtables::{Applier, Change, PortRuleset, ProcessRunner, Toolset};
+use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
+use nwfilter_learn::{
+    Config, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore, PortSpec, Watch, Xtables,
+};
+use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
+
+/// Whether namespace tests can run. Without root or `ip netns` they are
+/// skipped with the reason printed, except under CI (`CI=true`), where
+/// that is a failure.
+pub fn can_run(test: &str) -> bool {
+    let reason = if !is_root() {
+        Some("not running as root")
+    } else if Netns::try_new("probe").is_none() {
+        Some("`ip netns add` does not work here")
+    } else if !on_path("dnsmasq") || !on_path("busybox") {
+        Some("dnsmasq or busybox (udhcpc) is not installed")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test}: cannot run under CI: {why}"
+            );
+            eprintln!("skipped {test}: {why}");
+            false
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .any(|dir| dir.join(program).is_file())
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace we created; deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    fn try_new(tag: &str) -> Option<Netns> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("nwfl-{}-{n}-{tag}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Netns { name })
+    }
+
+    pub fn new(tag: &str) -> Netns {
+        Netns::try_new(tag).expect("ip netns add")
+    }
+
+    /// The namespace's file, for setns(2).
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    pub fn run(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Runs `argv`; panics with its output on failure.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        assert!(
+            out.status.success(),
+            "in {}: {argv:?} failed: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `argv` in the background; the guard kills it by PID.
+    pub fn spawn(&self, argv: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Background { child: Some(child) }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A process we started (`ip netns exec` execs the program, so this PID
+/// is the program's); killed by that PID when dropped.
+#[derive(Debug)]
+pub struct Background {
+    child: Option<Child>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One guest: its namespace and its port in the host.
+#[derive(Debug)]
+pub struct Guest {
+    pub ns: Netns,
+    pub port: String,
+    pub mac: String,
+}
+
+impl Guest {
+    pub fn pings(&self, to: &str) -> bool {
+        self.ns
+            .run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "-n", "-q", to])
+            .status
+            .success()
+    }
+
+    pub fn set_ip(&self, ip: &str) {
+        self.ns
+            .ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+        self.ns
+            .ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+
+    /// The guest's IPv4 address on eth0, if it has one.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        let out = self
+            .ns
+            .ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+        let word = out.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+        word.split('/').next()?.parse().ok()
+    }
+
+    /// Runs busybox udhcpc once (no renewal: it exits after the lease);
+    /// true if it got a lease. `script` configures the address.
+    pub fn dhcp(&self, script: &Path) -> bool {
+        let script = script.to_str().unwrap();
+        self.ns
+            .run(&[
+                "busybox", "udhcpc", "-f", "-q", "-n", "-t", "4", "-T", "1", "-i", "eth0", "-s",
+                script,
+            ])
+            .status
+            .success()
+    }
+
+    pub fn port(&self) -> IfName {
+        IfName::new(self.port.clone()).unwrap()
+    }
+
+    pub fn mac(&self) -> MacAddr6 {
+        self.mac.parse().unwrap()
+    }
+}
+
+/// Host namespace with a bridge and guests on `vnetN` ports.
+#[derive(Debug)]
+pub struct Lab {
+    pub guests: Vec<Guest>,
+    // Declared last: dropped after the guests' namespaces.
+    pub host: Netns,
+}
+
+pub const HOST_IP: &str = "10.77.0.1";
+
+impl Lab {
+    /// `statics[i]` is guest i's static address, or `None` (no address).
+    /// Guest i has port `vnet{i}` and MAC 52:54:00:00:00:{i+10}.
+    pub fn new(statics: &[Option<&str>]) -> Lab {
+        let host = Netns::new("host");
+        host.ok(&["ip", "link", "set", "lo", "up"]);
+        host.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+        host.ok(&["ip", "link", "set", "br0", "up"]);
+        host.ok(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", "br0"]);
+        let guests = statics
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| add_guest(&host, i, *ip))
+            .collect();
+        Lab { guests, host }
+    }
+
+    /// dnsmasq serving DHCP on br0 (10.77.0.50–59, leases of `lease`,
+    /// e.g. "2m": dnsmasq's minimum), its lease file in `dir`.
+    pub fn dnsmasq(&self, dir: &Path, lease: &str) -> Background {
+        let range = format!("--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,{lease}");
+        let leases = format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display());
+        let server = self.host.spawn(&[
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=0",
+            "--interface=br0",
+            "--bind-interfaces",
+            &range,
+            &leases,
+            "--pid-file=",
+        ]);
+        // Ready once its DHCP socket is bound.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
+            assert!(Instant::now() < deadline, "dnsmasq did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn runner(&self) -> ProcessRunner {
+        ProcessRunner::new(Toolset::default()).in_netns(self.host.name.clone())
+    }
+
+    /// A learner capturing in the host namespace, applying its rules there.
+    pub fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner {
+        let store = LeaseStore::open(state, nwfilter_learn_epoch()).unwrap();
+        let config = Config {
+            workers: 1,
+            give_up_after: give_up,
+            netns: Some(self.host.path()),
+            ..Config::default()
+        };
+        Learner::new(
+            config,
+            Arc::new(Xtables::new(self.runner())),
+            Arc::new(store),
+        )
+    }
+}
+
+fn add_guest(host: &Netns, i: usize, ip: Option<&str>) -> Guest {
+    let ns = Netns::new(&format!("g{i}"));
+    let port = format!("vnet{i}");
+    let mac = format!("52:54:00:00:00:{:02x}", i + 10);
+    host.ok(&[
+        "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+    ]);
+    host.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
+    ns.ok(&["ip", "link", "set", "lo", "up"]);
+    ns.ok(&["ip", "link", "set", "eth0", "address", &mac]);
+    if let Some(ip) = ip {
+        ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+    ns.ok(&["ip", "link", "set", "eth0", "up"]);
+    Guest { ns, port, mac }
+}
+
+pub fn nwfilter_learn_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The udhcpc event script: configures the leased address (busybox
+/// passes `ip` and the prefix length `mask`).
+pub fn udhcpc_script(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("udhcpc.sh");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\ncase \"$1\" in\n  bound|renew)\n    ip addr flush dev \"$interface\" scope global\n    ip addr add \"$ip/${mask:-24}\" dev \"$interface\" ;;\n  deconfig)\n    ip addr flush dev \"$interface\" scope global ;;\nesac\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Starts learning on `guest`'s port with the binding parameters
+/// `params`, the way a daemon would: bind clean-traffic, and on
+/// `AwaitingIp` hand mode and servers to the learner. Events arrive on
+/// the returned channel.
+pub fn start_learning(
+    learner: &Learner,
+    guest: &Guest,
+    params: &[(&str, &str)],
+) -> (Watch, Receiver<LearnEvent>) {
+    let BindOutcome::AwaitingIp { mode, dhcp_servers } =
+        bind(&filters(), &top("clean-traffic", params), guest.mac()).expect("binds")
+    else {
+        panic!("clean-traffic without IP must await learning");
+    };
+    let (tx, rx) = channel();
+    let spec = PortSpec {
+        port: guest.port(),
+        mac: guest.mac(),
+        mode,
+        dhcp_servers,
+        lease_key: LeaseKey::new("test-vm", guest.mac()),
+    };
+    let watch = learner
+        .start(
+            spec,
+            Box::new(move |event| {
+                let _ = tx.send(event);
+            }),
+        )
+        .expect("learning starts");
+    (watch, rx)
+}
+
+/// clean-traffic for `guest` with `IP` bound to `addrs`, compiled and
+/// rendered by the real compiler and backend.
+pub fn clean_traffic(guest: &Guest, addrs: &[Ipv4Addr]) -> PortRuleset {
+    let texts: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let params: Vec<(&str, &str)> = texts.iter().map(|a| ("IP", a.as_str())).collect();
+    let BindOutcome::Bound(rules) =
+        bind(&filters(), &top("clean-traffic", &params), guest.mac()).expect("binds")
+    else {
+        panic!("IP is bound");
+    };
+    let program = lower(&rules, &guest.port()).expect("lowers");
+    backend_xtables::ruleset(&program).expect("renders")
+}
+
+pub fn apply(lab: &Lab, rules: &PortRuleset) {
+    let runner = lab.runner();
+    let change = Change {
+        ruleset: rules,
+        recorded: None,
+    };
+    Applier::new(&runner).apply(&[change]).expect("applies");
+}
+
+fn filters() -> MemorySource {
+    let mut source = MemorySource::new();
+    for f in builtin_filters() {
+        source.insert(f);
+    }
+    source
+}
+
+fn top(name: &str, params: &[(&str, &str)]) -> FilterRef {
+    let mut p = Params::default();
+    for (k, v) in params {
+        p.push(*k, *v);
+    }
+    FilterRef {
+        filter: FilterName::new(name).unwrap(),
+        params: p,
+    }
+}
+
+/// The next event, waiting at most `within`.
+pub fn next_event(events: &Receiver<LearnEvent>, within: Duration) -> Option<LearnEvent> {
+    events.recv_timeout(within).ok()
+}
+
+/// `LearningMode` re-exported for tests that name it.
+pub const DHCP: LearningMode = LearningMode::Dhcp;
