@@ -1,6 +1,6 @@
 //! The chain IR: what a port's firewall does, with no command-line spelling.
 //!
-//! Lowering ([`crate::lower`]) produces a [`Program`] per port; a backend
+//! Lowering ([`crate::lower()`]) produces a [`Program`] per port; a backend
 //! (ebtables/iptables today, nftables later) turns it into text. Everything
 //! here is plain data: addresses and numbers are typed, negation is per
 //! match, and the order of [`Rule::matches`] is the order libvirt 9.0 emits

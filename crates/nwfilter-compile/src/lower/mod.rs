@@ -1,9 +1,9 @@
 //! Lowering: a port's [`BoundRules`] → the chain IR ([`Program`]).
 //!
-//! Steps: one stable sort ([`order`]); the layer split (Ethernet-layer
+//! Steps: one stable sort (`order`); the layer split (Ethernet-layer
 //! rules to the bridge family, layer-4 rules to IPv4/IPv6); per rule its
-//! instances ([`bridge`]: one per direction, the `inout` "from VM" copy
-//! reversed; [`ip`]: up to three, with implicit conntrack); finally the
+//! instances (`bridge`: one per direction, the `inout` "from VM" copy
+//! reversed; `ip`: up to three, with implicit conntrack); finally the
 //! bridge root chains interleave their rules with the sub-chain jumps.
 //! Pure: no I/O, no spelling.
 
