@@ -202,4 +202,4 @@ fn usable(addr: Ipv4Addr) -> bool {
 
 #[cfg(test)]
 #[path = "classify_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
@@ -287,6 +287,12 @@ impl Watch {
     pub fn finished(&self) -> bool {
         self.cancel.finished.load(Ordering::Relaxed)
     }
+
+    /// How many frames were read from the port so far: bounded by the
+    /// rate limit however many the guest sends.
+    pub fn frames_read(&self) -> u64 {
+        self.cancel.frames.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Watch {
@@ -304,6 +310,8 @@ impl Drop for Watch {
 pub(crate) struct Cancel {
     pub(crate) cancelled: AtomicBool,
     pub(crate) finished: AtomicBool,
+    /// Frames read from the port's socket so far.
+    pub(crate) frames: AtomicU64,
     /// Held while an event is delivered.
     delivering: Mutex<()>,
 }

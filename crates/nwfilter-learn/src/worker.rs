@@ -138,6 +138,7 @@ impl Port {
             match self.capture.recv(buf) {
                 Ok(None) => return,
                 Ok(Some((len, dir))) => {
+                    self.cancel.frames.fetch_add(1, Ordering::Relaxed);
                     if let Some(seen) = classify(&buf[..len], dir, guest) {
                         self.observe(shared, seen);
                     }

@@ -150,3 +150,57 @@ fn learning_gives_up_and_leaves_the_port_blocked() {
         .ok(&["ebtables", "-t", "nat", "-L", "libvirt-I-vnet0"]);
     assert!(rules.contains("-j DROP"), "{rules}");
 }
+
+#[test]
+fn a_flooding_guest_costs_only_its_rate_and_others_still_learn() {
+    if !support::can_run("a_flooding_guest_costs_only_its_rate_and_others_still_learn") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[Some("10.77.0.10"), None]);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
+    // One worker thread serves both ports.
+    let learner = lab.learner(&dir.path().join("state"), None);
+    let params = [("CTRL_IP_LEARNING", "dhcp"), ("DHCPSERVER", HOST_IP)];
+    let (watch_a, _events_a) = start_learning(&learner, a, &params);
+    let (_watch_b, events_b) = start_learning(&learner, b, &params);
+
+    // A floods DHCP-port datagrams (which its learning rules let out) at
+    // the host; its ARP is dropped while learning, so give it the
+    // host's MAC by hand.
+    let br0 = support::link_mac(&lab.host, "br0");
+    a.ns.ok(&[
+        "ip", "neigh", "replace", HOST_IP, "lladdr", &br0, "dev", "eth0",
+    ]);
+    let sent_before = support::rx_packets(&lab.host, &a.port);
+    let started = std::time::Instant::now();
+    let flood =
+        a.ns.spawn_with_zero_stdin(&["nc", "-u", "-p", "68", HOST_IP, "67"]);
+
+    assert!(
+        b.dhcp(&udhcpc_script(dir.path())),
+        "B gets a lease meanwhile"
+    );
+    let leased = b.address().unwrap();
+    assert_eq!(
+        next_event(&events_b, Duration::from_secs(5)),
+        Some(LearnEvent::Learned(vec![leased])),
+        "B is learned although A floods the same worker"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let read = watch_a.frames_read();
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(flood);
+    let sent = support::rx_packets(&lab.host, &a.port) - sent_before;
+    // Burst 50, then 10 per second (the defaults), plus one tick of slack.
+    let allowed = 50.0 + 10.0 * (elapsed + 0.5);
+    assert!(
+        (read as f64) <= allowed,
+        "read {read} frames of A's flood in {elapsed:.1}s (allowed {allowed:.0})"
+    );
+    assert!(
+        sent > 20 * read.max(1),
+        "A really flooded: {sent} frames sent, {read} read"
+    );
+}

@@ -12,71 +12,109 @@ use socket2::SockFilter;
 use libc::{BPF_ABS, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD};
 use libc::{BPF_LDX, BPF_MSH, BPF_RET, BPF_W};
 
+/// Ethernet header fields and EtherTypes.
+const DST: u32 = 0;
+const SRC: u32 = 6;
+const ETHERTYPE: u32 = 12;
+const IPV4: u32 = 0x0800;
+const ARP: u32 = 0x0806;
+const VLAN: u32 = 0x8100;
+
 /// Bytes of each accepted frame copied to us: a full Ethernet frame, so
 /// a DHCP message with long options is never cut.
 const SNAP_LEN: u32 = 1600;
 
-fn op(code: u32) -> u16 {
-    code as u16
+/// One instruction (`struct sock_filter`), kept as plain data so tests
+/// can run the programs; [`to_socket`] converts for the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Insn {
+    pub(crate) code: u32,
+    pub(crate) jt: u8,
+    pub(crate) jf: u8,
+    pub(crate) k: u32,
 }
 
-fn load_abs(size: u32, offset: u32) -> SockFilter {
-    SockFilter::new(op(BPF_LD | size | BPF_ABS), 0, 0, offset)
+pub(crate) fn to_socket(program: &[Insn]) -> Vec<SockFilter> {
+    program
+        .iter()
+        .map(|i| SockFilter::new(i.code as u16, i.jt, i.jf, i.k))
+        .collect()
 }
 
-fn load_ind(size: u32, offset: u32) -> SockFilter {
-    SockFilter::new(op(BPF_LD | size | BPF_IND), 0, 0, offset)
+fn insn(code: u32, jt: u8, jf: u8, k: u32) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+fn load_abs(size: u32, offset: u32) -> Insn {
+    insn(BPF_LD | size | BPF_ABS, 0, 0, offset)
+}
+
+fn load_ind(size: u32, offset: u32) -> Insn {
+    insn(BPF_LD | size | BPF_IND, 0, 0, offset)
 }
 
 /// Jumps `jt` / `jf` instructions forward when A == k / A != k.
-fn jump_eq(k: u32, jt: u8, jf: u8) -> SockFilter {
-    SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), jt, jf, k)
+fn jump_eq(k: u32, jt: u8, jf: u8) -> Insn {
+    insn(BPF_JMP | BPF_JEQ | BPF_K, jt, jf, k)
 }
 
-fn ret(len: u32) -> SockFilter {
-    SockFilter::new(op(BPF_RET | BPF_K), 0, 0, len)
+fn ret(len: u32) -> Insn {
+    insn(BPF_RET | BPF_K, 0, 0, len)
 }
 
-/// `any` mode: frames from or to the guest's MAC, and broadcasts (libvirt:
-/// `ether host MAC or ether dst ff:ff:ff:ff:ff:ff`).
-pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<SockFilter> {
-    const SRC: u32 = 6;
-    const DST: u32 = 0;
-    let blocks = [(SRC, mac), (DST, mac), (DST, [0xff; 6])];
-    let n = blocks.len();
-    let mut program = Vec::with_capacity(4 * n + 2);
-    for (i, (offset, addr)) in blocks.into_iter().enumerate() {
-        let high = u32::from(u16::from_be_bytes([addr[0], addr[1]]));
-        let low = u32::from_be_bytes([addr[2], addr[3], addr[4], addr[5]]);
-        // Block i: 4 instructions; on a full match jump to the final
-        // "accept" at 4n+1, otherwise fall through to block i+1.
-        let to_accept = (4 * (n - i) - 3) as u8;
-        program.push(load_abs(BPF_H, offset));
-        program.push(jump_eq(high, 0, 2));
-        program.push(load_abs(BPF_W, offset + 2));
-        program.push(jump_eq(low, to_accept, 0));
-    }
-    program.push(ret(0));
-    program.push(ret(SNAP_LEN));
-    program
+/// `any` mode: IPv4, ARP and 802.1Q frames from the guest's MAC, and
+/// IPv4 frames to its MAC or broadcast (where DHCP replies come). Narrower
+/// than libvirt's `ether host MAC or ether dst ff:ff:ff:ff:ff:ff`: the
+/// guest's IPv6 chatter (neighbour discovery, MLD at boot) never uses up
+/// its rate limit.
+pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
+    const TO_GUEST: u8 = 8;
+    const BROADCAST: u8 = 14;
+    const DROP: u8 = 18;
+    const ACCEPT: u8 = 19;
+    let to = |pc: u8, target: u8| target - pc - 1;
+    let high = u32::from(u16::from_be_bytes([mac[0], mac[1]]));
+    let low = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
+    vec![
+        /* 0 */ load_abs(BPF_H, SRC),
+        /* 1 */ jump_eq(high, 0, to(1, TO_GUEST)),
+        /* 2 */ load_abs(BPF_W, SRC + 2),
+        /* 3 */ jump_eq(low, 0, to(3, TO_GUEST)),
+        /* 4 */ load_abs(BPF_H, ETHERTYPE),
+        /* 5 */ jump_eq(IPV4, to(5, ACCEPT), 0),
+        /* 6 */ jump_eq(ARP, to(6, ACCEPT), 0),
+        /* 7 */ jump_eq(VLAN, to(7, ACCEPT), to(7, DROP)),
+        /* 8: TO_GUEST */ load_abs(BPF_H, ETHERTYPE),
+        /* 9 */ jump_eq(IPV4, 0, to(9, DROP)),
+        /* 10 */ load_abs(BPF_H, DST),
+        /* 11 */ jump_eq(high, 0, to(11, BROADCAST)),
+        /* 12 */ load_abs(BPF_W, DST + 2),
+        /* 13 */ jump_eq(low, to(13, ACCEPT), 0),
+        /* 14: BROADCAST */ load_abs(BPF_H, DST),
+        /* 15 */ jump_eq(0xffff, 0, to(15, DROP)),
+        /* 16 */ load_abs(BPF_W, DST + 2),
+        /* 17 */ jump_eq(0xffff_ffff, to(17, ACCEPT), to(17, DROP)),
+        /* 18: DROP */ ret(0),
+        /* 19: ACCEPT */ ret(SNAP_LEN),
+    ]
 }
 
 /// `dhcp` mode: unfragmented IPv4 UDP 68→67 or 67→68 (libvirt's two
 /// pcap filters, `src port 68 and dst port 67` / `src port 67 and dst
 /// port 68`, in one program).
-pub(crate) fn dhcp_frames() -> Vec<SockFilter> {
+pub(crate) fn dhcp_frames() -> Vec<Insn> {
     const DROP: u8 = 14;
     const ACCEPT: u8 = 15;
     // Relative jump from the instruction at `pc` to `target`.
     let to = |pc: u8, target: u8| target - pc - 1;
     vec![
-        /* 0 */ load_abs(BPF_H, 12),
-        /* 1 */ jump_eq(0x0800, 0, to(1, DROP)),
+        /* 0 */ load_abs(BPF_H, ETHERTYPE),
+        /* 1 */ jump_eq(IPV4, 0, to(1, DROP)),
         /* 2 */ load_abs(BPF_B, 23),
         /* 3 */ jump_eq(17, 0, to(3, DROP)),
         /* 4 */ load_abs(BPF_H, 20),
-        /* 5 */ SockFilter::new(op(BPF_JMP | BPF_JSET | BPF_K), to(5, DROP), 0, 0x1fff),
-        /* 6 */ SockFilter::new(op(BPF_LDX | BPF_B | BPF_MSH), 0, 0, 14),
+        /* 5 */ insn(BPF_JMP | BPF_JSET | BPF_K, to(5, DROP), 0, 0x1fff),
+        /* 6 */ insn(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 14),
         /* 7 */ load_ind(BPF_H, 14),
         /* 8 */ jump_eq(67, to(8, 12), 0),
         /* 9 */ jump_eq(68, 0, to(9, DROP)),
@@ -88,3 +126,7 @@ pub(crate) fn dhcp_frames() -> Vec<SockFilter> {
         /* 15 */ ret(SNAP_LEN),
     ]
 }
+
+#[cfg(test)]
+#[path = "bpf_tests.rs"]
+mod tests;

@@ -29,7 +29,7 @@ use crate::classify::Direction;
 /// Which frames the kernel passes up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
-    /// Frames from or to the guest's MAC, and broadcasts (`any` mode).
+    /// The guest's IPv4/ARP/802.1Q frames, and IPv4 to it or broadcast (`any` mode).
     GuestFrames([u8; 6]),
     /// DHCP client and server datagrams (`dhcp` mode).
     Dhcp,
@@ -121,7 +121,9 @@ impl Capture {
             Filter::GuestFrames(mac) => bpf::guest_frames(mac),
             Filter::Dhcp => bpf::dhcp_frames(),
         };
-        socket.attach_filter(&program).map_err(fail("BPF filter"))?;
+        socket
+            .attach_filter(&bpf::to_socket(&program))
+            .map_err(fail("BPF filter"))?;
         sys::bind_to_interface(&socket, ifindex).map_err(fail("bind"))?;
         Ok(Capture {
             port: port.clone(),

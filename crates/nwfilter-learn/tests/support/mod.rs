@@ -404,3 +404,35 @@ pub fn next_event(events: &Receiver<LearnEvent>, within: Duration) -> Option<Lea
 
 /// `LearningMode` re-exported for tests that name it.
 pub const DHCP: LearningMode = LearningMode::Dhcp;
+
+/// The MAC address of `dev` in `ns`.
+pub fn link_mac(ns: &Netns, dev: &str) -> String {
+    let out = ns.ok(&["cat", &format!("/sys/class/net/{dev}/address")]);
+    out.trim().to_string()
+}
+
+/// Frames `dev` in `ns` has received (for a port: sent by its guest).
+pub fn rx_packets(ns: &Netns, dev: &str) -> u64 {
+    let out = ns.ok(&[
+        "cat",
+        &format!("/sys/class/net/{dev}/statistics/rx_packets"),
+    ]);
+    out.trim().parse().unwrap()
+}
+
+impl Netns {
+    /// Like [`Netns::spawn`], with `/dev/zero` as standard input (an
+    /// endless source for a flood).
+    pub fn spawn_with_zero_stdin(&self, argv: &[&str]) -> Background {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::from(zero))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Background { child: Some(child) }
+    }
+}
