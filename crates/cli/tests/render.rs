@@ -215,3 +215,54 @@ fn libvirt_xml2firewall_corpus_passes_in_both_formats() {
         );
     }
 }
+
+/// Our built-in filters lower and render exactly like libvirt's own
+/// default filters (read from the corpus) for the same port and values.
+#[test]
+#[allow(clippy::print_stderr)] // the skip notice is for the person running the tests
+fn builtin_filters_render_like_libvirts_default_filters() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: libvirt corpus not found (set LIBVIRT_CORPUS)");
+        return;
+    };
+    let defaults = shared.join("conformance/libvirt-9.0.0/default-filters");
+    let mut names: Vec<String> = std::fs::read_dir(&defaults)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|f| f.strip_suffix(".xml").map(str::to_owned))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 24);
+    let args = [
+        "--portdev",
+        "vnet0",
+        "--mac",
+        "52:54:00:56:44:32",
+        "--param",
+        "IP=10.0.0.5",
+        "--param",
+        "IPV6=fd00::5",
+        "--param",
+        "GATEWAY_MAC=52:54:00:aa:bb:cc",
+    ];
+    for name in names {
+        let server = if name.contains("dhcpv6") {
+            "fd00::1"
+        } else {
+            "10.0.0.1"
+        };
+        let top = write_temp(
+            &format!("uses-{name}.xml"),
+            &format!("<filter name='top'><filterref filter='{name}'/></filter>"),
+        );
+        let mut ours = args.to_vec();
+        let dhcp = format!("DHCPSERVER={server}");
+        ours.extend(["--param", &dhcp]);
+        let mut libvirts = ours.clone();
+        let dir = defaults.to_str().unwrap();
+        libvirts.extend(["--filter-dir", dir]);
+        let want = ok(&render(&libvirts, &top));
+        assert!(want.contains(" -A "), "{name}: no rules rendered");
+        assert_eq!(ok(&render(&ours, &top)), want, "{name}");
+    }
+}
