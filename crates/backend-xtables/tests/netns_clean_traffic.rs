@@ -274,3 +274,41 @@ fn redefining_under_traffic_passes_nothing_both_definitions_forbid() {
         "no packet from a forbidden source passed"
     );
 }
+
+const NO_SPAMMING_V6: &str = "<filter name='no-spamming-v6' chain='root'>
+  <rule action='drop' direction='out' priority='500'><tcp-ipv6 dstportstart='25'/></rule>
+</filter>";
+
+#[test]
+fn ipv6_rules_go_through_ip6tables() {
+    if !support::can_run("ipv6_rules_go_through_ip6tables") {
+        return;
+    }
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    add_admin_rules(&lab.host);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let before = without_counters(&lab.ruleset());
+    let _l25 = b.ns.spawn(&["nc", "-6", "-l", "-k", "25"]);
+    let _l80 = b.ns.spawn(&["nc", "-6", "-l", "-k", "80"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        a.connects(&b.ip6, 25),
+        "tcp/25 over IPv6 works before filtering"
+    );
+    let runner = runner(&lab);
+    let rules = compile(&[NO_SPAMMING_V6], a, "no-spamming-v6", &[]);
+    apply(&runner, &rules, None);
+    let saved = lab.host.ok(&["ip6tables-save", "-t", "filter"]);
+    assert!(
+        saved.contains("-A libvirt-in -m physdev --physdev-in vnet0 -g FI-vnet0"),
+        "{saved}"
+    );
+    assert!(!a.connects(&b.ip6, 25), "tcp/25 over IPv6 is dropped");
+    assert!(a.connects(&b.ip6, 80), "tcp/80 over IPv6 works");
+    assert!(a.connects(&b.ip, 25), "IPv4 is not touched by an IPv6 rule");
+    Applier::new(&runner)
+        .remove(std::slice::from_ref(&rules.port))
+        .unwrap();
+    assert_eq!(without_counters(&lab.ruleset()), before);
+}
