@@ -120,6 +120,12 @@ pub(crate) fn expand<'e>(
         return Ok(());
     };
     let iters = iterators(rule, at, env)?;
+    // `bind` rules out unresolved references first, so no iterator is
+    // empty; the odometer below relies on it.
+    if iters.iter().any(|i| i.steps.is_empty()) {
+        debug_assert!(false, "expand() called with an unresolved reference");
+        return Ok(());
+    }
     let combinations = iters
         .iter()
         .try_fold(1usize, |n, it| n.checked_mul(it.steps.len()));
@@ -251,25 +257,33 @@ fn parse_steps<'e>(
     cache: &mut ParseCache<'e>,
 ) -> Result<Vec<Value>, BindError> {
     let list = values_of(env, var);
-    let kind = protocol
-        .kind_of(av.attr)
-        .expect("the model admits only attributes the protocol has");
     let texts: Vec<&'e String> = match var.access {
-        VarAccess::Index(k) => vec![&list[k as usize]],
-        VarAccess::Iterator(_) => it.steps.iter().map(|&p| &list[p]).collect(),
+        VarAccess::Index(k) => list.get(k as usize).into_iter().collect(),
+        VarAccess::Iterator(_) => it.steps.iter().filter_map(|&p| list.get(p)).collect(),
+    };
+    let bad = |text: &String, source| {
+        BindError::BadValue(Box::new(BadValue {
+            at: at.owned(),
+            var: var.clone(),
+            value: text.clone(),
+            attr: av.attr,
+            source,
+        }))
+    };
+    // A model built by hand or deserialized from JSON may carry an
+    // attribute its protocol lacks; refuse it rather than trust it.
+    let Some(kind) = protocol.kind_of(av.attr) else {
+        let source = ValueError::NoSuchAttr {
+            protocol: protocol.name(),
+            attr: av.attr.name(),
+        };
+        return Err(bad(
+            texts.first().copied().unwrap_or(&String::new()),
+            source,
+        ));
     };
     texts
         .into_iter()
-        .map(|text| {
-            cache.parse(kind, text).map_err(|source| {
-                BindError::BadValue(Box::new(BadValue {
-                    at: at.owned(),
-                    var: var.clone(),
-                    value: text.clone(),
-                    attr: av.attr,
-                    source,
-                }))
-            })
-        })
+        .map(|text| cache.parse(kind, text).map_err(|source| bad(text, source)))
         .collect()
 }
