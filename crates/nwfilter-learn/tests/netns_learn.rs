@@ -62,30 +62,42 @@ fn dhcp_from_an_untrusted_server_teaches_nothing_and_the_guest_stays_blocked() {
 }
 
 #[test]
-fn a_lease_that_is_not_renewed_is_dropped() {
-    if !support::can_run("a_lease_that_is_not_renewed_is_dropped") {
+fn a_lease_that_is_not_renewed_is_dropped_and_a_renewed_one_kept() {
+    if !support::can_run("a_lease_that_is_not_renewed_is_dropped_and_a_renewed_one_kept") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
-    let (a, _b) = (&lab.guests[0], &lab.guests[1]);
+    let lab = Lab::new(&[None, Some(B_IP), None]);
+    let (a, c) = (&lab.guests[0], &lab.guests[2]);
     // dnsmasq's shortest lease is two minutes.
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     let learner = lab.learner(&dir.path().join("state"), None);
     let params = [("CTRL_IP_LEARNING", "dhcp")];
-    let (_watch, events) = start_learning(&learner, a, &params);
+    let (_watch_a, events_a) = start_learning(&learner, a, &params);
+    let (_watch_c, events_c) = start_learning(&learner, c, &params);
+    let script = udhcpc_script(dir.path());
 
-    // udhcpc -q exits after the lease: nobody renews it.
-    assert!(a.dhcp(&udhcpc_script(dir.path())));
+    // A: udhcpc -q exits after the lease, nobody renews it.
+    assert!(a.dhcp(&script));
     let leased = a.address().unwrap();
     assert_eq!(
-        next_event(&events, Duration::from_secs(5)),
+        next_event(&events_a, Duration::from_secs(5)),
         Some(LearnEvent::Learned(vec![leased]))
     );
     apply(&lab, &clean_traffic(a, &[leased]));
     assert!(a.pings(B_IP), "with the lease A reaches B");
 
-    let expired = next_event(&events, Duration::from_secs(150));
+    // C: udhcpc stays and renews at half the lease, through the full
+    // filter the daemon applies once C is learned.
+    let _client = c.dhcp_client(&script);
+    let Some(LearnEvent::Learned(c_addrs)) = next_event(&events_c, Duration::from_secs(10)) else {
+        panic!("C is learned");
+    };
+    apply(&lab, &clean_traffic(c, &c_addrs));
+    let c_key = nwfilter_learn::LeaseKey::new("test-vm", c.mac());
+    let first_end = learner.leases(&c_key)[0].expires.unwrap();
+
+    let expired = next_event(&events_a, Duration::from_secs(150));
     assert_eq!(
         expired,
         Some(LearnEvent::Expired {
@@ -93,8 +105,18 @@ fn a_lease_that_is_not_renewed_is_dropped() {
         })
     );
     assert!(!a.pings(B_IP), "without it A is back under DHCP-only rules");
-    let key = nwfilter_learn::LeaseKey::new("test-vm", a.mac());
-    assert!(learner.leases(&key).is_empty(), "and the lease is gone");
+    let a_key = nwfilter_learn::LeaseKey::new("test-vm", a.mac());
+    assert!(learner.leases(&a_key).is_empty(), "and A's lease is gone");
+
+    // C's first lease would have ended by now too (it started later, by
+    // at most a few seconds).
+    assert_eq!(next_event(&events_c, Duration::from_secs(6)), None);
+    let renewed_end = learner.leases(&c_key)[0].expires.unwrap();
+    assert!(
+        renewed_end >= first_end + 30,
+        "the renewal moved C's lease end from {first_end} to {renewed_end}"
+    );
+    assert!(c.pings(B_IP), "C keeps its address");
 }
 
 #[test]

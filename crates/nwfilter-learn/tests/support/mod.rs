@@ -200,6 +200,14 @@ impl Guest {
             .success()
     }
 
+    /// A udhcpc that stays and renews its lease (killed on drop).
+    pub fn dhcp_client(&self, script: &Path) -> Background {
+        let script = script.to_str().unwrap();
+        self.ns.spawn(&[
+            "busybox", "udhcpc", "-f", "-t", "4", "-T", "1", "-i", "eth0", "-s", script,
+        ])
+    }
+
     pub fn port(&self) -> IfName {
         IfName::new(self.port.clone()).unwrap()
     }
