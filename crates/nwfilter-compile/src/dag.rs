@@ -136,44 +136,38 @@ pub fn resolve(source: &dyn FilterSource, top: &FilterName) -> Result<FilterDag,
     if let Some(err) = first_problem(&loaded, true) {
         return Err(err);
     }
-    let children: Vec<Vec<NodeIndex>> = loaded
-        .graph
-        .node_indices()
-        .map(|n| {
-            let filter = loaded.graph[n].as_ref().expect("no missing filters");
-            references(filter).map(|r| loaded.index[r]).collect()
-        })
-        .collect();
-    let flat_size = flat_size(&loaded.graph, &children, loaded.top);
+    let mut memo = vec![None; loaded.graph.node_count()];
+    let flat_size = flat_size(&loaded.graph, &loaded.children, loaded.top, &mut memo);
     Ok(FilterDag {
         graph: loaded.graph,
         index: loaded.index,
         top: loaded.top,
-        children,
+        children: loaded.children,
         flat_size,
     })
 }
 
-/// (rules, references) of the tree flattened from `top`, by dynamic
-/// programming over the acyclic graph in reverse topological order.
+/// (rules, references) of the tree flattened from `node`, memoized per
+/// node (the graph is acyclic, so recursion depth is at most the number of
+/// filters). Saturating: a pathological DAG doubles at every level.
 fn flat_size(
     graph: &DiGraph<Node, ()>,
     children: &[Vec<NodeIndex>],
-    top: NodeIndex,
+    node: NodeIndex,
+    memo: &mut [Option<(usize, usize)>],
 ) -> (usize, usize) {
-    let order = petgraph::algo::toposort(graph, None).expect("checked acyclic");
-    let mut size = vec![(0usize, 0usize); graph.node_count()];
-    for &n in order.iter().rev() {
-        let filter = graph[n].as_ref().expect("no missing filters");
-        let own_rules = filter.entries.len() - children[n.index()].len();
-        let mut total = (own_rules, children[n.index()].len());
-        for c in &children[n.index()] {
-            let (r, f) = size[c.index()];
-            total = (total.0.saturating_add(r), total.1.saturating_add(f));
-        }
-        size[n.index()] = total;
+    if let Some(size) = memo[node.index()] {
+        return size;
     }
-    size[top.index()]
+    let kids = &children[node.index()];
+    let filter = graph[node].as_ref().expect("no missing filters");
+    let mut total = (filter.entries.len() - kids.len(), kids.len());
+    for &c in kids {
+        let (r, f) = flat_size(graph, children, c, memo);
+        total = (total.0.saturating_add(r), total.1.saturating_add(f));
+    }
+    memo[node.index()] = Some(total);
+    total
 }
 
 /// The define-time loop check: would storing `candidate` (replacing any
@@ -199,6 +193,8 @@ struct Loaded {
     names: Vec<FilterName>,
     /// How each node was first reached while loading (for error paths).
     parent: Vec<Option<NodeIndex>>,
+    /// Each node's reference targets, in document order (repeats kept).
+    children: Vec<Vec<NodeIndex>>,
 }
 
 impl Loaded {
@@ -226,19 +222,21 @@ fn load(
 ) -> Result<Loaded, ResolveError> {
     let mut loaded = Loaded {
         graph: DiGraph::new(),
-        index: HashMap::new(),
+        // Room for a typical tree (clean-traffic has 13 filters).
+        index: HashMap::with_capacity(32),
         top: NodeIndex::new(0),
         names: Vec::new(),
         parent: Vec::new(),
+        children: Vec::new(),
     };
     loaded.top = add_node(&mut loaded, top, None);
     let mut next = 0;
     while next < loaded.graph.node_count() {
         let node = NodeIndex::new(next);
         next += 1;
-        let name = loaded.name(node);
+        let name = &loaded.names[node.index()];
         let fetched = match overlay {
-            Some(f) if f.name == name => Some(Arc::clone(f)),
+            Some(f) if f.name == *name => Some(Arc::clone(f)),
             _ => source
                 .get(name.as_str())
                 .map_err(|source| ResolveError::Source {
@@ -247,9 +245,9 @@ fn load(
                 })?,
         };
         let Some(filter) = fetched else { continue };
-        if filter.name != name {
+        if filter.name != *name {
             return Err(ResolveError::WrongName {
-                wanted: name,
+                wanted: name.clone(),
                 found: filter.name.clone(),
             });
         }
@@ -264,6 +262,7 @@ fn load(
         for &t in targets.iter().rev() {
             loaded.graph.add_edge(node, t, ());
         }
+        loaded.children[node.index()] = targets;
         loaded.graph[node] = Some(filter);
     }
     Ok(loaded)
@@ -274,6 +273,7 @@ fn add_node(loaded: &mut Loaded, name: &FilterName, parent: Option<NodeIndex>) -
     loaded.index.insert(name.clone(), i);
     loaded.names.push(name.clone());
     loaded.parent.push(parent);
+    loaded.children.push(Vec::new());
     i
 }
 
@@ -288,10 +288,11 @@ pub(crate) fn references(filter: &Filter) -> impl Iterator<Item = &FilterName> {
 /// Depth-first search from the top in document order: the first cycle, or
 /// (when `missing_is_error`) the first missing filter.
 fn first_problem(loaded: &Loaded, missing_is_error: bool) -> Option<ResolveError> {
-    let mut pred: HashMap<NodeIndex, NodeIndex> = HashMap::new();
-    let tree_path = |pred: &HashMap<NodeIndex, NodeIndex>, mut n: NodeIndex| {
+    // Each node's parent in the search tree, by node index.
+    let mut pred: Vec<Option<NodeIndex>> = vec![None; loaded.graph.node_count()];
+    let tree_path = |pred: &[Option<NodeIndex>], mut n: NodeIndex| {
         let mut nodes = vec![n];
-        while let Some(&p) = pred.get(&n) {
+        while let Some(p) = pred[n.index()] {
             nodes.push(p);
             n = p;
         }
@@ -300,7 +301,7 @@ fn first_problem(loaded: &Loaded, missing_is_error: bool) -> Option<ResolveError
     };
     let found = depth_first_search(&loaded.graph, Some(loaded.top), |event| match event {
         DfsEvent::TreeEdge(u, v) => {
-            pred.insert(v, u);
+            pred[v.index()] = Some(u);
             Control::Continue
         }
         DfsEvent::Discover(v, _) if missing_is_error && loaded.graph[v].is_none() => {
