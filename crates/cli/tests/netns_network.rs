@@ -597,11 +597,11 @@ fn ipv6_nat_masquerades_guests_to_the_uplink_address() {
     let server = lab.outside.tcp_server("2001:db8:1::2", "8080");
     // The bridge's own address is tentative until duplicate address
     // detection is over (about a second): retry for a while.
-    let reached = (0..10).any(|_| {
-        lab.guest.connects("2001:db8:1::2", "8080") || {
+    let reached = (0..10).any(|attempt| {
+        if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(500));
-            false
         }
+        lab.guest.connects("2001:db8:1::2", "8080")
     });
     assert!(reached, "the guest cannot reach the outside over IPv6");
     assert_eq!(server.peer().as_deref(), Some("2001:db8:1::1"));

@@ -266,7 +266,10 @@ impl IpDef {
             return u32::from(mask).count_ones() as u8;
         }
         if let Some(prefix) = self.prefix.filter(|p| *p > 0) {
-            return prefix;
+            // Validation refuses longer prefixes; clamping keeps a
+            // hand-built, unvalidated network from panicking here.
+            let max = if self.address.is_ipv4() { 32 } else { 128 };
+            return prefix.min(max);
         }
         match self.address {
             IpAddr::V4(a) => match a.octets()[0] {
@@ -282,7 +285,7 @@ impl IpDef {
     /// The subnet with host bits cleared (`192.168.122.0/24`).
     pub fn subnet(&self) -> IpNet {
         IpNet::new(self.address, self.prefix_len())
-            .expect("prefix length is validated against the family")
+            .expect("prefix_len never exceeds the family's length")
             .trunc()
     }
 

@@ -378,3 +378,37 @@ fn validate_catches_a_hand_built_network() {
     assert_eq!(err.element, "range");
     assert_eq!(err.attribute.as_deref(), Some("end"));
 }
+
+#[test]
+fn truncated_and_corrupted_corpus_documents_never_panic() {
+    let dir = std::env::var_os("LIBVIRT_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/conformance/libvirt-9.0.0")
+        })
+        .join("networkxml2firewall");
+    let mut docs = vec![DEFAULT.to_owned()];
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "xml") {
+                docs.push(std::fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+    }
+    for doc in docs {
+        for (cut, _) in doc.char_indices() {
+            let _ = parse_network(&doc[..cut]);
+            // Replace one character by a quote, a '<' or a digit.
+            for junk in ["'", "<", "9"] {
+                let mut bad = doc.clone();
+                let end = cut + doc[cut..].chars().next().map_or(0, char::len_utf8);
+                bad.replace_range(cut..end, junk);
+                if let Ok(net) = parse_network(&bad) {
+                    // Whatever parses must format and re-parse to itself.
+                    assert_eq!(parse_network(&format_network(&net)).unwrap(), net);
+                }
+            }
+        }
+    }
+}
