@@ -274,12 +274,16 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Stops learning. When it returns, no further event of this port is
-    /// delivered (called from inside that port's own callback, it takes
-    /// effect when the callback returns).
+    /// Stops learning and waits for an event being delivered to finish:
+    /// when it returns, no further event of this port is delivered. Do
+    /// not call it while holding a lock the callback takes (drop the
+    /// watch instead). From inside the port's own callback it does not
+    /// wait; it takes effect when the callback returns.
     pub fn stop(self) {
-        // Drop does the work, so a forgotten watch also stops.
-        drop(self);
+        self.cancel.cancelled.store(true, Ordering::SeqCst);
+        if std::thread::current().id() != self.worker {
+            drop(self.cancel.lock());
+        }
     }
 
     /// Whether learning on this port is over (learned in `any` mode,
@@ -296,12 +300,11 @@ impl Watch {
 }
 
 impl Drop for Watch {
+    /// Stops learning without waiting: an event already being delivered
+    /// may still complete (callbacks should check that their binding is
+    /// still the one they were made for).
     fn drop(&mut self) {
         self.cancel.cancelled.store(true, Ordering::SeqCst);
-        if std::thread::current().id() != self.worker {
-            // Waits out a delivery in progress; later ones see the flag.
-            drop(self.cancel.lock());
-        }
     }
 }
 

@@ -226,3 +226,23 @@ fn a_flooding_guest_costs_only_its_rate_and_others_still_learn() {
         "A really flooded: {sent} frames sent, {read} read"
     );
 }
+
+#[test]
+fn a_port_that_disappears_ends_learning_with_a_failure() {
+    if !support::can_run("a_port_that_disappears_ends_learning_with_a_failure") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[None]);
+    let a = &lab.guests[0];
+    let learner = lab.learner(dir.path(), None);
+    let (watch, events) = start_learning(&learner, a, &[]);
+
+    lab.host.ok(&["ip", "link", "del", &a.port]);
+    match next_event(&events, Duration::from_secs(5)) {
+        Some(LearnEvent::Failed(reason)) => assert!(reason.contains("vnet0"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(watch.finished());
+}
