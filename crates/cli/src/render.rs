@@ -29,7 +29,8 @@ pub enum OutputFormat {
 #[command(
     about = "Print the firewall rules a <filter> or <filterbinding> gives a VM's port",
     long_about = "Print the ebtables/iptables/ip6tables program that instantiates FILE (a \
-        <filter> or a <filterbinding> document) on the port device DEV, in libvirt 9.0's \
+        <filter> or a <filterbinding> document) on the port device DEV (for a <filterbinding>: its own <portdev> unless --portdev \
+        is given), in libvirt 9.0's \
         chain layout and spelling: the port's chains (final names, e.g. libvirt-I-vnet0, \
         FI-vnet0), their rules, and the rules hooking them in. The shared chains libvirt-in, \
         libvirt-out, libvirt-in-post and libvirt-host-in are assumed to exist. Nothing is \
@@ -42,13 +43,13 @@ pub enum OutputFormat {
         them. MAC defaults to the binding's MAC; for a <filter> without --mac, a filter that \
         uses $MAC is an error (there is no sensible made-up MAC for a real port).\n\n\
         Examples:\n  nwfilter render --portdev vnet0 --mac 52:54:00:56:44:32 \
-        --param IP=10.0.0.5 clean-traffic.xml\n  nwfilter render --portdev vnet0 --format \
-        restore binding.xml | sh -c 'read tool args; ...'"
+        --param IP=10.0.0.5 clean-traffic.xml\n  nwfilter render --format restore binding.xml"
 )]
 pub struct Args {
-    /// The VM's port device (tap), at most 15 bytes.
+    /// The VM's port device (tap), at most 15 bytes; a <filterbinding>
+    /// names its own.
     #[arg(long, value_name = "DEV")]
-    pub portdev: String,
+    pub portdev: Option<String>,
     /// The VM's MAC address (the value of $MAC).
     #[arg(long, value_name = "MAC")]
     pub mac: Option<String>,
@@ -65,15 +66,20 @@ pub struct Args {
     pub file: PathBuf,
 }
 
-pub fn run(args: &Args) -> Result<String> {
-    run_for(args, false)
-}
-
-/// As [`run`]; with `nftables`, prints the nftables backend's transaction
-/// (`nft -f` text for `commands`, or `--format json`).
+/// Renders for the xtables backend, or with `nftables` prints the nftables
+/// backend's transaction (`nft -f` text for `commands`, or `--format json`).
 pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
-    let port = IfName::new(args.portdev.clone()).context("--portdev")?;
-    let (top, mut source, binding_mac) = read_top(&args.file)?;
+    let Top {
+        top,
+        mut source,
+        binding,
+    } = read_top(&args.file)?;
+    let port = match (&args.portdev, &binding) {
+        (Some(dev), _) => IfName::new(dev.clone()).context("--portdev")?,
+        (None, Some((portdev, _))) => portdev.clone(),
+        (None, None) => bail!("--portdev DEV is needed to render a <filter>"),
+    };
+    let binding_mac = binding.map(|(_, mac)| mac);
     let mut params = top.params.clone();
     override_params(&mut params, &args.params)?;
     let mac = match &args.mac {
@@ -133,9 +139,16 @@ fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> 
     })
 }
 
-/// The top filter reference, a source holding FILE's own filter (if it is
-/// one), and the binding's MAC (if it is a binding).
-fn read_top(path: &Path) -> Result<(FilterRef, LayeredSource, Option<MacAddr6>)> {
+/// What FILE contributes.
+struct Top {
+    top: FilterRef,
+    /// Holds FILE's own filter, if it is one.
+    source: LayeredSource,
+    /// The binding's port device and MAC, if it is a binding.
+    binding: Option<(IfName, MacAddr6)>,
+}
+
+fn read_top(path: &Path) -> Result<Top> {
     let doc = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {doc}"))?;
     let mut source = LayeredSource::new();
@@ -146,9 +159,17 @@ fn read_top(path: &Path) -> Result<(FilterRef, LayeredSource, Option<MacAddr6>)>
                 params: Params::default(),
             };
             source.push(MemorySource::from_iter([filter]));
-            (top, source, None)
+            Top {
+                top,
+                source,
+                binding: None,
+            }
         }
-        Document::Binding(binding) => (binding.filterref, source, Some(binding.mac)),
+        Document::Binding(binding) => Top {
+            top: binding.filterref,
+            source,
+            binding: Some((binding.portdev, binding.mac)),
+        },
     })
 }
 

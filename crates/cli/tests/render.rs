@@ -61,6 +61,22 @@ fn a_binding_renders_clean_traffic_from_the_built_in_filters() {
 }
 
 #[test]
+fn a_binding_names_its_own_port_and_a_filter_needs_one() {
+    let path = write_temp("binding-own-port.xml", BINDING);
+    let text = ok(&render(&[], &path));
+    assert!(
+        text.contains("-A PREROUTING -i vnet7 -j libvirt-I-vnet7\n"),
+        "{text}"
+    );
+    let filter = write_temp(
+        "no-port.xml",
+        "<filter name='np'><rule action='drop' direction='in'/></filter>",
+    );
+    let err = failed(&render(&[], &filter));
+    assert!(err.contains("--portdev DEV is needed"), "{err}");
+}
+
+#[test]
 fn params_override_the_binding_and_repeat_into_lists() {
     let path = write_temp("binding-list.xml", BINDING);
     let text = ok(&render(
