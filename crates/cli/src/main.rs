@@ -57,7 +57,8 @@ struct Cli {
 enum Backend {
     /// ebtables, iptables and ip6tables (libvirt's layout), through their
     /// restore tools.
-    Xtables,    /// nftables: tables of our own, one transaction per change. `render`
+    Xtables,
+    /// nftables: tables of our own, one transaction per change. `render`
     /// only, for now: bindings are still applied by the xtables backend.
     Nftables,
 }
@@ -96,10 +97,15 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<String> {
     // Only `render` knows the nftables backend so far; applying verbs
     // refuse it rather than silently using xtables.
-    if cli.backend == Backend::Nftables && !matches!(cli.command, Command::Render(_)) {
+    if cli.backend == Backend::Nftables
+        && !matches!(
+            cli.command,
+            Command::Render(_) | Command::Format(_) | Command::NetRender(_)
+        )
+    {
         anyhow::bail!(
-            "--backend nftables: only `render` supports it so far; bindings are applied \
-             with the xtables backend"
+            "--backend nftables: only `render` supports it so far (bindings are applied \
+             with the xtables backend)"
         );
     }
     let connect =
