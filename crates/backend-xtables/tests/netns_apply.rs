@@ -407,3 +407,56 @@ fn teardown_in_a_pristine_namespace_leaves_only_empty_builtin_chains() {
         );
     }
 }
+
+#[test]
+fn reapplying_without_a_record_asks_the_kernel_and_touches_nothing() {
+    if !support::can_run("reapplying_without_a_record_asks_the_kernel_and_touches_nothing") {
+        return;
+    }
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let rules = guard(a, &["-p tcp --dport 25 -j DROP"]);
+    let real = runner(&lab, Toolset::default());
+    Applier::new(&real)
+        .apply(&[Change {
+            ruleset: &rules,
+            recorded: None,
+        }])
+        .unwrap();
+    let applied = without_counters(&lab.ruleset());
+
+    // As after a daemon restart: same rules, no record of them.
+    let watching = RecordingRunner::wrapping(runner(&lab, Toolset::default()));
+    let report = Applier::new(&watching)
+        .apply(&[Change {
+            ruleset: &rules,
+            recorded: None,
+        }])
+        .unwrap();
+    assert_eq!(report.unchanged, std::slice::from_ref(&rules.port));
+    assert_eq!(without_counters(&lab.ruleset()), applied);
+    for call in watching.calls() {
+        let input = call.stdin.unwrap_or_default();
+        assert!(
+            !input.contains("-E ") && !input.contains("-D "),
+            "nothing live may be switched, unhooked or renamed:\n{input}"
+        );
+    }
+
+    // A different ruleset without a record is switched in.
+    let other = guard(a, &["-p tcp --dport 26 -j DROP"]);
+    let report = Applier::new(&real)
+        .apply(&[Change {
+            ruleset: &other,
+            recorded: None,
+        }])
+        .unwrap();
+    assert_eq!(report.changed, std::slice::from_ref(&other.port));
+    let _l25 = listen(&lab, 1, 25);
+    let _l26 = listen(&lab, 1, 26);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(a.connects(&b.ip, 25), "the new rules replaced the old");
+    assert!(!a.connects(&b.ip, 26));
+    assert!(!lab.ruleset().contains("J-vnet0"), "no temporary left");
+}

@@ -138,10 +138,12 @@ fn a_failed_switch_puts_back_the_families_already_switched() {
     live(&runner);
     runner.fail_call(7); // 4, 5 builds; 6 bridge switch; 7 IPv4 switch
     let rules = ruleset("-p tcp --dport 26 -j DROP");
+    // A record that differs: an update is known to be needed, no probe.
+    let old = ruleset("-p tcp -m tcp --dport 25 -j DROP");
     let err = Applier::new(&runner)
         .apply(&[Change {
             ruleset: &rules,
-            recorded: None,
+            recorded: Some(&old),
         }])
         .unwrap_err();
     assert!(
@@ -185,4 +187,30 @@ fn removing_everything_and_removing_nothing() {
     let report = Applier::new(&empty).remove(&[port]).unwrap();
     assert_eq!(report.unchanged.len(), 1);
     assert_eq!(tools(&empty), SAVES);
+}
+
+#[test]
+fn without_a_record_the_kernel_is_asked_whether_the_update_is_needed() {
+    let runner = RecordingRunner::new();
+    live(&runner);
+    let rules = ruleset("-p tcp --dport 26 -j DROP");
+    let change = Change {
+        ruleset: &rules,
+        recorded: None,
+    };
+    let report = Applier::new(&runner).apply(&[change]).unwrap();
+    // 4, 5: builds; 6, 7: the two families read again (the canned tables
+    // show no temporaries, so the rules differ); 8, 9: switches.
+    let mut want = SAVES.to_vec();
+    want.extend([
+        Tool::EbtablesRestore,
+        Tool::IptablesRestore,
+        Tool::EbtablesSave,
+        Tool::IptablesSave,
+        Tool::EbtablesRestore,
+        Tool::IptablesRestore,
+    ]);
+    assert_eq!(tools(&runner), want);
+    assert!(stdin(&runner, 9).contains("-E FJ-vnet0 FI-vnet0"));
+    assert_eq!(report.changed, std::slice::from_ref(&rules.port));
 }

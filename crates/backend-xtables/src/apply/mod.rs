@@ -13,6 +13,7 @@ mod kernel;
 pub(crate) mod layout;
 mod lock;
 mod plan;
+mod probe;
 
 use nwfilter_model::IfName;
 
@@ -52,6 +53,16 @@ pub enum ApplyError {
     /// A command failed while undoing a failed operation.
     #[error(transparent)]
     Run(Box<RunError>),
+    /// Checking whether an update was needed failed; what was built for it
+    /// was discarded (the live rules were never touched) unless the list
+    /// says so.
+    #[error("checking the rules just built failed: {}", list(.0))]
+    Undone(Vec<ApplyError>),
+}
+
+fn list(errors: &[ApplyError]) -> String {
+    let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    texts.join("; ")
 }
 
 fn restore_failures(errors: &[ApplyError]) -> String {
@@ -112,14 +123,21 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             if current {
                 report.unchanged.push(port.clone());
             } else {
-                report.changed.push(port.clone());
                 desired.push(Desired {
                     port: port.clone(),
                     chains: chains.clone(),
+                    probe: change.recorded.is_none(),
                 });
             }
         }
-        self.execute(&tables, &desired)?;
+        let same = self.execute(&tables, &desired)?;
+        for want in desired {
+            if same.contains(&want.port) {
+                report.unchanged.push(want.port);
+            } else {
+                report.changed.push(want.port);
+            }
+        }
         Ok(report)
     }
 
@@ -140,6 +158,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 desired.push(Desired {
                     port: port.clone(),
                     chains: Vec::new(),
+                    probe: false,
                 });
             }
         }
@@ -171,14 +190,13 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
         Ok(parse_save(family, &output.stdout)?)
     }
 
-    fn execute(&self, tables: &Tables, desired: &[Desired]) -> Result<(), ApplyError> {
+    /// Runs the plans for `desired`; returns the probed ports found
+    /// already current (nothing was switched for them).
+    fn execute(&self, tables: &Tables, desired: &[Desired]) -> Result<Vec<IfName>, ApplyError> {
         if desired.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let plans = FAMILIES
-            .iter()
-            .map(|&f| plan_family(f, tables.get(f), desired))
-            .collect::<Result<Vec<FamilyPlan>, PlanError>>()?;
+        let mut plans = plan_all(tables, desired)?;
         // Leftover temporaries are never hooked: removing them changes no
         // port's filtering, so a failure here needs no undo.
         for plan in &plans {
@@ -193,6 +211,20 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
+        let same = self.probe(tables, desired, &plans)?;
+        let rest: Vec<Desired>;
+        let desired = if same.is_empty() {
+            desired
+        } else {
+            rest = desired
+                .iter()
+                .filter(|d| !same.contains(&d.port))
+                .cloned()
+                .collect();
+            // The same plan for fewer ports: its build part already ran.
+            plans = plan_all(tables, &rest)?;
+            &rest[..]
+        };
         for (i, plan) in plans.iter().enumerate() {
             if let Err(source) = self.commit(&plan.switch) {
                 let mut restore_errors = self.discard_built(&plans[i..]);
@@ -203,7 +235,48 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
-        Ok(())
+        Ok(same)
+    }
+
+    /// For the probed ports, re-reads the families that built something and
+    /// finds the ports whose new chains equal their live ones; drops their
+    /// temporaries. A failure discards everything built.
+    fn probe(
+        &self,
+        before: &Tables,
+        desired: &[Desired],
+        plans: &[FamilyPlan],
+    ) -> Result<Vec<IfName>, ApplyError> {
+        let candidates: Vec<&Desired> = desired.iter().filter(|d| d.probe).collect();
+        let built: Vec<&FamilyPlan> = plans.iter().filter(|p| !p.built.is_empty()).collect();
+        if candidates.is_empty() || built.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut after = before.clone();
+        for plan in &built {
+            match self.read_table(plan.family) {
+                Ok(table) => *after.get_mut(plan.family) = table,
+                Err(e) => {
+                    let mut errors = self.discard_built(plans);
+                    errors.insert(0, e);
+                    return Err(ApplyError::Undone(errors));
+                }
+            }
+        }
+        let same = probe::unchanged_ports(before, &after, &candidates);
+        let drop: Vec<Desired> = desired
+            .iter()
+            .filter(|d| same.contains(&d.port))
+            .cloned()
+            .collect();
+        let dropped = plan_all(before, &drop)?;
+        let errors = self.discard_built(&dropped);
+        if !errors.is_empty() {
+            let mut errors = errors;
+            errors.extend(self.discard_built(plans));
+            return Err(ApplyError::Undone(errors));
+        }
+        Ok(same)
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), RunError> {
@@ -247,6 +320,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 .map(|d| Desired {
                     port: d.port.clone(),
                     chains: snapshot_port(family, before.get(family), &d.port),
+                    probe: false,
                 })
                 .collect();
             let back = self
@@ -268,6 +342,14 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
         }
         errors
     }
+}
+
+fn plan_all(tables: &Tables, desired: &[Desired]) -> Result<Vec<FamilyPlan>, ApplyError> {
+    let plans = FAMILIES
+        .iter()
+        .map(|&f| plan_family(f, tables.get(f), desired))
+        .collect::<Result<Vec<FamilyPlan>, PlanError>>()?;
+    Ok(plans)
 }
 
 fn run_error(e: RunError) -> ApplyError {

@@ -31,6 +31,9 @@ use crate::ruleset::{ChainRole, Family, RenderedChain};
 pub struct Desired {
     pub port: IfName,
     pub chains: Vec<RenderedChain>,
+    /// Nothing says what the live chains hold: after building, compare the
+    /// new chains with them and skip the switch if they are equal.
+    pub probe: bool,
 }
 
 /// A chain whose name is not the libvirt name for its role and port.

@@ -43,6 +43,7 @@ fn wanted(dev: &str) -> Desired {
                 &["-p tcp --dport 25 -j DROP"],
             ),
         ],
+        probe: false,
     }
 }
 
@@ -175,6 +176,7 @@ fn gone(dev: &str) -> Desired {
     Desired {
         port: port(dev),
         chains: Vec::new(),
+        probe: false,
     }
 }
 
