@@ -119,7 +119,10 @@ mod tests {
             "{LIVE}:J-vnet0-ipv4 ACCEPT\n:libvirt-J-vnet0 ACCEPT\n-A J-vnet0-ipv4 -s 52:54:0:0:0:a -j RETURN\n\
              -A libvirt-J-vnet0 -p IPv4 -j J-vnet0-ipv4\n"
         ));
-        assert_eq!(unchanged_ports(&before, &after, &[&d]), std::slice::from_ref(&d.port));
+        assert_eq!(
+            unchanged_ports(&before, &after, &[&d]),
+            std::slice::from_ref(&d.port)
+        );
     }
 
     #[test]
