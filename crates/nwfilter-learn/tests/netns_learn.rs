@@ -246,3 +246,27 @@ fn a_port_that_disappears_ends_learning_with_a_failure() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(watch.finished());
 }
+
+#[test]
+fn in_any_mode_a_dhcp_guest_is_learned_from_the_servers_reply() {
+    if !support::can_run("in_any_mode_a_dhcp_guest_is_learned_from_the_servers_reply") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::new(&[None, Some(B_IP)]);
+    let a = &lab.guests[0];
+    let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
+    let learner = lab.learner(&dir.path().join("state"), None);
+    let (watch, events) = start_learning(&learner, a, &[]);
+
+    // Its DHCPDISCOVER comes from 0.0.0.0 and teaches nothing; the
+    // server's offer of the address it then acknowledges does.
+    assert!(a.dhcp(&udhcpc_script(dir.path())));
+    let leased = a.address().unwrap();
+    assert_eq!(
+        next_event(&events, Duration::from_secs(5)),
+        Some(LearnEvent::Learned(vec![leased]))
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(watch.finished(), "any mode learns once");
+}
