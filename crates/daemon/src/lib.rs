@@ -5,6 +5,7 @@
 //! (the driver: store, compile, apply) → `Response` line.
 
 pub mod client;
+pub mod firewalld;
 pub mod keeper;
 pub mod protocol;
 pub mod server;

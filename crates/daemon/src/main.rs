@@ -2,7 +2,8 @@
 //! and keeps the kernel's rules in step with the stored bindings.
 //!
 //! Start: re-apply every stored binding. SIGHUP: re-read filters and
-//! re-apply everything. Every interval: restore rules someone else removed.
+//! re-apply everything; likewise when firewalld reloads or restarts (D-Bus).
+//! Every interval: restore rules someone else removed.
 //! SIGTERM/SIGINT: stop serving and exit, leaving the rules in place so
 //! guests stay protected while the daemon is down.
 
@@ -18,7 +19,7 @@ use backend_xtables::{ProcessRunner, Toolset};
 use clap::Parser;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
-use nwfilterd::{keeper, EngineService, Server};
+use nwfilterd::{firewalld, keeper, EngineService, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -87,6 +88,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
         let interval = Duration::from_millis(args.check_interval_ms.max(100));
         thread::spawn(move || keeper::watch(service.engine(), interval, &stop, &log));
+    }
+    {
+        let service = Arc::clone(&service);
+        thread::spawn(move || {
+            let error = firewalld::listen(|event| {
+                let why = match event {
+                    firewalld::Event::Reloaded => "firewalld reloaded",
+                    firewalld::Event::Restarted => "firewalld (re)started",
+                };
+                reapply(&service, why);
+            });
+            log(format!(
+                "not listening for firewalld reloads ({error}); the rule check still restores flushed rules"
+            ));
+        });
     }
     log(format!("serving on {}", server.path().display()));
     server.serve(service, stop).context("serving the socket")?;
