@@ -195,3 +195,11 @@ fn stop_ends_delivery_and_give_up_reports_once() {
     watch.stop();
     assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
 }
+
+#[test]
+fn learner_and_watch_can_be_shared_across_the_daemons_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Learner>();
+    shareable::<nwfilter_learn::Watch>();
+    shareable::<LeaseStore>();
+}
