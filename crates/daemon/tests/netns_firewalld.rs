@@ -78,6 +78,7 @@ fn have(program: &str) -> bool {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the skip reason is for the person running the tests
 fn a_firewalld_reload_signal_reapplies_at_once() {
     let name = "a_firewalld_reload_signal_reapplies_at_once";
     if !support::can_run(name) {
