@@ -1,7 +1,9 @@
 //! Putting [`PortRuleset`]s into the kernel, changing and removing them.
 //!
-//! One operation (for any number of ports) costs one or two reads (`nft -j
-//! list chains`, the tag map) and ONE transaction (`nft -j -f -`). The
+//! One operation (for any number of ports) costs one read (`nft -j list
+//! maps`; plus `nft -j list chains` when a port's sub-chains must be known
+//! and the caller has no record of them) and ONE transaction (`nft -j -f
+//! -`). The
 //! kernel commits a transaction as a whole: a port's old chains are
 //! replaced by its new ones at one instant, and a refused transaction
 //! changes nothing at all, so the old rules keep filtering.
@@ -13,7 +15,7 @@ use nwfilter_model::IfName;
 
 use crate::batch::Batch;
 use crate::kernel::{KernelState, ReadError};
-use crate::names::{Table, TABLE};
+use crate::names::{Role, Table};
 use crate::render::PortRuleset;
 
 /// Why an operation did not happen.
@@ -60,7 +62,13 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
 
     /// Instantiates or updates each port's rules, all in one transaction.
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<Report, ApplyError> {
-        let state = self.read()?;
+        let mut state = self.read()?;
+        let unknown_subs = changes
+            .iter()
+            .any(|c| c.recorded.is_none() && state.chains.contains_key(c.ruleset.port.as_str()));
+        if unknown_subs {
+            state = self.read_all(state)?;
+        }
         let (batch, report) = plan_apply(&state, changes)?;
         self.commit(&batch)?;
         Ok(report)
@@ -69,21 +77,28 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     /// Removes everything of ours for each port, in one transaction; with
     /// the last port, our tables go too.
     pub fn remove(&self, ports: &[IfName]) -> Result<Report, ApplyError> {
-        let state = self.read()?;
+        let mut state = self.read()?;
+        if ports.iter().any(|p| state.chains.contains_key(p.as_str())) {
+            state = self.read_all(state)?;
+        }
         let (batch, report) = plan_remove(&state, ports);
         self.commit(&batch)?;
         Ok(report)
     }
 
-    /// Reads our chains and port tags.
+    /// Reads our ports, tags and the chains our maps lead to.
     pub fn read(&self) -> Result<KernelState, ApplyError> {
+        let maps = self.list(&["-j", "list", "maps"])?;
+        Ok(KernelState::parse_maps(&maps)?)
+    }
+
+    /// Adds every chain (sub-chains included) to a map-based `state`.
+    fn read_all(&self, state: KernelState) -> Result<KernelState, ApplyError> {
         let chains = self.list(&["-j", "list", "chains"])?;
-        let mut state = KernelState::parse_chains(&chains)?;
-        if state.tables.contains(&Table::Bridge) {
-            let tags = self.list(&["-j", "list", "map", "bridge", TABLE, "in-tag"])?;
-            state.parse_tags(&tags)?;
-        }
-        Ok(state)
+        let mut all = KernelState::parse_chains(&chains)?;
+        all.tags = state.tags;
+        all.tables.extend(state.tables);
+        Ok(all)
     }
 
     fn list(&self, args: &[&str]) -> Result<String, ApplyError> {
@@ -123,8 +138,8 @@ pub fn plan_apply(
     for change in changes {
         let rules = change.ruleset;
         let port = rules.port.as_str();
-        let have = state.chains.get(port).map(Vec::as_slice).unwrap_or(&[]);
-        if change.recorded == Some(rules) && has_exactly(have, rules, state.tags.get(port)) {
+        let have = known_chains(state, port, change.recorded);
+        if change.recorded == Some(rules) && has_exactly(&have, rules, state) {
             report.unchanged.push(rules.port.clone());
             continue;
         }
@@ -133,7 +148,7 @@ pub fn plan_apply(
         }
         report.changed.push(rules.port.clone());
         let old_tag = state.tags.get(port).copied();
-        batch.remove_port(port, have, old_tag);
+        batch.remove_port(port, &have, old_tag);
         let tag = match (rules.needs_tag(), old_tag) {
             (false, _) => None,
             (true, Some(tag)) => Some(tag),
@@ -180,19 +195,55 @@ pub fn plan_remove(state: &KernelState, ports: &[IfName]) -> (Batch, Report) {
     (batch, report)
 }
 
-/// Whether the kernel has exactly `rules`' chains (and a tag if needed).
-fn has_exactly(have: &[(Table, String)], rules: &PortRuleset, tag: Option<&u16>) -> bool {
+/// The port's chains: from the kernel when the listing was complete,
+/// otherwise the map-reachable ones plus the sub-chains the caller's record
+/// names (the port's chains exist only together, committed as one).
+fn known_chains(
+    state: &KernelState,
+    port: &str,
+    recorded: Option<&PortRuleset>,
+) -> Vec<(Table, String)> {
+    let mut have = state.chains.get(port).cloned().unwrap_or_default();
+    if let (false, true, Some(record)) = (state.complete, !have.is_empty(), recorded) {
+        for chain in &record.chains {
+            let entry = (chain.table, chain.name.clone());
+            if chain.role == Role::Sub && !have.contains(&entry) {
+                // Sub-chains first: removal flushes all, then deletes.
+                have.insert(0, entry);
+            }
+        }
+    }
+    have
+}
+
+/// Whether the kernel has exactly `rules`' chains (and a tag if needed);
+/// only the map-reachable ones when the listing did not show sub-chains.
+fn has_exactly(have: &[(Table, String)], rules: &PortRuleset, state: &KernelState) -> bool {
     let mut want: BTreeSet<(Table, String)> = rules
         .chains
         .iter()
+        .filter(|c| state.complete || c.role != Role::Sub)
         .map(|c| (c.table, c.name.clone()))
         .collect();
+    let have: Vec<(Table, String)> = have
+        .iter()
+        .filter(|(_, name)| state.complete || !is_sub(name))
+        .cloned()
+        .collect();
     if rules.needs_tag() {
-        if tag.is_none() {
+        if !state.tags.contains_key(rules.port.as_str()) {
             return false;
         }
         want.insert((Table::Bridge, crate::names::tag_chain(&rules.port)));
     }
     let have: BTreeSet<(Table, String)> = have.iter().cloned().collect();
     have == want
+}
+
+/// Sub-chains are the per-port chains no map leads to.
+fn is_sub(name: &str) -> bool {
+    !matches!(
+        name.split_once('/').map(|(role, _)| role),
+        Some("I" | "O" | "FI" | "FO" | "HI" | "tag")
+    )
 }

@@ -258,7 +258,9 @@ impl Batch {
     /// only for the reader).
     pub fn add_port(&mut self, rules: &PortRuleset, tag: Option<u16>) {
         for chain in &rules.chains {
+            // The flush makes this exact even over a leftover of that name.
             self.chain(chain.table, &chain.name);
+            self.flush_chain(chain.table, &chain.name);
             for rule in &chain.rules {
                 self.rule(
                     chain.table,
@@ -272,6 +274,7 @@ impl Batch {
         if let Some(tag) = tag.filter(|_| rules.needs_tag()) {
             let name = names::tag_chain(port);
             self.chain(Table::Bridge, &name);
+            self.flush_chain(Table::Bridge, &name);
             self.rule(Table::Bridge, &name, &[set_out_tag(tag)], None);
             self.add_element(
                 Table::Bridge,

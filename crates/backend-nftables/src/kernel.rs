@@ -1,9 +1,11 @@
 //! What of ours the kernel holds, read from `nft -j` listings (JSON, never
 //! the text listing).
 //!
-//! Two reads: `nft -j list chains` (names only, no rules: cheap with many
-//! ports) and, when our bridge table exists, the `in-tag` map (which port
-//! has which tag).
+//! The usual read is `nft -j list maps`: every port's root chains, tag and
+//! tag chain are map elements, so one cheap listing shows which ports
+//! exist. Sub-chains are not in any map; when they must be known and the
+//! caller has no record of them, `nft -j list chains` lists every chain
+//! (slower: it grows with all ports' chains).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +22,9 @@ pub struct KernelState {
     pub chains: BTreeMap<String, Vec<(Table, String)>>,
     /// Per port: its tag (ports with IPv4/IPv6 chains).
     pub tags: BTreeMap<String, u16>,
+    /// Whether `chains` lists every chain (from `list chains`), or only
+    /// those the maps lead to (from `list maps`: no sub-chains).
+    pub complete: bool,
 }
 
 /// A listing we could not understand.
@@ -31,9 +36,71 @@ pub struct ReadError {
 }
 
 impl KernelState {
-    /// Reads `nft -j list chains` output.
-    pub fn parse_chains(json: &str) -> Result<KernelState, ReadError> {
+    /// Reads `nft -j list maps` output: ports, tags and the chains the
+    /// maps lead to.
+    pub fn parse_maps(json: &str) -> Result<KernelState, ReadError> {
+        const WHAT: &str = "list maps";
         let mut state = KernelState::default();
+        let mut by_tag: Vec<(Table, u64, String)> = Vec::new();
+        for object in objects(json, WHAT)? {
+            let Some(map) = object.get("map") else {
+                continue;
+            };
+            let Some(table) = ours(map) else {
+                continue;
+            };
+            state.tables.insert(table);
+            let name = text(map, "name", WHAT)?;
+            let elems = map.get("elem").and_then(Value::as_array);
+            for pair in elems.into_iter().flatten() {
+                let bad = || ReadError {
+                    what: WHAT,
+                    reason: format!("unexpected element {pair} in map {name}"),
+                };
+                let key = pair.get(0).ok_or_else(bad)?;
+                let value = pair.get(1).ok_or_else(bad)?;
+                let target = value
+                    .pointer("/jump/target")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                match (table, name, key.as_str(), key.as_u64()) {
+                    (Table::Bridge, "in-tag", Some(port), _) => {
+                        let tag = value.as_u64().and_then(|t| u16::try_from(t).ok());
+                        state.tags.insert(port.to_owned(), tag.ok_or_else(bad)?);
+                    }
+                    (Table::Bridge, _, Some(port), _) => {
+                        let chain = target.ok_or_else(bad)?;
+                        state.add_chain(port, table, chain);
+                    }
+                    (Table::Inet, _, None, Some(tag)) => {
+                        by_tag.push((table, tag, target.ok_or_else(bad)?));
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+        }
+        // inet elements are keyed by tag; the chain's name says its port.
+        for (table, _, chain) in by_tag {
+            if let Some(port) = port_of(&chain).map(str::to_owned) {
+                state.add_chain(&port, table, chain);
+            }
+        }
+        Ok(state)
+    }
+
+    fn add_chain(&mut self, port: &str, table: Table, chain: String) {
+        let list = self.chains.entry(port.to_owned()).or_default();
+        if !list.iter().any(|(t, c)| *t == table && *c == chain) {
+            list.push((table, chain));
+        }
+    }
+
+    /// Reads `nft -j list chains` output (every chain: `complete`).
+    pub fn parse_chains(json: &str) -> Result<KernelState, ReadError> {
+        let mut state = KernelState {
+            complete: true,
+            ..KernelState::default()
+        };
         for object in objects(json, "list chains")? {
             let Some(chain) = object.get("chain") else {
                 continue;
@@ -44,41 +111,10 @@ impl KernelState {
             state.tables.insert(table);
             let name = text(chain, "name", "list chains")?;
             if let Some(port) = port_of(name) {
-                state
-                    .chains
-                    .entry(port.to_owned())
-                    .or_default()
-                    .push((table, name.to_owned()));
+                state.add_chain(port, table, name.to_owned());
             }
         }
         Ok(state)
-    }
-
-    /// Adds the tags from `nft -j list map bridge nwfilter in-tag` output.
-    pub fn parse_tags(&mut self, json: &str) -> Result<(), ReadError> {
-        let bad = |reason: &str| ReadError {
-            what: "list map bridge nwfilter in-tag",
-            reason: reason.to_owned(),
-        };
-        for object in objects(json, "list map bridge nwfilter in-tag")? {
-            let Some(map) = object.get("map") else {
-                continue;
-            };
-            let Some(elems) = map.get("elem").and_then(Value::as_array) else {
-                continue;
-            };
-            for pair in elems {
-                let port = pair.get(0).and_then(Value::as_str);
-                let tag = pair.get(1).and_then(Value::as_u64);
-                match (port, tag.and_then(|t| u16::try_from(t).ok())) {
-                    (Some(port), Some(tag)) => {
-                        self.tags.insert(port.to_owned(), tag);
-                    }
-                    _ => return Err(bad(&format!("unexpected element {pair}"))),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The lowest tag no port uses (0 means "untagged" and is never used).
@@ -138,6 +174,7 @@ mod tests {
             {"chain": {"family": "ip", "table": "nwfilter", "name": "FI/vnet9"}},
             {"chain": {"family": "bridge", "table": "other", "name": "I/vnet9"}}]}"#;
         let mut state = KernelState::parse_chains(chains).unwrap();
+        assert!(state.complete);
         assert_eq!(state.tables, BTreeSet::from([Table::Bridge, Table::Inet]));
         assert_eq!(
             state.chains["vnet0"],
@@ -147,12 +184,34 @@ mod tests {
             ]
         );
         assert!(!state.chains.contains_key("vnet9"));
-        let tags = r#"{"nftables": [{"map": {"family": "bridge", "name": "in-tag",
-            "table": "nwfilter", "type": "ifname", "map": "mark",
-            "elem": [["vnet1", 1], ["vnet3", 3]]}}]}"#;
-        state.parse_tags(tags).unwrap();
-        assert_eq!(state.tags["vnet3"], 3);
+        state.tags.insert("vnet1".into(), 1);
+        state.tags.insert("vnet3".into(), 3);
         assert_eq!(state.free_tag(&BTreeSet::from([2])), Some(4));
+    }
+
+    #[test]
+    fn maps_show_ports_roots_tags_and_ip_chains() {
+        let maps = r#"{"nftables": [
+            {"map": {"family": "bridge", "name": "from-vm", "table": "nwfilter", "type": "ifname",
+              "map": "verdict", "elem": [["vnet0", {"jump": {"target": "I/vnet0"}}]]}},
+            {"map": {"family": "bridge", "name": "in-tag", "table": "nwfilter", "type": "ifname",
+              "map": "mark", "elem": [["vnet0", 7]]}},
+            {"map": {"family": "bridge", "name": "out-tag", "table": "nwfilter", "type": "ifname",
+              "map": "verdict", "elem": [["vnet0", {"jump": {"target": "tag/vnet0"}}]]}},
+            {"map": {"family": "inet", "name": "to-vm", "table": "nwfilter", "type": "mark",
+              "map": "verdict", "elem": [[458752, {"jump": {"target": "FO/vnet0"}}]]}},
+            {"map": {"family": "inet", "name": "host-from-vm", "table": "nwfilter", "type": "mark",
+              "map": "verdict"}},
+            {"map": {"family": "ip", "name": "x", "table": "other", "type": "mark", "map": "verdict"}}]}"#;
+        let state = KernelState::parse_maps(maps).unwrap();
+        assert!(!state.complete);
+        assert_eq!(state.tags["vnet0"], 7);
+        let names: Vec<&str> = state.chains["vnet0"]
+            .iter()
+            .map(|(_, c)| c.as_str())
+            .collect();
+        assert_eq!(names, ["I/vnet0", "tag/vnet0", "FO/vnet0"]);
+        assert_eq!(state.tables, BTreeSet::from([Table::Bridge, Table::Inet]));
     }
 
     #[test]

@@ -78,8 +78,7 @@ fn clean_traffic_stops_spoofing_and_teardown_restores_the_ruleset() {
     let runner = runner(&lab);
     let rules = clean_traffic(a);
     apply(&runner, &rules, None);
-    // One listing of chains (no table yet, so no tag read) and ONE
-    // transaction.
+    // One listing of the maps and ONE transaction.
     assert_eq!(runner.process_starts(), 2);
 
     assert!(a.pings(&b.ip), "A reaches B");
@@ -112,8 +111,8 @@ fn clean_traffic_stops_spoofing_and_teardown_restores_the_ruleset() {
     assert_eq!(report.unchanged, std::slice::from_ref(&rules.port));
     assert_eq!(
         runner.process_starts() - starts,
-        2,
-        "two reads, no transaction"
+        1,
+        "one read, no transaction"
     );
 
     Applier::new(&runner)
@@ -368,9 +367,9 @@ fn a_refused_transaction_leaves_the_old_rules_filtering() {
     apply(&real, &old, None);
     let spoofing_allowed = compile(&[], a, "clean-traffic", &[("IP", "10.77.0.99")]);
 
-    // The recording runner fails the transaction (call 3, after two reads).
+    // The recording runner fails the transaction (call 2, after the read).
     let recording = RecordingRunner::wrapping(runner(&lab));
-    recording.fail_call(3);
+    recording.fail_call(2);
     let err = Applier::new(&recording)
         .apply(&[Change {
             ruleset: &spoofing_allowed,

@@ -1,0 +1,131 @@
+//! The rendered transaction per case (golden `nft -f` text, one small
+//! snapshot each), every built-in filter renders, and what nft cannot
+//! express is refused with the port, chain and rule named.
+
+use backend_nftables::{instantiate, ruleset, RenderError, Unsupported};
+use nwfilter_compile::{compile, Compiled, MemorySource};
+use nwfilter_model::{builtin_filters, parse_filter, FilterName, FilterRef, IfName, Params};
+
+fn render(extra: &[&str], filter: &str, params: &[(&str, &str)]) -> Result<String, RenderError> {
+    let mut source = MemorySource::from_iter(builtin_filters());
+    for xml in extra {
+        source.insert(parse_filter(xml).unwrap());
+    }
+    let mut p = Params::default();
+    for (name, value) in params {
+        p.push(*name, *value);
+    }
+    let top = FilterRef {
+        filter: FilterName::new(filter).unwrap(),
+        params: p,
+    };
+    let port = IfName::new("vnet0").unwrap();
+    let mac = "52:54:00:12:34:56".parse().unwrap();
+    let Compiled::Program(program) = compile(&source, &top, mac, &port).unwrap() else {
+        panic!("{filter}: unbound $IP");
+    };
+    Ok(instantiate(&ruleset(&program)?).text())
+}
+
+/// The port's own commands (the skeleton is the same for every port and
+/// has its own snapshot).
+fn port_part(script: &str) -> String {
+    let skeleton = skeleton();
+    script.strip_prefix(skeleton.as_str()).unwrap().to_owned()
+}
+
+fn skeleton() -> String {
+    let mut batch = backend_nftables::Batch::default();
+    batch.skeleton();
+    batch.text()
+}
+
+#[test]
+fn skeleton_script() {
+    insta::assert_snapshot!(skeleton());
+}
+
+#[test]
+fn clean_traffic_script() {
+    let script = render(&[], "clean-traffic", &[("IP", "10.0.0.5")]).unwrap();
+    insta::assert_snapshot!(port_part(&script));
+}
+
+#[test]
+fn clean_traffic_with_a_list_of_addresses_script() {
+    let script = render(
+        &[],
+        "clean-traffic",
+        &[("IP", "10.0.0.5"), ("IP", "10.0.0.6")],
+    )
+    .unwrap();
+    insta::assert_snapshot!(port_part(&script));
+}
+
+const STATEFUL: &str = "<filter name='stateful' chain='root'>
+  <rule action='accept' direction='in' priority='100'><tcp dstportstart='22'/></rule>
+  <rule action='accept' direction='in' priority='200'><icmp/></rule>
+  <rule action='accept' direction='out' priority='300'><all/></rule>
+  <rule action='reject' direction='out' priority='400'><tcp dstportstart='25' comment='no mail'/></rule>
+  <rule action='reject' direction='out' priority='400'><udp-ipv6 dstportstart='53'/></rule>
+  <rule action='drop' direction='inout' priority='1000'><all/></rule>
+</filter>";
+
+#[test]
+fn stateful_ipv4_and_ipv6_script() {
+    let script = render(&[STATEFUL], "stateful", &[]).unwrap();
+    insta::assert_snapshot!(port_part(&script));
+}
+
+#[test]
+fn every_builtin_filter_renders() {
+    let v4 = [
+        ("IP", "10.0.0.5"),
+        ("DHCPSERVER", "10.0.0.1"),
+        ("GATEWAY_MAC", "52:54:00:00:00:01"),
+    ];
+    let v6 = [
+        ("IPV6", "fd00::5"),
+        ("IP", "fd00::5"),
+        ("DHCPSERVER", "fd00::1"),
+    ];
+    for filter in builtin_filters() {
+        let name = filter.name.as_str();
+        let params: &[(&str, &str)] = if name.contains("v6") { &v6 } else { &v4 };
+        let result = render(&[], name, params);
+        assert!(result.is_ok(), "{}: {result:?}", filter.name);
+    }
+}
+
+#[test]
+fn what_nft_cannot_express_names_port_chain_and_rule() {
+    let ipset = "<filter name='sets' chain='root'>
+      <rule action='drop' direction='out' priority='500'><all ipset='bad' ipsetflags='src'/></rule>
+    </filter>";
+    let err = render(&[ipset], "sets", &[]).unwrap_err();
+    assert!(matches!(
+        &err,
+        RenderError::Rule { port, chain, rule: 1, source: Unsupported::Ipset(name) }
+            if port == "vnet0" && chain == "FI/vnet0" && name == "bad"
+    ));
+    assert!(err.to_string().contains("use the xtables backend"), "{err}");
+
+    let gratuitous = "<filter name='garp' chain='arp'>
+      <rule action='drop' direction='out' priority='500'><arp gratuitous='true'/></rule>
+    </filter>";
+    let err = render(&[gratuitous], "garp", &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port vnet0, chain I-arp/vnet0, rule 1: arp gratuitous (sender IP = target IP) \
+         cannot be expressed in nftables"
+    );
+}
+
+#[test]
+fn comments_nft_cannot_store_are_refused() {
+    let quoted = "<filter name='q' chain='root'>
+      <rule action='drop' direction='out' priority='500'><tcp dstportstart='1' comment='say &quot;hi&quot;'/></rule>
+    </filter>";
+    let err = render(&[quoted], "q", &[]).unwrap_err();
+    assert!(err.to_string().contains("double quote"), "{err}");
+}
