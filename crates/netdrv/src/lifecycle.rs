@@ -35,7 +35,8 @@ impl std::fmt::Debug for Driver<'_> {
     }
 }
 
-/// One network `autostart_all` tried, and how its start went.
+/// One network `autostart_all` or `reload_firewall` handled, and how it
+/// went.
 pub type AutostartResult = (String, Result<(), LifecycleError>);
 
 /// What a start has done so far, to undo on failure.
@@ -103,6 +104,7 @@ impl Driver<'_> {
             done.rules = true;
             self.apply_rules(net)?;
         }
+        self.bridge_ipv6(net, bridge)?;
         for ip in &net.ips {
             self.host.add_address(bridge, ip.address, ip.prefix_len())?;
         }
@@ -132,6 +134,50 @@ impl Driver<'_> {
         };
         self.store.save_run_state(&state)?;
         Ok(state)
+    }
+
+    /// libvirt's IPv6 settings of the bridge: without an IPv6 address no
+    /// IPv6 at all (no link-local address, nothing autoconfigured from a
+    /// guest's router advertisement); with one, never take routes or
+    /// addresses from the guests' side.
+    fn bridge_ipv6(&self, net: &Network, bridge: &IfName) -> Result<(), LifecycleError> {
+        let settings: &[(&str, &str)] = if net.ips_v6().next().is_none() {
+            &[("disable_ipv6", "1")]
+        } else {
+            &[("accept_ra", "0"), ("autoconf", "0")]
+        };
+        for (key, value) in settings {
+            match self
+                .host
+                .set_sysctl(&format!("net/ipv6/conf/{bridge}/{key}"), value)
+            {
+                // A kernel without IPv6 has nothing to turn off.
+                Err(LifecycleError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts every running network's rules back: libvirt's reload path
+    /// (after a firewall service flushed the tables). Each network's rules
+    /// are removed (errors ignored) and added again, after the private
+    /// chains are re-created where missing. One result per network.
+    pub fn reload_firewall(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
+        let mut out = Vec::new();
+        for info in self.store.list()? {
+            let Some(state) = self.store.run_state(&info.name)? else {
+                continue;
+            };
+            let net = &state.network;
+            if !firewall::has_rules(net) {
+                continue;
+            }
+            self.remove_rules(net);
+            out.push((info.name, self.apply_rules(net)));
+        }
+        Ok(out)
     }
 
     /// Host-wide chains (only what is missing), then the network's rules

@@ -108,6 +108,7 @@ fn start_then_destroy_leaves_nothing_behind() {
         *host.log.borrow(),
         [
             "create virbr7",
+            "sysctl net/ipv6/conf/virbr7/disable_ipv6=1",
             "addr virbr7 10.7.0.1/24",
             "up virbr7",
             "sysctl net/ipv4/ip_forward=1"
@@ -260,4 +261,48 @@ fn refused_starts_change_nothing() {
     assert!(runner.calls().is_empty());
     assert!(busy.log.borrow().is_empty() && routed.log.borrow().is_empty());
     assert!(!store.list().unwrap()[0].active);
+}
+
+#[test]
+fn reload_puts_every_running_networks_rules_back() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    assert!(
+        driver.reload_firewall().unwrap().is_empty(),
+        "nothing runs yet"
+    );
+    driver.start("lab").unwrap();
+    let before = runner.calls().len();
+
+    let results = driver.reload_firewall().unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(results[0].1.is_ok());
+    let calls = &runner.calls()[before..];
+    let deletes = calls
+        .iter()
+        .take_while(|c| c.args.contains(&"--delete".to_owned()))
+        .count();
+    assert!(deletes > 0, "old rules removed first");
+    let rest = &calls[deletes..];
+    assert!(
+        rest.iter()
+            .any(|c| c.args.contains(&"--list-rules".to_owned())),
+        "chains checked"
+    );
+    assert_eq!(
+        rest.last().unwrap().tool,
+        Tool::IptablesRestore,
+        "rules added back"
+    );
+    driver.destroy("lab").unwrap();
 }
