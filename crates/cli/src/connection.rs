@@ -54,11 +54,10 @@ pub fn embedded(config: &Path, state: &Path) -> EngineService<ProcessRunner> {
     // Missing firewall tools are reported by the operation that needs them
     // (with the package to install), not here: `list` must work without.
     let runner = ProcessRunner::new(Toolset::default());
-    EngineService::new(Engine::new(
-        FilterStore::open(config),
-        BindingStore::open(state),
-        runner,
-    ))
+    EngineService::new(
+        Engine::new(FilterStore::open(config), BindingStore::open(state), runner)
+            .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
+    )
 }
 
 /// Reads a document named on the command line.

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod firewalld;
 pub mod keeper;
+pub mod learning;
 pub mod protocol;
 pub mod server;
 pub mod service;

@@ -19,6 +19,8 @@ use backend_xtables::{ProcessRunner, Toolset};
 use clap::Parser;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
+use nwfilter_learn::LeaseStore;
+use nwfilterd::learning::Learning;
 use nwfilterd::{firewalld, keeper, EngineService, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -39,6 +41,10 @@ struct Args {
     /// How often to check that our rules are still in the kernel (ms).
     #[arg(long, value_name = "MS", default_value_t = keeper::DEFAULT_INTERVAL.as_millis() as u64)]
     check_interval_ms: u64,
+    /// Give up learning a port's IP address after this many seconds (the
+    /// port then stays blocked); 0 waits forever, as libvirt does.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    learn_timeout_secs: u64,
 }
 
 #[allow(clippy::print_stderr)]
@@ -60,11 +66,25 @@ fn run(args: Args) -> anyhow::Result<()> {
             stray.display()
         ));
     }
-    let engine = Engine::new(filters, bindings, ProcessRunner::new(toolset));
+    let engine = Arc::new(
+        Engine::new(filters, bindings, ProcessRunner::new(toolset))
+            .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
+    );
     // Bind before applying anything: a second daemon must fail here, not
     // after fighting the first one over the kernel.
     let server = Server::bind(&socket)?;
-    let service = Arc::new(EngineService::new(engine));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let leases = LeaseStore::open(&args.state_dir, now).context("opening the DHCP lease file")?;
+    let config = nwfilter_learn::Config {
+        give_up_after: (args.learn_timeout_secs > 0)
+            .then(|| Duration::from_secs(args.learn_timeout_secs)),
+        ..nwfilter_learn::Config::default()
+    };
+    let learning = Learning::new(Arc::clone(&engine), config, leases, Arc::new(log));
+    let service = Arc::new(EngineService::with_learning(engine, learning));
     reapply(&service, "start");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -125,6 +145,9 @@ fn reapply(service: &EngineService<ProcessRunner>, why: &str) {
             "{why}: re-applying the bindings failed: {}",
             error_chain(&e)
         )),
+    }
+    for failure in service.start_learning_all() {
+        log(format!("{why}: {failure}"));
     }
 }
 

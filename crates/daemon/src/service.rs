@@ -2,23 +2,40 @@
 //! serves this over its socket; the CLI's embedded mode calls it directly,
 //! so both modes share one code path.
 
+use std::sync::Arc;
+
 use backend_xtables::Runner;
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{Engine, Origin};
-use nwfilter_model::{format_binding, format_filter};
+use nwfilter_driver::{Engine, EngineError, Origin};
+use nwfilter_model::{format_binding, format_filter, IfName};
 
+use crate::learning::Learning;
 use crate::protocol::{BindingEntry, FilterEntry, Op, Reply};
 use crate::server::Service;
 
-/// [`Service`] over an engine.
+/// [`Service`] over an engine, with IP learning when the daemon runs it.
 #[derive(Debug)]
 pub struct EngineService<R> {
-    engine: Engine<R>,
+    engine: Arc<Engine<R>>,
+    learning: Option<Learning<R>>,
 }
 
-impl<R: Runner> EngineService<R> {
+impl<R: Runner + Send + Sync + 'static> EngineService<R> {
+    /// Without learning (the CLI's embedded mode): a binding that needs
+    /// `IP` and does not give it is refused.
     pub fn new(engine: Engine<R>) -> EngineService<R> {
-        EngineService { engine }
+        EngineService {
+            engine: Arc::new(engine),
+            learning: None,
+        }
+    }
+
+    /// With learning (the daemon).
+    pub fn with_learning(engine: Arc<Engine<R>>, learning: Learning<R>) -> EngineService<R> {
+        EngineService {
+            engine,
+            learning: Some(learning),
+        }
     }
 
     pub fn engine(&self) -> &Engine<R> {
@@ -58,14 +75,35 @@ impl<R: Runner> EngineService<R> {
                         .collect(),
                 }
             }
-            Op::BindingCreate { xml } => {
-                let binding = engine.binding_create(&xml)?;
-                done(format!(
+            Op::BindingCreate { xml } => match (engine.binding_create(&xml), &self.learning) {
+                (Ok(binding), _) => done(format!(
                     "Network filter binding on {} created",
                     binding.portdev
-                ))
-            }
+                )),
+                (Err(EngineError::NeedsIp { .. }), Some(learning)) => {
+                    let binding = nwfilter_model::parse_binding(&xml)?;
+                    engine.binding_record(&binding)?;
+                    if let Err(why) = learning.start(&binding) {
+                        let undo = engine.binding_delete(binding.portdev.as_str()).err();
+                        let undo = undo.map(|u| format!("; removing it also failed: {u}"));
+                        return Err(format!(
+                            "port {}: cannot learn its IP address: {why}{}",
+                            binding.portdev,
+                            undo.unwrap_or_default()
+                        )
+                        .into());
+                    }
+                    done(format!(
+                        "Network filter binding on {} created (learning its IP address)",
+                        binding.portdev
+                    ))
+                }
+                (Err(e), _) => return Err(e.into()),
+            },
             Op::BindingDelete { portdev } => {
+                if let (Some(learning), Ok(port)) = (&self.learning, IfName::new(portdev.clone())) {
+                    learning.stop(&port);
+                }
                 let binding = engine.binding_delete(&portdev)?;
                 done(format!(
                     "Network filter binding on {} deleted",
@@ -81,7 +119,7 @@ impl<R: Runner> EngineService<R> {
                     .map(|b| BindingEntry {
                         portdev: b.portdev.to_string(),
                         filter: b.filterref.filter.to_string(),
-                        state: None,
+                        state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
                     })
                     .collect(),
             },
@@ -90,12 +128,14 @@ impl<R: Runner> EngineService<R> {
                     .bindings()
                     .get(&portdev)?
                     .ok_or_else(|| nwfilter_driver::Error::NoSuchBinding(portdev.clone()))?;
+                // As instantiated: learned addresses show as `IP`.
                 Reply::Xml {
-                    xml: format_binding(&binding),
+                    xml: format_binding(&engine.effective(&binding)),
                 }
             }
             Op::Reload => {
                 let report = engine.reapply_all()?;
+                self.start_learning_all();
                 let mut message = format!(
                     "Reloaded: {} binding(s) applied, {} already in place",
                     report.applied.len(),
@@ -110,11 +150,34 @@ impl<R: Runner> EngineService<R> {
     }
 }
 
+impl<R: Runner + Send + Sync + 'static> EngineService<R> {
+    /// Starts learning on every stored binding that needs it and has no
+    /// learner yet (daemon start, reload). Returns one line per failure.
+    pub fn start_learning_all(&self) -> Vec<String> {
+        let Some(learning) = &self.learning else {
+            return Vec::new();
+        };
+        let bindings = match self.engine.bindings().list() {
+            Ok(listing) => listing.items,
+            Err(e) => return vec![error_chain(&e)],
+        };
+        bindings
+            .iter()
+            .filter_map(|b| {
+                learning
+                    .start(b)
+                    .err()
+                    .map(|why| format!("port {}: cannot learn its IP address: {why}", b.portdev))
+            })
+            .collect()
+    }
+}
+
 fn done(message: String) -> Reply {
     Reply::Done { message }
 }
 
-impl<R: Runner + Send + Sync> Service for EngineService<R> {
+impl<R: Runner + Send + Sync + 'static> Service for EngineService<R> {
     fn handle(&self, op: Op) -> Result<Reply, String> {
         self.call(op)
     }

@@ -291,3 +291,68 @@ fn client_run(socket: &Path, i: usize, ops: usize) -> Option<String> {
     }
     bound.then_some(port)
 }
+
+#[test]
+fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
+    if !support::can_run("the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart") {
+        return;
+    }
+    let scratch = Scratch::new("learn");
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let daemon = start_daemon(&lab.host, &scratch);
+    // No IP parameter: CTRL_IP_LEARNING defaults to `any`.
+    let xml = binding_xml(a).replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
+    let reply = call(&scratch, Op::BindingCreate { xml });
+    assert_eq!(
+        reply,
+        Reply::Done {
+            message: "Network filter binding on vnet0 created (learning its IP address)".into()
+        }
+    );
+    let dumpxml = || {
+        let Reply::Xml { xml } = call(
+            &scratch,
+            Op::BindingDumpxml {
+                portdev: "vnet0".into(),
+            },
+        ) else {
+            panic!("binding-dumpxml")
+        };
+        xml
+    };
+    let learned = format!("<parameter name='IP' value='{}'/>", a.ip);
+    // The guest's first packets teach the daemon its address.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !dumpxml().contains(&learned) {
+        assert!(Instant::now() < deadline, "nothing learned: {}", dumpxml());
+        let _ = a.pings(&b.ip);
+    }
+    let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+        panic!("binding-list")
+    };
+    assert_eq!(bindings[0].state, None, "active once learned");
+    assert!(a.pings(&b.ip), "the learned address is allowed");
+    a.set_ip("10.77.0.99");
+    assert!(!a.pings(&b.ip), "any other address is not");
+    a.set_ip(&a.ip);
+    let protected = without_counters(&lab.ruleset());
+
+    signal(&daemon, "TERM");
+    daemon.wait();
+    let daemon = start_daemon(&lab.host, &scratch);
+    assert!(
+        dumpxml().contains(&learned),
+        "the learned address survives a restart"
+    );
+    assert_eq!(without_counters(&lab.ruleset()), protected);
+    assert!(a.pings(&b.ip));
+    call(
+        &scratch,
+        Op::BindingDelete {
+            portdev: "vnet0".into(),
+        },
+    );
+    drop(daemon);
+}

@@ -18,10 +18,12 @@ pub(crate) fn ruleset(
     };
     let rules = match bind(source, &binding.filterref, binding.mac).map_err(|e| fail(chain(&e)))? {
         BindOutcome::Bound(rules) => rules,
-        BindOutcome::AwaitingIp { .. } => {
+        BindOutcome::AwaitingIp { mode, dhcp_servers } => {
             return Err(EngineError::NeedsIp {
                 port: port.clone(),
                 filter: binding.filterref.filter.to_string(),
+                mode,
+                dhcp_servers,
             })
         }
     };

@@ -17,9 +17,32 @@ pub enum EngineError {
     /// The port needs `$IP` and none is known yet.
     #[error(
         "port {port}: filter '{filter}' needs the variable IP, which the binding does not set \
-         and which has not been learned; add <parameter name='IP' value='...'/> to the binding"
+         and which has not been learned; add <parameter name='IP' value='...'/> to the binding, \
+         or create it through nwfilterd, which learns it"
     )]
-    NeedsIp { port: IfName, filter: String },
+    NeedsIp {
+        port: IfName,
+        filter: String,
+        /// How the address may be learned (`CTRL_IP_LEARNING`).
+        mode: nwfilter_compile::LearningMode,
+        /// `DHCPSERVER`: the trusted DHCP servers (empty: any).
+        dhcp_servers: Vec<std::net::Ipv4Addr>,
+    },
+    /// The lock that serialises firewall changes could not be taken.
+    #[error("cannot take the firewall lock {}", path.display())]
+    Lock {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the learned addresses of a port failed.
+    #[error("port {port}: cannot record its learned addresses in {}", path.display())]
+    Learned {
+        port: IfName,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The kernel refused the rules (or reading it failed).
     #[error("applying the rules of {}: {source}", list(ports))]
     Apply {

@@ -13,13 +13,18 @@
 
 mod compile;
 mod error;
+mod learned;
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
+use backend_xtables::apply::TablesLock;
 use backend_xtables::{Applier, Change, PortRuleset, Report, Runner};
-use nwfilter_compile::resolve;
+use nwfilter_compile::{resolve, LearningMode};
 use nwfilter_model::{Binding, IfName};
+
+use learned::{with_learned, Learned};
 
 use crate::{BindingStore, Defined, FilterStore, Undefined};
 pub use compile::chain as error_chain;
@@ -35,6 +40,9 @@ pub struct Reapplied {
     /// Ports that could not be compiled, with the reason; their previous
     /// rules (if any) stay.
     pub failed: Vec<(IfName, String)>,
+    /// Ports whose `IP` is neither given nor learned: the caller starts
+    /// learning on them.
+    pub learning: Vec<IfName>,
 }
 
 /// Filters, bindings and the kernel, kept in step.
@@ -47,6 +55,13 @@ pub struct Engine<R> {
     /// apply of unchanged rules run nothing, and lets `repair` notice rules
     /// that someone else removed without recompiling.
     applied: Mutex<HashMap<IfName, PortRuleset>>,
+    /// Addresses learned for ports whose binding leaves `IP` unset. Only
+    /// changed while `applied` is locked.
+    learned: Mutex<Learned>,
+    /// A file lock held around every kernel change, so that other
+    /// processes (the CLI in embedded mode, a second daemon) do not plan
+    /// against tables we are changing. `None`: this process is alone.
+    tables_lock: Option<std::path::PathBuf>,
 }
 
 impl<R: Runner> Engine<R> {
@@ -56,7 +71,28 @@ impl<R: Runner> Engine<R> {
             bindings,
             runner,
             applied: Mutex::new(HashMap::new()),
+            learned: Mutex::new(Learned::default()),
+            tables_lock: None,
         }
+    }
+
+    /// Holds the `flock` on `path` around every kernel change
+    /// (`backend_xtables::apply::DEFAULT_LOCK_FILE` for real hosts).
+    pub fn with_tables_lock(mut self, path: impl Into<std::path::PathBuf>) -> Engine<R> {
+        self.tables_lock = Some(path.into());
+        self
+    }
+
+    fn tables_lock(&self) -> Result<Option<TablesLock>, EngineError> {
+        let Some(path) = &self.tables_lock else {
+            return Ok(None);
+        };
+        TablesLock::acquire(path)
+            .map(Some)
+            .map_err(|source| EngineError::Lock {
+                path: path.clone(),
+                source,
+            })
     }
 
     pub fn filters(&self) -> &FilterStore {
@@ -77,9 +113,90 @@ impl<R: Runner> Engine<R> {
         self.applied.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The rules `binding` needs, from the current filters.
+    fn learned(&self) -> MutexGuard<'_, Learned> {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The rules `binding` needs, from the current filters (with `IP`
+    /// bound to the learned addresses when the binding leaves it unset).
     pub fn compile(&self, binding: &Binding) -> Result<PortRuleset, EngineError> {
-        compile::ruleset(&self.filters, binding)
+        compile::ruleset(&self.filters, &self.effective(binding))
+    }
+
+    /// `binding` as it is instantiated: with the learned addresses as `IP`
+    /// when it does not set `IP` itself (what `binding-dumpxml` shows).
+    pub fn effective(&self, binding: &Binding) -> Binding {
+        with_learned(binding, self.learned().get(&binding.portdev))
+    }
+
+    /// How `binding`'s address must be learned, when its tree needs `IP`
+    /// and the binding does not give it: `(mode, trusted DHCP servers)`.
+    pub fn learning_need(
+        &self,
+        binding: &Binding,
+    ) -> Result<Option<(LearningMode, Vec<Ipv4Addr>)>, EngineError> {
+        match compile::ruleset(&self.filters, binding) {
+            Err(EngineError::NeedsIp {
+                mode, dhcp_servers, ..
+            }) => Ok(Some((mode, dhcp_servers))),
+            Err(e) => Err(e),
+            Ok(_) => Ok(None),
+        }
+    }
+
+    /// Records a binding whose address is still to be learned, without
+    /// applying anything: the learner holds the port under its learning
+    /// rules until an address is known ([`Engine::set_learned`]).
+    pub fn binding_record(&self, binding: &Binding) -> Result<(), EngineError> {
+        let _applied = self.lock();
+        if self.bindings.get(binding.portdev.as_str())?.is_some() {
+            return Err(crate::Error::BindingExists(binding.portdev.to_string()).into());
+        }
+        Ok(self.bindings.create(binding)?)
+    }
+
+    /// A port's learned addresses changed: records them and applies the
+    /// full filter with `IP` bound to them. With none (the last lease
+    /// ended), forgets them: the learner has put its learning rules back,
+    /// and those are not ours to restore.
+    pub fn set_learned(&self, port: &IfName, addrs: Vec<Ipv4Addr>) -> Result<(), EngineError> {
+        let mut applied = self.lock();
+        let Some(binding) = self.bindings.get(port.as_str())? else {
+            return Err(crate::Error::NoSuchBinding(port.to_string()).into());
+        };
+        if addrs.is_empty() {
+            applied.remove(port);
+            return self.learned().set(self.bindings.dir(), port, addrs);
+        }
+        let previous = self.learned().get(port).map(<[Ipv4Addr]>::to_vec);
+        self.learned().set(self.bindings.dir(), port, addrs)?;
+        let result = self
+            .compile(&binding)
+            .and_then(|rs| self.apply_all(&mut applied, std::slice::from_ref(&rs), false));
+        if let Err(e) = result {
+            // Keep the record in step with what is applied.
+            let _ = self
+                .learned()
+                .set(self.bindings.dir(), port, previous.unwrap_or_default());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The addresses learned for `port`, if any.
+    pub fn learned_addrs(&self, port: &IfName) -> Option<Vec<Ipv4Addr>> {
+        self.learned().get(port).map(<[Ipv4Addr]>::to_vec)
+    }
+
+    /// Applies rules that are not a binding's filter (the learner's
+    /// learning or drop-all rules) under the engine's lock, and stops
+    /// treating the port's filter as applied so `repair` does not undo
+    /// them.
+    pub fn apply_foreign(&self, ruleset: &PortRuleset) -> Result<(), EngineError> {
+        let mut applied = self.lock();
+        self.apply_all(&mut applied, std::slice::from_ref(ruleset), false)?;
+        applied.remove(&ruleset.port);
+        Ok(())
     }
 
     /// Defines or redefines a filter and rebuilds, at once, every binding
@@ -154,6 +271,7 @@ impl<R: Runner> Engine<R> {
                 },
             })
             .collect();
+        let _tables = self.tables_lock()?;
         let report = Applier::new(&self.runner)
             .apply(&changes)
             .map_err(|source| EngineError::Apply {
@@ -212,6 +330,7 @@ impl<R: Runner> Engine<R> {
         if self.bindings.get(port.as_str())?.is_none() {
             return Err(crate::Error::NoSuchBinding(port.to_string()).into());
         }
+        let _tables = self.tables_lock()?;
         Applier::new(&self.runner)
             .remove(std::slice::from_ref(&port))
             .map_err(|source| EngineError::Apply {
@@ -219,7 +338,9 @@ impl<R: Runner> Engine<R> {
                 source,
             })?;
         applied.remove(&port);
-        Ok(self.bindings.delete(port.as_str())?)
+        let binding = self.bindings.delete(port.as_str())?;
+        self.learned().set(self.bindings.dir(), &port, Vec::new())?;
+        Ok(binding)
     }
 
     /// Compiles every stored binding from the current filters and applies
@@ -231,8 +352,10 @@ impl<R: Runner> Engine<R> {
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
         for binding in self.bindings.list()?.items {
+            self.learned().load(self.bindings.dir(), &binding.portdev);
             match self.compile(&binding) {
                 Ok(rs) => rulesets.push(rs),
+                Err(EngineError::NeedsIp { .. }) => result.learning.push(binding.portdev.clone()),
                 Err(e) => result.failed.push((binding.portdev.clone(), e.to_string())),
             }
         }
