@@ -2,7 +2,9 @@
 //! and keeps the kernel's rules in step with the stored bindings.
 //!
 //! Start: re-apply every stored binding. SIGHUP: re-read filters and
-//! re-apply everything; likewise when firewalld reloads or restarts (D-Bus).
+//! re-apply everything (and running networks' rules); likewise when
+//! firewalld reloads or restarts (D-Bus). Autostart networks start with
+//! the daemon.
 //! Every interval: restore rules someone else removed.
 //! SIGTERM/SIGINT: stop serving and exit, leaving the rules in place so
 //! guests stay protected while the daemon is down.
@@ -21,6 +23,7 @@ use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;
 use nwfilterd::learning::Learning;
+use nwfilterd::networks::{self, Networks};
 use nwfilterd::{firewalld, keeper, EngineService, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -86,16 +89,25 @@ fn run(args: Args) -> anyhow::Result<()> {
     let learning = Learning::new(Arc::clone(&engine), config, leases, Arc::new(log));
     let service = Arc::new(EngineService::with_learning(engine, learning));
     reapply(&service, "start");
+    let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
+    match networks.autostart() {
+        Ok(results) => networks::describe("started (autostart)", results)
+            .into_iter()
+            .for_each(log),
+        Err(e) => log(format!("autostarting networks failed: {}", error_chain(&e))),
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut signals =
         Signals::new([SIGHUP, SIGTERM, SIGINT]).context("installing signal handlers")?;
     {
         let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
+        let networks = Arc::clone(&networks);
         thread::spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
                     reapply(&service, "SIGHUP");
+                    reload_networks(&networks, "SIGHUP");
                 } else {
                     log("stopping; rules stay in place".into());
                     stop.store(true, Ordering::SeqCst);
@@ -111,6 +123,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     {
         let service = Arc::clone(&service);
+        let networks = Arc::clone(&networks);
         thread::spawn(move || {
             let error = firewalld::listen(|event| {
                 let why = match event {
@@ -118,6 +131,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     firewalld::Event::Restarted => "firewalld (re)started",
                 };
                 reapply(&service, why);
+                reload_networks(&networks, why);
             });
             log(format!(
                 "not listening for firewalld reloads ({error}); the rule check still restores flushed rules"
@@ -148,6 +162,19 @@ fn reapply(service: &EngineService<ProcessRunner>, why: &str) {
     }
     for failure in service.start_learning_all() {
         log(format!("{why}: {failure}"));
+    }
+}
+
+/// Puts the running networks' rules back (the tables were rebuilt).
+fn reload_networks(networks: &Networks, why: &str) {
+    match networks.reload_firewall() {
+        Ok(results) => networks::describe("firewall rules re-added", results)
+            .into_iter()
+            .for_each(|line| log(format!("{why}: {line}"))),
+        Err(e) => log(format!(
+            "{why}: reloading network rules failed: {}",
+            error_chain(&e)
+        )),
     }
 }
 

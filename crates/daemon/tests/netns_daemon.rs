@@ -356,3 +356,44 @@ fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
     );
     drop(daemon);
 }
+
+#[test]
+fn autostart_networks_start_with_the_daemon() {
+    if !support::can_run("autostart_networks_start_with_the_daemon") {
+        return;
+    }
+    let scratch = Scratch::new("net");
+    let lab = Lab::new(0);
+    // Isolated, no DHCP, no DNS: a bridge with an address and its firewall
+    // rules, and no dnsmasq that could outlive the test.
+    let store = netdrv::Store::new(
+        scratch.etc().join("networks"),
+        scratch.run().join("networks"),
+    );
+    store
+        .define(
+            "<network><name>lab</name><bridge name='virbr7' stp='off'/>\
+             <dns enable='no'/><ip address='10.88.0.1' prefix='24'/></network>",
+            &|_| false,
+        )
+        .unwrap();
+    store.set_autostart("lab", true).unwrap();
+    let _daemon = start_daemon(&lab.host, &scratch);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = lab.host.run(&["ip", "-4", "addr", "show", "dev", "virbr7"]);
+        if String::from_utf8_lossy(&out.stdout).contains("10.88.0.1/24") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the autostart network was not started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rules = lab.host.ok(&["iptables-save"]);
+    assert!(
+        rules.contains("virbr7"),
+        "its firewall rules are in place:\n{rules}"
+    );
+}

@@ -1,0 +1,68 @@
+//! Virtual networks in the daemon: autostart networks are started when the
+//! daemon starts, and running networks get their firewall rules back when
+//! the daemon reloads or firewalld reloads (both rebuild the tables).
+//! The life cycle itself is `netdrv`'s; this only drives it.
+
+use std::path::{Path, PathBuf};
+
+use backend_xtables::{ProcessRunner, Toolset};
+use netdrv::daemons::SystemDaemons;
+use netdrv::host::NetlinkHost;
+use netdrv::{AutostartResult, Driver, LifecycleError, Store};
+
+/// The networks' directories, under the daemon's config and state ones
+/// (where the CLI's `net-*` verbs keep them).
+#[derive(Debug, Clone)]
+pub struct Networks {
+    config: PathBuf,
+    state: PathBuf,
+}
+
+impl Networks {
+    pub fn new(config_dir: &Path, state_dir: &Path) -> Networks {
+        Networks {
+            config: config_dir.join("networks"),
+            state: state_dir.join("networks"),
+        }
+    }
+
+    /// Starts every autostart network that is not running.
+    pub fn autostart(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
+        self.with_driver(|d| d.autostart_all())
+    }
+
+    /// Re-adds the rules of every running network.
+    pub fn reload_firewall(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
+        self.with_driver(|d| d.reload_firewall())
+    }
+
+    fn with_driver<T>(
+        &self,
+        op: impl FnOnce(&Driver) -> Result<T, LifecycleError>,
+    ) -> Result<T, LifecycleError> {
+        let store = Store::new(&self.config, &self.state);
+        let host = NetlinkHost::new()?;
+        let runner = ProcessRunner::new(Toolset::default());
+        let daemons = SystemDaemons::default();
+        op(&Driver {
+            store: &store,
+            host: &host,
+            runner: &runner,
+            daemons: &daemons,
+        })
+    }
+}
+
+/// One log line per network handled.
+pub fn describe(what: &str, results: Vec<AutostartResult>) -> Vec<String> {
+    results
+        .into_iter()
+        .map(|(name, result)| match result {
+            Ok(()) => format!("network {name}: {what}"),
+            Err(e) => format!(
+                "network {name}: {what} failed: {}",
+                nwfilter_driver::engine::error_chain(&e)
+            ),
+        })
+        .collect()
+}
