@@ -362,7 +362,10 @@ fn bindings_are_created_once_per_port_and_deleted() {
     let created = store.create_xml(BINDING).unwrap();
     assert_eq!(store.get("vnet0").unwrap(), Some(created.clone()));
     let err = store.create_xml(BINDING).unwrap_err();
-    assert_eq!(err.to_string(), "port vnet0 already has a filter binding (binding-delete vnet0 first)");
+    assert_eq!(
+        err.to_string(),
+        "port vnet0 already has a filter binding (binding-delete vnet0 first)"
+    );
 
     let second = BINDING
         .replace("vnet0", "vnet1")
