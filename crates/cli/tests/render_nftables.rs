@@ -1,0 +1,115 @@
+//! `nwfilter render --backend nftables`: the nftables transaction as an
+//! `nft -f` script, or as JSON with `--format json`.
+
+use std::process::{Command, Output};
+
+fn nwfilter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nwfilter"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn binding_file() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nwfilter-render-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("binding.xml");
+    std::fs::write(
+        &path,
+        "<filterbinding>
+  <owner><name>vm1</name><uuid>d217f2d7-5a04-0e01-8b98-ec2743436b74</uuid></owner>
+  <portdev name='vnet0'/>
+  <mac address='52:54:00:12:34:56'/>
+  <filterref filter='clean-traffic'><parameter name='IP' value='10.0.0.5'/></filterref>
+</filterbinding>",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn prints_the_nft_script() {
+    let file = binding_file();
+    let out = nwfilter(&[
+        "--backend",
+        "nftables",
+        "render",
+        "--portdev",
+        "vnet0",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("add table bridge nwfilter\n"), "{text}");
+    assert!(text
+        .contains("add rule bridge nwfilter I-mac/vnet0 ether saddr 52:54:00:12:34:56 return\n"));
+    assert!(text.contains(
+        "add rule bridge nwfilter I-ipv4-ip/vnet0 ether type ip ip saddr 10.0.0.5 return\n"
+    ));
+    assert!(
+        text.ends_with("add element bridge nwfilter to-vm { \"vnet0\" : jump O/vnet0 }\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn prints_the_same_transaction_as_json() {
+    let file = binding_file();
+    let out = nwfilter(&[
+        "render",
+        "--backend",
+        "nftables",
+        "--format",
+        "json",
+        "--portdev",
+        "vnet0",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cmds = json["nftables"].as_array().unwrap();
+    let script = nwfilter(&[
+        "render",
+        "--backend",
+        "nftables",
+        "--portdev",
+        "vnet0",
+        file.to_str().unwrap(),
+    ]);
+    let lines = String::from_utf8(script.stdout).unwrap().lines().count();
+    assert_eq!(cmds.len(), lines, "one JSON command per script line");
+    assert_eq!(
+        cmds[0],
+        serde_json::json!({"add": {"table": {"family": "bridge", "name": "nwfilter"}}})
+    );
+}
+
+#[test]
+fn formats_of_the_other_backend_are_refused() {
+    let file = binding_file();
+    let path = file.to_str().unwrap();
+    let restore = nwfilter(&[
+        "render",
+        "--backend",
+        "nftables",
+        "--format",
+        "restore",
+        "--portdev",
+        "vnet0",
+        path,
+    ]);
+    assert_eq!(restore.status.code(), Some(1));
+    assert!(restore.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("xtables backend's"));
+    let json = nwfilter(&["render", "--format", "json", "--portdev", "vnet0", path]);
+    assert_eq!(json.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&json.stderr).contains("add --backend nftables"));
+}
