@@ -186,6 +186,7 @@ const REJECTING: &str = "<filter name='reject-25' chain='root'>
   <rule action='reject' direction='out' priority='500'><tcp dstportstart='25'/></rule>
   <rule action='drop' direction='out' priority='500'><tcp dstportstart='26'/></rule>
   <rule action='reject' direction='out' priority='500'><udp dstportstart='53'/></rule>
+  <rule action='drop' direction='out' priority='500'><tcp-ipv6 dstportstart='27'/></rule>
 </filter>";
 
 #[test]
@@ -242,6 +243,39 @@ fn reject_sends_an_error_where_drop_times_out() {
         unreachables >= 1,
         "reject of UDP sends ICMP port unreachable: {listing}"
     );
+}
+
+#[test]
+fn ipv6_and_host_bound_traffic_are_filtered_too() {
+    if !support::can_run("nft: ipv6_and_host_bound_traffic_are_filtered_too") {
+        return;
+    }
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let rules = compile(&[REJECTING], a, "reject-25", &[]);
+    apply(&runner(&lab), &rules, None);
+    let _l27 = b.ns.spawn(&["nc", "-6", "-l", "-k", "27"]);
+    let _l28 = b.ns.spawn(&["nc", "-6", "-l", "-k", "28"]);
+    let _h25 = lab.host.spawn(&["nc", "-l", "-k", "25"]);
+    let _h80 = lab.host.spawn(&["nc", "-l", "-k", "80"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let connects6 = |port: &str| {
+        a.ns.run(&["nc", "-6", "-z", "-w", "2", &b.ip6, port])
+            .status
+            .success()
+    };
+    assert!(
+        !connects6("27"),
+        "A's IPv6 tcp/27 is dropped (inet chain, nfproto ipv6)"
+    );
+    assert!(connects6("28"), "A's other IPv6 tcp works");
+    // The host-from-VM chain (inet input, dispatched by the in-port tag).
+    assert!(
+        !a.connects("10.77.0.1", 25),
+        "A cannot open tcp/25 on the host"
+    );
+    assert!(a.connects("10.77.0.1", 80), "A can open tcp/80 on the host");
 }
 
 #[test]
