@@ -103,6 +103,9 @@ pub struct BindingEntry {
     /// Extra state, e.g. "learning IP" or "blocked: learning timed out".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Addresses learned for the port (when the binding does not set `IP`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<String>,
 }
 
 #[cfg(test)]

@@ -120,6 +120,12 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                         portdev: b.portdev.to_string(),
                         filter: b.filterref.filter.to_string(),
                         state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
+                        learned: engine
+                            .learned_addrs(&b.portdev)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
                     })
                     .collect(),
             },
