@@ -333,7 +333,11 @@ fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
         panic!("binding-list")
     };
     assert_eq!(bindings[0].state, None, "active once learned");
-    assert_eq!(bindings[0].learned, [a.ip.clone()], "binding-list shows it");
+    assert_eq!(
+        bindings[0].learned,
+        vec![a.ip.clone()],
+        "binding-list shows it"
+    );
     assert!(a.pings(&b.ip), "the learned address is allowed");
     a.set_ip("10.77.0.99");
     assert!(!a.pings(&b.ip), "any other address is not");
