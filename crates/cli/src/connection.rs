@@ -58,6 +58,7 @@ pub fn embedded(config: &Path, state: &Path) -> EngineService<ProcessRunner> {
         Engine::new(FilterStore::open(config), BindingStore::open(state), runner)
             .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
     )
+    .with_networks(nwfilterd::net_ops::store(config, state))
 }
 
 /// Reads a document named on the command line.

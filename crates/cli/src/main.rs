@@ -124,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Format(args) => format::run(args),
         Command::Render(args) => render::run_for(args, cli.backend == Backend::Nftables),
         Command::NetRender(args) => net::render(&args.file),
-        Command::Net(cmd) => net::run(&cli.config_dir, &cli.state_dir, cmd),
+        Command::Net(cmd) => net::run(&mut connect()?, cmd),
     }
 }
 

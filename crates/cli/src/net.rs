@@ -1,15 +1,17 @@
-//! Virtual-network verbs: `net-render`, the `net-*` life cycle (embedded:
-//! straight on the directories, no daemon), and the `<network>` branch of
-//! `format`. Thin: read the file, call `netdrv`, return the text to print.
+//! Virtual-network verbs: `net-render`, the `net-*` life cycle (through
+//! the daemon when one runs, else straight on the directories: the same
+//! `NetOp` either way), and the `<network>` branch of `format`. Thin: read the file, call `netdrv`, return the text to print.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use backend_xtables::{Command, ProcessRunner, Toolset};
-use netdrv::daemons::SystemDaemons;
+use backend_xtables::Command;
 use netdrv::firewall::{add_commands, setup_commands, ExistingChains};
-use netdrv::host::{Host, NetlinkHost};
-use netdrv::{Driver, Network, Store};
+use netdrv::Network;
+use nwfilterd::net_ops::NetOp;
+use nwfilterd::{Op, Reply};
+
+use crate::connection::Connection;
 
 /// Print the firewall commands that start a virtual network.
 #[derive(Debug, clap::Args)]
@@ -139,110 +141,55 @@ pub struct AutostartArgs {
 }
 
 /// Runs one `net-*` verb on `CONFIG/networks` and `STATE/networks`.
-pub fn run(config: &Path, state: &Path, cmd: &NetCommand) -> Result<String> {
-    let store = Store::new(config.join("networks"), state.join("networks"));
-    match cmd {
-        NetCommand::Define(args) => {
-            let text = std::fs::read_to_string(&args.file)
-                .with_context(|| format!("cannot read {}", args.file.display()))?;
-            let host = NetlinkHost::new()?;
-            let exists = |name: &nwfilter_model::IfName| host.link_exists(name).unwrap_or(true);
-            let net = store
-                .define(&text, &exists)
-                .map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
-            Ok(format!(
-                "Network {} defined from {}\n",
-                net.name,
-                args.file.display()
-            ))
-        }
-        NetCommand::Undefine(args) => {
-            store.undefine(&args.name)?;
-            Ok(format!("Network {} has been undefined\n", args.name))
-        }
-        NetCommand::Start(args) => {
-            with_driver(&store, |d| d.start(&args.name).map(|_| ()))?;
-            Ok(format!("Network {} started\n", args.name))
-        }
-        NetCommand::Destroy(args) => {
-            with_driver(&store, |d| d.destroy(&args.name))?;
-            Ok(format!("Network {} destroyed\n", args.name))
-        }
-        NetCommand::List(args) => list(&store, args),
-        NetCommand::Dumpxml(args) => Ok(netdrv::format_network(&store.get(&args.name)?)),
-        NetCommand::Autostart(args) => autostart(&store, args),
-    }
-}
-
-fn with_driver(
-    store: &Store,
-    op: impl FnOnce(&Driver) -> Result<(), netdrv::LifecycleError>,
-) -> Result<()> {
-    let host = NetlinkHost::new()?;
-    let runner = ProcessRunner::new(Toolset::default());
-    let daemons = SystemDaemons::default();
-    let driver = Driver {
-        store,
-        host: &host,
-        runner: &runner,
-        daemons: &daemons,
+/// Runs a network verb: through the daemon when the connection is one,
+/// else on the directories; both execute the same `NetOp`.
+pub fn run(conn: &mut Connection, cmd: &NetCommand) -> Result<String> {
+    let op = match cmd {
+        NetCommand::Define(args) => NetOp::Define {
+            xml: std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?,
+        },
+        NetCommand::Undefine(args) => NetOp::Undefine {
+            name: args.name.clone(),
+        },
+        NetCommand::Start(args) => NetOp::Start {
+            name: args.name.clone(),
+        },
+        NetCommand::Destroy(args) => NetOp::Destroy {
+            name: args.name.clone(),
+        },
+        NetCommand::List(args) => NetOp::List {
+            all: args.all,
+            json: args.json,
+        },
+        NetCommand::Dumpxml(args) => NetOp::Dumpxml {
+            name: args.name.clone(),
+        },
+        NetCommand::Autostart(args) if args.start_all => NetOp::StartAll,
+        NetCommand::Autostart(args) => NetOp::Autostart {
+            name: args
+                .name
+                .clone()
+                .expect("clap requires a name without --start-all"),
+            disable: args.disable,
+        },
     };
-    Ok(op(&driver)?)
-}
-
-fn list(store: &Store, args: &ListArgs) -> Result<String> {
-    let rows: Vec<_> = store
-        .list()?
-        .into_iter()
-        .filter(|r| args.all || r.active)
-        .collect();
-    if args.json {
-        return Ok(serde_json::to_string_pretty(&rows)? + "\n");
-    }
-    let mut out = format!(
-        " {:<20} {:<10} {:<10} {}\n",
-        "Name", "State", "Autostart", "Bridge"
-    );
-    out.push_str(&format!("{}\n", "-".repeat(56)));
-    for r in rows {
-        let state = if r.active { "active" } else { "inactive" };
-        let auto = if r.autostart { "yes" } else { "no" };
-        let bridge = r.bridge.unwrap_or_default();
-        out.push_str(&format!(
-            " {:<20} {state:<10} {auto:<10} {bridge}\n",
-            r.name
-        ));
-    }
-    Ok(out)
-}
-
-fn autostart(store: &Store, args: &AutostartArgs) -> Result<String> {
-    if args.start_all {
-        let mut out = String::new();
-        let mut failed = Vec::new();
-        with_driver(store, |d| {
-            for (name, result) in d.autostart_all()? {
-                match result {
-                    Ok(()) => out.push_str(&format!("Network {name} started\n")),
-                    Err(e) => failed.push(format!("{name}: {e}")),
-                }
-            }
-            Ok(())
-        })?;
-        if !failed.is_empty() {
-            anyhow::bail!("{out}some networks did not start: {}", failed.join("; "));
-        }
-        return Ok(out);
-    }
-    let name = args
-        .name
-        .as_deref()
-        .expect("clap requires a name without --start-all");
-    store.set_autostart(name, !args.disable)?;
-    Ok(if args.disable {
-        format!("Network {name} unmarked as autostarted\n")
-    } else {
-        format!("Network {name} marked as autostarted\n")
+    let define_from = match cmd {
+        NetCommand::Define(args) => Some(args.file.display().to_string()),
+        _ => None,
+    };
+    let reply = conn.call(Op::Net { net: op });
+    let reply = match (reply, &define_from) {
+        (Err(e), Some(file)) => return Err(anyhow!("{file}: {e:#}")),
+        (reply, _) => reply?,
+    };
+    let Reply::Text { text } = reply else {
+        anyhow::bail!("unexpected reply to a network verb");
+    };
+    Ok(match define_from {
+        Some(file) => format!("{text} from {file}\n"),
+        None if text.ends_with('\n') => text,
+        None => format!("{text}\n"),
     })
 }
 

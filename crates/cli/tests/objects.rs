@@ -209,7 +209,8 @@ impl Daemon {
         );
         let server = Server::bind(&socket).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let service = Arc::new(EngineService::new(engine));
+        let networks = nwfilterd::net_ops::store(&dir.path().join("etc"), &dir.path().join("run"));
+        let service = Arc::new(EngineService::new(engine).with_networks(networks));
         let halt = Arc::clone(&stop);
         std::thread::spawn(move || server.serve(service, halt).unwrap());
         Daemon {
@@ -288,4 +289,34 @@ fn connect_to_a_missing_daemon_is_an_error_naming_the_socket() {
         .unwrap();
     let err = failure(&out);
     assert!(err.contains(socket.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn network_verbs_go_through_the_daemon_with_connect() {
+    let daemon = Daemon::start();
+    let d = Dirs::new();
+    let file = d.write(
+        "net.xml",
+        "<network><name>lab</name><bridge name='virbr9' stp='off'/>\
+         <ip address='10.99.0.1' prefix='24'/></network>",
+    );
+    let out = stdout(&via(&daemon, &["net-define", file.to_str().unwrap()]));
+    assert_eq!(
+        out,
+        format!("Network lab defined from {}\n", file.display())
+    );
+    // The daemon's store has it; this CLI's own directories do not.
+    let listed = stdout(&via(&daemon, &["net-list", "--all"]));
+    assert!(
+        listed.contains(" lab ") && listed.contains("inactive"),
+        "{listed}"
+    );
+    assert!(!stdout(&d.nwfilter(&["net-list", "--all"], &[])).contains(" lab "));
+    let xml = stdout(&via(&daemon, &["net-dumpxml", "lab"]));
+    assert!(xml.contains("<bridge name='virbr9'"), "{xml}");
+    let out = stdout(&via(&daemon, &["net-autostart", "lab"]));
+    assert_eq!(out, "Network lab marked as autostarted\n");
+    let err = failure(&via(&daemon, &["net-dumpxml", "nope"]));
+    assert!(err.contains("nope"), "{err}");
+    stdout(&via(&daemon, &["net-undefine", "lab"]));
 }

@@ -10,10 +10,14 @@ fn nwfilter(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A fresh file per call: tests run in parallel, and rewriting one shared
+/// file while another test's `nwfilter` reads it made them flaky.
 fn binding_file() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("nwfilter-render-nft-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("binding.xml");
+    let path = dir.join(format!("binding-{n}.xml"));
     std::fs::write(
         &path,
         "<filterbinding>

@@ -24,7 +24,7 @@ use nwfilter_driver::{BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;
 use nwfilterd::learning::Learning;
 use nwfilterd::networks::{self, Networks};
-use nwfilterd::{firewalld, keeper, EngineService, Server};
+use nwfilterd::{firewalld, keeper, net_ops, EngineService, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -87,7 +87,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..nwfilter_learn::Config::default()
     };
     let learning = Learning::new(Arc::clone(&engine), config, leases, Arc::new(log));
-    let service = Arc::new(EngineService::with_learning(engine, learning));
+    let service = Arc::new(
+        EngineService::with_learning(engine, learning)
+            .with_networks(net_ops::store(&args.config_dir, &args.state_dir)),
+    );
     reapply(&service, "start");
     let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
     match networks.autostart() {

@@ -54,6 +54,8 @@ pub enum Op {
     BindingDumpxml { portdev: String },
     /// Re-read filters and re-apply every binding (as SIGHUP).
     Reload,
+    /// A virtual-network verb.
+    Net { net: crate::net_ops::NetOp },
 }
 
 /// A response line.
@@ -75,6 +77,10 @@ pub enum Reply {
     /// A document (dumpxml).
     Xml {
         xml: String,
+    },
+    /// Text to print as it is (network verbs).
+    Text {
+        text: String,
     },
     Filters {
         filters: Vec<FilterEntry>,

@@ -18,6 +18,8 @@ use crate::server::Service;
 pub struct EngineService<R> {
     engine: Arc<Engine<R>>,
     learning: Option<Learning<R>>,
+    /// Where virtual networks are kept, when this service handles them.
+    networks: Option<netdrv::Store>,
 }
 
 impl<R: Runner + Send + Sync + 'static> EngineService<R> {
@@ -27,7 +29,14 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         EngineService {
             engine: Arc::new(engine),
             learning: None,
+            networks: None,
         }
+    }
+
+    /// Also serves the network verbs, on `store`.
+    pub fn with_networks(mut self, store: netdrv::Store) -> EngineService<R> {
+        self.networks = Some(store);
+        self
     }
 
     /// With learning (the daemon).
@@ -35,6 +44,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         EngineService {
             engine,
             learning: Some(learning),
+            networks: None,
         }
     }
 
@@ -137,6 +147,16 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 // As instantiated: learned addresses show as `IP`.
                 Reply::Xml {
                     xml: format_binding(&engine.effective(&binding)),
+                }
+            }
+            Op::Net { net } => {
+                let store = self
+                    .networks
+                    .as_ref()
+                    .ok_or("virtual networks are not handled by this service")?;
+                Reply::Text {
+                    text: crate::net_ops::execute(store, &net)
+                        .map_err(|e| -> Box<dyn std::error::Error> { e })?,
                 }
             }
             Op::Reload => {
