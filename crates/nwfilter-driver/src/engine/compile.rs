@@ -1,22 +1,32 @@
 //! From a stored binding to the rules its port needs.
 
 use backend_xtables::PortRuleset;
-use nwfilter_compile::{bind, lower, BindOutcome, FilterSource};
+use nwfilter_compile::{lower, resolve, BindError, BindOutcome, FilterDag, FilterSource};
 use nwfilter_model::Binding;
 
 use super::error::EngineError;
+
+/// Resolves `binding`'s filter tree against `source`.
+pub(crate) fn dag(source: &dyn FilterSource, binding: &Binding) -> Result<FilterDag, EngineError> {
+    resolve(source, &binding.filterref.filter)
+        .map_err(|e| compile_error(binding, &BindError::from(e)))
+}
 
 /// Resolves, binds, lowers and renders `binding` against `source`.
 pub(crate) fn ruleset(
     source: &dyn FilterSource,
     binding: &Binding,
 ) -> Result<PortRuleset, EngineError> {
+    from_dag(&dag(source, binding)?, binding)
+}
+
+/// Binds, lowers and renders `binding` on its already resolved tree.
+pub(crate) fn from_dag(dag: &FilterDag, binding: &Binding) -> Result<PortRuleset, EngineError> {
     let port = &binding.portdev;
-    let fail = |reason: String| EngineError::Compile {
-        port: port.clone(),
-        reason,
-    };
-    let rules = match bind(source, &binding.filterref, binding.mac).map_err(|e| fail(chain(&e)))? {
+    let rules = match dag
+        .bind(&binding.filterref.params, binding.mac)
+        .map_err(|e| compile_error(binding, &e))?
+    {
         BindOutcome::Bound(rules) => rules,
         BindOutcome::AwaitingIp { mode, dhcp_servers } => {
             return Err(EngineError::NeedsIp {
@@ -27,8 +37,15 @@ pub(crate) fn ruleset(
             })
         }
     };
-    let program = lower(&rules, port).map_err(|e| fail(chain(&e)))?;
-    backend_xtables::ruleset(&program).map_err(|e| fail(chain(&e)))
+    let program = lower(&rules, port).map_err(|e| compile_error(binding, &e))?;
+    backend_xtables::ruleset(&program).map_err(|e| compile_error(binding, &e))
+}
+
+fn compile_error(binding: &Binding, e: &dyn std::error::Error) -> EngineError {
+    EngineError::Compile {
+        port: binding.portdev.clone(),
+        reason: chain(e),
+    }
 }
 
 /// An error with its causes, `a: b: c`, for messages that cross the wire.

@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use backend_xtables::apply::TablesLock;
 use backend_xtables::{Applier, Change, PortRuleset, Report, Runner};
-use nwfilter_compile::{resolve, LearningMode};
+use nwfilter_compile::{BindOutcome, LearningMode};
 use nwfilter_model::{Binding, IfName};
 
 use learned::{with_learned, Learned};
@@ -135,12 +135,15 @@ impl<R: Runner> Engine<R> {
         &self,
         binding: &Binding,
     ) -> Result<Option<(LearningMode, Vec<Ipv4Addr>)>, EngineError> {
-        match compile::ruleset(&self.filters, binding) {
-            Err(EngineError::NeedsIp {
-                mode, dhcp_servers, ..
-            }) => Ok(Some((mode, dhcp_servers))),
-            Err(e) => Err(e),
-            Ok(_) => Ok(None),
+        // Binding alone decides it: no need to lower and render.
+        let dag = compile::dag(&self.filters, binding)?;
+        match dag.bind(&binding.filterref.params, binding.mac) {
+            Ok(BindOutcome::AwaitingIp { mode, dhcp_servers }) => Ok(Some((mode, dhcp_servers))),
+            Ok(BindOutcome::Bound(_)) => Ok(None),
+            Err(e) => Err(EngineError::Compile {
+                port: binding.portdev.clone(),
+                reason: error_chain(&e),
+            }),
         }
     }
 
@@ -237,11 +240,12 @@ impl<R: Runner> Engine<R> {
         for binding in self.bindings.list()?.items {
             // A tree that does not resolve cannot reach the filter through
             // a path that exists; it was not instantiable before either.
-            let reaches = resolve(&self.filters, &binding.filterref.filter)
-                .map(|dag| dag.contains(filter))
-                .unwrap_or(false);
-            if reaches {
-                rebuilt.push(self.compile(&binding)?);
+            // A tree that does is bound from the same resolution.
+            let Ok(dag) = compile::dag(&self.filters, &binding) else {
+                continue;
+            };
+            if dag.contains(filter) {
+                rebuilt.push(compile::from_dag(&dag, &self.effective(&binding))?);
             }
         }
         self.apply_all(applied, &rebuilt, false)?;
