@@ -5,7 +5,9 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use nwfilter_model::{Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, VarRef};
+use nwfilter_model::{
+    Attr, Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, Value, VarRef,
+};
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
@@ -139,16 +141,28 @@ impl FilterDag {
                 &mut expanded,
                 room,
             )?;
+            let vars = var_attrs(inst.rule);
             rules.extend(expanded.drain(..).map(|rule| BoundRule {
                 filter: inst.filter.name.clone(),
                 rule_index: inst.rule_index,
                 chain: inst.filter.chain.clone(),
                 chain_priority: inst.filter.priority,
                 rule,
+                vars: vars.clone(),
             }));
         }
         Ok(BindOutcome::Bound(BoundRules { rules }))
     }
+}
+
+/// The attributes of `rule` written as a variable reference.
+fn var_attrs(rule: &Rule) -> Vec<Attr> {
+    rule.protocol
+        .iter()
+        .flat_map(|p| p.attrs.iter())
+        .filter(|a| matches!(a.value, Value::Var(_)))
+        .map(|a| a.attr)
+        .collect()
 }
 
 /// One rule of the flattened tree with the environment it is bound in.

@@ -2,7 +2,7 @@
 //! front half of the compiler (DAG, variables) and lowering (ordering,
 //! chains, matches).
 
-use nwfilter_model::{ChainName, FilterName, Rule};
+use nwfilter_model::{Attr, ChainName, FilterName, Rule};
 use serde::Serialize;
 
 /// One concrete rule of a binding's flattened filter tree.
@@ -19,6 +19,10 @@ pub struct BoundRule {
     /// The rule with every variable replaced by a concrete, type-checked
     /// value: no `Value::Var` remains.
     pub rule: Rule,
+    /// The attributes whose value came from a variable (as written in the
+    /// filter): the values that differ from port to port.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<Attr>,
 }
 
 /// A binding's rules in flattening order (depth-first, each `<filterref>`

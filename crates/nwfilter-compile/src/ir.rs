@@ -97,6 +97,13 @@ pub struct Rule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub verdict: Verdict,
+    /// Positions in `matches` of the addresses that are the binding's
+    /// (a variable's value such as `$MAC` or `$IP`), not the filter's. A
+    /// backend that shares one chain among many ports looks these up per
+    /// port instead of writing them into the rule. It never changes what
+    /// the rule matches: a backend may ignore it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_port: Vec<usize>,
 }
 
 /// What happens to a packet that matches.

@@ -58,6 +58,7 @@ fn rule() -> impl Strategy<Value = BoundRule> {
                         attrs: vec![],
                     }),
                 },
+                vars: vec![],
             }
         })
 }

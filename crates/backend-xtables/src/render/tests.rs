@@ -34,6 +34,7 @@ fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
         matches,
         comment: None,
         verdict,
+        per_port: vec![],
     }
 }
 
@@ -73,6 +74,7 @@ fn tcp_out_accept() -> Rule {
         ],
         comment: Some("udp rule".into()),
         verdict: Verdict::AcceptByReturn,
+        per_port: vec![],
     }
 }
 

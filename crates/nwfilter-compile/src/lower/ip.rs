@@ -144,6 +144,7 @@ fn instance(
         matches.push(Match::ConnlimitAbove(limit));
     }
     Ok(Some(Rule {
+        per_port: super::per_port::positions(&matches, a.rule),
         matches,
         comment: a.text(Attr::Comment)?.map(str::to_owned),
         verdict: verdict(action, role),

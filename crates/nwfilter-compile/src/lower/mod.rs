@@ -12,6 +12,7 @@ mod bridge;
 mod error;
 mod ip;
 mod order;
+mod per_port;
 
 pub use error::LowerError;
 
@@ -68,8 +69,10 @@ impl BridgeChains {
             Direction::InOut => &[(BridgeDir::FromVm, true), (BridgeDir::ToVm, false)],
         };
         for &(dir, reversed) in copies {
+            let matches = bridge::matches(rule, reversed)?;
             let lowered = Rule {
-                matches: bridge::matches(rule, reversed)?,
+                per_port: per_port::positions(&matches, rule),
+                matches,
                 comment: comment(rule),
                 verdict: bridge::verdict(rule.rule.action),
             };
@@ -157,6 +160,7 @@ fn jump_rule(name: &ChainName) -> Rule {
         matches,
         comment: None,
         verdict: Verdict::Jump(name.clone()),
+        per_port: Vec::new(),
     }
 }
 

@@ -65,6 +65,7 @@ mod tests {
             matches: vec![],
             comment: None,
             verdict: v,
+            per_port: vec![],
         }
     }
 

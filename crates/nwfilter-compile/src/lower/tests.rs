@@ -47,6 +47,7 @@ fn bound(
             statematch: true,
             protocol: protocol.map(|(protocol, attrs)| ProtocolMatch { protocol, attrs }),
         },
+        vars: vec![],
     }
 }
 
