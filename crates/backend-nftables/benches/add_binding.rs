@@ -43,38 +43,50 @@ fn ruleset(i: u32) -> PortRuleset {
     backend_nftables::ruleset(&program(i)).unwrap()
 }
 
+fn changes(rulesets: &[PortRuleset]) -> Vec<Change<'_>> {
+    rulesets
+        .iter()
+        .map(|r| Change {
+            ruleset: r,
+            recorded: None,
+        })
+        .collect()
+}
+
 /// The kernel state after applying `rulesets` (what a read would return).
 fn state_with(rulesets: &[PortRuleset]) -> KernelState {
     let mut state = KernelState::default();
-    if !rulesets.is_empty() {
-        state.tables.insert(backend_nftables::names::Table::Bridge);
-        state.tables.insert(backend_nftables::names::Table::Inet);
-    }
-    for r in rulesets {
-        state.chains.insert(
-            r.port.to_string(),
-            r.chains.iter().map(|c| (c.table, c.name.clone())).collect(),
-        );
-    }
+    plan_apply(&mut state, &changes(rulesets)).unwrap();
     state
 }
 
 #[allow(clippy::print_stdout)]
 fn object_counts(rulesets: &[PortRuleset]) {
-    let chains: usize = rulesets.iter().map(|r| r.chains.len()).sum();
-    let rules: usize = rulesets
-        .iter()
-        .flat_map(|r| &r.chains)
-        .map(|c| c.rules.len())
+    let state = state_with(rulesets);
+    let templates = state.templates.len();
+    let chains: usize = state.templates.values().map(|t| t.chains.len()).sum();
+    let rules: usize = state
+        .templates
+        .values()
+        .flat_map(|t| t.chains.values())
         .sum();
-    // One element per root chain in the iifname/oifname maps.
-    let elements: usize = rulesets
-        .iter()
-        .flat_map(|r| &r.chains)
-        .filter(|c| c.name.starts_with("I/") || c.name.starts_with("O/"))
-        .count();
+    let sets: usize = state.templates.values().map(|t| t.sets.len()).sum();
+    let tag_chains = state.ports.values().filter(|p| p.tag_chain).count();
+    let elements: usize = state
+        .ports
+        .values()
+        .flat_map(|p| p.elements.values())
+        .map(|e| e.len())
+        .sum();
+    let map_elements: usize = state
+        .ports
+        .values()
+        .map(|p| p.dispatch.len() + usize::from(p.tag.is_some()) + usize::from(p.out_tag))
+        .sum();
     println!(
-        "nftables, {} ports of clean-traffic: {chains} chains (+5 base), {rules} rules (+7 base), {elements} map elements",
+        "nftables, {} ports of clean-traffic: {templates} template(s) of {chains} chains and {rules} rules, {sets} sets; \
+         per port: {tag_chains} one-rule tag chains in all, {elements} set elements, {map_elements} map elements \
+         (plus 5 base chains with 7 rules and 7 maps)",
         rulesets.len()
     );
     let (mut x_chains, mut x_rules) = (0, 0);
@@ -108,7 +120,7 @@ fn plan(c: &mut Criterion) {
             ruleset: &new,
             recorded: None,
         }];
-        let (batch, _) = plan_apply(&state, &change).unwrap();
+        let (batch, _) = plan_apply(&mut state.clone(), &change).unwrap();
         let json = transaction(&batch).stdin.unwrap_or_default();
         println!(
             "with {n} existing: {} commands, {} bytes of JSON",
@@ -116,7 +128,11 @@ fn plan(c: &mut Criterion) {
             json.len()
         );
         group.bench_with_input(BenchmarkId::from_parameter(n), &state, |b, state| {
-            b.iter(|| plan_apply(black_box(state), black_box(&change)).unwrap())
+            b.iter_batched(
+                || state.clone(),
+                |mut s| plan_apply(black_box(&mut s), black_box(&change)).unwrap(),
+                criterion::BatchSize::LargeInput,
+            )
         });
     }
     group.finish();
@@ -152,35 +168,43 @@ fn apply(c: &mut Criterion) {
     let applier = Applier::new(&runner);
     let existing: Vec<PortRuleset> = (0..1000).map(ruleset).collect();
     let new = ruleset(5000);
+    // Tracked: the caller (the engine) keeps the kernel state, as the
+    // daemon does; untracked: every operation reads the kernel first.
     let mut group = c.benchmark_group("add_one_binding_apply");
     group.sample_size(20);
     for n in [0usize, 1000] {
+        let mut state = None;
         if n > 0 {
-            let changes: Vec<Change> = existing[..n]
-                .iter()
-                .map(|r| Change {
-                    ruleset: r,
-                    recorded: None,
-                })
-                .collect();
-            applier.apply(&changes).unwrap();
+            applier
+                .apply_tracked(&mut state, &changes(&existing[..n]))
+                .unwrap();
         }
-        group.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let change = Change {
-                        ruleset: &new,
-                        recorded: None,
-                    };
-                    applier.apply(&[change]).unwrap();
-                    total += start.elapsed();
-                    applier.remove(std::slice::from_ref(&new.port)).unwrap();
-                }
-                total
-            })
-        });
+        for tracked in [true, false] {
+            let id = format!("{}/{n}", if tracked { "tracked" } else { "untracked" });
+            group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let change = Change {
+                            ruleset: &new,
+                            recorded: None,
+                        };
+                        let start = Instant::now();
+                        if tracked {
+                            applier.apply_tracked(&mut state, &[change]).unwrap();
+                        } else {
+                            applier.apply(&[change]).unwrap();
+                            state = None;
+                        }
+                        total += start.elapsed();
+                        applier
+                            .remove_tracked(&mut state, std::slice::from_ref(&new.port))
+                            .unwrap();
+                    }
+                    total
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -1,21 +1,24 @@
 //! Putting [`PortRuleset`]s into the kernel, changing and removing them.
 //!
-//! One operation (for any number of ports) costs one read (`nft -j list
-//! maps`; plus `nft -j list chains` when a port's sub-chains must be known
-//! and the caller has no record of them) and ONE transaction (`nft -j -f
-//! -`). The
-//! kernel commits a transaction as a whole: a port's old chains are
-//! replaced by its new ones at one instant, and a refused transaction
-//! changes nothing at all, so the old rules keep filtering.
+//! One operation (for any number of ports) is ONE transaction (`nft -j -f
+//! -`), which the kernel commits as a whole: a port moves from its old
+//! rules to its new ones at one instant, and a refused transaction changes
+//! nothing, so the old rules keep filtering.
+//!
+//! The plan needs to know what the kernel has. [`Applier::apply`] reads it
+//! (`nft -j list ruleset`: its cost grows with the number of ports);
+//! [`Applier::apply_tracked`] plans against the caller's [`KernelState`],
+//! which it keeps up to date, so an operation costs only its own change;
+//! should the state be stale (someone changed our tables), the kernel
+//! refuses the transaction, and the applier reads and tries once more.
 
 use std::collections::BTreeSet;
 
 use backend_xtables::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
-use crate::batch::Batch;
-use crate::kernel::{KernelState, ReadError};
-use crate::names::{Role, Table};
+use crate::batch::{desired, Batch};
+use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
 use crate::render::PortRuleset;
 
 /// Why an operation did not happen.
@@ -37,8 +40,8 @@ pub enum ApplyError {
 pub struct Change<'a> {
     pub ruleset: &'a PortRuleset,
     /// The ruleset last applied to this port, if the caller recorded it.
-    /// When it equals `ruleset` and the kernel still has the port's chains,
-    /// the port is left untouched.
+    /// Not needed by this backend (the kernel state it plans against is
+    /// exact); kept so callers treat both backends alike.
     pub recorded: Option<&'a PortRuleset>,
 }
 
@@ -62,52 +65,76 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
 
     /// Instantiates or updates each port's rules, all in one transaction.
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<Report, ApplyError> {
-        let mut state = self.read()?;
-        let unknown_subs = changes
-            .iter()
-            .any(|c| c.recorded.is_none() && state.chains.contains_key(c.ruleset.port.as_str()));
-        if unknown_subs {
-            state = self.read_all(state)?;
-        }
-        let (batch, report) = plan_apply(&state, changes)?;
-        self.commit(&batch)?;
-        Ok(report)
+        let mut state = None;
+        self.apply_tracked(&mut state, changes)
     }
 
     /// Removes everything of ours for each port, in one transaction; with
     /// the last port, our tables go too.
     pub fn remove(&self, ports: &[IfName]) -> Result<Report, ApplyError> {
-        let mut state = self.read()?;
-        if ports.iter().any(|p| state.chains.contains_key(p.as_str())) {
-            state = self.read_all(state)?;
+        let mut state = None;
+        self.remove_tracked(&mut state, ports)
+    }
+
+    /// As [`Applier::apply`], planned against `state` (read first when
+    /// `None`), which is left describing the kernel afterwards (`None`
+    /// after an error: unknown).
+    pub fn apply_tracked(
+        &self,
+        state: &mut Option<KernelState>,
+        changes: &[Change<'_>],
+    ) -> Result<Report, ApplyError> {
+        self.tracked(state, |s| plan_apply(s, changes))
+    }
+
+    /// As [`Applier::remove`], planned against `state` (see
+    /// [`Applier::apply_tracked`]).
+    pub fn remove_tracked(
+        &self,
+        state: &mut Option<KernelState>,
+        ports: &[IfName],
+    ) -> Result<Report, ApplyError> {
+        self.tracked(state, |s| Ok(plan_remove(s, ports)))
+    }
+
+    fn tracked(
+        &self,
+        state: &mut Option<KernelState>,
+        plan: impl Fn(&mut KernelState) -> Result<(Batch, Report), ApplyError>,
+    ) -> Result<Report, ApplyError> {
+        let known = state.take();
+        let was_known = known.is_some();
+        let mut next = match known {
+            Some(s) => s,
+            None => self.read()?,
+        };
+        let (batch, report) = plan(&mut next)?;
+        match self.commit(&batch) {
+            Ok(()) => {
+                *state = Some(next);
+                Ok(report)
+            }
+            // The state we were given may be stale: plan once more
+            // against what the kernel has now.
+            Err(ApplyError::Refused(_)) if was_known => {
+                let mut fresh = self.read()?;
+                let (batch, report) = plan(&mut fresh)?;
+                self.commit(&batch)?;
+                *state = Some(fresh);
+                Ok(report)
+            }
+            Err(e) => Err(e),
         }
-        let (batch, report) = plan_remove(&state, ports);
-        self.commit(&batch)?;
-        Ok(report)
     }
 
-    /// Reads our ports, tags and the chains our maps lead to.
+    /// Reads what of ours the kernel holds.
     pub fn read(&self) -> Result<KernelState, ApplyError> {
-        let maps = self.list(&["-j", "list", "maps"])?;
-        Ok(KernelState::parse_maps(&maps)?)
-    }
-
-    /// Adds every chain (sub-chains included) to a map-based `state`.
-    fn read_all(&self, state: KernelState) -> Result<KernelState, ApplyError> {
-        let chains = self.list(&["-j", "list", "chains"])?;
-        let mut all = KernelState::parse_chains(&chains)?;
-        all.tags = state.tags;
-        all.tables.extend(state.tables);
-        Ok(all)
-    }
-
-    fn list(&self, args: &[&str]) -> Result<String, ApplyError> {
-        let cmd = Command::new(Tool::Nft, args.iter().copied());
+        let cmd = Command::new(Tool::Nft, ["-j", "list", "ruleset"]);
         let out = self
             .runner
             .run(&cmd)
             .map_err(|e| ApplyError::Read(Box::new(e)))?;
-        Ok(out.stdout)
+        Ok(KernelState::parse(&out.stdout)?)
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), ApplyError> {
@@ -126,20 +153,28 @@ pub fn transaction(batch: &Batch) -> Command {
     Command::new(Tool::Nft, ["-j", "-f", "-"]).with_stdin(batch.json().to_string())
 }
 
-/// The transaction that brings each port of `changes` to its ruleset, given
-/// what the kernel holds (pure: the benchmark measures its size).
+/// The transaction that brings each port of `changes` to its ruleset,
+/// given what the kernel holds; `state` is updated to what the kernel
+/// holds once it is committed (pure: the benchmark measures its size).
 pub fn plan_apply(
-    state: &KernelState,
+    state: &mut KernelState,
     changes: &[Change<'_>],
 ) -> Result<(Batch, Report), ApplyError> {
     let mut report = Report::default();
     let mut batch = Batch::default();
-    let mut taken = BTreeSet::new();
+    let mut left = BTreeSet::new();
     for change in changes {
         let rules = change.ruleset;
         let port = rules.port.as_str();
-        let have = known_chains(state, port, change.recorded);
-        if change.recorded == Some(rules) && has_exactly(&have, rules, state) {
+        let old = state.ports.get(port).cloned().unwrap_or_default();
+        let tag = match (rules.needs_tag(), old.tag) {
+            (false, _) => None,
+            (true, Some(tag)) => Some(tag),
+            (true, None) => Some(state.free_tag().ok_or(ApplyError::TagsExhausted)?),
+        };
+        let want = desired(rules, tag);
+        let complete = template_complete(state, rules);
+        if complete && old == want {
             report.unchanged.push(rules.port.clone());
             continue;
         }
@@ -147,103 +182,89 @@ pub fn plan_apply(
             batch.skeleton();
         }
         report.changed.push(rules.port.clone());
-        let old_tag = state.tags.get(port).copied();
-        batch.remove_port(port, &have, old_tag);
-        let tag = match (rules.needs_tag(), old_tag) {
-            (false, _) => None,
-            (true, Some(tag)) => Some(tag),
-            (true, None) => {
-                let tag = state.free_tag(&taken).ok_or(ApplyError::TagsExhausted)?;
-                taken.insert(tag);
-                Some(tag)
-            }
-        };
-        batch.add_port(rules, tag);
+        if !complete {
+            batch.add_template(rules);
+            state
+                .templates
+                .insert(rules.template.clone(), template_objects(rules));
+        }
+        batch.change_port(port, &old, &want, &rules.own);
+        left.extend(old.templates().into_iter().map(str::to_owned));
+        state.seen_tags.extend(tag);
+        state.ports.insert(port.to_owned(), want);
     }
+    collect_unused(state, &mut batch, &left);
     Ok((batch, report))
 }
 
-/// The transaction that removes `ports`.
-pub fn plan_remove(state: &KernelState, ports: &[IfName]) -> (Batch, Report) {
+/// The transaction that removes `ports`; `state` as in [`plan_apply`].
+pub fn plan_remove(state: &mut KernelState, ports: &[IfName]) -> (Batch, Report) {
     let mut report = Report::default();
     let mut batch = Batch::default();
-    let remaining = state
-        .chains
-        .keys()
-        .any(|p| !ports.iter().any(|q| q.as_str() == p));
+    let mut left = BTreeSet::new();
     for port in ports {
-        match state.chains.get(port.as_str()) {
-            Some(chains) => {
+        match state.ports.remove(port.as_str()) {
+            Some(old) if !old.is_empty() => {
                 report.changed.push(port.clone());
-                if remaining {
-                    batch.remove_port(
-                        port.as_str(),
-                        chains,
-                        state.tags.get(port.as_str()).copied(),
-                    );
-                }
+                batch.change_port(port.as_str(), &old, &PortObjects::default(), &[]);
+                left.extend(old.templates().into_iter().map(str::to_owned));
             }
-            None => report.unchanged.push(port.clone()),
+            _ => report.unchanged.push(port.clone()),
         }
     }
-    if !remaining && !report.changed.is_empty() {
+    if report.changed.is_empty() {
+        return (Batch::default(), report);
+    }
+    if state.ports.is_empty() {
         // The last port: nothing of ours is left, tables included.
-        for table in &state.tables {
-            batch.delete_table(*table);
+        let mut batch = Batch::default();
+        for table in std::mem::take(&mut state.tables) {
+            batch.delete_table(table);
         }
+        *state = KernelState::default();
+        return (batch, report);
     }
+    collect_unused(state, &mut batch, &left);
     (batch, report)
 }
 
-/// The port's chains: from the kernel when the listing was complete,
-/// otherwise the map-reachable ones plus the sub-chains the caller's record
-/// names (the port's chains exist only together, committed as one).
-fn known_chains(
-    state: &KernelState,
-    port: &str,
-    recorded: Option<&PortRuleset>,
-) -> Vec<(Table, String)> {
-    let mut have = state.chains.get(port).cloned().unwrap_or_default();
-    if let (false, true, Some(record)) = (state.complete, !have.is_empty(), recorded) {
-        for chain in &record.chains {
-            let entry = (chain.table, chain.name.clone());
-            if chain.role == Role::Sub && !have.contains(&entry) {
-                // Sub-chains first: removal flushes all, then deletes.
-                have.insert(0, entry);
+/// Deletes the templates of `candidates` that no port uses any more.
+fn collect_unused(state: &mut KernelState, batch: &mut Batch, candidates: &BTreeSet<String>) {
+    for template in candidates {
+        if state.users(template) == 0 {
+            if let Some(objects) = state.templates.remove(template) {
+                batch.delete_template(&objects);
             }
         }
     }
-    have
 }
 
-/// Whether the kernel has exactly `rules`' chains (and a tag if needed);
-/// only the map-reachable ones when the listing did not show sub-chains.
-fn has_exactly(have: &[(Table, String)], rules: &PortRuleset, state: &KernelState) -> bool {
-    let mut want: BTreeSet<(Table, String)> = rules
-        .chains
-        .iter()
-        .filter(|c| state.complete || c.role != Role::Sub)
-        .map(|c| (c.table, c.name.clone()))
-        .collect();
-    let have: Vec<(Table, String)> = have
-        .iter()
-        .filter(|(_, name)| state.complete || !is_sub(name))
-        .cloned()
-        .collect();
-    if rules.needs_tag() {
-        if !state.tags.contains_key(rules.port.as_str()) {
-            return false;
-        }
-        want.insert((Table::Bridge, crate::names::tag_chain(&rules.port)));
+/// Whether the kernel has `rules`' template exactly: every chain with its
+/// number of rules, every set.
+fn template_complete(state: &KernelState, rules: &PortRuleset) -> bool {
+    state
+        .templates
+        .get(&rules.template)
+        .is_some_and(|have| *have == template_objects(rules))
+}
+
+/// The objects `rules`' template consists of.
+fn template_objects(rules: &PortRuleset) -> TemplateObjects {
+    TemplateObjects {
+        chains: rules
+            .chains
+            .iter()
+            .map(|c| ((c.table, c.name.clone()), c.rules.len()))
+            .collect(),
+        sets: rules
+            .sets
+            .iter()
+            .map(|s| (s.table, s.name.clone()))
+            .collect(),
+        maps: rules
+            .maps
+            .iter()
+            .map(|m| (m.table, m.name.clone()))
+            .collect(),
     }
-    let have: BTreeSet<(Table, String)> = have.iter().cloned().collect();
-    have == want
-}
-
-/// Sub-chains are the per-port chains no map leads to.
-fn is_sub(name: &str) -> bool {
-    !matches!(
-        name.split_once('/').map(|(role, _)| role),
-        Some("I" | "O" | "FI" | "FO" | "HI" | "tag")
-    )
 }

@@ -13,6 +13,7 @@
 //! hooks forward and input (0) and dispatches on the tags.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use nftables::expr::{Expression, MetaKey, NamedExpression, Verdict};
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, Rule, Table as NfTable};
@@ -21,8 +22,9 @@ use nftables::stmt::{Mangle, Statement, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use serde_json::{json, Value};
 
+use crate::kernel::{PortObjects, TemplateObjects};
 use crate::names::{self, Role, Table, TABLE};
-use crate::render::{self, PortRuleset};
+use crate::render::{self, Chain as PortChain, PortKey, PortRuleset};
 use crate::term::{compare, statement, Operand, Term};
 
 /// Mark bits carrying the in-port tag (set in bridge prerouting).
@@ -210,11 +212,11 @@ impl Batch {
 
     /// `add element` (`value` present: a map element).
     pub fn add_element(&mut self, table: Table, map: &str, key: Operand, value: Operand) {
-        self.element(true, table, map, key, Some(value));
+        self.element(true, table, map, vec![key], Some(value));
     }
 
     pub fn delete_element(&mut self, table: Table, map: &str, key: Operand) {
-        self.element(false, table, map, key, None);
+        self.element(false, table, map, vec![key], None);
     }
 
     fn element(
@@ -222,27 +224,33 @@ impl Batch {
         add: bool,
         table: Table,
         map: &str,
-        key: Operand,
+        keys: Vec<Operand>,
         value: Option<Operand>,
     ) {
         let verb = if add { "add" } else { "delete" };
-        let (text, elem) = match value {
-            Some(v) => (
-                format!("{} : {}", key.text, v.text),
-                Expression::List(vec![key.json, v.json]),
-            ),
-            None => (key.text, key.json),
+        let (texts, elems): (Vec<String>, Vec<Expression<'static>>) = match value {
+            Some(v) => keys
+                .into_iter()
+                .map(|k| {
+                    (
+                        format!("{} : {}", k.text, v.text),
+                        Expression::List(vec![k.json, v.json.clone()]),
+                    )
+                })
+                .unzip(),
+            None => keys.into_iter().map(|k| (k.text, k.json)).unzip(),
         };
         let object = NfListObject::Element(Element {
             family: table.nf_family(),
             table: TABLE.into(),
             name: map.to_owned().into(),
-            elem: vec![elem].into(),
+            elem: elems.into(),
         });
         self.cmd(
             format!(
-                "{verb} element {} {TABLE} {map} {{ {text} }}",
-                table.family()
+                "{verb} element {} {TABLE} {map} {{ {} }}",
+                table.family(),
+                texts.join(", ")
             ),
             if add {
                 NfCmd::Add(object)
@@ -252,13 +260,66 @@ impl Batch {
         );
     }
 
-    /// Everything of `rules`' port: chains, their rules, the tag chain and
-    /// the map elements that lead to them (those last: nothing reaches a
-    /// chain before it is complete, though in one transaction that order is
-    /// only for the reader).
-    pub fn add_port(&mut self, rules: &PortRuleset, tag: Option<u16>) {
+    /// `add set` of a template set (a no-op when it exists).
+    fn set(&mut self, table: Table, name: &str, types: &[&str]) {
+        let family = table.family();
+        self.push(
+            format!(
+                "add set {family} {TABLE} {name} {{ type {}; }}",
+                types.join(" . ")
+            ),
+            json!({"add": {"set": {
+                "family": family, "table": TABLE, "name": name, "type": types
+            }}}),
+        );
+    }
+
+    fn delete_map(&mut self, table: Table, name: &str) {
+        let family = table.family();
+        self.push(
+            format!("delete map {family} {TABLE} {name}"),
+            json!({"delete": {"map": {"family": family, "table": TABLE, "name": name}}}),
+        );
+    }
+
+    fn delete_set(&mut self, table: Table, name: &str) {
+        let family = table.family();
+        self.push(
+            format!("delete set {family} {TABLE} {name}"),
+            json!({"delete": {"set": {"family": family, "table": TABLE, "name": name}}}),
+        );
+    }
+
+    /// Adds or removes set elements: each tuple's first part is the port
+    /// key (a port name, or a mark as [`mark_key`] spells it).
+    pub fn set_elements(&mut self, add: bool, table: Table, set: &str, tuples: &[Vec<String>]) {
+        if tuples.is_empty() {
+            return;
+        }
+        let keys = tuples
+            .iter()
+            .map(|t| {
+                let mut parts = vec![key_operand(&t[0])];
+                parts.extend(t[1..].iter().map(|v| Operand::symbol(v.clone())));
+                Operand::concat(parts)
+            })
+            .collect();
+        self.element(add, table, set, keys, None);
+    }
+
+    /// A template's sets and chains with their rules (exact even over
+    /// leftovers: chains are flushed before their rules are added; sets
+    /// keep their elements, which belong to the ports).
+    pub fn add_template(&mut self, rules: &PortRuleset) {
+        for set in &rules.sets {
+            let mut types = vec![set.key.type_name()];
+            types.extend(set.types.iter().copied());
+            self.set(set.table, &set.name, &types);
+        }
+        for map in &rules.maps {
+            self.map(map.table, &map.name, map.key.type_name(), "verdict");
+        }
         for chain in &rules.chains {
-            // The flush makes this exact even over a leftover of that name.
             self.chain(chain.table, &chain.name);
             self.flush_chain(chain.table, &chain.name);
             for rule in &chain.rules {
@@ -270,52 +331,198 @@ impl Batch {
                 );
             }
         }
-        let port = &rules.port;
-        if let Some(tag) = tag.filter(|_| rules.needs_tag()) {
-            let name = names::tag_chain(port);
-            self.chain(Table::Bridge, &name);
-            self.flush_chain(Table::Bridge, &name);
-            self.rule(Table::Bridge, &name, &[set_out_tag(tag)], None);
-            self.add_element(
-                Table::Bridge,
-                "in-tag",
-                Operand::quoted(port.as_str()),
-                in_tag(tag),
-            );
-            self.add_element(
-                Table::Bridge,
-                "out-tag",
-                Operand::quoted(port.as_str()),
-                jump(&name),
-            );
+    }
+
+    /// Deletes a template no port uses any more: all chains flushed first
+    /// (a chain cannot go while a rule jumps to it), then the chains, then
+    /// the sets (rules referred to them).
+    pub fn delete_template(&mut self, objects: &TemplateObjects) {
+        for (table, name) in objects.chains.keys() {
+            self.flush_chain(*table, name);
         }
-        for chain in &rules.chains {
-            if let Some((map, key)) = dispatch(&chain.role, port.as_str(), tag) {
-                self.add_element(chain.table, map, key, jump(&chain.name));
-            }
+        for (table, name) in objects.chains.keys() {
+            self.delete_chain(*table, name);
+        }
+        for (table, name) in &objects.sets {
+            self.delete_set(*table, name);
+        }
+        for (table, name) in &objects.maps {
+            self.delete_map(*table, name);
         }
     }
 
-    /// Removes a port's chains (as the kernel has them) and the elements
-    /// leading to them. `tag` is the port's current tag, if it has one.
-    pub fn remove_port(&mut self, port: &str, chains: &[(Table, String)], tag: Option<u16>) {
-        for (table, name) in chains {
-            if let Some((map, key)) = role_of(name).and_then(|r| dispatch(&r, port, tag)) {
-                self.delete_element(*table, map, key);
+    /// Brings a port from `old` to `want` (see [`desired`]): tag chain and
+    /// tag elements, own chains (`own`: their content), dispatch and
+    /// verdict-map elements, set elements.
+    pub fn change_port(
+        &mut self,
+        port: &str,
+        old: &PortObjects,
+        want: &PortObjects,
+        own: &[PortChain],
+    ) {
+        let quoted = || Operand::quoted(port);
+        let retag = old.tag != want.tag;
+        for (key, entry) in &old.dispatch {
+            if want.dispatch.get(key) != Some(entry) {
+                self.delete_element(key.0, &key.1, key_operand(&entry.0));
             }
-            if name.starts_with("tag/") {
-                self.delete_element(Table::Bridge, "in-tag", Operand::quoted(port));
-                self.delete_element(Table::Bridge, "out-tag", Operand::quoted(port));
+        }
+        for ((table, set), tuples) in &old.elements {
+            let gone = not_in(tuples, want.elements.get(&(*table, set.clone())));
+            self.set_elements(false, *table, set, &gone);
+        }
+        if old.tag.is_some() && retag {
+            self.delete_element(Table::Bridge, "in-tag", quoted());
+        }
+        if old.out_tag && (retag || !want.out_tag) {
+            self.delete_element(Table::Bridge, "out-tag", quoted());
+        }
+        let name = names::tag_chain_name(port);
+        if old.tag_chain && (retag || !want.tag_chain) {
+            self.flush_chain(Table::Bridge, &name);
+            self.delete_chain(Table::Bridge, &name);
+        }
+        let gone: Vec<&(Table, String)> = old.own_chains.difference(&want.own_chains).collect();
+        for (table, chain) in &gone {
+            self.flush_chain(*table, chain);
+        }
+        for (table, chain) in &gone {
+            self.delete_chain(*table, chain);
+        }
+        for chain in own {
+            if !old.own_chains.contains(&(chain.table, chain.name.clone())) {
+                self.chain(chain.table, &chain.name);
+                self.flush_chain(chain.table, &chain.name);
+                for rule in &chain.rules {
+                    self.rule(
+                        chain.table,
+                        &chain.name,
+                        &rule.terms,
+                        rule.comment.as_deref(),
+                    );
+                }
             }
         }
-        // Flush all first: a sub-chain cannot be deleted while a rule of
-        // its root still jumps to it.
-        for (table, name) in chains {
-            self.flush_chain(*table, name);
+        if let Some(tag) = want.tag {
+            if !old.tag_chain || retag {
+                self.chain(Table::Bridge, &name);
+                self.flush_chain(Table::Bridge, &name);
+                self.rule(Table::Bridge, &name, &[set_out_tag(tag)], None);
+            }
+            if retag {
+                self.add_element(Table::Bridge, "in-tag", quoted(), in_tag(tag));
+            }
+            if !old.out_tag || retag {
+                self.add_element(Table::Bridge, "out-tag", quoted(), jump(&name));
+            }
         }
-        for (table, name) in chains {
-            self.delete_chain(*table, name);
+        for ((table, set), tuples) in &want.elements {
+            let new = not_in(tuples, old.elements.get(&(*table, set.clone())));
+            self.set_elements(true, *table, set, &new);
         }
+        // Dispatch last: a port is led into its template once its values
+        // are there (in one transaction that order is for the reader).
+        for (key, entry) in &want.dispatch {
+            if old.dispatch.get(key) != Some(entry) {
+                self.add_element(key.0, &key.1, key_operand(&entry.0), jump(&entry.1));
+            }
+        }
+    }
+}
+
+/// The tuples of `tuples` that `other` lacks.
+fn not_in(
+    tuples: &BTreeSet<Vec<String>>,
+    other: Option<&BTreeSet<Vec<String>>>,
+) -> Vec<Vec<String>> {
+    tuples
+        .iter()
+        .filter(|t| !other.is_some_and(|o| o.contains(*t)))
+        .cloned()
+        .collect()
+}
+
+/// What a port with `rules` and `tag` has in the kernel once applied.
+pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
+    let tag = tag.filter(|_| rules.needs_tag());
+    let mut want = PortObjects {
+        tag,
+        tag_chain: tag.is_some(),
+        out_tag: tag.is_some(),
+        own_chains: rules
+            .own
+            .iter()
+            .map(|c| (c.table, c.name.clone()))
+            .collect(),
+        ..PortObjects::default()
+    };
+    let port = rules.port.as_str();
+    for chain in &rules.chains {
+        if let Some((map, key)) = dispatch_map(&chain.role) {
+            if let Some(key) = port_key(key, port, tag) {
+                want.dispatch
+                    .insert((chain.table, map.to_owned()), (key, chain.name.clone()));
+            }
+        }
+    }
+    for map in &rules.maps {
+        if let Some(key) = port_key(map.key, port, tag) {
+            want.dispatch
+                .insert((map.table, map.name.clone()), (key, map.chain.clone()));
+        }
+    }
+    for set in &rules.sets {
+        // No tag: no inet chain either, so no inet set.
+        let Some(key) = port_key(set.key, port, tag) else {
+            continue;
+        };
+        let tuples = want
+            .elements
+            .entry((set.table, set.name.clone()))
+            .or_default();
+        for values in &set.elements {
+            let mut tuple = vec![key.clone()];
+            tuple.extend(values.iter().cloned());
+            tuples.insert(tuple);
+        }
+    }
+    want
+}
+
+/// The key text of `port` in a set or map keyed by `key`.
+fn port_key(key: PortKey, port: &str, tag: Option<u16>) -> Option<String> {
+    Some(match key {
+        PortKey::InPort | PortKey::OutPort => port.to_owned(),
+        PortKey::InTag => mark_key(u32::from(tag?)),
+        PortKey::OutTag => mark_key(u32::from(tag?) << 16),
+    })
+}
+
+/// The text a mark port key has in element tuples: `:` and the decimal
+/// mark (an interface name cannot contain `:`).
+pub fn mark_key(mark: u32) -> String {
+    format!(":{mark}")
+}
+
+/// The operand of a tuple's port key.
+fn key_operand(key: &str) -> Operand {
+    match key.strip_prefix(':').and_then(|m| m.parse::<u32>().ok()) {
+        Some(mark) => Operand::hex(mark, 8),
+        None => Operand::quoted(key),
+    }
+}
+
+/// The dispatch map that leads to a root chain of this role, and how it
+/// is keyed.
+fn dispatch_map(role: &Role) -> Option<(&'static str, PortKey)> {
+    match role {
+        Role::FromVmL2 => Some(("from-vm", PortKey::InPort)),
+        Role::ToVmL2 => Some(("to-vm", PortKey::OutPort)),
+        Role::FromVm => Some(("from-vm", PortKey::InTag)),
+        Role::ToVm => Some(("to-vm", PortKey::OutTag)),
+        Role::HostFromVm => Some(("host-from-vm", PortKey::InTag)),
+        Role::Sub => None,
     }
 }
 
@@ -406,14 +613,14 @@ fn base_chains(table: Table) -> Vec<BaseChain> {
     }
 }
 
-fn iface(key: MetaKey, name: &'static str) -> Operand {
+pub(crate) fn iface(key: MetaKey, name: &'static str) -> Operand {
     // `iifname`, not `meta iifname`: the short form nft prints.
     let mut op = Operand::meta(key, name);
     op.text = name.to_owned();
     op
 }
 
-fn vmap(key: Operand, map: &str) -> Term {
+pub(crate) fn vmap(key: Operand, map: &str) -> Term {
     statement(
         format!("{} vmap @{map}", key.text),
         Statement::VerdictMap(VerdictMap {
@@ -481,38 +688,19 @@ fn jump(chain: &str) -> Operand {
     )
 }
 
-/// The map and key that lead to a chain of this role.
-fn dispatch(role: &Role, port: &str, tag: Option<u16>) -> Option<(&'static str, Operand)> {
-    let tag = tag.map(u32::from);
-    match role {
-        Role::FromVmL2 => Some(("from-vm", Operand::quoted(port))),
-        Role::ToVmL2 => Some(("to-vm", Operand::quoted(port))),
-        Role::Sub => None,
-        Role::FromVm => Some(("from-vm", Operand::hex(tag?, 8))),
-        Role::ToVm => Some(("to-vm", Operand::hex(tag? << 16, 8))),
-        Role::HostFromVm => Some(("host-from-vm", Operand::hex(tag?, 8))),
-    }
-}
-
-/// The role of a per-port chain, from its name.
-fn role_of(name: &str) -> Option<Role> {
-    Some(match name.split_once('/')?.0 {
-        "I" => Role::FromVmL2,
-        "O" => Role::ToVmL2,
-        "FI" => Role::FromVm,
-        "FO" => Role::ToVm,
-        "HI" => Role::HostFromVm,
-        "tag" => return None,
-        _ => Role::Sub,
-    })
-}
-
 /// The script `render` prints for one port: the skeleton and the port, as
 /// if it were the only one (tag 1).
 pub fn instantiate(rules: &PortRuleset) -> Batch {
     let mut batch = Batch::default();
     batch.skeleton();
-    batch.add_port(rules, Some(1));
+    batch.add_template(rules);
+    let port = rules.port.as_str();
+    batch.change_port(
+        port,
+        &PortObjects::default(),
+        &desired(rules, Some(1)),
+        &rules.own,
+    );
     batch
 }
 

@@ -1,30 +1,72 @@
-//! What of ours the kernel holds, read from `nft -j` listings (JSON, never
-//! the text listing).
+//! What of ours the kernel holds, read from `nft -j list ruleset` (JSON,
+//! never the text listing), or kept up to date by the applier as it
+//! commits (see [`crate::apply::Applier::apply_tracked`]).
 //!
-//! The usual read is `nft -j list maps`: every port's root chains, tag and
-//! tag chain are map elements, so one cheap listing shows which ports
-//! exist. Sub-chains are not in any map; when they must be known and the
-//! caller has no record of them, `nft -j list chains` lists every chain
-//! (slower: it grows with all ports' chains).
+//! Objects are told apart by name: template chains and sets end in
+//! `/t` + 16 hex digits; a port's tag chain is `tag/PORT`; a port's map
+//! and set elements are keyed by its name (bridge) or its tag (inet).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::names::{port_of, Table, TABLE};
+use crate::batch::mark_key;
+use crate::names::{own_chain_port, template_of, Table, TABLE};
 
-/// Our per-port chains and port tags as the kernel has them.
+/// Our objects as the kernel has them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelState {
     /// Our tables that exist.
     pub tables: BTreeSet<Table>,
-    /// Per port: its chains (table, name), in listing order.
-    pub chains: BTreeMap<String, Vec<(Table, String)>>,
-    /// Per port: its tag (ports with IPv4/IPv6 chains).
-    pub tags: BTreeMap<String, u16>,
-    /// Whether `chains` lists every chain (from `list chains`), or only
-    /// those the maps lead to (from `list maps`: no sub-chains).
-    pub complete: bool,
+    /// Template id → its chains (with their number of rules) and sets.
+    pub templates: BTreeMap<String, TemplateObjects>,
+    /// Port name → what of it exists.
+    pub ports: BTreeMap<String, PortObjects>,
+    /// Tags found on inet map or set elements: never handed out again,
+    /// even when no port claims them.
+    pub seen_tags: BTreeSet<u16>,
+}
+
+/// A template's chains and sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateObjects {
+    /// (table, chain) → number of rules.
+    pub chains: BTreeMap<(Table, String), usize>,
+    pub sets: BTreeSet<(Table, String)>,
+    /// Verdict maps leading ports into chains of their own.
+    pub maps: BTreeSet<(Table, String)>,
+}
+
+/// One port's map elements, tag and set elements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortObjects {
+    pub tag: Option<u16>,
+    /// Its `tag/PORT` chain exists.
+    pub tag_chain: bool,
+    /// Its element in the bridge `out-tag` map exists.
+    pub out_tag: bool,
+    /// (table, map) → its element's key (the port's name, or a mark
+    /// as [`crate::batch::mark_key`] spells it) and the chain it jumps
+    /// to: the dispatch maps and the template's verdict maps.
+    pub dispatch: BTreeMap<(Table, String), (String, String)>,
+    /// Its own chains (`rN-HASH/PORT`).
+    pub own_chains: BTreeSet<(Table, String)>,
+    /// (table, set) → its elements (the values after the port key).
+    pub elements: BTreeMap<(Table, String), BTreeSet<Vec<String>>>,
+}
+
+impl PortObjects {
+    /// The templates this port's dispatch elements lead to.
+    pub fn templates(&self) -> BTreeSet<&str> {
+        self.dispatch
+            .values()
+            .filter_map(|(_, c)| template_of(c))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PortObjects::default()
+    }
 }
 
 /// A listing we could not understand.
@@ -35,190 +77,299 @@ pub struct ReadError {
     pub reason: String,
 }
 
+const WHAT: &str = "list ruleset";
+
 impl KernelState {
-    /// Reads `nft -j list maps` output: ports, tags and the chains the
-    /// maps lead to.
-    pub fn parse_maps(json: &str) -> Result<KernelState, ReadError> {
-        const WHAT: &str = "list maps";
+    /// Reads `nft -j list ruleset` output (other tables are skipped).
+    pub fn parse(json: &str) -> Result<KernelState, ReadError> {
+        let objects = objects(json)?;
         let mut state = KernelState::default();
-        let mut by_tag: Vec<(Table, u64, String)> = Vec::new();
-        for object in objects(json, WHAT)? {
-            let Some(map) = object.get("map") else {
-                continue;
-            };
-            let Some(table) = ours(map) else {
-                continue;
-            };
+        // Tags first: inet elements name their port by tag.
+        let mut port_of_tag: BTreeMap<u16, String> = BTreeMap::new();
+        for (table, kind, object) in ours(&objects) {
             state.tables.insert(table);
-            let name = text(map, "name", WHAT)?;
-            let elems = map.get("elem").and_then(Value::as_array);
-            for pair in elems.into_iter().flatten() {
-                let bad = || ReadError {
-                    what: WHAT,
-                    reason: format!("unexpected element {pair} in map {name}"),
-                };
-                let key = pair.get(0).ok_or_else(bad)?;
-                let value = pair.get(1).ok_or_else(bad)?;
-                let target = value
-                    .pointer("/jump/target")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                match (table, name, key.as_str(), key.as_u64()) {
-                    (Table::Bridge, "in-tag", Some(port), _) => {
-                        let tag = value.as_u64().and_then(|t| u16::try_from(t).ok());
-                        state.tags.insert(port.to_owned(), tag.ok_or_else(bad)?);
-                    }
-                    (Table::Bridge, _, Some(port), _) => {
-                        let chain = target.ok_or_else(bad)?;
-                        state.add_chain(port, table, chain);
-                    }
-                    (Table::Inet, _, None, Some(tag)) => {
-                        by_tag.push((table, tag, target.ok_or_else(bad)?));
-                    }
-                    _ => return Err(bad()),
+            if kind == "map" && text(object, "name")? == "in-tag" {
+                for (key, value) in pairs(object)? {
+                    let (Some(port), Some(tag)) = (key.as_str(), value.as_u64()) else {
+                        return Err(bad(format!("in-tag element {key}: {value}")));
+                    };
+                    let tag = u16::try_from(tag).map_err(|_| bad(format!("tag {tag}")))?;
+                    state.port(port).tag = Some(tag);
+                    state.seen_tags.insert(tag);
+                    port_of_tag.insert(tag, port.to_owned());
                 }
             }
         }
-        // inet elements are keyed by tag; the chain's name says its port.
-        for (table, _, chain) in by_tag {
-            if let Some(port) = port_of(&chain).map(str::to_owned) {
-                state.add_chain(&port, table, chain);
+        for (table, kind, object) in ours(&objects) {
+            match kind {
+                "map" => state.read_map(table, object, &port_of_tag)?,
+                "set" => state.read_set(table, object, &port_of_tag)?,
+                "chain" => state.read_chain(table, object)?,
+                "rule" => {
+                    let chain = text(object, "chain")?;
+                    if let Some(t) = template_of(chain) {
+                        let key = (table, chain.to_owned());
+                        *state.template(t).chains.entry(key).or_default() += 1;
+                    }
+                }
+                _ => {}
             }
         }
         Ok(state)
     }
 
-    fn add_chain(&mut self, port: &str, table: Table, chain: String) {
-        let list = self.chains.entry(port.to_owned()).or_default();
-        if !list.iter().any(|(t, c)| *t == table && *c == chain) {
-            list.push((table, chain));
-        }
+    fn port(&mut self, port: &str) -> &mut PortObjects {
+        self.ports.entry(port.to_owned()).or_default()
     }
 
-    /// Reads `nft -j list chains` output (every chain: `complete`).
-    pub fn parse_chains(json: &str) -> Result<KernelState, ReadError> {
-        let mut state = KernelState {
-            complete: true,
-            ..KernelState::default()
+    fn template(&mut self, id: &str) -> &mut TemplateObjects {
+        self.templates.entry(id.to_owned()).or_default()
+    }
+
+    fn read_chain(&mut self, table: Table, chain: &Value) -> Result<(), ReadError> {
+        let name = text(chain, "name")?;
+        if let Some(t) = template_of(name) {
+            let key = (table, name.to_owned());
+            self.template(t).chains.entry(key).or_default();
+        } else if let Some(port) = name.strip_prefix("tag/") {
+            self.port(port).tag_chain = true;
+        } else if let Some(port) = own_chain_port(name) {
+            self.port(port).own_chains.insert((table, name.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn read_map(
+        &mut self,
+        table: Table,
+        map: &Value,
+        port_of_tag: &BTreeMap<u16, String>,
+    ) -> Result<(), ReadError> {
+        let name = text(map, "name")?;
+        if name == "in-tag" {
+            return Ok(());
+        }
+        if let Some(t) = template_of(name) {
+            self.template(t).maps.insert((table, name.to_owned()));
+        }
+        for (key, value) in pairs(map)? {
+            let (port, key_text) = match (table, key.as_str(), key.as_u64()) {
+                (Table::Bridge, Some(port), _) => (port.to_owned(), port.to_owned()),
+                (Table::Inet, None, Some(mark)) => {
+                    let Some(tag) = tag_of(mark) else {
+                        return Err(bad(format!("map {name}: key {mark}")));
+                    };
+                    self.seen_tags.insert(tag);
+                    match port_of_tag.get(&tag) {
+                        Some(port) => (port.clone(), mark_key(mark as u32)),
+                        // A tag no port claims: nothing leads there.
+                        None => continue,
+                    }
+                }
+                _ => return Err(bad(format!("map {name}: key {key}"))),
+            };
+            if name == "out-tag" {
+                self.port(&port).out_tag = true;
+                continue;
+            }
+            let target = value
+                .pointer("/jump/target")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("map {name}: value {value}")))?;
+            self.port(&port)
+                .dispatch
+                .insert((table, name.to_owned()), (key_text, target.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn read_set(
+        &mut self,
+        table: Table,
+        set: &Value,
+        port_of_tag: &BTreeMap<u16, String>,
+    ) -> Result<(), ReadError> {
+        let name = text(set, "name")?;
+        let Some(template) = template_of(name) else {
+            return Ok(());
         };
-        for object in objects(json, "list chains")? {
-            let Some(chain) = object.get("chain") else {
-                continue;
+        self.template(template)
+            .sets
+            .insert((table, name.to_owned()));
+        let elems = set.get("elem").and_then(Value::as_array);
+        for elem in elems.into_iter().flatten() {
+            // Elements with options come wrapped: {"elem": {"val": …}}.
+            let elem = elem.pointer("/elem/val").unwrap_or(elem);
+            let parts = elem
+                .get("concat")
+                .and_then(Value::as_array)
+                .filter(|p| p.len() >= 2)
+                .ok_or_else(|| bad(format!("set {name}: element {elem}")))?;
+            let (port, key_text) = match (&parts[0], parts[0].as_u64().and_then(tag_of)) {
+                (Value::String(port), _) => (port.clone(), port.clone()),
+                (first, Some(tag)) => {
+                    self.seen_tags.insert(tag);
+                    let mark = first.as_u64().unwrap_or_default() as u32;
+                    match port_of_tag.get(&tag) {
+                        Some(port) => (port.clone(), mark_key(mark)),
+                        None => continue,
+                    }
+                }
+                _ => return Err(bad(format!("set {name}: element {elem}"))),
             };
-            let Some(table) = ours(chain) else {
-                continue;
-            };
-            state.tables.insert(table);
-            let name = text(chain, "name", "list chains")?;
-            if let Some(port) = port_of(name) {
-                state.add_chain(port, table, name.to_owned());
-            }
+            let values = std::iter::once(Ok(key_text))
+                .chain(parts[1..].iter().map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(bad(format!("set {name}: value {other}"))),
+                }))
+                .collect::<Result<Vec<String>, ReadError>>()?;
+            self.port(&port)
+                .elements
+                .entry((table, name.to_owned()))
+                .or_default()
+                .insert(values);
         }
-        Ok(state)
+        Ok(())
     }
 
-    /// The lowest tag no port uses (0 means "untagged" and is never used).
-    pub fn free_tag(&self, also_taken: &BTreeSet<u16>) -> Option<u16> {
-        let used: BTreeSet<u16> = self.tags.values().copied().collect();
-        (1..=u16::MAX).find(|t| !used.contains(t) && !also_taken.contains(t))
+    /// The lowest tag no port uses and no element mentions (0 means
+    /// "untagged" and is never used).
+    pub fn free_tag(&self) -> Option<u16> {
+        (1..=u16::MAX).find(|t| !self.seen_tags.contains(t))
+    }
+
+    /// The ports whose dispatch elements lead into `template`.
+    pub fn users(&self, template: &str) -> usize {
+        self.ports
+            .values()
+            .filter(|p| p.templates().contains(template))
+            .count()
     }
 }
 
-fn objects(json: &str, what: &'static str) -> Result<Vec<Value>, ReadError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| ReadError {
-        what,
-        reason: e.to_string(),
-    })?;
-    match value.get("nftables").and_then(Value::as_array) {
-        Some(list) => Ok(list.clone()),
-        None => Err(ReadError {
-            what,
-            reason: "no \"nftables\" array".into(),
-        }),
-    }
-}
-
-/// Which of our tables this object belongs to, if any.
-fn ours(object: &Value) -> Option<Table> {
-    if object.get("table")?.as_str()? != TABLE {
-        return None;
-    }
-    match object.get("family")?.as_str()? {
-        "bridge" => Some(Table::Bridge),
-        "inet" => Some(Table::Inet),
+/// The tag a mark carries: in the low half (in-tag) or high half (out-tag).
+fn tag_of(mark: u64) -> Option<u16> {
+    let mark = u32::try_from(mark).ok()?;
+    let low = (mark & 0xffff) as u16;
+    let high = (mark >> 16) as u16;
+    match (low, high) {
+        (t, 0) | (0, t) if t != 0 => Some(t),
         _ => None,
     }
 }
 
-fn text<'v>(object: &'v Value, key: &str, what: &'static str) -> Result<&'v str, ReadError> {
+fn objects(json: &str) -> Result<Vec<Value>, ReadError> {
+    let value: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    match value.get("nftables").and_then(Value::as_array) {
+        Some(list) => Ok(list.clone()),
+        None => Err(bad("no \"nftables\" array".into())),
+    }
+}
+
+/// Our objects: (table, kind, body).
+fn ours(objects: &[Value]) -> impl Iterator<Item = (Table, &str, &Value)> {
+    objects.iter().filter_map(|o| {
+        let (kind, body) = o.as_object()?.iter().next()?;
+        let table_name = if kind == "table" { "name" } else { "table" };
+        if body.get(table_name)?.as_str()? != TABLE {
+            return None;
+        }
+        let table = match body.get("family")?.as_str()? {
+            "bridge" => Table::Bridge,
+            "inet" => Table::Inet,
+            _ => return None,
+        };
+        Some((table, kind.as_str(), body))
+    })
+}
+
+/// A map's elements as (key, value) pairs.
+fn pairs(map: &Value) -> Result<Vec<(&Value, &Value)>, ReadError> {
+    let elems = map.get("elem").and_then(Value::as_array);
+    elems
+        .into_iter()
+        .flatten()
+        .map(|pair| match (pair.get(0), pair.get(1)) {
+            (Some(k), Some(v)) => Ok((k.pointer("/elem/val").unwrap_or(k), v)),
+            _ => Err(bad(format!("map element {pair}"))),
+        })
+        .collect()
+}
+
+fn text<'v>(object: &'v Value, key: &str) -> Result<&'v str, ReadError> {
     object
         .get(key)
         .and_then(Value::as_str)
-        .ok_or_else(|| ReadError {
-            what,
-            reason: format!("an object without \"{key}\": {object}"),
-        })
+        .ok_or_else(|| bad(format!("an object without \"{key}\": {object}")))
+}
+
+fn bad(reason: String) -> ReadError {
+    ReadError { what: WHAT, reason }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_our_chains_and_tags_only() {
-        let chains = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
-            {"chain": {"family": "bridge", "table": "nwfilter", "name": "prerouting", "hook": "prerouting"}},
-            {"chain": {"family": "bridge", "table": "nwfilter", "name": "I/vnet0"}},
-            {"chain": {"family": "bridge", "table": "nwfilter", "name": "I-arp/vnet0"}},
-            {"chain": {"family": "inet", "table": "nwfilter", "name": "FI/vnet1"}},
-            {"chain": {"family": "ip", "table": "nwfilter", "name": "FI/vnet9"}},
-            {"chain": {"family": "bridge", "table": "other", "name": "I/vnet9"}}]}"#;
-        let mut state = KernelState::parse_chains(chains).unwrap();
-        assert!(state.complete);
-        assert_eq!(state.tables, BTreeSet::from([Table::Bridge, Table::Inet]));
-        assert_eq!(
-            state.chains["vnet0"],
-            [
-                (Table::Bridge, "I/vnet0".to_owned()),
-                (Table::Bridge, "I-arp/vnet0".to_owned())
-            ]
-        );
-        assert!(!state.chains.contains_key("vnet9"));
-        state.tags.insert("vnet1".into(), 1);
-        state.tags.insert("vnet3".into(), 3);
-        assert_eq!(state.free_tag(&BTreeSet::from([2])), Some(4));
-    }
+    const T: &str = "t0123456789abcdef";
 
     #[test]
-    fn maps_show_ports_roots_tags_and_ip_chains() {
-        let maps = r#"{"nftables": [
-            {"map": {"family": "bridge", "name": "from-vm", "table": "nwfilter", "type": "ifname",
-              "map": "verdict", "elem": [["vnet0", {"jump": {"target": "I/vnet0"}}]]}},
-            {"map": {"family": "bridge", "name": "in-tag", "table": "nwfilter", "type": "ifname",
-              "map": "mark", "elem": [["vnet0", 7]]}},
-            {"map": {"family": "bridge", "name": "out-tag", "table": "nwfilter", "type": "ifname",
-              "map": "verdict", "elem": [["vnet0", {"jump": {"target": "tag/vnet0"}}]]}},
-            {"map": {"family": "inet", "name": "to-vm", "table": "nwfilter", "type": "mark",
-              "map": "verdict", "elem": [[458752, {"jump": {"target": "FO/vnet0"}}]]}},
-            {"map": {"family": "inet", "name": "host-from-vm", "table": "nwfilter", "type": "mark",
-              "map": "verdict"}},
-            {"map": {"family": "ip", "name": "x", "table": "other", "type": "mark", "map": "verdict"}}]}"#;
-        let state = KernelState::parse_maps(maps).unwrap();
-        assert!(!state.complete);
-        assert_eq!(state.tags["vnet0"], 7);
-        let names: Vec<&str> = state.chains["vnet0"]
-            .iter()
-            .map(|(_, c)| c.as_str())
-            .collect();
-        assert_eq!(names, ["I/vnet0", "tag/vnet0", "FO/vnet0"]);
+    fn reads_templates_ports_tags_and_elements_of_ours_only() {
+        let json = format!(
+            r#"{{"nftables": [{{"metainfo": {{"version": "1.0.6"}}}},
+            {{"table": {{"family": "bridge", "name": "nwfilter"}}}},
+            {{"table": {{"family": "inet", "name": "nwfilter"}}}},
+            {{"chain": {{"family": "bridge", "table": "nwfilter", "name": "I/{T}"}}}},
+            {{"chain": {{"family": "bridge", "table": "nwfilter", "name": "tag/vnet0"}}}},
+            {{"chain": {{"family": "inet", "table": "nwfilter", "name": "FO/{T}"}}}},
+            {{"chain": {{"family": "bridge", "table": "other", "name": "I/{T}x"}}}},
+            {{"rule": {{"family": "bridge", "table": "nwfilter", "chain": "I/{T}", "expr": []}}}},
+            {{"rule": {{"family": "bridge", "table": "nwfilter", "chain": "I/{T}", "expr": []}}}},
+            {{"set": {{"family": "bridge", "table": "nwfilter", "name": "s0/{T}",
+              "type": ["ifname", "ether_addr"],
+              "elem": [{{"concat": ["vnet0", "52:54:00:00:00:01"]}}]}}}},
+            {{"set": {{"family": "inet", "table": "nwfilter", "name": "s1/{T}",
+              "type": ["mark", "ipv4_addr"],
+              "elem": [{{"concat": [458752, "10.0.0.1"]}}, {{"concat": [9, "10.0.0.9"]}}]}}}},
+            {{"map": {{"family": "bridge", "name": "from-vm", "table": "nwfilter",
+              "elem": [["vnet0", {{"jump": {{"target": "I/{T}"}}}}]]}}}},
+            {{"map": {{"family": "bridge", "name": "in-tag", "table": "nwfilter",
+              "elem": [["vnet0", 7]]}}}},
+            {{"map": {{"family": "bridge", "name": "out-tag", "table": "nwfilter",
+              "elem": [["vnet0", {{"jump": {{"target": "tag/vnet0"}}}}]]}}}},
+            {{"map": {{"family": "inet", "name": "to-vm", "table": "nwfilter",
+              "elem": [[458752, {{"jump": {{"target": "FO/{T}"}}}}]]}}}}]}}"#
+        );
+        let state = KernelState::parse(&json).unwrap();
         assert_eq!(state.tables, BTreeSet::from([Table::Bridge, Table::Inet]));
+        let t = &state.templates[T];
+        assert_eq!(t.chains[&(Table::Bridge, format!("I/{T}"))], 2);
+        assert_eq!(t.chains[&(Table::Inet, format!("FO/{T}"))], 0);
+        assert_eq!(t.sets.len(), 2);
+        let p = &state.ports["vnet0"];
+        assert_eq!(p.tag, Some(7));
+        assert!(p.tag_chain && p.out_tag);
+        assert_eq!(p.templates(), BTreeSet::from([T]));
+        assert_eq!(p.dispatch.len(), 2);
+        let v4 = &p.elements[&(Table::Inet, format!("s1/{T}"))];
+        let tuple = vec![":458752".to_owned(), "10.0.0.1".to_owned()];
+        assert_eq!(v4, &BTreeSet::from([tuple]));
+        assert_eq!(
+            p.dispatch[&(Table::Inet, "to-vm".to_owned())],
+            (":458752".to_owned(), format!("FO/{T}"))
+        );
+        // Tag 9 belongs to no port, but is not handed out again.
+        assert_eq!(state.ports.len(), 1);
+        assert!(state.seen_tags.contains(&9));
+        assert_eq!(state.users(T), 1);
+        assert_eq!(state.free_tag(), Some(1));
     }
 
     #[test]
     fn garbage_is_an_error_naming_the_listing() {
-        let err = KernelState::parse_chains("Error: no").unwrap_err();
+        let err = KernelState::parse("Error: no").unwrap_err();
         assert!(err
             .to_string()
-            .starts_with("cannot read `nft -j list chains` output"));
+            .starts_with("cannot read `nft -j list ruleset` output"));
     }
 }

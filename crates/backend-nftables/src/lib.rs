@@ -9,13 +9,14 @@
 
 pub mod apply;
 pub mod batch;
-mod kernel;
+pub mod kernel;
 mod matches;
 pub mod names;
 pub mod render;
+mod share;
 pub mod term;
 
 pub use apply::{Applier, ApplyError, Change, Report};
 pub use batch::{instantiate, Batch, Cmd};
 pub use kernel::{KernelState, ReadError};
-pub use render::{ruleset, Chain, PortRuleset, RenderError, Rule, Unsupported};
+pub use render::{ruleset, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported};

@@ -132,6 +132,54 @@ pub(crate) fn terms(m: &Match, ctx: &mut Context) -> Result<Vec<Term>, Unsupport
     })
 }
 
+/// A per-port match as a set lookup: the header field, its set key type
+/// and this port's value (nft's canonical spelling, as listings show it).
+#[derive(Debug, Clone)]
+pub(crate) struct Lookup {
+    pub field: Operand,
+    pub key_type: &'static str,
+    pub value: String,
+    pub negated: bool,
+}
+
+/// `m` as a set lookup, when a set can hold its value: an exact address
+/// in a typed header field (no mask, no shorter prefix; not a raw RARP
+/// payload, which has no set type).
+pub(crate) fn lookup(m: &Match, ctx: &Context) -> Option<Lookup> {
+    let mac = |proto: &'static str, field: &'static str, x: &MacMatch| {
+        x.mask.is_none().then(|| Lookup {
+            field: Operand::field(proto, field),
+            key_type: "ether_addr",
+            value: mac_text(&x.addr),
+            negated: x.negated,
+        })
+    };
+    let ip = |proto: &'static str, field: &'static str, a: &AddrMatch| {
+        let full = if a.addr.is_ipv4() { 32 } else { 128 };
+        (a.prefix.unwrap_or(full) == full).then(|| Lookup {
+            field: Operand::field(proto, field),
+            key_type: if a.addr.is_ipv4() {
+                "ipv4_addr"
+            } else {
+                "ipv6_addr"
+            },
+            value: a.addr.to_string(),
+            negated: a.negated,
+        })
+    };
+    match m {
+        Match::MacSrc(x) => mac("ether", "saddr", x),
+        Match::MacDst(x) => mac("ether", "daddr", x),
+        Match::ArpMacSrc(x) if !ctx.rarp => mac("arp", "saddr ether", x),
+        Match::ArpMacDst(x) if !ctx.rarp => mac("arp", "daddr ether", x),
+        Match::ArpIpSrc(a) if !ctx.rarp && a.addr.is_ipv4() => ip("arp", "saddr ip", a),
+        Match::ArpIpDst(a) if !ctx.rarp && a.addr.is_ipv4() => ip("arp", "daddr ip", a),
+        Match::IpSrc(a) => ip(ip_proto(a.addr), "saddr", a),
+        Match::IpDst(a) => ip(ip_proto(a.addr), "daddr", a),
+        _ => None,
+    }
+}
+
 fn mac_text(mac: &nwfilter_model::MacAddr6) -> String {
     mac.to_string().to_ascii_lowercase()
 }

@@ -1,10 +1,11 @@
-//! Names of our tables, maps and chains.
+//! Names of our tables, maps, sets and chains.
 //!
-//! Every per-port chain is named `ROLE/PORT`: interface names cannot contain
-//! `/`, so the port is what follows the last `/` and two ports' chains
-//! never collide (libvirt's `I-vnet0-arp` could belong to port `vnet0-arp`).
-//! `/` is also one of the few punctuation characters `nft -f` accepts in an
-//! unquoted chain name.
+//! A template's chains and sets are named `ROLE/TEMPLATE` and `sN/TEMPLATE`
+//! (the template id is `t` and 16 hex digits); the one per-port chain, which
+//! writes the port's out-tag, is `tag/PORT`. Interface names cannot contain
+//! `/`, so what follows the last `/` says whose an object is. `/` is also
+//! one of the few punctuation characters `nft -f` accepts in an unquoted
+//! name.
 
 use nwfilter_compile::ir::BridgeDir;
 use nwfilter_model::{ChainName, IfName};
@@ -58,8 +59,8 @@ pub enum Role {
     HostFromVm,
 }
 
-/// The chain name of `role` for `port`.
-pub fn chain(role: &Role, port: &IfName) -> String {
+/// The chain name of `role` in `template`.
+pub fn chain(role: &Role, template: &str) -> String {
     let prefix = match role {
         Role::FromVmL2 => "I",
         Role::ToVmL2 => "O",
@@ -68,27 +69,57 @@ pub fn chain(role: &Role, port: &IfName) -> String {
         Role::HostFromVm => "HI",
         Role::Sub => unreachable!("sub-chains are named by sub_chain()"),
     };
-    format!("{prefix}/{port}")
+    format!("{prefix}/{template}")
+}
+
+/// The `n`th set of `template`.
+pub fn set(n: usize, template: &str) -> String {
+    format!("s{n}/{template}")
+}
+
+/// The `n`th verdict map of `template` (leading to ports' own chains).
+pub fn own_map(n: usize, template: &str) -> String {
+    format!("v{n}/{template}")
+}
+
+/// A chain of `port`'s own for its template's `n`th verdict map, named by
+/// a hash of its content.
+pub fn own_chain(n: usize, content: &str, port: &IfName) -> String {
+    format!("r{n}-{content}/{port}")
+}
+
+/// The port an own chain belongs to: `rN-HASH/PORT`.
+pub fn own_chain_port(name: &str) -> Option<&str> {
+    let (head, port) = name.split_once('/')?;
+    let (n, hash) = head.strip_prefix('r')?.split_once('-')?;
+    (n.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 8).then_some(port)
+}
+
+/// The template a chain or set of a template belongs to.
+pub fn template_of(name: &str) -> Option<&str> {
+    name.rsplit_once('/').map(|(_, t)| t).filter(|t| {
+        t.len() == 17 && t.starts_with('t') && t[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// A bridge sub-chain: `I-arp/vnet0`. `:` (allowed in filter chain names)
 /// is not an nft identifier character and becomes `_`.
-pub fn sub_chain(dir: BridgeDir, name: &ChainName, port: &IfName) -> String {
+pub fn sub_chain(dir: BridgeDir, name: &ChainName, template: &str) -> String {
     let prefix = match dir {
         BridgeDir::FromVm => "I",
         BridgeDir::ToVm => "O",
     };
-    format!("{prefix}-{}/{port}", name.as_str().replace(':', "_"))
+    format!("{prefix}-{}/{template}", name.as_str().replace(':', "_"))
 }
 
 /// The per-port chain that writes the out-port tag into the mark.
 pub fn tag_chain(port: &IfName) -> String {
-    format!("tag/{port}")
+    tag_chain_name(port.as_str())
 }
 
-/// The port a per-port chain belongs to (`None` for base chains).
-pub fn port_of(chain: &str) -> Option<&str> {
-    chain.rsplit_once('/').map(|(_, port)| port)
+/// [`tag_chain`] for a port name read from the kernel.
+pub fn tag_chain_name(port: &str) -> String {
+    format!("tag/{port}")
 }
 
 /// Whether `nft -f` text can name this without quoting (it cannot quote
@@ -106,13 +137,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chain_names_end_with_the_port() {
-        let port = IfName::new("vnet0-arp").unwrap();
-        let name = sub_chain(BridgeDir::FromVm, &ChainName::new("arp:x").unwrap(), &port);
-        assert_eq!(name, "I-arp_x/vnet0-arp");
-        assert_eq!(port_of(&name), Some("vnet0-arp"));
-        assert_eq!(chain(&Role::FromVm, &port), "FI/vnet0-arp");
-        assert_eq!(port_of("prerouting"), None);
+    fn names_end_with_their_template_or_port() {
+        let t = "t0123456789abcdef";
+        let name = sub_chain(BridgeDir::FromVm, &ChainName::new("arp:x").unwrap(), t);
+        assert_eq!(name, "I-arp_x/t0123456789abcdef");
+        assert_eq!(template_of(&name), Some(t));
+        assert_eq!(template_of(&set(3, t)), Some(t));
+        assert_eq!(chain(&Role::FromVm, t), "FI/t0123456789abcdef");
+        assert_eq!(
+            template_of(&tag_chain(&IfName::new("vnet0").unwrap())),
+            None
+        );
+        assert_eq!(template_of("prerouting"), None);
     }
 
     #[test]

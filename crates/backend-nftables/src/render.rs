@@ -17,23 +17,115 @@ use nwfilter_compile::ir::{
 use nwfilter_model::IfName;
 use serde::Serialize;
 
-use crate::matches::{terms, Context};
+use crate::matches::{lookup, terms, Context, Lookup};
 use crate::names::{self, Role, Table};
+use crate::share::{self, Group};
 use crate::term::{compare, statement, Operand, Term};
 
-/// One port's chains, ready for a batch.
+/// One port's rules: its template's chains, and its values for the
+/// template's sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortRuleset {
     pub port: IfName,
-    /// Invariants: names unique; a chain a rule jumps to comes first;
-    /// every chain has at least one rule.
+    /// The template id (`t` and 16 hex digits); it names the chains and
+    /// sets, which every port with the same template shares.
+    pub template: String,
+    /// The template's chains. Invariants: names unique; a chain a rule
+    /// jumps to comes first; every chain has at least one rule.
     pub chains: Vec<Chain>,
+    /// The template's sets, each with this port's elements.
+    pub sets: Vec<PortSet>,
+    /// The template's verdict maps, each leading this port into a chain
+    /// of its own (`own`).
+    pub maps: Vec<PortMap>,
+    /// Chains of this port alone: rules whose values sets cannot hold,
+    /// written in. Named by their content and port.
+    pub own: Vec<Chain>,
+    /// Which rules are in chains of the port's own, and why (empty: the
+    /// port's rules are all shared).
+    pub per_port: Vec<String>,
+}
+
+/// A template's verdict map and the port's own chain it leads to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortMap {
+    pub table: Table,
+    pub name: String,
+    pub key: PortKey,
+    pub chain: String,
 }
 
 impl PortRuleset {
     /// Whether the port has IPv4/IPv6 chains (and so needs a port tag).
     pub fn needs_tag(&self) -> bool {
         self.chains.iter().any(|c| c.table == Table::Inet)
+    }
+}
+
+/// A template's set, with one port's elements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortSet {
+    pub table: Table,
+    pub name: String,
+    /// How a packet's port is told (the first part of each element).
+    pub key: PortKey,
+    /// The types of the values after the port key (`ether_addr`, ...).
+    pub types: Vec<&'static str>,
+    /// This port's values, one tuple per element, as nft spells them.
+    pub elements: Vec<Vec<String>>,
+}
+
+/// How a shared rule tells which port a packet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortKey {
+    /// Bridge rules for frames from the VM: `iifname`.
+    InPort,
+    /// Bridge rules for frames to the VM: `oifname`.
+    OutPort,
+    /// IP rules for packets from the VM: the in-port tag in the mark.
+    InTag,
+    /// IP rules for packets to the VM: the out-port tag in the mark.
+    OutTag,
+}
+
+impl PortKey {
+    /// The set key type of this part.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            PortKey::InPort | PortKey::OutPort => "ifname",
+            PortKey::InTag | PortKey::OutTag => "mark",
+        }
+    }
+
+    /// The expression a rule looks up.
+    pub fn operand(self) -> Operand {
+        match self {
+            PortKey::InPort => crate::batch::iface(MetaKey::Iifname, "iifname"),
+            PortKey::OutPort => crate::batch::iface(MetaKey::Oifname, "oifname"),
+            PortKey::InTag => {
+                Operand::meta(MetaKey::Mark, "mark").and(Operand::hex(crate::batch::IN_TAG_MASK, 8))
+            }
+            PortKey::OutTag => Operand::meta(MetaKey::Mark, "mark")
+                .and(Operand::hex(crate::batch::OUT_TAG_MASK, 8)),
+        }
+    }
+
+    fn of(role: &ChainRole) -> PortKey {
+        match role {
+            ChainRole::BridgeRoot(BridgeDir::FromVm)
+            | ChainRole::BridgeSub {
+                dir: BridgeDir::FromVm,
+                ..
+            } => PortKey::InPort,
+            ChainRole::BridgeRoot(BridgeDir::ToVm)
+            | ChainRole::BridgeSub {
+                dir: BridgeDir::ToVm,
+                ..
+            } => PortKey::OutPort,
+            ChainRole::ForwardFromVm | ChainRole::HostFromVm => PortKey::InTag,
+            ChainRole::ForwardToVm => PortKey::OutTag,
+        }
     }
 }
 
@@ -83,21 +175,67 @@ pub enum RenderError {
     },
 }
 
-/// Renders one port's program.
+/// Renders one port's program into its template's chains and its own
+/// values: sets where they can hold them, a chain of the port's own for
+/// each rule whose values they cannot (see [`crate::share`]).
 pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
+    // The first pass finds which groups need a chain of their own; that
+    // choice is part of the template (a lookup or a jump), so it goes into
+    // the id the second pass names everything by.
+    let draft = render(program, "t0000000000000000")?;
+    let template = share::template_id(program, &draft.own_groups);
+    Ok(render(program, &template)?.rules)
+}
+
+/// A render and the groups (in order) that got a chain of their own.
+struct Rendered {
+    rules: PortRuleset,
+    own_groups: Vec<bool>,
+}
+
+/// The port's rules and where they go while a program is rendered.
+struct Out<'a> {
+    port: &'a IfName,
+    template: &'a str,
+    sets: Vec<PortSet>,
+    maps: Vec<PortMap>,
+    own: Vec<Chain>,
+    per_port: Vec<String>,
+}
+
+fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     let port = &program.port;
+    let groups = share::groups(program, true);
+    let mut out = Out {
+        port,
+        template,
+        sets: Vec::new(),
+        maps: Vec::new(),
+        own: Vec::new(),
+        per_port: Vec::new(),
+    };
+    let mut own_groups = Vec::new();
     let mut chains: Vec<Chain> = Vec::new();
-    for chain in &program.chains {
-        let (table, role, name) = placement(&chain.role, port);
+    for (chain, groups) in program.chains.iter().zip(&groups) {
+        let (table, role, name) = placement(&chain.role, template);
         let mut rendered = Vec::new();
-        for (i, rule) in chain.rules.iter().enumerate() {
-            let r = render_rule(rule, chain, port).map_err(|source| RenderError::Rule {
+        let mut position = 1;
+        for group in groups {
+            let at = RuleAt {
+                chain,
+                name: &name,
+                position,
+            };
+            let placed = |source| RenderError::Rule {
                 port: port.to_string(),
                 chain: name.clone(),
-                rule: i + 1,
+                rule: position,
                 source,
-            })?;
-            rendered.push(r);
+            };
+            let (rule, own) = render_group(group, at, &mut out).map_err(placed)?;
+            own_groups.push(own);
+            rendered.push(rule);
+            position += group.rules.len();
         }
         match chains.iter_mut().find(|c| c.name == name) {
             // The IPv6 half of an inet chain follows its IPv4 half.
@@ -110,72 +248,240 @@ pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
             }),
         }
     }
-    Ok(PortRuleset {
-        port: port.clone(),
-        chains,
+    Ok(Rendered {
+        rules: PortRuleset {
+            port: port.clone(),
+            template: template.to_owned(),
+            chains,
+            sets: out.sets,
+            maps: out.maps,
+            own: out.own,
+            per_port: out.per_port,
+        },
+        own_groups,
     })
 }
 
-/// The table, role and name of an IR chain.
-fn placement(role: &ChainRole, port: &IfName) -> (Table, Role, String) {
-    let inet = |role: Role| {
-        let name = names::chain(&role, port);
-        (Table::Inet, role, name)
+/// The table, role and name of an IR chain of `template`.
+fn placement(role: &ChainRole, template: &str) -> (Table, Role, String) {
+    let named = |table: Table, role: Role| {
+        let name = names::chain(&role, template);
+        (table, role, name)
     };
     match role {
-        ChainRole::BridgeRoot(BridgeDir::FromVm) => (
+        ChainRole::BridgeRoot(BridgeDir::FromVm) => named(Table::Bridge, Role::FromVmL2),
+        ChainRole::BridgeRoot(BridgeDir::ToVm) => named(Table::Bridge, Role::ToVmL2),
+        ChainRole::BridgeSub { dir, name, .. } => (
             Table::Bridge,
-            Role::FromVmL2,
-            names::chain(&Role::FromVmL2, port),
+            Role::Sub,
+            names::sub_chain(*dir, name, template),
         ),
-        ChainRole::BridgeRoot(BridgeDir::ToVm) => (
-            Table::Bridge,
-            Role::ToVmL2,
-            names::chain(&Role::ToVmL2, port),
-        ),
-        ChainRole::BridgeSub { dir, name, .. } => {
-            (Table::Bridge, Role::Sub, names::sub_chain(*dir, name, port))
-        }
-        ChainRole::ForwardFromVm => inet(Role::FromVm),
-        ChainRole::ForwardToVm => inet(Role::ToVm),
-        ChainRole::HostFromVm => inet(Role::HostFromVm),
+        ChainRole::ForwardFromVm => named(Table::Inet, Role::FromVm),
+        ChainRole::ForwardToVm => named(Table::Inet, Role::ToVm),
+        ChainRole::HostFromVm => named(Table::Inet, Role::HostFromVm),
     }
 }
 
-fn render_rule(rule: &ir::Rule, chain: &ir::Chain, port: &IfName) -> Result<Rule, Unsupported> {
-    let mut ctx = Context::default();
-    let mut out = Vec::new();
-    match chain.family {
-        Family::Bridge => {}
-        Family::Ipv4 | Family::Ipv6 => {
-            let (version, name) = if chain.family == Family::Ipv4 {
-                (IpVersion::V4, "ipv4")
-            } else {
-                (IpVersion::V6, "ipv6")
-            };
-            ctx.ip = Some(version);
-            out.push(compare(
-                Operand::meta(MetaKey::Nfproto, "nfproto"),
-                false,
-                Operand::symbol(name),
-            ));
+/// Where a group is rendered.
+#[derive(Clone, Copy)]
+struct RuleAt<'a> {
+    chain: &'a ir::Chain,
+    /// The template chain's name.
+    name: &'a str,
+    /// 1-based position of the group's first rule in the IR chain.
+    position: usize,
+}
+
+/// One group of rules as one template rule, and whether it became a jump
+/// into a chain of the port's own.
+fn render_group(
+    group: &Group<'_>,
+    at: RuleAt<'_>,
+    out: &mut Out<'_>,
+) -> Result<(Rule, bool), Unsupported> {
+    match shared_rule(group, at, out)? {
+        Ok(rule) => Ok((rule, false)),
+        Err(why) => {
+            out.per_port
+                .push(format!("chain {}, rule {}: {why}", at.name, at.position));
+            Ok((own_chain(group, at, out)?, true))
         }
     }
-    for m in &rule.matches {
-        out.extend(terms(m, &mut ctx)?);
+}
+
+/// The group as one rule with set lookups for its per-port values, or why
+/// sets cannot hold them. Sets are added to `out` only on success.
+fn shared_rule(
+    group: &Group<'_>,
+    at: RuleAt<'_>,
+    out: &mut Out<'_>,
+) -> Result<Result<Rule, String>, Unsupported> {
+    let rule = group.first();
+    let mut ctx = Context::default();
+    let mut terms_out = family_guard(at.chain.family, &mut ctx);
+    let mut lookups: Vec<Lookup> = Vec::new();
+    let mut lookup_at = None;
+    for (i, m) in rule.matches.iter().enumerate() {
+        if rule.per_port.contains(&i) {
+            let Some(l) = lookup(m, &ctx) else {
+                return Ok(Err(
+                    "a per-port address with a mask, a prefix or in a RARP header: no set type holds it"
+                        .into(),
+                ));
+            };
+            lookup_at.get_or_insert(terms_out.len());
+            lookups.push(l);
+            continue;
+        }
+        terms_out.extend(terms(m, &mut ctx)?);
     }
-    out.push(verdict(&rule.verdict, chain, &ctx, port)?);
-    Ok(Rule {
-        terms: out,
+    let negated = lookups.iter().any(|l| l.negated);
+    if negated && group.rules.len() > 1 {
+        return Ok(Err(
+            "a negated match on several values of a list (not a AND not b is no set lookup)".into(),
+        ));
+    }
+    if let Some(pos) = lookup_at {
+        let key = PortKey::of(&at.chain.role);
+        let table = placement(&at.chain.role, out.template).0;
+        let mut found = Vec::new();
+        let add_set = |out: &mut Out<'_>, types: Vec<&'static str>, elements| {
+            let name = names::set(out.sets.len(), out.template);
+            out.sets.push(PortSet {
+                table,
+                name: name.clone(),
+                key,
+                types,
+                elements,
+            });
+            name
+        };
+        if negated {
+            // A single rule: one set per value, each tested alone.
+            for l in lookups {
+                let name = add_set(out, vec![l.key_type], vec![vec![l.value]]);
+                found.push(set_lookup(key, vec![l.field], true, &name));
+            }
+        } else {
+            let mut elements: Vec<Vec<String>> = Vec::new();
+            for r in &group.rules {
+                let values: Vec<String> = r
+                    .per_port
+                    .iter()
+                    .filter_map(|&i| lookup(&r.matches[i], &ctx))
+                    .map(|l| l.value)
+                    .collect();
+                if !elements.contains(&values) {
+                    elements.push(values);
+                }
+            }
+            let types = lookups.iter().map(|l| l.key_type).collect();
+            let name = add_set(out, types, elements);
+            let fields = lookups.into_iter().map(|l| l.field).collect();
+            found.push(set_lookup(key, fields, false, &name));
+        }
+        terms_out.splice(pos..pos, found);
+    }
+    terms_out.push(verdict(&rule.verdict, at.chain, &ctx, out.template)?);
+    Ok(Ok(Rule {
+        terms: terms_out,
         comment: rule.comment.as_deref().map(checked_comment).transpose()?,
+    }))
+}
+
+/// The group's rules with the port's values written in, in a chain of the
+/// port's own; the template rule jumps there through a verdict map keyed
+/// by port. A rule that does not match falls off the end of that chain
+/// and evaluation goes on after the jump: as if the rules were inline.
+fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rule, Unsupported> {
+    let mut rules = Vec::new();
+    for rule in &group.rules {
+        let mut ctx = Context::default();
+        let mut t = family_guard(at.chain.family, &mut ctx);
+        for m in &rule.matches {
+            t.extend(terms(m, &mut ctx)?);
+        }
+        t.push(verdict(&rule.verdict, at.chain, &ctx, out.template)?);
+        rules.push(Rule {
+            terms: t,
+            comment: rule.comment.as_deref().map(checked_comment).transpose()?,
+        });
+    }
+    let n = out.maps.len();
+    let table = placement(&at.chain.role, out.template).0;
+    let chain = names::own_chain(n, &content_hash(&rules), out.port);
+    let map = names::own_map(n, out.template);
+    let key = PortKey::of(&at.chain.role);
+    out.own.push(Chain {
+        table,
+        role: Role::Sub,
+        name: chain.clone(),
+        rules,
+    });
+    out.maps.push(PortMap {
+        table,
+        name: map.clone(),
+        key,
+        chain,
+    });
+    Ok(Rule {
+        terms: vec![crate::batch::vmap(key.operand(), &map)],
+        comment: None,
     })
+}
+
+/// A short hash of rules' text: an own chain's name changes with its
+/// content, so the kernel's chain names tell whether it is current.
+fn content_hash(rules: &[Rule]) -> String {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    for rule in rules {
+        for t in &rule.terms {
+            hasher.write(t.text.as_bytes());
+            hasher.write(b" ");
+        }
+        hasher.write(rule.comment.as_deref().unwrap_or("").as_bytes());
+        hasher.write(b"\n");
+    }
+    format!("{:08x}", hasher.finish() as u32)
+}
+
+/// `KEY . field… @set` (or `!=`).
+fn set_lookup(key: PortKey, fields: Vec<Operand>, negated: bool, set: &str) -> Term {
+    let mut parts = vec![key.operand()];
+    parts.extend(fields);
+    let reference = format!("@{set}");
+    compare(
+        Operand::concat(parts),
+        negated,
+        Operand::new(
+            reference.clone(),
+            nftables::expr::Expression::String(reference.into()),
+        ),
+    )
+}
+
+/// The `meta nfproto` test that keeps an IPv4 rule from matching IPv6 in
+/// the merged inet chain (none for bridge rules).
+fn family_guard(family: Family, ctx: &mut Context) -> Vec<Term> {
+    let (version, name) = match family {
+        Family::Bridge => return Vec::new(),
+        Family::Ipv4 => (IpVersion::V4, "ipv4"),
+        Family::Ipv6 => (IpVersion::V6, "ipv6"),
+    };
+    ctx.ip = Some(version);
+    vec![compare(
+        Operand::meta(MetaKey::Nfproto, "nfproto"),
+        false,
+        Operand::symbol(name),
+    )]
 }
 
 fn verdict(
     v: &Verdict,
     chain: &ir::Chain,
     ctx: &Context,
-    port: &IfName,
+    template: &str,
 ) -> Result<Term, Unsupported> {
     Ok(match v {
         Verdict::Accept => statement("accept", Statement::Accept(Some(Accept {}))),
@@ -207,7 +513,7 @@ fn verdict(
                 ChainRole::BridgeRoot(dir) | ChainRole::BridgeSub { dir, .. } => *dir,
                 _ => BridgeDir::FromVm,
             };
-            let target = names::sub_chain(dir, name, port);
+            let target = names::sub_chain(dir, name, template);
             statement(
                 format!("jump {target}"),
                 Statement::Jump(JumpTarget {

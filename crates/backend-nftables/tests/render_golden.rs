@@ -106,7 +106,7 @@ fn what_nft_cannot_express_names_port_chain_and_rule() {
     assert!(matches!(
         &err,
         RenderError::Rule { port, chain, rule: 1, source: Unsupported::Ipset(name) }
-            if port == "vnet0" && chain == "FI/vnet0" && name == "bad"
+            if port == "vnet0" && chain.starts_with("FI/t") && name == "bad"
     ));
     assert!(err.to_string().contains("use the xtables backend"), "{err}");
 
@@ -114,10 +114,13 @@ fn what_nft_cannot_express_names_port_chain_and_rule() {
       <rule action='drop' direction='out' priority='500'><arp gratuitous='true'/></rule>
     </filter>";
     let err = render(&[gratuitous], "garp", &[]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "port vnet0, chain I-arp/vnet0, rule 1: arp gratuitous (sender IP = target IP) \
-         cannot be expressed in nftables"
+    let text = err.to_string();
+    assert!(
+        text.starts_with("port vnet0, chain I-arp/t")
+            && text.ends_with(
+                ", rule 1: arp gratuitous (sender IP = target IP) cannot be expressed in nftables"
+            ),
+        "{text}"
     );
 }
 
