@@ -1,0 +1,205 @@
+//! Prints each result as it comes (one `key=value` line) and all of them
+//! as Markdown tables at the end, ready for docs/PERFORMANCE.md.
+
+use std::time::Duration;
+
+use crate::measure::{AddOneResult, BatchResult, CountsResult};
+use crate::throughput::Rates;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    batches: Vec<BatchResult>,
+    counts: Vec<CountsResult>,
+    add_one: Vec<AddOneResult>,
+    rates: Vec<Rates>,
+}
+
+/// Prints the 1-minute load average: the machine is shared, so every
+/// number needs it beside it.
+pub fn load(what: &str) {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let one = avg.split_whitespace().next().unwrap_or("?");
+    println!("# {what}: load average {one}");
+}
+
+fn time(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn gbit(bytes_per_sec: f64) -> String {
+    format!("{:.2}", bytes_per_sec * 8.0 / 1e9)
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report::default()
+    }
+
+    pub fn batch(&mut self, r: BatchResult) {
+        println!(
+            "backend={} n={} reps={} instantiate_ms={:.1} rebuild_ms={:.1} remove_ms={:.1} starts={}/{}/{} nft_chains={} nft_rules={} nft_elements={}",
+            r.backend,
+            r.n,
+            r.reps,
+            r.instantiate.wall.as_secs_f64() * 1e3,
+            r.rebuild.wall.as_secs_f64() * 1e3,
+            r.remove.wall.as_secs_f64() * 1e3,
+            r.instantiate.starts,
+            r.rebuild.starts,
+            r.remove.starts,
+            r.nft.chains,
+            r.nft.rules,
+            r.nft.elements,
+        );
+        self.counts.push(CountsResult {
+            backend: r.backend,
+            n: r.n,
+            nft: r.nft,
+            save: r.save,
+        });
+        self.batches.push(r);
+    }
+
+    pub fn batch_counts_only(&mut self, r: CountsResult) {
+        println!(
+            "backend={} n={} nft_chains={} nft_rules={} nft_elements={}",
+            r.backend, r.n, r.nft.chains, r.nft.rules, r.nft.elements
+        );
+        self.counts.push(r);
+    }
+
+    pub fn add_one(&mut self, r: AddOneResult) {
+        println!(
+            "backend={} add_one existing={} reps={} median_ms={:.2} min_ms={:.2} max_ms={:.2} starts={}",
+            r.backend,
+            r.existing,
+            r.reps,
+            r.median.as_secs_f64() * 1e3,
+            r.min.as_secs_f64() * 1e3,
+            r.max.as_secs_f64() * 1e3,
+            r.starts
+        );
+        self.add_one.push(r);
+    }
+
+    pub fn rates(&mut self, rates: Vec<Rates>) {
+        for r in rates {
+            let runs: Vec<String> = r.runs.iter().map(|&b| gbit(b)).collect();
+            println!(
+                "throughput={} others={} offloads={} gbit_s_median={} runs={}",
+                r.label,
+                r.others,
+                if r.offloads { "on" } else { "off" },
+                gbit(r.median()),
+                runs.join(",")
+            );
+            self.rates.push(r);
+        }
+    }
+
+    pub fn print(&self) {
+        self.print_batches();
+        self.print_counts();
+        self.print_add_one();
+        self.print_rates();
+    }
+
+    fn print_batches(&self) {
+        if self.batches.is_empty() {
+            return;
+        }
+        println!("\n| backend | N | instantiate | rebuild | remove | process starts (inst. / rebuild / remove) | reps |");
+        println!("|---|---:|---:|---:|---:|---|---:|");
+        for r in &self.batches {
+            println!(
+                "| {} | {} | {} | {} | {} | {} / {} / {} | {} |",
+                r.backend,
+                r.n,
+                time(r.instantiate.wall),
+                time(r.rebuild.wall),
+                time(r.remove.wall),
+                r.instantiate.starts,
+                r.rebuild.starts,
+                r.remove.starts,
+                r.reps
+            );
+        }
+    }
+
+    fn print_counts(&self) {
+        if self.counts.is_empty() {
+            return;
+        }
+        println!("\n| backend | N | nf_tables chains (base) | nf_tables rules | sets/maps | set/map elements | `*-save`: chains / rules |");
+        println!("|---|---:|---:|---:|---:|---:|---|");
+        for r in &self.counts {
+            let save = r
+                .save
+                .map_or("–".to_string(), |s| format!("{} / {}", s.chains, s.rules));
+            println!(
+                "| {} | {} | {} ({}) | {} | {} | {} | {} |",
+                r.backend,
+                r.n,
+                r.nft.chains,
+                r.nft.base_chains,
+                r.nft.rules,
+                r.nft.sets,
+                r.nft.elements,
+                save
+            );
+        }
+    }
+
+    fn print_add_one(&self) {
+        if self.add_one.is_empty() {
+            return;
+        }
+        println!("\n| backend | existing bindings | add one: median | min – max | process starts | ratio to 0 existing |");
+        println!("|---|---:|---:|---|---:|---:|");
+        for r in &self.add_one {
+            let base = self
+                .add_one
+                .iter()
+                .find(|b| b.backend == r.backend && b.existing == 0);
+            let ratio = base.map_or("–".to_string(), |b| {
+                format!("{:.2}", r.median.as_secs_f64() / b.median.as_secs_f64())
+            });
+            println!(
+                "| {} | {} | {} | {} – {} | {} | {} |",
+                r.backend,
+                r.existing,
+                time(r.median),
+                time(r.min),
+                time(r.max),
+                r.starts,
+                ratio
+            );
+        }
+    }
+
+    fn print_rates(&self) {
+        if self.rates.is_empty() {
+            return;
+        }
+        println!("\n| filtering | other filtered ports | offloads | TCP Gbit/s (median) | runs |");
+        println!("|---|---:|---|---:|---|");
+        for r in &self.rates {
+            let runs: Vec<String> = r.runs.iter().map(|&b| gbit(b)).collect();
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.label,
+                r.others,
+                if r.offloads { "on" } else { "off" },
+                gbit(r.median()),
+                runs.join(", ")
+            );
+        }
+    }
+}
