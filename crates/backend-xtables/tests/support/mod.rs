@@ -104,8 +104,8 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs `argv` with `input` on stdin.
-    pub fn ok_stdin(&self, argv: &[&str], input: &str) -> String {
+    /// Runs `argv` inside the namespace with `input` on stdin.
+    pub fn run_stdin(&self, argv: &[&str], input: &str) -> Output {
         use std::io::Write;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.name])
@@ -121,7 +121,12 @@ impl Netns {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `argv` with `input` on stdin; panics with its stderr on failure.
+    pub fn ok_stdin(&self, argv: &[&str], input: &str) -> String {
+        let out = self.run_stdin(argv, input);
         assert!(
             out.status.success(),
             "{argv:?}: {}",
@@ -231,13 +236,47 @@ impl Guest {
         self.ns.ok(&["ip", "link", "set", "eth0", "address", mac]);
     }
 
-    /// Opens a TCP connection to `ip:port`; true if it was accepted.
+    /// Opens a TCP connection to `ip:port` (IPv4 or IPv6); true if it was
+    /// accepted.
     pub fn connects(&self, ip: &str, port: u16) -> bool {
         self.ns
             .run(&["nc", "-z", "-w", "2", ip, &port.to_string()])
             .status
             .success()
     }
+
+    /// Accepts TCP connections on `port` (IPv4) until the guard drops.
+    pub fn listen(&self, port: u16) -> Background {
+        self.ns.spawn(&["nc", "-l", "-k", &port.to_string()])
+    }
+
+    /// Accepts TCP connections on `port` (IPv6) until the guard drops.
+    pub fn listen6(&self, port: u16) -> Background {
+        self.ns.spawn(&["nc", "-6", "-l", "-k", &port.to_string()])
+    }
+
+    /// Sends ARP replies claiming `victim`'s address (`arping -A -S`).
+    pub fn forge_arp_for(&self, victim: &Guest) {
+        let _ = self.ns.run(&[
+            "arping", "-q", "-A", "-c", "3", "-w", "2", "-i", "eth0", "-S", &victim.ip, &victim.ip,
+        ]);
+    }
+}
+
+/// The lines of `listing` that name `port` as a whole word (`vnet1` but
+/// not `vnet10`): after a port is removed, none may be left.
+pub fn lines_naming(listing: &str, port: &str) -> Vec<String> {
+    let boundary = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric());
+    listing
+        .lines()
+        .filter(|line| {
+            line.match_indices(port).any(|(at, _)| {
+                boundary(line[..at].chars().next_back())
+                    && boundary(line[at + port.len()..].chars().next())
+            })
+        })
+        .map(String::from)
+        .collect()
 }
 
 /// A host namespace with a bridge and guests on `vnetN` ports.
@@ -260,6 +299,20 @@ impl Lab {
         host.ok(&["ip", "addr", "add", "10.77.0.1/24", "dev", "br0"]);
         let guests = (0..n).map(|i| Lab::add_guest(&host, i)).collect();
         Lab { guests, host }
+    }
+
+    /// [`Lab::new`], then [`Lab::wait_ready`].
+    pub fn ready(n: usize) -> Lab {
+        let lab = Lab::new(n);
+        lab.wait_ready();
+        lab
+    }
+
+    /// [`Lab::ready`], with the admin rules of [`add_admin_rules`].
+    pub fn with_admin_rules(n: usize) -> Lab {
+        let lab = Lab::ready(n);
+        add_admin_rules(&lab.host);
+        lab
     }
 
     fn add_guest(host: &Netns, i: usize) -> Guest {
@@ -312,6 +365,12 @@ impl Lab {
         text.push_str(&chains_sorted(&self.host.ok(&["nft", "list", "ruleset"])));
         text
     }
+
+    /// [`Lab::ruleset`] without counters: equal snapshots mean nothing
+    /// that filters changed.
+    pub fn snapshot(&self) -> String {
+        without_counters(&self.ruleset())
+    }
 }
 
 /// Removes what changes without anyone changing rules: counters.
@@ -355,6 +414,24 @@ pub fn add_admin_rules(host: &Netns) {
             "*filter\n:ADMIN - [0:0]\n-A ADMIN -p tcp --dport 9 -j DROP\n-A FORWARD -j ADMIN\n-A INPUT -p tcp --dport 7 -j DROP\nCOMMIT\n",
         );
     }
+}
+
+/// A guest address (in the lab's subnet) that no filter allows.
+pub const SPOOFED_IP: &str = "10.77.0.99";
+
+/// Checks that `a`'s old rules, which drop tcp/25 and a spoofed source
+/// address, still filter its traffic to `b`, and that `open` (which an
+/// update that did not happen would have closed) still connects.
+pub fn assert_old_rules_filter(a: &Guest, b: &Guest, open: u16) {
+    let _l25 = b.listen(25);
+    let _lopen = b.listen(open);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!a.connects(&b.ip, 25), "the old rule still drops tcp/25");
+    assert!(a.connects(&b.ip, open), "the new rules never took effect");
+    a.set_ip(SPOOFED_IP);
+    assert!(!a.pings(&b.ip), "the old rules still stop a spoofed IP");
+    a.set_ip(&a.ip);
+    assert!(a.pings(&b.ip), "and still let A's own address through");
 }
 
 /// Packets that reached `guest` from `source` (IPv4), counted by a rule
@@ -473,15 +550,15 @@ pub fn chains_sorted(listing: &str) -> String {
 }
 
 /// Compiles `filter` (built-in or one of `extra` filter documents) for
-/// `guest`'s port and MAC with `params`, through the real compiler and
-/// renderer.
-pub fn compile(
+/// `guest`'s port and MAC with `params`, through the real compiler: the
+/// chain IR every backend renders.
+pub fn program(
     extra: &[&str],
     guest: &Guest,
     filter: &str,
     params: &[(&str, &str)],
-) -> backend_xtables::PortRuleset {
-    use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
+) -> nwfilter_compile::ir::Program {
+    use nwfilter_compile::{compile, Compiled, MemorySource};
     use nwfilter_model::{builtin_filters, parse_filter, FilterName, FilterRef, IfName, Params};
     let mut source = MemorySource::new();
     for f in builtin_filters() {
@@ -500,9 +577,8 @@ pub fn compile(
     };
     let mac = guest.mac.parse().unwrap();
     let port = IfName::new(guest.port.clone()).unwrap();
-    let BindOutcome::Bound(rules) = bind(&source, &top, mac).expect("binds") else {
+    let Compiled::Program(program) = compile(&source, &top, mac, &port).expect("compiles") else {
         panic!("{filter}: every variable must be bound in these tests");
     };
-    let program = lower(&rules, &port).expect("lowers");
-    backend_xtables::ruleset(&program).expect("renders")
+    program
 }
