@@ -9,7 +9,7 @@ use backend_xtables::ProcessRunner;
 
 use crate::counts::{NftCounts, SaveCounts};
 use crate::lab::{Error, Netns};
-use crate::workload::{names, rules_for, runner_in, Backend, Compiler, Port};
+use crate::workload::{names, rules_for, runner_in, Backend, Compiler, Nftables, Port};
 
 /// One phase's median time and process starts (those are exact, the same
 /// in every repetition).
@@ -144,19 +144,7 @@ pub fn add_one<B: Backend>(
         starts = procs;
         B::remove(&runner, std::slice::from_ref(&port.name))?;
     }
-    let (min, max) = (
-        *times.iter().min().expect("reps > 0"),
-        *times.iter().max().expect("reps > 0"),
-    );
-    Ok(AddOneResult {
-        backend: B::NAME,
-        existing,
-        reps,
-        median: median(times),
-        min,
-        max,
-        starts,
-    })
+    Ok(summary(B::NAME, existing, times, starts))
 }
 
 /// Kernel objects with `n` ports instantiated in one operation.
@@ -179,4 +167,70 @@ pub fn counts_only<B: Backend>(compiler: &Compiler, n: usize) -> Result<CountsRe
         nft: NftCounts::read(&ns)?,
         save: B::SAVE_VIEW.then(|| SaveCounts::read(&ns)).transpose()?,
     })
+}
+
+/// As [`add_one`] for nftables, with the kernel state kept by the caller
+/// between operations (`Applier::apply_tracked`, as a long-running daemon
+/// can): no read of the ruleset before each transaction.
+pub fn add_one_tracked(
+    compiler: &Compiler,
+    existing: usize,
+    reps: usize,
+) -> Result<AddOneResult, Error> {
+    use backend_nftables::{Applier, Change};
+    let ns = Netns::new("nft-tracked")?;
+    let runner = runner_in(&ns.name);
+    let applier = Applier::new(&runner);
+    let mut state = None;
+    if existing > 0 {
+        let (_, rules) = rules_for::<Nftables>(compiler, 0..existing, 0)?;
+        let changes: Vec<Change> = rules
+            .iter()
+            .map(|ruleset| Change {
+                ruleset,
+                recorded: None,
+            })
+            .collect();
+        applier.apply_tracked(&mut state, &changes)?;
+    }
+    let port = Port::new(5000, 0);
+    let new = Nftables::render(&compiler.program(&port)?)?;
+    let change = Change {
+        ruleset: &new,
+        recorded: None,
+    };
+    let mut times = Vec::with_capacity(reps);
+    let mut starts = 0;
+    for _ in 0..reps {
+        let (wall, procs) = timed(&runner, || {
+            applier.apply_tracked(&mut state, &[change])?;
+            Ok(())
+        })?;
+        times.push(wall);
+        starts = procs;
+        applier.remove_tracked(&mut state, std::slice::from_ref(&port.name))?;
+    }
+    Ok(summary(TRACKED, existing, times, starts))
+}
+
+/// The label of [`add_one_tracked`]'s results.
+pub const TRACKED: &str = "nftables, state kept";
+
+fn summary(
+    backend: &'static str,
+    existing: usize,
+    times: Vec<Duration>,
+    starts: usize,
+) -> AddOneResult {
+    let min = *times.iter().min().expect("reps > 0");
+    let max = *times.iter().max().expect("reps > 0");
+    AddOneResult {
+        backend,
+        existing,
+        reps: times.len(),
+        median: median(times),
+        min,
+        max,
+        starts,
+    }
 }

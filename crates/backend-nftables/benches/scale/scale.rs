@@ -161,6 +161,7 @@ fn run(args: &[String]) -> Result<(), Error> {
     if options.wants("throughput") {
         report::load("throughput baseline");
         let lab = throughput::Lab::new(0)?;
+        lab.check_filtering(false)?;
         out.rates(throughput::rates(
             &lab,
             "unfiltered",
@@ -196,12 +197,23 @@ fn parts<B: Backend>(
             report::load(&format!("{} add-one existing={existing}", B::NAME));
             out.add_one(measure::add_one::<B>(compiler, existing, options.add_reps)?);
         }
+        if B::NAME == Nftables::NAME {
+            for existing in [0, options.existing] {
+                report::load(&format!("{} add-one existing={existing}", measure::TRACKED));
+                out.add_one(measure::add_one_tracked(
+                    compiler,
+                    existing,
+                    options.add_reps,
+                )?);
+            }
+        }
     }
     if options.wants("throughput") {
         for &others in &options.others {
             report::load(&format!("{} throughput others={others}", B::NAME));
             let lab = throughput::Lab::new(others)?;
             lab.filter::<B>(compiler, others)?;
+            lab.check_filtering(true)?;
             out.rates(throughput::rates(
                 &lab,
                 B::NAME,

@@ -71,6 +71,32 @@ impl Lab {
         B::apply(&runner, &rules.iter().collect::<Vec<_>>(), None)
     }
 
+    /// Checks that the lab really is filtered (or really is not): guest A
+    /// reaches B from its own address, and from a spoofed one only when
+    /// unfiltered (clean-traffic drops IPv4 from any other source).
+    pub fn check_filtering(&self, filtered: bool) -> Result<(), Error> {
+        let (a, b) = (&self.guests[0], &self.guests[1]);
+        let ping = |from: &str| {
+            a.0.exec(&["ping", "-q", "-c", "1", "-W", "2", "-I", from, &b.1.ip])
+                .is_ok()
+        };
+        if !ping(&a.1.ip) {
+            return Err("guest A cannot reach guest B from its own address".into());
+        }
+        let spoofed = "10.100.250.250";
+        a.0.ip(&["addr", "add", &format!("{spoofed}/16"), "dev", "eth0"])?;
+        let passed = ping(spoofed);
+        a.0.ip(&["addr", "del", &format!("{spoofed}/16"), "dev", "eth0"])?;
+        if passed == filtered {
+            return Err(format!(
+                "a spoofed source {}: the lab is not what it should be",
+                if passed { "passed" } else { "was dropped" }
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     /// Turns segmentation and receive offloads off on all four veth ends.
     pub fn offloads_off(&self) -> Result<(), Error> {
         let off = ["tso", "off", "gso", "off", "gro", "off"];
