@@ -710,6 +710,7 @@ pub fn text_checked(rules: &PortRuleset) -> Result<(), render::Unsupported> {
     match rules
         .chains
         .iter()
+        .chain(&rules.own)
         .find(|c| !names::is_nft_identifier(&c.name))
     {
         Some(c) => Err(render::Unsupported::Feature(if c.name.is_empty() {

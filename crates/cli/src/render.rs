@@ -124,19 +124,40 @@ pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
 
 /// The nftables transaction that instantiates `program` on a host with no
 /// other port (port tag 1).
+#[allow(clippy::print_stderr)] // the note JSON cannot carry
 fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> Result<String> {
     let rules = backend_nftables::ruleset(program)?;
     let batch = backend_nftables::instantiate(&rules);
     Ok(match format {
         OutputFormat::Commands => {
             backend_nftables::batch::text_checked(&rules)?;
-            batch.text()
+            format!("{}{}", sharing_note(&rules), batch.text())
         }
-        OutputFormat::Json => format!("{}\n", batch.json()),
+        OutputFormat::Json => {
+            // JSON has no comments: the note goes to stderr.
+            eprint!("{}", sharing_note(&rules));
+            format!("{}\n", batch.json())
+        }
         OutputFormat::Restore => {
             bail!("--format restore is the xtables backend's; nftables prints commands or json")
         }
     })
+}
+
+/// Which of the port's rules are shared with other ports, as `#` lines.
+fn sharing_note(rules: &backend_nftables::PortRuleset) -> String {
+    let mut note = format!(
+        "# template {}: its chains are shared by every port whose rules differ only in \
+         per-port addresses (in the sets, keyed by port)\n",
+        rules.template
+    );
+    if rules.per_port.is_empty() {
+        note.push_str("# every rule is shared\n");
+    }
+    for why in &rules.per_port {
+        note.push_str(&format!("# in a chain of the port's own: {why}\n"));
+    }
+    note
 }
 
 /// What FILE contributes.
