@@ -19,6 +19,7 @@ use nwfilter_model::IfName;
 
 use crate::batch::{desired, Batch};
 use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
+use crate::names::Table;
 use crate::render::PortRuleset;
 
 /// Why an operation did not happen.
@@ -180,6 +181,7 @@ pub fn plan_apply(
         }
         if batch.is_empty() {
             batch.skeleton();
+            state.tables.extend([Table::Bridge, Table::Inet]);
         }
         report.changed.push(rules.port.clone());
         if !complete {
@@ -268,3 +270,7 @@ fn template_objects(rules: &PortRuleset) -> TemplateObjects {
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

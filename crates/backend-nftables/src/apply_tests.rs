@@ -1,0 +1,162 @@
+//! Plans against a known kernel state: what a change costs in commands.
+
+use nwfilter_compile::{compile, Compiled, MemorySource};
+use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
+
+use super::*;
+
+fn clean_traffic(port: &str, mac: u8, ips: &[&str]) -> PortRuleset {
+    let source = MemorySource::from_iter(builtin_filters());
+    let mut params = Params::default();
+    for ip in ips {
+        params.push("IP", *ip);
+    }
+    let top = FilterRef {
+        filter: FilterName::new("clean-traffic").unwrap(),
+        params,
+    };
+    let port = IfName::new(port).unwrap();
+    let mac = MacAddr6::new(0x52, 0x54, 0, 0, 0, mac);
+    let Compiled::Program(program) = compile(&source, &top, mac, &port).unwrap() else {
+        panic!("IP is bound");
+    };
+    crate::ruleset(&program).unwrap()
+}
+
+fn change(rules: &PortRuleset) -> [Change<'_>; 1] {
+    [Change {
+        ruleset: rules,
+        recorded: None,
+    }]
+}
+
+/// The commands of `batch` that are not the skeleton's (which every
+/// transaction repeats: tables, maps, base chains and their dispatch).
+fn own_commands(batch: &Batch) -> Vec<String> {
+    let mut skeleton = Batch::default();
+    skeleton.skeleton();
+    let base: Vec<&String> = skeleton.cmds.iter().map(|c| &c.text).collect();
+    batch
+        .cmds
+        .iter()
+        .map(|c| c.text.clone())
+        .filter(|t| !base.contains(&t))
+        .collect()
+}
+
+#[test]
+fn ports_of_one_filter_share_the_template() {
+    let a = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let b = clean_traffic("vnet1", 2, &["10.0.0.2"]);
+    assert_eq!(a.template, b.template);
+    assert_eq!(a.chains, b.chains);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &change(&a)).unwrap();
+    let (batch, report) = plan_apply(&mut state, &change(&b)).unwrap();
+    assert_eq!(report.changed, [b.port.clone()]);
+    let cmds = own_commands(&batch);
+    // No template chain or rule: elements, plus the port's own chains for
+    // its two RARP rules (clean-traffic has no IP-layer chains: no tag).
+    let template_chains: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.contains(&format!("/{}", b.template)) && !c.contains("element"))
+        .collect();
+    assert!(template_chains.is_empty(), "{template_chains:#?}");
+    assert!(cmds
+        .iter()
+        .any(|c| c.contains("{ \"vnet1\" . 10.0.0.2 }") && c.starts_with("add element")));
+    let chains: Vec<&String> = cmds.iter().filter(|c| c.starts_with("add chain")).collect();
+    assert_eq!(chains.len(), 2, "{chains:#?}");
+    assert!(chains.iter().all(|c| c.contains("/r") || c.contains(" r")));
+    assert_eq!(state.users(&a.template), 2);
+}
+
+#[test]
+fn a_new_address_is_an_element_swap_in_one_transaction() {
+    let old = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let new = clean_traffic("vnet0", 1, &["10.0.0.9"]);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &change(&old)).unwrap();
+    let (batch, _) = plan_apply(&mut state, &change(&new)).unwrap();
+    let cmds = own_commands(&batch);
+    assert!(!cmds.is_empty());
+    for c in &cmds {
+        let element = c.starts_with("add element") || c.starts_with("delete element");
+        assert!(element, "only elements change: {cmds:#?}");
+        assert!(c.contains("10.0.0.1") || c.contains("10.0.0.9"), "{c}");
+    }
+    // Unchanged now: nothing to run at all.
+    let (batch, report) = plan_apply(&mut state, &change(&new)).unwrap();
+    assert!(batch.is_empty());
+    assert_eq!(report.unchanged, [new.port.clone()]);
+}
+
+#[test]
+fn a_list_of_addresses_is_one_rule_with_an_element_per_address() {
+    let one = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let two = clean_traffic("vnet0", 1, &["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(one.template, two.template);
+    let ip_set = |r: &PortRuleset| {
+        r.sets
+            .iter()
+            .find(|s| s.types == ["ipv4_addr"] && s.table == crate::names::Table::Bridge)
+            .map(|s| s.elements.clone())
+            .unwrap()
+    };
+    assert_eq!(ip_set(&one), [["10.0.0.1"]]);
+    assert_eq!(ip_set(&two), [["10.0.0.1"], ["10.0.0.2"]]);
+}
+
+#[test]
+fn the_last_user_takes_the_template_and_the_last_port_the_tables() {
+    let a = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let b = clean_traffic("vnet1", 2, &["10.0.0.2"]);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &[change(&a)[0], change(&b)[0]]).unwrap();
+    let (batch, report) = plan_remove(&mut state, std::slice::from_ref(&a.port));
+    assert_eq!(report.changed, [a.port.clone()]);
+    let text = batch.text();
+    assert!(!text.contains("delete chain bridge nwfilter I/t"), "{text}");
+    assert!(text.contains("delete chain bridge nwfilter r0-"), "{text}");
+    assert!(state.templates.contains_key(&a.template));
+    let (batch, _) = plan_remove(&mut state, std::slice::from_ref(&b.port));
+    assert_eq!(
+        batch.text(),
+        "delete table bridge nwfilter\ndelete table inet nwfilter\n"
+    );
+    assert_eq!(state, KernelState::default());
+}
+
+#[test]
+fn a_port_moving_to_another_template_leaves_no_unused_one() {
+    let a = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let b = clean_traffic("vnet1", 2, &["10.0.0.2"]);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &[change(&a)[0], change(&b)[0]]).unwrap();
+    // vnet1 gets a different filter: its old template still serves vnet0.
+    let source = MemorySource::from_iter(builtin_filters());
+    let top = FilterRef {
+        filter: FilterName::new("no-mac-spoofing").unwrap(),
+        params: Params::default(),
+    };
+    let Compiled::Program(p) = compile(
+        &source,
+        &top,
+        MacAddr6::new(0x52, 0x54, 0, 0, 0, 2),
+        &b.port,
+    )
+    .unwrap() else {
+        panic!("bound");
+    };
+    let other = crate::ruleset(&p).unwrap();
+    plan_apply(&mut state, &change(&other)).unwrap();
+    assert_eq!(state.users(&a.template), 1);
+    // And vnet0 too: now nothing uses the clean-traffic template.
+    let mut moved = other.clone();
+    moved.port = a.port.clone();
+    let (batch, _) = plan_apply(&mut state, &change(&moved)).unwrap();
+    assert!(!state.templates.contains_key(&a.template));
+    assert!(batch
+        .text()
+        .contains(&format!("delete chain bridge nwfilter I/{}", a.template)));
+}
