@@ -53,7 +53,7 @@ fn ports_of_one_filter_share_the_template() {
     let mut state = KernelState::default();
     plan_apply(&mut state, &change(&a)).unwrap();
     let (batch, report) = plan_apply(&mut state, &change(&b)).unwrap();
-    assert_eq!(report.changed, [b.port.clone()]);
+    assert_eq!(report.changed, std::slice::from_ref(&b.port));
     let cmds = own_commands(&batch);
     // No template chain or rule: elements, plus the port's own chains for
     // its two RARP rules (clean-traffic has no IP-layer chains: no tag).
@@ -88,7 +88,7 @@ fn a_new_address_is_an_element_swap_in_one_transaction() {
     // Unchanged now: nothing to run at all.
     let (batch, report) = plan_apply(&mut state, &change(&new)).unwrap();
     assert!(batch.is_empty());
-    assert_eq!(report.unchanged, [new.port.clone()]);
+    assert_eq!(report.unchanged, std::slice::from_ref(&new.port));
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn the_last_user_takes_the_template_and_the_last_port_the_tables() {
     let mut state = KernelState::default();
     plan_apply(&mut state, &[change(&a)[0], change(&b)[0]]).unwrap();
     let (batch, report) = plan_remove(&mut state, std::slice::from_ref(&a.port));
-    assert_eq!(report.changed, [a.port.clone()]);
+    assert_eq!(report.changed, std::slice::from_ref(&a.port));
     let text = batch.text();
     assert!(!text.contains("delete chain bridge nwfilter I/t"), "{text}");
     assert!(text.contains("delete chain bridge nwfilter r0-"), "{text}");
