@@ -82,7 +82,11 @@ const WHAT: &str = "list ruleset";
 impl KernelState {
     /// Reads `nft -j list ruleset` output (other tables are skipped).
     pub fn parse(json: &str) -> Result<KernelState, ReadError> {
-        let objects = objects(json)?;
+        let mut listing = objects(json)?;
+        let objects = match listing.get_mut("nftables").map(Value::take) {
+            Some(Value::Array(list)) => list,
+            _ => return Err(bad("no \"nftables\" array".into())),
+        };
         let mut state = KernelState::default();
         // Tags first: inet elements name their port by tag.
         let mut port_of_tag: BTreeMap<u16, String> = BTreeMap::new();
@@ -258,12 +262,8 @@ fn tag_of(mark: u64) -> Option<u16> {
     }
 }
 
-fn objects(json: &str) -> Result<Vec<Value>, ReadError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    match value.get("nftables").and_then(Value::as_array) {
-        Some(list) => Ok(list.clone()),
-        None => Err(bad("no \"nftables\" array".into())),
-    }
+fn objects(json: &str) -> Result<Value, ReadError> {
+    serde_json::from_str(json).map_err(|e| bad(e.to_string()))
 }
 
 /// Our objects: (table, kind, body).
