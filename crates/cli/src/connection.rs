@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use backend_xtables::{ProcessRunner, Toolset};
-use nwfilter_driver::{BindingStore, Engine, FilterStore};
+use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilterd::{Client, ClientError, EngineService, Op, Reply};
 
 /// The socket file name the daemon uses inside its state directory.
@@ -24,17 +24,29 @@ impl Connection {
     /// `--connect SOCKET` must reach a daemon; without it the daemon's
     /// socket in the state directory is used when a daemon answers there,
     /// and the directories are used directly otherwise.
-    pub fn open(config: &Path, state: &Path, connect: Option<&Path>) -> anyhow::Result<Connection> {
+    ///
+    /// `backend` is `--backend`: in embedded mode it beats the settings
+    /// file; a daemon applies with its own setting, so a different one is
+    /// refused rather than silently ignored.
+    pub fn open(
+        config: &Path,
+        state: &Path,
+        connect: Option<&Path>,
+        backend: Option<Backend>,
+    ) -> anyhow::Result<Connection> {
         if let Some(socket) = connect {
-            return Ok(Connection::Daemon(Client::connect(socket)?));
+            return daemon(Client::connect(socket)?, socket, backend);
         }
         let socket = state.join(SOCKET_NAME);
         if socket.exists() {
             if let Ok(client) = Client::connect(&socket) {
-                return Ok(Connection::Daemon(client));
+                return daemon(client, &socket, backend);
             }
         }
-        Ok(Connection::Embedded(Box::new(embedded(config, state))))
+        let chosen = choose_backend(backend, config)?;
+        Ok(Connection::Embedded(Box::new(embedded(
+            config, state, chosen,
+        ))))
     }
 
     /// Carries out `op`.
@@ -49,13 +61,45 @@ impl Connection {
     }
 }
 
-/// The service on the directories, applying rules in this network namespace.
-pub fn embedded(config: &Path, state: &Path) -> EngineService<ProcessRunner> {
+/// The daemon on `client`, after checking that it applies with
+/// `backend` when one was asked for.
+fn daemon(
+    mut client: Client,
+    socket: &Path,
+    backend: Option<Backend>,
+) -> anyhow::Result<Connection> {
+    if let Some(wanted) = backend {
+        let running = match client.call(Op::Status) {
+            Ok(Reply::Status { backend }) => backend,
+            Ok(other) => anyhow::bail!("the daemon answered status with {other:?}"),
+            Err(e) => anyhow::bail!(
+                "--backend {wanted}: the daemon at {} does not report its backend ({e}); \
+                 it applies rules with its own setting: leave out --backend",
+                socket.display()
+            ),
+        };
+        if running != wanted {
+            anyhow::bail!(
+                "--backend {wanted}: the daemon at {} applies rules with the {running} \
+                 backend, and its setting decides (nwfilterd --backend, or `backend` in \
+                 nwfilter.conf followed by a reload); leave out --backend or use \
+                 --backend {running}",
+                socket.display()
+            );
+        }
+    }
+    Ok(Connection::Daemon(client))
+}
+
+/// The service on the directories, applying rules in this network
+/// namespace with `backend`.
+pub fn embedded(config: &Path, state: &Path, backend: Backend) -> EngineService<ProcessRunner> {
     // Missing firewall tools are reported by the operation that needs them
     // (with the package to install), not here: `list` must work without.
     let runner = ProcessRunner::new(Toolset::default());
     EngineService::new(
         Engine::new(FilterStore::open(config), BindingStore::open(state), runner)
+            .with_backend(backend)
             .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
     )
     .with_networks(nwfilterd::net_ops::store(config, state))

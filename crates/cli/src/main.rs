@@ -45,9 +45,12 @@ struct Cli {
     /// state directory when a daemon answers there, else work directly).
     #[arg(long, global = true, value_name = "SOCKET")]
     connect: Option<std::path::PathBuf>,
-    /// Firewall backend that applies the rules.
-    #[arg(long, global = true, value_enum, default_value_t = Backend::Xtables)]
-    backend: Backend,
+    /// Firewall backend that applies (or `render` prints) the rules
+    /// [default: `backend` in CONFIG_DIR/nwfilter.conf, else xtables].
+    /// Through a daemon, the daemon's setting decides: a different
+    /// --backend is refused.
+    #[arg(long, global = true, value_enum)]
+    backend: Option<Backend>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,9 +61,17 @@ enum Backend {
     /// ebtables, iptables and ip6tables (libvirt's layout), through their
     /// restore tools.
     Xtables,
-    /// nftables: tables of our own, one transaction per change. `render`
-    /// only, for now: bindings are still applied by the xtables backend.
+    /// nftables: tables of our own, one transaction per change.
     Nftables,
+}
+
+impl From<Backend> for nwfilter_driver::Backend {
+    fn from(b: Backend) -> nwfilter_driver::Backend {
+        match b {
+            Backend::Xtables => nwfilter_driver::Backend::Xtables,
+            Backend::Nftables => nwfilter_driver::Backend::Nftables,
+        }
+    }
 }
 
 /// One variant per verb; each verb lives in its own module.
@@ -95,21 +106,15 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
-    // Only `render` knows the nftables backend so far; applying verbs
-    // refuse it rather than silently using xtables.
-    if cli.backend == Backend::Nftables
-        && !matches!(
-            cli.command,
-            Command::Render(_) | Command::Format(_) | Command::NetRender(_)
+    let backend = cli.backend.map(nwfilter_driver::Backend::from);
+    let connect = || {
+        connection::Connection::open(
+            &cli.config_dir,
+            &cli.state_dir,
+            cli.connect.as_deref(),
+            backend,
         )
-    {
-        anyhow::bail!(
-            "--backend nftables: only `render` supports it so far (bindings are applied \
-             with the xtables backend)"
-        );
-    }
-    let connect =
-        || connection::Connection::open(&cli.config_dir, &cli.state_dir, cli.connect.as_deref());
+    };
     match &cli.command {
         Command::Define(args) => objects::define(&mut connect()?, args),
         Command::Undefine(args) => objects::undefine(&mut connect()?, args),
@@ -122,7 +127,10 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::BindingDumpxml(args) => objects::binding_dumpxml(&mut connect()?, args),
         Command::Reload => objects::reload(&mut connect()?),
         Command::Format(args) => format::run(args),
-        Command::Render(args) => render::run_for(args, cli.backend == Backend::Nftables),
+        Command::Render(args) => {
+            let chosen = nwfilter_driver::choose_backend(backend, &cli.config_dir)?;
+            render::run_for(args, chosen == nwfilter_driver::Backend::Nftables)
+        }
         Command::NetRender(args) => net::render(&args.file),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),
     }

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use backend_xtables::{PortRuleset, Runner};
+use backend_xtables::Runner;
+use nwfilter_compile::ir::Program;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{Engine, EngineError};
 use nwfilter_learn::{
@@ -21,11 +22,12 @@ use nwfilter_model::{Binding, IfName};
 /// A line for the daemon's log.
 pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 
-/// The learner's way to the kernel: through the engine's lock.
+/// The learner's way to the kernel: through the engine's lock and its
+/// configured backend.
 struct EngineFirewall<R>(Arc<Engine<R>>);
 
 impl<R: Runner + Send + Sync> PortFirewall for EngineFirewall<R> {
-    fn apply(&self, rules: &PortRuleset) -> Result<(), FirewallError> {
+    fn apply(&self, rules: &Program) -> Result<(), FirewallError> {
         self.0
             .apply_foreign(rules)
             .map_err(|e| -> FirewallError { error_chain(&e).into() })

@@ -20,7 +20,7 @@ use anyhow::Context;
 use backend_xtables::{ProcessRunner, Toolset};
 use clap::Parser;
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{BindingStore, Engine, FilterStore};
+use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;
 use nwfilterd::learning::Learning;
 use nwfilterd::networks::{self, Networks};
@@ -48,6 +48,11 @@ struct Args {
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     learn_timeout_secs: u64,
+    /// Firewall backend that applies the rules: xtables or nftables
+    /// [default: `backend` in CONFIG_DIR/nwfilter.conf, else xtables].
+    /// Bindings applied by the other backend move to this one at start.
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<Backend>,
 }
 
 #[allow(clippy::print_stderr)]
@@ -59,8 +64,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let socket = args
         .socket
         .unwrap_or_else(|| args.state_dir.join("nwfilterd.sock"));
+    let backend = choose_backend(args.backend, &args.config_dir)?;
     let toolset = Toolset::default();
-    toolset.check_installed()?;
+    if backend == Backend::Xtables {
+        toolset.check_installed()?;
+    }
     let filters = FilterStore::open(&args.config_dir);
     let bindings = BindingStore::open(&args.state_dir);
     for stray in filters.sweep()?.into_iter().chain(bindings.sweep()?) {
@@ -71,8 +79,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let engine = Arc::new(
         Engine::new(filters, bindings, ProcessRunner::new(toolset))
+            .with_backend(backend)
             .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
     );
+    log(format!("applying rules with the {backend} backend"));
     // Bind before applying anything: a second daemon must fail here, not
     // after fighting the first one over the kernel.
     let server = Server::bind(&socket)?;
@@ -89,7 +99,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let learning = Learning::new(Arc::clone(&engine), config, leases, Arc::new(log));
     let service = Arc::new(
         EngineService::with_learning(engine, learning)
-            .with_networks(net_ops::store(&args.config_dir, &args.state_dir)),
+            .with_networks(net_ops::store(&args.config_dir, &args.state_dir))
+            .with_settings(args.backend, &args.config_dir),
     );
     reapply(&service, "start");
     let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
@@ -109,6 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         thread::spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    reread_backend(&service);
                     reapply(&service, "SIGHUP");
                     reload_networks(&networks, "SIGHUP");
                 } else {
@@ -165,6 +177,20 @@ fn reapply(service: &EngineService<ProcessRunner>, why: &str) {
     }
     for failure in service.start_learning_all() {
         log(format!("{why}: {failure}"));
+    }
+}
+
+/// SIGHUP re-reads the settings file (unless `--backend` was given): a
+/// changed `backend` moves every binding at the re-apply that follows.
+fn reread_backend(service: &EngineService<ProcessRunner>) {
+    match service.reread_backend() {
+        Ok(Some(backend)) => log(format!("SIGHUP: switching to the {backend} backend")),
+        Ok(None) => {}
+        Err(e) => log(format!(
+            "SIGHUP: keeping the {} backend: {}",
+            service.engine().backend(),
+            error_chain(&e)
+        )),
     }
 }
 

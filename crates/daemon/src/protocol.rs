@@ -54,6 +54,8 @@ pub enum Op {
     BindingDumpxml { portdev: String },
     /// Re-read filters and re-apply every binding (as SIGHUP).
     Reload,
+    /// How the daemon runs: the firewall backend it applies with.
+    Status,
     /// A virtual-network verb.
     Net { net: crate::net_ops::NetOp },
 }
@@ -87,6 +89,10 @@ pub enum Reply {
     },
     Bindings {
         bindings: Vec<BindingEntry>,
+    },
+    /// The answer to [`Op::Status`].
+    Status {
+        backend: nwfilter_driver::Backend,
     },
 }
 
@@ -134,6 +140,19 @@ mod tests {
             Op::BindingDelete {
                 portdev: "vnet0".into()
             }
+        );
+    }
+
+    #[test]
+    fn status_wire_form() {
+        let line = serde_json::to_string(&Request::new(Op::Status)).unwrap();
+        assert_eq!(line, r#"{"version":1,"op":"status"}"#);
+        let reply = Reply::Status {
+            backend: nwfilter_driver::Backend::Nftables,
+        };
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"kind":"status","backend":"nftables"}"#
         );
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use backend_xtables::Runner;
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{Engine, EngineError, Origin};
+use nwfilter_driver::{choose_backend, Backend, Engine, EngineError, Origin};
 use nwfilter_model::{format_binding, format_filter, IfName};
 
 use crate::learning::Learning;
@@ -20,6 +20,9 @@ pub struct EngineService<R> {
     learning: Option<Learning<R>>,
     /// Where virtual networks are kept, when this service handles them.
     networks: Option<netdrv::Store>,
+    /// Where the backend setting comes from, so that a reload re-reads it:
+    /// the command line's choice (which wins) and the config directory.
+    settings: Option<(Option<Backend>, std::path::PathBuf)>,
 }
 
 impl<R: Runner + Send + Sync + 'static> EngineService<R> {
@@ -30,7 +33,34 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             engine: Arc::new(engine),
             learning: None,
             networks: None,
+            settings: None,
         }
+    }
+
+    /// Re-reads the backend setting at each reload: `command_line` if
+    /// given, else `config_dir`'s settings file.
+    pub fn with_settings(
+        mut self,
+        command_line: Option<Backend>,
+        config_dir: impl Into<std::path::PathBuf>,
+    ) -> EngineService<R> {
+        self.settings = Some((command_line, config_dir.into()));
+        self
+    }
+
+    /// Re-reads the backend setting (see [`EngineService::with_settings`])
+    /// and hands it to the engine; returns the backend when it changed.
+    /// The bindings move at the re-apply that follows.
+    pub fn reread_backend(&self) -> Result<Option<Backend>, nwfilter_driver::SettingsError> {
+        let Some((command_line, config_dir)) = &self.settings else {
+            return Ok(None);
+        };
+        let backend = choose_backend(*command_line, config_dir)?;
+        if backend == self.engine.backend() {
+            return Ok(None);
+        }
+        self.engine.set_backend(backend);
+        Ok(Some(backend))
     }
 
     /// Also serves the network verbs, on `store`.
@@ -45,6 +75,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             engine,
             learning: Some(learning),
             networks: None,
+            settings: None,
         }
     }
 
@@ -159,7 +190,11 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                         .map_err(|e| -> Box<dyn std::error::Error> { e })?,
                 }
             }
+            Op::Status => Reply::Status {
+                backend: engine.backend(),
+            },
             Op::Reload => {
+                self.reread_backend()?;
                 let report = engine.reapply_all()?;
                 self.start_learning_all();
                 let mut message = format!(

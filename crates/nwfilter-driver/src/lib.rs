@@ -8,15 +8,21 @@
 //! read back by [`FilterStore::lookup`] / [`FilterStore::snapshot`] /
 //! [`BindingStore::list`] for the compiler and the daemon. The built-in
 //! filter set is visible without any file; a file of the same name
-//! overrides it. Applying rules is not this crate's job.
+//! overrides it. The [`engine`] keeps the kernel in step with the stores,
+//! through the [`Backend`] the settings ([`settings`]) choose.
 
+pub mod backend;
 mod bindings;
 mod durable;
 mod error;
 mod filters;
 mod graph;
 mod listing;
+pub mod settings;
 mod source;
+
+pub use backend::{Backend, Rendered, UnknownBackend};
+pub use settings::{choose_backend, Settings, SettingsError};
 
 pub use bindings::{BindingStore, DEFAULT_STATE_DIR};
 pub use error::Error;

@@ -1,16 +1,24 @@
 //! The restrictive rules a port has while its address is being learned
-//! (lowering reference §2.9), as backend-xtables rulesets.
+//! (lowering reference §2.9), as chain IR: whichever backend the caller
+//! applies with renders them, exactly like a binding's own rules.
 //!
-//! They are ebtables-only, like libvirt's: applying one also removes the
-//! port's iptables chains (a port under learning rules has no other
-//! rules). Unlike libvirt they are applied make-before-break by the
-//! backend's applier, so the port is never unfiltered while switching.
+//! They are bridge-only, like libvirt's: applying them replaces all of the
+//! port's rules (a port under learning rules has no other rules). Unlike
+//! libvirt they are applied make-before-break by the backend's applier,
+//! so the port is never unfiltered while switching.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use backend_xtables::{ChainRole, Family, PortRuleset, RenderedChain};
+use nwfilter_compile::ir::{
+    AddrMatch, BridgeDir, Chain, ChainRole, Family, IpVersion, MacMatch, Match, Negatable,
+    PortRange, Program, Rule, Verdict,
+};
 use nwfilter_compile::LearningMode;
 use nwfilter_model::{IfName, MacAddr6};
+
+const ETHERTYPE_ARP: u16 = 0x0806;
+const UDP: u8 = 17;
+const BROADCAST: MacAddr6 = MacAddr6::new(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 
 /// The rules while learning in `mode` (`None` for `LearningMode::None`,
 /// which never learns).
@@ -25,50 +33,56 @@ pub fn learning(
     mac: MacAddr6,
     mode: LearningMode,
     servers: &[Ipv4Addr],
-) -> Option<PortRuleset> {
-    let mac = mac_text(mac);
+) -> Option<Program> {
     let chains = match mode {
         LearningMode::None => return None,
-        LearningMode::Any => vec![from_guest(
-            port,
+        LearningMode::Any => vec![chain(
+            BridgeDir::FromVm,
             vec![
-                words(&format!("-s ! {mac} -j DROP")),
-                words("-p IPv4 -j ACCEPT"),
-                words("-p ARP -j ACCEPT"),
-                words("-j DROP"),
+                rule(vec![Match::MacSrc(mac_is(mac, true))], Verdict::Drop),
+                rule(vec![Match::EtherIp(IpVersion::V4)], Verdict::Accept),
+                rule(
+                    vec![Match::EtherType(Negatable {
+                        value: ETHERTYPE_ARP,
+                        negated: false,
+                    })],
+                    Verdict::Accept,
+                ),
+                rule(Vec::new(), Verdict::Drop),
             ],
         )],
         LearningMode::Dhcp => vec![
-            from_guest(
-                port,
+            chain(
+                BridgeDir::FromVm,
                 vec![
-                    words(&format!(
-                        "-s {mac} -p IPv4 --ip-protocol udp --ip-sport 68 --ip-dport 67 -j ACCEPT"
-                    )),
-                    words("-j DROP"),
+                    rule(
+                        [vec![Match::MacSrc(mac_is(mac, false))], udp(None, 68, 67)].concat(),
+                        Verdict::Accept,
+                    ),
+                    rule(Vec::new(), Verdict::Drop),
                 ],
             ),
-            to_guest(port, dhcp_replies(&mac, servers)),
+            chain(BridgeDir::ToVm, dhcp_replies(mac, servers)),
         ],
     };
-    Some(PortRuleset {
+    Some(Program {
         port: port.clone(),
         chains,
     })
 }
 
 /// Everything dropped both ways: learning gave up or failed.
-pub fn blocked(port: &IfName) -> PortRuleset {
-    PortRuleset {
+pub fn blocked(port: &IfName) -> Program {
+    Program {
         port: port.clone(),
         chains: vec![
-            from_guest(port, vec![words("-j DROP")]),
-            to_guest(port, vec![words("-j DROP")]),
+            chain(BridgeDir::FromVm, vec![rule(Vec::new(), Verdict::Drop)]),
+            chain(BridgeDir::ToVm, vec![rule(Vec::new(), Verdict::Drop)]),
         ],
     }
 }
 
-fn dhcp_replies(mac: &str, servers: &[Ipv4Addr]) -> Vec<Vec<String>> {
+fn dhcp_replies(mac: MacAddr6, servers: &[Ipv4Addr]) -> Vec<Rule> {
     let sources: Vec<Option<Ipv4Addr>> = if servers.is_empty() {
         vec![None]
     } else {
@@ -76,46 +90,71 @@ fn dhcp_replies(mac: &str, servers: &[Ipv4Addr]) -> Vec<Vec<String>> {
     };
     let mut rules = Vec::new();
     for source in sources {
-        let src = source.map_or(String::new(), |s| format!(" --ip-src {s}"));
-        for dst in [mac, "ff:ff:ff:ff:ff:ff"] {
-            rules.push(words(&format!(
-                "-d {dst} -p IPv4 --ip-protocol udp{src} --ip-sport 67 --ip-dport 68 -j ACCEPT"
-            )));
+        for dst in [mac, BROADCAST] {
+            let matches = [vec![Match::MacDst(mac_is(dst, false))], udp(source, 67, 68)].concat();
+            rules.push(rule(matches, Verdict::Accept));
         }
     }
-    rules.push(words("-j DROP"));
+    rules.push(rule(Vec::new(), Verdict::Drop));
     rules
 }
 
-/// `libvirt-I-PORT`: frames the guest sends.
-fn from_guest(port: &IfName, rules: Vec<Vec<String>>) -> RenderedChain {
-    RenderedChain {
+/// IPv4 UDP from `sport` to `dport` (and from `source`, when given).
+fn udp(source: Option<Ipv4Addr>, sport: u16, dport: u16) -> Vec<Match> {
+    let mut matches = vec![
+        Match::EtherIp(IpVersion::V4),
+        Match::IpProtocol(Negatable {
+            value: UDP,
+            negated: false,
+        }),
+    ];
+    if let Some(addr) = source {
+        matches.push(Match::IpSrc(AddrMatch {
+            addr: IpAddr::V4(addr),
+            prefix: None,
+            negated: false,
+        }));
+    }
+    matches.push(Match::SrcPort(port_is(sport)));
+    matches.push(Match::DstPort(port_is(dport)));
+    matches
+}
+
+/// The port's root chain: frames the guest sends (`FromVm`) or those
+/// delivered to it (`ToVm`).
+fn chain(dir: BridgeDir, rules: Vec<Rule>) -> Chain {
+    Chain {
         family: Family::Bridge,
-        role: ChainRole::BridgeRootOut,
-        name: format!("libvirt-I-{}", port.as_str()),
+        role: ChainRole::BridgeRoot(dir),
         rules,
     }
 }
 
-/// `libvirt-O-PORT`: frames delivered to the guest.
-fn to_guest(port: &IfName, rules: Vec<Vec<String>>) -> RenderedChain {
-    RenderedChain {
-        family: Family::Bridge,
-        role: ChainRole::BridgeRootIn,
-        name: format!("libvirt-O-{}", port.as_str()),
-        rules,
+fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
+    Rule {
+        matches,
+        comment: None,
+        verdict,
+        // The guest's MAC is written into the rule: these rules are the
+        // port's alone.
+        per_port: Vec::new(),
     }
 }
 
-/// ebtables spells MACs in lower case, as the kernel lists them back.
-fn mac_text(mac: MacAddr6) -> String {
-    mac.to_string().to_ascii_lowercase()
+fn mac_is(addr: MacAddr6, negated: bool) -> MacMatch {
+    MacMatch {
+        addr,
+        mask: None,
+        negated,
+    }
 }
 
-/// Splits a rule written for reading into its argument vector (no
-/// argument here contains a space).
-fn words(rule: &str) -> Vec<String> {
-    rule.split(' ').map(String::from).collect()
+fn port_is(port: u16) -> PortRange<u16> {
+    PortRange {
+        start: port,
+        end: None,
+        negated: false,
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +167,10 @@ mod tests {
 
     const MAC: MacAddr6 = MacAddr6::new(0x52, 0x54, 0, 0xab, 0, 0x10);
 
-    fn lines(rules: &PortRuleset) -> Vec<String> {
+    /// Each rule as ebtables words (the xtables backend's rendering), so a
+    /// reader sees what the kernel gets.
+    fn lines(program: &Program) -> Vec<String> {
+        let rules = backend_xtables::ruleset(program).expect("renders for ebtables");
         let mut out = Vec::new();
         for chain in &rules.chains {
             for rule in &chain.rules {
@@ -145,12 +187,15 @@ mod tests {
             lines(&rules),
             [
                 "libvirt-I-vnet0 -s ! 52:54:00:ab:00:10 -j DROP",
-                "libvirt-I-vnet0 -p IPv4 -j ACCEPT",
-                "libvirt-I-vnet0 -p ARP -j ACCEPT",
+                "libvirt-I-vnet0 -p ipv4 -j ACCEPT",
+                "libvirt-I-vnet0 -p 0x806 -j ACCEPT",
                 "libvirt-I-vnet0 -j DROP",
             ]
         );
-        assert_eq!(rules.chains[0].role, ChainRole::BridgeRootOut);
+        assert_eq!(
+            rules.chains[0].role,
+            ChainRole::BridgeRoot(BridgeDir::FromVm)
+        );
     }
 
     #[test]
@@ -159,13 +204,13 @@ mod tests {
         let rules = learning(&port(), MAC, LearningMode::Dhcp, &servers).unwrap();
         let m = "52:54:00:ab:00:10";
         let reply = |dst: &str, s: &str| {
-            format!("libvirt-O-vnet0 -d {dst} -p IPv4 --ip-protocol udp --ip-src {s} --ip-sport 67 --ip-dport 68 -j ACCEPT")
+            format!("libvirt-O-vnet0 -d {dst} -p ipv4 --ip-protocol 17 --ip-source {s} --ip-source-port 67 --ip-destination-port 68 -j ACCEPT")
         };
         let bc = "ff:ff:ff:ff:ff:ff";
         assert_eq!(
             lines(&rules),
             [
-                format!("libvirt-I-vnet0 -s {m} -p IPv4 --ip-protocol udp --ip-sport 68 --ip-dport 67 -j ACCEPT"),
+                format!("libvirt-I-vnet0 -s {m} -p ipv4 --ip-protocol 17 --ip-source-port 68 --ip-destination-port 67 -j ACCEPT"),
                 "libvirt-I-vnet0 -j DROP".into(),
                 reply(m, "10.0.0.1"),
                 reply(bc, "10.0.0.1"),
@@ -174,7 +219,7 @@ mod tests {
                 "libvirt-O-vnet0 -j DROP".into(),
             ]
         );
-        assert_eq!(rules.chains[1].role, ChainRole::BridgeRootIn);
+        assert_eq!(rules.chains[1].role, ChainRole::BridgeRoot(BridgeDir::ToVm));
     }
 
     #[test]
@@ -182,7 +227,9 @@ mod tests {
         let rules = learning(&port(), MAC, LearningMode::Dhcp, &[]).unwrap();
         let replies = &rules.chains[1].rules;
         assert_eq!(replies.len(), 3);
-        assert!(replies.iter().all(|r| !r.contains(&"--ip-src".to_string())));
+        assert!(replies
+            .iter()
+            .all(|r| !r.matches.iter().any(|m| matches!(m, Match::IpSrc(_)))));
     }
 
     #[test]
@@ -192,5 +239,15 @@ mod tests {
             lines(&blocked(&port())),
             ["libvirt-I-vnet0 -j DROP", "libvirt-O-vnet0 -j DROP"]
         );
+    }
+
+    #[test]
+    fn nftables_renders_every_learning_rule() {
+        for mode in [LearningMode::Any, LearningMode::Dhcp] {
+            let servers = ["10.0.0.1".parse().unwrap()];
+            let program = learning(&port(), MAC, mode, &servers).unwrap();
+            backend_nftables::ruleset(&program).expect("nft can express it");
+        }
+        backend_nftables::ruleset(&blocked(&port())).expect("nft can express it");
     }
 }

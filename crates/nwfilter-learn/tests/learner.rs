@@ -6,7 +6,7 @@ use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backend_xtables::{ChainRole, PortRuleset};
+use nwfilter_compile::ir::{BridgeDir, ChainRole, Program};
 use nwfilter_learn::{
     Config, FirewallError, LearnEvent, Learner, LearningMode, Lease, LeaseKey, LeaseStore,
     PortFirewall, PortSpec, StartError,
@@ -15,11 +15,11 @@ use nwfilter_model::{IfName, MacAddr6};
 
 #[derive(Default)]
 struct Recording {
-    applied: Mutex<Vec<PortRuleset>>,
+    applied: Mutex<Vec<Program>>,
 }
 
 impl PortFirewall for Recording {
-    fn apply(&self, rules: &PortRuleset) -> Result<(), FirewallError> {
+    fn apply(&self, rules: &Program) -> Result<(), FirewallError> {
         self.applied.lock().unwrap().push(rules.clone());
         Ok(())
     }
@@ -34,7 +34,10 @@ impl Recording {
             .unwrap()
             .iter()
             .map(|r| {
-                let to_guest = r.chains.iter().find(|c| c.role == ChainRole::BridgeRootIn);
+                let to_guest = r
+                    .chains
+                    .iter()
+                    .find(|c| c.role == ChainRole::BridgeRoot(BridgeDir::ToVm));
                 match to_guest.map(|c| c.rules.len()) {
                     None => "learning-any",
                     Some(1) => "blocked",

@@ -1,10 +1,11 @@
 //! From a stored binding to the rules its port needs.
 
-use backend_xtables::PortRuleset;
+use nwfilter_compile::ir::Program;
 use nwfilter_compile::{lower, resolve, BindError, BindOutcome, FilterDag, FilterSource};
 use nwfilter_model::Binding;
 
 use super::error::EngineError;
+use crate::backend::{Backend, Rendered};
 
 /// Resolves `binding`'s filter tree against `source`.
 pub(crate) fn dag(source: &dyn FilterSource, binding: &Binding) -> Result<FilterDag, EngineError> {
@@ -16,12 +17,23 @@ pub(crate) fn dag(source: &dyn FilterSource, binding: &Binding) -> Result<Filter
 pub(crate) fn ruleset(
     source: &dyn FilterSource,
     binding: &Binding,
-) -> Result<PortRuleset, EngineError> {
-    from_dag(&dag(source, binding)?, binding)
+    backend: Backend,
+) -> Result<Rendered, EngineError> {
+    from_dag(&dag(source, binding)?, binding, backend)
 }
 
 /// Binds, lowers and renders `binding` on its already resolved tree.
-pub(crate) fn from_dag(dag: &FilterDag, binding: &Binding) -> Result<PortRuleset, EngineError> {
+pub(crate) fn from_dag(
+    dag: &FilterDag,
+    binding: &Binding,
+    backend: Backend,
+) -> Result<Rendered, EngineError> {
+    let program = program(dag, binding)?;
+    Rendered::render(backend, &program).map_err(|e| compile_error(binding, &e))
+}
+
+/// Binds and lowers `binding` on its already resolved tree.
+fn program(dag: &FilterDag, binding: &Binding) -> Result<Program, EngineError> {
     let port = &binding.portdev;
     let rules = match dag
         .bind(&binding.filterref.params, binding.mac)
@@ -37,8 +49,7 @@ pub(crate) fn from_dag(dag: &FilterDag, binding: &Binding) -> Result<PortRuleset
             })
         }
     };
-    let program = lower(&rules, port).map_err(|e| compile_error(binding, &e))?;
-    backend_xtables::ruleset(&program).map_err(|e| compile_error(binding, &e))
+    lower(&rules, port).map_err(|e| compile_error(binding, &e))
 }
 
 fn compile_error(binding: &Binding, e: &dyn std::error::Error) -> EngineError {

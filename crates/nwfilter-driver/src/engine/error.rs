@@ -44,11 +44,42 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// The kernel refused the rules (or reading it failed).
-    #[error("applying the rules of {}: {source}", list(ports))]
+    #[error("applying the {backend} rules of {}: {source}", list(ports))]
     Apply {
         ports: Vec<IfName>,
+        backend: crate::Backend,
         #[source]
-        source: backend_xtables::ApplyError,
+        source: crate::backend::ApplyError,
+    },
+    /// A switch of backend put the new rules in place, but removing the
+    /// old backend's rules failed. The port is filtered by the new rules;
+    /// the record still names the old backend, so the next reload (or
+    /// `binding-delete`) removes them.
+    #[error(
+        "{} now filtered by {now} rules, but removing the old {old} rules failed \
+         (they are removed at the next reload): {source}",
+        list(ports)
+    )]
+    RemoveOld {
+        ports: Vec<IfName>,
+        old: crate::Backend,
+        now: crate::Backend,
+        #[source]
+        source: crate::backend::ApplyError,
+    },
+    /// A port's backend record could not be written or read.
+    #[error("cannot read or write the backend record {}", path.display())]
+    Record {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A port's backend record is damaged.
+    #[error("{}:{line}: {reason}", path.display())]
+    BadRecord {
+        path: std::path::PathBuf,
+        line: usize,
+        reason: String,
     },
     /// A redefinition broke a binding; the definition was rolled back.
     #[error("filter '{filter}' was not changed: rebuilding its bindings failed: {source}")]

@@ -4,13 +4,13 @@
 //! mode is not a DHCP lease; nothing else remembers it).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use nwfilter_model::{Binding, IfName};
 
 use super::error::EngineError;
+use super::state_file;
 
 const SUFFIX: &str = ".learned";
 
@@ -39,16 +39,12 @@ impl Learned {
             source,
         };
         if addrs.is_empty() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(fail(e)),
-            }
+            state_file::remove(&path).map_err(fail)?;
             self.by_port.remove(port);
             return Ok(());
         }
         let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
-        write_atomically(dir, &path, &text).map_err(fail)?;
+        state_file::write_atomically(dir, &path, "learned", &text).map_err(fail)?;
         self.by_port.insert(port.clone(), addrs);
         Ok(())
     }
@@ -82,18 +78,4 @@ pub(crate) fn with_learned(binding: &Binding, learned: Option<&[Ipv4Addr]>) -> B
 
 fn file(dir: &Path, port: &IfName) -> PathBuf {
     dir.join(format!("{port}{SUFFIX}"))
-}
-
-/// Temp file in the same directory, fsync, rename, fsync the directory:
-/// a crash leaves the old file or the new one.
-fn write_atomically(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".learned-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
 }

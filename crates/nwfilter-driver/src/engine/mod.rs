@@ -11,21 +11,27 @@
 //! reads the tables and plans against them, so two plans must not
 //! interleave. Reads (list, dumpxml) take only the stores' own locks.
 
+mod apply;
 mod compile;
 mod error;
 mod learned;
+mod records;
+mod state_file;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
 use backend_xtables::apply::TablesLock;
-use backend_xtables::{Applier, Change, PortRuleset, Report, Runner};
+use backend_xtables::Runner;
+use nwfilter_compile::ir::Program;
 use nwfilter_compile::{BindOutcome, LearningMode};
 use nwfilter_model::{Binding, IfName};
 
 use learned::{with_learned, Learned};
+use records::{Record, Records};
 
+use crate::backend::{Backend, Rendered};
 use crate::{BindingStore, Defined, FilterStore, Undefined};
 pub use compile::chain as error_chain;
 pub use error::EngineError;
@@ -51,12 +57,10 @@ pub struct Engine<R> {
     filters: FilterStore,
     bindings: BindingStore,
     runner: R,
-    /// The last ruleset applied per port by this engine: lets a repeated
-    /// apply of unchanged rules run nothing, and lets `repair` notice rules
-    /// that someone else removed without recompiling.
-    applied: Mutex<HashMap<IfName, PortRuleset>>,
+    /// What is applied, and how: the lock around every kernel change.
+    state: Mutex<State>,
     /// Addresses learned for ports whose binding leaves `IP` unset. Only
-    /// changed while `applied` is locked.
+    /// changed while `state` is locked.
     learned: Mutex<Learned>,
     /// A file lock held around every kernel change, so that other
     /// processes (the CLI in embedded mode, a second daemon) do not plan
@@ -64,16 +68,62 @@ pub struct Engine<R> {
     tables_lock: Option<std::path::PathBuf>,
 }
 
+/// The engine's state behind its lock.
+#[derive(Debug, Default)]
+struct State {
+    /// The backend new rules are applied with.
+    backend: Backend,
+    /// The last ruleset applied per port by this engine: lets a repeated
+    /// apply of unchanged rules run nothing, and lets `repair` notice rules
+    /// that someone else removed without recompiling. Always rendered for
+    /// `backend`.
+    applied: HashMap<IfName, Rendered>,
+    /// Which backend holds each port's rules (files in the state directory).
+    records: Records,
+}
+
 impl<R: Runner> Engine<R> {
+    /// An engine applying with the xtables backend (see
+    /// [`Engine::with_backend`]).
     pub fn new(filters: FilterStore, bindings: BindingStore, runner: R) -> Engine<R> {
         Engine {
             filters,
             bindings,
             runner,
-            applied: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             learned: Mutex::new(Learned::default()),
             tables_lock: None,
         }
+    }
+
+    /// Applies new rules with `backend`. Bindings another backend applied
+    /// move to it at their next apply ([`Engine::reapply_all`] moves all).
+    pub fn with_backend(self, backend: Backend) -> Engine<R> {
+        self.set_backend(backend);
+        self
+    }
+
+    /// Changes the backend of a running engine (a reload of the settings);
+    /// as [`Engine::with_backend`].
+    pub fn set_backend(&self, backend: Backend) {
+        let mut state = self.lock();
+        if state.backend != backend {
+            state.backend = backend;
+            // Rendered for the other backend: nothing to compare against.
+            state.applied.clear();
+        }
+    }
+
+    /// The backend new rules are applied with.
+    pub fn backend(&self) -> Backend {
+        self.lock().backend
+    }
+
+    /// The backend whose rules filter `port` (its record; xtables when it
+    /// has none, as every binding applied before there was a choice).
+    pub fn applied_by(&self, port: &IfName) -> Result<Backend, EngineError> {
+        let mut state = self.lock();
+        Ok(state.records.get(self.bindings.dir(), port)?.backend)
     }
 
     /// Holds the `flock` on `path` around every kernel change
@@ -107,10 +157,11 @@ impl<R: Runner> Engine<R> {
         &self.runner
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IfName, PortRuleset>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the map possibly stale, not
-        // wrong in a dangerous way: at worst a port is re-applied.
-        self.applied.lock().unwrap_or_else(|e| e.into_inner())
+        // wrong in a dangerous way: at worst a port is re-applied. Records
+        // are written before the cache, so they are never ahead of disk.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn learned(&self) -> MutexGuard<'_, Learned> {
@@ -118,9 +169,15 @@ impl<R: Runner> Engine<R> {
     }
 
     /// The rules `binding` needs, from the current filters (with `IP`
-    /// bound to the learned addresses when the binding leaves it unset).
-    pub fn compile(&self, binding: &Binding) -> Result<PortRuleset, EngineError> {
-        compile::ruleset(&self.filters, &self.effective(binding))
+    /// bound to the learned addresses when the binding leaves it unset),
+    /// rendered for the configured backend.
+    pub fn compile(&self, binding: &Binding) -> Result<Rendered, EngineError> {
+        let backend = self.backend();
+        compile::ruleset(&self.filters, &self.effective(binding), backend)
+    }
+
+    fn compile_for(&self, binding: &Binding, backend: Backend) -> Result<Rendered, EngineError> {
+        compile::ruleset(&self.filters, &self.effective(binding), backend)
     }
 
     /// `binding` as it is instantiated: with the learned addresses as `IP`
@@ -151,11 +208,19 @@ impl<R: Runner> Engine<R> {
     /// applying anything: the learner holds the port under its learning
     /// rules until an address is known ([`Engine::set_learned`]).
     pub fn binding_record(&self, binding: &Binding) -> Result<(), EngineError> {
-        let _applied = self.lock();
-        if self.bindings.get(binding.portdev.as_str())?.is_some() {
-            return Err(crate::Error::BindingExists(binding.portdev.to_string()).into());
+        let mut state = self.lock();
+        let port = &binding.portdev;
+        if self.bindings.get(port.as_str())?.is_some() {
+            return Err(crate::Error::BindingExists(port.to_string()).into());
         }
-        Ok(self.bindings.create(binding)?)
+        let dir = self.bindings.dir();
+        let record = Record::only(state.backend);
+        state.records.set(dir, port, record)?;
+        if let Err(e) = self.bindings.create(binding) {
+            let _ = state.records.remove(dir, port);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// A port's learned addresses changed: records them and applies the
@@ -163,19 +228,19 @@ impl<R: Runner> Engine<R> {
     /// ended), forgets them: the learner has put its learning rules back,
     /// and those are not ours to restore.
     pub fn set_learned(&self, port: &IfName, addrs: Vec<Ipv4Addr>) -> Result<(), EngineError> {
-        let mut applied = self.lock();
+        let mut state = self.lock();
         let Some(binding) = self.bindings.get(port.as_str())? else {
             return Err(crate::Error::NoSuchBinding(port.to_string()).into());
         };
         if addrs.is_empty() {
-            applied.remove(port);
+            state.applied.remove(port);
             return self.learned().set(self.bindings.dir(), port, addrs);
         }
         let previous = self.learned().get(port).map(<[Ipv4Addr]>::to_vec);
         self.learned().set(self.bindings.dir(), port, addrs)?;
         let result = self
-            .compile(&binding)
-            .and_then(|rs| self.apply_all(&mut applied, std::slice::from_ref(&rs), false));
+            .compile_for(&binding, state.backend)
+            .and_then(|rs| self.apply_all(&mut state, std::slice::from_ref(&rs), false));
         if let Err(e) = result {
             // Keep the record in step with what is applied.
             let _ = self
@@ -192,13 +257,18 @@ impl<R: Runner> Engine<R> {
     }
 
     /// Applies rules that are not a binding's filter (the learner's
-    /// learning or drop-all rules) under the engine's lock, and stops
-    /// treating the port's filter as applied so `repair` does not undo
-    /// them.
-    pub fn apply_foreign(&self, ruleset: &PortRuleset) -> Result<(), EngineError> {
-        let mut applied = self.lock();
-        self.apply_all(&mut applied, std::slice::from_ref(ruleset), false)?;
-        applied.remove(&ruleset.port);
+    /// learning or drop-all rules), rendered for the configured backend,
+    /// under the engine's lock, and stops treating the port's filter as
+    /// applied so `repair` does not undo them.
+    pub fn apply_foreign(&self, program: &Program) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        let rendered =
+            Rendered::render(state.backend, program).map_err(|e| EngineError::Compile {
+                port: program.port.clone(),
+                reason: error_chain(&e),
+            })?;
+        self.apply_all(&mut state, std::slice::from_ref(&rendered), false)?;
+        state.applied.remove(&program.port);
         Ok(())
     }
 
@@ -206,13 +276,13 @@ impl<R: Runner> Engine<R> {
     /// whose filter tree reaches it. If any rebuild fails, no binding's
     /// rules change and the stored filter is put back.
     pub fn define(&self, xml: &str) -> Result<Defined, EngineError> {
-        let mut applied = self.lock();
+        let mut state = self.lock();
         let defined = self.filters.define(xml)?;
         if !defined.changed {
             return Ok(defined);
         }
         let name = defined.filter.name.to_string();
-        match self.rebuild_users(&mut applied, &name) {
+        match self.rebuild_users(&mut state, &name) {
             Ok(()) => Ok(defined),
             Err(e) => {
                 let failed = EngineError::Rebuild {
@@ -231,11 +301,7 @@ impl<R: Runner> Engine<R> {
     }
 
     /// Rebuilds the bindings whose tree contains `filter`, all in one batch.
-    fn rebuild_users(
-        &self,
-        applied: &mut HashMap<IfName, PortRuleset>,
-        filter: &str,
-    ) -> Result<(), EngineError> {
+    fn rebuild_users(&self, state: &mut State, filter: &str) -> Result<(), EngineError> {
         let mut rebuilt = Vec::new();
         for binding in self.bindings.list()?.items {
             // A tree that does not resolve cannot reach the filter through
@@ -245,53 +311,18 @@ impl<R: Runner> Engine<R> {
                 continue;
             };
             if dag.contains(filter) {
-                rebuilt.push(compile::from_dag(&dag, &self.effective(&binding))?);
+                let effective = self.effective(&binding);
+                rebuilt.push(compile::from_dag(&dag, &effective, state.backend)?);
             }
         }
-        self.apply_all(applied, &rebuilt, false)?;
+        self.apply_all(state, &rebuilt, false)?;
         Ok(())
-    }
-
-    /// Applies `rulesets` in one batch and records them. With
-    /// `skip_current`, ports whose recorded ruleset is already in the
-    /// kernel are left alone.
-    fn apply_all(
-        &self,
-        applied: &mut HashMap<IfName, PortRuleset>,
-        rulesets: &[PortRuleset],
-        skip_current: bool,
-    ) -> Result<Report, EngineError> {
-        if rulesets.is_empty() {
-            return Ok(Report::default());
-        }
-        let changes: Vec<Change<'_>> = rulesets
-            .iter()
-            .map(|rs| Change {
-                ruleset: rs,
-                recorded: if skip_current {
-                    applied.get(&rs.port)
-                } else {
-                    None
-                },
-            })
-            .collect();
-        let _tables = self.tables_lock()?;
-        let report = Applier::new(&self.runner)
-            .apply(&changes)
-            .map_err(|source| EngineError::Apply {
-                ports: rulesets.iter().map(|rs| rs.port.clone()).collect(),
-                source,
-            })?;
-        for rs in rulesets {
-            applied.insert(rs.port.clone(), rs.clone());
-        }
-        Ok(report)
     }
 
     /// Removes a filter, unless a binding uses it (directly or through
     /// references).
     pub fn undefine(&self, key: &str) -> Result<Undefined, EngineError> {
-        let _applied = self.lock();
+        let _state = self.lock();
         Ok(self.filters.undefine(key, || self.bindings.uses())?)
     }
 
@@ -304,21 +335,28 @@ impl<R: Runner> Engine<R> {
 
     /// As [`Engine::binding_create`], for a binding already parsed.
     pub fn binding_create_parsed(&self, binding: Binding) -> Result<Binding, EngineError> {
-        let mut applied = self.lock();
+        let mut state = self.lock();
         let port = binding.portdev.clone();
         if self.bindings.get(port.as_str())?.is_some() {
             return Err(crate::Error::BindingExists(port.to_string()).into());
         }
-        let ruleset = self.compile(&binding)?;
-        self.apply_all(&mut applied, std::slice::from_ref(&ruleset), false)?;
-        if let Err(e) = self.bindings.create(&binding) {
+        let ruleset = self.compile_for(&binding, state.backend)?;
+        // A new port: whatever record a crash may have left is stale.
+        let dir = self.bindings.dir();
+        let record = Record::only(state.backend);
+        state.records.set(dir, &port, record)?;
+        let created = self
+            .apply_all(&mut state, std::slice::from_ref(&ruleset), false)
+            .and_then(|_| Ok(self.bindings.create(&binding)?));
+        if let Err(e) = created {
             // Rules nobody recorded could never be deleted by name.
-            applied.remove(&port);
-            let undo = Applier::new(&self.runner).remove(std::slice::from_ref(&port));
+            let undo = self
+                .remove_port(&mut state, &port)
+                .and_then(|()| state.records.remove(dir, &port));
             return Err(match undo {
-                Ok(_) => e.into(),
+                Ok(()) => e,
                 Err(u) => EngineError::Undo {
-                    source: Box::new(e.into()),
+                    source: Box::new(e),
                     undo: error_chain(&u),
                 },
             });
@@ -330,19 +368,13 @@ impl<R: Runner> Engine<R> {
     pub fn binding_delete(&self, portdev: &str) -> Result<Binding, EngineError> {
         let port = IfName::new(portdev.to_owned())
             .map_err(|e| EngineError::BadPort(portdev.to_owned(), e))?;
-        let mut applied = self.lock();
+        let mut state = self.lock();
         if self.bindings.get(port.as_str())?.is_none() {
             return Err(crate::Error::NoSuchBinding(port.to_string()).into());
         }
-        let _tables = self.tables_lock()?;
-        Applier::new(&self.runner)
-            .remove(std::slice::from_ref(&port))
-            .map_err(|source| EngineError::Apply {
-                ports: vec![port.clone()],
-                source,
-            })?;
-        applied.remove(&port);
+        self.remove_port(&mut state, &port)?;
         let binding = self.bindings.delete(port.as_str())?;
+        state.records.remove(self.bindings.dir(), &port)?;
         self.learned().set(self.bindings.dir(), &port, Vec::new())?;
         Ok(binding)
     }
@@ -352,18 +384,18 @@ impl<R: Runner> Engine<R> {
     /// are already exactly in place are not touched; a binding that does
     /// not compile is reported and keeps whatever rules it had.
     pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
-        let mut applied = self.lock();
+        let mut state = self.lock();
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
         for binding in self.bindings.list()?.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
-            match self.compile(&binding) {
+            match self.compile_for(&binding, state.backend) {
                 Ok(rs) => rulesets.push(rs),
                 Err(EngineError::NeedsIp { .. }) => result.learning.push(binding.portdev.clone()),
                 Err(e) => result.failed.push((binding.portdev.clone(), e.to_string())),
             }
         }
-        let report = self.apply_all(&mut applied, &rulesets, true)?;
+        let report = self.apply_all(&mut state, &rulesets, true)?;
         result.applied = report.changed;
         result.unchanged = report.unchanged;
         Ok(result)
@@ -374,9 +406,9 @@ impl<R: Runner> Engine<R> {
     /// chain or restarted a firewall service. Returns the ports repaired.
     /// Costs one read of each table when nothing is missing.
     pub fn repair(&self) -> Result<Vec<IfName>, EngineError> {
-        let mut applied = self.lock();
-        let rulesets: Vec<PortRuleset> = applied.values().cloned().collect();
-        let report = self.apply_all(&mut applied, &rulesets, true)?;
+        let mut state = self.lock();
+        let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
+        let report = self.apply_all(&mut state, &rulesets, true)?;
         Ok(report.changed)
     }
 }

@@ -1,0 +1,112 @@
+//! The backend setting from the CLI's side: a daemon's setting decides and
+//! a different `--backend` is refused; a malformed settings file is an
+//! error naming file, line and value. No root needed: the daemon here is
+//! in this process and applies through a recording runner.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use backend_xtables::RecordingRunner;
+use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
+use nwfilterd::{EngineService, Server};
+
+/// A daemon in this process applying with `backend`.
+struct Daemon {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(backend: Backend) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sock");
+        let engine = Engine::new(
+            FilterStore::open(dir.path().join("etc")),
+            BindingStore::open(dir.path().join("run")),
+            Arc::new(RecordingRunner::new()),
+        )
+        .with_backend(backend);
+        let server = Server::bind(&socket).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let service = Arc::new(EngineService::new(engine));
+        let halt = Arc::clone(&stop);
+        std::thread::spawn(move || server.serve(service, halt).unwrap());
+        Daemon {
+            socket,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    fn nwfilter(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_nwfilter"))
+            .arg("--connect")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_backend_other_than_the_daemons_is_refused_not_ignored() {
+    let daemon = Daemon::start(Backend::Nftables);
+    let out = daemon.nwfilter(&["--backend", "xtables", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--backend xtables")
+            && err.contains("applies rules with the nftables backend"),
+        "{err}"
+    );
+    for args in [&["--backend", "nftables", "list"][..], &["list"][..]] {
+        let out = daemon.nwfilter(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("clean-traffic"));
+    }
+}
+
+#[test]
+fn a_malformed_settings_file_names_file_line_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = etc.join("nwfilter.conf");
+    std::fs::write(&conf, "# ours\nbackend = nft\n").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nwfilter"))
+            .arg("--config-dir")
+            .arg(&etc)
+            .arg("--state-dir")
+            .arg(dir.path().join("run"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:2", conf.display()))
+            && err.contains("'nft'")
+            && err.contains("xtables, nftables"),
+        "{err}"
+    );
+    // The command line beats the file (which is then not consulted).
+    let out = run(&["--backend", "xtables", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -1,0 +1,190 @@
+//! `nwfilterd` with the nftables backend, in a network namespace: the
+//! setting comes from `nwfilter.conf`, rules flushed with `nft flush
+//! ruleset` come back, and a reload after the setting changes moves the
+//! binding to xtables with nothing of ours left in nftables.
+
+#[path = "../../backend-xtables/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nwfilter_driver::Backend;
+use nwfilterd::{Client, Op, Reply};
+use support::{Background, Guest, Lab, Netns};
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("nwfilterd-nft-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Scratch(dir)
+    }
+    fn etc(&self) -> PathBuf {
+        self.0.join("etc")
+    }
+    fn run(&self) -> PathBuf {
+        self.0.join("run")
+    }
+    fn socket(&self) -> PathBuf {
+        self.run().join("nwfilterd.sock")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn start_daemon(ns: &Netns, scratch: &Scratch) -> Background {
+    let daemon = ns.spawn(&[
+        env!("CARGO_BIN_EXE_nwfilterd"),
+        "--config-dir",
+        s(&scratch.etc()),
+        "--state-dir",
+        s(&scratch.run()),
+        "--check-interval-ms",
+        "250",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Client::connect(&scratch.socket()).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never opened its socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+fn call(scratch: &Scratch, op: Op) -> Reply {
+    let mut client = Client::connect(&scratch.socket()).unwrap();
+    client
+        .call(op.clone())
+        .unwrap_or_else(|e| panic!("{op:?}: {e}"))
+}
+
+fn binding_xml(guest: &Guest) -> String {
+    format!(
+        "<filterbinding>
+  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{}'/>
+  <mac address='{}'/>
+  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
+</filterbinding>",
+        guest.port, guest.mac, guest.ip
+    )
+}
+
+fn nft_tables(lab: &Lab) -> usize {
+    let table = backend_nftables::names::TABLE;
+    lab.host
+        .ok(&["nft", "list", "tables"])
+        .lines()
+        .filter(|l| l.split_whitespace().last() == Some(table))
+        .count()
+}
+
+fn xtables_chains(lab: &Lab) -> usize {
+    ["ebtables-save", "iptables-save", "ip6tables-save"]
+        .iter()
+        .map(|tool| {
+            let listing = lab.host.ok(&[tool]);
+            listing.lines().filter(|l| l.contains("libvirt-")).count()
+        })
+        .sum()
+}
+
+/// Whether `a` can ping `b` from a spoofed source address.
+fn spoof_passes(a: &Guest, b: &Guest) -> bool {
+    a.set_ip("10.77.0.99");
+    let passes = a.pings(&b.ip);
+    a.set_ip(&a.ip);
+    passes
+}
+
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_daemon_applies_with_nftables_restores_a_flush_and_switches_on_reload() {
+    if !support::can_run("the_daemon_applies_with_nftables_restores_a_flush_and_switches_on_reload")
+    {
+        return;
+    }
+    let scratch = Scratch::new("nft");
+    std::fs::write(scratch.etc().join("nwfilter.conf"), "backend = nftables\n").unwrap();
+    let lab = Lab::ready(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let _daemon = start_daemon(&lab.host, &scratch);
+    assert_eq!(
+        call(&scratch, Op::Status),
+        Reply::Status {
+            backend: Backend::Nftables
+        }
+    );
+    call(
+        &scratch,
+        Op::BindingCreate {
+            xml: binding_xml(a),
+        },
+    );
+    assert!(nft_tables(&lab) > 0, "tables of ours");
+    assert_eq!(xtables_chains(&lab), 0);
+    assert!(a.pings(&b.ip));
+    assert!(
+        !spoof_passes(a, b),
+        "clean-traffic stops the spoofed address"
+    );
+
+    // Someone flushes the whole nft ruleset: the keeper puts it back.
+    lab.host.ok(&["nft", "flush", "ruleset"]);
+    wait_for("our tables restored", Duration::from_secs(3), || {
+        nft_tables(&lab) > 0
+    });
+    assert!(a.pings(&b.ip));
+    assert!(!spoof_passes(a, b), "filtering again after the flush");
+
+    // The setting changes; a reload moves the binding to xtables.
+    std::fs::write(scratch.etc().join("nwfilter.conf"), "backend = xtables\n").unwrap();
+    call(&scratch, Op::Reload);
+    assert_eq!(
+        call(&scratch, Op::Status),
+        Reply::Status {
+            backend: Backend::Xtables
+        }
+    );
+    assert_eq!(nft_tables(&lab), 0, "nothing of ours left in nftables");
+    assert!(xtables_chains(&lab) > 0);
+    assert!(a.pings(&b.ip));
+    assert!(!spoof_passes(a, b), "filtered by xtables now");
+
+    // A malformed setting is refused by name; the backend stays.
+    std::fs::write(scratch.etc().join("nwfilter.conf"), "backend = pf\n").unwrap();
+    let mut client = Client::connect(&scratch.socket()).unwrap();
+    let err = client.call(Op::Reload).unwrap_err().to_string();
+    assert!(
+        err.contains("nwfilter.conf:1") && err.contains("'pf'"),
+        "{err}"
+    );
+    assert_eq!(
+        call(&scratch, Op::Status),
+        Reply::Status {
+            backend: Backend::Xtables
+        }
+    );
+}

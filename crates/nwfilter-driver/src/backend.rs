@@ -1,0 +1,239 @@
+//! The firewall backends, behind one small interface: which one applies
+//! rules is a setting ([`Backend`]), a port's rendered rules are a
+//! [`Rendered`] of that backend, and applying or removing them goes to
+//! that backend's applier.
+//!
+//! Both backends take the same chain IR ([`Program`]) and run their tools
+//! through `backend_xtables`' [`Runner`], so everything above this module
+//! (the engine, the learner's rules) is written once.
+
+use std::fmt;
+use std::str::FromStr;
+
+use backend_xtables::Runner;
+use nwfilter_compile::ir::Program;
+use nwfilter_model::IfName;
+use serde::{Deserialize, Serialize};
+
+/// Which firewall implementation applies the rules.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// ebtables, iptables and ip6tables in libvirt's layout (what every
+    /// version before the nftables backend applied).
+    #[default]
+    Xtables,
+    /// Tables of our own in nftables, one transaction per change.
+    Nftables,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Xtables, Backend::Nftables];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Xtables => "xtables",
+            Backend::Nftables => "nftables",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown firewall backend '{0}' (known: xtables, nftables)")]
+pub struct UnknownBackend(pub String);
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| UnknownBackend(s.to_owned()))
+    }
+}
+
+/// One port's rules as one backend renders them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    Xtables(backend_xtables::PortRuleset),
+    Nftables {
+        port: IfName,
+        rules: backend_nftables::PortRuleset,
+    },
+}
+
+/// Why a program could not be rendered by a backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Xtables(#[from] backend_xtables::RenderError),
+    #[error(transparent)]
+    Nftables(#[from] backend_nftables::RenderError),
+}
+
+impl Rendered {
+    /// Renders `program` for `backend`.
+    pub fn render(backend: Backend, program: &Program) -> Result<Rendered, RenderError> {
+        Ok(match backend {
+            Backend::Xtables => Rendered::Xtables(backend_xtables::ruleset(program)?),
+            Backend::Nftables => Rendered::Nftables {
+                port: program.port.clone(),
+                rules: backend_nftables::ruleset(program)?,
+            },
+        })
+    }
+
+    pub fn port(&self) -> &IfName {
+        match self {
+            Rendered::Xtables(rs) => &rs.port,
+            Rendered::Nftables { port, .. } => port,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Rendered::Xtables(_) => Backend::Xtables,
+            Rendered::Nftables { .. } => Backend::Nftables,
+        }
+    }
+}
+
+/// Why a backend did not apply or remove rules.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Xtables(#[from] backend_xtables::ApplyError),
+    #[error(transparent)]
+    Nftables(#[from] backend_nftables::ApplyError),
+}
+
+/// What an apply or remove did, whichever backend ran it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub changed: Vec<IfName>,
+    pub unchanged: Vec<IfName>,
+}
+
+/// One port to bring to `rules`; `recorded` is what this process applied
+/// last (lets a backend skip a port whose rules are still in place).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    pub(crate) rules: &'a Rendered,
+    pub(crate) recorded: Option<&'a Rendered>,
+}
+
+/// Applies `changes`, all rendered for `backend`, in that backend's one
+/// batch (nftables: one transaction).
+///
+/// # Panics
+/// If a change was rendered for another backend: the engine renders every
+/// change for the backend it applies with.
+pub(crate) fn apply<R: Runner + ?Sized>(
+    backend: Backend,
+    runner: &R,
+    changes: &[Change<'_>],
+) -> Result<Report, ApplyError> {
+    match backend {
+        Backend::Xtables => {
+            let changes: Vec<backend_xtables::Change<'_>> = changes
+                .iter()
+                .map(|c| backend_xtables::Change {
+                    ruleset: xtables(c.rules),
+                    recorded: c.recorded.and_then(as_xtables),
+                })
+                .collect();
+            let report = backend_xtables::Applier::new(runner).apply(&changes)?;
+            Ok(Report {
+                changed: report.changed,
+                unchanged: report.unchanged,
+            })
+        }
+        Backend::Nftables => {
+            let changes: Vec<backend_nftables::Change<'_>> = changes
+                .iter()
+                .map(|c| backend_nftables::Change {
+                    ruleset: nftables(c.rules),
+                    recorded: c.recorded.and_then(as_nftables),
+                })
+                .collect();
+            let report = backend_nftables::Applier::new(runner).apply(&changes)?;
+            Ok(Report {
+                changed: report.changed,
+                unchanged: report.unchanged,
+            })
+        }
+    }
+}
+
+/// Removes everything `backend` has of ours for `ports`.
+pub(crate) fn remove<R: Runner + ?Sized>(
+    backend: Backend,
+    runner: &R,
+    ports: &[IfName],
+) -> Result<Report, ApplyError> {
+    let (changed, unchanged) = match backend {
+        Backend::Xtables => {
+            let r = backend_xtables::Applier::new(runner).remove(ports)?;
+            (r.changed, r.unchanged)
+        }
+        Backend::Nftables => {
+            let r = backend_nftables::Applier::new(runner).remove(ports)?;
+            (r.changed, r.unchanged)
+        }
+    };
+    Ok(Report { changed, unchanged })
+}
+
+fn as_xtables(rendered: &Rendered) -> Option<&backend_xtables::PortRuleset> {
+    match rendered {
+        Rendered::Xtables(rs) => Some(rs),
+        Rendered::Nftables { .. } => None,
+    }
+}
+
+fn as_nftables(rendered: &Rendered) -> Option<&backend_nftables::PortRuleset> {
+    match rendered {
+        Rendered::Nftables { rules, .. } => Some(rules),
+        Rendered::Xtables(_) => None,
+    }
+}
+
+fn xtables(rendered: &Rendered) -> &backend_xtables::PortRuleset {
+    as_xtables(rendered).expect("rendered for the backend that applies it")
+}
+
+fn nftables(rendered: &Rendered) -> &backend_nftables::PortRuleset {
+    as_nftables(rendered).expect("rendered for the backend that applies it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for b in Backend::ALL {
+            assert_eq!(b.to_string().parse::<Backend>(), Ok(b));
+            assert_eq!(
+                serde_json::to_string(&b).unwrap(),
+                format!("\"{}\"", b.as_str())
+            );
+        }
+        let err = "iptables".parse::<Backend>().unwrap_err().to_string();
+        assert!(
+            err.contains("'iptables'") && err.contains("nftables"),
+            "{err}"
+        );
+        assert_eq!(Backend::default(), Backend::Xtables);
+    }
+}

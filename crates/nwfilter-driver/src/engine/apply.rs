@@ -1,0 +1,168 @@
+//! Applying and removing through the configured backend, and moving ports
+//! from one backend to another.
+//!
+//! A port whose record names another backend (the setting changed) is
+//! switched make-before-break: the new backend's rules go in first, then
+//! the old backend's rules come out, then the record says so. The port is
+//! filtered at every instant. The record is written before each step that
+//! could leave rules behind, so that a crash or a failure leaves a record
+//! naming every backend that may hold rules of the port (see `records`).
+
+use nwfilter_model::IfName;
+
+use backend_xtables::Runner;
+
+use super::records::Record;
+use super::{Engine, EngineError, State};
+use crate::backend::{self, Backend, Change, Rendered, Report};
+
+impl<R: Runner> Engine<R> {
+    /// Applies `rulesets` (rendered for the configured backend) in one
+    /// batch, records them, and finishes moving ports whose rules another
+    /// backend applied. With `skip_current`, ports whose recorded ruleset
+    /// is already in the kernel are left alone.
+    pub(super) fn apply_all(
+        &self,
+        state: &mut State,
+        rulesets: &[Rendered],
+        skip_current: bool,
+    ) -> Result<Report, EngineError> {
+        if rulesets.is_empty() {
+            return Ok(Report::default());
+        }
+        let backend = state.backend;
+        let dir = self.bindings.dir();
+        let mut moving: Vec<(IfName, Record)> = Vec::new();
+        for rs in rulesets {
+            let record = state.records.get(dir, rs.port())?;
+            if record != Record::only(backend) {
+                moving.push((rs.port().clone(), record));
+            }
+        }
+        // Intent first: from here on `backend` may hold rules of the port.
+        for (port, record) in &moving {
+            let intent = record.clone().with_leftover(backend);
+            state.records.set(dir, port, intent)?;
+        }
+        let applied = self.apply_batch(state, rulesets, skip_current);
+        let report = match applied {
+            Ok(report) => report,
+            Err(e) => {
+                // Refused: nothing changed, so the old records are true.
+                for (port, record) in moving {
+                    let _ = state.records.set(dir, &port, record);
+                }
+                return Err(e);
+            }
+        };
+        for (port, record) in &moving {
+            let now = record
+                .all()
+                .into_iter()
+                .fold(Record::only(backend), Record::with_leftover);
+            state.records.set(dir, port, now)?;
+        }
+        let ports: Vec<IfName> = moving.into_iter().map(|(port, _)| port).collect();
+        self.remove_leftovers(state, &ports)?;
+        Ok(report)
+    }
+
+    fn apply_batch(
+        &self,
+        state: &mut State,
+        rulesets: &[Rendered],
+        skip_current: bool,
+    ) -> Result<Report, EngineError> {
+        let backend = state.backend;
+        let changes: Vec<Change<'_>> = rulesets
+            .iter()
+            .map(|rs| Change {
+                rules: rs,
+                recorded: skip_current.then(|| state.applied.get(rs.port())).flatten(),
+            })
+            .collect();
+        let _tables = self.tables_lock()?;
+        let report = backend::apply(backend, &self.runner, &changes).map_err(|source| {
+            EngineError::Apply {
+                ports: rulesets.iter().map(|rs| rs.port().clone()).collect(),
+                backend,
+                source,
+            }
+        })?;
+        for rs in rulesets {
+            state.applied.insert(rs.port().clone(), rs.clone());
+        }
+        Ok(report)
+    }
+
+    /// Removes the rules that other backends than the configured one still
+    /// hold for `ports` (one batch per backend), and updates the records.
+    fn remove_leftovers(&self, state: &mut State, ports: &[IfName]) -> Result<(), EngineError> {
+        let dir = self.bindings.dir();
+        let now = state.backend;
+        let mut failure = None;
+        for old in Backend::ALL.into_iter().filter(|&b| b != now) {
+            let mut holding = Vec::new();
+            for port in ports {
+                if state.records.get(dir, port)?.leftover.contains(&old) {
+                    holding.push(port.clone());
+                }
+            }
+            if holding.is_empty() {
+                continue;
+            }
+            let removed = {
+                let _tables = self.tables_lock()?;
+                backend::remove(old, &self.runner, &holding)
+            };
+            match removed {
+                Ok(_) => {
+                    for port in &holding {
+                        let mut record = state.records.get(dir, port)?;
+                        record.leftover.retain(|&b| b != old);
+                        state.records.set(dir, port, record)?;
+                    }
+                }
+                Err(source) => {
+                    failure.get_or_insert(EngineError::RemoveOld {
+                        ports: holding,
+                        old,
+                        now,
+                        source,
+                    });
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Removes every rule of `port`, from each backend its record names
+    /// (the stale ones first: if one fails, the port is still filtered),
+    /// and keeps the record in step with what remains.
+    pub(super) fn remove_port(&self, state: &mut State, port: &IfName) -> Result<(), EngineError> {
+        let dir = self.bindings.dir();
+        let record = state.records.get(dir, port)?;
+        let mut remaining = record.all();
+        for b in record.all().into_iter().rev() {
+            let removed = {
+                let _tables = self.tables_lock()?;
+                backend::remove(b, &self.runner, std::slice::from_ref(port))
+            };
+            removed.map_err(|source| EngineError::Apply {
+                ports: vec![port.clone()],
+                backend: b,
+                source,
+            })?;
+            remaining.retain(|&r| r != b);
+            if let Some((&first, rest)) = remaining.split_first() {
+                let left = rest
+                    .iter()
+                    .copied()
+                    .fold(Record::only(first), Record::with_leftover);
+                state.records.set(dir, port, left)?;
+            }
+        }
+        state.applied.remove(port);
+        Ok(())
+    }
+}
