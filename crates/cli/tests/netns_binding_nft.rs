@@ -1,0 +1,129 @@
+//! The backend setting end to end without a daemon, in a network
+//! namespace: `backend = nftables` in the settings file applies a binding
+//! with nftables; `reload --backend xtables` moves it; `binding-delete`
+//! removes it with the backend its record names, whatever the setting.
+
+#[path = "../../backend-xtables/tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+
+use support::{add_admin_rules, without_counters, Lab};
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let name = format!("nwfilter-cli-nft-{}-{tag}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn binding_xml(guest: &support::Guest) -> String {
+    format!(
+        "<filterbinding>
+  <owner><name>vm-a</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{}'/>
+  <mac address='{}'/>
+  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
+</filterbinding>
+",
+        guest.port, guest.mac, guest.ip
+    )
+}
+
+/// Lines of our own in the host's tables: (xtables chains, nft tables).
+fn ours(lab: &Lab) -> (usize, usize) {
+    let xtables = ["ebtables-save", "iptables-save", "ip6tables-save"]
+        .iter()
+        .map(|tool| {
+            let listing = lab.host.ok(&[tool]);
+            listing.lines().filter(|l| l.contains("libvirt-")).count()
+        })
+        .sum();
+    let table = backend_nftables::names::TABLE;
+    let nft = lab
+        .host
+        .ok(&["nft", "list", "tables"])
+        .lines()
+        .filter(|l| l.split_whitespace().last() == Some(table))
+        .count();
+    (xtables, nft)
+}
+
+#[test]
+fn the_settings_file_chooses_nftables_and_reload_moves_the_binding() {
+    if !support::can_run("the_settings_file_chooses_nftables_and_reload_moves_the_binding") {
+        return;
+    }
+    let scratch = Scratch::new("switch");
+    let (etc, run) = (scratch.0.join("etc"), scratch.0.join("run"));
+    std::fs::write(etc.join("nwfilter.conf"), "backend = nftables\n").unwrap();
+    let lab = Lab::ready(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let file = scratch.0.join("binding.xml");
+    std::fs::write(&file, binding_xml(a)).unwrap();
+    add_admin_rules(&lab.host);
+    let before = without_counters(&lab.ruleset());
+    let nwfilter = |args: &[&str]| {
+        let mut argv = vec![
+            env!("CARGO_BIN_EXE_nwfilter"),
+            "--config-dir",
+            etc.to_str().unwrap(),
+            "--state-dir",
+            run.to_str().unwrap(),
+        ];
+        argv.extend(args);
+        let out = lab.host.run(&argv);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let spoof_passes = || {
+        a.set_ip("10.77.0.99");
+        let passes = a.pings(&b.ip);
+        a.set_ip(&a.ip);
+        passes
+    };
+
+    nwfilter(&["binding-create", file.to_str().unwrap()]);
+    let (xtables, nft) = ours(&lab);
+    assert_eq!(xtables, 0, "nothing in ebtables/iptables");
+    assert!(nft > 0, "our nft tables");
+    assert_eq!(
+        std::fs::read_to_string(run.join("vnet0.backend")).unwrap(),
+        "backend = nftables\n"
+    );
+    assert!(a.pings(&b.ip));
+    assert!(!spoof_passes(), "nftables drops the spoofed address");
+
+    let out = nwfilter(&["--backend", "xtables", "reload"]);
+    assert!(out.contains("1 binding(s) applied"), "{out}");
+    let (xtables, nft) = ours(&lab);
+    assert!(xtables > 0);
+    assert_eq!(nft, 0, "the nft rules are gone");
+    assert!(a.pings(&b.ip));
+    assert!(!spoof_passes(), "xtables drops the spoofed address");
+
+    // The file still says nftables; the record says xtables and decides.
+    nwfilter(&["binding-delete", "vnet0"]);
+    assert_eq!(
+        without_counters(&lab.ruleset()),
+        before,
+        "nothing of ours is left"
+    );
+    assert!(!run.join("vnet0.backend").exists());
+}
