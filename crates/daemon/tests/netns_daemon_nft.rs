@@ -1,7 +1,9 @@
 //! `nwfilterd` with the nftables backend, in a network namespace: the
 //! setting comes from `nwfilter.conf`, rules flushed with `nft flush
 //! ruleset` come back, and a reload after the setting changes moves the
-//! binding to xtables with nothing of ours left in nftables.
+//! binding to xtables with nothing of ours left in nftables. With
+//! `--backend nftables`, IP learning holds the port under nft rules and
+//! applies the learned address there.
 
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
@@ -45,16 +47,19 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn start_daemon(ns: &Netns, scratch: &Scratch) -> Background {
-    let daemon = ns.spawn(&[
+fn start_daemon(ns: &Netns, scratch: &Scratch, extra: &[&str]) -> Background {
+    let (etc, run) = (scratch.etc(), scratch.run());
+    let mut argv = vec![
         env!("CARGO_BIN_EXE_nwfilterd"),
         "--config-dir",
-        s(&scratch.etc()),
+        s(&etc),
         "--state-dir",
-        s(&scratch.run()),
+        s(&run),
         "--check-interval-ms",
         "250",
-    ]);
+    ];
+    argv.extend(extra);
+    let daemon = ns.spawn(&argv);
     let deadline = Instant::now() + Duration::from_secs(20);
     while Client::connect(&scratch.socket()).is_err() {
         assert!(
@@ -130,7 +135,7 @@ fn the_daemon_applies_with_nftables_restores_a_flush_and_switches_on_reload() {
     std::fs::write(scratch.etc().join("nwfilter.conf"), "backend = nftables\n").unwrap();
     let lab = Lab::ready(2);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
-    let _daemon = start_daemon(&lab.host, &scratch);
+    let _daemon = start_daemon(&lab.host, &scratch, &[]);
     assert_eq!(
         call(&scratch, Op::Status),
         Reply::Status {
@@ -187,4 +192,40 @@ fn the_daemon_applies_with_nftables_restores_a_flush_and_switches_on_reload() {
             backend: Backend::Xtables
         }
     );
+}
+
+#[test]
+fn the_daemon_learns_an_address_under_nftables() {
+    if !support::can_run("the_daemon_learns_an_address_under_nftables") {
+        return;
+    }
+    let scratch = Scratch::new("learn");
+    let lab = Lab::ready(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let _daemon = start_daemon(&lab.host, &scratch, &["--backend", "nftables"]);
+    // No IP parameter: CTRL_IP_LEARNING defaults to `any`.
+    let xml = binding_xml(a).replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
+    call(&scratch, Op::BindingCreate { xml });
+    assert!(nft_tables(&lab) > 0, "learning rules in nftables");
+    assert_eq!(xtables_chains(&lab), 0);
+    let learned = || {
+        let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+            panic!("binding-list")
+        };
+        bindings[0].learned.clone()
+    };
+    wait_for("the address learned", Duration::from_secs(15), || {
+        let _ = a.pings(&b.ip);
+        learned() == [a.ip.clone()]
+    });
+    assert!(a.pings(&b.ip), "the learned address is allowed");
+    assert!(!spoof_passes(a, b), "any other address is not");
+    assert_eq!(xtables_chains(&lab), 0, "nothing in ebtables/iptables");
+    call(
+        &scratch,
+        Op::BindingDelete {
+            portdev: "vnet0".into(),
+        },
+    );
+    assert_eq!(nft_tables(&lab), 0, "our nft tables are gone");
 }
