@@ -8,7 +8,7 @@
 //!         throughput  TCP between two filtered guests, beside 1 and 1000 ports
 //!         (default: all four)
 //! OPTION: --sizes=1,100,1000  --reps=3 (apply; 1 for N >= 1000)
-//!         --add-reps=15  --existing=1000 (add-one, beside 0)
+//!         --add-reps=15  --existing=1000 (add-one: beside 0 and each of these)
 //!         --others=1,1000  --secs=3  --runs=3 (throughput)
 //!         --backend=nftables|xtables
 //! ```
@@ -34,7 +34,7 @@ use workload::{Backend, Compiler, Nftables, Xtables};
 struct Options {
     parts: Vec<String>,
     sizes: Vec<usize>,
-    existing: usize,
+    existing: Vec<usize>,
     others: Vec<usize>,
     reps: usize,
     add_reps: usize,
@@ -48,7 +48,7 @@ impl Options {
         let mut o = Options {
             parts: Vec::new(),
             sizes: vec![1, 100, 1000],
-            existing: 1000,
+            existing: vec![1000],
             others: vec![1, 1000],
             reps: 3,
             add_reps: 15,
@@ -64,7 +64,9 @@ impl Options {
                 "--sizes" => {
                     o.sizes = value.split(',').map(str::parse).collect::<Result<_, _>>()?
                 }
-                "--existing" => o.existing = value.parse()?,
+                "--existing" => {
+                    o.existing = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+                }
                 "--others" => {
                     o.others = value.split(',').map(str::parse).collect::<Result<_, _>>()?
                 }
@@ -193,12 +195,12 @@ fn parts<B: Backend>(
         out.batch_counts_only(measure::counts_only::<B>(compiler, 1000)?);
     }
     if options.wants("add-one") {
-        for existing in [0, options.existing] {
+        for existing in std::iter::once(0).chain(options.existing.iter().copied()) {
             report::load(&format!("{} add-one existing={existing}", B::NAME));
             out.add_one(measure::add_one::<B>(compiler, existing, options.add_reps)?);
         }
         if B::NAME == Nftables::NAME {
-            for existing in [0, options.existing] {
+            for existing in std::iter::once(0).chain(options.existing.iter().copied()) {
                 report::load(&format!("{} add-one existing={existing}", measure::TRACKED));
                 out.add_one(measure::add_one_tracked(
                     compiler,
