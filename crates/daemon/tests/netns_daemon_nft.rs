@@ -208,6 +208,13 @@ fn the_daemon_learns_an_address_under_nftables() {
     call(&scratch, Op::BindingCreate { xml });
     assert!(nft_tables(&lab) > 0, "learning rules in nftables");
     assert_eq!(xtables_chains(&lab), 0);
+    // Flushed while learning: the keeper puts the learning rules back.
+    lab.host.ok(&["nft", "flush", "ruleset"]);
+    wait_for(
+        "the learning rules restored",
+        Duration::from_secs(3),
+        || nft_tables(&lab) > 0,
+    );
     let learned = || {
         let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
             panic!("binding-list")

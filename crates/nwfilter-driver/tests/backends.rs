@@ -282,6 +282,24 @@ fn a_learned_address_under_nftables_is_one_transaction() {
     assert_eq!(calls.iter().filter(|c| is_nft_transaction(c)).count(), 1);
 }
 
+/// The learner's drop-all rules for vnet0, as IR.
+fn blocked_program() -> nwfilter_compile::ir::Program {
+    use nwfilter_compile::ir::{BridgeDir, Chain, ChainRole, Family, Program, Rule, Verdict};
+    Program {
+        port: vnet0(),
+        chains: vec![Chain {
+            family: Family::Bridge,
+            role: ChainRole::BridgeRoot(BridgeDir::FromVm),
+            rules: vec![Rule {
+                matches: Vec::new(),
+                comment: None,
+                verdict: Verdict::Drop,
+                per_port: Vec::new(),
+            }],
+        }],
+    }
+}
+
 #[test]
 fn learner_rules_follow_the_configured_backend_and_record_it() {
     let (_c, _s, d) = dirs();
@@ -289,23 +307,33 @@ fn learner_rules_follow_the_configured_backend_and_record_it() {
         .binding_create(&binding("vnet0", Some("192.0.2.10")))
         .unwrap();
     let nft = engine(&d, Backend::Nftables);
-    let program = nwfilter_compile::ir::Program {
-        port: vnet0(),
-        chains: vec![nwfilter_compile::ir::Chain {
-            family: nwfilter_compile::ir::Family::Bridge,
-            role: nwfilter_compile::ir::ChainRole::BridgeRoot(
-                nwfilter_compile::ir::BridgeDir::FromVm,
-            ),
-            rules: vec![nwfilter_compile::ir::Rule {
-                matches: Vec::new(),
-                comment: None,
-                verdict: nwfilter_compile::ir::Verdict::Drop,
-                per_port: Vec::new(),
-            }],
-        }],
-    };
-    nft.apply_foreign(&program).unwrap();
+    nft.apply_foreign(&blocked_program()).unwrap();
     let calls = nft.runner().calls();
     assert!(calls.iter().any(is_nft_transaction));
     assert_eq!(nft.applied_by(&vnet0()).unwrap(), Backend::Nftables);
+}
+
+#[test]
+fn a_learning_ports_rules_move_with_the_setting_at_reapply() {
+    let (_c, _s, d) = dirs();
+    let eng = engine(&d, Backend::Xtables);
+    let b = nwfilter_model::parse_binding(&binding("vnet0", None)).unwrap();
+    eng.binding_record(&b).unwrap();
+    eng.apply_foreign(&blocked_program()).unwrap();
+    assert_eq!(eng.applied_by(&vnet0()).unwrap(), Backend::Xtables);
+    eng.runner().answer(Tool::EbtablesSave, EBTABLES_WITH_VNET0);
+
+    eng.set_backend(Backend::Nftables);
+    let before = eng.runner().calls().len();
+    let report = eng.reapply_all().unwrap();
+    assert_eq!(report.learning, [vnet0()], "still learning");
+    let calls = &eng.runner().calls()[before..];
+    let committed = calls.iter().position(is_nft_transaction).expect("moved");
+    assert!(
+        calls[committed + 1..]
+            .iter()
+            .any(|c| c.tool == Tool::EbtablesRestore),
+        "then the xtables copy is removed: {calls:#?}"
+    );
+    assert_eq!(eng.applied_by(&vnet0()).unwrap(), Backend::Nftables);
 }

@@ -163,6 +163,7 @@ impl<R: Runner> Engine<R> {
             }
         }
         state.applied.remove(port);
+        state.foreign.remove(port);
         Ok(())
     }
 }

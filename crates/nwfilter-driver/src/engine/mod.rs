@@ -80,6 +80,11 @@ struct State {
     applied: HashMap<IfName, Rendered>,
     /// Which backend holds each port's rules (files in the state directory).
     records: Records,
+    /// The learner's rules of ports that are learning their address (or
+    /// were blocked): kept as IR so that a change of backend re-renders
+    /// them, while `applied` holds them rendered so that `repair` puts
+    /// them back after a flush.
+    foreign: HashMap<IfName, Program>,
 }
 
 impl<R: Runner> Engine<R> {
@@ -225,15 +230,14 @@ impl<R: Runner> Engine<R> {
 
     /// A port's learned addresses changed: records them and applies the
     /// full filter with `IP` bound to them. With none (the last lease
-    /// ended), forgets them: the learner has put its learning rules back,
-    /// and those are not ours to restore.
+    /// ended), forgets them: the learner has put its learning rules back
+    /// (through [`Engine::apply_foreign`]), and those stay.
     pub fn set_learned(&self, port: &IfName, addrs: Vec<Ipv4Addr>) -> Result<(), EngineError> {
         let mut state = self.lock();
         let Some(binding) = self.bindings.get(port.as_str())? else {
             return Err(crate::Error::NoSuchBinding(port.to_string()).into());
         };
         if addrs.is_empty() {
-            state.applied.remove(port);
             return self.learned().set(self.bindings.dir(), port, addrs);
         }
         let previous = self.learned().get(port).map(<[Ipv4Addr]>::to_vec);
@@ -248,6 +252,7 @@ impl<R: Runner> Engine<R> {
                 .set(self.bindings.dir(), port, previous.unwrap_or_default());
             return Err(e);
         }
+        state.foreign.remove(port);
         Ok(())
     }
 
@@ -258,17 +263,14 @@ impl<R: Runner> Engine<R> {
 
     /// Applies rules that are not a binding's filter (the learner's
     /// learning or drop-all rules), rendered for the configured backend,
-    /// under the engine's lock, and stops treating the port's filter as
-    /// applied so `repair` does not undo them.
+    /// under the engine's lock. They are the port's rules until the next
+    /// [`Engine::set_learned`] with addresses: `repair` restores them, and
+    /// a reapply after a change of backend moves them.
     pub fn apply_foreign(&self, program: &Program) -> Result<(), EngineError> {
         let mut state = self.lock();
-        let rendered =
-            Rendered::render(state.backend, program).map_err(|e| EngineError::Compile {
-                port: program.port.clone(),
-                reason: error_chain(&e),
-            })?;
+        let rendered = render_foreign(program, state.backend)?;
         self.apply_all(&mut state, std::slice::from_ref(&rendered), false)?;
-        state.applied.remove(&program.port);
+        state.foreign.insert(program.port.clone(), program.clone());
         Ok(())
     }
 
@@ -391,7 +393,14 @@ impl<R: Runner> Engine<R> {
             self.learned().load(self.bindings.dir(), &binding.portdev);
             match self.compile_for(&binding, state.backend) {
                 Ok(rs) => rulesets.push(rs),
-                Err(EngineError::NeedsIp { .. }) => result.learning.push(binding.portdev.clone()),
+                Err(EngineError::NeedsIp { .. }) => {
+                    // The learner's rules, if it has applied some: in
+                    // place already, or moved to a changed backend.
+                    if let Some(program) = state.foreign.get(&binding.portdev) {
+                        rulesets.push(render_foreign(program, state.backend)?);
+                    }
+                    result.learning.push(binding.portdev.clone());
+                }
                 Err(e) => result.failed.push((binding.portdev.clone(), e.to_string())),
             }
         }
@@ -411,4 +420,12 @@ impl<R: Runner> Engine<R> {
         let report = self.apply_all(&mut state, &rulesets, true)?;
         Ok(report.changed)
     }
+}
+
+/// The learner's rules rendered for `backend`.
+fn render_foreign(program: &Program, backend: Backend) -> Result<Rendered, EngineError> {
+    Rendered::render(backend, program).map_err(|e| EngineError::Compile {
+        port: program.port.clone(),
+        reason: error_chain(&e),
+    })
 }
