@@ -337,3 +337,27 @@ fn a_learning_ports_rules_move_with_the_setting_at_reapply() {
     );
     assert_eq!(eng.applied_by(&vnet0()).unwrap(), Backend::Nftables);
 }
+
+#[test]
+fn a_refused_create_leaves_neither_binding_nor_record() {
+    let (_c, _s, d) = dirs();
+    let nft = engine(&d, Backend::Nftables);
+    // Call 1 reads our nft tables; call 2 is the transaction.
+    nft.runner().fail_call(2);
+    let err = nft
+        .binding_create(&binding("vnet0", Some("192.0.2.10")))
+        .unwrap_err();
+    let text = nwfilter_driver::engine::error_chain(&err);
+    assert!(
+        text.contains("nftables rules of port vnet0") && text.contains("injected failure"),
+        "{text}"
+    );
+    assert!(!text.contains("putting things back"), "{text}");
+    assert_eq!(
+        nft.runner().calls().len(),
+        2,
+        "nothing runs after the refusal"
+    );
+    assert!(nft.bindings().get("vnet0").unwrap().is_none());
+    assert_eq!(record(&d.1, "vnet0"), None);
+}

@@ -347,21 +347,23 @@ impl<R: Runner> Engine<R> {
         let dir = self.bindings.dir();
         let record = Record::only(state.backend);
         state.records.set(dir, &port, record)?;
-        let created = self
-            .apply_all(&mut state, std::slice::from_ref(&ruleset), false)
-            .and_then(|_| Ok(self.bindings.create(&binding)?));
-        if let Err(e) = created {
+        let undo = |e: EngineError, undone: Result<(), EngineError>| match undone {
+            Ok(()) => e,
+            Err(u) => EngineError::Undo {
+                source: Box::new(e),
+                undo: error_chain(&u),
+            },
+        };
+        if let Err(e) = self.apply_all(&mut state, std::slice::from_ref(&ruleset), false) {
+            // Refused: nothing was applied, only the record is to go.
+            return Err(undo(e, state.records.remove(dir, &port)));
+        }
+        if let Err(e) = self.bindings.create(&binding) {
             // Rules nobody recorded could never be deleted by name.
-            let undo = self
+            let undone = self
                 .remove_port(&mut state, &port)
                 .and_then(|()| state.records.remove(dir, &port));
-            return Err(match undo {
-                Ok(()) => e,
-                Err(u) => EngineError::Undo {
-                    source: Box::new(e),
-                    undo: error_chain(&u),
-                },
-            });
+            return Err(undo(e.into(), undone));
         }
         Ok(binding)
     }
