@@ -61,7 +61,7 @@ enum Backend {
     /// ebtables, iptables and ip6tables (libvirt's layout), through their
     /// restore tools.
     Xtables,
-    /// nftables: tables of our own, one transaction per change.
+    /// Tables of our own in nftables, one transaction per change.
     Nftables,
 }
 
