@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use backend_xtables::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
-use crate::batch::{desired, Batch};
+use crate::batch::{desired, Batch, Skeleton};
 use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
 use crate::names::Table;
 use crate::render::PortRuleset;
@@ -179,9 +179,13 @@ pub fn plan_apply(
             report.unchanged.push(rules.port.clone());
             continue;
         }
-        if batch.is_empty() {
+        if batch.is_empty() && !skeleton_intact(state) {
+            // Only when missing or changed: re-adding the base chains'
+            // rules makes the kernel re-validate every jump of the dispatch
+            // maps, a cost that grows with the number of ports.
             batch.skeleton();
             state.tables.extend([Table::Bridge, Table::Inet]);
+            state.skeleton = Skeleton::expected();
         }
         report.changed.push(rules.port.clone());
         if !complete {
@@ -239,6 +243,11 @@ fn collect_unused(state: &mut KernelState, batch: &mut Batch, candidates: &BTree
             }
         }
     }
+}
+
+/// Whether both tables exist with the skeleton as we make it.
+fn skeleton_intact(state: &KernelState) -> bool {
+    state.tables.len() == 2 && state.skeleton == Skeleton::expected()
 }
 
 /// Whether the kernel has `rules`' template exactly: every chain with its

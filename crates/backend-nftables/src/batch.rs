@@ -32,6 +32,30 @@ pub const IN_TAG_MASK: u32 = 0x0000_ffff;
 /// Mark bits carrying the out-port tag (set in bridge forward).
 pub const OUT_TAG_MASK: u32 = 0xffff_0000;
 
+/// Our tables' fixed part: base chains (with their number of rules) and
+/// dispatch maps, as [`Batch::skeleton`] makes them or a listing shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skeleton {
+    pub chains: std::collections::BTreeMap<(Table, String), usize>,
+    pub maps: BTreeSet<(Table, String)>,
+}
+
+impl Skeleton {
+    /// What [`Batch::skeleton`] makes.
+    pub fn expected() -> Skeleton {
+        let mut want = Skeleton::default();
+        for table in [Table::Bridge, Table::Inet] {
+            for (name, _, _) in maps(table) {
+                want.maps.insert((table, (*name).to_owned()));
+            }
+            for (name, _, _, rules) in base_chains(table) {
+                want.chains.insert((table, name.to_owned()), rules.len());
+            }
+        }
+        want
+    }
+}
+
 /// One command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cmd {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::batch::mark_key;
+use crate::batch::{mark_key, Skeleton};
 use crate::names::{own_chain_port, template_of, Table, TABLE};
 
 /// Our objects as the kernel has them.
@@ -25,6 +25,9 @@ pub struct KernelState {
     /// Tags found on inet map or set elements: never handed out again,
     /// even when no port claims them.
     pub seen_tags: BTreeSet<u16>,
+    /// The skeleton as it is: base chains with their number of rules, and
+    /// the dispatch maps (see [`crate::batch::Skeleton`]).
+    pub skeleton: Skeleton,
 }
 
 /// A template's chains and sets.
@@ -111,9 +114,11 @@ impl KernelState {
                 "chain" => state.read_chain(table, object)?,
                 "rule" => {
                     let chain = text(object, "chain")?;
+                    let key = (table, chain.to_owned());
                     if let Some(t) = template_of(chain) {
-                        let key = (table, chain.to_owned());
                         *state.template(t).chains.entry(key).or_default() += 1;
+                    } else if let Some(n) = state.skeleton.chains.get_mut(&key) {
+                        *n += 1;
                     }
                 }
                 _ => {}
@@ -139,6 +144,11 @@ impl KernelState {
             self.port(port).tag_chain = true;
         } else if let Some(port) = own_chain_port(name) {
             self.port(port).own_chains.insert((table, name.to_owned()));
+        } else if chain.get("hook").is_some() {
+            self.skeleton
+                .chains
+                .entry((table, name.to_owned()))
+                .or_default();
         }
         Ok(())
     }
@@ -150,6 +160,9 @@ impl KernelState {
         port_of_tag: &BTreeMap<u16, String>,
     ) -> Result<(), ReadError> {
         let name = text(map, "name")?;
+        if template_of(name).is_none() {
+            self.skeleton.maps.insert((table, name.to_owned()));
+        }
         if name == "in-tag" {
             return Ok(());
         }
