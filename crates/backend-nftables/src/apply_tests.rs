@@ -64,7 +64,7 @@ fn ports_of_one_filter_share_the_template() {
     assert!(template_chains.is_empty(), "{template_chains:#?}");
     assert!(cmds
         .iter()
-        .any(|c| c.contains("{ \"vnet1\" . 10.0.0.2 }") && c.starts_with("add element")));
+        .any(|c| c.contains("{ \"vnet1\" . 10.0.0.2 }") && c.starts_with("create element")));
     let chains: Vec<&String> = cmds.iter().filter(|c| c.starts_with("add chain")).collect();
     assert_eq!(chains.len(), 2, "{chains:#?}");
     assert!(chains.iter().all(|c| c.contains("/r") || c.contains(" r")));
@@ -81,7 +81,7 @@ fn a_new_address_is_an_element_swap_in_one_transaction() {
     let cmds = own_commands(&batch);
     assert!(!cmds.is_empty());
     for c in &cmds {
-        let element = c.starts_with("add element") || c.starts_with("delete element");
+        let element = c.starts_with("create element") || c.starts_with("delete element");
         assert!(element, "only elements change: {cmds:#?}");
         assert!(c.contains("10.0.0.1") || c.contains("10.0.0.9"), "{c}");
     }

@@ -234,7 +234,7 @@ impl Batch {
         );
     }
 
-    /// `add element` (`value` present: a map element).
+    /// `create element` (`value` present: a map element).
     pub fn add_element(&mut self, table: Table, map: &str, key: Operand, value: Operand) {
         self.element(true, table, map, vec![key], Some(value));
     }
@@ -251,7 +251,10 @@ impl Batch {
         keys: Vec<Operand>,
         value: Option<Operand>,
     ) {
-        let verb = if add { "add" } else { "delete" };
+        // `create`, not `add`: an element already there (a stale state
+        // planned this) makes the kernel refuse the transaction instead of
+        // silently keeping what it had; the applier then reads and replans.
+        let verb = if add { "create" } else { "delete" };
         let (texts, elems): (Vec<String>, Vec<Expression<'static>>) = match value {
             Some(v) => keys
                 .into_iter()
@@ -277,7 +280,7 @@ impl Batch {
                 texts.join(", ")
             ),
             if add {
-                NfCmd::Add(object)
+                NfCmd::Create(object)
             } else {
                 NfCmd::Delete(object)
             },

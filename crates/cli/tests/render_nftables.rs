@@ -59,7 +59,7 @@ fn prints_the_nft_script() {
     assert!(text.contains(" iifname . ether saddr @s0/t"), "{text}");
     assert!(text.contains(" { \"vnet0\" . 10.0.0.5 }\n"), "{text}");
     assert!(
-        text.contains("add element bridge nwfilter from-vm { \"vnet0\" : jump I/t"),
+        text.contains("create element bridge nwfilter from-vm { \"vnet0\" : jump I/t"),
         "{text}"
     );
     assert!(!text.contains("I-mac/vnet0"), "{text}");

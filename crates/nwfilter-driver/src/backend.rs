@@ -133,7 +133,9 @@ pub(crate) struct Change<'a> {
 }
 
 /// Applies `changes`, all rendered for `backend`, in that backend's one
-/// batch (nftables: one transaction).
+/// batch (nftables: one transaction, planned against `nft`, what our
+/// nftables tables hold as far as this process knows: `None` reads them
+/// first; kept up to date, so that an operation costs its own change).
 ///
 /// # Panics
 /// If a change was rendered for another backend: the engine renders every
@@ -141,6 +143,7 @@ pub(crate) struct Change<'a> {
 pub(crate) fn apply<R: Runner + ?Sized>(
     backend: Backend,
     runner: &R,
+    nft: &mut Option<backend_nftables::KernelState>,
     changes: &[Change<'_>],
 ) -> Result<Report, ApplyError> {
     match backend {
@@ -166,7 +169,7 @@ pub(crate) fn apply<R: Runner + ?Sized>(
                     recorded: c.recorded.and_then(as_nftables),
                 })
                 .collect();
-            let report = backend_nftables::Applier::new(runner).apply(&changes)?;
+            let report = backend_nftables::Applier::new(runner).apply_tracked(nft, &changes)?;
             Ok(Report {
                 changed: report.changed,
                 unchanged: report.unchanged,
@@ -175,10 +178,12 @@ pub(crate) fn apply<R: Runner + ?Sized>(
     }
 }
 
-/// Removes everything `backend` has of ours for `ports`.
+/// Removes everything `backend` has of ours for `ports` (`nft` as in
+/// [`apply`]).
 pub(crate) fn remove<R: Runner + ?Sized>(
     backend: Backend,
     runner: &R,
+    nft: &mut Option<backend_nftables::KernelState>,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
     let (changed, unchanged) = match backend {
@@ -187,7 +192,7 @@ pub(crate) fn remove<R: Runner + ?Sized>(
             (r.changed, r.unchanged)
         }
         Backend::Nftables => {
-            let r = backend_nftables::Applier::new(runner).remove(ports)?;
+            let r = backend_nftables::Applier::new(runner).remove_tracked(nft, ports)?;
             (r.changed, r.unchanged)
         }
     };

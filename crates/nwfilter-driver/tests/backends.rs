@@ -282,6 +282,36 @@ fn a_learned_address_under_nftables_is_one_transaction() {
     assert_eq!(calls.iter().filter(|c| is_nft_transaction(c)).count(), 1);
 }
 
+#[test]
+fn under_nftables_a_binding_beside_others_costs_its_transaction_alone() {
+    let (_c, _s, d) = dirs();
+    let nft = engine(&d, Backend::Nftables);
+    nft.binding_create(&binding("vnet0", Some("192.0.2.10")))
+        .unwrap();
+    // The engine keeps what it applied: no read of every port's objects.
+    let before = nft.runner().calls().len();
+    nft.binding_create(&binding("vnet1", Some("192.0.2.11")))
+        .unwrap();
+    let calls = &nft.runner().calls()[before..];
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert!(is_nft_transaction(&calls[0]));
+    let json = calls[0].stdin.as_deref().unwrap();
+    // The shared template is there already: elements only, no chain of it.
+    assert!(
+        json.contains("192.0.2.11") && json.contains("\"create\""),
+        "{json}"
+    );
+    assert!(!json.contains("\"name\": \"I/t") && !json.contains("\"name\":\"I/t"));
+    // `repair` does read: it must see what someone else may have done.
+    let before = nft.runner().calls().len();
+    nft.repair().unwrap();
+    let calls = &nft.runner().calls()[before..];
+    assert!(
+        calls.iter().any(|c| c.args[..2] == ["-j", "list"]),
+        "{calls:#?}"
+    );
+}
+
 /// The learner's drop-all rules for vnet0, as IR.
 fn blocked_program() -> nwfilter_compile::ir::Program {
     use nwfilter_compile::ir::{BridgeDir, Chain, ChainRole, Family, Program, Rule, Verdict};

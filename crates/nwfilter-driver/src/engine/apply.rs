@@ -82,13 +82,14 @@ impl<R: Runner> Engine<R> {
             })
             .collect();
         let _tables = self.tables_lock()?;
-        let report = backend::apply(backend, &self.runner, &changes).map_err(|source| {
-            EngineError::Apply {
-                ports: rulesets.iter().map(|rs| rs.port().clone()).collect(),
-                backend,
-                source,
-            }
-        })?;
+        let report =
+            backend::apply(backend, &self.runner, &mut state.nft, &changes).map_err(|source| {
+                EngineError::Apply {
+                    ports: rulesets.iter().map(|rs| rs.port().clone()).collect(),
+                    backend,
+                    source,
+                }
+            })?;
         for rs in rulesets {
             state.applied.insert(rs.port().clone(), rs.clone());
         }
@@ -113,7 +114,7 @@ impl<R: Runner> Engine<R> {
             }
             let removed = {
                 let _tables = self.tables_lock()?;
-                backend::remove(old, &self.runner, &holding)
+                backend::remove(old, &self.runner, &mut state.nft, &holding)
             };
             match removed {
                 Ok(_) => {
@@ -146,7 +147,7 @@ impl<R: Runner> Engine<R> {
         for b in record.all().into_iter().rev() {
             let removed = {
                 let _tables = self.tables_lock()?;
-                backend::remove(b, &self.runner, std::slice::from_ref(port))
+                backend::remove(b, &self.runner, &mut state.nft, std::slice::from_ref(port))
             };
             removed.map_err(|source| EngineError::Apply {
                 ports: vec![port.clone()],

@@ -85,6 +85,13 @@ struct State {
     /// them, while `applied` holds them rendered so that `repair` puts
     /// them back after a flush.
     foreign: HashMap<IfName, Program>,
+    /// What our nftables tables hold, as of this engine's last nftables
+    /// operation (`None`: unknown, read by the next one). Planning against
+    /// it makes an operation cost its own change, not a read of every
+    /// port; if another process changed the tables meanwhile, the kernel
+    /// refuses the transaction and the applier reads and plans again.
+    /// Dropped by `reapply_all` and `repair`, which must see the kernel.
+    nft: Option<backend_nftables::KernelState>,
 }
 
 impl<R: Runner> Engine<R> {
@@ -389,6 +396,7 @@ impl<R: Runner> Engine<R> {
     /// not compile is reported and keeps whatever rules it had.
     pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
         let mut state = self.lock();
+        state.nft = None;
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
         for binding in self.bindings.list()?.items {
@@ -418,6 +426,7 @@ impl<R: Runner> Engine<R> {
     /// Costs one read of each table when nothing is missing.
     pub fn repair(&self) -> Result<Vec<IfName>, EngineError> {
         let mut state = self.lock();
+        state.nft = None;
         let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
         let report = self.apply_all(&mut state, &rulesets, true)?;
         Ok(report.changed)
