@@ -405,7 +405,7 @@ impl Batch {
         if old.out_tag && (retag || !want.out_tag) {
             self.delete_element(Table::Bridge, "out-tag", quoted());
         }
-        let name = names::tag_chain_name(port);
+        let name = names::tag_chain(port);
         if old.tag_chain && (retag || !want.tag_chain) {
             self.flush_chain(Table::Bridge, &name);
             self.delete_chain(Table::Bridge, &name);

@@ -113,12 +113,7 @@ pub fn sub_chain(dir: BridgeDir, name: &ChainName, template: &str) -> String {
 }
 
 /// The per-port chain that writes the out-port tag into the mark.
-pub fn tag_chain(port: &IfName) -> String {
-    tag_chain_name(port.as_str())
-}
-
-/// [`tag_chain`] for a port name read from the kernel.
-pub fn tag_chain_name(port: &str) -> String {
+pub fn tag_chain(port: &str) -> String {
     format!("tag/{port}")
 }
 
@@ -144,10 +139,7 @@ mod tests {
         assert_eq!(template_of(&name), Some(t));
         assert_eq!(template_of(&set(3, t)), Some(t));
         assert_eq!(chain(&Role::FromVm, t), "FI/t0123456789abcdef");
-        assert_eq!(
-            template_of(&tag_chain(&IfName::new("vnet0").unwrap())),
-            None
-        );
+        assert_eq!(template_of(&tag_chain("vnet0")), None);
         assert_eq!(template_of("prerouting"), None);
     }
 

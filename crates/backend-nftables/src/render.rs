@@ -394,19 +394,11 @@ fn shared_rule(
 /// by port. A rule that does not match falls off the end of that chain
 /// and evaluation goes on after the jump: as if the rules were inline.
 fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rule, Unsupported> {
-    let mut rules = Vec::new();
-    for rule in &group.rules {
-        let mut ctx = Context::default();
-        let mut t = family_guard(at.chain.family, &mut ctx);
-        for m in &rule.matches {
-            t.extend(terms(m, &mut ctx)?);
-        }
-        t.push(verdict(&rule.verdict, at.chain, &ctx, out.template)?);
-        rules.push(Rule {
-            terms: t,
-            comment: rule.comment.as_deref().map(checked_comment).transpose()?,
-        });
-    }
+    let rules = group
+        .rules
+        .iter()
+        .map(|rule| written_out(rule, at.chain, out.template))
+        .collect::<Result<Vec<Rule>, Unsupported>>()?;
     let n = out.maps.len();
     let table = placement(&at.chain.role, out.template).0;
     let chain = names::own_chain(n, &content_hash(&rules), out.port);
@@ -427,6 +419,20 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
     Ok(Rule {
         terms: vec![crate::batch::vmap(key.operand(), &map)],
         comment: None,
+    })
+}
+
+/// `rule` with every value written in.
+fn written_out(rule: &ir::Rule, chain: &ir::Chain, template: &str) -> Result<Rule, Unsupported> {
+    let mut ctx = Context::default();
+    let mut t = family_guard(chain.family, &mut ctx);
+    for m in &rule.matches {
+        t.extend(terms(m, &mut ctx)?);
+    }
+    t.push(verdict(&rule.verdict, chain, &ctx, template)?);
+    Ok(Rule {
+        terms: t,
+        comment: rule.comment.as_deref().map(checked_comment).transpose()?,
     })
 }
 
