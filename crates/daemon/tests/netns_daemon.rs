@@ -6,86 +6,14 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+mod daemon_lab;
+use daemon_lab::{binding_xml, call, start_daemon, Scratch};
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nwfilterd::{Client, Op, Reply};
-use support::{without_counters, Background, Lab, Netns};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nwfilterd-test-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        Scratch(dir)
-    }
-    fn etc(&self) -> PathBuf {
-        self.0.join("etc")
-    }
-    fn run(&self) -> PathBuf {
-        self.0.join("run")
-    }
-    fn socket(&self) -> PathBuf {
-        self.run().join("nwfilterd.sock")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Starts the daemon in `ns` and waits until its socket answers.
-fn start_daemon(ns: &Netns, scratch: &Scratch) -> Background {
-    let _ = std::fs::remove_file(scratch.socket());
-    let daemon = ns.spawn(&[
-        env!("CARGO_BIN_EXE_nwfilterd"),
-        "--config-dir",
-        s(&scratch.etc()),
-        "--state-dir",
-        s(&scratch.run()),
-        "--check-interval-ms",
-        "250",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Client::connect(&scratch.socket()).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never opened its socket"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    daemon
-}
-
-/// One operation through the daemon's socket.
-fn call(scratch: &Scratch, op: Op) -> Reply {
-    let mut client = Client::connect(&scratch.socket()).unwrap();
-    client
-        .call(op.clone())
-        .unwrap_or_else(|e| panic!("{op:?}: {e}"))
-}
-
-fn binding_xml(guest: &support::Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
-</filterbinding>",
-        guest.port, guest.mac, guest.ip
-    )
-}
+use support::{without_counters, Background, Lab};
 
 /// Polls until `lab`'s ruleset equals `want`; returns how long it took.
 fn until_ruleset(lab: &Lab, want: &str, limit: Duration) -> Option<Duration> {
@@ -119,7 +47,7 @@ fn the_daemon_applies_restores_reloads_and_survives_a_restart() {
     let lab = Lab::new(2);
     lab.wait_ready();
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
-    let daemon = start_daemon(&lab.host, &scratch);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
     let reply = call(
         &scratch,
         Op::BindingCreate {
@@ -178,7 +106,7 @@ fn the_daemon_applies_restores_reloads_and_survives_a_restart() {
     assert!(!a.pings(&b.ip));
 
     // A new daemon finds the binding and keeps the rules exactly.
-    let daemon = start_daemon(&lab.host, &scratch);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
     let Reply::Xml { xml } = call(
         &scratch,
         Op::BindingDumpxml {
@@ -210,7 +138,7 @@ fn concurrent_clients_leave_store_and_kernel_consistent() {
     const OPS: usize = 100;
     let scratch = Scratch::new("many");
     let lab = Lab::new(0);
-    let daemon = start_daemon(&lab.host, &scratch);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
     let socket = scratch.socket();
     // Each client owns one filter and one port; its operations interleave
     // with everyone else's on the daemon.
@@ -301,7 +229,7 @@ fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
     let lab = Lab::new(2);
     lab.wait_ready();
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
-    let daemon = start_daemon(&lab.host, &scratch);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
     // No IP parameter: CTRL_IP_LEARNING defaults to `any`.
     let xml = binding_xml(a).replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
     let reply = call(&scratch, Op::BindingCreate { xml });
@@ -346,7 +274,7 @@ fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
 
     signal(&daemon, "TERM");
     daemon.wait();
-    let daemon = start_daemon(&lab.host, &scratch);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
     assert!(
         dumpxml().contains(&learned),
         "the learned address survives a restart"
@@ -383,7 +311,7 @@ fn autostart_networks_start_with_the_daemon() {
         )
         .unwrap();
     store.set_autostart("lab", true).unwrap();
-    let _daemon = start_daemon(&lab.host, &scratch);
+    let _daemon = start_daemon(&lab.host, &scratch, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = lab.host.run(&["ip", "-4", "addr", "show", "dev", "virbr7"]);

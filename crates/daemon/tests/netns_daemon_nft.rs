@@ -8,87 +8,14 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+mod daemon_lab;
+use daemon_lab::{binding_xml, call, start_daemon, Scratch};
+
 use std::time::{Duration, Instant};
 
 use nwfilter_driver::Backend;
 use nwfilterd::{Client, Op, Reply};
-use support::{Background, Guest, Lab, Netns};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nwfilterd-nft-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        Scratch(dir)
-    }
-    fn etc(&self) -> PathBuf {
-        self.0.join("etc")
-    }
-    fn run(&self) -> PathBuf {
-        self.0.join("run")
-    }
-    fn socket(&self) -> PathBuf {
-        self.run().join("nwfilterd.sock")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn start_daemon(ns: &Netns, scratch: &Scratch, extra: &[&str]) -> Background {
-    let (etc, run) = (scratch.etc(), scratch.run());
-    let mut argv = vec![
-        env!("CARGO_BIN_EXE_nwfilterd"),
-        "--config-dir",
-        s(&etc),
-        "--state-dir",
-        s(&run),
-        "--check-interval-ms",
-        "250",
-    ];
-    argv.extend(extra);
-    let daemon = ns.spawn(&argv);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Client::connect(&scratch.socket()).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never opened its socket"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    daemon
-}
-
-fn call(scratch: &Scratch, op: Op) -> Reply {
-    let mut client = Client::connect(&scratch.socket()).unwrap();
-    client
-        .call(op.clone())
-        .unwrap_or_else(|e| panic!("{op:?}: {e}"))
-}
-
-fn binding_xml(guest: &Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
-</filterbinding>",
-        guest.port, guest.mac, guest.ip
-    )
-}
+use support::{Guest, Lab};
 
 fn nft_tables(lab: &Lab) -> usize {
     let table = backend_nftables::names::TABLE;
