@@ -347,16 +347,22 @@ impl Batch {
             self.map(map.table, &map.name, map.key.type_name(), "verdict");
         }
         for chain in &rules.chains {
-            self.chain(chain.table, &chain.name);
-            self.flush_chain(chain.table, &chain.name);
-            for rule in &chain.rules {
-                self.rule(
-                    chain.table,
-                    &chain.name,
-                    &rule.terms,
-                    rule.comment.as_deref(),
-                );
-            }
+            self.write_chain(chain);
+        }
+    }
+
+    /// A chain with exactly `chain`'s rules: created if missing, flushed
+    /// (a leftover of that name loses its rules), then filled.
+    fn write_chain(&mut self, chain: &PortChain) {
+        self.chain(chain.table, &chain.name);
+        self.flush_chain(chain.table, &chain.name);
+        for rule in &chain.rules {
+            self.rule(
+                chain.table,
+                &chain.name,
+                &rule.terms,
+                rule.comment.as_deref(),
+            );
         }
     }
 
@@ -419,16 +425,7 @@ impl Batch {
         }
         for chain in own {
             if !old.own_chains.contains(&(chain.table, chain.name.clone())) {
-                self.chain(chain.table, &chain.name);
-                self.flush_chain(chain.table, &chain.name);
-                for rule in &chain.rules {
-                    self.rule(
-                        chain.table,
-                        &chain.name,
-                        &rule.terms,
-                        rule.comment.as_deref(),
-                    );
-                }
+                self.write_chain(chain);
             }
         }
         if let Some(tag) = want.tag {
