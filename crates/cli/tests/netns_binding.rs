@@ -5,29 +5,9 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{add_admin_rules, without_counters, Lab};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let name = format!("nwfilter-cli-test-{}-{tag}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{add_admin_rules, without_counters, Lab, Scratch};
 
 const NO_SPAMMING: &str = "<filter name='no-spamming' chain='root'>
   <filterref filter='clean-traffic'/>
@@ -37,34 +17,19 @@ const NO_SPAMMING: &str = "<filter name='no-spamming' chain='root'>
 </filter>
 ";
 
-fn binding_xml(guest: &support::Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm-a</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='no-spamming'>
-    <parameter name='IP' value='{}'/>
-  </filterref>
-</filterbinding>
-",
-        guest.port, guest.mac, guest.ip
-    )
-}
-
 #[test]
 fn binding_create_and_delete_without_a_daemon() {
     if !support::can_run("binding_create_and_delete_without_a_daemon") {
         return;
     }
     let scratch = Scratch::new("create");
-    let (etc, run) = (scratch.0.join("etc"), scratch.0.join("run"));
+    let (etc, run) = (scratch.etc(), scratch.run());
     std::fs::write(etc.join("no-spamming.xml"), NO_SPAMMING).unwrap();
     let lab = Lab::new(2);
     lab.wait_ready();
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let file = scratch.0.join("binding.xml");
-    std::fs::write(&file, binding_xml(a)).unwrap();
+    std::fs::write(&file, a.binding_xml("no-spamming")).unwrap();
     add_admin_rules(&lab.host);
     let before = without_counters(&lab.ruleset());
     let nwfilter = |args: &[&str]| {

@@ -6,41 +6,7 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
-use support::{add_admin_rules, without_counters, Lab};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let name = format!("nwfilter-cli-nft-{}-{tag}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn binding_xml(guest: &support::Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm-a</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
-</filterbinding>
-",
-        guest.port, guest.mac, guest.ip
-    )
-}
+use support::{add_admin_rules, without_counters, Lab, Scratch};
 
 /// Lines of our own in the host's tables: (xtables chains, nft tables).
 fn ours(lab: &Lab) -> (usize, usize) {
@@ -67,12 +33,12 @@ fn the_settings_file_chooses_nftables_and_reload_moves_the_binding() {
         return;
     }
     let scratch = Scratch::new("switch");
-    let (etc, run) = (scratch.0.join("etc"), scratch.0.join("run"));
+    let (etc, run) = (scratch.etc(), scratch.run());
     std::fs::write(etc.join("nwfilter.conf"), "backend = nftables\n").unwrap();
     let lab = Lab::ready(2);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let file = scratch.0.join("binding.xml");
-    std::fs::write(&file, binding_xml(a)).unwrap();
+    std::fs::write(&file, a.binding_xml("clean-traffic")).unwrap();
     add_admin_rules(&lab.host);
     let before = without_counters(&lab.ruleset());
     let nwfilter = |args: &[&str]| {

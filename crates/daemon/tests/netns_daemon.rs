@@ -7,7 +7,7 @@
 mod support;
 
 mod daemon_lab;
-use daemon_lab::{binding_xml, call, start_daemon, Scratch};
+use daemon_lab::{call, start_daemon, Scratch};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ fn the_daemon_applies_restores_reloads_and_survives_a_restart() {
     let reply = call(
         &scratch,
         Op::BindingCreate {
-            xml: binding_xml(a),
+            xml: a.binding_xml("clean-traffic"),
         },
     );
     assert_eq!(
@@ -231,7 +231,9 @@ fn the_daemon_learns_a_guests_address_and_keeps_it_across_a_restart() {
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let daemon = start_daemon(&lab.host, &scratch, &[]);
     // No IP parameter: CTRL_IP_LEARNING defaults to `any`.
-    let xml = binding_xml(a).replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
+    let xml = a
+        .binding_xml("clean-traffic")
+        .replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
     let reply = call(&scratch, Op::BindingCreate { xml });
     assert_eq!(
         reply,

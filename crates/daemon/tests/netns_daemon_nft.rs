@@ -9,7 +9,7 @@
 mod support;
 
 mod daemon_lab;
-use daemon_lab::{binding_xml, call, start_daemon, Scratch};
+use daemon_lab::{call, start_daemon, Scratch};
 
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ fn the_daemon_applies_with_nftables_restores_a_flush_and_switches_on_reload() {
     call(
         &scratch,
         Op::BindingCreate {
-            xml: binding_xml(a),
+            xml: a.binding_xml("clean-traffic"),
         },
     );
     assert!(nft_tables(&lab) > 0, "tables of ours");
@@ -131,7 +131,9 @@ fn the_daemon_learns_an_address_under_nftables() {
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let _daemon = start_daemon(&lab.host, &scratch, &["--backend", "nftables"]);
     // No IP parameter: CTRL_IP_LEARNING defaults to `any`.
-    let xml = binding_xml(a).replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
+    let xml = a
+        .binding_xml("clean-traffic")
+        .replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
     call(&scratch, Op::BindingCreate { xml });
     assert!(nft_tables(&lab) > 0, "learning rules in nftables");
     assert_eq!(xtables_chains(&lab), 0);

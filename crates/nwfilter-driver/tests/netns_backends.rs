@@ -11,18 +11,6 @@ use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use nwfilter_model::IfName;
 use support::{Guest, Lab};
 
-fn binding_xml(guest: &Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
-</filterbinding>",
-        guest.port, guest.mac, guest.ip
-    )
-}
-
 /// An engine on the scratch directories applying in the lab's host
 /// namespace with `backend`.
 fn engine(lab: &Lab, dirs: &tempfile::TempDir, backend: Backend) -> Engine<ProcessRunner> {
@@ -82,7 +70,7 @@ fn a_binding_moves_from_xtables_to_nftables_and_back_without_leftovers() {
     let dirs = tempfile::tempdir().unwrap();
 
     let xt = engine(&lab, &dirs, Backend::Xtables);
-    xt.binding_create(&binding_xml(a)).unwrap();
+    xt.binding_create(&a.binding_xml("clean-traffic")).unwrap();
     assert!(!xtables_chains(&lab).is_empty());
     assert!(nft_tables(&lab).is_empty());
     assert_filtered(a, b, "under xtables");

@@ -184,6 +184,37 @@ impl Drop for Background {
     }
 }
 
+/// A scratch directory with a config (`etc/`) and a state (`run/`)
+/// directory, removed on drop: for the CLI and the daemon under test.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let name = format!("nwfilter-test-{}-{tag}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Scratch(dir)
+    }
+    pub fn etc(&self) -> std::path::PathBuf {
+        self.0.join("etc")
+    }
+    pub fn run(&self) -> std::path::PathBuf {
+        self.0.join("run")
+    }
+    /// Where `nwfilterd` listens by default.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.run().join("nwfilterd.sock")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// One guest: its namespace, its port in the host, address and MAC.
 #[derive(Debug)]
 pub struct Guest {
@@ -196,6 +227,22 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// A `<filterbinding>` of `filter` to this guest's port, MAC and IP.
+    pub fn binding_xml(&self, filter: &str) -> String {
+        format!(
+            "<filterbinding>
+  <owner><name>vm-{port}</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <portdev name='{port}'/>
+  <mac address='{mac}'/>
+  <filterref filter='{filter}'><parameter name='IP' value='{ip}'/></filterref>
+</filterbinding>
+",
+            port = self.port,
+            mac = self.mac,
+            ip = self.ip
+        )
+    }
+
     /// `ping` from the guest: true if at least one reply came back.
     pub fn pings(&self, to: &str) -> bool {
         self.ns

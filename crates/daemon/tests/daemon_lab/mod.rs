@@ -1,43 +1,16 @@
-//! What the daemon's namespace tests share: scratch directories, starting
-//! `nwfilterd` in a namespace, calling it, a binding document.
+//! What the daemon's namespace tests share: starting
+//! `nwfilterd` in a namespace, calling it.
 
 // Each test binary uses a different part.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nwfilterd::{Client, Op, Reply};
 
-use crate::support::{Background, Guest, Netns};
-
-/// A scratch directory (config `etc/`, state `run/`) removed on drop.
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nwfilterd-test-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        Scratch(dir)
-    }
-    pub fn etc(&self) -> PathBuf {
-        self.0.join("etc")
-    }
-    pub fn run(&self) -> PathBuf {
-        self.0.join("run")
-    }
-    pub fn socket(&self) -> PathBuf {
-        self.run().join("nwfilterd.sock")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use crate::support::Scratch;
+use crate::support::{Background, Netns};
 
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -76,17 +49,4 @@ pub fn call(scratch: &Scratch, op: Op) -> Reply {
     client
         .call(op.clone())
         .unwrap_or_else(|e| panic!("{op:?}: {e}"))
-}
-
-/// A clean-traffic binding for `guest`.
-pub fn binding_xml(guest: &Guest) -> String {
-    format!(
-        "<filterbinding>
-  <owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
-  <portdev name='{}'/>
-  <mac address='{}'/>
-  <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>
-</filterbinding>",
-        guest.port, guest.mac, guest.ip
-    )
 }
