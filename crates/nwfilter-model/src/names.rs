@@ -20,7 +20,9 @@ pub enum NameError {
 
 /// A Linux network interface name (`vnet0`): 1..=15 bytes, not `.` or `..`,
 /// no `/`, `:`, whitespace or control characters (the kernel's
-/// `dev_valid_name`, minus `:` which iptables and ebtables treat specially).
+/// `dev_valid_name`, minus `:` which iptables and ebtables treat specially),
+/// and not starting with `-`: the kernel accepts `-j`, but as a tool's
+/// argument it reads as an option.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IfName(String);
@@ -31,7 +33,31 @@ impl IfName {
 
     pub fn new(name: impl Into<String>) -> Result<IfName, NameError> {
         let name = name.into();
-        let why = if name.is_empty() {
+        let why = if name.starts_with('-') {
+            Some(IfName::OPTION_LIKE)
+        } else {
+            IfName::why_invalid_otherwise(&name)
+        };
+        match why {
+            Some(why) => Err(NameError::IfName(name, why)),
+            None => Ok(IfName(name)),
+        }
+    }
+
+    /// Why a name starting with `-` is refused.
+    const OPTION_LIKE: &'static str =
+        "it starts with '-', and a firewall tool would read it as an option";
+
+    /// Whether `name` is refused only because it starts with `-`: versions
+    /// before that rule stored bindings under such names, and those must
+    /// stay removable (see `nwfilter_driver`'s binding delete).
+    pub fn is_refused_only_as_option_like(name: &str) -> bool {
+        name.starts_with('-') && IfName::why_invalid_otherwise(name).is_none()
+    }
+
+    /// Every rule but the leading `-` one.
+    fn why_invalid_otherwise(name: &str) -> Option<&'static str> {
+        if name.is_empty() {
             Some("it is empty")
         } else if name.len() > IfName::MAX_LEN {
             Some("it is longer than 15 bytes")
@@ -49,10 +75,6 @@ impl IfName {
             Some("it contains a quote, markup, '!' or '+'")
         } else {
             None
-        };
-        match why {
-            Some(why) => Err(NameError::IfName(name, why)),
-            None => Ok(IfName(name)),
         }
     }
 

@@ -465,6 +465,29 @@ fn binding_names_are_escaped_and_devices_validated() {
 }
 
 #[test]
+fn port_names_a_tool_would_read_as_options_are_refused() {
+    let doc = format!(
+        "<filterbinding><owner><name>vm</name><uuid>{UUID}</uuid></owner>\
+         <portdev name='-j'/><mac address='52:54:0:1:2:3'/><filterref filter='clean-traffic'/>\
+         </filterbinding>"
+    );
+    let e = parse_binding(&doc).unwrap_err();
+    assert_eq!(e.attr(), Some("name"), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("\"-j\"") && text.contains("read it as an option"),
+        "{text}"
+    );
+    for name in ["-j", "--help", "-"] {
+        assert!(nwfilter_model::IfName::new(name).is_err(), "{name}");
+    }
+    assert!(nwfilter_model::IfName::new("vnet-j").is_ok());
+    assert!(nwfilter_model::IfName::is_refused_only_as_option_like("-j"));
+    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like("-a/b"));
+    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like("vnet0"));
+}
+
+#[test]
 fn wrong_root_element_is_named() {
     let e = nwfilter_model::parse_document("<network/>").unwrap_err();
     assert!(
