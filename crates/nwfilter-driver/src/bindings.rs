@@ -69,6 +69,18 @@ impl BindingStore {
         parsed
     }
 
+    /// Removes the stored binding of a port whose name older versions
+    /// accepted and this one refuses (a leading `-`: see
+    /// [`IfName::is_refused_only_as_option_like`]), so such a binding is
+    /// never stuck; `false` when there is none.
+    pub fn remove_option_like(&self, portdev: &str) -> Result<bool, Error> {
+        if !IfName::is_refused_only_as_option_like(portdev) {
+            return Ok(false);
+        }
+        let lock = self.objects.lock_exclusive()?;
+        self.objects.remove(&lock, portdev)
+    }
+
     /// The binding of `portdev`, if there is one.
     pub fn get(&self, portdev: &str) -> Result<Option<Binding>, Error> {
         let Ok(port) = IfName::new(portdev) else {

@@ -97,6 +97,15 @@ pub enum EngineError {
     },
     #[error("port name '{0}' is not a valid interface name")]
     BadPort(String, #[source] nwfilter_model::NameError),
+    /// A binding stored by an older version under a name a firewall tool
+    /// reads as an option: its record is removed; its rules could not be
+    /// addressed by any tool, so they are not.
+    #[error(
+        "port '{0}': its binding, stored by an older version, was removed; \
+         its firewall rules (chains named after the port, e.g. libvirt-I-{0}, FI-{0}) \
+         were not, because no firewall tool reads that name safely: remove them by hand"
+    )]
+    OptionLikePortForgotten(String, #[source] nwfilter_model::NameError),
 }
 
 fn list(ports: &[IfName]) -> String {

@@ -377,8 +377,10 @@ impl<R: Runner> Engine<R> {
 
     /// Removes a port's rules, then its recorded binding.
     pub fn binding_delete(&self, portdev: &str) -> Result<Binding, EngineError> {
-        let port = IfName::new(portdev.to_owned())
-            .map_err(|e| EngineError::BadPort(portdev.to_owned(), e))?;
+        let port = match IfName::new(portdev.to_owned()) {
+            Ok(port) => port,
+            Err(e) => return Err(self.forget_option_like(portdev, e)),
+        };
         let mut state = self.lock();
         if self.bindings.get(port.as_str())?.is_none() {
             return Err(crate::Error::NoSuchBinding(port.to_string()).into());
@@ -388,6 +390,21 @@ impl<R: Runner> Engine<R> {
         state.records.remove(self.bindings.dir(), &port)?;
         self.learned().set(self.bindings.dir(), &port, Vec::new())?;
         Ok(binding)
+    }
+
+    /// A port name refused by `IfName`: if an older version stored a
+    /// binding under it (a leading `-`), the record goes, so it is never
+    /// stuck; either way the error says what happened.
+    fn forget_option_like(&self, portdev: &str, why: nwfilter_model::NameError) -> EngineError {
+        let _state = self.lock();
+        match self.bindings.remove_option_like(portdev) {
+            Ok(true) => match records::remove_option_like(self.bindings.dir(), portdev) {
+                Ok(()) => EngineError::OptionLikePortForgotten(portdev.to_owned(), why),
+                Err(e) => e,
+            },
+            Ok(false) => EngineError::BadPort(portdev.to_owned(), why),
+            Err(e) => e.into(),
+        }
     }
 
     /// Compiles every stored binding from the current filters and applies

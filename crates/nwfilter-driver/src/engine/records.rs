@@ -150,6 +150,13 @@ impl Records {
     }
 }
 
+/// Removes the record of a port name that `IfName` now refuses (see
+/// `BindingStore::remove_option_like`); nothing in memory holds it.
+pub(crate) fn remove_option_like(dir: &Path, portdev: &str) -> Result<(), EngineError> {
+    let path = dir.join(format!("{portdev}{SUFFIX}"));
+    state_file::remove(&path).map_err(|source| EngineError::Record { path, source })
+}
+
 pub(crate) fn file(dir: &Path, port: &IfName) -> PathBuf {
     dir.join(format!("{port}{SUFFIX}"))
 }
