@@ -12,6 +12,7 @@ mod builtin;
 mod error;
 mod filter;
 mod format;
+mod lenient;
 mod names;
 mod parse_binding;
 mod parse_filter;
@@ -31,9 +32,12 @@ pub use filter::{
     DEFAULT_RULE_PRIORITY, PRIORITY_RANGE,
 };
 pub use format::{format_binding, format_filter};
+pub use lenient::{ParseOptions, Parsed, Warning};
 pub use names::{ChainKind, ChainName, FilterName, IfName, NameError};
-pub use parse_binding::{parse_binding, parse_document, root_element, Document};
-pub use parse_filter::parse_filter;
+pub use parse_binding::{
+    parse_binding, parse_binding_with, parse_document, parse_document_with, root_element, Document,
+};
+pub use parse_filter::{parse_filter, parse_filter_with};
 pub use protocol::{Layer, Protocol};
 pub use value::{IpsetDir, Number, StateSet, TcpFlags, Value};
 pub use values_parse::{

@@ -7,6 +7,7 @@ use crate::addr::parse_mac;
 use crate::binding::{Binding, Owner};
 use crate::error::{ErrorKind, ParseError};
 use crate::filter::Filter;
+use crate::lenient::{Ignored, ParseOptions, Parsed, Reader};
 use crate::names::IfName;
 use crate::parse_filter::{expect_root, filter_from, parse_filterref, parse_uuid_lenient};
 use crate::xml::{elements, parse_xml, Ctx};
@@ -19,11 +20,23 @@ pub enum Document {
 }
 
 /// Parses a `<filter>` or `<filterbinding>` document.
+/// Unknown attributes are ignored as libvirt ignores them; use
+/// [`parse_document_with`] to see them (or refuse them).
 pub fn parse_document(text: &str) -> Result<Document, ParseError> {
+    parse_document_with(text, ParseOptions::default()).map(|parsed| parsed.value)
+}
+
+/// [`parse_document`], returning what was ignored; in strict mode unknown
+/// attributes are errors.
+pub fn parse_document_with(
+    text: &str,
+    options: ParseOptions,
+) -> Result<Parsed<Document>, ParseError> {
     let xml = parse_xml(text)?;
-    let ctx = Ctx { xml: &xml };
+    let ignored = Ignored::new(options);
+    let ctx = Reader::new(Ctx { xml: &xml }, &ignored);
     let root = xml.root_element();
-    match root.tag_name().name() {
+    let document = match root.tag_name().name() {
         "filterbinding" => binding_from(ctx, root).map(Document::Binding),
         "filter" => filter_from(ctx, root).map(Document::Filter),
         found => Err(ctx.err(
@@ -33,7 +46,8 @@ pub fn parse_document(text: &str) -> Result<Document, ParseError> {
                 found: found.into(),
             },
         )),
-    }
+    }?;
+    Ok(ignored.into_parsed(document))
 }
 
 /// The name of a document's root element (`filter`, `filterbinding`,
@@ -44,15 +58,29 @@ pub fn root_element(text: &str) -> Result<String, ParseError> {
 }
 
 /// Parses a `<filterbinding>` document.
+///
+/// Unknown attributes are ignored as libvirt ignores them; use
+/// [`parse_binding_with`] to see them (or refuse them).
 pub fn parse_binding(text: &str) -> Result<Binding, ParseError> {
-    let xml = parse_xml(text)?;
-    let ctx = Ctx { xml: &xml };
-    let root = xml.root_element();
-    expect_root(ctx, root, "filterbinding")?;
-    binding_from(ctx, root)
+    parse_binding_with(text, ParseOptions::default()).map(|parsed| parsed.value)
 }
 
-fn binding_from(ctx: Ctx, node: Node) -> Result<Binding, ParseError> {
+/// [`parse_binding`], returning what was ignored; in strict mode unknown
+/// attributes are errors.
+pub fn parse_binding_with(
+    text: &str,
+    options: ParseOptions,
+) -> Result<Parsed<Binding>, ParseError> {
+    let xml = parse_xml(text)?;
+    let ignored = Ignored::new(options);
+    let ctx = Reader::new(Ctx { xml: &xml }, &ignored);
+    let root = xml.root_element();
+    expect_root(*ctx, root, "filterbinding")?;
+    let binding = binding_from(ctx, root)?;
+    Ok(ignored.into_parsed(binding))
+}
+
+fn binding_from(ctx: Reader, node: Node) -> Result<Binding, ParseError> {
     ctx.only_attrs(node, &[])?;
     let mut owner = None;
     let mut portdev = None;
@@ -97,13 +125,13 @@ fn binding_from(ctx: Ctx, node: Node) -> Result<Binding, ParseError> {
     })
 }
 
-fn parse_dev(ctx: Ctx, node: Node) -> Result<IfName, ParseError> {
+fn parse_dev(ctx: Reader, node: Node) -> Result<IfName, ParseError> {
     ctx.only_attrs(node, &["name"])?;
     let name = ctx.required(node, "name")?;
     IfName::new(name).map_err(|e| ctx.attr_err(node, "name", e))
 }
 
-fn parse_owner(ctx: Ctx, node: Node) -> Result<Owner, ParseError> {
+fn parse_owner(ctx: Reader, node: Node) -> Result<Owner, ParseError> {
     ctx.only_attrs(node, &[])?;
     let mut name = None;
     let mut uuid = None;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::filter::{Entry, Filter, FilterRef, Params, PRIORITY_RANGE};
+use crate::lenient::{Ignored, ParseOptions, Parsed, Reader};
 use crate::names::{ChainName, FilterName};
 use crate::parse_rule::parse_rule;
 use crate::values_parse::{valid_param_name, valid_param_value};
@@ -15,12 +16,22 @@ use crate::xml::{elements, parse_xml, Ctx};
 /// Parses a `<filter>` document.
 ///
 /// Use [`ParseError::in_doc`] to put a file name into the error.
+/// Unknown attributes are ignored as libvirt ignores them; use
+/// [`parse_filter_with`] to see them (or refuse them).
 pub fn parse_filter(text: &str) -> Result<Filter, ParseError> {
+    parse_filter_with(text, ParseOptions::default()).map(|parsed| parsed.value)
+}
+
+/// Parses a `<filter>` document, returning what was ignored with it; in
+/// strict mode unknown attributes are errors.
+pub fn parse_filter_with(text: &str, options: ParseOptions) -> Result<Parsed<Filter>, ParseError> {
     let xml = parse_xml(text)?;
-    let ctx = Ctx { xml: &xml };
+    let ignored = Ignored::new(options);
+    let ctx = Reader::new(Ctx { xml: &xml }, &ignored);
     let root = xml.root_element();
-    expect_root(ctx, root, "filter")?;
-    filter_from(ctx, root)
+    expect_root(*ctx, root, "filter")?;
+    let filter = filter_from(ctx, root)?;
+    Ok(ignored.into_parsed(filter))
 }
 
 pub(crate) fn expect_root(ctx: Ctx, node: Node, expected: &str) -> Result<(), ParseError> {
@@ -38,7 +49,7 @@ pub(crate) fn expect_root(ctx: Ctx, node: Node, expected: &str) -> Result<(), Pa
     }
 }
 
-pub(crate) fn filter_from(ctx: Ctx, node: Node) -> Result<Filter, ParseError> {
+pub(crate) fn filter_from(ctx: Reader, node: Node) -> Result<Filter, ParseError> {
     ctx.only_attrs(node, &["name", "chain", "priority"])?;
     let name = ctx.required(node, "name")?;
     let name = FilterName::new(name).map_err(|e| ctx.attr_err(node, "name", e))?;
@@ -96,7 +107,7 @@ pub(crate) fn parse_priority(text: &str) -> Result<i32, ErrorKind> {
         .ok_or_else(|| ErrorKind::Invalid("a priority must be within [-1000, 1000]".into()))
 }
 
-fn parse_uuid_element(ctx: Ctx, node: Node) -> Result<Uuid, ParseError> {
+fn parse_uuid_element(ctx: Reader, node: Node) -> Result<Uuid, ParseError> {
     let text: String = node
         .children()
         .filter(Node::is_text)
@@ -141,7 +152,7 @@ pub(crate) fn parse_uuid_lenient(text: &str) -> Option<Uuid> {
 /// `<filterref filter='NAME'>` with `<parameter name= value=/>` children.
 /// Unlike libvirt, a parameter with a bad name or value is an error rather
 /// than silently dropped.
-pub(crate) fn parse_filterref(ctx: Ctx, node: Node) -> Result<FilterRef, ParseError> {
+pub(crate) fn parse_filterref(ctx: Reader, node: Node) -> Result<FilterRef, ParseError> {
     ctx.only_attrs(node, &["filter"])?;
     let filter = ctx.required(node, "filter")?;
     let filter = FilterName::new(filter).map_err(|e| ctx.attr_err(node, "filter", e))?;

@@ -8,13 +8,14 @@ use roxmltree::Node;
 use crate::attr::Attr;
 use crate::error::{ErrorKind, ParseError};
 use crate::filter::{Action, AttrValue, Direction, ProtocolMatch, Rule, DEFAULT_RULE_PRIORITY};
+use crate::lenient::Reader;
 use crate::parse_filter::parse_priority;
 use crate::protocol::{Layer, Protocol};
 use crate::value::{IpsetDir, Value};
 use crate::values_parse::parse_value;
-use crate::xml::{elements, Ctx};
+use crate::xml::elements;
 
-pub(crate) fn parse_rule(ctx: Ctx, node: Node) -> Result<Rule, ParseError> {
+pub(crate) fn parse_rule(ctx: Reader, node: Node) -> Result<Rule, ParseError> {
     ctx.only_attrs(node, &["action", "direction", "priority", "statematch"])?;
     let action = ctx.required(node, "action")?;
     let action = Action::from_name(action).ok_or_else(|| {
@@ -71,7 +72,7 @@ struct Found<'a, 'input> {
 }
 
 fn parse_protocol<'a, 'input>(
-    ctx: Ctx<'a, 'input>,
+    ctx: Reader<'a, 'input>,
     rule: Node<'a, 'input>,
 ) -> Result<Option<ProtocolMatch>, ParseError> {
     let mut protocol: Option<Protocol> = None;
@@ -115,7 +116,7 @@ fn parse_protocol<'a, 'input>(
 /// Reads one protocol element's attributes in canonical order. As libvirt,
 /// every attribute is checked and the last bad one is reported.
 fn read_element<'a, 'input>(
-    ctx: Ctx<'a, 'input>,
+    ctx: Reader<'a, 'input>,
     protocol: Protocol,
     node: Node<'a, 'input>,
     found: &mut Vec<Found<'a, 'input>>,
@@ -164,7 +165,11 @@ fn read_element<'a, 'input>(
 /// On L4 elements an `ipset` without `ipsetflags` selects the source
 /// (libvirt's default), and `ipsetflags` alone is an error. libvirt instead
 /// drops both when given together on any L4 element but `all`/`all-ipv6`.
-fn complete_ipset(ctx: Ctx, protocol: Protocol, found: &mut Vec<Found>) -> Result<(), ParseError> {
+fn complete_ipset(
+    ctx: Reader,
+    protocol: Protocol,
+    found: &mut Vec<Found>,
+) -> Result<(), ParseError> {
     if protocol.layer() == Layer::Ethernet {
         return Ok(());
     }
@@ -197,7 +202,7 @@ fn complete_ipset(ctx: Ctx, protocol: Protocol, found: &mut Vec<Found>) -> Resul
 /// Port matches on `ip`/`ipv6` need `protocol` tcp, udp, dccp or sctp.
 /// libvirt checks after each element (so element order matters); we check
 /// the merged rule.
-fn check_ports(ctx: Ctx, protocol: Protocol, found: &[Found]) -> Result<(), ParseError> {
+fn check_ports(ctx: Reader, protocol: Protocol, found: &[Found]) -> Result<(), ParseError> {
     if !matches!(protocol, Protocol::Ip | Protocol::Ipv6) {
         return Ok(());
     }

@@ -3,7 +3,8 @@
 //! the table cites.
 
 use nwfilter_model::{
-    format_binding, format_filter, parse_binding, parse_filter, Attr, Entry, ParseError,
+    format_binding, format_filter, parse_binding, parse_filter, parse_filter_with, Attr, Entry,
+    ParseError, ParseOptions,
 };
 
 const UUID: &str = "5c6d49af-b071-6127-b4ec-6f8ed4b55335";
@@ -143,25 +144,69 @@ fn dstipto_is_ipv6_on_ipv6_elements() {
 
 // §12.5 and the ignored attributes of §11
 #[test]
-fn attributes_libvirt_ignores_are_refused() {
-    for (element, attr) in [
-        ("<tcp-ipv6 flags='SYN/SYN'/>", "flags"),
-        ("<ipv6 dscp='2'/>", "dscp"),
-        ("<stp dstmacaddr='1:2:3:4:5:6'/>", "dstmacaddr"),
-        ("<tcp dstmacaddr='1:2:3:4:5:6'/>", "dstmacaddr"),
-        ("<stp port_hi='1'/>", "port_hi"),
-        ("<stp msg-age='1'/>", "msg-age"),
-        ("<ip state='NEW'/>", "state"),
-        ("<tcp dstport='22'/>", "dstport"),
-    ] {
-        let message = refused(&rule_doc(element), Some(attr));
-        assert!(message.contains("unknown attribute"), "{message}");
+fn unknown_attributes_are_ignored_with_a_warning_or_refused_when_strict() {
+    let cases = [
+        ("<tcp-ipv6 flags='SYN/SYN'/>", "tcp-ipv6", "flags"),
+        ("<ipv6 dscp='2'/>", "ipv6", "dscp"),
+        ("<stp dstmacaddr='1:2:3:4:5:6'/>", "stp", "dstmacaddr"),
+        ("<tcp dstmacaddr='1:2:3:4:5:6'/>", "tcp", "dstmacaddr"),
+        ("<stp port_hi='1'/>", "stp", "port_hi"),
+        ("<stp msg-age='1'/>", "stp", "msg-age"),
+        ("<ip state='NEW'/>", "ip", "state"),
+        ("<tcp dstport='22'/>", "tcp", "dstport"),
+    ];
+    for (element, name, attr) in cases {
+        let doc = rule_doc(element);
+        let strict = parse_filter_with(&doc, ParseOptions::STRICT).unwrap_err();
+        assert_eq!(strict.attr(), Some(attr), "{strict}");
+        assert!(strict.to_string().contains("unknown attribute"), "{strict}");
+        let parsed = parse_filter_with(&doc, ParseOptions::default()).unwrap();
+        assert_eq!(parsed.warnings.len(), 1, "{doc}");
+        let warning = &parsed.warnings[0];
+        assert_eq!(warning.location.element.as_deref(), Some(name));
+        assert_eq!(warning.location.attr.as_deref(), Some(attr));
+        assert_eq!(warning.location.line, 1);
+        let out = format_filter(&parsed.value);
+        assert!(!out.contains(attr), "the attribute vanishes:\n{out}");
     }
-    refused(&filter_doc("name='f' colour='red'", ""), Some("colour"));
-    refused(
-        &filter_doc("name='f'", "<rule action='drop' direction='in' prio='1'/>"),
-        Some("prio"),
+    for doc in [
+        filter_doc("name='f' colour='red'", ""),
+        filter_doc("name='f'", "<rule action='drop' direction='in' prio='1'/>"),
+    ] {
+        let strict = parse_filter_with(&doc, ParseOptions::STRICT).unwrap_err();
+        assert!(strict.to_string().contains("unknown attribute"), "{strict}");
+        assert_eq!(parse_filter(&doc).map(|_| ()), Ok(()));
+    }
+}
+
+/// libvirt-tck's `arp-test` puts `protocolid` on `<arp>` (libvirt reads
+/// only the attributes `arp` has); the filter loads, the attribute goes.
+#[test]
+fn libvirt_tck_arp_filter_with_protocolid_loads_with_a_warning_naming_line_and_attribute() {
+    let doc = "<filter name='tck-testcase' chain='root'>
+  <uuid>0a5288ea-612c-834a-6bbf-82a03a1a7244</uuid>
+  <rule action='accept' direction='out'>
+      <arp srcmacaddr='1:2:3:4:5:6' srcmacmask='ff:ff:ff:ff:ff:ff'
+           protocolid='arp'
+           opcode='Request'/>
+  </rule>
+</filter>";
+    let parsed = parse_filter_with(doc, ParseOptions::default()).unwrap();
+    let warnings: Vec<String> = (parsed.warnings.iter())
+        .map(|w| w.clone().in_doc("arp-test.xml").to_string())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("arp-test.xml:5:12: <arp> attribute protocolid=\"arp\": "),
+        "{warnings:?}"
     );
+    let out = format_filter(&parsed.value);
+    assert!(
+        out.contains("opcode='Request'") && !out.contains("protocolid"),
+        "{out}"
+    );
+    let strict = parse_filter_with(doc, ParseOptions::STRICT).unwrap_err();
+    assert_eq!(strict.attr(), Some("protocolid"));
 }
 
 // §12.6
@@ -483,8 +528,12 @@ fn port_names_a_tool_would_read_as_options_are_refused() {
     }
     assert!(nwfilter_model::IfName::new("vnet-j").is_ok());
     assert!(nwfilter_model::IfName::is_refused_only_as_option_like("-j"));
-    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like("-a/b"));
-    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like("vnet0"));
+    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like(
+        "-a/b"
+    ));
+    assert!(!nwfilter_model::IfName::is_refused_only_as_option_like(
+        "vnet0"
+    ));
 }
 
 #[test]
