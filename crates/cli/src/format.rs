@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use nwfilter_model::{format_binding, format_filter, parse_document, root_element, Document};
+use nwfilter_model::{
+    format_binding, format_filter, parse_document_with, root_element, Document, ParseOptions,
+    Warning,
+};
 
 /// Check a filter or filterbinding document and print it as libvirt would.
 #[derive(Debug, clap::Args)]
@@ -13,11 +16,18 @@ use nwfilter_model::{format_binding, format_filter, parse_document, root_element
         normalised form: attributes in canonical order, values in canonical spelling \
         (MACs lower case, netmasks as prefix lengths, ...), XML comments dropped, rule \
         priorities spelt out.\n\n\
+        Attributes an element does not have are ignored, as libvirt ignores them: they \
+        vanish from the output, and each is named on stderr (file, line, element, \
+        attribute). --strict refuses them instead.\n\n\
         An invalid document prints nothing on stdout; the error on stderr names the file, \
         line:column, element, attribute and value, and the exit status is 1.\n\n\
         Example:\n  nwfilter format my-filter.xml > my-filter.normalised.xml"
 )]
 pub struct Args {
+    /// Refuse attributes an element does not have, instead of ignoring
+    /// them with a warning as libvirt does.
+    #[arg(long)]
+    pub strict: bool,
     /// The XML document to read.
     pub file: PathBuf,
 }
@@ -29,7 +39,12 @@ pub fn run(args: &Args) -> Result<String> {
     let root = root_element(&text).map_err(|e| e.in_doc(&doc))?;
     match root.as_str() {
         "filter" | "filterbinding" => {
-            Ok(match parse_document(&text).map_err(|e| e.in_doc(&doc))? {
+            let options = ParseOptions {
+                strict: args.strict,
+            };
+            let parsed = parse_document_with(&text, options).map_err(|e| e.in_doc(&doc))?;
+            print_warnings(&doc, parsed.warnings);
+            Ok(match parsed.value {
                 Document::Filter(filter) => format_filter(&filter),
                 Document::Binding(binding) => format_binding(&binding),
             })
@@ -38,5 +53,14 @@ pub fn run(args: &Args) -> Result<String> {
         other => bail!(
             "{doc}: unsupported root element <{other}> (expected <filter>, <filterbinding> or <network>)"
         ),
+    }
+}
+
+/// What was ignored in document `doc`, one line each on stderr (stdout
+/// carries only the result).
+#[allow(clippy::print_stderr)]
+pub fn print_warnings(doc: &str, warnings: Vec<Warning>) {
+    for warning in warnings {
+        eprintln!("nwfilter: warning: {}", warning.in_doc(doc));
     }
 }

@@ -4,8 +4,11 @@
 //! it returns. A verb returns the text for stdout, so a failing verb prints
 //! nothing there; its error goes to stderr and the exit status is 1.
 
+mod backend_arg;
 mod connection;
+mod edit;
 mod format;
+mod generate;
 mod net;
 mod objects;
 mod render;
@@ -33,7 +36,7 @@ use clap::{Parser, Subcommand};
         nwfilter define my-filter.xml\n  \
         nwfilter binding-create vnet0-binding.xml"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Directory of filter definitions (XML files); the built-in filters
     /// are always available.
     #[arg(long, global = true, value_name = "DIR", default_value = nwfilter_driver::DEFAULT_CONFIG_DIR)]
@@ -45,68 +48,60 @@ struct Cli {
     /// state directory when a daemon answers there, else work directly).
     #[arg(long, global = true, value_name = "SOCKET")]
     connect: Option<std::path::PathBuf>,
-    /// Firewall backend that applies (or `render` prints) the rules
-    /// [default: `backend` in CONFIG_DIR/nwfilter.conf, else xtables].
-    /// Through a daemon, the daemon's setting decides: a different
-    /// --backend is refused.
-    #[arg(long, global = true, value_enum)]
-    backend: Option<Backend>,
     #[command(subcommand)]
     command: Command,
 }
 
-/// The firewall backends `--backend` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Backend {
-    /// ebtables, iptables and ip6tables (libvirt's layout), through their
-    /// restore tools.
-    Xtables,
-    /// Tables of our own in nftables, one transaction per change.
-    Nftables,
-}
-
-impl From<Backend> for nwfilter_driver::Backend {
-    fn from(b: Backend) -> nwfilter_driver::Backend {
-        match b {
-            Backend::Xtables => nwfilter_driver::Backend::Xtables,
-            Backend::Nftables => nwfilter_driver::Backend::Nftables,
-        }
-    }
-}
-
 /// One variant per verb; each verb lives in its own module.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Define or redefine a filter from an XML file; every binding using it
     /// is rebuilt at once (all or nothing).
-    Define(objects::FileArg),
+    Define(objects::DefineArgs),
     /// Remove a filter (refused while a binding uses it).
     Undefine(objects::FilterArg),
     /// Print a filter's XML.
     Dumpxml(objects::FilterArg),
-    /// List the filters (UUID and name).
+    /// List the filters (UUID and name; an override of a built-in is marked).
     List(objects::ListArgs),
     /// Edit a filter's XML in $EDITOR, then define it.
-    Edit(objects::FilterArg),
+    Edit(objects::EditArgs),
     /// Apply a <filterbinding> document to its port and record it.
-    BindingCreate(objects::FileArg),
+    BindingCreate(objects::BindingCreateArgs),
     /// Remove a port's rules and its recorded binding.
     BindingDelete(objects::PortArg),
-    /// List the bindings (port device and filter).
+    /// List the bindings (port device, filter, learned addresses).
     BindingList(objects::ListArgs),
     /// Print a binding's XML.
     BindingDumpxml(objects::PortArg),
     /// Re-read the filters and re-apply every binding.
-    Reload,
+    Reload(backend_arg::BackendArg),
     Format(format::Args),
     Render(render::Args),
     NetRender(net::RenderArgs),
     #[command(flatten)]
     Net(net::NetCommand),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
+}
+
+impl Command {
+    /// `--backend`, on the verbs that apply or print rules.
+    fn backend(&self) -> Option<nwfilter_driver::Backend> {
+        let arg = match self {
+            Command::Define(args) => &args.backend,
+            Command::Edit(args) => &args.backend,
+            Command::BindingCreate(args) => &args.backend,
+            Command::Reload(backend) => backend,
+            Command::Render(args) => &args.backend,
+            _ => return None,
+        };
+        arg.backend.map(nwfilter_driver::Backend::from)
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
-    let backend = cli.backend.map(nwfilter_driver::Backend::from);
+    let backend = cli.command.backend();
     let connect = || {
         connection::Connection::open(
             &cli.config_dir,
@@ -120,19 +115,21 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Undefine(args) => objects::undefine(&mut connect()?, args),
         Command::Dumpxml(args) => objects::dumpxml(&mut connect()?, args),
         Command::List(args) => objects::list(&mut connect()?, args),
-        Command::Edit(args) => objects::edit(&mut connect()?, args),
+        Command::Edit(args) => edit::edit(&mut connect()?, args),
         Command::BindingCreate(args) => objects::binding_create(&mut connect()?, args),
         Command::BindingDelete(args) => objects::binding_delete(&mut connect()?, args),
         Command::BindingList(args) => objects::binding_list(&mut connect()?, args),
         Command::BindingDumpxml(args) => objects::binding_dumpxml(&mut connect()?, args),
-        Command::Reload => objects::reload(&mut connect()?),
+        Command::Reload(_) => objects::reload(&mut connect()?),
         Command::Format(args) => format::run(args),
         Command::Render(args) => {
             let chosen = nwfilter_driver::choose_backend(backend, &cli.config_dir)?;
             render::run_for(args, chosen == nwfilter_driver::Backend::Nftables)
         }
-        Command::NetRender(args) => net::render(&args.file),
+        Command::NetRender(args) => net::render(args),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }
 

@@ -28,6 +28,10 @@ use crate::connection::Connection;
         Example:\n  nwfilter net-render /etc/libvirt/qemu/networks/default.xml"
 )]
 pub struct RenderArgs {
+    /// Only `xtables`: virtual networks have no nftables rendering yet, so
+    /// `nftables` is refused rather than printing iptables commands.
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::backend_arg::Backend>,
     /// The <network> XML document to read.
     pub file: PathBuf,
 }
@@ -51,7 +55,18 @@ pub fn format_text(path: &Path, text: &str) -> Result<String> {
 /// `nwfilter net-render FILE`: the commands that start the network's
 /// firewall on a host where none of libvirt's private chains exist yet
 /// (chain set-up, then the network's rules), one per line, shell-quoted.
-pub fn render(path: &Path) -> Result<String> {
+pub fn render(args: &RenderArgs) -> Result<String> {
+    if args.backend == Some(crate::backend_arg::Backend::Nftables) {
+        anyhow::bail!(
+            "--backend nftables: virtual networks have no nftables rendering yet; \
+             net-render prints the iptables/ip6tables commands that net-start applies \
+             (leave out --backend, or use --backend xtables)"
+        );
+    }
+    render_file(&args.file)
+}
+
+fn render_file(path: &Path) -> Result<String> {
     let net = read_network(path)?;
     let rules = add_commands(&net).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let mut out = String::new();
@@ -206,7 +221,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("t.xml");
         std::fs::write(&file, NET).unwrap();
-        let out = render(&file).unwrap();
+        let out = render_file(&file).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(

@@ -8,16 +8,42 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use nwfilterd::{BindingEntry, FilterEntry, Op, Reply};
 
+use nwfilter_model::{parse_filter_with, ParseOptions};
+
+use crate::backend_arg::BackendArg;
 use crate::connection::{read_file, Connection};
+use crate::format::print_warnings;
 
 #[derive(Debug, clap::Args)]
-pub struct FileArg {
-    /// The XML document.
+pub struct DefineArgs {
+    /// Refuse attributes an element does not have, instead of ignoring
+    /// them with a warning as libvirt does.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub backend: BackendArg,
+    /// The <filter> document.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BindingCreateArgs {
+    #[command(flatten)]
+    pub backend: BackendArg,
+    /// The <filterbinding> document.
     pub file: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct FilterArg {
+    /// A filter's name or UUID.
+    pub filter: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EditArgs {
+    #[command(flatten)]
+    pub backend: BackendArg,
     /// A filter's name or UUID.
     pub filter: String,
 }
@@ -35,14 +61,28 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-pub fn define(conn: &mut Connection, args: &FileArg) -> anyhow::Result<String> {
+pub fn define(conn: &mut Connection, args: &DefineArgs) -> anyhow::Result<String> {
     let xml = read_file(&args.file)?;
-    let reply = conn.call(Op::Define { xml })?;
-    Ok(format!(
-        "{} from {}\n",
-        message(reply)?,
-        args.file.display()
-    ))
+    let doc = args.file.display().to_string();
+    let reply = define_checked(conn, &doc, xml, args.strict)?;
+    Ok(format!("{reply} from {doc}\n"))
+}
+
+/// Reads the document here first, so that errors and warnings name the
+/// file (the daemon only sees text) and `--strict` refuses before anything
+/// is sent; then defines it. Returns the reply's first line.
+pub fn define_checked(
+    conn: &mut Connection,
+    doc: &str,
+    xml: String,
+    strict: bool,
+) -> anyhow::Result<String> {
+    let parsed = parse_filter_with(&xml, ParseOptions { strict }).map_err(|e| e.in_doc(doc))?;
+    print_warnings(doc, parsed.warnings);
+    let reply = message(conn.call(Op::Define { xml })?)?;
+    // Later lines are the service's own warnings, already printed above
+    // with the file's name.
+    Ok(reply.lines().next().unwrap_or_default().to_owned())
 }
 
 pub fn undefine(conn: &mut Connection, args: &FilterArg) -> anyhow::Result<String> {
@@ -63,24 +103,47 @@ pub fn list(conn: &mut Connection, args: &ListArgs) -> anyhow::Result<String> {
         bail!("unexpected reply to list");
     };
     if args.json {
-        return Ok(serde_json::to_string_pretty(&filters)? + "\n");
+        return Ok(serde_json::to_string_pretty(&filter_json(&filters))? + "\n");
     }
     Ok(filter_table(&filters))
 }
 
-/// `virsh nwfilter-list`'s layout.
+/// A stored filter with a built-in's name replaces that built-in.
+fn overrides_builtin(filter: &FilterEntry) -> bool {
+    !filter.builtin && nwfilter_model::builtin_filter_source(&filter.name).is_some()
+}
+
+/// The entries, each with `overrides_builtin` added.
+fn filter_json(filters: &[FilterEntry]) -> Vec<serde_json::Value> {
+    filters
+        .iter()
+        .map(|f| {
+            let mut value = serde_json::json!(f);
+            value["overrides_builtin"] = overrides_builtin(f).into();
+            value
+        })
+        .collect()
+}
+
+/// `virsh nwfilter-list`'s layout; a stored filter that replaces a
+/// built-in one is marked after its name.
 fn filter_table(filters: &[FilterEntry]) -> String {
     let mut out = format!(" {:<38} {}\n", "UUID", "Name");
     out.push_str(&"-".repeat(64));
     out.push('\n');
     for f in filters {
-        out.push_str(&format!(" {:<38} {}\n", f.uuid, f.name));
+        let mark = if overrides_builtin(f) {
+            " (overrides the built-in)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(" {:<38} {}{mark}\n", f.uuid, f.name));
     }
     out.push('\n');
     out
 }
 
-pub fn binding_create(conn: &mut Connection, args: &FileArg) -> anyhow::Result<String> {
+pub fn binding_create(conn: &mut Connection, args: &BindingCreateArgs) -> anyhow::Result<String> {
     let xml = read_file(&args.file)?;
     let reply = conn
         .call(Op::BindingCreate { xml })
@@ -106,23 +169,27 @@ pub fn binding_list(conn: &mut Connection, args: &ListArgs) -> anyhow::Result<St
 }
 
 /// `virsh nwfilter-binding-list`'s layout, plus a state column when any
-/// binding is not simply active.
+/// binding is not simply active and a column of learned addresses when
+/// any port has some.
 fn binding_table(bindings: &[BindingEntry]) -> String {
     let with_state = bindings.iter().any(|b| b.state.is_some());
-    let mut out = format!(" {:<16} {}", "Port Dev", "Filter");
-    if with_state {
-        out = format!(" {:<16} {:<24} {}", "Port Dev", "Filter", "State");
-    }
-    out.push('\n');
+    let with_learned = bindings.iter().any(|b| !b.learned.is_empty());
+    let row = |port: &str, filter: &str, state: &str, learned: &str| {
+        let mut line = format!(" {port:<16} {filter:<24}");
+        if with_state {
+            line.push_str(&format!(" {state:<24}"));
+        }
+        if with_learned {
+            line.push_str(&format!(" {learned}"));
+        }
+        line.trim_end().to_owned() + "\n"
+    };
+    let mut out = row("Port Dev", "Filter", "State", "Learned addresses");
     out.push_str(&"-".repeat(64));
     out.push('\n');
     for b in bindings {
-        if with_state {
-            let state = b.state.as_deref().unwrap_or("active");
-            out.push_str(&format!(" {:<16} {:<24} {}\n", b.portdev, b.filter, state));
-        } else {
-            out.push_str(&format!(" {:<16} {}\n", b.portdev, b.filter));
-        }
+        let state = b.state.as_deref().unwrap_or("active");
+        out.push_str(&row(&b.portdev, &b.filter, state, &b.learned.join(", ")));
     }
     out.push('\n');
     out
@@ -138,52 +205,7 @@ pub fn reload(conn: &mut Connection) -> anyhow::Result<String> {
     Ok(format!("{}\n", message(conn.call(Op::Reload)?)?))
 }
 
-/// Opens `$EDITOR` (else `$VISUAL`, else `vi`) on a copy of the filter's
-/// XML; a changed copy is defined, which validates it first: an invalid
-/// edit changes nothing and says why.
-pub fn edit(conn: &mut Connection, args: &FilterArg) -> anyhow::Result<String> {
-    let original = dumpxml(conn, args)?;
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let path = dir.path().join("filter.xml");
-    std::fs::write(&path, &original).with_context(|| format!("writing {}", path.display()))?;
-    run_editor(&path)?;
-    let edited = read_file(&path)?;
-    if edited == original {
-        return Ok(format!(
-            "Network filter {} XML configuration not changed.\n",
-            args.filter
-        ));
-    }
-    let reply = conn
-        .call(Op::Define { xml: edited })
-        .context("the edited filter was not defined; nothing changed")?;
-    message(reply)?;
-    Ok(format!(
-        "Network filter {} XML configuration edited.\n",
-        args.filter
-    ))
-}
-
-/// Runs the editor as an argument vector: `$EDITOR` may carry options
-/// (`code --wait`), split on whitespace; it never goes through a shell.
-fn run_editor(path: &std::path::Path) -> anyhow::Result<()> {
-    let editor = std::env::var("EDITOR")
-        .or_else(|_| std::env::var("VISUAL"))
-        .unwrap_or_else(|_| "vi".to_string());
-    let mut words = editor.split_whitespace();
-    let program = words.next().context("$EDITOR is empty")?;
-    let status = std::process::Command::new(program)
-        .args(words)
-        .arg(path)
-        .status()
-        .with_context(|| format!("cannot start the editor {program:?}"))?;
-    if !status.success() {
-        bail!("the editor {program:?} failed ({status}); nothing changed");
-    }
-    Ok(())
-}
-
-fn message(reply: Reply) -> anyhow::Result<String> {
+pub fn message(reply: Reply) -> anyhow::Result<String> {
     match reply {
         Reply::Done { message } => Ok(message),
         other => bail!("unexpected reply {other:?}"),

@@ -62,6 +62,8 @@ pub struct Args {
     /// Print commands, or restore-tool input.
     #[arg(long, value_enum, default_value = "commands")]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub backend: crate::backend_arg::BackendArg,
     /// The <filter> or <filterbinding> document.
     pub file: PathBuf,
 }

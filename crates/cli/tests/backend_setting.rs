@@ -64,7 +64,7 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn a_backend_other_than_the_daemons_is_refused_not_ignored() {
     let daemon = Daemon::start(Backend::Nftables);
-    let out = daemon.nwfilter(&["--backend", "xtables", "list"]);
+    let out = daemon.nwfilter(&["reload", "--backend", "xtables"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
@@ -73,10 +73,39 @@ fn a_backend_other_than_the_daemons_is_refused_not_ignored() {
             && err.contains("applies rules with the nftables backend"),
         "{err}"
     );
-    for args in [&["--backend", "nftables", "list"][..], &["list"][..]] {
-        let out = daemon.nwfilter(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("clean-traffic"));
+    let out = daemon.nwfilter(&["reload", "--backend", "nftables"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = daemon.nwfilter(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("clean-traffic"));
+}
+
+#[test]
+fn backend_is_offered_only_on_verbs_it_affects() {
+    let daemon = Daemon::start(Backend::Nftables);
+    for verb in [
+        "list",
+        "dumpxml",
+        "binding-list",
+        "binding-delete",
+        "undefine",
+    ] {
+        let out = daemon.nwfilter(&[verb, "--backend", "nftables", "x"]);
+        assert_eq!(out.status.code(), Some(2), "{verb}");
+        assert!(
+            stderr(&out).contains("unexpected argument '--backend'"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
+    let out = daemon.nwfilter(&["--backend", "nftables", "list"]);
+    assert_eq!(out.status.code(), Some(2), "not a global option any more");
+    for verb in ["define", "edit", "binding-create", "reload", "render"] {
+        let out = daemon.nwfilter(&[verb, "--help"]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("--backend"),
+            "{verb}"
+        );
     }
 }
 
@@ -107,6 +136,15 @@ fn a_malformed_settings_file_names_file_line_and_value() {
         "{err}"
     );
     // The command line beats the file (which is then not consulted).
-    let out = run(&["--backend", "xtables", "list"]);
+    let filter = dir.path().join("f.xml");
+    std::fs::write(
+        &filter,
+        "<filter name='f'><rule action='drop' direction='in'><tcp/></rule></filter>",
+    )
+    .unwrap();
+    let file = filter.to_str().unwrap();
+    let out = run(&["render", "--portdev", "vnet0", file]);
+    assert_eq!(out.status.code(), Some(1), "the file is read");
+    let out = run(&["render", "--backend", "xtables", "--portdev", "vnet0", file]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -76,7 +76,7 @@ fn the_settings_file_chooses_nftables_and_reload_moves_the_binding() {
     assert!(a.pings(&b.ip));
     assert!(!spoof_passes(), "nftables drops the spoofed address");
 
-    let out = nwfilter(&["--backend", "xtables", "reload"]);
+    let out = nwfilter(&["reload", "--backend", "xtables"]);
     assert!(out.contains("1 binding(s) applied"), "{out}");
     let (xtables, nft) = ours(&lab);
     assert!(xtables > 0);

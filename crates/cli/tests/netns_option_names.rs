@@ -30,7 +30,8 @@ fn a_port_named_like_an_option_is_refused_and_an_old_one_can_be_deleted() {
     lab.host.ok(&[
         "ip", "link", "add", "name", "-j", "type", "veth", "peer", "name", "pj0",
     ]);
-    lab.host.ok(&["ip", "link", "set", "dev", "-j", "master", "br0", "up"]);
+    lab.host
+        .ok(&["ip", "link", "set", "dev", "-j", "master", "br0", "up"]);
     let nwfilter = |args: &[&str]| {
         let mut argv = vec![
             env!("CARGO_BIN_EXE_nwfilter"),
@@ -83,7 +84,11 @@ fn a_port_named_like_an_option_is_refused_and_an_old_one_can_be_deleted() {
     assert!(!run.join("-j.xml").exists(), "the old record is gone");
     let out = nwfilter(&["binding-delete", "--", "-j"]);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("read it as an option"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("read it as an option"),
+        "{}",
+        text(&out).1
+    );
 
     let out = nwfilter(&["binding-delete", "vnet0"]);
     assert!(out.status.success(), "{}", text(&out).1);

@@ -35,9 +35,9 @@ fn binding_file() -> std::path::PathBuf {
 fn prints_the_nft_script() {
     let file = binding_file();
     let out = nwfilter(&[
+        "render",
         "--backend",
         "nftables",
-        "render",
         "--portdev",
         "vnet0",
         file.to_str().unwrap(),
