@@ -242,10 +242,16 @@ impl From<ChainName> for String {
 pub struct FilterName(String);
 
 impl FilterName {
+    /// A filter is stored as `NAME.xml` (and written through a temp file
+    /// `.NAME.XXXXXX.tmp`); file names end at 255 bytes.
+    pub const MAX_LEN: usize = 200;
+
     pub fn new(name: impl Into<String>) -> Result<FilterName, NameError> {
         let name = name.into();
         let why = if name.is_empty() {
             Some("it is empty")
+        } else if name.len() > FilterName::MAX_LEN {
+            Some("it is longer than 200 bytes (it names the filter's file, and file names end at 255)")
         } else if name == "." || name == ".." {
             Some("'.' and '..' are not filter names")
         } else if name.contains('/') {

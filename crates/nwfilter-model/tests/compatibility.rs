@@ -211,6 +211,15 @@ fn libvirt_tck_arp_filter_with_protocolid_loads_with_a_warning_naming_line_and_a
 
 // §12.6
 #[test]
+fn names_too_long_for_a_file_name_are_refused_with_a_reason() {
+    let long = "f".repeat(300);
+    let message = refused(&filter_doc(&format!("name='{long}'"), ""), Some("name"));
+    assert!(message.contains("longer than 200 bytes"), "{message}");
+    let longest = "f".repeat(200);
+    assert!(parse_filter(&filter_doc(&format!("name='{longest}'"), "")).is_ok());
+}
+
+#[test]
 fn names_that_would_break_xml_or_paths_are_refused() {
     for name in ["a/b", "a&apos;b", "a&amp;b", "a&lt;b", "a b", ""] {
         refused(&filter_doc(&format!("name='{name}'"), ""), Some("name"));
