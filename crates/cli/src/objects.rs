@@ -218,3 +218,54 @@ fn xml(reply: Reply) -> anyhow::Result<String> {
         other => bail!("unexpected reply {other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(port: &str, state: Option<&str>, learned: &[&str]) -> BindingEntry {
+        BindingEntry {
+            portdev: port.into(),
+            filter: "clean-traffic".into(),
+            state: state.map(Into::into),
+            learned: learned.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn binding_table_shows_learned_addresses() {
+        let table = binding_table(&[
+            entry("vnet0", None, &["10.0.0.5", "10.0.0.6"]),
+            entry("vnet1", None, &[]),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            " Port Dev         Filter                   Learned addresses"
+        );
+        assert_eq!(
+            lines[2],
+            " vnet0            clean-traffic            10.0.0.5, 10.0.0.6"
+        );
+        assert_eq!(lines[3], " vnet1            clean-traffic");
+    }
+
+    #[test]
+    fn binding_table_without_learning_keeps_virshs_layout() {
+        let table = binding_table(&[entry("vnet0", None, &[])]);
+        assert_eq!(
+            table,
+            format!(
+                " Port Dev         Filter\n{}\n vnet0            clean-traffic\n\n",
+                "-".repeat(64)
+            )
+        );
+        let table = binding_table(&[entry("vnet0", Some("learning IP"), &["10.0.0.5"])]);
+        assert!(
+            table.contains(
+                " vnet0            clean-traffic            learning IP              10.0.0.5"
+            ),
+            "{table}"
+        );
+    }
+}
