@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use nwfilterd::{BindingEntry, FilterEntry, Op, Reply};
 
-use nwfilter_model::{parse_filter_with, ParseOptions};
+use nwfilter_model::{parse_binding_with, parse_filter_with, ParseOptions};
 
 use crate::backend_arg::BackendArg;
 use crate::connection::{read_file, Connection};
@@ -145,6 +145,10 @@ fn filter_table(filters: &[FilterEntry]) -> String {
 
 pub fn binding_create(conn: &mut Connection, args: &BindingCreateArgs) -> anyhow::Result<String> {
     let xml = read_file(&args.file)?;
+    // Read here first so that errors and warnings name the file.
+    let doc = args.file.display().to_string();
+    let parsed = parse_binding_with(&xml, ParseOptions::default()).map_err(|e| e.in_doc(&doc))?;
+    print_warnings(&doc, parsed.warnings);
     let reply = conn
         .call(Op::BindingCreate { xml })
         .with_context(|| format!("{}", args.file.display()))?;

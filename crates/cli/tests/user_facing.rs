@@ -260,3 +260,34 @@ fn completions_and_man_pages_are_generated_and_name_the_verbs() {
     let define = std::fs::read_to_string(dir.join("nwfilter-define.1")).unwrap();
     assert!(define.contains(".TH nwfilter-define 1") && define.contains("\\-\\-strict"));
 }
+
+/// The service (daemon or embedded) passes what it ignored back to any
+/// client, one `warning:` line each after the reply.
+#[test]
+fn the_service_passes_warnings_back_to_the_client() {
+    use std::sync::Arc;
+
+    use nwfilter_driver::{BindingStore, Engine, FilterStore};
+    use nwfilterd::{EngineService, Op, Reply};
+
+    let d = Dirs::new();
+    let engine = Engine::new(
+        FilterStore::open(d.0.path().join("etc")),
+        BindingStore::open(d.0.path().join("run")),
+        Arc::new(backend_xtables::RecordingRunner::new()),
+    );
+    let service = EngineService::new(engine);
+    let reply = service.call(Op::Define {
+        xml: TCK_ARP.to_owned(),
+    });
+    let Ok(Reply::Done { message }) = reply else {
+        panic!("{reply:?}");
+    };
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "Network filter tck-arp defined");
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(
+        lines[1].starts_with("warning: <input>:4:10: <arp> attribute protocolid=\"arp\""),
+        "{message}"
+    );
+}

@@ -93,7 +93,12 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         Ok(match op {
             Op::Define { xml } => {
                 let defined = engine.define(&xml)?;
-                done(format!("Network filter {} defined", defined.filter.name))
+                let mut message = format!("Network filter {} defined", defined.filter.name);
+                // The client gets what was ignored, one line each.
+                for warning in &defined.warnings {
+                    message.push_str(&format!("\nwarning: {warning}"));
+                }
+                done(message)
             }
             Op::Undefine { filter } => {
                 let undefined = engine.undefine(&filter)?;

@@ -54,6 +54,9 @@ pub struct Defined {
     pub changed: bool,
     /// The config file's previous text (`None`: there was no file).
     previous_file: Option<String>,
+    /// What the document carried that was ignored (unknown attributes, as
+    /// libvirt ignores them), for the caller to pass on.
+    pub warnings: Vec<nwfilter_model::Warning>,
 }
 
 /// What `undefine` removed.
@@ -138,7 +141,8 @@ impl FilterStore {
     ///
     /// On any error nothing is written.
     pub fn define(&self, xml: &str) -> Result<Defined, Error> {
-        let mut filter = parse_filter(xml)?;
+        let parsed = parse_filter(xml)?;
+        let mut filter = parsed.value;
         let uuid_given = uuid_given(xml);
         let lock = self.objects.lock_exclusive()?;
         let view = self.view(&lock)?;
@@ -193,6 +197,7 @@ impl FilterStore {
             created: existing.is_none(),
             changed,
             previous_file,
+            warnings: parsed.warnings,
         })
     }
 
@@ -348,8 +353,10 @@ fn uuid_given(xml: &str) -> bool {
     })
 }
 
-fn parse_filter(xml: &str) -> Result<Filter, Error> {
-    nwfilter_model::parse_filter(xml).map_err(|source| Error::Invalid {
+/// A document to define; unknown attributes are ignored (as libvirt
+/// does) and returned.
+fn parse_filter(xml: &str) -> Result<nwfilter_model::Parsed<Filter>, Error> {
+    nwfilter_model::parse_filter_with(xml, Default::default()).map_err(|source| Error::Invalid {
         what: "filter",
         source,
     })
