@@ -114,6 +114,27 @@ fn any_mode_drops_ipv6_other_guests_and_arp_to_the_guest() {
     assert!(dropped(&[0u8; 8]), "runt frames");
 }
 
+/// Issue 23, item 9: the learning rules drop tagged frames, so the
+/// kernel does not even queue them for us.
+#[test]
+fn any_mode_drops_the_guests_tagged_frames() {
+    let program = guest_frames(GUEST);
+    let tag = |frame: Vec<u8>, tpid: [u8; 2]| {
+        let mut tagged = frame;
+        tagged.splice(12..12, [tpid[0], tpid[1], 0x00, 0x07]);
+        tagged
+    };
+    for tpid in [[0x81, 0x00], [0x88, 0xa8]] {
+        let ip = tag(udp((GUEST, OTHER), (A, B), (1, 2), b""), tpid);
+        assert_eq!(run(&program, &ip), 0, "{tpid:x?} IPv4");
+        assert_eq!(
+            run(&program, &tag(arp_from(GUEST), tpid)),
+            0,
+            "{tpid:x?} ARP"
+        );
+    }
+}
+
 #[test]
 fn dhcp_mode_passes_dhcp_both_ways_and_nothing_else() {
     let program = dhcp_frames();

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend_xtables::{Applier, Change, PortRuleset, ProcessRunner, Toolset};
+use nwfilter_compile::ir::Program;
 use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
 use nwfilter_learn::{
-    Config, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore, PortSpec, Watch, Xtables,
+    Config, FirewallError, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore, PortFirewall,
+    PortSpec, Watch, Xtables,
 };
 use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
 
@@ -277,18 +279,64 @@ impl Lab {
 
     /// A learner capturing in the host namespace, applying its rules there.
     pub fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner {
-        let store = LeaseStore::open(state, nwfilter_learn_epoch()).unwrap();
+        self.learner_with(state, give_up, Backend::Xtables)
+    }
+
+    /// Like [`Lab::learner`], rendering the learning rules with `backend`.
+    pub fn learner_with(
+        &self,
+        state: &Path,
+        give_up: Option<Duration>,
+        backend: Backend,
+    ) -> Learner {
         let config = Config {
             workers: 1,
             give_up_after: give_up,
             netns: Some(self.host.path()),
             ..Config::default()
         };
-        Learner::new(
-            config,
-            Arc::new(Xtables::new(self.runner())),
-            Arc::new(store),
-        )
+        self.learner_configured(state, config, backend)
+    }
+
+    /// A learner with `config` (its namespace set to the lab's host).
+    pub fn learner_configured(&self, state: &Path, config: Config, backend: Backend) -> Learner {
+        let store = LeaseStore::open(state, nwfilter_learn_epoch()).unwrap();
+        let config = Config {
+            netns: Some(self.host.path()),
+            ..config
+        };
+        let firewall: Arc<dyn PortFirewall> = match backend {
+            Backend::Xtables => Arc::new(Xtables::new(self.runner())),
+            Backend::Nftables => Arc::new(Nftables {
+                runner: self.runner(),
+            }),
+        };
+        Learner::new(config, firewall, Arc::new(store))
+    }
+}
+
+/// Which backend renders and applies the learning rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Xtables,
+    Nftables,
+}
+
+/// The learning rules rendered and applied by backend-nftables.
+#[derive(Debug)]
+pub struct Nftables {
+    runner: ProcessRunner,
+}
+
+impl PortFirewall for Nftables {
+    fn apply(&self, rules: &Program) -> Result<(), FirewallError> {
+        let ruleset = backend_nftables::ruleset(rules)?;
+        let change = backend_nftables::Change {
+            ruleset: &ruleset,
+            recorded: None,
+        };
+        backend_nftables::Applier::new(&self.runner).apply(&[change])?;
+        Ok(())
     }
 }
 
