@@ -22,7 +22,10 @@ mod worker;
 pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
 pub use firewall::{FirewallError, PortFirewall, Xtables};
-pub use learner::{Config, LearnEvent, Learner, OnChange, PortSpec, StartError, Watch};
+pub use learner::{
+    AddressBook, Config, LearnEvent, Learner, NothingTaken, OnChange, PortSpec, StartError, Watch,
+    DEFAULT_MAX_ADDRESSES,
+};
 pub use lease::{Lease, Leases};
 pub use nwfilter_compile::LearningMode;
 pub use ratelimit::RateLimit;

@@ -19,6 +19,13 @@ const ETHERTYPE: u32 = 12;
 const IPV4: u32 = 0x0800;
 const ARP: u32 = 0x0806;
 
+/// The kernel's ancillary load "has a VLAN tag been taken off this frame":
+/// on receive the kernel (or the NIC, veth included) strips a VLAN or
+/// QinQ tag into the socket buffer, so the frame a packet socket sees has
+/// none and looks like plain IPv4 or ARP. Such a frame was tagged on the
+/// wire, and the learning rules drop it.
+const VLAN_TAG_PRESENT: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32;
+
 /// Bytes of each accepted frame copied to us: a full Ethernet frame, so
 /// a DHCP message with long options is never cut.
 const SNAP_LEN: u32 = 1600;
@@ -68,6 +75,24 @@ fn ret(len: u32) -> Insn {
 /// ether dst ff:ff:ff:ff:ff:ff`: the guest's IPv6 chatter (neighbour
 /// discovery, MLD at boot) never uses up its rate limit.
 pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
+    untagged_only(guest_frames_untagged(mac))
+}
+
+/// `program`, for frames that carried no VLAN tag: a frame whose tag the
+/// kernel took off (see [`VLAN_TAG_PRESENT`]) is dropped first.
+fn untagged_only(program: Vec<Insn>) -> Vec<Insn> {
+    let skip = u8::try_from(program.len()).expect("a short program");
+    let mut out = vec![
+        load_abs(BPF_B, VLAN_TAG_PRESENT),
+        // Tagged: jump over `program` to the final drop.
+        jump_eq(0, 0, skip),
+    ];
+    out.extend(program);
+    out.push(ret(0));
+    out
+}
+
+fn guest_frames_untagged(mac: [u8; 6]) -> Vec<Insn> {
     const TO_GUEST: u8 = 7;
     const BROADCAST: u8 = 13;
     const DROP: u8 = 17;
@@ -102,6 +127,10 @@ pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
 /// pcap filters, `src port 68 and dst port 67` / `src port 67 and dst
 /// port 68`, in one program).
 pub(crate) fn dhcp_frames() -> Vec<Insn> {
+    untagged_only(dhcp_frames_untagged())
+}
+
+fn dhcp_frames_untagged() -> Vec<Insn> {
     const DROP: u8 = 14;
     const ACCEPT: u8 = 15;
     // Relative jump from the instruction at `pc` to `target`.

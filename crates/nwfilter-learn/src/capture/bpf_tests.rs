@@ -12,7 +12,16 @@ use crate::classify::tests::{dhcp_message, udp};
 
 /// How many bytes `program` accepts of `frame` (0: dropped).
 fn run(program: &[Insn], frame: &[u8]) -> u32 {
+    run_tagged(program, frame, false)
+}
+
+/// Like [`run`]; `tag_taken_off`: the kernel took a VLAN tag off the frame
+/// (what the ancillary load [`VLAN_TAG_PRESENT`] reports).
+fn run_tagged(program: &[Insn], frame: &[u8], tag_taken_off: bool) -> u32 {
     let load = |offset: u32, size: usize| -> Option<u32> {
+        if offset == VLAN_TAG_PRESENT {
+            return Some(u32::from(tag_taken_off));
+        }
         let start = offset as usize;
         let bytes = frame.get(start..start + size)?;
         Some(bytes.iter().fold(0, |acc, b| (acc << 8) | u32::from(*b)))
@@ -133,6 +142,25 @@ fn any_mode_drops_the_guests_tagged_frames() {
             "{tpid:x?} ARP"
         );
     }
+    // The kernel usually takes the tag off before we see the frame.
+    let ip = udp((GUEST, OTHER), (A, B), (1, 2), b"");
+    assert_eq!(run_tagged(&program, &ip, true), 0, "untagged by the kernel");
+    assert_eq!(run_tagged(&program, &arp_from(GUEST), true), 0);
+    assert_eq!(run_tagged(&program, &ip, false), SNAP_LEN);
+}
+
+#[test]
+fn dhcp_mode_drops_frames_the_kernel_took_a_tag_off() {
+    let program = dhcp_frames();
+    let payload = dhcp_message(MessageType::Discover, GUEST, Ipv4Addr::UNSPECIFIED, None);
+    let frame = udp(
+        (GUEST, [0xff; 6]),
+        (Ipv4Addr::UNSPECIFIED, B),
+        (68, 67),
+        &payload,
+    );
+    assert_eq!(run_tagged(&program, &frame, false), SNAP_LEN);
+    assert_eq!(run_tagged(&program, &frame, true), 0);
 }
 
 #[test]
