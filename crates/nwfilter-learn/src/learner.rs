@@ -275,6 +275,7 @@ impl Learner {
             pending,
             on_change,
             done: false,
+            refused: std::cell::Cell::new(None),
         };
         worker
             .commands

@@ -1,6 +1,7 @@
 //! One worker thread: polls the capture sockets of its ports, classifies
 //! what arrives, keeps leases and deadlines, and reports events.
 
+use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +44,9 @@ pub(crate) struct Port {
     pub(crate) pending: Vec<LearnEvent>,
     pub(crate) on_change: OnChange,
     pub(crate) done: bool,
+    /// The last address refused as taken by another port: warned about
+    /// once, not at the guest's frame rate.
+    pub(crate) refused: Cell<Option<Ipv4Addr>>,
 }
 
 /// Longest sleep: bounds how late a new port, a shutdown, an expired lease
@@ -161,7 +165,7 @@ impl Port {
             return true;
         }
         let taken = shared.book.taken_by_another(&self.spec.port, addr);
-        if taken {
+        if taken && self.refused.replace(Some(addr)) != Some(addr) {
             warn!(
                 port = %self.spec.port,
                 %addr,
