@@ -385,3 +385,71 @@ fn the_daemon_does_not_learn_an_address_another_port_of_the_bridge_holds() {
     assert_eq!(learned(), vec![a.ip.clone()]);
     drop(daemon);
 }
+
+/// Issue 23, item 1, through the daemon: with `CTRL_IP_LEARNING=dhcp` and
+/// `DHCPSERVER=10.77.0.254`, dnsmasq at 10.77.0.1 (not trusted) serves
+/// leases on the bridge: none reaches the guest and nothing is learned.
+#[test]
+fn the_daemon_learns_nothing_from_an_untrusted_dhcp_server() {
+    if !support::can_run("the_daemon_learns_nothing_from_an_untrusted_dhcp_server") {
+        return;
+    }
+    let scratch = Scratch::new("rogue");
+    let lab = Lab::new(1);
+    lab.wait_ready();
+    let a = &lab.guests[0];
+    let leases = scratch.run().join("dnsmasq.leases");
+    let _dnsmasq = lab.host.spawn(&[
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--port=0",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,2m",
+        &format!("--dhcp-leasefile={}", leases.display()),
+        "--pid-file=",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
+        assert!(Instant::now() < deadline, "dnsmasq did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _daemon = start_daemon(&lab.host, &scratch, &[]);
+    let xml = a.binding_xml("clean-traffic").replace(
+        &format!("<parameter name='IP' value='{}'/>", a.ip),
+        "<parameter name='CTRL_IP_LEARNING' value='dhcp'/>\
+         <parameter name='DHCPSERVER' value='10.77.0.254'/>",
+    );
+    assert!(matches!(
+        call(&scratch, Op::BindingCreate { xml }),
+        Reply::Done { .. }
+    ));
+    a.ns.ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+
+    let udhcpc = a.ns.run(&[
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "3",
+        "-T",
+        "1",
+        "-i",
+        "eth0",
+        "-s",
+        "/bin/true",
+    ]);
+    assert!(
+        !udhcpc.status.success(),
+        "the untrusted server's lease reached the guest"
+    );
+    let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+        panic!("binding-list")
+    };
+    assert_eq!(bindings[0].learned, Vec::<String>::new());
+}
