@@ -4,9 +4,12 @@
 //! address learned (and follows DHCP leases in `dhcp` mode).
 //!
 //! The learner changes rules only through the engine ([`EngineFirewall`]),
-//! so its changes and the engine's are serialised by one lock.
+//! so its changes and the engine's are serialised by one lock. It learns
+//! no address that a binding on the same bridge holds ([`BridgeBook`]).
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use backend_xtables::Runner;
@@ -14,8 +17,8 @@ use nwfilter_compile::ir::Program;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{Engine, EngineError};
 use nwfilter_learn::{
-    Config, FirewallError, LearnEvent, Learner, LeaseKey, LeaseStore, PortFirewall, PortSpec,
-    StartError, Watch,
+    AddressBook, Config, FirewallError, LearnEvent, Learner, LeaseKey, LeaseStore, PortFirewall,
+    PortSpec, StartError, Watch,
 };
 use nwfilter_model::{Binding, IfName};
 
@@ -32,6 +35,102 @@ impl<R: Runner + Send + Sync> PortFirewall for EngineFirewall<R> {
             .apply_foreign(rules)
             .map_err(|e| -> FirewallError { error_chain(&e).into() })
     }
+}
+
+/// The addresses other bindings hold, for the learner: a binding's fixed
+/// `IP` values and its learned addresses, on ports of the same bridge
+/// (first come, first served: issue 23, item 11).
+struct BridgeBook<R> {
+    engine: Arc<Engine<R>>,
+    log: Log,
+}
+
+impl<R: Runner + Send + Sync> AddressBook for BridgeBook<R> {
+    fn taken_by_another(&self, port: &IfName, addr: Ipv4Addr) -> bool {
+        let bindings = match self.engine.bindings().list() {
+            Ok(listing) => listing.items,
+            Err(e) => {
+                // Learning goes on: refusing every address would hold
+                // every learning port until the store is readable again.
+                (self.log)(format!(
+                    "port {port}: cannot list the bindings to check {addr} is free: {}",
+                    error_chain(&e)
+                ));
+                return false;
+            }
+        };
+        let held = |b: &Binding| held_addresses(b, self.engine.learned_addrs(&b.portdev));
+        taken_on_bridge(port, addr, &bindings, held, bridge_of)
+    }
+}
+
+/// Whether a binding other than `port`'s, on the same bridge, holds `addr`
+/// (as `held` says). Ports whose bridge is unknown count as one bridge.
+fn taken_on_bridge(
+    port: &IfName,
+    addr: Ipv4Addr,
+    bindings: &[Binding],
+    held: impl Fn(&Binding) -> Vec<Ipv4Addr>,
+    bridge: impl Fn(&IfName) -> Option<String>,
+) -> bool {
+    let ours = bridge(port);
+    bindings
+        .iter()
+        .filter(|b| &b.portdev != port && bridge(&b.portdev) == ours)
+        .any(|b| held(b).contains(&addr))
+}
+
+/// A binding's fixed `IP` values and, without them, its learned addresses.
+fn held_addresses(binding: &Binding, learned: Option<Vec<Ipv4Addr>>) -> Vec<Ipv4Addr> {
+    let fixed: Vec<Ipv4Addr> = binding
+        .filterref
+        .params
+        .get("IP")
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if fixed.is_empty() {
+        learned.unwrap_or_default()
+    } else {
+        fixed
+    }
+}
+
+/// The bridge `port` is enslaved to (its `master` in sysfs).
+fn bridge_of(port: &IfName) -> Option<String> {
+    let link = Path::new("/sys/class/net")
+        .join(port.as_str())
+        .join("master");
+    let target = std::fs::read_link(link).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+/// One log line for a change of a port's addresses: the addresses added
+/// and removed, and how many it has now (never the whole list, which
+/// made the log grow with the square of the leases: issue 23, item 12).
+fn describe_change(port: &IfName, before: &[Ipv4Addr], after: &[Ipv4Addr]) -> String {
+    let list = |addrs: Vec<&Ipv4Addr>| {
+        let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        shown.join(", ")
+    };
+    let added: Vec<&Ipv4Addr> = after.iter().filter(|a| !before.contains(a)).collect();
+    let removed: Vec<&Ipv4Addr> = before.iter().filter(|a| !after.contains(a)).collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("learned IP {}", list(added)));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("lost IP {}", list(removed)));
+    }
+    if parts.is_empty() {
+        parts.push("addresses unchanged".into());
+    }
+    let count = match after.len() {
+        1 => "1 address".to_string(),
+        n => format!("{n} addresses"),
+    };
+    format!("port {port}: {} (now {count})", parts.join("; "))
 }
 
 /// Learning on every port that needs it.
@@ -59,8 +158,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<R: Runner + Send + Sync + 'static> Learning<R> {
     pub fn new(engine: Arc<Engine<R>>, config: Config, leases: LeaseStore, log: Log) -> Self {
         let firewall = Arc::new(EngineFirewall(Arc::clone(&engine)));
+        let book = Arc::new(BridgeBook {
+            engine: Arc::clone(&engine),
+            log: Arc::clone(&log),
+        });
         Learning {
-            learner: Learner::new(config, firewall, Arc::new(leases)),
+            learner: Learner::with_book(config, firewall, Arc::new(leases), book),
             engine,
             watches: Mutex::new(HashMap::new()),
             states: Arc::new(Mutex::new(HashMap::new())),
@@ -133,10 +236,11 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
                     None => states.remove(&port),
                 };
             };
-            let apply = |addrs: Vec<std::net::Ipv4Addr>| {
-                let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let apply = |addrs: Vec<Ipv4Addr>| {
+                let before = engine.learned_addrs(&port).unwrap_or_default();
+                let change = describe_change(&port, &before, &addrs);
                 match engine.set_learned(&port, addrs) {
-                    Ok(()) => log(format!("port {port}: learned IP {}", shown.join(", "))),
+                    Ok(()) => log(change),
                     Err(EngineError::Store(nwfilter_driver::Error::NoSuchBinding(_))) => {}
                     Err(e) => log(format!(
                         "port {port}: applying the learned IP failed: {}",
@@ -151,8 +255,10 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
                 }
                 LearnEvent::Expired { remaining } if remaining.is_empty() => {
                     set_state(Some("learning IP (lease expired)".into()));
-                    if let Err(e) = engine.set_learned(&port, Vec::new()) {
-                        log(format!("port {port}: {}", error_chain(&e)));
+                    let before = engine.learned_addrs(&port).unwrap_or_default();
+                    match engine.set_learned(&port, Vec::new()) {
+                        Ok(()) => log(describe_change(&port, &before, &[])),
+                        Err(e) => log(format!("port {port}: {}", error_chain(&e))),
                     }
                 }
                 LearnEvent::Expired { remaining } => apply(remaining),
@@ -171,5 +277,78 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
                 LearnEvent::Warning(text) => log(format!("port {port}: {text}")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
+    fn binding(port: &str, fixed_ip: Option<&str>) -> Binding {
+        let param = fixed_ip
+            .map(|a| format!("<parameter name='IP' value='{a}'/>"))
+            .unwrap_or_default();
+        let xml = format!(
+            "<filterbinding><owner><name>vm-{port}</name>\
+             <uuid>d217f2d7-5a04-0e01-8b98-ec2743436b74</uuid></owner>\
+             <portdev name='{port}'/><mac address='52:54:00:00:00:10'/>\
+             <filterref filter='clean-traffic'>{param}</filterref></filterbinding>"
+        );
+        nwfilter_model::parse_binding(&xml).unwrap()
+    }
+
+    fn port(name: &str) -> IfName {
+        IfName::new(name).unwrap()
+    }
+
+    #[test]
+    fn an_address_is_taken_when_another_port_of_the_bridge_holds_it() {
+        let bindings = [
+            binding("vnet0", Some("10.0.0.10")),
+            binding("vnet1", None),
+            binding("vnet2", Some("10.0.0.30")),
+        ];
+        let learned = |b: &Binding| {
+            let addrs = (b.portdev.as_str() == "vnet1").then(|| vec![ip("10.0.0.20")]);
+            held_addresses(b, addrs)
+        };
+        // vnet2 is on another bridge.
+        let bridge = |p: &IfName| Some(if p.as_str() == "vnet2" { "br1" } else { "br0" }.into());
+        let taken =
+            |on: &str, addr: &str| taken_on_bridge(&port(on), ip(addr), &bindings, learned, bridge);
+        assert!(taken("vnet3", "10.0.0.10"), "bound with a fixed IP");
+        assert!(taken("vnet3", "10.0.0.20"), "learned");
+        assert!(!taken("vnet3", "10.0.0.30"), "only on another bridge");
+        assert!(!taken("vnet0", "10.0.0.10"), "a port's own address");
+        assert!(!taken("vnet3", "10.0.0.40"));
+    }
+
+    #[test]
+    fn a_fixed_ip_wins_over_learned_addresses() {
+        let b = binding("vnet0", Some("10.0.0.10"));
+        assert_eq!(
+            held_addresses(&b, Some(vec![ip("10.0.0.99")])),
+            [ip("10.0.0.10")]
+        );
+    }
+
+    #[test]
+    fn a_lease_event_logs_the_change_not_the_whole_list() {
+        let before: Vec<Ipv4Addr> = (1..=100).map(|n| Ipv4Addr::new(10, 0, 1, n)).collect();
+        let mut after = before.clone();
+        after.push(ip("10.0.2.1"));
+        let line = describe_change(&port("vnet0"), &before, &after);
+        assert_eq!(line, "port vnet0: learned IP 10.0.2.1 (now 101 addresses)");
+        let line = describe_change(&port("vnet0"), &after, &before[1..]);
+        assert_eq!(
+            line,
+            "port vnet0: lost IP 10.0.1.1, 10.0.2.1 (now 99 addresses)"
+        );
+        let line = describe_change(&port("vnet0"), &[], &[ip("10.0.0.5")]);
+        assert_eq!(line, "port vnet0: learned IP 10.0.0.5 (now 1 address)");
     }
 }

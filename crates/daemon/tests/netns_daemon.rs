@@ -332,3 +332,124 @@ fn autostart_networks_start_with_the_daemon() {
         "its firewall rules are in place:\n{rules}"
     );
 }
+
+/// Issue 23, item 11: in `any` mode a guest whose first packets claim
+/// the address of another binding on the same bridge is not locked to it
+/// (first come, first served); its own address is learned afterwards.
+#[test]
+fn the_daemon_does_not_learn_an_address_another_port_of_the_bridge_holds() {
+    if !support::can_run("the_daemon_does_not_learn_an_address_another_port_of_the_bridge_holds") {
+        return;
+    }
+    let scratch = Scratch::new("taken");
+    let lab = Lab::new(2);
+    lab.wait_ready();
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let daemon = start_daemon(&lab.host, &scratch, &[]);
+    // b is bound with its fixed IP; a learns.
+    let xml = b.binding_xml("clean-traffic");
+    assert!(matches!(
+        call(&scratch, Op::BindingCreate { xml }),
+        Reply::Done { .. }
+    ));
+    let xml = a
+        .binding_xml("clean-traffic")
+        .replace(&format!("<parameter name='IP' value='{}'/>", a.ip), "");
+    assert!(matches!(
+        call(&scratch, Op::BindingCreate { xml }),
+        Reply::Done { .. }
+    ));
+    let learned = || {
+        let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+            panic!("binding-list")
+        };
+        let a = bindings.iter().find(|x| x.portdev == "vnet0").unwrap();
+        a.learned.clone()
+    };
+
+    a.set_ip(&b.ip);
+    let _ = a.pings("10.77.0.1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        learned(),
+        Vec::<String>::new(),
+        "a was locked to b's address"
+    );
+
+    a.set_ip(&a.ip);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while learned().is_empty() {
+        assert!(Instant::now() < deadline, "a's own address was not learned");
+        let _ = a.pings(&b.ip);
+    }
+    assert_eq!(learned(), vec![a.ip.clone()]);
+    drop(daemon);
+}
+
+/// Issue 23, item 1, through the daemon: with `CTRL_IP_LEARNING=dhcp` and
+/// `DHCPSERVER=10.77.0.254`, dnsmasq at 10.77.0.1 (not trusted) serves
+/// leases on the bridge: none reaches the guest and nothing is learned.
+#[test]
+fn the_daemon_learns_nothing_from_an_untrusted_dhcp_server() {
+    if !support::can_run("the_daemon_learns_nothing_from_an_untrusted_dhcp_server") {
+        return;
+    }
+    let scratch = Scratch::new("rogue");
+    let lab = Lab::new(1);
+    lab.wait_ready();
+    let a = &lab.guests[0];
+    let leases = scratch.run().join("dnsmasq.leases");
+    let _dnsmasq = lab.host.spawn(&[
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--port=0",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,2m",
+        &format!("--dhcp-leasefile={}", leases.display()),
+        "--pid-file=",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
+        assert!(Instant::now() < deadline, "dnsmasq did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _daemon = start_daemon(&lab.host, &scratch, &[]);
+    let xml = a.binding_xml("clean-traffic").replace(
+        &format!("<parameter name='IP' value='{}'/>", a.ip),
+        "<parameter name='CTRL_IP_LEARNING' value='dhcp'/>\
+         <parameter name='DHCPSERVER' value='10.77.0.254'/>",
+    );
+    assert!(matches!(
+        call(&scratch, Op::BindingCreate { xml }),
+        Reply::Done { .. }
+    ));
+    a.ns.ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+
+    let udhcpc = a.ns.run(&[
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "3",
+        "-T",
+        "1",
+        "-i",
+        "eth0",
+        "-s",
+        "/bin/true",
+    ]);
+    assert!(
+        !udhcpc.status.success(),
+        "the untrusted server's lease reached the guest"
+    );
+    let Reply::Bindings { bindings } = call(&scratch, Op::BindingList) else {
+        panic!("binding-list")
+    };
+    assert_eq!(bindings[0].learned, Vec::<String>::new());
+}

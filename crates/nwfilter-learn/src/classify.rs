@@ -2,7 +2,12 @@
 //!
 //! Pure: a frame, the side of the port it was seen on and the guest's MAC
 //! in; an [`Observation`] (or nothing) out. Frames are parsed with
-//! etherparse (Ethernet, 802.1Q, ARP, IPv4, UDP) and dhcproto (DHCP).
+//! etherparse (Ethernet, ARP, IPv4, UDP) and our own strict DHCP parser
+//! ([`crate::dhcp`]); nothing here panics on any input.
+//!
+//! Only untagged IPv4 and ARP frames count: the learning rules pass
+//! nothing else (`-p ipv4`, `-p 0x806`), and a VLAN- or QinQ-tagged frame
+//! that the port drops must not teach an address (issue 23, item 9).
 //!
 //! Which frames count follows libvirt's learner (lowering reference §7.2,
 //! §7.3), with three deliberate differences, each closing a way for one
@@ -20,8 +25,7 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{self, DhcpOption, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Decoder};
+use crate::dhcp::{self, DhcpMessage};
 use etherparse::{ArpHardwareId, ArpOperation, EtherType, LinkSlice, NetSlice, SlicedPacket};
 use etherparse::{IpNumber, TransportSlice};
 
@@ -72,9 +76,16 @@ pub enum Observation {
 const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
 const BROADCAST: [u8; 6] = [0xff; 6];
+/// The EtherTypes the learning rules let through (untagged).
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
 
 /// Classifies one Ethernet frame seen on the guest's port.
 pub fn classify(frame: &[u8], dir: Direction, guest: [u8; 6]) -> Option<Observation> {
+    let ethertype = frame.get(12..14)?;
+    if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_ARP {
+        return None;
+    }
     let packet = SlicedPacket::from_ethernet(frame).ok()?;
     let Some(LinkSlice::Ethernet2(eth)) = &packet.link else {
         return None;
@@ -129,22 +140,22 @@ fn to_guest(packet: &SlicedPacket<'_>, guest: [u8; 6]) -> Option<Observation> {
         return None;
     };
     let msg = dhcp(packet, SERVER_PORT, CLIENT_PORT)?;
-    if msg.opcode() != Opcode::BootReply || !for_guest(&msg, guest) {
+    if msg.op != dhcp::BOOT_REPLY || !for_guest(&msg, guest) {
         return None;
     }
-    let kind = match msg.opts().msg_type()? {
-        MessageType::Offer => ReplyKind::Offer,
-        MessageType::Ack => ReplyKind::Ack,
+    let kind = match msg.message_type? {
+        dhcp::OFFER => ReplyKind::Offer,
+        dhcp::ACK => ReplyKind::Ack,
         _ => return None,
     };
-    let addr = msg.yiaddr();
+    let addr = msg.yiaddr;
     if !usable(addr) {
         return None;
     }
-    let lease = match msg.opts().get(OptionCode::AddressLeaseTime) {
-        Some(DhcpOption::AddressLeaseTime(u32::MAX)) => LeaseTime::Infinite,
-        Some(DhcpOption::AddressLeaseTime(secs)) => LeaseTime::Secs(*secs),
-        _ => LeaseTime::Secs(0),
+    let lease = match msg.lease_time {
+        Some(u32::MAX) => LeaseTime::Infinite,
+        Some(secs) => LeaseTime::Secs(secs),
+        None => LeaseTime::Secs(0),
     };
     Some(Observation::ServerReply {
         kind,
@@ -156,29 +167,26 @@ fn to_guest(packet: &SlicedPacket<'_>, guest: [u8; 6]) -> Option<Observation> {
 
 /// A DHCPRELEASE (address in `ciaddr`) or DHCPDECLINE (address in option
 /// 50) from the guest for its own MAC.
-fn released(msg: &v4::Message, guest: [u8; 6]) -> Option<Observation> {
-    if msg.opcode() != Opcode::BootRequest || !for_guest(msg, guest) {
+fn released(msg: &DhcpMessage, guest: [u8; 6]) -> Option<Observation> {
+    if msg.op != dhcp::BOOT_REQUEST || !for_guest(msg, guest) {
         return None;
     }
-    let addr = match msg.opts().msg_type()? {
-        MessageType::Release => msg.ciaddr(),
-        MessageType::Decline => match msg.opts().get(OptionCode::RequestedIpAddress)? {
-            DhcpOption::RequestedIpAddress(addr) => *addr,
-            _ => return None,
-        },
+    let addr = match msg.message_type? {
+        dhcp::RELEASE => msg.ciaddr,
+        dhcp::DECLINE => msg.requested?,
         _ => return None,
     };
     usable(addr).then_some(Observation::Released(addr))
 }
 
 /// The message's client hardware address is the guest's MAC.
-fn for_guest(msg: &v4::Message, guest: [u8; 6]) -> bool {
-    msg.hlen() == 6 && msg.chaddr().get(..6) == Some(&guest[..])
+fn for_guest(msg: &DhcpMessage, guest: [u8; 6]) -> bool {
+    msg.hlen == 6 && msg.chaddr[..6] == guest
 }
 
 /// The DHCP message carried by a UDP datagram `sport` → `dport`, if the
-/// frame is one and it decodes (dhcproto checks the magic cookie).
-fn dhcp(packet: &SlicedPacket<'_>, sport: u16, dport: u16) -> Option<v4::Message> {
+/// frame is one and it parses (magic cookie, every option's length).
+fn dhcp(packet: &SlicedPacket<'_>, sport: u16, dport: u16) -> Option<DhcpMessage> {
     let NetSlice::Ipv4(ip) = packet.net.as_ref()? else {
         return None;
     };
@@ -191,7 +199,7 @@ fn dhcp(packet: &SlicedPacket<'_>, sport: u16, dport: u16) -> Option<v4::Message
     if udp.source_port() != sport || udp.destination_port() != dport {
         return None;
     }
-    v4::Message::decode(&mut Decoder::new(udp.payload())).ok()
+    dhcp::parse(udp.payload()).ok()
 }
 
 /// An address a guest can own: not 0.0.0.0, not multicast, class E or

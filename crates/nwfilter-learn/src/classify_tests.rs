@@ -117,18 +117,41 @@ fn only_frames_from_the_guests_mac_and_port_count() {
     assert_eq!(classify(&frame, Direction::ToGuest, GUEST), None);
 }
 
+/// Issue 23, item 9: the learning rules pass only untagged IPv4 and ARP,
+/// so a tagged frame (which the port drops) teaches nothing.
 #[test]
-fn ipv4_inside_a_vlan_tag_counts() {
-    let builder = PacketBuilder::ethernet2(GUEST, SERVER_MAC)
-        .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+fn ipv4_or_arp_inside_a_vlan_or_qinq_tag_does_not_count() {
+    let vlan = |id| etherparse::VlanId::try_new(id).unwrap();
+    let single = PacketBuilder::ethernet2(GUEST, SERVER_MAC)
+        .single_vlan(vlan(7))
         .ipv4([10, 77, 0, 10], SERVER.octets(), 64)
         .udp(1, 2);
     let mut frame = Vec::new();
-    builder.write(&mut frame, b"").unwrap();
-    assert_eq!(
-        classify(&frame, Direction::FromGuest, GUEST),
-        Some(Observation::GuestAddress(Ipv4Addr::new(10, 77, 0, 10)))
+    single.write(&mut frame, b"").unwrap();
+    assert_eq!(classify(&frame, Direction::FromGuest, GUEST), None);
+    let double = PacketBuilder::ethernet2(GUEST, SERVER_MAC)
+        .double_vlan(vlan(7), vlan(8))
+        .ipv4([10, 77, 0, 10], SERVER.octets(), 64)
+        .udp(1, 2);
+    let mut frame = Vec::new();
+    double.write(&mut frame, b"").unwrap();
+    assert_eq!(classify(&frame, Direction::FromGuest, GUEST), None);
+    // ARP with an 802.1Q tag spliced in after the MAC addresses.
+    let untagged = arp(
+        ArpOperation::REQUEST,
+        GUEST,
+        Ipv4Addr::new(10, 77, 0, 10),
+        SERVER,
     );
+    assert!(classify(&untagged, Direction::FromGuest, GUEST).is_some());
+    let mut tagged = untagged[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+    tagged.extend_from_slice(&untagged[12..]);
+    assert_eq!(classify(&tagged, Direction::FromGuest, GUEST), None);
+    // A tagged server reply is not what the guest's untagged NIC takes.
+    let mut reply = reply(MessageType::Ack, SERVER, Some(60));
+    reply.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    assert_eq!(classify(&reply, Direction::ToGuest, GUEST), None);
 }
 
 #[test]
@@ -285,4 +308,62 @@ fn a_discover_from_0_0_0_0_teaches_nothing() {
         &payload,
     );
     assert_eq!(classify(&frame, Direction::FromGuest, GUEST), None);
+}
+
+/// An ACK to the guest whose options end with `extra` (raw option bytes,
+/// before the End option).
+fn ack_with_options(extra: &[u8]) -> Vec<u8> {
+    let mut payload = dhcp_message(MessageType::Ack, GUEST, LEASED, Some(60));
+    assert_eq!(
+        payload.pop(),
+        Some(255),
+        "dhcproto ends its options with End"
+    );
+    payload.extend_from_slice(extra);
+    payload.push(255);
+    udp((SERVER_MAC, GUEST), (SERVER, LEASED), (67, 68), &payload)
+}
+
+/// Issue 18: options shorter than their fixed or minimum length failed
+/// `debug_assert!`s (or overflowed `len - 1`, `len - 3`) inside dhcproto
+/// 0.14, so a guest's frame panicked debug and test builds. Each frame
+/// is classified without panicking, and a malformed message teaches
+/// nothing.
+#[test]
+fn too_short_options_from_a_guest_never_panic_and_teach_nothing() {
+    let frames: [(&str, &[u8]); 8] = [
+        ("client FQDN (81) of length 0", &[81, 0]),
+        ("rapid commit (80) of length 1", &[80, 1, 0]),
+        ("client network interface (94) of length 0", &[94, 0]),
+        ("BLQ status code (151) of length 0", &[151, 0]),
+        ("BLQ base time (152) of length 0", &[152, 0]),
+        ("BLQ start time of state (153) of length 1", &[153, 1, 9]),
+        ("BLQ query start time (154) of length 2", &[154, 2, 9, 9]),
+        ("BLQ query end time (155) of length 3", &[155, 3, 9, 9, 9]),
+    ];
+    for (what, option) in frames {
+        let frame = ack_with_options(option);
+        assert_eq!(classify(&frame, Direction::ToGuest, GUEST), None, "{what}");
+        assert_eq!(
+            classify(&frame, Direction::FromGuest, GUEST),
+            None,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn options_running_past_the_datagram_or_of_the_wrong_length_are_refused() {
+    // The message type (53) is one byte and the lease time (51) four.
+    for option in [&[53u8, 2, 5, 5][..], &[51, 3, 0, 0, 60], &[42, 9, 1, 2]] {
+        let frame = ack_with_options(option);
+        assert_eq!(
+            classify(&frame, Direction::ToGuest, GUEST),
+            None,
+            "{option:?}"
+        );
+    }
+    // A well-formed unknown option is skipped: the ACK still counts.
+    let frame = ack_with_options(&[224, 3, 1, 2, 3]);
+    assert!(classify(&frame, Direction::ToGuest, GUEST).is_some());
 }

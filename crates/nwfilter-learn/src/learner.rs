@@ -41,7 +41,15 @@ pub struct Config {
     /// Capture inside this network namespace (a file such as
     /// `/run/netns/NAME`) instead of the process's own.
     pub netns: Option<PathBuf>,
+    /// Most addresses one port may hold (`dhcp` mode leases): an ACK for
+    /// a further address is ignored and logged. Bounds what forged ACKs
+    /// can unlock (at least 1).
+    pub max_addresses: usize,
 }
+
+/// [`Config::max_addresses`] by default: more than any guest's NICs
+/// really lease, few enough to keep a forger's gain small.
+pub const DEFAULT_MAX_ADDRESSES: usize = 16;
 
 impl Default for Config {
     fn default() -> Self {
@@ -50,7 +58,29 @@ impl Default for Config {
             give_up_after: Some(Duration::from_secs(300)),
             rate: RateLimit::default(),
             netns: None,
+            max_addresses: DEFAULT_MAX_ADDRESSES,
         }
+    }
+}
+
+/// Who else uses an address: asked before an address is learned for a
+/// port, so that an address bound (fixed `IP`) or learned for one port is
+/// never learned for another port on the same bridge (first come, first
+/// served). The caller knows the bindings and which bridge each port is
+/// on; the learner knows neither.
+pub trait AddressBook: Send + Sync {
+    /// Whether `addr` is bound or learned for a port other than `port` on
+    /// the same bridge as `port`.
+    fn taken_by_another(&self, port: &IfName, addr: Ipv4Addr) -> bool;
+}
+
+/// An [`AddressBook`] in which nothing is taken (libvirt's behaviour).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingTaken;
+
+impl AddressBook for NothingTaken {
+    fn taken_by_another(&self, _port: &IfName, _addr: Ipv4Addr) -> bool {
+        false
     }
 }
 
@@ -143,11 +173,24 @@ const COMMAND_QUEUE: usize = 64;
 
 impl Learner {
     /// Starts the worker threads. `firewall` applies learning and blocking
-    /// rules; `store` keeps DHCP leases across restarts.
+    /// rules; `store` keeps DHCP leases across restarts. No address is
+    /// taken by other ports ([`NothingTaken`]); see [`Learner::with_book`].
     pub fn new(config: Config, firewall: Arc<dyn PortFirewall>, store: Arc<LeaseStore>) -> Learner {
+        Learner::with_book(config, firewall, store, Arc::new(NothingTaken))
+    }
+
+    /// Like [`Learner::new`]; an address `book` says is taken by another
+    /// port of the same bridge is never learned.
+    pub fn with_book(
+        config: Config,
+        firewall: Arc<dyn PortFirewall>,
+        store: Arc<LeaseStore>,
+        book: Arc<dyn AddressBook>,
+    ) -> Learner {
         let shared = Arc::new(Shared {
             firewall,
             store,
+            book,
             config,
             shutdown: AtomicBool::new(false),
         });
@@ -181,9 +224,7 @@ impl Learner {
         let learning = rules::learning(&port, spec.mac, spec.mode, &spec.dhcp_servers)
             .ok_or_else(|| StartError::NotLearning { port: port.clone() })?;
         let leases = match spec.mode {
-            LearningMode::Dhcp => {
-                Leases::restore(self.shared.store.leases(&spec.lease_key), epoch())
-            }
+            LearningMode::Dhcp => self.restore(&spec),
             LearningMode::Any | LearningMode::None => Leases::default(),
         };
         if leases.is_empty() {
@@ -234,6 +275,7 @@ impl Learner {
             pending,
             on_change,
             done: false,
+            refused: std::cell::Cell::new(None),
         };
         worker
             .commands
@@ -243,6 +285,22 @@ impl Learner {
             cancel,
             worker: worker.id,
         })
+    }
+
+    /// The port's stored, unexpired leases that its binding still trusts:
+    /// a lease acknowledged by a server no longer in `DHCPSERVER` is not
+    /// restored (it would unlock the port without learning rules), nor
+    /// one beyond the port's cap.
+    fn restore(&self, spec: &PortSpec) -> Leases {
+        let trusted = |lease: &Lease| {
+            spec.dhcp_servers.is_empty() || spec.dhcp_servers.contains(&lease.server)
+        };
+        let stored = self.shared.store.leases(&spec.lease_key);
+        let mut kept = Leases::restore(stored.into_iter().filter(trusted), epoch())
+            .list()
+            .to_vec();
+        kept.truncate(self.shared.config.max_addresses.max(1));
+        Leases::restore(kept, epoch())
     }
 
     /// The stored, unexpired leases of `key` (for showing a binding).

@@ -3,13 +3,14 @@
 //!
 //! Data flow: [`Learner::start`] applies the learning [`rules`] through a
 //! [`PortFirewall`] → the port's frames (an AF_PACKET socket with a kernel
-//! BPF filter, [`capture`]) → [`classify`] (etherparse, dhcproto) → an
+//! BPF filter, [`capture`]) → [`classify`] (etherparse and a strict DHCP parser of our own) → an
 //! address (`any`) or the lease table ([`lease`], persisted by [`store`])
 //! → a [`LearnEvent`] for the caller, who binds `IP` and rebuilds the
 //! port's rules. Shared worker threads poll many ports, each rate-limited.
 
 pub mod capture;
 pub mod classify;
+mod dhcp;
 pub mod firewall;
 mod learner;
 pub mod lease;
@@ -21,7 +22,10 @@ mod worker;
 pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
 pub use firewall::{FirewallError, PortFirewall, Xtables};
-pub use learner::{Config, LearnEvent, Learner, OnChange, PortSpec, StartError, Watch};
+pub use learner::{
+    AddressBook, Config, LearnEvent, Learner, NothingTaken, OnChange, PortSpec, StartError, Watch,
+    DEFAULT_MAX_ADDRESSES,
+};
 pub use lease::{Lease, Leases};
 pub use nwfilter_compile::LearningMode;
 pub use ratelimit::RateLimit;

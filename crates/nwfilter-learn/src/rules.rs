@@ -24,7 +24,9 @@ const BROADCAST: MacAddr6 = MacAddr6::new(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 /// which never learns).
 ///
 /// * `any`: from the guest only frames with its own MAC, only IPv4 and
-///   ARP; to the guest everything.
+///   ARP; to the guest everything, except DHCP replies (UDP 67→68) from
+///   servers not in `servers` when it is not empty (libvirt lets those
+///   through: a rogue server could hand the guest the address we learn).
 /// * `dhcp`: from the guest only DHCP requests (UDP 68→67) with its MAC;
 ///   to the guest only DHCP replies (UDP 67→68, to its MAC or broadcast)
 ///   from one of `servers` (from any server when empty).
@@ -34,7 +36,7 @@ pub fn learning(
     mode: LearningMode,
     servers: &[Ipv4Addr],
 ) -> Option<Program> {
-    let chains = match mode {
+    let mut chains = match mode {
         LearningMode::None => return None,
         LearningMode::Any => vec![chain(
             BridgeDir::FromVm,
@@ -65,6 +67,9 @@ pub fn learning(
             chain(BridgeDir::ToVm, dhcp_replies(mac, servers)),
         ],
     };
+    if mode == LearningMode::Any && !servers.is_empty() {
+        chains.push(chain(BridgeDir::ToVm, trusted_replies_only(servers)));
+    }
     Some(Program {
         port: port.clone(),
         chains,
@@ -96,6 +101,18 @@ fn dhcp_replies(mac: MacAddr6, servers: &[Ipv4Addr]) -> Vec<Rule> {
         }
     }
     rules.push(rule(Vec::new(), Verdict::Drop));
+    rules
+}
+
+/// `any` mode with trusted servers, towards the guest: their DHCP replies
+/// pass, other DHCP replies are dropped, everything else passes.
+fn trusted_replies_only(servers: &[Ipv4Addr]) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = servers
+        .iter()
+        .map(|&server| rule(udp(Some(server), 67, 68), Verdict::Accept))
+        .collect();
+    rules.push(rule(udp(None, 67, 68), Verdict::Drop));
+    rules.push(rule(Vec::new(), Verdict::Accept));
     rules
 }
 
@@ -195,6 +212,26 @@ mod tests {
         assert_eq!(
             rules.chains[0].role,
             ChainRole::BridgeRoot(BridgeDir::FromVm)
+        );
+    }
+
+    #[test]
+    fn any_mode_with_trusted_servers_drops_other_servers_replies_to_the_guest() {
+        let servers = ["10.0.0.1".parse().unwrap()];
+        let rules = learning(&port(), MAC, LearningMode::Any, &servers).unwrap();
+        let to_guest: Vec<String> = lines(&rules)
+            .into_iter()
+            .filter(|l| l.starts_with("libvirt-O-"))
+            .collect();
+        let udp = "-p ipv4 --ip-protocol 17";
+        let ports = "--ip-source-port 67 --ip-destination-port 68";
+        assert_eq!(
+            to_guest,
+            [
+                format!("libvirt-O-vnet0 {udp} --ip-source 10.0.0.1 {ports} -j ACCEPT"),
+                format!("libvirt-O-vnet0 {udp} {ports} -j DROP"),
+                "libvirt-O-vnet0 -j ACCEPT".into(),
+            ]
         );
     }
 

@@ -1,6 +1,7 @@
 //! One worker thread: polls the capture sockets of its ports, classifies
 //! what arrives, keeps leases and deadlines, and reports events.
 
+use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nwfilter_compile::LearningMode;
+use tracing::warn;
 
 use crate::capture::Capture;
 use crate::classify::{classify, Observation, ReplyKind};
 use crate::firewall::PortFirewall;
-use crate::learner::{epoch, Cancel, Config, LearnEvent, OnChange, PortSpec};
+use crate::learner::{epoch, AddressBook, Cancel, Config, LearnEvent, OnChange, PortSpec};
 use crate::lease::Leases;
 use crate::ratelimit::Bucket;
 use crate::rules;
@@ -24,6 +26,7 @@ use crate::store::LeaseStore;
 pub(crate) struct Shared {
     pub(crate) firewall: Arc<dyn PortFirewall>,
     pub(crate) store: Arc<LeaseStore>,
+    pub(crate) book: Arc<dyn AddressBook>,
     pub(crate) config: Config,
     pub(crate) shutdown: AtomicBool,
 }
@@ -41,6 +44,9 @@ pub(crate) struct Port {
     pub(crate) pending: Vec<LearnEvent>,
     pub(crate) on_change: OnChange,
     pub(crate) done: bool,
+    /// The last address refused as taken by another port: warned about
+    /// once, not at the guest's frame rate.
+    pub(crate) refused: Cell<Option<Ipv4Addr>>,
 }
 
 /// Longest sleep: bounds how late a new port, a shutdown, an expired lease
@@ -152,11 +158,46 @@ impl Port {
         self.spec.dhcp_servers.is_empty() || self.spec.dhcp_servers.contains(&server)
     }
 
+    /// Whether `addr` may become this port's: not bound or learned for
+    /// another port on its bridge (first come, first served).
+    fn free(&self, shared: &Shared, addr: Ipv4Addr) -> bool {
+        if self.leases.addresses().contains(&addr) {
+            return true;
+        }
+        let taken = shared.book.taken_by_another(&self.spec.port, addr);
+        if taken && self.refused.replace(Some(addr)) != Some(addr) {
+            warn!(
+                port = %self.spec.port,
+                %addr,
+                "not learned: the address is in use by another port on the bridge"
+            );
+        }
+        !taken
+    }
+
+    /// Whether the port may hold one more address (`dhcp` mode).
+    fn room_for(&self, shared: &Shared, addr: Ipv4Addr) -> bool {
+        let max = shared.config.max_addresses.max(1);
+        let known = self.leases.addresses().contains(&addr);
+        if !known && self.leases.list().len() >= max {
+            warn!(
+                port = %self.spec.port,
+                %addr,
+                max,
+                "lease not learned: the port already holds the most addresses allowed"
+            );
+            return false;
+        }
+        true
+    }
+
     fn observe(&mut self, shared: &Shared, seen: Observation) {
         match (self.spec.mode, seen) {
-            (LearningMode::Any, Observation::GuestAddress(addr)) => self.learned_once(addr),
+            (LearningMode::Any, Observation::GuestAddress(addr)) if self.free(shared, addr) => {
+                self.learned_once(addr)
+            }
             (LearningMode::Any, Observation::ServerReply { addr, server, .. })
-                if self.trusted(server) =>
+                if self.trusted(server) && self.free(shared, addr) =>
             {
                 self.learned_once(addr)
             }
@@ -168,7 +209,7 @@ impl Port {
                     server,
                     lease,
                 },
-            ) if self.trusted(server) => {
+            ) if self.trusted(server) && self.room_for(shared, addr) && self.free(shared, addr) => {
                 let new = self.leases.acknowledge(addr, server, lease, epoch());
                 self.persist(shared);
                 if new {

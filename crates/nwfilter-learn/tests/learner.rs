@@ -151,6 +151,67 @@ fn stored_leases_are_reported_first_without_learning_rules() {
     assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
 }
 
+/// Issue 23, item 1: a lease acknowledged by a server the binding no
+/// longer trusts (`DHCPSERVER` changed) does not unlock the port after a
+/// restart: the port gets the learning rules and nothing is learned. Of
+/// trusted leases, at most `max_addresses` come back.
+#[test]
+fn stored_leases_of_untrusted_servers_or_beyond_the_cap_are_not_restored() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root under CI"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rogue = Ipv4Addr::new(10, 77, 0, 1);
+    let trusted = Ipv4Addr::new(10, 77, 0, 254);
+    let lease = |last: u8, server| Lease {
+        addr: Ipv4Addr::new(10, 77, 0, last),
+        server,
+        expires: Some(now() + 600),
+    };
+    {
+        let store = LeaseStore::open(dir.path(), now()).unwrap();
+        let mut stored = vec![lease(50, rogue)];
+        stored.extend((60..65).map(|n| lease(n, trusted)));
+        store.record(&LeaseKey::new("vm", MAC), &stored).unwrap();
+    }
+    let start = |servers: Vec<Ipv4Addr>, max_addresses| {
+        let firewall = Arc::new(Recording::default());
+        let store = LeaseStore::open(dir.path(), now()).unwrap();
+        let config = Config {
+            max_addresses,
+            ..Config::default()
+        };
+        let learner = Learner::new(config, firewall.clone(), Arc::new(store));
+        let (tx, rx) = channel();
+        let spec = PortSpec {
+            dhcp_servers: servers,
+            ..spec("lo", LearningMode::Dhcp)
+        };
+        let on_change = Box::new(move |e| {
+            let _ = tx.send(e);
+        });
+        let watch = learner.start(spec, on_change).unwrap();
+        let event = rx.recv_timeout(Duration::from_millis(800)).ok();
+        watch.stop();
+        (firewall.kinds(), event)
+    };
+
+    // Trusting 10.77.0.254 with a cap of 2: the rogue server's lease stays
+    // out, and two of the trusted server's five come back.
+    let (rules, event) = start(vec![trusted], 2);
+    assert!(rules.is_empty(), "{rules:?}");
+    let two = vec![Ipv4Addr::new(10, 77, 0, 60), Ipv4Addr::new(10, 77, 0, 61)];
+    assert_eq!(event, Some(LearnEvent::Learned(two)));
+    // Trusting a third server only: nothing is restored, learning rules go on.
+    let (rules, event) = start(vec![Ipv4Addr::new(10, 77, 0, 9)], 16);
+    assert_eq!(rules, ["learning-dhcp"]);
+    assert_eq!(event, None);
+}
+
 #[test]
 fn stop_ends_delivery_and_give_up_reports_once() {
     if !is_root() {

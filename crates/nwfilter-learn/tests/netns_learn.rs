@@ -8,7 +8,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use nwfilter_learn::LearnEvent;
-use support::{apply, clean_traffic, next_event, start_learning, udhcpc_script, Lab, HOST_IP};
+use support::{
+    apply, clean_traffic, next_event, start_learning, udhcpc_script, Backend, Lab, HOST_IP,
+};
 
 const B_IP: &str = "10.77.0.11";
 
@@ -42,6 +44,15 @@ fn dhcp_lease_is_learned_and_then_the_guest_is_held_to_it() {
 
 #[test]
 fn dhcp_from_an_untrusted_server_teaches_nothing_and_the_guest_stays_blocked() {
+    untrusted_server_teaches_nothing(Backend::Xtables);
+}
+
+#[test]
+fn dhcp_from_an_untrusted_server_teaches_nothing_with_nftables_rules() {
+    untrusted_server_teaches_nothing(Backend::Nftables);
+}
+
+fn untrusted_server_teaches_nothing(backend: Backend) {
     if !support::can_run("dhcp_from_an_untrusted_server_teaches_nothing") {
         return;
     }
@@ -49,7 +60,7 @@ fn dhcp_from_an_untrusted_server_teaches_nothing_and_the_guest_stays_blocked() {
     let lab = Lab::new(&[None, Some(B_IP)]);
     let (a, _b) = (&lab.guests[0], &lab.guests[1]);
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
-    let learner = lab.learner(&dir.path().join("state"), None);
+    let learner = lab.learner_with(&dir.path().join("state"), None, backend);
     // The real server is 10.77.0.1; only 10.77.0.254 is trusted.
     let params = [("CTRL_IP_LEARNING", "dhcp"), ("DHCPSERVER", "10.77.0.254")];
     let (_watch, events) = start_learning(&learner, a, &params);

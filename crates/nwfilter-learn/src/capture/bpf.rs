@@ -18,7 +18,13 @@ const SRC: u32 = 6;
 const ETHERTYPE: u32 = 12;
 const IPV4: u32 = 0x0800;
 const ARP: u32 = 0x0806;
-const VLAN: u32 = 0x8100;
+
+/// The kernel's ancillary load "has a VLAN tag been taken off this frame":
+/// on receive the kernel (or the NIC, veth included) strips a VLAN or
+/// QinQ tag into the socket buffer, so the frame a packet socket sees has
+/// none and looks like plain IPv4 or ARP. Such a frame was tagged on the
+/// wire, and the learning rules drop it.
+const VLAN_TAG_PRESENT: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32;
 
 /// Bytes of each accepted frame copied to us: a full Ethernet frame, so
 /// a DHCP message with long options is never cut.
@@ -62,16 +68,35 @@ fn ret(len: u32) -> Insn {
     insn(BPF_RET | BPF_K, 0, 0, len)
 }
 
-/// `any` mode: IPv4, ARP and 802.1Q frames from the guest's MAC, and
-/// IPv4 frames to its MAC or broadcast (where DHCP replies come). Narrower
-/// than libvirt's `ether host MAC or ether dst ff:ff:ff:ff:ff:ff`: the
-/// guest's IPv6 chatter (neighbour discovery, MLD at boot) never uses up
-/// its rate limit.
+/// `any` mode: untagged IPv4 and ARP frames from the guest's MAC (what
+/// the learning rules let out: a tagged frame is dropped by the port and
+/// must not teach an address), and IPv4 frames to its MAC or broadcast
+/// (where DHCP replies come). Narrower than libvirt's `ether host MAC or
+/// ether dst ff:ff:ff:ff:ff:ff`: the guest's IPv6 chatter (neighbour
+/// discovery, MLD at boot) never uses up its rate limit.
 pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
-    const TO_GUEST: u8 = 8;
-    const BROADCAST: u8 = 14;
-    const DROP: u8 = 18;
-    const ACCEPT: u8 = 19;
+    untagged_only(guest_frames_untagged(mac))
+}
+
+/// `program`, for frames that carried no VLAN tag: a frame whose tag the
+/// kernel took off (see [`VLAN_TAG_PRESENT`]) is dropped first.
+fn untagged_only(program: Vec<Insn>) -> Vec<Insn> {
+    let skip = u8::try_from(program.len()).expect("a short program");
+    let mut out = vec![
+        load_abs(BPF_B, VLAN_TAG_PRESENT),
+        // Tagged: jump over `program` to the final drop.
+        jump_eq(0, 0, skip),
+    ];
+    out.extend(program);
+    out.push(ret(0));
+    out
+}
+
+fn guest_frames_untagged(mac: [u8; 6]) -> Vec<Insn> {
+    const TO_GUEST: u8 = 7;
+    const BROADCAST: u8 = 13;
+    const DROP: u8 = 17;
+    const ACCEPT: u8 = 18;
     let to = |pc: u8, target: u8| target - pc - 1;
     let high = u32::from(u16::from_be_bytes([mac[0], mac[1]]));
     let low = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
@@ -82,20 +107,19 @@ pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
         /* 3 */ jump_eq(low, 0, to(3, TO_GUEST)),
         /* 4 */ load_abs(BPF_H, ETHERTYPE),
         /* 5 */ jump_eq(IPV4, to(5, ACCEPT), 0),
-        /* 6 */ jump_eq(ARP, to(6, ACCEPT), 0),
-        /* 7 */ jump_eq(VLAN, to(7, ACCEPT), to(7, DROP)),
-        /* 8: TO_GUEST */ load_abs(BPF_H, ETHERTYPE),
-        /* 9 */ jump_eq(IPV4, 0, to(9, DROP)),
-        /* 10 */ load_abs(BPF_H, DST),
-        /* 11 */ jump_eq(high, 0, to(11, BROADCAST)),
-        /* 12 */ load_abs(BPF_W, DST + 2),
-        /* 13 */ jump_eq(low, to(13, ACCEPT), 0),
-        /* 14: BROADCAST */ load_abs(BPF_H, DST),
-        /* 15 */ jump_eq(0xffff, 0, to(15, DROP)),
-        /* 16 */ load_abs(BPF_W, DST + 2),
-        /* 17 */ jump_eq(0xffff_ffff, to(17, ACCEPT), to(17, DROP)),
-        /* 18: DROP */ ret(0),
-        /* 19: ACCEPT */ ret(SNAP_LEN),
+        /* 6 */ jump_eq(ARP, to(6, ACCEPT), to(6, DROP)),
+        /* 7: TO_GUEST */ load_abs(BPF_H, ETHERTYPE),
+        /* 8 */ jump_eq(IPV4, 0, to(8, DROP)),
+        /* 9 */ load_abs(BPF_H, DST),
+        /* 10 */ jump_eq(high, 0, to(10, BROADCAST)),
+        /* 11 */ load_abs(BPF_W, DST + 2),
+        /* 12 */ jump_eq(low, to(12, ACCEPT), 0),
+        /* 13: BROADCAST */ load_abs(BPF_H, DST),
+        /* 14 */ jump_eq(0xffff, 0, to(14, DROP)),
+        /* 15 */ load_abs(BPF_W, DST + 2),
+        /* 16 */ jump_eq(0xffff_ffff, to(16, ACCEPT), to(16, DROP)),
+        /* 17: DROP */ ret(0),
+        /* 18: ACCEPT */ ret(SNAP_LEN),
     ]
 }
 
@@ -103,6 +127,10 @@ pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
 /// pcap filters, `src port 68 and dst port 67` / `src port 67 and dst
 /// port 68`, in one program).
 pub(crate) fn dhcp_frames() -> Vec<Insn> {
+    untagged_only(dhcp_frames_untagged())
+}
+
+fn dhcp_frames_untagged() -> Vec<Insn> {
     const DROP: u8 = 14;
     const ACCEPT: u8 = 15;
     // Relative jump from the instruction at `pc` to `target`.

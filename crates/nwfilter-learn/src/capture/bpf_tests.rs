@@ -12,7 +12,16 @@ use crate::classify::tests::{dhcp_message, udp};
 
 /// How many bytes `program` accepts of `frame` (0: dropped).
 fn run(program: &[Insn], frame: &[u8]) -> u32 {
+    run_tagged(program, frame, false)
+}
+
+/// Like [`run`]; `tag_taken_off`: the kernel took a VLAN tag off the frame
+/// (what the ancillary load [`VLAN_TAG_PRESENT`] reports).
+fn run_tagged(program: &[Insn], frame: &[u8], tag_taken_off: bool) -> u32 {
     let load = |offset: u32, size: usize| -> Option<u32> {
+        if offset == VLAN_TAG_PRESENT {
+            return Some(u32::from(tag_taken_off));
+        }
         let start = offset as usize;
         let bytes = frame.get(start..start + size)?;
         Some(bytes.iter().fold(0, |acc, b| (acc << 8) | u32::from(*b)))
@@ -112,6 +121,46 @@ fn any_mode_drops_ipv6_other_guests_and_arp_to_the_guest() {
     let near = [0x52, 0x54, 0, 0, 0, 0x11];
     assert!(dropped(&udp((near, OTHER), (A, B), (1, 2), b"")));
     assert!(dropped(&[0u8; 8]), "runt frames");
+}
+
+/// Issue 23, item 9: the learning rules drop tagged frames, so the
+/// kernel does not even queue them for us.
+#[test]
+fn any_mode_drops_the_guests_tagged_frames() {
+    let program = guest_frames(GUEST);
+    let tag = |frame: Vec<u8>, tpid: [u8; 2]| {
+        let mut tagged = frame;
+        tagged.splice(12..12, [tpid[0], tpid[1], 0x00, 0x07]);
+        tagged
+    };
+    for tpid in [[0x81, 0x00], [0x88, 0xa8]] {
+        let ip = tag(udp((GUEST, OTHER), (A, B), (1, 2), b""), tpid);
+        assert_eq!(run(&program, &ip), 0, "{tpid:x?} IPv4");
+        assert_eq!(
+            run(&program, &tag(arp_from(GUEST), tpid)),
+            0,
+            "{tpid:x?} ARP"
+        );
+    }
+    // The kernel usually takes the tag off before we see the frame.
+    let ip = udp((GUEST, OTHER), (A, B), (1, 2), b"");
+    assert_eq!(run_tagged(&program, &ip, true), 0, "untagged by the kernel");
+    assert_eq!(run_tagged(&program, &arp_from(GUEST), true), 0);
+    assert_eq!(run_tagged(&program, &ip, false), SNAP_LEN);
+}
+
+#[test]
+fn dhcp_mode_drops_frames_the_kernel_took_a_tag_off() {
+    let program = dhcp_frames();
+    let payload = dhcp_message(MessageType::Discover, GUEST, Ipv4Addr::UNSPECIFIED, None);
+    let frame = udp(
+        (GUEST, [0xff; 6]),
+        (Ipv4Addr::UNSPECIFIED, B),
+        (68, 67),
+        &payload,
+    );
+    assert_eq!(run_tagged(&program, &frame, false), SNAP_LEN);
+    assert_eq!(run_tagged(&program, &frame, true), 0);
 }
 
 #[test]

@@ -29,7 +29,7 @@ use crate::classify::Direction;
 /// Which frames the kernel passes up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
-    /// The guest's IPv4/ARP/802.1Q frames, and IPv4 to it or broadcast (`any` mode).
+    /// The guest's untagged IPv4/ARP frames, and IPv4 to it or broadcast (`any` mode).
     GuestFrames([u8; 6]),
     /// DHCP client and server datagrams (`dhcp` mode).
     Dhcp,

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend_xtables::{Applier, Change, PortRuleset, ProcessRunner, Toolset};
+use nwfilter_compile::ir::Program;
 use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
 use nwfilter_learn::{
-    Config, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore, PortSpec, Watch, Xtables,
+    AddressBook, Config, FirewallError, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore,
+    NothingTaken, PortFirewall, PortSpec, Watch, Xtables,
 };
 use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
 
@@ -277,18 +279,71 @@ impl Lab {
 
     /// A learner capturing in the host namespace, applying its rules there.
     pub fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner {
-        let store = LeaseStore::open(state, nwfilter_learn_epoch()).unwrap();
+        self.learner_with(state, give_up, Backend::Xtables)
+    }
+
+    /// Like [`Lab::learner`], rendering the learning rules with `backend`.
+    pub fn learner_with(
+        &self,
+        state: &Path,
+        give_up: Option<Duration>,
+        backend: Backend,
+    ) -> Learner {
         let config = Config {
             workers: 1,
             give_up_after: give_up,
             netns: Some(self.host.path()),
             ..Config::default()
         };
-        Learner::new(
-            config,
-            Arc::new(Xtables::new(self.runner())),
-            Arc::new(store),
-        )
+        self.learner_configured(state, config, backend, Arc::new(NothingTaken))
+    }
+
+    /// A learner with `config` (its namespace set to the lab's host) and
+    /// the addresses `book` says other ports hold.
+    pub fn learner_configured(
+        &self,
+        state: &Path,
+        config: Config,
+        backend: Backend,
+        book: Arc<dyn AddressBook>,
+    ) -> Learner {
+        let store = LeaseStore::open(state, nwfilter_learn_epoch()).unwrap();
+        let config = Config {
+            netns: Some(self.host.path()),
+            ..config
+        };
+        let firewall: Arc<dyn PortFirewall> = match backend {
+            Backend::Xtables => Arc::new(Xtables::new(self.runner())),
+            Backend::Nftables => Arc::new(Nftables {
+                runner: self.runner(),
+            }),
+        };
+        Learner::with_book(config, firewall, Arc::new(store), book)
+    }
+}
+
+/// Which backend renders and applies the learning rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Xtables,
+    Nftables,
+}
+
+/// The learning rules rendered and applied by backend-nftables.
+#[derive(Debug)]
+pub struct Nftables {
+    runner: ProcessRunner,
+}
+
+impl PortFirewall for Nftables {
+    fn apply(&self, rules: &Program) -> Result<(), FirewallError> {
+        let ruleset = backend_nftables::ruleset(rules)?;
+        let change = backend_nftables::Change {
+            ruleset: &ruleset,
+            recorded: None,
+        };
+        backend_nftables::Applier::new(&self.runner).apply(&[change])?;
+        Ok(())
     }
 }
 
@@ -443,4 +498,120 @@ impl Netns {
             .expect("spawn");
         Background { child: Some(child) }
     }
+}
+
+/// Whether python3 (which sends hand-built frames) is there; like
+/// [`can_run`], a skip outside CI and a failure under it.
+pub fn can_send_frames(test: &str) -> bool {
+    if !can_run(test) {
+        return false;
+    }
+    if on_path("python3") {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: cannot run under CI: python3 is not installed"
+    );
+    eprintln!("skipped {test}: python3 is not installed");
+    false
+}
+
+/// Sends each frame as is (an AF_PACKET socket on eth0), `gap` apart.
+const SEND_FRAMES: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+gap = float(sys.argv[1])
+for frame in sys.argv[2:]:
+    s.send(bytes.fromhex(frame))
+    time.sleep(gap)
+"#;
+
+impl Guest {
+    /// Sends hand-built Ethernet frames out of the guest's eth0.
+    pub fn send_frames(&self, frames: &[Vec<u8>], gap: Duration) {
+        let hex: Vec<String> = frames
+            .iter()
+            .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        let gap = format!("{}", gap.as_secs_f64());
+        let mut argv = vec!["python3", "-c", SEND_FRAMES, &gap];
+        argv.extend(hex.iter().map(String::as_str));
+        self.ns.ok(&argv);
+    }
+}
+
+/// An IPv4 UDP frame.
+pub fn udp_frame(
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    (sport, dport): (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .udp(sport, dport);
+    let mut out = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut out, payload).unwrap();
+    out
+}
+
+/// An ARP request from `mac` claiming `sender`, asking for `target`.
+pub fn arp_request(mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut out = vec![0xff; 6];
+    out.extend_from_slice(&mac);
+    out.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    out.extend_from_slice(&mac);
+    out.extend_from_slice(&sender.octets());
+    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(&target.octets());
+    out
+}
+
+/// `frame` with a VLAN tag (`tpid`, VLAN id `id`) after its MAC addresses.
+pub fn tagged(frame: &[u8], tpid: u16, id: u16) -> Vec<u8> {
+    let mut out = frame[..12].to_vec();
+    out.extend_from_slice(&tpid.to_be_bytes());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&frame[12..]);
+    out
+}
+
+/// A DHCPACK (BOOTREPLY, option 53 = 5) of `yiaddr` for `client`, with a
+/// lease of `secs`, as a frame from `server` to the client's MAC.
+pub fn dhcp_ack(
+    (server_mac, server): ([u8; 6], Ipv4Addr),
+    client: [u8; 6],
+    yiaddr: Ipv4Addr,
+    secs: u32,
+) -> Vec<u8> {
+    let mut msg = vec![0u8; 236];
+    msg[0] = 2; // BOOTREPLY
+    msg[1] = 1; // Ethernet
+    msg[2] = 6;
+    msg[16..20].copy_from_slice(&yiaddr.octets());
+    msg[28..34].copy_from_slice(&client);
+    msg.extend_from_slice(&[99, 130, 83, 99, 53, 1, 5, 54, 4]);
+    msg.extend_from_slice(&server.octets());
+    msg.extend_from_slice(&[51, 4]);
+    msg.extend_from_slice(&secs.to_be_bytes());
+    msg.push(255);
+    udp_frame((server_mac, client), (server, yiaddr), (67, 68), &msg)
+}
+
+impl Guest {
+    /// The guest's MAC as bytes.
+    pub fn mac_bytes(&self) -> [u8; 6] {
+        self.mac().into_array()
+    }
+}
+
+/// Events until none arrives for `quiet`.
+pub fn drain_events(events: &Receiver<LearnEvent>, quiet: Duration) -> Vec<LearnEvent> {
+    let mut out = Vec::new();
+    while let Ok(event) = events.recv_timeout(quiet) {
+        out.push(event);
+    }
+    out
 }
