@@ -6,13 +6,14 @@
 //! common change notification, and a read of three tables per interval is
 //! cheap. The interval bounds how long a port can stay unprotected.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use backend_xtables::Runner;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::Engine;
+use tracing::{error, warn};
+
+use crate::shutdown::Shutdown;
 
 /// The default check interval: restores within about a second of a flush.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
@@ -23,23 +24,19 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
 /// the keeper under a tenth of a CPU whatever the number of ports.
 const IDLE_PER_BUSY: u32 = 9;
 
-/// Checks every `interval` until `stop` is set, calling `log` with a line
-/// for each repair or failure.
-pub fn watch<R: Runner>(
-    engine: &Engine<R>,
-    interval: Duration,
-    stop: &AtomicBool,
-    log: &(dyn Fn(String) + Sync),
-) {
+/// Checks every `interval` until `shutdown` is requested, logging each
+/// repair or failure.
+pub fn watch<R: Runner>(engine: &Engine<R>, interval: Duration, shutdown: &Shutdown) {
     let mut next = Instant::now() + interval;
-    while !stop.load(Ordering::SeqCst) {
-        // Sleep in short steps so that a stop request is seen promptly.
+    loop {
         let now = Instant::now();
         if now < next {
-            thread::sleep((next - now).min(Duration::from_millis(100)));
+            if shutdown.sleep(next - now) {
+                return;
+            }
             continue;
         }
-        check_once(engine, log);
+        check_once(engine);
         next = now + period(interval, now.elapsed());
     }
 }
@@ -51,20 +48,17 @@ fn period(interval: Duration, took: Duration) -> Duration {
 }
 
 /// One check: repairs what is missing and says what it found.
-pub fn check_once<R: Runner>(engine: &Engine<R>, log: &(dyn Fn(String) + Sync)) {
+pub fn check_once<R: Runner>(engine: &Engine<R>) {
     match engine.repair() {
         Ok(ports) if ports.is_empty() => {}
         Ok(ports) => {
             let names: Vec<&str> = ports.iter().map(|p| p.as_str()).collect();
-            log(format!(
+            warn!(
                 "rules of {} were missing or changed in the kernel (flushed by another tool?); restored",
                 names.join(", ")
-            ));
+            );
         }
-        Err(e) => log(format!(
-            "checking the kernel's rules failed: {}",
-            error_chain(&e)
-        )),
+        Err(e) => error!("checking the kernel's rules failed: {}", error_chain(&e)),
     }
 }
 

@@ -8,11 +8,15 @@ pub mod client;
 pub mod firewalld;
 pub mod keeper;
 pub mod learning;
+pub mod logged;
+pub mod logging;
 pub mod net_ops;
 pub mod networks;
 pub mod protocol;
 pub mod server;
 pub mod service;
+pub mod shutdown;
+pub mod supervise;
 
 pub use client::{Client, ClientError};
 pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};
