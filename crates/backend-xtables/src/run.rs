@@ -82,6 +82,29 @@ fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunEr
     })
 }
 
+/// How many of the last started tools' PIDs are remembered.
+const SPAWNED_REMEMBERED: usize = 256;
+
+/// The PIDs of the tools this process started last (any runner): the
+/// kernel names the committing process in each nf_tables change
+/// notification, and the daemon's rule check ignores its own commits.
+static SPAWNED: std::sync::Mutex<std::collections::VecDeque<u32>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+fn remember_spawned(pid: u32) {
+    let mut pids = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+    if pids.len() == SPAWNED_REMEMBERED {
+        pids.pop_front();
+    }
+    pids.push_back(pid);
+}
+
+/// Whether `pid` is one of the last tools this process started.
+pub fn spawned_recently(pid: u32) -> bool {
+    let pids = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+    pids.contains(&pid)
+}
+
 /// Runs the real programs.
 #[derive(Debug, Default)]
 pub struct ProcessRunner {
@@ -131,6 +154,7 @@ impl ProcessRunner {
             .stderr(Stdio::piped());
         let mut child = process.spawn()?;
         self.starts.fetch_add(1, Ordering::Relaxed);
+        remember_spawned(child.id());
         if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
             // A tool that exits early closes its end; its stderr says why,
             // so a broken pipe here is not the error to report.

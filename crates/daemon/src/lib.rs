@@ -7,6 +7,7 @@
 pub mod client;
 pub mod firewalld;
 pub mod keeper;
+pub mod kernel_events;
 pub mod learning;
 pub mod logged;
 pub mod logging;

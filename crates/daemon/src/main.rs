@@ -44,9 +44,11 @@ struct Args {
     /// The socket to serve on [default: STATE_DIR/nwfilterd.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// How often to check that our rules are still in the kernel (ms).
-    #[arg(long, value_name = "MS", default_value_t = keeper::DEFAULT_INTERVAL.as_millis() as u64)]
-    check_interval_ms: u64,
+    /// How often to check, besides on kernel change events, that our
+    /// rules are still in the kernel (ms) [default: 60000 when the
+    /// nf_tables events see every change of our rules, else 1000].
+    #[arg(long, value_name = "MS")]
+    check_interval_ms: Option<u64>,
     /// Give up learning a port's IP address after this many seconds (the
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -157,12 +159,33 @@ fn spawn_signals(
 
 fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> anyhow::Result<()> {
     let (service, shutdown) = (Arc::clone(service), shutdown.clone());
-    let interval = Duration::from_millis(args.check_interval_ms.max(100));
+    let requested = args
+        .check_interval_ms
+        .map(|ms| Duration::from_millis(ms.max(100)));
+    let see_all = service.engine().backend() == Backend::Nftables || xtables_on_nf_tables();
+    let (events, timer) = keeper::setup(requested, see_all);
     thread::Builder::new()
         .name("rule-check".into())
-        .spawn(move || keeper::watch(service.engine(), interval, &shutdown))
+        .spawn(move || {
+            let ours = |pid| backend_xtables::spawned_recently(pid);
+            keeper::watch(service.engine(), timer, events, &ours, &shutdown);
+        })
         .context("starting the rule check")?;
     Ok(())
+}
+
+/// Whether the xtables tools change the kernel through nf_tables (their
+/// changes then send events): `iptables-save --version` says
+/// `(nf_tables)`, where the legacy tools say `(legacy)`.
+fn xtables_on_nf_tables() -> bool {
+    let program = Toolset::default().program(backend_xtables::Tool::IptablesSave);
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("nf_tables"))
+        .unwrap_or(false)
 }
 
 fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::Result<()> {

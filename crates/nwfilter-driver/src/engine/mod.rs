@@ -14,6 +14,7 @@
 mod apply;
 mod compile;
 mod error;
+mod keep;
 mod learned;
 mod records;
 mod state_file;
@@ -35,6 +36,7 @@ use crate::backend::{Backend, Rendered};
 use crate::{BindingStore, Defined, FilterStore, Undefined};
 pub use compile::chain as error_chain;
 pub use error::EngineError;
+pub use keep::Checked;
 
 /// What a re-application of every binding did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -426,9 +428,13 @@ impl<R: Runner> Engine<R> {
     /// Costs one read of each table when nothing is missing.
     pub fn repair(&self) -> Result<Vec<IfName>, EngineError> {
         let mut state = self.lock();
+        self.repair_locked(&mut state)
+    }
+
+    fn repair_locked(&self, state: &mut State) -> Result<Vec<IfName>, EngineError> {
         state.nft = None;
         let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
-        let report = self.apply_all(&mut state, &rulesets, true)?;
+        let report = self.apply_all(state, &rulesets, true)?;
         Ok(report.changed)
     }
 }
