@@ -198,7 +198,7 @@ impl ProcessRunner {
 #[derive(Default)]
 pub struct RecordingRunner {
     calls: Mutex<Vec<Command>>,
-    fail_at: Mutex<Option<usize>>,
+    fail_at: Mutex<Vec<usize>>,
     answers: Mutex<HashMap<Tool, String>>,
     inner: Option<Box<dyn Runner + Send + Sync>>,
 }
@@ -228,7 +228,13 @@ impl RecordingRunner {
 
     /// Makes the `n`th call (1-based, counting every call) fail.
     pub fn fail_call(&self, n: usize) {
-        *lock(&self.fail_at) = Some(n);
+        *lock(&self.fail_at) = vec![n];
+    }
+
+    /// Makes each of the `ns`th calls (1-based, counting every call) fail:
+    /// a failure that persists across a retry.
+    pub fn fail_calls(&self, ns: &[usize]) {
+        *lock(&self.fail_at) = ns.to_vec();
     }
 
     /// What `tool` prints on stdout from now on.
@@ -254,7 +260,7 @@ impl Runner for RecordingRunner {
             calls.push(cmd.clone());
             calls.len()
         };
-        let output = if *lock(&self.fail_at) == Some(n) {
+        let output = if lock(&self.fail_at).contains(&n) {
             Output {
                 status: Some(1),
                 stdout: String::new(),
