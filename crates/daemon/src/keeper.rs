@@ -39,10 +39,17 @@ const DEBOUNCE: Duration = Duration::from_millis(20);
 /// engine behind other operations.
 const IDLE_PER_BUSY: u32 = 3;
 
+/// When events see every change, the safety timer's checks are spaced by
+/// at least 200 times their work (at most half a percent of a CPU for an
+/// idle daemon, whatever the number of ports).
+const SAFETY_PER_BUSY: u32 = 200;
+
 /// When the next check is due.
 #[derive(Debug)]
 struct Schedule {
     timer: Duration,
+    /// The timer's checks are spaced by at least this times their work.
+    timer_per_busy: u32,
     next_timer: Instant,
     /// A change was seen: check at this time.
     pending: Option<Instant>,
@@ -51,9 +58,10 @@ struct Schedule {
 }
 
 impl Schedule {
-    fn new(timer: Duration, now: Instant) -> Schedule {
+    fn new(timer: Duration, timer_per_busy: u32, now: Instant) -> Schedule {
         Schedule {
             timer,
+            timer_per_busy,
             next_timer: now + timer,
             pending: None,
             earliest: now,
@@ -76,7 +84,7 @@ impl Schedule {
     fn checked(&mut self, end: Instant, work: Duration) {
         self.pending = None;
         self.earliest = end + work * IDLE_PER_BUSY;
-        self.next_timer = end + self.timer.max(work * IDLE_PER_BUSY);
+        self.next_timer = end + self.timer.max(work * self.timer_per_busy);
     }
 }
 
@@ -89,7 +97,12 @@ pub fn watch<R: Runner>(
     ours: &dyn Fn(u32) -> bool,
     shutdown: &Shutdown,
 ) {
-    let mut schedule = Schedule::new(timer, Instant::now());
+    let per_busy = if events.is_some() {
+        SAFETY_PER_BUSY
+    } else {
+        IDLE_PER_BUSY
+    };
+    let mut schedule = Schedule::new(timer, per_busy, Instant::now());
     loop {
         let now = Instant::now();
         let due = schedule.due();
@@ -110,6 +123,7 @@ pub fn watch<R: Runner>(
                     Some(Err(e)) => {
                         warn!("kernel change events stopped ({e}); checking every {timer:?}");
                         events = None;
+                        schedule.timer_per_busy = IDLE_PER_BUSY;
                         schedule.changed(Instant::now());
                     }
                 }
@@ -118,6 +132,7 @@ pub fn watch<R: Runner>(
                 error!("waiting for kernel changes failed ({e}); checking every second");
                 events = None;
                 schedule.timer = POLL_INTERVAL;
+                schedule.timer_per_busy = IDLE_PER_BUSY;
                 if shutdown.sleep(POLL_INTERVAL) {
                     return;
                 }
@@ -181,7 +196,7 @@ mod tests {
     #[test]
     fn a_change_is_checked_after_the_debounce_and_a_slow_check_backs_off() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(60), t0);
+        let mut s = Schedule::new(Duration::from_secs(60), SAFETY_PER_BUSY, t0);
         assert_eq!(s.due(), t0 + Duration::from_secs(60));
         s.changed(t0);
         s.changed(t0 + Duration::from_millis(5));
@@ -189,7 +204,7 @@ mod tests {
         // The check worked half a second (1000 ports).
         let end = t0 + Duration::from_millis(520);
         s.checked(end, Duration::from_millis(500));
-        assert_eq!(s.due(), end + Duration::from_secs(60));
+        assert_eq!(s.due(), end + Duration::from_secs(100), "timer: 200x");
         s.changed(end + Duration::from_millis(100));
         assert_eq!(s.due(), end + Duration::from_millis(1500), "backs off 3x");
     }
@@ -197,7 +212,7 @@ mod tests {
     #[test]
     fn slow_checks_space_the_timer_out() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(1), t0);
+        let mut s = Schedule::new(Duration::from_secs(1), IDLE_PER_BUSY, t0);
         s.checked(t0, Duration::from_millis(500));
         assert_eq!(s.due(), t0 + Duration::from_millis(1500));
         s.checked(t0, Duration::from_millis(20));

@@ -55,7 +55,9 @@ fn xtables_operations_beside_other_ports_read_no_table() {
     engine.binding_create(&binding("kt0", 0)).unwrap();
     let first = runner.calls().len();
     for n in 1..6 {
-        engine.binding_create(&binding(&format!("kt{n}"), n)).unwrap();
+        engine
+            .binding_create(&binding(&format!("kt{n}"), n))
+            .unwrap();
     }
     engine.binding_delete("kt2").unwrap();
     engine.binding_delete("kt0").unwrap();
