@@ -82,6 +82,29 @@ fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunEr
     })
 }
 
+/// How many of the last started tools' PIDs are remembered.
+const SPAWNED_REMEMBERED: usize = 256;
+
+/// The PIDs of the tools this process started last (any runner): the
+/// kernel names the committing process in each nf_tables change
+/// notification, and the daemon's rule check ignores its own commits.
+static SPAWNED: std::sync::Mutex<std::collections::VecDeque<u32>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+fn remember_spawned(pid: u32) {
+    let mut pids = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+    if pids.len() == SPAWNED_REMEMBERED {
+        pids.pop_front();
+    }
+    pids.push_back(pid);
+}
+
+/// Whether `pid` is one of the last tools this process started.
+pub fn spawned_recently(pid: u32) -> bool {
+    let pids = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+    pids.contains(&pid)
+}
+
 /// Runs the real programs.
 #[derive(Debug, Default)]
 pub struct ProcessRunner {
@@ -131,6 +154,7 @@ impl ProcessRunner {
             .stderr(Stdio::piped());
         let mut child = process.spawn()?;
         self.starts.fetch_add(1, Ordering::Relaxed);
+        remember_spawned(child.id());
         if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
             // A tool that exits early closes its end; its stderr says why,
             // so a broken pipe here is not the error to report.
@@ -174,7 +198,7 @@ impl ProcessRunner {
 #[derive(Default)]
 pub struct RecordingRunner {
     calls: Mutex<Vec<Command>>,
-    fail_at: Mutex<Option<usize>>,
+    fail_at: Mutex<Vec<usize>>,
     answers: Mutex<HashMap<Tool, String>>,
     inner: Option<Box<dyn Runner + Send + Sync>>,
 }
@@ -204,7 +228,13 @@ impl RecordingRunner {
 
     /// Makes the `n`th call (1-based, counting every call) fail.
     pub fn fail_call(&self, n: usize) {
-        *lock(&self.fail_at) = Some(n);
+        *lock(&self.fail_at) = vec![n];
+    }
+
+    /// Makes each of the `ns`th calls (1-based, counting every call) fail:
+    /// a failure that persists across a retry.
+    pub fn fail_calls(&self, ns: &[usize]) {
+        *lock(&self.fail_at) = ns.to_vec();
     }
 
     /// What `tool` prints on stdout from now on.
@@ -230,7 +260,7 @@ impl Runner for RecordingRunner {
             calls.push(cmd.clone());
             calls.len()
         };
-        let output = if *lock(&self.fail_at) == Some(n) {
+        let output = if lock(&self.fail_at).contains(&n) {
             Output {
                 status: Some(1),
                 stdout: String::new(),

@@ -7,12 +7,17 @@
 pub mod client;
 pub mod firewalld;
 pub mod keeper;
+pub mod kernel_events;
 pub mod learning;
+pub mod logged;
+pub mod logging;
 pub mod net_ops;
 pub mod networks;
 pub mod protocol;
 pub mod server;
 pub mod service;
+pub mod shutdown;
+pub mod supervise;
 
 pub use client::{Client, ClientError};
 pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};

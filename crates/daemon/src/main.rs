@@ -11,10 +11,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backend_xtables::{ProcessRunner, Toolset};
@@ -23,10 +22,14 @@ use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;
 use nwfilterd::learning::Learning;
+use nwfilterd::logged::Logged;
+use nwfilterd::logging::{self, Took};
 use nwfilterd::networks::{self, Networks};
-use nwfilterd::{firewalld, keeper, net_ops, EngineService, Server};
+use nwfilterd::shutdown::Shutdown;
+use nwfilterd::{firewalld, keeper, net_ops, supervise, EngineService, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tracing::{error, info, warn};
 
 /// The nwfilter daemon: applies VM network filters and keeps them applied.
 #[derive(Debug, Parser)]
@@ -41,9 +44,11 @@ struct Args {
     /// The socket to serve on [default: STATE_DIR/nwfilterd.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// How often to check that our rules are still in the kernel (ms).
-    #[arg(long, value_name = "MS", default_value_t = keeper::DEFAULT_INTERVAL.as_millis() as u64)]
-    check_interval_ms: u64,
+    /// How often to check, besides on kernel change events, that our
+    /// rules are still in the kernel (ms) [default: 60000 when the
+    /// nf_tables events see every change of our rules, else 1000].
+    #[arg(long, value_name = "MS")]
+    check_interval_ms: Option<u64>,
     /// Give up learning a port's IP address after this many seconds (the
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -55,15 +60,38 @@ struct Args {
     backend: Option<Backend>,
 }
 
-#[allow(clippy::print_stderr)]
-fn log(line: String) {
-    eprintln!("nwfilterd: {line}");
-}
+type Service = EngineService<ProcessRunner>;
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
     let socket = args
         .socket
+        .clone()
         .unwrap_or_else(|| args.state_dir.join("nwfilterd.sock"));
+    let engine = open_engine(&args)?;
+    // Bind before applying anything: a second daemon must fail here, not
+    // after fighting the first one over the kernel.
+    let server = Server::bind(&socket)?;
+    let service = Arc::new(open_service(&args, engine)?);
+    reapply(&service, "start");
+    let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
+    match networks.autostart() {
+        Ok(results) => networks::describe("started (autostart)", results)
+            .into_iter()
+            .for_each(|line| info!("{line}")),
+        Err(e) => warn!("autostarting networks failed: {}", error_chain(&e)),
+    }
+    spawn_signals(&service, &networks, shutdown)?;
+    spawn_keeper(&service, &args, shutdown)?;
+    spawn_firewalld(&service, &networks)?;
+    info!("serving on {}", server.path().display());
+    let logged = Arc::new(Logged(Arc::clone(&service)));
+    server
+        .serve(logged, shutdown.clone())
+        .context("serving the socket")?;
+    Ok(())
+}
+
+fn open_engine(args: &Args) -> anyhow::Result<Arc<Engine<ProcessRunner>>> {
     let backend = choose_backend(args.backend, &args.config_dir)?;
     let toolset = Toolset::default();
     if backend == Backend::Xtables {
@@ -72,20 +100,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     let filters = FilterStore::open(&args.config_dir);
     let bindings = BindingStore::open(&args.state_dir);
     for stray in filters.sweep()?.into_iter().chain(bindings.sweep()?) {
-        log(format!(
-            "removed {}, left by an interrupted write",
-            stray.display()
-        ));
+        info!("removed {}, left by an interrupted write", stray.display());
     }
-    let engine = Arc::new(
+    info!("applying rules with the {backend} backend");
+    Ok(Arc::new(
         Engine::new(filters, bindings, ProcessRunner::new(toolset))
             .with_backend(backend)
             .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
-    );
-    log(format!("applying rules with the {backend} backend"));
-    // Bind before applying anything: a second daemon must fail here, not
-    // after fighting the first one over the kernel.
-    let server = Server::bind(&socket)?;
+    ))
+}
+
+fn open_service(args: &Args, engine: Arc<Engine<ProcessRunner>>) -> anyhow::Result<Service> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -96,50 +121,78 @@ fn run(args: Args) -> anyhow::Result<()> {
             .then(|| Duration::from_secs(args.learn_timeout_secs)),
         ..nwfilter_learn::Config::default()
     };
-    let learning = Learning::new(Arc::clone(&engine), config, leases, Arc::new(log));
-    let service = Arc::new(
-        EngineService::with_learning(engine, learning)
-            .with_networks(net_ops::store(&args.config_dir, &args.state_dir))
-            .with_settings(args.backend, &args.config_dir),
-    );
-    reapply(&service, "start");
-    let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
-    match networks.autostart() {
-        Ok(results) => networks::describe("started (autostart)", results)
-            .into_iter()
-            .for_each(log),
-        Err(e) => log(format!("autostarting networks failed: {}", error_chain(&e))),
-    }
+    let log: nwfilterd::learning::Log = Arc::new(|line| info!("{line}"));
+    let learning = Learning::new(Arc::clone(&engine), config, leases, log);
+    Ok(EngineService::with_learning(engine, learning)
+        .with_networks(net_ops::store(&args.config_dir, &args.state_dir))
+        .with_settings(args.backend, &args.config_dir))
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
+/// SIGHUP re-applies everything; SIGTERM and SIGINT stop the daemon.
+fn spawn_signals(
+    service: &Arc<Service>,
+    networks: &Arc<Networks>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let mut signals =
         Signals::new([SIGHUP, SIGTERM, SIGINT]).context("installing signal handlers")?;
-    {
-        let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
-        let networks = Arc::clone(&networks);
-        thread::spawn(move || {
+    let (service, networks, shutdown) =
+        (Arc::clone(service), Arc::clone(networks), shutdown.clone());
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
                     reread_backend(&service);
                     reapply(&service, "SIGHUP");
                     reload_networks(&networks, "SIGHUP");
                 } else {
-                    log("stopping; rules stay in place".into());
-                    stop.store(true, Ordering::SeqCst);
+                    info!("stopping; rules stay in place");
+                    shutdown.request();
                     break;
                 }
             }
-        });
-    }
-    {
-        let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
-        let interval = Duration::from_millis(args.check_interval_ms.max(100));
-        thread::spawn(move || keeper::watch(service.engine(), interval, &stop, &log));
-    }
-    {
-        let service = Arc::clone(&service);
-        let networks = Arc::clone(&networks);
-        thread::spawn(move || {
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let (service, shutdown) = (Arc::clone(service), shutdown.clone());
+    let requested = args
+        .check_interval_ms
+        .map(|ms| Duration::from_millis(ms.max(100)));
+    let see_all = service.engine().backend() == Backend::Nftables || xtables_on_nf_tables();
+    let (events, timer) = keeper::setup(requested, see_all);
+    thread::Builder::new()
+        .name("rule-check".into())
+        .spawn(move || {
+            let ours = |pid| backend_xtables::spawned_recently(pid);
+            keeper::watch(service.engine(), timer, events, &ours, &shutdown);
+        })
+        .context("starting the rule check")?;
+    Ok(())
+}
+
+/// Whether the xtables tools change the kernel through nf_tables (their
+/// changes then send events): `iptables-save --version` says
+/// `(nf_tables)`, where the legacy tools say `(legacy)`.
+fn xtables_on_nf_tables() -> bool {
+    let program = Toolset::default().program(backend_xtables::Tool::IptablesSave);
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("nf_tables"))
+        .unwrap_or(false)
+}
+
+fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::Result<()> {
+    let (service, networks) = (Arc::clone(service), Arc::clone(networks));
+    thread::Builder::new()
+        .name("firewalld".into())
+        .spawn(move || {
             let error = firewalld::listen(|event| {
                 let why = match event {
                     firewalld::Event::Reloaded => "firewalld reloaded",
@@ -148,49 +201,49 @@ fn run(args: Args) -> anyhow::Result<()> {
                 reapply(&service, why);
                 reload_networks(&networks, why);
             });
-            log(format!(
+            info!(
                 "not listening for firewalld reloads ({error}); the rule check still restores flushed rules"
-            ));
-        });
-    }
-    log(format!("serving on {}", server.path().display()));
-    server.serve(service, stop).context("serving the socket")?;
+            );
+        })
+        .context("starting the firewalld listener")?;
     Ok(())
 }
 
-fn reapply(service: &EngineService<ProcessRunner>, why: &str) {
+fn reapply(service: &Service, why: &str) {
+    let start = Instant::now();
     match service.engine().reapply_all() {
         Ok(report) => {
-            log(format!(
+            info!(
+                took = %Took(start.elapsed()),
                 "{why}: {} binding(s) applied, {} already in place",
                 report.applied.len(),
                 report.unchanged.len()
-            ));
+            );
             for (port, reason) in report.failed {
-                log(format!("{why}: port {port} not applied: {reason}"));
+                warn!("{why}: port {port} not applied: {reason}");
             }
         }
-        Err(e) => log(format!(
+        Err(e) => error!(
             "{why}: re-applying the bindings failed: {}",
             error_chain(&e)
-        )),
+        ),
     }
     for failure in service.start_learning_all() {
-        log(format!("{why}: {failure}"));
+        warn!("{why}: {failure}");
     }
 }
 
 /// SIGHUP re-reads the settings file (unless `--backend` was given): a
 /// changed `backend` moves every binding at the re-apply that follows.
-fn reread_backend(service: &EngineService<ProcessRunner>) {
+fn reread_backend(service: &Service) {
     match service.reread_backend() {
-        Ok(Some(backend)) => log(format!("SIGHUP: switching to the {backend} backend")),
+        Ok(Some(backend)) => info!("SIGHUP: switching to the {backend} backend"),
         Ok(None) => {}
-        Err(e) => log(format!(
+        Err(e) => warn!(
             "SIGHUP: keeping the {} backend: {}",
             service.engine().backend(),
             error_chain(&e)
-        )),
+        ),
     }
 }
 
@@ -199,20 +252,40 @@ fn reload_networks(networks: &Networks, why: &str) {
     match networks.reload_firewall() {
         Ok(results) => networks::describe("firewall rules re-added", results)
             .into_iter()
-            .for_each(|line| log(format!("{why}: {line}"))),
-        Err(e) => log(format!(
-            "{why}: reloading network rules failed: {}",
-            error_chain(&e)
-        )),
+            .for_each(|line| info!("{why}: {line}")),
+        Err(e) => warn!("{why}: reloading network rules failed: {}", error_chain(&e)),
     }
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let args = Args::parse();
+    // Without a log writer (no thread could start) the daemon still runs:
+    // protection matters more than its log.
+    let log = logging::init().ok();
+    let code = match Shutdown::new() {
+        Ok(shutdown) => {
+            supervise::exit_on_panic(shutdown.clone());
+            match run(args, &shutdown) {
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+                Ok(()) => match supervise::exit_status(&shutdown) {
+                    0 => ExitCode::SUCCESS,
+                    code => {
+                        error!("a thread died; exiting with status {code}");
+                        ExitCode::from(code as u8)
+                    }
+                },
+            }
+        }
         Err(e) => {
-            log(format!("{e:#}"));
+            error!("creating the stop descriptor: {e}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(log) = log {
+        log.flush(Duration::from_secs(1));
     }
+    code
 }

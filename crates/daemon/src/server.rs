@@ -8,15 +8,16 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use crate::protocol::{Op, Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+use crate::shutdown::{Shutdown, Woken};
 
 /// Most connections served at once; further clients get an error line.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -25,6 +26,12 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub trait Service: Send + Sync {
     /// Carries out `op`; the error text goes to the client verbatim.
     fn handle(&self, op: Op) -> Result<Reply, String>;
+}
+
+impl<S: Service + ?Sized> Service for Arc<S> {
+    fn handle(&self, op: Op) -> Result<Reply, String> {
+        self.as_ref().handle(op)
+    }
 }
 
 /// Why the server could not start.
@@ -81,13 +88,19 @@ impl Server {
         &self.path
     }
 
-    /// Serves until `stop` becomes true (checked between connections; the
-    /// listener polls so a stop request is seen within a fraction of a
-    /// second).
-    pub fn serve(self, service: Arc<dyn Service>, stop: Arc<AtomicBool>) -> io::Result<()> {
+    /// Serves until `shutdown` is requested. The listener is waited on
+    /// together with the stop's wake-up descriptor: a request is accepted
+    /// the moment it arrives, and a stop ends the loop at once.
+    pub fn serve(self, service: Arc<dyn Service>, shutdown: Shutdown) -> io::Result<()> {
+        // Non-blocking: a client that gave up between poll and accept must
+        // not leave the loop stuck in accept.
         self.listener.set_nonblocking(true)?;
         let live = Arc::new(AtomicUsize::new(0));
-        while !stop.load(Ordering::SeqCst) {
+        loop {
+            match shutdown.wait(&[self.listener.as_fd()], None)? {
+                Woken::Stop => return Ok(()),
+                Woken::Timeout | Woken::Ready(_) => {}
+            }
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     stream.set_nonblocking(false)?;
@@ -104,14 +117,14 @@ impl Server {
                         live.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 }
 
@@ -218,15 +231,32 @@ mod tests {
         }
     }
 
-    fn start() -> (tempfile::TempDir, PathBuf, Arc<Echo>, Arc<AtomicBool>) {
+    fn start() -> (tempfile::TempDir, PathBuf, Arc<Echo>, Shutdown) {
+        let (dir, path, service, stop, _) = start_joinable();
+        (dir, path, service, stop)
+    }
+
+    type Serving = thread::JoinHandle<io::Result<()>>;
+
+    fn start_joinable() -> (tempfile::TempDir, PathBuf, Arc<Echo>, Shutdown, Serving) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sock");
         let server = Server::bind(&path).unwrap();
         let service = Arc::new(Echo(Mutex::new(Vec::new())));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (svc, st) = (Arc::clone(&service), Arc::clone(&stop));
-        thread::spawn(move || server.serve(svc, st).unwrap());
-        (dir, path, service, stop)
+        let stop = Shutdown::new().unwrap();
+        let (svc, st) = (Arc::clone(&service), stop.clone());
+        let serving = thread::spawn(move || server.serve(svc, st));
+        (dir, path, service, stop, serving)
+    }
+
+    #[test]
+    fn a_stop_ends_serving_at_once() {
+        let (_dir, _path, _svc, stop, serving) = start_joinable();
+        thread::sleep(std::time::Duration::from_millis(20));
+        let asked = std::time::Instant::now();
+        stop.request();
+        serving.join().unwrap().unwrap();
+        assert!(asked.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]
@@ -234,7 +264,7 @@ mod tests {
         let (_dir, path, _svc, stop) = start();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        stop.store(true, Ordering::SeqCst);
+        stop.request();
     }
 
     #[test]
@@ -250,7 +280,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(svc.0.lock().unwrap().len(), 2);
-        stop.store(true, Ordering::SeqCst);
+        stop.request();
     }
 
     #[test]
@@ -260,7 +290,7 @@ mod tests {
             Server::bind(&path),
             Err(ServerError::InUse { .. })
         ));
-        stop.store(true, Ordering::SeqCst);
+        stop.request();
     }
 
     #[test]

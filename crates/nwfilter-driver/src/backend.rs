@@ -132,10 +132,27 @@ pub(crate) struct Change<'a> {
     pub(crate) recorded: Option<&'a Rendered>,
 }
 
+/// What our tables hold in the kernel as far as this process knows, per
+/// backend (`None`: unknown, read by the next operation). Planning against
+/// it makes an operation cost its own change, not a read of every port;
+/// the appliers read again when the kernel refuses a plan made on it.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    nft: Option<backend_nftables::KernelState>,
+    xtables: Option<backend_xtables::apply::Tables>,
+}
+
+impl Kept {
+    /// Forgets everything: the next operation reads the kernel (reload,
+    /// repair: someone else may have changed it).
+    pub(crate) fn forget(&mut self) {
+        *self = Kept::default();
+    }
+}
+
 /// Applies `changes`, all rendered for `backend`, in that backend's one
-/// batch (nftables: one transaction, planned against `nft`, what our
-/// nftables tables hold as far as this process knows: `None` reads them
-/// first; kept up to date, so that an operation costs its own change).
+/// batch (nftables: one transaction), planned against `kept`, which is
+/// kept up to date.
 ///
 /// # Panics
 /// If a change was rendered for another backend: the engine renders every
@@ -143,7 +160,7 @@ pub(crate) struct Change<'a> {
 pub(crate) fn apply<R: Runner + ?Sized>(
     backend: Backend,
     runner: &R,
-    nft: &mut Option<backend_nftables::KernelState>,
+    kept: &mut Kept,
     changes: &[Change<'_>],
 ) -> Result<Report, ApplyError> {
     match backend {
@@ -155,7 +172,8 @@ pub(crate) fn apply<R: Runner + ?Sized>(
                     recorded: c.recorded.and_then(as_xtables),
                 })
                 .collect();
-            let report = backend_xtables::Applier::new(runner).apply(&changes)?;
+            let report =
+                backend_xtables::Applier::new(runner).apply_kept(&mut kept.xtables, &changes)?;
             Ok(Report {
                 changed: report.changed,
                 unchanged: report.unchanged,
@@ -169,7 +187,8 @@ pub(crate) fn apply<R: Runner + ?Sized>(
                     recorded: c.recorded.and_then(as_nftables),
                 })
                 .collect();
-            let report = backend_nftables::Applier::new(runner).apply_tracked(nft, &changes)?;
+            let report =
+                backend_nftables::Applier::new(runner).apply_tracked(&mut kept.nft, &changes)?;
             Ok(Report {
                 changed: report.changed,
                 unchanged: report.unchanged,
@@ -178,21 +197,21 @@ pub(crate) fn apply<R: Runner + ?Sized>(
     }
 }
 
-/// Removes everything `backend` has of ours for `ports` (`nft` as in
+/// Removes everything `backend` has of ours for `ports` (`kept` as in
 /// [`apply`]).
 pub(crate) fn remove<R: Runner + ?Sized>(
     backend: Backend,
     runner: &R,
-    nft: &mut Option<backend_nftables::KernelState>,
+    kept: &mut Kept,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
     let (changed, unchanged) = match backend {
         Backend::Xtables => {
-            let r = backend_xtables::Applier::new(runner).remove(ports)?;
+            let r = backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?;
             (r.changed, r.unchanged)
         }
         Backend::Nftables => {
-            let r = backend_nftables::Applier::new(runner).remove_tracked(nft, ports)?;
+            let r = backend_nftables::Applier::new(runner).remove_tracked(&mut kept.nft, ports)?;
             (r.changed, r.unchanged)
         }
     };

@@ -162,18 +162,22 @@ fn a_rebuild_the_kernel_refuses_is_rolled_back() {
     s.engine.define(TOP).unwrap();
     s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
     let stored = dumpxml(&s.engine, "no-smtp");
-    // The rebuild reads three tables, then sends its batches: fail the first
-    // batch.
+    // The rebuild plans on the tables the engine kept and sends its first
+    // batch, which the kernel refuses; the engine then reads the three
+    // tables (they may have changed behind its back) and sends the first
+    // batch again, refused again: the rebuild fails.
     let n = s.runner.calls().len();
-    s.runner.fail_call(n + 4);
+    s.runner.fail_calls(&[n + 1, n + 5]);
     let err = s.engine.define(INNER_V2).unwrap_err();
     let text = nwfilter_driver::engine::error_chain(&err);
     assert!(text.contains("vnet0"), "{text}");
     assert!(text.contains("injected failure"), "{text}");
     assert_eq!(dumpxml(&s.engine, "no-smtp"), stored);
     let calls = s.runner.calls();
-    assert_eq!(calls.len(), n + 4, "nothing runs after the refused batch");
-    assert_eq!(calls[n + 3].tool, Tool::EbtablesRestore);
+    assert_eq!(calls.len(), n + 5, "nothing runs after the refused batch");
+    assert_eq!(calls[n].tool, Tool::EbtablesRestore);
+    assert_eq!(calls[n + 1].tool, Tool::EbtablesSave);
+    assert_eq!(calls[n + 4].tool, Tool::EbtablesRestore);
 }
 
 #[test]

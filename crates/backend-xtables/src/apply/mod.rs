@@ -1,14 +1,17 @@
 //! Putting [`PortRuleset`]s into the kernel, changing and removing them.
 //!
 //! One operation (for any number of ports) costs three table reads
-//! (`*-save`) and at most one cleanup, one build and one switch batch per
-//! family (`*-restore --noflush`), each batch one kernel commit. The old
+//! (`*-save`) — none when the caller kept the tables from its last
+//! operation (`apply_kept`, see `kept`) — and at most one cleanup, one
+//! build and one switch batch per family (`*-restore --noflush`), each
+//! batch one kernel commit. The old
 //! rules filter until a family's switch commits; a failure before that
 //! discards what was built, a failure of a later family's switch puts the
 //! earlier families' old rules back. Either way the error is reported and
 //! the ports keep filtering with their previous rules.
 
 pub(crate) mod batch;
+mod kept;
 mod kernel;
 pub(crate) mod layout;
 mod lock;
@@ -26,6 +29,7 @@ use crate::command::{Command, Tool};
 use crate::ruleset::{Family, PortRuleset};
 use crate::run::{RunError, Runner};
 use batch::Batch;
+use kept::Executed;
 use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
 
 /// The families in the order their switches commit.
@@ -111,6 +115,17 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     /// batches).
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<Report, ApplyError> {
         let tables = self.read_tables()?;
+        self.apply_on(tables, changes).map(|(report, _)| report)
+    }
+
+    /// As [`Applier::apply`], planned against `tables` (what the kernel
+    /// holds); also returns what it holds afterwards, when that is known
+    /// without reading it again.
+    fn apply_on(
+        &self,
+        tables: Tables,
+        changes: &[Change<'_>],
+    ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
         for change in changes {
@@ -130,7 +145,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
-        let same = self.execute(&tables, &desired)?;
+        let (same, after) = self.execute(tables, &desired)?;
         for want in desired {
             if same.contains(&want.port) {
                 report.unchanged.push(want.port);
@@ -138,13 +153,21 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 report.changed.push(want.port);
             }
         }
-        Ok(report)
+        Ok((report, after))
     }
 
     /// Removes everything of ours for each port (the shared chains go with
     /// the last port that used them).
     pub fn remove(&self, ports: &[IfName]) -> Result<Report, ApplyError> {
         let tables = self.read_tables()?;
+        self.remove_on(tables, ports).map(|(report, _)| report)
+    }
+
+    fn remove_on(
+        &self,
+        tables: Tables,
+        ports: &[IfName],
+    ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
         for port in ports {
@@ -162,8 +185,8 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
-        self.execute(&tables, &desired)?;
-        Ok(report)
+        let (_, after) = self.execute(tables, &desired)?;
+        Ok((report, after))
     }
 
     /// Reads the three tables (`ebtables-save -t nat`, `iptables-save -t
@@ -191,11 +214,27 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     }
 
     /// Runs the plans for `desired`; returns the probed ports found
-    /// already current (nothing was switched for them).
-    fn execute(&self, tables: &Tables, desired: &[Desired]) -> Result<Vec<IfName>, ApplyError> {
+    /// already current (nothing was switched for them), and the tables as
+    /// the committed batches left them when that is known (no probe
+    /// dropped a port).
+    fn execute(
+        &self,
+        mut tables: Tables,
+        desired: &[Desired],
+    ) -> Result<(Vec<IfName>, Option<Tables>), ApplyError> {
         if desired.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Some(tables)));
         }
+        Ok(match self.execute_plans(&tables, desired)? {
+            Executed::AsPlanned(plans) => {
+                let known = kept::after(&mut tables, &plans);
+                (Vec::new(), known.then_some(tables))
+            }
+            Executed::Probed(same) => (same, None),
+        })
+    }
+
+    fn execute_plans(&self, tables: &Tables, desired: &[Desired]) -> Result<Executed, ApplyError> {
         let mut plans = plan_all(tables, desired)?;
         // Leftover temporaries are never hooked: removing them changes no
         // port's filtering, so a failure here needs no undo.
@@ -235,7 +274,11 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
-        Ok(same)
+        Ok(if same.is_empty() {
+            Executed::AsPlanned(plans)
+        } else {
+            Executed::Probed(same)
+        })
     }
 
     /// For the probed ports, re-reads the families that built something and

@@ -19,6 +19,16 @@ pub fn s(p: &Path) -> &str {
 /// Starts the daemon in `ns` (with `extra` arguments) and waits until its
 /// socket answers.
 pub fn start_daemon(ns: &Netns, scratch: &Scratch, extra: &[&str]) -> Background {
+    start_daemon_checking_every(ns, scratch, "250", extra)
+}
+
+/// As [`start_daemon`], with the rule check's timer at `ms`.
+pub fn start_daemon_checking_every(
+    ns: &Netns,
+    scratch: &Scratch,
+    ms: &str,
+    extra: &[&str],
+) -> Background {
     let _ = std::fs::remove_file(scratch.socket());
     let (etc, run) = (scratch.etc(), scratch.run());
     let mut argv = vec![
@@ -28,7 +38,7 @@ pub fn start_daemon(ns: &Netns, scratch: &Scratch, extra: &[&str]) -> Background
         "--state-dir",
         s(&run),
         "--check-interval-ms",
-        "250",
+        ms,
     ];
     argv.extend(extra);
     let daemon = ns.spawn(&argv);

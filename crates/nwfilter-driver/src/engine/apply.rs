@@ -83,7 +83,7 @@ impl<R: Runner> Engine<R> {
             .collect();
         let _tables = self.tables_lock()?;
         let report =
-            backend::apply(backend, &self.runner, &mut state.nft, &changes).map_err(|source| {
+            backend::apply(backend, &self.runner, &mut state.kept, &changes).map_err(|source| {
                 EngineError::Apply {
                     ports: rulesets.iter().map(|rs| rs.port().clone()).collect(),
                     backend,
@@ -114,7 +114,7 @@ impl<R: Runner> Engine<R> {
             }
             let removed = {
                 let _tables = self.tables_lock()?;
-                backend::remove(old, &self.runner, &mut state.nft, &holding)
+                backend::remove(old, &self.runner, &mut state.kept, &holding)
             };
             match removed {
                 Ok(_) => {
@@ -147,7 +147,7 @@ impl<R: Runner> Engine<R> {
         for b in record.all().into_iter().rev() {
             let removed = {
                 let _tables = self.tables_lock()?;
-                backend::remove(b, &self.runner, &mut state.nft, std::slice::from_ref(port))
+                backend::remove(b, &self.runner, &mut state.kept, std::slice::from_ref(port))
             };
             removed.map_err(|source| EngineError::Apply {
                 ports: vec![port.clone()],

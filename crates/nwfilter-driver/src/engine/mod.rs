@@ -14,6 +14,7 @@
 mod apply;
 mod compile;
 mod error;
+mod keep;
 mod learned;
 mod records;
 mod state_file;
@@ -35,6 +36,7 @@ use crate::backend::{Backend, Rendered};
 use crate::{BindingStore, Defined, FilterStore, Undefined};
 pub use compile::chain as error_chain;
 pub use error::EngineError;
+pub use keep::Checked;
 
 /// What a re-application of every binding did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,13 +87,11 @@ struct State {
     /// them, while `applied` holds them rendered so that `repair` puts
     /// them back after a flush.
     foreign: HashMap<IfName, Program>,
-    /// What our nftables tables hold, as of this engine's last nftables
-    /// operation (`None`: unknown, read by the next one). Planning against
-    /// it makes an operation cost its own change, not a read of every
-    /// port; if another process changed the tables meanwhile, the kernel
-    /// refuses the transaction and the applier reads and plans again.
-    /// Dropped by `reapply_all` and `repair`, which must see the kernel.
-    nft: Option<backend_nftables::KernelState>,
+    /// What our tables hold in the kernel, per backend, as of this
+    /// engine's last operation (unknown: read by the next one), so that
+    /// an operation costs its own change. Forgotten by `reapply_all` and
+    /// `repair`, which must see the kernel.
+    kept: crate::backend::Kept,
 }
 
 impl<R: Runner> Engine<R> {
@@ -413,7 +413,7 @@ impl<R: Runner> Engine<R> {
     /// not compile is reported and keeps whatever rules it had.
     pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
         let mut state = self.lock();
-        state.nft = None;
+        state.kept.forget();
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
         for binding in self.bindings.list()?.items {
@@ -443,9 +443,13 @@ impl<R: Runner> Engine<R> {
     /// Costs one read of each table when nothing is missing.
     pub fn repair(&self) -> Result<Vec<IfName>, EngineError> {
         let mut state = self.lock();
-        state.nft = None;
+        self.repair_locked(&mut state)
+    }
+
+    fn repair_locked(&self, state: &mut State) -> Result<Vec<IfName>, EngineError> {
+        state.kept.forget();
         let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
-        let report = self.apply_all(&mut state, &rulesets, true)?;
+        let report = self.apply_all(state, &rulesets, true)?;
         Ok(report.changed)
     }
 }

@@ -1,0 +1,234 @@
+//! Planning against kept tables: the caller keeps what the tables hold
+//! after each operation (the batches we committed, played on the tables
+//! we planned against), so that the next operation costs its own change
+//! instead of three whole-table reads (`*-save`) that grow with every
+//! other port.
+//!
+//! The kept tables are dropped (and the next operation reads) whenever
+//! they cannot be trusted: unknown (`None`: start, after a reload or a
+//! repair, which read the kernel), a probe that re-planned, a batch whose
+//! effect the model cannot play, or a refused restore — then the kernel
+//! is read and the operation planned once more, since another process may
+//! have changed the tables meanwhile.
+//!
+//! Rules we appended are kept in our spelling, not the kernel's (`-p tcp
+//! -m tcp`); planning compares chains by name and rule count, and deletes
+//! hooks by the exact text it kept, which the tools accept either way.
+
+use nwfilter_model::IfName;
+
+use super::batch::Batch;
+use super::kernel::{split_words, Table, Tables};
+use super::plan::FamilyPlan;
+use super::{Applier, ApplyError, Change, Report};
+use crate::run::Runner;
+
+/// How the batches of an operation went.
+#[derive(Debug)]
+pub(super) enum Executed {
+    /// As planned: these plans' batches were committed.
+    AsPlanned(Vec<FamilyPlan>),
+    /// A probe found these ports current and re-planned without them.
+    Probed(Vec<IfName>),
+}
+
+/// Plays the committed `plans` on `tables`; false if a batch does
+/// something the model cannot follow (then `tables` is not to be kept).
+pub(super) fn after(tables: &mut Tables, plans: &[FamilyPlan]) -> bool {
+    plans.iter().all(|plan| {
+        let table = tables.get_mut(plan.family);
+        [&plan.cleanup, &plan.build, &plan.switch]
+            .into_iter()
+            .all(|batch| play(table, batch).is_some())
+    })
+}
+
+/// Plays one committed batch on `table`, line by line as the restore
+/// tool does.
+fn play(table: &mut Table, batch: &Batch) -> Option<()> {
+    if batch.is_empty() {
+        return Some(());
+    }
+    for line in batch.text().lines() {
+        if line.starts_with('*') || line == "COMMIT" {
+            continue;
+        }
+        if let Some(decl) = line.strip_prefix(':') {
+            let name = decl.split_whitespace().next()?;
+            if table.has_chain(name) {
+                return None;
+            }
+            table.chains.push(name.to_string());
+            table.rules.insert(name.to_string(), Vec::new());
+            continue;
+        }
+        let mut words = split_words(line).ok()?;
+        if words.len() < 2 {
+            return None;
+        }
+        let rest = words.split_off(2);
+        play_command(table, &words[0], &words[1], rest)?;
+    }
+    Some(())
+}
+
+fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String>) -> Option<()> {
+    match verb {
+        // A built-in chain of a table never read (first port) appears on
+        // first use, as the kernel creates the table with its chains.
+        "-A" => rules_or_builtin(table, chain).push(rest),
+        "-I" => {
+            let position: usize = rest.first()?.parse().ok()?;
+            let rule = rest.split_off(1);
+            let rules = rules_or_builtin(table, chain);
+            rules.insert(position.checked_sub(1)?.min(rules.len()), rule);
+        }
+        "-D" => {
+            let rules = table.rules.get_mut(chain)?;
+            let at = rules.iter().position(|r| *r == rest)?;
+            rules.remove(at);
+        }
+        "-F" => table.rules.get_mut(chain)?.clear(),
+        "-X" => {
+            table.rules.remove(chain)?;
+            table.chains.retain(|c| c != chain);
+        }
+        "-E" => rename(table, chain, rest.first()?)?,
+        _ => return None,
+    }
+    Some(())
+}
+
+fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Vec<String>> {
+    if !table.has_chain(chain) {
+        table.chains.push(chain.to_string());
+    }
+    table.rules.entry(chain.to_string()).or_default()
+}
+
+/// Renames a chain; jumps to it follow (the kernel links them by chain).
+fn rename(table: &mut Table, from: &str, to: &str) -> Option<()> {
+    if table.has_chain(to) {
+        return None;
+    }
+    let rules = table.rules.remove(from)?;
+    table.rules.insert(to.to_string(), rules);
+    for name in &mut table.chains {
+        if name == from {
+            *name = to.to_string();
+        }
+    }
+    for rule in table.rules.values_mut().flatten() {
+        for i in 1..rule.len() {
+            let jumps = matches!(rule[i - 1].as_str(), "-j" | "-g" | "--jump" | "--goto");
+            if jumps && rule[i] == from {
+                rule[i] = to.to_string();
+            }
+        }
+    }
+    Some(())
+}
+
+impl<R: Runner + ?Sized> Applier<'_, R> {
+    /// As [`Applier::apply`], planned against `kept` (read first when
+    /// `None`), which is left holding the tables afterwards (or `None`
+    /// when unknown).
+    pub fn apply_kept(
+        &self,
+        kept: &mut Option<Tables>,
+        changes: &[Change<'_>],
+    ) -> Result<Report, ApplyError> {
+        self.with_kept(kept, |tables| self.apply_on(tables, changes))
+    }
+
+    /// As [`Applier::remove`], with kept tables as in
+    /// [`Applier::apply_kept`].
+    pub fn remove_kept(
+        &self,
+        kept: &mut Option<Tables>,
+        ports: &[IfName],
+    ) -> Result<Report, ApplyError> {
+        self.with_kept(kept, |tables| self.remove_on(tables, ports))
+    }
+
+    fn with_kept(
+        &self,
+        kept: &mut Option<Tables>,
+        operation: impl Fn(Tables) -> Result<(Report, Option<Tables>), ApplyError>,
+    ) -> Result<Report, ApplyError> {
+        let (tables, read) = match kept.take() {
+            Some(tables) => (tables, false),
+            None => (self.read_tables()?, true),
+        };
+        let result = match operation(tables) {
+            // Planned against kept tables and refused with nothing
+            // changed: they may be stale. Read and plan once more.
+            Err(ApplyError::Refused { restore_errors, .. })
+                if !read && restore_errors.is_empty() =>
+            {
+                operation(self.read_tables()?)
+            }
+            other => other,
+        };
+        let (report, after) = result?;
+        *kept = after;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::kernel::parse_save;
+    use crate::ruleset::Family;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_played_batch_gives_what_the_save_tool_would_list() {
+        let mut table = parse_save(
+            Family::Ipv4,
+            "*filter\n:FORWARD ACCEPT [0:0]\n:FJ-vnet0 - [0:0]\n:FI-vnet0 - [0:0]\n\
+             -A FORWARD -j libvirt-in\n-A FI-vnet0 -j DROP\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut batch = Batch::new(Family::Ipv4);
+        batch.create_chain("HI-vnet0").unwrap();
+        batch.append("HI-vnet0", &words(&["-j", "RETURN"])).unwrap();
+        batch
+            .insert("FORWARD", 1, &words(&["-j", "FJ-vnet0"]))
+            .unwrap();
+        batch.flush_chain("FI-vnet0").unwrap();
+        batch.delete_chain("FI-vnet0").unwrap();
+        batch.rename_chain("FJ-vnet0", "FI-vnet0").unwrap();
+        batch
+            .delete("FORWARD", &words(&["-j", "libvirt-in"]))
+            .unwrap();
+        assert!(play(&mut table, &batch).is_some());
+        assert_eq!(
+            table.normalised(),
+            ":FORWARD\n:FI-vnet0\n:HI-vnet0\n-A FORWARD -j FI-vnet0\n-A HI-vnet0 -j RETURN\n"
+        );
+    }
+
+    #[test]
+    fn what_the_kernel_would_refuse_makes_the_tables_unknown() {
+        let table = parse_save(Family::Ipv4, "*filter\n:X - [0:0]\nCOMMIT\n").unwrap();
+        for bad in [
+            |b: &mut Batch| b.create_chain("X"),
+            |b: &mut Batch| b.delete_chain("Y"),
+            |b: &mut Batch| b.delete("X", &words(&["-j", "DROP"])),
+            |b: &mut Batch| b.rename_chain("Y", "Z"),
+        ] {
+            let mut batch = Batch::new(Family::Ipv4);
+            bad(&mut batch).unwrap();
+            assert!(
+                play(&mut table.clone(), &batch).is_none(),
+                "{}",
+                batch.text()
+            );
+        }
+    }
+}
