@@ -320,3 +320,32 @@ fn network_verbs_go_through_the_daemon_with_connect() {
     assert!(err.contains("nope"), "{err}");
     stdout(&via(&daemon, &["net-undefine", "lab"]));
 }
+
+#[test]
+fn a_reload_that_leaves_a_binding_without_rules_exits_non_zero() {
+    let daemon = Daemon::start();
+    let d = Dirs::new();
+    let file = d.write("f.xml", FILTER);
+    stdout(&via(&daemon, &["define", file.to_str().unwrap()]));
+    let binding = d.write(
+        "b.xml",
+        "<filterbinding><owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+         <portdev name='vnet1'/><mac address='52:54:00:7b:35:93'/>\
+         <filterref filter='no-smtp'/></filterbinding>",
+    );
+    stdout(&via(&daemon, &["binding-create", binding.to_str().unwrap()]));
+    let out = stdout(&via(&daemon, &["reload"]));
+    assert!(out.starts_with("Reloaded"), "{out}");
+    // A redefinition that would leave vnet1 without rules is refused.
+    let broken = d.write(
+        "broken.xml",
+        "<filter name='no-smtp' chain='root'><filterref filter='missing'/></filter>",
+    );
+    let err = failure(&via(&daemon, &["define", broken.to_str().unwrap()]));
+    assert!(err.contains("vnet1") && err.contains("missing"), "{err}");
+    // The same definition written into the config directory by hand.
+    let etc = daemon._dir.path().join("etc");
+    std::fs::copy(&broken, etc.join("no-smtp.xml")).unwrap();
+    let err = failure(&via(&daemon, &["reload"]));
+    assert!(err.contains("port vnet1 not applied"), "{err}");
+}
