@@ -46,6 +46,27 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+    // The XML parser alone on the spread documents: how much of the cost
+    // above is roxmltree's.
+    let mut group = c.benchmark_group("roxmltree_attributes");
+    group.sample_size(10);
+    for n in [10_000usize, 100_000, 1_000_000] {
+        group.throughput(Throughput::Elements(n as u64));
+        let doc = spread(n);
+        group.bench_with_input(BenchmarkId::new("spread", n), &doc, |b, doc| {
+            b.iter(|| black_box(roxmltree::Document::parse(doc).unwrap().descendants().count()))
+        });
+    }
+    // What the pre-scan spares: the XML parser given one element with N
+    // attributes (its duplicate check is quadratic). Small N only.
+    for n in [10_000usize, 20_000] {
+        group.throughput(Throughput::Elements(n as u64));
+        let doc = one_element(n);
+        group.bench_with_input(BenchmarkId::new("one_element", n), &doc, |b, doc| {
+            b.iter(|| black_box(roxmltree::Document::parse(doc).is_ok()))
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);
