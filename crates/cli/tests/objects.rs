@@ -333,7 +333,10 @@ fn a_reload_that_leaves_a_binding_without_rules_exits_non_zero() {
          <portdev name='vnet1'/><mac address='52:54:00:7b:35:93'/>\
          <filterref filter='no-smtp'/></filterbinding>",
     );
-    stdout(&via(&daemon, &["binding-create", binding.to_str().unwrap()]));
+    stdout(&via(
+        &daemon,
+        &["binding-create", binding.to_str().unwrap()],
+    ));
     let out = stdout(&via(&daemon, &["reload"]));
     assert!(out.starts_with("Reloaded"), "{out}");
     // A redefinition that would leave vnet1 without rules is refused.

@@ -35,7 +35,10 @@ fn bench(c: &mut Criterion) {
     for n in [10_000usize, 100_000, 1_000_000] {
         group.throughput(Throughput::Elements(n as u64));
         for (shape, doc) in [("one_element", one_element(n)), ("spread", spread(n))] {
-            assert!(doc.len() <= nwfilter_model::MAX_DOCUMENT_BYTES, "{shape} {n}");
+            assert!(
+                doc.len() <= nwfilter_model::MAX_DOCUMENT_BYTES,
+                "{shape} {n}"
+            );
             group.bench_with_input(BenchmarkId::new(shape, n), &doc, |b, doc| {
                 b.iter(|| {
                     let refused = nwfilter_model::parse_filter(doc).is_err();
@@ -54,7 +57,14 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         let doc = spread(n);
         group.bench_with_input(BenchmarkId::new("spread", n), &doc, |b, doc| {
-            b.iter(|| black_box(roxmltree::Document::parse(doc).unwrap().descendants().count()))
+            b.iter(|| {
+                black_box(
+                    roxmltree::Document::parse(doc)
+                        .unwrap()
+                        .descendants()
+                        .count(),
+                )
+            })
         });
     }
     // What the pre-scan spares: the XML parser given one element with N

@@ -68,7 +68,7 @@ impl Reapplied {
     }
 }
 
-/// What [`Engine::binding_delete`] removed.
+/// What [`Engine::binding_delete_any`] removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
     Binding(Binding),
