@@ -99,13 +99,23 @@ pub fn dumpxml(conn: &mut Connection, args: &FilterArg) -> anyhow::Result<String
 }
 
 pub fn list(conn: &mut Connection, args: &ListArgs) -> anyhow::Result<String> {
-    let Reply::Filters { filters } = conn.call(Op::List)? else {
+    let Reply::Filters { filters, skipped } = conn.call(Op::List)? else {
         bail!("unexpected reply to list");
     };
+    warn_skipped(&skipped);
     if args.json {
         return Ok(serde_json::to_string_pretty(&filter_json(&filters))? + "\n");
     }
     Ok(filter_table(&filters))
+}
+
+/// Files the daemon could not use go to stderr, so that the listing on
+/// stdout (table or JSON) stays what it was.
+#[allow(clippy::print_stderr)]
+fn warn_skipped(skipped: &[String]) {
+    for why in skipped {
+        eprintln!("nwfilter: warning: skipped {why}");
+    }
 }
 
 /// A stored filter with a built-in's name replaces that built-in.

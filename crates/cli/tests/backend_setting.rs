@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use backend_xtables::RecordingRunner;
@@ -15,7 +14,7 @@ use nwfilterd::{EngineService, Server};
 /// A daemon in this process applying with `backend`.
 struct Daemon {
     socket: PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: nwfilterd::shutdown::Shutdown,
     _dir: tempfile::TempDir,
 }
 
@@ -30,9 +29,9 @@ impl Daemon {
         )
         .with_backend(backend);
         let server = Server::bind(&socket).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = nwfilterd::shutdown::Shutdown::new().unwrap();
         let service = Arc::new(EngineService::new(engine));
-        let halt = Arc::clone(&stop);
+        let halt = stop.clone();
         std::thread::spawn(move || server.serve(service, halt).unwrap());
         Daemon {
             socket,
@@ -53,7 +52,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.request();
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use backend_xtables::RecordingRunner;
@@ -193,7 +192,7 @@ fn binding_verbs_on_an_unknown_port_fail_cleanly() {
 struct Daemon {
     socket: PathBuf,
     runner: Arc<RecordingRunner>,
-    stop: Arc<AtomicBool>,
+    stop: nwfilterd::shutdown::Shutdown,
     _dir: tempfile::TempDir,
 }
 
@@ -208,10 +207,10 @@ impl Daemon {
             Arc::clone(&runner),
         );
         let server = Server::bind(&socket).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = nwfilterd::shutdown::Shutdown::new().unwrap();
         let networks = nwfilterd::net_ops::store(&dir.path().join("etc"), &dir.path().join("run"));
         let service = Arc::new(EngineService::new(engine).with_networks(networks));
-        let halt = Arc::clone(&stop);
+        let halt = stop.clone();
         std::thread::spawn(move || server.serve(service, halt).unwrap());
         Daemon {
             socket,
@@ -224,7 +223,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.request();
     }
 }
 
@@ -319,4 +318,36 @@ fn network_verbs_go_through_the_daemon_with_connect() {
     let err = failure(&via(&daemon, &["net-dumpxml", "nope"]));
     assert!(err.contains("nope"), "{err}");
     stdout(&via(&daemon, &["net-undefine", "lab"]));
+}
+
+#[test]
+fn a_reload_that_leaves_a_binding_without_rules_exits_non_zero() {
+    let daemon = Daemon::start();
+    let d = Dirs::new();
+    let file = d.write("f.xml", FILTER);
+    stdout(&via(&daemon, &["define", file.to_str().unwrap()]));
+    let binding = d.write(
+        "b.xml",
+        "<filterbinding><owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+         <portdev name='vnet1'/><mac address='52:54:00:7b:35:93'/>\
+         <filterref filter='no-smtp'/></filterbinding>",
+    );
+    stdout(&via(
+        &daemon,
+        &["binding-create", binding.to_str().unwrap()],
+    ));
+    let out = stdout(&via(&daemon, &["reload"]));
+    assert!(out.starts_with("Reloaded"), "{out}");
+    // A redefinition that would leave vnet1 without rules is refused.
+    let broken = d.write(
+        "broken.xml",
+        "<filter name='no-smtp' chain='root'><filterref filter='missing'/></filter>",
+    );
+    let err = failure(&via(&daemon, &["define", broken.to_str().unwrap()]));
+    assert!(err.contains("vnet1") && err.contains("missing"), "{err}");
+    // The same definition written into the config directory by hand.
+    let etc = daemon._dir.path().join("etc");
+    std::fs::copy(&broken, etc.join("no-smtp.xml")).unwrap();
+    let err = failure(&via(&daemon, &["reload"]));
+    assert!(err.contains("port vnet1 not applied"), "{err}");
 }

@@ -86,6 +86,10 @@ pub enum Reply {
     },
     Filters {
         filters: Vec<FilterEntry>,
+        /// Files of the config directory that could not be used, each
+        /// with its path and the reason (the CLI prints them as warnings).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<String>,
     },
     Bindings {
         bindings: Vec<BindingEntry>,
@@ -165,6 +169,7 @@ mod tests {
                     name: "clean-traffic".into(),
                     builtin: true,
                 }],
+                skipped: Vec::new(),
             },
         };
         assert_eq!(

@@ -222,6 +222,7 @@ mod tests {
                         name: "f".into(),
                         builtin: false,
                     }],
+                    skipped: Vec::new(),
                 }),
                 Op::Undefine { filter } => Err(format!("filter '{filter}' is in use")),
                 _ => Ok(Reply::Done {
@@ -272,7 +273,7 @@ mod tests {
         let (_dir, path, svc, stop) = start();
         let mut client = Client::connect(&path).unwrap();
         match client.call(Op::List).unwrap() {
-            Reply::Filters { filters } => assert_eq!(filters[0].name, "f"),
+            Reply::Filters { filters, .. } => assert_eq!(filters[0].name, "f"),
             other => panic!("unexpected {other:?}"),
         }
         match client.call(Op::Undefine { filter: "x".into() }) {

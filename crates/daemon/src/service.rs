@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use backend_xtables::Runner;
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{choose_backend, Backend, Engine, EngineError, Origin};
+use nwfilter_driver::{choose_backend, Backend, Deleted, Engine, EngineError, Origin, Reapplied};
 use nwfilter_model::{format_binding, format_filter, IfName};
 
 use crate::learning::Learning;
@@ -119,6 +119,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                             builtin: matches!(f.origin, Origin::Builtin),
                         })
                         .collect(),
+                    skipped: listing.skipped.iter().map(|e| error_chain(e)).collect(),
                 }
             }
             Op::BindingCreate { xml } => match (engine.binding_create(&xml), &self.learning) {
@@ -150,31 +151,19 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 if let (Some(learning), Ok(port)) = (&self.learning, IfName::new(portdev.clone())) {
                     learning.stop(&port);
                 }
-                let binding = engine.binding_delete(&portdev)?;
-                done(format!(
-                    "Network filter binding on {} deleted",
-                    binding.portdev
-                ))
+                match engine.binding_delete_any(&portdev)? {
+                    Deleted::Binding(binding) => done(format!(
+                        "Network filter binding on {} deleted",
+                        binding.portdev
+                    )),
+                    Deleted::Unreadable { port, path, reason } => done(format!(
+                        "Network filter binding on {port} deleted (its file {} could not be \
+                         read: {reason})",
+                        path.display()
+                    )),
+                }
             }
-            Op::BindingList => Reply::Bindings {
-                bindings: engine
-                    .bindings()
-                    .list()?
-                    .items
-                    .into_iter()
-                    .map(|b| BindingEntry {
-                        portdev: b.portdev.to_string(),
-                        filter: b.filterref.filter.to_string(),
-                        state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
-                        learned: engine
-                            .learned_addrs(&b.portdev)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect(),
-                    })
-                    .collect(),
-            },
+            Op::BindingList => self.binding_list()?,
             Op::BindingDumpxml { portdev } => {
                 let binding = engine
                     .bindings()
@@ -202,18 +191,77 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 self.reread_backend()?;
                 let report = engine.reapply_all()?;
                 self.start_learning_all();
-                let mut message = format!(
-                    "Reloaded: {} binding(s) applied, {} already in place",
-                    report.applied.len(),
-                    report.unchanged.len()
-                );
-                for (port, why) in &report.failed {
-                    message.push_str(&format!("\nport {port} not applied: {why}"));
+                let message = reload_message(&report);
+                // A reload that left a binding without its rules is a
+                // failure (a non-zero exit), even though the other
+                // bindings were applied: the report says which.
+                if !report.complete() {
+                    return Err(message.into());
                 }
                 done(message)
             }
         })
     }
+
+    /// Every binding, and those whose file cannot be read (their port is
+    /// closed): listed with the reason as their state, never left out.
+    fn binding_list(&self) -> Result<Reply, nwfilter_driver::Error> {
+        let engine = &self.engine;
+        let listing = engine.bindings().list()?;
+        let mut bindings: Vec<BindingEntry> = (listing.items.into_iter())
+            .map(|b| BindingEntry {
+                portdev: b.portdev.to_string(),
+                filter: b.filterref.filter.to_string(),
+                state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
+                learned: engine
+                    .learned_addrs(&b.portdev)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            })
+            .collect();
+        for skipped in &listing.skipped {
+            if let Some(port) = engine.bindings().port_of(skipped) {
+                bindings.push(BindingEntry {
+                    portdev: port.to_string(),
+                    filter: String::new(),
+                    state: Some(unreadable_state(&port, &error_chain(skipped))),
+                    learned: Vec::new(),
+                });
+            }
+        }
+        bindings.sort_by(|a, b| a.portdev.cmp(&b.portdev));
+        Ok(Reply::Bindings { bindings })
+    }
+}
+
+/// What `reload` prints: counts, then one line per binding that is not
+/// filtered as it should be and per file skipped.
+fn reload_message(report: &Reapplied) -> String {
+    let mut message = format!(
+        "Reloaded: {} binding(s) applied, {} already in place",
+        report.applied.len(),
+        report.unchanged.len()
+    );
+    for (port, why) in &report.failed {
+        message.push_str(&format!("\nport {port} not applied: {why}"));
+    }
+    for (port, why) in &report.blocked {
+        message.push_str(&format!("\nport {port} {}", unreadable_state(port, why)));
+    }
+    for why in &report.skipped {
+        message.push_str(&format!("\nskipped {why}"));
+    }
+    message
+}
+
+/// The state of a port whose binding file cannot be read.
+fn unreadable_state(port: &IfName, why: &str) -> String {
+    format!(
+        "closed (every frame dropped): its binding cannot be read: {why}; \
+         binding-delete {port} removes it"
+    )
 }
 
 impl<R: Runner + Send + Sync + 'static> EngineService<R> {
@@ -246,5 +294,99 @@ fn done(message: String) -> Reply {
 impl<R: Runner + Send + Sync + 'static> Service for EngineService<R> {
     fn handle(&self, op: Op) -> Result<Reply, String> {
         self.call(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend_xtables::RecordingRunner;
+    use nwfilter_driver::{BindingStore, FilterStore};
+
+    const INNER: &str = "<filter name='inner' chain='root'>\
+        <rule action='drop' direction='out'><tcp dstportstart='25'/></rule></filter>";
+    const TOP: &str = "<filter name='top' chain='root'><filterref filter='inner'/></filter>";
+
+    fn binding(port: &str) -> String {
+        format!(
+            "<filterbinding><owner><name>vm</name>\
+             <uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+             <portdev name='{port}'/><mac address='52:54:00:7b:35:93'/>\
+             <filterref filter='top'/></filterbinding>"
+        )
+    }
+
+    fn service() -> (tempfile::TempDir, EngineService<Arc<RecordingRunner>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(
+            FilterStore::open(dir.path().join("etc")),
+            BindingStore::open(dir.path().join("run")),
+            Arc::new(RecordingRunner::new()),
+        );
+        let service = EngineService::new(engine);
+        for xml in [INNER, TOP] {
+            service.call(Op::Define { xml: xml.into() }).unwrap();
+        }
+        for port in ["vnet0", "vnet1"] {
+            let xml = binding(port);
+            service.call(Op::BindingCreate { xml }).unwrap();
+        }
+        (dir, service)
+    }
+
+    #[test]
+    fn a_define_that_breaks_a_binding_is_refused_and_a_failed_reload_is_an_error() {
+        let (dir, service) = service();
+        let broken = "<filter name='inner' chain='root'><filterref filter='missing'/></filter>";
+        let err = service.call(Op::Define { xml: broken.into() }).unwrap_err();
+        assert!(err.contains("vnet0") && err.contains("missing"), "{err}");
+        let Reply::Done { message } = service.call(Op::Reload).unwrap() else {
+            panic!("reload")
+        };
+        assert!(message.starts_with("Reloaded"), "{message}");
+        // Broken behind the service's back: the reload reports it and fails.
+        std::fs::write(dir.path().join("etc/inner.xml"), broken).unwrap();
+        let err = service.call(Op::Reload).unwrap_err();
+        assert!(
+            err.contains("port vnet0 not applied") && err.contains("port vnet1 not applied"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_reported_and_a_corrupt_binding_listed_and_deletable() {
+        let (dir, service) = service();
+        std::fs::write(dir.path().join("etc/junk.xml"), b"\xff\x00junk").unwrap();
+        std::fs::write(dir.path().join("run/vnet1.xml"), b"\xff\x00junk").unwrap();
+        let Reply::Filters { filters, skipped } = service.call(Op::List).unwrap() else {
+            panic!("list")
+        };
+        assert!(filters.iter().any(|f| f.name == "top"));
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].contains("junk.xml") && skipped[0].contains("UTF-8"));
+        assert!(service
+            .call(Op::Dumpxml {
+                filter: "top".into()
+            })
+            .is_ok());
+
+        let Reply::Bindings { bindings } = service.call(Op::BindingList).unwrap() else {
+            panic!("binding-list")
+        };
+        assert_eq!(bindings.len(), 2, "{bindings:?}");
+        let state = bindings[1].state.as_deref().unwrap_or_default();
+        assert_eq!(bindings[1].portdev, "vnet1");
+        assert!(
+            state.contains("closed") && state.contains("vnet1.xml"),
+            "{state}"
+        );
+
+        let err = service.call(Op::Reload).unwrap_err();
+        assert!(err.contains("port vnet1 closed"), "{err}");
+        let deleted = service.call(Op::BindingDelete {
+            portdev: "vnet1".into(),
+        });
+        assert!(deleted.is_ok(), "{deleted:?}");
+        assert!(service.call(Op::Reload).is_ok());
     }
 }

@@ -60,11 +60,14 @@ impl BindingStore {
     pub fn delete(&self, portdev: &str) -> Result<Binding, Error> {
         let port = valid_port(portdev)?;
         let lock = self.objects.lock_exclusive()?;
-        let text = (self.objects.read(&lock, port.as_str())?)
-            .ok_or_else(|| Error::NoSuchBinding(portdev.to_owned()))?;
         // A corrupt file is still removed: deleting is how one gets rid of
-        // it. Its parse error is reported instead of the binding.
-        let parsed = self.parse_stored(port.as_str(), &text);
+        // it. Why it could not be read is reported instead of the binding.
+        let parsed = match self.objects.read(&lock, port.as_str()) {
+            Ok(Some(text)) => self.parse_stored(port.as_str(), &text),
+            Ok(None) => return Err(Error::NoSuchBinding(portdev.to_owned())),
+            Err(e @ Error::BadFile { .. }) => Err(e),
+            Err(e) => return Err(e),
+        };
         self.objects.remove(&lock, port.as_str())?;
         parsed
     }
@@ -102,15 +105,35 @@ impl BindingStore {
             skipped: stray_reports(scan.stray).collect(),
         };
         for (key, _) in scan.objects {
-            let Some(text) = self.objects.read(&lock, &key)? else {
-                continue;
+            let parsed = match self.objects.read(&lock, &key) {
+                Ok(Some(text)) => self.parse_stored(&key, &text),
+                Ok(None) => continue, // removed since the scan
+                Err(e) => Err(e),
             };
-            match self.parse_stored(&key, &text) {
+            match parsed {
                 Ok(binding) => listing.items.push(binding),
-                Err(e) => listing.skipped.push(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "binding file skipped");
+                    listing.skipped.push(e);
+                }
             }
         }
         Ok(listing)
+    }
+
+    /// The port whose binding file `skipped` (from [`BindingStore::list`])
+    /// is: a binding that exists but cannot be read. `None` for other
+    /// reports (temp files of an interrupted write).
+    pub fn port_of(&self, skipped: &Error) -> Option<IfName> {
+        let path = match skipped {
+            Error::BadFile { path, .. } | Error::Io { path, .. } => path,
+            _ => return None,
+        };
+        let name = path.file_name()?.to_str()?.strip_suffix(".xml")?;
+        if path.parent() != Some(self.dir()) || name.starts_with('.') {
+            return None;
+        }
+        IfName::new(name).ok()
     }
 
     /// Each binding's port and top filter: what

@@ -7,12 +7,16 @@
 //! writer's in-flight temp file for a leftover of a crash.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::Error;
+
+/// The largest object file read: the documents' own limit, so that what
+/// is stored can always be parsed again (writers check it too).
+pub(crate) const MAX_OBJECT_BYTES: usize = nwfilter_model::MAX_DOCUMENT_BYTES;
 
 /// The lock file every store keeps in its directory.
 const LOCK_FILE: &str = ".lock";
@@ -118,24 +122,67 @@ impl ObjectDir {
     }
 
     /// The text of object `key`, or `None` when there is no such file.
+    /// A file that cannot be an object (larger than any document may be,
+    /// not UTF-8 text, unreadable) is an error naming the file and why;
+    /// listings skip it and go on with the rest.
     pub fn read(&self, _lock: &DirLock, key: &str) -> Result<Option<String>, Error> {
         let path = self.path(key);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        // Never more than the limit (plus one byte to see it is exceeded):
+        // a huge file must not fill memory before it is refused.
+        let mut bytes = Vec::new();
+        (file.take(MAX_OBJECT_BYTES as u64 + 1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read", &path, e))?;
+        if bytes.len() > MAX_OBJECT_BYTES {
+            let reason = format!("larger than {MAX_OBJECT_BYTES} bytes, the limit of a document");
+            return Err(Error::bad_file(&path, reason));
+        }
+        String::from_utf8(bytes).map(Some).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            Error::bad_file(&path, format!("not UTF-8 text (bad byte at offset {at})"))
+        })
+    }
+
+    /// Replaces (or creates) object `key` with `text`, durably. A text
+    /// that [`ObjectDir::read`] would refuse is refused here, before
+    /// anything is written.
+    pub fn write(&self, lock: &DirLock, key: &str, text: &str) -> Result<(), Error> {
+        let path = self.path(key);
+        if text.len() > MAX_OBJECT_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("{}", path.display()),
+                size: text.len(),
+                limit: MAX_OBJECT_BYTES,
+            });
+        }
+        self.write_bytes(lock, key, text.as_bytes())
+    }
+
+    /// The bytes of object `key` as they are, whatever they hold (`None`:
+    /// no such file): what [`ObjectDir::write_bytes`] puts back on undo.
+    pub fn read_bytes(&self, _lock: &DirLock, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.path(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &path, e)),
         }
     }
 
-    /// Replaces (or creates) object `key` with `text`, durably.
-    pub fn write(&self, _lock: &DirLock, key: &str, text: &str) -> Result<(), Error> {
+    /// Replaces (or creates) object `key` with `bytes`, durably, unchecked.
+    pub fn write_bytes(&self, _lock: &DirLock, key: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.path(key);
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{key}."))
             .suffix(TEMP_SUFFIX)
             .tempfile_in(&self.dir)
             .map_err(|e| Error::io("create temp file for", &path, e))?;
-        temp.write_all(text.as_bytes())
+        temp.write_all(bytes)
             .and_then(|()| temp.as_file().sync_all())
             .map_err(|e| Error::io("write temp file for", &path, e))?;
         // On failure the temp file is removed when `PersistError` drops.

@@ -27,6 +27,17 @@ pub enum Error {
     /// A file in a store directory cannot be used.
     #[error("{}: {reason}", path.display())]
     BadFile { path: PathBuf, reason: String },
+    /// A document whose normalised form is larger than a document may be:
+    /// stored, it could never be read back.
+    #[error(
+        "{what}: the normalised document is {size} bytes, over the limit of {limit} bytes \
+         (16 MiB) that reading it back applies; nothing was stored"
+    )]
+    TooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("no filter with name or UUID '{0}'")]
     NoSuchFilter(String),
     /// libvirt: "filter with same UUID but different name ('OLD') already

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use nwfilter_compile::MemorySource;
 use nwfilter_model::{Filter, FilterName, IfName, Uuid};
 
-use crate::durable::{DirLock, ObjectDir};
+use crate::durable::{DirLock, ObjectDir, MAX_OBJECT_BYTES};
 use crate::error::Error;
 use crate::graph;
 use crate::listing::{stray_reports, Listing};
@@ -52,8 +53,9 @@ pub struct Defined {
     /// `false` when the stored document is identical to what was visible
     /// before (nothing needs rebuilding).
     pub changed: bool,
-    /// The config file's previous text (`None`: there was no file).
-    previous_file: Option<String>,
+    /// The config file's previous bytes (`None`: there was no file), as
+    /// they were even if they could not be used.
+    previous_file: Option<Vec<u8>>,
     /// What the document carried that was ignored (unknown attributes, as
     /// libvirt ignores them), for the caller to pass on.
     pub warnings: Vec<nwfilter_model::Warning>,
@@ -137,13 +139,36 @@ impl FilterStore {
     ///   an explicit different UUID is refused;
     /// * a UUID that belongs to another name is refused;
     /// * a definition that would close a loop of references is refused,
-    ///   naming the loop.
+    ///   naming the loop;
+    /// * a definition whose normalised document would be larger than a
+    ///   document may be is refused (it could not be read back).
     ///
     /// On any error nothing is written.
     pub fn define(&self, xml: &str) -> Result<Defined, Error> {
-        let parsed = parse_filter(xml)?;
-        let mut filter = parsed.value;
-        let uuid_given = uuid_given(xml);
+        let parsed = ParsedFilter::parse(xml)?;
+        self.define_parsed(parsed, |_| Ok::<(), Error>(()))
+            .map(|(defined, ())| defined)
+    }
+
+    /// As [`FilterStore::define`], for a document parsed beforehand (the
+    /// slow part, done without any lock), with one more check: `check` is
+    /// called under the directory's lock once the definition has passed
+    /// the store's own rules, before anything is written, and sees every
+    /// filter as it would be after the define ([`Proposed`]). Its error
+    /// refuses the define; nothing is written then.
+    pub fn define_parsed<T, E>(
+        &self,
+        parsed: ParsedFilter,
+        check: impl FnOnce(&Proposed) -> Result<T, E>,
+    ) -> Result<(Defined, T), E>
+    where
+        E: From<Error>,
+    {
+        let ParsedFilter {
+            mut filter,
+            uuid_given,
+            warnings,
+        } = parsed;
         let lock = self.objects.lock_exclusive()?;
         let view = self.view(&lock)?;
         let name = filter.name.as_str().to_owned();
@@ -158,24 +183,7 @@ impl FilterStore {
                 filter.uuid = existing.uuid;
             }
         }
-        if let Some(owner) = view.by_uuid(filter.uuid) {
-            if owner.name != filter.name {
-                return Err(Error::UuidTaken {
-                    name,
-                    uuid: filter.uuid,
-                    owner: owner.name.to_string(),
-                });
-            }
-        }
-        if let Some(existing) = &existing {
-            if existing.uuid != filter.uuid {
-                return Err(Error::NameTaken {
-                    name,
-                    existing: existing.uuid,
-                    given: filter.uuid,
-                });
-            }
-        }
+        check_identity(&view, &filter, existing.as_ref())?;
         let lookup = |n: &str| {
             if n == name {
                 Some(&filter)
@@ -184,21 +192,38 @@ impl FilterStore {
             }
         };
         if let Some(path) = graph::find_cycle(&filter, &lookup) {
-            return Err(Error::Cycle { path });
+            return Err(Error::Cycle { path }.into());
         }
         let text = nwfilter_model::format_filter(&filter);
-        let previous_file = self.objects.read(&lock, &name)?;
-        self.objects.write(&lock, &name, &text)?;
+        if text.len() > MAX_OBJECT_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("filter '{name}'"),
+                size: text.len(),
+                limit: MAX_OBJECT_BYTES,
+            }
+            .into());
+        }
         let changed = existing
             .as_ref()
             .map_or(true, |old| nwfilter_model::format_filter(old) != text);
-        Ok(Defined {
-            filter: Arc::new(filter),
+        let filter = Arc::new(filter);
+        let mut filters = view.filters;
+        filters.insert(name.clone(), (Arc::clone(&filter), Origin::Stored));
+        let checked = check(&Proposed {
+            filter: Arc::clone(&filter),
+            changed,
+            filters,
+        })?;
+        let previous_file = self.objects.read_bytes(&lock, &name)?;
+        self.objects.write(&lock, &name, &text)?;
+        let defined = Defined {
+            filter,
             created: existing.is_none(),
             changed,
             previous_file,
-            warnings: parsed.warnings,
-        })
+            warnings,
+        };
+        Ok((defined, checked))
     }
 
     /// Puts the config file back as it was before `defined` (used when
@@ -207,7 +232,7 @@ impl FilterStore {
         let lock = self.objects.lock_exclusive()?;
         let name = defined.filter.name.as_str();
         match &defined.previous_file {
-            Some(text) => self.objects.write(&lock, name, text),
+            Some(bytes) => self.objects.write_bytes(&lock, name, bytes),
             None => self.objects.remove(&lock, name).map(drop),
         }
     }
@@ -308,10 +333,12 @@ impl FilterStore {
             .collect();
         let mut broken = BTreeMap::new();
         for (key, path) in scan.objects {
-            let Some(text) = self.objects.read(lock, &key)? else {
-                continue;
+            let parsed = match self.objects.read(lock, &key) {
+                Ok(Some(text)) => parse_stored(&key, &text),
+                Ok(None) => continue, // removed since the scan
+                Err(e) => Err(reason_of(&e)),
             };
-            match parse_stored(&key, &text) {
+            match parsed {
                 Ok(filter) => {
                     let origin = if filters.contains_key(&key) {
                         Origin::Override
@@ -323,6 +350,7 @@ impl FilterStore {
                 Err(e) => {
                     // A broken override hides the built-in filter: falling
                     // back silently would change what bindings get.
+                    tracing::warn!(file = %path.display(), reason = %e, "filter file skipped");
                     filters.remove(&key);
                     broken.insert(key, (path, e));
                 }
@@ -336,6 +364,95 @@ impl FilterStore {
     }
 }
 
+/// libvirt's identity rules: a UUID names one filter, and a name keeps
+/// its UUID.
+fn check_identity(view: &View, filter: &Filter, existing: Option<&Filter>) -> Result<(), Error> {
+    let name = filter.name.as_str();
+    if let Some(owner) = view.by_uuid(filter.uuid) {
+        if owner.name != filter.name {
+            return Err(Error::UuidTaken {
+                name: name.to_owned(),
+                uuid: filter.uuid,
+                owner: owner.name.to_string(),
+            });
+        }
+    }
+    match existing {
+        Some(existing) if existing.uuid != filter.uuid => Err(Error::NameTaken {
+            name: name.to_owned(),
+            existing: existing.uuid,
+            given: filter.uuid,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A `<filter>` document parsed and checked on its own: the part of a
+/// define that grows with the document, done before any lock is taken
+/// (see [`FilterStore::define_parsed`]).
+#[derive(Debug, Clone)]
+pub struct ParsedFilter {
+    filter: Filter,
+    /// Whether the document has its own `<uuid>` (else the model made up
+    /// a random one, and a known name keeps its stored UUID instead).
+    uuid_given: bool,
+    /// What was ignored (unknown attributes), for the caller to pass on.
+    warnings: Vec<nwfilter_model::Warning>,
+}
+
+impl ParsedFilter {
+    pub fn parse(xml: &str) -> Result<ParsedFilter, Error> {
+        let parsed = parse_filter(xml)?;
+        Ok(ParsedFilter {
+            uuid_given: declares_uuid(xml),
+            filter: parsed.value,
+            warnings: parsed.warnings,
+        })
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+}
+
+/// Every filter as it would be after a define: what
+/// [`FilterStore::define_parsed`]'s check sees.
+#[derive(Debug)]
+pub struct Proposed {
+    /// The new definition (with its final UUID).
+    pub filter: Arc<Filter>,
+    /// `false` when the new definition is identical to the visible one.
+    pub changed: bool,
+    filters: BTreeMap<String, (Arc<Filter>, Origin)>,
+}
+
+impl Proposed {
+    /// Whether the tree of filter `top` reaches the new definition, going
+    /// through the filters that exist (a reference to a missing filter
+    /// leads nowhere, so a tree that does not resolve is still found).
+    pub fn reaches(&self, top: &str) -> bool {
+        let lookup = |n: &str| self.filters.get(n).map(|(f, _)| f.as_ref());
+        graph::path_to(top, self.filter.name.as_str(), &lookup).is_some()
+    }
+
+    /// The filters as a source to compile bindings against.
+    pub fn source(&self) -> MemorySource {
+        (self.filters.values())
+            .map(|(f, _)| Arc::clone(f))
+            .collect()
+    }
+}
+
+/// Why a file could not be read, without repeating its path (the report
+/// names it).
+fn reason_of(error: &Error) -> String {
+    match error {
+        Error::BadFile { reason, .. } => reason.clone(),
+        Error::Io { source, .. } => format!("cannot read it: {source}"),
+        other => other.to_string(),
+    }
+}
+
 /// "vnet0" for a direct use, "vnet0 (via a -> b)" through references.
 fn describe_use(portdev: &IfName, path: &[String]) -> String {
     match path {
@@ -346,11 +463,13 @@ fn describe_use(portdev: &IfName, path: &[String]) -> String {
 
 /// Whether a (valid) `<filter>` document carries its own `<uuid>`: the
 /// model fills in a random one when it does not, and define must then
-/// inherit the existing filter's UUID instead.
-fn uuid_given(xml: &str) -> bool {
-    roxmltree::Document::parse(xml).is_ok_and(|doc| {
-        (doc.root_element().children()).any(|c| c.is_element() && c.has_tag_name("uuid"))
-    })
+/// inherit the existing filter's UUID instead. A document without the
+/// text `<uuid` cannot have one: that case costs no second parse.
+fn declares_uuid(xml: &str) -> bool {
+    xml.contains("<uuid")
+        && roxmltree::Document::parse(xml).is_ok_and(|doc| {
+            (doc.root_element().children()).any(|c| c.is_element() && c.has_tag_name("uuid"))
+        })
 }
 
 /// A document to define; unknown attributes are ignored (as libvirt
@@ -363,13 +482,40 @@ fn parse_filter(xml: &str) -> Result<nwfilter_model::Parsed<Filter>, Error> {
 }
 
 /// Parses a config file, which must hold the filter it is named after;
-/// the error is the reason it cannot be used.
+/// the error is the reason it cannot be used. A file without `<uuid>`
+/// gets [`stable_uuid`], the same at every read.
 fn parse_stored(key: &str, text: &str) -> Result<Arc<Filter>, String> {
-    let filter = nwfilter_model::parse_filter(text).map_err(|e| e.to_string())?;
+    let mut filter = nwfilter_model::parse_filter(text).map_err(|e| e.to_string())?;
     if filter.name.as_str() != key {
         return Err(format!("holds filter '{}', not '{key}'", filter.name));
     }
+    if !declares_uuid(text) {
+        filter.uuid = stable_uuid(&filter.name);
+    }
     Ok(Arc::new(filter))
+}
+
+/// Namespace of the UUIDs derived from filter names (a fixed random
+/// UUID: it only has to differ from other uses of name-based UUIDs).
+const NAME_UUID_NAMESPACE: Uuid = Uuid::from_u128(0x5d0c_29a4_8f61_4a7e_9b3d_c2e1_7f40_a8b6);
+
+/// The UUID of a config file that has no `<uuid>` (written by hand or
+/// by another tool). The model gives such a document a random UUID,
+/// which would change at every read (`list` and `dumpxml` disagreeing,
+/// a UUID that names nothing a moment later). libvirt writes the file
+/// back with the random UUID on first load; we derive it instead:
+/// a read never writes (readers hold only the shared lock, and may run
+/// as a user who cannot write the config directory), and the UUID is
+/// the same in every process, after a restart and on every host. A
+/// file that overrides a built-in filter takes the built-in's UUID, as
+/// a define of that name would; any other gets a name-based (v5) UUID.
+/// A later define without `<uuid>` stores the same UUID (a known name
+/// keeps its UUID).
+fn stable_uuid(name: &FilterName) -> Uuid {
+    match builtin(name.as_str()) {
+        Some(builtin) => builtin.uuid,
+        None => Uuid::new_v5(&NAME_UUID_NAMESPACE, name.as_str().as_bytes()),
+    }
 }
 
 fn builtins() -> &'static BTreeMap<String, Arc<Filter>> {

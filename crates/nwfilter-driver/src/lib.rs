@@ -27,9 +27,10 @@ pub use settings::{choose_backend, Settings, SettingsError};
 pub use bindings::{BindingStore, DEFAULT_STATE_DIR};
 pub use error::Error;
 pub use filters::{
-    BindingUse, Defined, FilterInfo, FilterStore, Origin, Undefined, DEFAULT_CONFIG_DIR,
+    BindingUse, Defined, FilterInfo, FilterStore, Origin, ParsedFilter, Proposed, Undefined,
+    DEFAULT_CONFIG_DIR,
 };
 pub use listing::Listing;
 
 pub mod engine;
-pub use engine::{Engine, EngineError, Reapplied};
+pub use engine::{Deleted, Engine, EngineError, Reapplied};

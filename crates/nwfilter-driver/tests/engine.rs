@@ -235,3 +235,113 @@ fn reapply_reports_bindings_that_no_longer_compile() {
     assert_eq!(report.failed[0].0.as_str(), "vnet0");
     assert!(report.failed[0].1.contains("NOPE"), "{report:?}");
 }
+
+/// `no-smtp` redefined to reference a filter nobody defined.
+const INNER_MISSING_REF: &str = "<filter name='no-smtp' chain='root'>
+  <uuid>7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91</uuid>
+  <filterref filter='not-defined-anywhere'/>
+</filter>";
+
+/// Every file of a directory with its bytes.
+fn files(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_redefinition_that_breaks_a_binding_is_refused_and_stores_nothing() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet1", "guest")).unwrap();
+    let stored = files(s.engine.filters().dir());
+    let before = s.runner.calls().len();
+    let err = s.engine.define(INNER_MISSING_REF).unwrap_err();
+    let text = nwfilter_driver::engine::error_chain(&err);
+    assert!(matches!(err, EngineError::Rebuild { .. }), "{text}");
+    assert!(
+        text.contains("vnet1") && text.contains("not-defined-anywhere"),
+        "{text}"
+    );
+    assert_eq!(files(s.engine.filters().dir()), stored, "store unchanged");
+    assert_eq!(s.runner.calls().len(), before, "kernel unchanged");
+    // A filter nobody uses may still reference a missing one (libvirt).
+    s.engine
+        .define(&INNER_MISSING_REF.replace("no-smtp", "unused").replace(
+            "7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91",
+            "7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c92",
+        ))
+        .unwrap();
+}
+
+#[test]
+fn a_corrupt_binding_file_closes_its_port_and_every_other_port_is_applied() {
+    let s = setup();
+    for port in ["vnet0", "vnet1", "vnet2"] {
+        s.engine
+            .binding_create(&binding(port, "clean-traffic"))
+            .unwrap();
+    }
+    let state_dir = s.engine.bindings().dir().to_path_buf();
+    std::fs::write(state_dir.join("vnet1.xml"), b"\xff\xfe garbage \x00").unwrap();
+    // A daemon starting on these files.
+    let runner = Arc::new(RecordingRunner::new());
+    let engine = Engine::new(
+        s.engine.filters().clone(),
+        s.engine.bindings().clone(),
+        Arc::clone(&runner),
+    );
+    let report = engine.reapply_all().unwrap();
+    assert!(!report.complete(), "{report:?}");
+    let applied: Vec<&str> = report.applied.iter().map(|p| p.as_str()).collect();
+    assert!(
+        applied.contains(&"vnet0") && applied.contains(&"vnet2"),
+        "{report:?}"
+    );
+    assert_eq!(report.blocked.len(), 1, "{report:?}");
+    let (port, why) = &report.blocked[0];
+    assert_eq!(port.as_str(), "vnet1");
+    assert!(why.contains("vnet1.xml") && why.contains("UTF-8"), "{why}");
+    // Closed, not open: its chains drop everything.
+    let batches = restore_input(&runner.calls());
+    let vnet1_rules: Vec<&str> = batches
+        .lines()
+        .filter(|l| l.contains("vnet1") && l.starts_with("-A"))
+        .collect();
+    assert!(
+        !vnet1_rules.is_empty() && vnet1_rules.iter().any(|l| l.ends_with("-j DROP")),
+        "{batches}"
+    );
+    assert!(
+        !vnet1_rules.iter().any(|l| l.ends_with("-j ACCEPT")),
+        "{vnet1_rules:#?}"
+    );
+    // Nothing stuck: the broken binding can be deleted, rules and file.
+    let deleted = engine.binding_delete_any("vnet1").unwrap();
+    assert_eq!(deleted.port().as_str(), "vnet1");
+    assert!(!state_dir.join("vnet1.xml").exists());
+    assert!(engine.reapply_all().unwrap().complete());
+}
+
+#[test]
+fn a_define_is_not_held_up_by_garbage_in_the_config_directory() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    let dir = s.engine.filters().dir().to_path_buf();
+    std::fs::write(dir.join("junk.xml"), b"\x89PNG\r\n\x1a\n\x00\x00").unwrap();
+    s.engine.define(TOP).unwrap();
+    s.engine.binding_create(&binding("vnet0", "guest")).unwrap();
+    s.engine.define(INNER_V2).unwrap();
+    assert!(dumpxml(&s.engine, "no-smtp").contains("587"));
+}

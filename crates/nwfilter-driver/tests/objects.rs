@@ -446,3 +446,105 @@ fn the_store_is_a_filter_source_for_the_compiler() {
     assert_eq!(snapshot.len(), 25, "24 built-ins and web; broken left out");
     assert!(snapshot.get("web").unwrap().is_some());
 }
+
+#[test]
+fn garbage_and_huge_files_are_skipped_naming_the_file_and_why() {
+    let (_tmp, store) = store();
+    store.define(&filter("web", Some(U1), &[])).unwrap();
+    let dir = store.dir().to_path_buf();
+    std::fs::write(dir.join("garbage.xml"), b"\xff\xd8\xff\xe0 not text").unwrap();
+    let huge = std::fs::File::create(dir.join("huge.xml")).unwrap();
+    huge.set_len(nwfilter_model::MAX_DOCUMENT_BYTES as u64 + 1)
+        .unwrap();
+
+    let listing = store.list().unwrap();
+    assert!(listing.items.iter().any(|f| f.name.as_str() == "web"));
+    let reports: Vec<String> = listing.skipped.iter().map(|e| e.to_string()).collect();
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    assert!(reports
+        .iter()
+        .any(|r| r.contains("garbage.xml") && r.contains("UTF-8")));
+    assert!(reports
+        .iter()
+        .any(|r| r.contains("huge.xml") && r.contains("larger than")));
+    assert_eq!(store.lookup("web").unwrap().uuid.to_string(), U1);
+    store.define(&filter("other", Some(U2), &["web"])).unwrap();
+    // Defining the broken name replaces the file.
+    store.define(&filter("garbage", None, &[])).unwrap();
+    assert_eq!(store.list().unwrap().skipped.len(), 1);
+}
+
+#[test]
+fn a_filter_whose_normalised_form_exceeds_the_read_limit_is_refused() {
+    let (_tmp, store) = store();
+    // A compact rule that normalises to a longer line.
+    let rule = "<rule action='accept' direction='out'/>";
+    let one = nwfilter_model::format_filter(
+        &nwfilter_model::parse_filter(&format!("<filter name='big'>{rule}</filter>")).unwrap(),
+    );
+    let empty = nwfilter_model::format_filter(
+        &nwfilter_model::parse_filter("<filter name='big'></filter>").unwrap(),
+    );
+    let grown = one.len() - empty.len();
+    assert!(grown > rule.len(), "{one}");
+    let count = nwfilter_model::MAX_DOCUMENT_BYTES / grown + 1;
+    let xml = format!("<filter name='big'>{}</filter>", rule.repeat(count));
+    assert!(
+        xml.len() <= nwfilter_model::MAX_DOCUMENT_BYTES,
+        "input is within the limit"
+    );
+
+    let err = store.define(&xml).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("'big'") && text.contains("16 MiB"), "{text}");
+    assert!(matches!(store.lookup("big"), Err(Error::NoSuchFilter(_))));
+    assert!(store.list().unwrap().skipped.is_empty());
+}
+
+#[test]
+fn a_file_without_uuid_has_the_same_uuid_at_every_read() {
+    let (_tmp, store) = store();
+    store.define(&filter("web", Some(U1), &[])).unwrap();
+    let dir = store.dir().to_path_buf();
+    std::fs::write(dir.join("handmade.xml"), filter("handmade", None, &[])).unwrap();
+    std::fs::write(
+        dir.join("clean-traffic.xml"),
+        filter("clean-traffic", None, &[]),
+    )
+    .unwrap();
+
+    let uuid_in_list = |name: &str| {
+        let listing = store.list().unwrap();
+        listing
+            .items
+            .iter()
+            .find(|f| f.name.as_str() == name)
+            .unwrap()
+            .uuid
+    };
+    let first = uuid_in_list("handmade");
+    assert_eq!(uuid_in_list("handmade"), first, "list twice");
+    assert_eq!(store.lookup("handmade").unwrap().uuid, first, "dumpxml");
+    let other = FilterStore::open(store.dir());
+    assert_eq!(
+        other.lookup("handmade").unwrap().uuid,
+        first,
+        "another process"
+    );
+    assert_eq!(
+        store.lookup(&first.to_string()).unwrap().name.as_str(),
+        "handmade"
+    );
+    // An override of a built-in keeps the built-in's UUID.
+    let builtin = nwfilter_model::builtin_filters()
+        .into_iter()
+        .find(|f| f.name.as_str() == "clean-traffic")
+        .unwrap();
+    assert_eq!(uuid_in_list("clean-traffic"), builtin.uuid);
+    // A define without <uuid> stores the UUID it was shown with.
+    store.define(&filter("handmade", None, &["web"])).unwrap();
+    assert_eq!(store.lookup("handmade").unwrap().uuid, first);
+    let text = std::fs::read_to_string(dir.join("handmade.xml")).unwrap();
+    assert!(text.contains(&first.to_string()), "{text}");
+}

@@ -45,7 +45,7 @@ pub use values_parse::{
     valid_param_value, ValueError, MAX_COMMENT_BYTES, MAX_IPSET_NAME,
 };
 pub use var::{VarAccess, VarRef, MAX_ITERATOR_ID};
-pub use xml::{MAX_DEPTH, MAX_DOCUMENT_BYTES};
+pub use xml::{MAX_ATTRIBUTES, MAX_DEPTH, MAX_DOCUMENT_BYTES};
 
 pub use macaddr::MacAddr6;
 pub use uuid::Uuid;

@@ -11,6 +11,14 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// documents nest 4 levels; the limit keeps recursion and memory bounded).
 pub const MAX_DEPTH: usize = 64;
 
+/// Elements with more attributes than this are refused before parsing.
+/// The most any valid element has is about 30 (a `<tcp>` with every
+/// match; libvirt's ignored extras add a few): the limit leaves room, and
+/// keeps the XML parser's duplicate-attribute check (which compares each
+/// attribute with every earlier one of its element) bounded, so that
+/// parsing stays linear in the document's size.
+pub const MAX_ATTRIBUTES: usize = 64;
+
 /// Checks the limits, then parses. DTDs stay disabled (roxmltree's
 /// default), so entity expansion bombs cannot happen.
 pub(crate) fn parse_xml(text: &str) -> Result<Document<'_>, ParseError> {
@@ -20,14 +28,15 @@ pub(crate) fn parse_xml(text: &str) -> Result<Document<'_>, ParseError> {
             ErrorKind::TooLarge(text.len()),
         ));
     }
-    if let Some(offset) = too_deep_at(text.as_bytes(), MAX_DEPTH) {
+    if let Some((offset, problem)) = prescan(text.as_bytes()) {
         let (line, column) = line_col(text, offset);
         let location = Location {
             line,
             column,
+            element: problem.element,
             ..Location::default()
         };
-        return Err(ParseError::new(location, ErrorKind::TooDeep(MAX_DEPTH)));
+        return Err(ParseError::new(location, problem.kind));
     }
     Document::parse(text).map_err(|e| {
         let pos = e.pos();
@@ -40,11 +49,22 @@ pub(crate) fn parse_xml(text: &str) -> Result<Document<'_>, ParseError> {
     })
 }
 
-/// A lexical pre-scan: the byte offset of the first start tag nested deeper
-/// than `limit`, skipping comments, CDATA, processing instructions,
-/// declarations and quoted attribute values. Malformed input is left for
-/// the real parser to report.
-fn too_deep_at(bytes: &[u8], limit: usize) -> Option<usize> {
+/// A limit the pre-scan found exceeded.
+struct Exceeded {
+    kind: ErrorKind,
+    element: Option<String>,
+}
+
+/// A lexical pre-scan, linear in the document: the byte offset of the
+/// first start tag nested deeper than [`MAX_DEPTH`] or carrying more than
+/// [`MAX_ATTRIBUTES`] attributes, skipping comments, CDATA, processing
+/// instructions, declarations and quoted attribute values. Malformed
+/// input is left for the real parser to report.
+fn prescan(bytes: &[u8]) -> Option<(usize, Exceeded)> {
+    prescan_with(bytes, MAX_DEPTH, MAX_ATTRIBUTES)
+}
+
+fn prescan_with(bytes: &[u8], max_depth: usize, max_attrs: usize) -> Option<(usize, Exceeded)> {
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(rel) = bytes[i..].iter().position(|&b| b == b'<') {
@@ -61,14 +81,30 @@ fn too_deep_at(bytes: &[u8], limit: usize) -> Option<usize> {
             depth = depth.saturating_sub(usize::from(rest[1] == b'/'));
             i = skip_to(b">");
         } else {
-            let end = tag_end(bytes, start + 1);
-            if bytes.get(end.wrapping_sub(1)) != Some(&b'/') {
+            let tag = start_tag(bytes, start + 1);
+            if tag.attributes > max_attrs {
+                let name = String::from_utf8_lossy(tag_name(&bytes[start + 1..])).into_owned();
+                let why = format!(
+                    "{} attributes; no valid element has more than {max_attrs}",
+                    tag.attributes
+                );
+                let exceeded = Exceeded {
+                    kind: ErrorKind::Invalid(why),
+                    element: Some(name),
+                };
+                return Some((start, exceeded));
+            }
+            if bytes.get(tag.end.wrapping_sub(1)) != Some(&b'/') {
                 depth += 1;
-                if depth > limit {
-                    return Some(start);
+                if depth > max_depth {
+                    let exceeded = Exceeded {
+                        kind: ErrorKind::TooDeep(max_depth),
+                        element: None,
+                    };
+                    return Some((start, exceeded));
                 }
             }
-            i = end + 1;
+            i = tag.end + 1;
         }
         if i >= bytes.len() {
             break;
@@ -77,19 +113,42 @@ fn too_deep_at(bytes: &[u8], limit: usize) -> Option<usize> {
     None
 }
 
-/// The offset of the `>` closing a start tag, honouring quoted values.
-fn tag_end(bytes: &[u8], mut i: usize) -> usize {
+/// A start tag as the pre-scan sees it.
+struct StartTag {
+    /// The offset of its closing `>` (the end of input if there is none).
+    end: usize,
+    /// How many attributes it has: `=` signs outside quoted values.
+    attributes: usize,
+}
+
+/// Reads a start tag from just after its `<`, honouring quoted values.
+fn start_tag(bytes: &[u8], mut i: usize) -> StartTag {
     let mut quote = None;
+    let mut attributes = 0;
     while i < bytes.len() {
         match (quote, bytes[i]) {
-            (None, b'>') => return i,
+            (None, b'>') => return StartTag { end: i, attributes },
+            (None, b'=') => attributes += 1,
             (None, q @ (b'\'' | b'"')) => quote = Some(q),
             (Some(q), b) if b == q => quote = None,
             _ => {}
         }
         i += 1;
     }
-    bytes.len()
+    StartTag {
+        end: bytes.len(),
+        attributes,
+    }
+}
+
+/// The element name at the start of a start tag (after `<`), at most 64
+/// bytes of it (for messages).
+fn tag_name(bytes: &[u8]) -> &[u8] {
+    let end = (bytes.iter())
+        .take(64)
+        .position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>'))
+        .unwrap_or(bytes.len().min(64));
+    &bytes[..end]
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -198,7 +257,26 @@ mod tests {
             "<r>{}<!-- <a><a> --><![CDATA[<b><b>]]><?pi <c>?></r>",
             "<e/>".repeat(100)
         );
-        assert_eq!(too_deep_at(text.as_bytes(), 1), None);
+        assert!(prescan_with(text.as_bytes(), 1, MAX_ATTRIBUTES).is_none());
+    }
+
+    fn attributes(n: usize) -> String {
+        let attrs: String = (0..n).map(|i| format!(" a{i}='=>{i}'")).collect();
+        format!("<filter name='f'>\n  <rule{attrs}/>\n</filter>")
+    }
+
+    #[test]
+    fn attribute_limit_is_checked_before_parsing() {
+        // Quoted `=` and `>` do not count; the limit itself is allowed.
+        assert!(prescan(attributes(MAX_ATTRIBUTES).as_bytes()).is_none());
+        let err = parse_xml(&attributes(MAX_ATTRIBUTES + 1)).unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Invalid(_)), "{err}");
+        assert_eq!((err.location.line, err.location.column), (2, 3));
+        let text = err.to_string();
+        assert!(
+            text.contains("<rule>") && text.contains("65 attributes") && text.contains("64"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! interleave. Reads (list, dumpxml) take only the stores' own locks.
 
 mod apply;
+mod closed;
 mod compile;
 mod error;
 mod keep;
@@ -33,7 +34,7 @@ use learned::{with_learned, Learned};
 use records::{Record, Records};
 
 use crate::backend::{Backend, Rendered};
-use crate::{BindingStore, Defined, FilterStore, Undefined};
+use crate::{BindingStore, Defined, FilterStore, ParsedFilter, Proposed, Undefined};
 pub use compile::chain as error_chain;
 pub use error::EngineError;
 pub use keep::Checked;
@@ -51,6 +52,43 @@ pub struct Reapplied {
     /// Ports whose `IP` is neither given nor learned: the caller starts
     /// learning on them.
     pub learning: Vec<IfName>,
+    /// Ports whose binding file exists but cannot be read, with the
+    /// reason: nobody can tell what their rules should be, so they are
+    /// closed (every frame dropped both ways) until the binding is
+    /// deleted and created again. Never left open.
+    pub blocked: Vec<(IfName, String)>,
+    /// Other files of the state directory that were skipped (leftover
+    /// temp files), with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl Reapplied {
+    /// Whether every binding has the rules it should have (or is
+    /// learning its address).
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.blocked.is_empty()
+    }
+}
+
+/// What [`Engine::binding_delete_any`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Binding(Binding),
+    /// A binding whose file could not be read (its port was closed).
+    Unreadable {
+        port: IfName,
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+impl Deleted {
+    pub fn port(&self) -> &IfName {
+        match self {
+            Deleted::Binding(b) => &b.portdev,
+            Deleted::Unreadable { port, .. } => port,
+        }
+    }
 }
 
 /// Filters, bindings and the kernel, kept in step.
@@ -282,50 +320,74 @@ impl<R: Runner> Engine<R> {
     }
 
     /// Defines or redefines a filter and rebuilds, at once, every binding
-    /// whose filter tree reaches it. If any rebuild fails, no binding's
-    /// rules change and the stored filter is put back.
+    /// whose filter tree reaches it. All or nothing: if the rules of any
+    /// such binding cannot be built from the new definition (a reference
+    /// to a missing filter, a variable it does not set), the define is
+    /// refused naming the port and nothing is stored; if the kernel
+    /// refuses them, no binding's rules change and the stored filter is
+    /// put back.
+    ///
+    /// The document is parsed before the engine's lock is taken: a large
+    /// document does not hold up other operations or `repair`.
     pub fn define(&self, xml: &str) -> Result<Defined, EngineError> {
+        let parsed = ParsedFilter::parse(xml)?;
+        self.define_parsed(parsed)
+    }
+
+    /// As [`Engine::define`], for a document parsed beforehand.
+    pub fn define_parsed(&self, parsed: ParsedFilter) -> Result<Defined, EngineError> {
         let mut state = self.lock();
-        let defined = self.filters.define(xml)?;
-        if !defined.changed {
+        let name = parsed.filter().name.to_string();
+        let rebuild_failed = |e: EngineError| EngineError::Rebuild {
+            filter: name.clone(),
+            source: Box::new(e),
+        };
+        let (defined, rebuilt) = self.filters.define_parsed(parsed, |proposed| {
+            self.users_rules(&state, proposed).map_err(rebuild_failed)
+        })?;
+        let Err(e) = self.apply_all(&mut state, &rebuilt, false) else {
             return Ok(defined);
-        }
-        let name = defined.filter.name.to_string();
-        match self.rebuild_users(&mut state, &name) {
-            Ok(()) => Ok(defined),
-            Err(e) => {
-                let failed = EngineError::Rebuild {
-                    filter: name,
-                    source: Box::new(e),
-                };
-                match self.filters.undo_define(&defined) {
-                    Ok(()) => Err(failed),
-                    Err(undo) => Err(EngineError::Undo {
-                        source: Box::new(failed),
-                        undo: error_chain(&undo),
-                    }),
-                }
-            }
+        };
+        let failed = rebuild_failed(e);
+        match self.filters.undo_define(&defined) {
+            Ok(()) => Err(failed),
+            Err(undo) => Err(EngineError::Undo {
+                source: Box::new(failed),
+                undo: error_chain(&undo),
+            }),
         }
     }
 
-    /// Rebuilds the bindings whose tree contains `filter`, all in one batch.
-    fn rebuild_users(&self, state: &mut State, filter: &str) -> Result<(), EngineError> {
+    /// The new rules of every binding whose tree reaches the proposed
+    /// definition, compiled against the filters as they would be. A
+    /// binding that reaches it and does not compile is an error, even if
+    /// it did not compile before either: a define must leave every user
+    /// filtered by the definitions that are stored. A port whose address
+    /// is being learned keeps the learner's rules (its tree is bound when
+    /// an address is learned).
+    fn users_rules(
+        &self,
+        state: &State,
+        proposed: &Proposed,
+    ) -> Result<Vec<Rendered>, EngineError> {
+        if !proposed.changed {
+            return Ok(Vec::new());
+        }
+        let source = proposed.source();
         let mut rebuilt = Vec::new();
         for binding in self.bindings.list()?.items {
-            // A tree that does not resolve cannot reach the filter through
-            // a path that exists; it was not instantiable before either.
-            // A tree that does is bound from the same resolution.
-            let Ok(dag) = compile::dag(&self.filters, &binding) else {
+            if !proposed.reaches(binding.filterref.filter.as_str()) {
                 continue;
-            };
-            if dag.contains(filter) {
-                let effective = self.effective(&binding);
-                rebuilt.push(compile::from_dag(&dag, &effective, state.backend)?);
+            }
+            let effective = self.effective(&binding);
+            match compile::ruleset(&source, &effective, state.backend) {
+                Ok(rules) => rebuilt.push(rules),
+                Err(EngineError::NeedsIp { .. })
+                    if state.foreign.contains_key(&binding.portdev) => {}
+                Err(e) => return Err(e),
             }
         }
-        self.apply_all(state, &rebuilt, false)?;
-        Ok(())
+        Ok(rebuilt)
     }
 
     /// Removes a filter, unless a binding uses it (directly or through
@@ -375,21 +437,50 @@ impl<R: Runner> Engine<R> {
         Ok(binding)
     }
 
-    /// Removes a port's rules, then its recorded binding.
+    /// Removes a port's rules, then its recorded binding. A binding whose
+    /// file cannot be read is refused here (see
+    /// [`Engine::binding_delete_any`]).
     pub fn binding_delete(&self, portdev: &str) -> Result<Binding, EngineError> {
         let port = match IfName::new(portdev.to_owned()) {
             Ok(port) => port,
             Err(e) => return Err(self.forget_option_like(portdev, e)),
         };
+        self.bindings.get(port.as_str())?;
+        match self.binding_delete_any(portdev)? {
+            Deleted::Binding(binding) => Ok(binding),
+            // Checked above; a file that broke in between was removed.
+            Deleted::Unreadable { path, reason, .. } => {
+                Err(crate::Error::BadFile { path, reason }.into())
+            }
+        }
+    }
+
+    /// Removes a port's rules, then its recorded binding, also one whose
+    /// file cannot be read: that is how such a port gets out of the
+    /// closed state ([`Reapplied::blocked`]), nothing stays stuck.
+    pub fn binding_delete_any(&self, portdev: &str) -> Result<Deleted, EngineError> {
+        let port = IfName::new(portdev.to_owned())
+            .map_err(|e| EngineError::BadPort(portdev.to_owned(), e))?;
         let mut state = self.lock();
-        if self.bindings.get(port.as_str())?.is_none() {
-            return Err(crate::Error::NoSuchBinding(port.to_string()).into());
+        match self.bindings.get(port.as_str()) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(crate::Error::NoSuchBinding(port.to_string()).into()),
+            // A binding file that cannot be read is still deleted: that is
+            // how its port gets out of the closed state (nothing stuck).
+            Err(crate::Error::BadFile { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
         self.remove_port(&mut state, &port)?;
-        let binding = self.bindings.delete(port.as_str())?;
+        let deleted = self.bindings.delete(port.as_str());
         state.records.remove(self.bindings.dir(), &port)?;
         self.learned().set(self.bindings.dir(), &port, Vec::new())?;
-        Ok(binding)
+        Ok(match deleted {
+            Ok(binding) => Deleted::Binding(binding),
+            Err(crate::Error::BadFile { path, reason }) => {
+                Deleted::Unreadable { port, path, reason }
+            }
+            Err(e) => return Err(e.into()),
+        })
     }
 
     /// A port name refused by `IfName`: if an older version stored a
@@ -410,13 +501,30 @@ impl<R: Runner> Engine<R> {
     /// Compiles every stored binding from the current filters and applies
     /// them in one batch (daemon start, SIGHUP, `reload`). Ports whose rules
     /// are already exactly in place are not touched; a binding that does
-    /// not compile is reported and keeps whatever rules it had.
+    /// not compile is reported and keeps whatever rules it had; a binding
+    /// file that cannot be read is reported and its port closed (see
+    /// [`Reapplied::blocked`]). One bad file never keeps the other ports
+    /// from being protected.
     pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
         let mut state = self.lock();
         state.kept.forget();
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
-        for binding in self.bindings.list()?.items {
+        let listing = self.bindings.list()?;
+        for skipped in &listing.skipped {
+            let reason = error_chain(skipped);
+            match self.bindings.port_of(skipped) {
+                Some(port) => {
+                    tracing::warn!(%port, %reason, "binding unreadable: port closed");
+                    let program = closed::drop_all(&port);
+                    rulesets.push(render_foreign(&program, state.backend)?);
+                    state.foreign.insert(port.clone(), program);
+                    result.blocked.push((port, reason));
+                }
+                None => result.skipped.push(reason),
+            }
+        }
+        for binding in listing.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
             match self.compile_for(&binding, state.backend) {
                 Ok(rs) => rulesets.push(rs),
@@ -428,7 +536,11 @@ impl<R: Runner> Engine<R> {
                     }
                     result.learning.push(binding.portdev.clone());
                 }
-                Err(e) => result.failed.push((binding.portdev.clone(), e.to_string())),
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(port = %binding.portdev, %reason, "binding not applied");
+                    result.failed.push((binding.portdev.clone(), reason));
+                }
             }
         }
         let report = self.apply_all(&mut state, &rulesets, true)?;

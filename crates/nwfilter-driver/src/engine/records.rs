@@ -43,6 +43,13 @@ impl Record {
         }
     }
 
+    /// A record that could not be read: every backend may hold rules.
+    fn damaged() -> Record {
+        Backend::ALL
+            .into_iter()
+            .fold(Record::default(), Record::with_leftover)
+    }
+
     /// Every backend that may hold rules of the port, `backend` first.
     pub(crate) fn all(&self) -> Vec<Backend> {
         let mut all = vec![self.backend];
@@ -116,7 +123,13 @@ impl Records {
         }
         let path = file(dir, port);
         let record = match std::fs::read_to_string(&path) {
-            Ok(text) => Record::parse(&text, &path)?,
+            Ok(text) => Record::parse(&text, &path).unwrap_or_else(|e| {
+                // A damaged record must not stop every batch it is in: any
+                // backend may hold rules of the port, so the next apply
+                // removes the others' and writes a good record.
+                tracing::warn!(error = %e, "backend record damaged: assuming every backend");
+                Record::damaged()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
             Err(source) => return Err(EngineError::Record { path, source }),
         };
@@ -190,14 +203,22 @@ mod tests {
     fn a_damaged_record_names_file_line_and_value() {
         let dir = tempfile::tempdir().unwrap();
         let port = IfName::new("vnet0").unwrap();
-        std::fs::write(file(dir.path(), &port), "backend = pf\n").unwrap();
-        let err = Records::default()
-            .get(dir.path(), &port)
+        let path = file(dir.path(), &port);
+        let err = Record::parse("backend = pf\n", &path)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("vnet0.backend:1") && err.contains("'pf'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_damaged_record_means_every_backend_may_hold_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = IfName::new("vnet0").unwrap();
+        std::fs::write(file(dir.path(), &port), "backend = pf\n").unwrap();
+        let record = Records::default().get(dir.path(), &port).unwrap();
+        assert_eq!(record.all().len(), Backend::ALL.len(), "{record:?}");
     }
 }
