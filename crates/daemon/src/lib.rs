@@ -8,6 +8,7 @@ pub mod client;
 pub mod firewalld;
 pub mod keeper;
 pub mod learning;
+pub mod libvirt;
 pub mod net_ops;
 pub mod networks;
 pub mod protocol;
