@@ -165,7 +165,13 @@ impl RemoteError {
 
 impl std::fmt::Display for RemoteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (code {}, domain {})", self.text(), self.code, self.domain)
+        write!(
+            f,
+            "{} (code {}, domain {})",
+            self.text(),
+            self.code,
+            self.domain
+        )
     }
 }
 

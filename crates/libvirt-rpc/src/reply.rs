@@ -1,7 +1,9 @@
 //! The results of successful calls (`remote_*_ret`). A reply does not name
 //! its shape: the procedure of the call it answers decides it.
 
-use crate::call::{proc, BindingRef, NwfilterRef, AUTH_TYPE_LIST_MAX, BINDING_LIST_MAX, NWFILTER_LIST_MAX};
+use crate::call::{
+    proc, BindingRef, NwfilterRef, AUTH_TYPE_LIST_MAX, BINDING_LIST_MAX, NWFILTER_LIST_MAX,
+};
 use crate::xdr::{DecodeError, Decoder, Encoder};
 
 /// A successful call's result.
@@ -19,19 +21,31 @@ pub enum Ret {
     Int(i32),
     Nwfilter(NwfilterRef),
     Names(Vec<String>),
-    Nwfilters { filters: Vec<NwfilterRef>, ret: u32 },
+    Nwfilters {
+        filters: Vec<NwfilterRef>,
+        ret: u32,
+    },
     Binding(BindingRef),
-    Bindings { bindings: Vec<BindingRef>, ret: u32 },
+    Bindings {
+        bindings: Vec<BindingRef>,
+        ret: u32,
+    },
 }
 
 /// The shape of `procedure`'s result; `None` for procedures not known.
 fn shape(procedure: i32) -> Option<Shape> {
     use proc::*;
     Some(match procedure {
-        CONNECT_OPEN | CONNECT_CLOSE | NWFILTER_UNDEFINE | NWFILTER_BINDING_DELETE
+        CONNECT_OPEN
+        | CONNECT_CLOSE
+        | NWFILTER_UNDEFINE
+        | NWFILTER_BINDING_DELETE
         | CONNECT_SET_IDENTITY => Shape::Void,
         AUTH_LIST => Shape::AuthTypes,
-        CONNECT_GET_TYPE | CONNECT_GET_HOSTNAME | CONNECT_GET_URI | NWFILTER_GET_XML_DESC
+        CONNECT_GET_TYPE
+        | CONNECT_GET_HOSTNAME
+        | CONNECT_GET_URI
+        | NWFILTER_GET_XML_DESC
         | NWFILTER_BINDING_GET_XML_DESC => Shape::Text,
         CONNECT_GET_VERSION | CONNECT_GET_LIB_VERSION => Shape::Version,
         CONNECT_SUPPORTS_FEATURE | CONNECT_IS_SECURE | CONNECT_NUM_OF_NWFILTERS => Shape::Int,
@@ -125,7 +139,11 @@ fn decode_shape(shape: Shape, d: &mut Decoder<'_>) -> Result<Ret, DecodeError> {
         Shape::Void => Ret::Void,
         Shape::AuthTypes => {
             let n = d.count("auth types", AUTH_TYPE_LIST_MAX, 4)?;
-            Ret::AuthTypes((0..n).map(|_| d.i32("auth type")).collect::<Result<_, _>>()?)
+            Ret::AuthTypes(
+                (0..n)
+                    .map(|_| d.i32("auth type"))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Shape::Text => Ret::Text(d.string("text")?),
         Shape::Version => Ret::Version(d.u64("version")?),

@@ -231,7 +231,8 @@ impl Encoder {
     pub fn opaque(&mut self, data: &[u8]) -> &mut Self {
         self.count(data.len());
         self.bytes.extend_from_slice(data);
-        self.bytes.extend(std::iter::repeat(0).take(pad(data.len())));
+        self.bytes
+            .extend(std::iter::repeat(0).take(pad(data.len())));
         self
     }
 
@@ -248,7 +249,8 @@ impl Encoder {
 
     pub fn fixed(&mut self, data: &[u8]) -> &mut Self {
         self.bytes.extend_from_slice(data);
-        self.bytes.extend(std::iter::repeat(0).take(pad(data.len())));
+        self.bytes
+            .extend(std::iter::repeat(0).take(pad(data.len())));
         self
     }
 }
@@ -269,7 +271,10 @@ mod tests {
         let bytes = e.into_bytes();
         assert_eq!(
             bytes,
-            [0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+            [
+                0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                0
+            ]
         );
         let mut d = Decoder::new(&bytes);
         assert_eq!(d.string("s").unwrap(), "abcde");
@@ -282,7 +287,10 @@ mod tests {
     fn a_length_past_the_payload_is_refused_before_allocating() {
         let bytes = [0x00, 0x3f, 0xff, 0xff, b'x'];
         let err = Decoder::new(&bytes).string("xml").unwrap_err();
-        assert!(matches!(err, DecodeError::Truncated { what: "xml", .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::Truncated { what: "xml", .. }),
+            "{err}"
+        );
         let bytes = [0xff, 0xff, 0xff, 0xff];
         let err = Decoder::new(&bytes).string("xml").unwrap_err();
         assert!(matches!(err, DecodeError::TooLong { .. }), "{err}");
@@ -297,12 +305,17 @@ mod tests {
     #[test]
     fn trailing_bytes_are_an_error() {
         let d = Decoder::new(&[0, 0, 0, 0]);
-        assert!(matches!(d.finish(), Err(DecodeError::Trailing { left: 4, .. })));
+        assert!(matches!(
+            d.finish(),
+            Err(DecodeError::Trailing { left: 4, .. })
+        ));
     }
 
     #[test]
     fn non_utf8_strings_are_refused() {
-        let err = Decoder::new(&[0, 0, 0, 1, 0xff, 0, 0, 0]).string("name").unwrap_err();
+        let err = Decoder::new(&[0, 0, 0, 1, 0xff, 0, 0, 0])
+            .string("name")
+            .unwrap_err();
         assert!(matches!(err, DecodeError::NotUtf8 { .. }));
     }
 }
