@@ -118,7 +118,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         log(format!(
             "serving libvirt clients on {}{}",
             listener.path().display(),
-            if listener.is_read_only() { " (read-only)" } else { "" }
+            if listener.is_read_only() {
+                " (read-only)"
+            } else {
+                ""
+            }
         ));
         listener
             .spawn(Arc::clone(&service) as Arc<dyn nwfilterd::libvirt::Api>)

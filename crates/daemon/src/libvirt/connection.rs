@@ -33,15 +33,23 @@ pub fn serve(stream: UnixStream, peer: Peer, read_only_socket: bool, api: &dyn A
     }
 }
 
-fn serve_frames(stream: &UnixStream, session: &mut Session, api: &dyn Api) -> Result<(), FrameError> {
-    stream.set_write_timeout(Some(FRAME_TIMEOUT)).map_err(FrameError::Io)?;
+fn serve_frames(
+    stream: &UnixStream,
+    session: &mut Session,
+    api: &dyn Api,
+) -> Result<(), FrameError> {
+    stream
+        .set_write_timeout(Some(FRAME_TIMEOUT))
+        .map_err(FrameError::Io)?;
     let mut reader = stream;
     loop {
         stream.set_read_timeout(None).map_err(FrameError::Io)?;
         let Some(len) = read_length(&mut reader, MAX_FRAME)? else {
             return Ok(());
         };
-        stream.set_read_timeout(Some(FRAME_TIMEOUT)).map_err(FrameError::Io)?;
+        stream
+            .set_read_timeout(Some(FRAME_TIMEOUT))
+            .map_err(FrameError::Io)?;
         let frame = read_body(&mut reader, len)?;
         match answer(&frame, session, api) {
             Answer::Reply(reply) => write(stream, &reply)?,

@@ -19,11 +19,15 @@ pub trait Api: Send + Sync {
     /// One operation, through the same code path as the JSON socket.
     fn call(&self, op: Op) -> Result<Reply, Box<dyn Error>>;
     /// A filter by name, else UUID.
-    fn lookup_filter(&self, key: &str)
-        -> Result<Arc<nwfilter_model::Filter>, nwfilter_driver::Error>;
+    fn lookup_filter(
+        &self,
+        key: &str,
+    ) -> Result<Arc<nwfilter_model::Filter>, nwfilter_driver::Error>;
     /// The binding of a port.
-    fn lookup_binding(&self, portdev: &str)
-        -> Result<nwfilter_model::Binding, nwfilter_driver::Error>;
+    fn lookup_binding(
+        &self,
+        portdev: &str,
+    ) -> Result<nwfilter_model::Binding, nwfilter_driver::Error>;
 }
 
 impl<R: Runner + Send + Sync + 'static> Api for EngineService<R> {
@@ -53,14 +57,26 @@ pub fn nwfilter_call(api: &dyn Api, call: &Call) -> Option<Result<Ret, RemoteErr
         Call::NwfilterLookupByName { name } => lookup(api, name),
         Call::NwfilterLookupByUuid { uuid } => lookup(api, &uuid_text(uuid)),
         Call::NwfilterGetXmlDesc { nwfilter, flags } => no_flags(*flags, "virNWFilterGetXMLDesc")
-            .and_then(|()| xml_of(api, Op::Dumpxml { filter: key_of(nwfilter) })),
+            .and_then(|()| {
+                xml_of(
+                    api,
+                    Op::Dumpxml {
+                        filter: key_of(nwfilter),
+                    },
+                )
+            }),
         Call::ConnectNumOfNwfilters => filters(api).map(|f| Ret::Int(count(f.len()))),
         Call::ConnectListNwfilters { maxnames } => list_names(api, *maxnames),
         Call::NwfilterDefineXml { xml } => define(api, xml),
         Call::NwfilterDefineXmlFlags { xml, flags } => {
             only_validate(*flags, "virNWFilterDefineXMLFlags").and_then(|()| define(api, xml))
         }
-        Call::NwfilterUndefine { nwfilter } => run(api, Op::Undefine { filter: key_of(nwfilter) }),
+        Call::NwfilterUndefine { nwfilter } => run(
+            api,
+            Op::Undefine {
+                filter: key_of(nwfilter),
+            },
+        ),
         Call::ConnectListAllNwfilters {
             need_results,
             flags,
@@ -138,8 +154,10 @@ fn lookup(api: &dyn Api, key: &str) -> Result<Ret, RemoteError> {
 /// Defines through the service, then answers with the stored filter's
 /// name and (possibly generated) UUID.
 fn define(api: &dyn Api, xml: &str) -> Result<Ret, RemoteError> {
-    api.call(Op::Define { xml: xml.to_owned() })
-        .map_err(|e| errors::from_service(e.as_ref()))?;
+    api.call(Op::Define {
+        xml: xml.to_owned(),
+    })
+    .map_err(|e| errors::from_service(e.as_ref()))?;
     let name = nwfilter_model::parse_filter(xml)
         .map_err(|e| errors::nwfilter(code::INTERNAL_ERROR, &e.to_string()))?
         .name;
@@ -149,15 +167,20 @@ fn define(api: &dyn Api, xml: &str) -> Result<Ret, RemoteError> {
 /// Creates through the service (which also starts IP learning when the
 /// binding needs it); the reply names the port and its filter.
 fn create(api: &dyn Api, xml: &str) -> Result<Ret, RemoteError> {
-    api.call(Op::BindingCreate { xml: xml.to_owned() })
-        .map_err(|e| errors::from_service(e.as_ref()))?;
+    api.call(Op::BindingCreate {
+        xml: xml.to_owned(),
+    })
+    .map_err(|e| errors::from_service(e.as_ref()))?;
     let binding = nwfilter_model::parse_binding(xml)
         .map_err(|e| errors::nwfilter(code::INTERNAL_ERROR, &e.to_string()))?;
     Ok(Ret::Binding(binding_ref(&binding)))
 }
 
 fn filters(api: &dyn Api) -> Result<Vec<NwfilterRef>, RemoteError> {
-    match api.call(Op::List).map_err(|e| errors::from_service(e.as_ref()))? {
+    match api
+        .call(Op::List)
+        .map_err(|e| errors::from_service(e.as_ref()))?
+    {
         Reply::Filters { filters } => Ok(filters
             .into_iter()
             .map(|f| NwfilterRef {

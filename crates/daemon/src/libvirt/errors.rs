@@ -90,12 +90,15 @@ mod tests {
             e.text(),
             "Network filter binding not found: no filter binding for port \"vnet9\""
         );
-        let e: Box<dyn Error> = Box::new(EngineError::Store(
-            nwfilter_driver::Error::NoSuchFilter("x".into()),
-        ));
+        let e: Box<dyn Error> = Box::new(EngineError::Store(nwfilter_driver::Error::NoSuchFilter(
+            "x".into(),
+        )));
         let e = from_service(e.as_ref());
         assert_eq!((e.code, e.domain), (62, 33));
-        assert_eq!(e.text(), "Network filter not found: no filter with name or UUID 'x'");
+        assert_eq!(
+            e.text(),
+            "Network filter not found: no filter with name or UUID 'x'"
+        );
     }
 
     #[test]

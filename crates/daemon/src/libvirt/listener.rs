@@ -83,7 +83,11 @@ impl Listener {
 
     /// Serves in a thread of its own, for the life of the process.
     pub fn spawn(self, api: Arc<dyn Api>) -> io::Result<thread::JoinHandle<()>> {
-        let name = if self.read_only { "libvirt-ro" } else { "libvirt" };
+        let name = if self.read_only {
+            "libvirt-ro"
+        } else {
+            "libvirt"
+        };
         thread::Builder::new()
             .name(name.into())
             .spawn(move || self.serve(api))
@@ -139,6 +143,14 @@ impl Listener {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EINTR | libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO)
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EPROTO
+        )
     )
 }

@@ -79,7 +79,12 @@ impl Session {
 
     /// Answers `call`.
     pub fn handle(&mut self, api: &dyn Api, call: &Call) -> (Result<Ret, RemoteError>, Next) {
-        if !self.open && !matches!(call, Call::AuthList | Call::ConnectSupportsFeature { .. } | Call::ConnectOpen { .. }) {
+        if !self.open
+            && !matches!(
+                call,
+                Call::AuthList | Call::ConnectSupportsFeature { .. } | Call::ConnectOpen { .. }
+            )
+        {
             return (
                 Err(errors::rpc(code::INTERNAL_ERROR, "connection not open")),
                 Next::Continue,
@@ -87,7 +92,10 @@ impl Session {
         }
         if let (Some(why), true) = (self.read_only, call.changes_state()) {
             return (
-                Err(errors::nwfilter(code::OPERATION_DENIED, &why.refusal(call.api_name()))),
+                Err(errors::nwfilter(
+                    code::OPERATION_DENIED,
+                    &why.refusal(call.api_name()),
+                )),
                 Next::Continue,
             );
         }
@@ -185,5 +193,10 @@ fn own_version() -> u64 {
 fn hostname() -> Result<String, RemoteError> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
-        .map_err(|e| errors::rpc(code::INTERNAL_ERROR, &format!("cannot read the host name: {e}")))
+        .map_err(|e| {
+            errors::rpc(
+                code::INTERNAL_ERROR,
+                &format!("cannot read the host name: {e}"),
+            )
+        })
 }
