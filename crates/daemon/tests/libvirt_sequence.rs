@@ -20,7 +20,7 @@ use nwfilterd::libvirt::{Api, Listener};
 use nwfilterd::EngineService;
 
 struct Daemon {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     rw: PathBuf,
     ro: PathBuf,
 }
@@ -40,7 +40,7 @@ fn start() -> Daemon {
         .spawn(Arc::clone(&api))
         .unwrap();
     Listener::bind(&ro, true).unwrap().spawn(api).unwrap();
-    Daemon { _dir: dir, rw, ro }
+    Daemon { dir, rw, ro }
 }
 
 fn binding_xml(port: &str) -> String {
@@ -341,11 +341,42 @@ fn more_clients_than_the_limit_are_closed_and_the_slots_come_back() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let mut again = RpcClient::connect(&daemon.rw);
-        again.send(&Frame::new(Header::call(66, 1), vec![]));
+        // Refused while the slot is still taken: the write may then fail.
+        let call = Frame::new(Header::call(66, 1), vec![]).to_bytes();
+        let _ = std::io::Write::write_all(&mut again.stream, &call);
         if again.read().is_some() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "slot never freed");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_filter_file_without_uuid_is_dumped_through_the_reference_a_lookup_returned() {
+    // libvirt's shipped filter files carry no <uuid>: virsh looks the
+    // filter up by name, then asks for the XML with the reference it got.
+    let daemon = start();
+    let etc = daemon.dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("no-uuid.xml"),
+        "<filter name='no-uuid' chain='root'><rule action='drop' direction='in'><all/></rule></filter>",
+    )
+    .unwrap();
+    let mut c = RpcClient::connect(&daemon.rw);
+    c.open(false);
+    let Ok(Ret::Nwfilter(filter)) = c.call(&Call::NwfilterLookupByName {
+        name: "no-uuid".into(),
+    }) else {
+        panic!("lookup by name")
+    };
+    match c.call(&Call::NwfilterGetXmlDesc {
+        nwfilter: filter,
+        flags: 0,
+    }) {
+        Ok(Ret::Text(xml)) => assert!(xml.contains("<filter name='no-uuid'"), "{xml}"),
+        other => panic!("{other:?}"),
+    }
+    c.close();
 }

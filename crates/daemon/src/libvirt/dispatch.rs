@@ -244,8 +244,12 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// The filter a reference names. libvirt goes by the UUID; our store's
+/// key is the name, and a filter file without `<uuid>` is given a new UUID
+/// each time it is read, so the UUID of an earlier lookup may no longer
+/// find it while the name still does.
 fn key_of(f: &NwfilterRef) -> String {
-    uuid_text(&f.uuid)
+    f.name.clone()
 }
 
 fn uuid_text(uuid: &[u8; 16]) -> String {
