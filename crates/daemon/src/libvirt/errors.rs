@@ -102,6 +102,28 @@ mod tests {
     }
 
     #[test]
+    fn rules_that_cannot_be_built_are_build_firewall_and_bad_flags_invalid_arg() {
+        let e: Box<dyn Error> = Box::new(EngineError::Compile {
+            port: nwfilter_model::IfName::new("vnet0").unwrap(),
+            reason: "variable MAC has no value".into(),
+        });
+        let e = from_service(e.as_ref());
+        assert_eq!((e.code, e.domain), (63, 33));
+        assert_eq!(
+            e.text(),
+            "Error while building firewall: port vnet0: variable MAC has no value"
+        );
+        let e = unsupported_flags(6, "virNWFilterBindingCreateXML");
+        assert_eq!(
+            (e.code, e.text()),
+            (
+                8,
+                "invalid argument: unsupported flags (0x6) in function virNWFilterBindingCreateXML"
+            )
+        );
+    }
+
+    #[test]
     fn filter_in_use_is_operation_invalid_and_text_errors_are_internal() {
         let e = from_store(&nwfilter_driver::Error::InUse {
             name: "f".into(),
