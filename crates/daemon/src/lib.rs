@@ -9,6 +9,7 @@ pub mod firewalld;
 pub mod keeper;
 pub mod kernel_events;
 pub mod learning;
+pub mod libvirt;
 pub mod logged;
 pub mod logging;
 pub mod net_ops;

@@ -58,6 +58,16 @@ struct Args {
     /// Bindings applied by the other backend move to this one at start.
     #[arg(long, value_name = "BACKEND")]
     backend: Option<Backend>,
+    /// Also serve libvirt's RPC protocol (virsh, libvirt's hypervisor
+    /// drivers) on this socket, as libvirt's virtnwfilterd does.
+    #[arg(long, value_name = "PATH", num_args = 0..=1,
+          default_missing_value = nwfilterd::libvirt::DEFAULT_SOCKET)]
+    libvirt_socket: Option<PathBuf>,
+    /// Also serve libvirt's RPC protocol read-only (every change refused)
+    /// on this socket.
+    #[arg(long, value_name = "PATH", num_args = 0..=1,
+          default_missing_value = nwfilterd::libvirt::DEFAULT_SOCKET_RO)]
+    libvirt_socket_ro: Option<PathBuf>,
 }
 
 type Service = EngineService<ProcessRunner>;
@@ -71,8 +81,16 @@ fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
     // Bind before applying anything: a second daemon must fail here, not
     // after fighting the first one over the kernel.
     let server = Server::bind(&socket)?;
+    let libvirt_listeners = bind_libvirt(&args.libvirt_socket, &args.libvirt_socket_ro)?;
     let service = Arc::new(open_service(&args, engine)?);
     reapply(&service, "start");
+    for listener in libvirt_listeners {
+        let mode = if listener.is_read_only() { " (read-only)" } else { "" };
+        info!("serving libvirt clients on {}{mode}", listener.path().display());
+        listener
+            .spawn(Arc::clone(&service) as Arc<dyn nwfilterd::libvirt::Api>)
+            .context("starting the libvirt listener")?;
+    }
     let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
     match networks.autostart() {
         Ok(results) => networks::describe("started (autostart)", results)
@@ -207,6 +225,22 @@ fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::
         })
         .context("starting the firewalld listener")?;
     Ok(())
+}
+
+/// Binds the libvirt sockets asked for (before anything is applied, so a
+/// daemon already serving them stops this one early).
+fn bind_libvirt(
+    read_write: &Option<PathBuf>,
+    read_only: &Option<PathBuf>,
+) -> anyhow::Result<Vec<nwfilterd::libvirt::Listener>> {
+    let wanted = [(read_write, false), (read_only, true)];
+    let mut listeners = Vec::new();
+    for (path, read_only) in wanted {
+        if let Some(path) = path {
+            listeners.push(nwfilterd::libvirt::Listener::bind(path, read_only)?);
+        }
+    }
+    Ok(listeners)
 }
 
 fn reapply(service: &Service, why: &str) {

@@ -297,6 +297,36 @@ impl<R: Runner + Send + Sync + 'static> Service for EngineService<R> {
     }
 }
 
+/// Entry points for front ends that need more than the JSON protocol's
+/// replies: libvirt's RPC (`crate::libvirt`) turns the error's kind into
+/// libvirt's error codes and answers lookups with names and UUIDs.
+impl<R: Runner + Send + Sync + 'static> EngineService<R> {
+    /// As [`EngineService::call`] (the same code path), but hands back the
+    /// error itself so the caller can classify it.
+    pub fn call_typed(&self, op: Op) -> Result<Reply, Box<dyn std::error::Error>> {
+        self.dispatch(op)
+    }
+
+    /// The filter `key` (name, else UUID).
+    pub fn lookup_filter(
+        &self,
+        key: &str,
+    ) -> Result<Arc<nwfilter_model::Filter>, nwfilter_driver::Error> {
+        self.engine.filters().lookup(key)
+    }
+
+    /// The binding of port `portdev`.
+    pub fn lookup_binding(
+        &self,
+        portdev: &str,
+    ) -> Result<nwfilter_model::Binding, nwfilter_driver::Error> {
+        self.engine
+            .bindings()
+            .get(portdev)?
+            .ok_or_else(|| nwfilter_driver::Error::NoSuchBinding(portdev.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
