@@ -28,7 +28,14 @@ fn missing_prerequisite() -> Option<String> {
     if !root {
         return Some("not root (network namespaces, bridges and iptables need it)".into());
     }
-    for tool in ["ip", "iptables", "ip6tables", "dnsmasq", "python3", "busybox"] {
+    for tool in [
+        "ip",
+        "iptables",
+        "ip6tables",
+        "dnsmasq",
+        "python3",
+        "busybox",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -472,13 +479,6 @@ fn nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir(
     .unwrap();
     let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
 
-    let offer = lab.guest.python(DHCP_DISCOVER, &["g0", GUEST_MAC]);
-    assert_eq!(
-        String::from_utf8_lossy(&offer.stdout).trim(),
-        GUEST_IP,
-        "the static host's address: {}",
-        String::from_utf8_lossy(&offer.stderr)
-    );
     lab.configure_guest();
     for name in ["db.lab.test", "db"] {
         assert_eq!(
@@ -487,6 +487,13 @@ fn nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir(
             "{name}"
         );
     }
+    let offer = lab.guest.python(DHCP_DISCOVER, &["g0", GUEST_MAC]);
+    assert_eq!(
+        String::from_utf8_lossy(&offer.stdout).trim(),
+        GUEST_IP,
+        "the static host's address: {}",
+        String::from_utf8_lossy(&offer.stderr)
+    );
     net.destroy();
 }
 
@@ -688,18 +695,20 @@ fn both_rulesets(lab: &Lab) -> String {
 }
 
 /// The host's own firewall before any network: a rule in each table the
-/// networks use, for both families.
+/// networks use, for both families. (The tables themselves, once made by
+/// iptables-nft, outlive their last rule: only chains and rules can be
+/// taken back with the iptables tools.)
 fn add_host_rules(lab: &Lab) {
     for tool in ["iptables", "ip6tables"] {
-        for (table, chain) in [
-            ("filter", "INPUT"),
-            ("filter", "FORWARD"),
-            ("filter", "OUTPUT"),
-            ("nat", "POSTROUTING"),
-            ("mangle", "POSTROUTING"),
+        for (table, chain, dev) in [
+            ("filter", "INPUT", "-i"),
+            ("filter", "FORWARD", "-i"),
+            ("filter", "OUTPUT", "-o"),
+            ("nat", "POSTROUTING", "-o"),
+            ("mangle", "POSTROUTING", "-o"),
         ] {
             lab.host.ok(&[
-                tool, "-w", "-t", table, "-A", chain, "-o", "lo", "-j", "RETURN",
+                tool, "-w", "-t", table, "-A", chain, dev, "lo", "-j", "RETURN",
             ]);
         }
     }
@@ -732,6 +741,7 @@ fn private_chains_created_by_someone_else_stay() {
         return;
     }
     let lab = Lab::new();
+    add_host_rules(&lab);
     // As a libvirtd that set up its chains would leave them.
     for tool in ["iptables", "ip6tables"] {
         lab.host.ok(&[tool, "-w", "-N", "LIBVIRT_FWX"]);

@@ -300,7 +300,11 @@ fn a_hand_made_ruleset_with_a_line_break_is_refused_in_both_formats() {
 fn a_family_with_rules_gets_all_three_libvirt_chains() {
     let drop = rule(vec![Match::L4(L4Proto::All)], Verdict::Drop);
     let p = program(vec![chain(IrFamily::Ipv4, IrRole::ForwardToVm, vec![drop])]);
-    assert_eq!(ruleset(&p).unwrap().chains.len(), 1, "the filter's own chains");
+    assert_eq!(
+        ruleset(&p).unwrap().chains.len(),
+        1,
+        "the filter's own chains"
+    );
     let rs = port_ruleset(&p).unwrap();
     let names: Vec<(Family, &str, usize)> = rs
         .chains
