@@ -152,10 +152,7 @@ fn start_then_destroy_leaves_nothing_behind() {
     let removals = &runner.calls()[before..];
     // The rules, then (the last network gone) a listing to see which of
     // the private chains it created are empty again: here none exist.
-    assert!(
-        removals.iter().all(|c| is_removal_or_listing(c)),
-        "{removals:?}"
-    );
+    assert!(removals.iter().all(is_removal_or_listing), "{removals:?}");
     assert!(removals[0].args.contains(&"CHECKSUM".to_owned()));
     assert_eq!(host.log.borrow().last().unwrap(), "delete virbr7");
     assert_eq!(*daemons.log.borrow(), ["start dnsmasq", "stop 4242"]);
