@@ -14,7 +14,9 @@ pub mod tools;
 
 pub use apply::{Applier, ApplyError, Change, Report};
 pub use command::{Command, OnError, Tool};
-pub use render::{command_lines, commands, restore_text, ruleset, Format, RenderError};
+pub use render::{
+    command_lines, commands, port_ruleset, restore_text, ruleset, Format, RenderError,
+};
 pub use ruleset::{ChainRole, Family, PortRuleset, RenderedChain};
 pub use run::{spawned_recently, DryRun, Output, ProcessRunner, RecordingRunner, RunError, Runner};
 pub use tools::{Flavour, MissingTool, Toolset};

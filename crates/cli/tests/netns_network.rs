@@ -6,7 +6,8 @@
 //! LAN, joined to H by the uplink veth `up0` (198.51.100.1 ↔ .2). Small
 //! Python helpers act as DHCP client, DNS client and TCP endpoints.
 //!
-//! Needs root, `ip`, `iptables`, `dnsmasq` and `python3`; skips with the
+//! Needs root, `ip`, `iptables`, `ip6tables`, `dnsmasq`, `python3` and
+//! `busybox` (its `nslookup` is the guest's resolver); skips with the
 //! reason otherwise, and fails instead under `CI=true`.
 
 use std::io::{BufRead, BufReader};
@@ -27,7 +28,14 @@ fn missing_prerequisite() -> Option<String> {
     if !root {
         return Some("not root (network namespaces, bridges and iptables need it)".into());
     }
-    for tool in ["ip", "iptables", "dnsmasq", "python3"] {
+    for tool in [
+        "ip",
+        "iptables",
+        "ip6tables",
+        "dnsmasq",
+        "python3",
+        "busybox",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -437,6 +445,58 @@ fn isolated_network_serves_dhcp_and_dns_but_no_way_out() {
     );
 }
 
+/// `busybox nslookup NAME SERVER` from the guest: the addresses it printed
+/// for NAME, or the failure.
+fn resolve(lab: &Lab, name: &str, server: &str) -> Result<Vec<String>, String> {
+    let out = lab
+        .guest
+        .run(&["busybox", "nslookup", "-type=a", name, server]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    // The first "Address:" line is the server's own.
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect())
+}
+
+#[test]
+fn nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    // As `mktemp -d` or a root-only /var/lib makes it: dnsmasq's
+    // unprivileged user cannot enter the state directory.
+    std::fs::set_permissions(
+        lab.dirs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+
+    lab.configure_guest();
+    for name in ["db.lab.test", "db"] {
+        assert_eq!(
+            resolve(&lab, name, "10.77.0.1").as_deref(),
+            Ok(&["10.77.0.99".to_owned()][..]),
+            "{name}"
+        );
+    }
+    let offer = lab.guest.python(DHCP_DISCOVER, &["g0", GUEST_MAC]);
+    assert_eq!(
+        String::from_utf8_lossy(&offer.stdout).trim(),
+        GUEST_IP,
+        "the static host's address: {}",
+        String::from_utf8_lossy(&offer.stderr)
+    );
+    net.destroy();
+}
+
 #[test]
 fn nat_network_reaches_out_as_the_host_even_behind_a_forward_drop_policy() {
     if !can_run() {
@@ -611,4 +671,89 @@ fn ipv6_nat_masquerades_guests_to_the_uplink_address() {
         !v6.contains("virbr0") && !v6.contains("2001:db8:77"),
         "rules left:\n{v6}"
     );
+}
+
+/// The host namespace's iptables and ip6tables rulesets, without the
+/// comment lines and the counters the traffic of a test changes.
+fn both_rulesets(lab: &Lab) -> String {
+    let mut text = String::new();
+    for tool in ["iptables-save", "ip6tables-save"] {
+        for line in lab.host.ok(&[tool]).lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            // ":INPUT ACCEPT [12:345]" -> ":INPUT ACCEPT"
+            let line = match line.rfind(" [") {
+                Some(at) if line.starts_with(':') => &line[..at],
+                _ => line,
+            };
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The host's own firewall before any network: a rule in each table the
+/// networks use, for both families. (The tables themselves, once made by
+/// iptables-nft, outlive their last rule: only chains and rules can be
+/// taken back with the iptables tools.)
+fn add_host_rules(lab: &Lab) {
+    for tool in ["iptables", "ip6tables"] {
+        for (table, chain, dev) in [
+            ("filter", "INPUT", "-i"),
+            ("filter", "FORWARD", "-i"),
+            ("filter", "OUTPUT", "-o"),
+            ("nat", "POSTROUTING", "-o"),
+            ("mangle", "POSTROUTING", "-o"),
+        ] {
+            lab.host.ok(&[
+                tool, "-w", "-t", table, "-A", chain, dev, "lo", "-j", "RETURN",
+            ]);
+        }
+    }
+}
+
+#[test]
+fn destroying_the_last_network_leaves_the_firewall_as_it_was() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    add_host_rules(&lab);
+    let before = both_rulesets(&lab);
+    let ipv6 = network("<forward mode='nat' dev='up0'><nat ipv6='yes'/></forward>").replace(
+        "</network>",
+        "<ip family='ipv6' address='2001:db8:77::1' prefix='64'/></network>",
+    );
+    for xml in [network("<forward mode='nat' dev='up0'/>"), ipv6] {
+        let net = lab.start(&xml);
+        let during = both_rulesets(&lab);
+        assert!(during.contains("-A FORWARD -j LIBVIRT_FWX"), "{during}");
+        net.destroy();
+        assert_eq!(both_rulesets(&lab), before, "after destroying\n{xml}");
+    }
+}
+
+#[test]
+fn private_chains_created_by_someone_else_stay() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    add_host_rules(&lab);
+    // As a libvirtd that set up its chains would leave them.
+    for tool in ["iptables", "ip6tables"] {
+        lab.host.ok(&[tool, "-w", "-N", "LIBVIRT_FWX"]);
+        lab.host
+            .ok(&[tool, "-w", "-I", "FORWARD", "-j", "LIBVIRT_FWX"]);
+    }
+    let before = both_rulesets(&lab);
+    lab.start(&network("<forward mode='nat' dev='up0'/>"))
+        .destroy();
+    let after = both_rulesets(&lab);
+    assert!(after.contains(":LIBVIRT_FWX"), "{after}");
+    assert!(after.contains("-A FORWARD -j LIBVIRT_FWX"), "{after}");
+    assert!(!after.contains("LIBVIRT_FWI"), "{after}");
+    assert_eq!(after, before);
 }

@@ -6,7 +6,6 @@
 //! without control characters or commas), so no line can smuggle in a
 //! second setting.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,32 +20,46 @@ pub struct DnsmasqPaths {
     pub conf: PathBuf,
     pub pid: PathBuf,
     pub leases: PathBuf,
-    pub hosts: PathBuf,
-    pub addn_hosts: PathBuf,
 }
 
 impl DnsmasqPaths {
-    /// `DIR/NAME.conf`, `.pid`, `.leases`, `.hostsfile`, `.addnhosts`.
+    /// `DIR/NAME.conf`, `.pid`, `.leases`.
     pub fn in_dir(dir: &Path, net: &Network) -> DnsmasqPaths {
-        let file = |ext: &str| dir.join(format!("{}.{ext}", net.name));
         DnsmasqPaths {
-            conf: file("conf"),
-            pid: file("pid"),
-            leases: file("leases"),
-            hosts: file("hostsfile"),
-            addn_hosts: file("addnhosts"),
+            conf: file_in(dir, net, "conf"),
+            pid: file_in(dir, net, "pid"),
+            leases: file_in(dir, net, "leases"),
         }
+    }
+
+    /// The hosts files earlier versions wrote beside the configuration
+    /// (`.hostsfile`, `.addnhosts`): a network started by one of them
+    /// still has them when it is destroyed.
+    pub fn legacy_files(dir: &Path, net: &Network) -> [PathBuf; 2] {
+        [
+            file_in(dir, net, "hostsfile"),
+            file_in(dir, net, "addnhosts"),
+        ]
     }
 }
 
-/// The three files dnsmasq reads.
+fn file_in(dir: &Path, net: &Network, ext: &str) -> PathBuf {
+    dir.join(format!("{}.{ext}", net.name))
+}
+
+/// What dnsmasq reads: one configuration file.
+///
+/// libvirt puts static DHCP hosts and DNS host records in separate files
+/// (`dhcp-hostsfile`, `addn-hosts`). dnsmasq reads those only after it has
+/// dropped root, so they are silently ignored whenever its user cannot
+/// reach the state directory (a private `--state-dir`, mode 0700): no
+/// static lease, no answer for `<dns><host>` names. The configuration file
+/// is read before the drop, so they go in there instead, as the equivalent
+/// `dhcp-host=` and `host-record=` settings. (They are only ever changed by
+/// restarting dnsmasq, so nothing needs its SIGHUP re-read.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqFiles {
     pub conf: String,
-    /// `dhcp-hostsfile`: static DHCP hosts.
-    pub hosts: String,
-    /// `addn-hosts`: DNS host records.
-    pub addn_hosts: String,
 }
 
 /// Whether the network needs a dnsmasq at all: it has an address, and
@@ -101,10 +114,10 @@ pub fn dnsmasq_files(net: &Network, paths: &DnsmasqPaths) -> Result<DnsmasqFiles
     let any_dhcp = dhcp_lines(&mut c, net);
     if any_dhcp {
         c.line(format!("dhcp-leasefile={}", paths.leases.display()));
-        c.line(format!("dhcp-hostsfile={}", paths.hosts.display()));
+        dhcp_host_lines(&mut c, net);
     }
     if net.dns.enable != Some(false) {
-        c.line(format!("addn-hosts={}", paths.addn_hosts.display()));
+        host_record_lines(&mut c, net);
     }
     if let Some(mtu) = net.mtu {
         c.line(format!("dhcp-option=option:mtu,{mtu}"));
@@ -115,11 +128,7 @@ pub fn dnsmasq_files(net: &Network, paths: &DnsmasqPaths) -> Result<DnsmasqFiles
             c.line(format!("dhcp-range={},ra-only", ip.address));
         }
     }
-    Ok(DnsmasqFiles {
-        conf: c.0,
-        hosts: hosts_file(net),
-        addn_hosts: addn_hosts_file(net),
-    })
+    Ok(DnsmasqFiles { conf: c.0 })
 }
 
 #[derive(Default)]
@@ -268,9 +277,10 @@ fn lease_text(lease: &Lease) -> String {
     }
 }
 
-/// `MAC,IP[,NAME][,LEASE]` (IPv4); `id:ID,[IP][,NAME]` or `NAME,[IP]` (IPv6).
-fn hosts_file(net: &Network) -> String {
-    let mut out = String::new();
+/// `dhcp-host=` lines, each what libvirt writes as a line of its hosts
+/// file: `MAC,IP[,NAME][,LEASE]` (IPv4); `id:ID,[IP][,NAME]` or
+/// `NAME,[IP]` (IPv6).
+fn dhcp_host_lines(c: &mut Conf, net: &Network) {
     for ip in &net.ips {
         for host in &ip.dhcp.hosts {
             let mut fields: Vec<String> = Vec::new();
@@ -294,19 +304,27 @@ fn hosts_file(net: &Network) -> String {
                 },
             }
             fields.extend(host.lease.as_ref().map(lease_text));
-            let _ = writeln!(out, "{}", fields.join(","));
+            c.line(format!("dhcp-host={}", fields.join(",")));
         }
     }
-    out
 }
 
-/// `IP<TAB>NAME…` for each DNS host record.
-fn addn_hosts_file(net: &Network) -> String {
-    let mut out = String::new();
+/// `host-record=NAME[,NAME.DOMAIN]...,IP` for each DNS host record: what
+/// libvirt's addn-hosts file says. `expand-hosts` adds the network's
+/// domain to the short names of a hosts file but not to a host-record, so
+/// the expanded names are written out here.
+fn host_record_lines(c: &mut Conf, net: &Network) {
     for host in &net.dns.hosts {
-        let _ = writeln!(out, "{}\t{}", host.ip, host.hostnames.join("\t"));
+        let mut fields: Vec<String> = Vec::new();
+        for name in &host.hostnames {
+            fields.push(name.clone());
+            if let Some(domain) = net.domain.as_ref().filter(|_| !name.contains('.')) {
+                fields.push(format!("{name}.{}", domain.name));
+            }
+        }
+        fields.push(host.ip.to_string());
+        c.line(format!("host-record={}", fields.join(",")));
     }
-    out
 }
 
 #[cfg(test)]
@@ -346,11 +364,9 @@ mod tests {
                 "dhcp-authoritative",
                 "dhcp-lease-max=253",
                 "dhcp-leasefile=/run/nwfilter/networks/default.leases",
-                "dhcp-hostsfile=/run/nwfilter/networks/default.hostsfile",
-                "addn-hosts=/run/nwfilter/networks/default.addnhosts",
+                "dhcp-host=52:54:00:aa:00:01,192.168.122.10,vm1",
             ]
         );
-        assert_eq!(f.hosts, "52:54:00:aa:00:01,192.168.122.10,vm1\n");
     }
 
     #[test]
@@ -380,7 +396,12 @@ mod tests {
         ] {
             assert!(f.conf.contains(want), "{want:?} missing from:\n{}", f.conf);
         }
-        assert_eq!(f.addn_hosts, "10.1.0.5\tdb\tdb2\n");
+        assert!(
+            f.conf
+                .contains("\nhost-record=db,db.lab.example,db2,db2.lab.example,10.1.0.5\n"),
+            "{}",
+            f.conf
+        );
     }
 
     #[test]
@@ -391,13 +412,12 @@ mod tests {
                <ip family='ipv6' address='fd00:2::1' prefix='64'><dhcp><host id='0:1:0:1:aa' name='v6' ip='fd00:2::9'/></dhcp></ip></network>",
         );
         assert!(f.conf.contains("port=0\n"));
-        assert!(!f.conf.contains("addn-hosts"));
+        assert!(!f.conf.contains("host-record"));
         assert!(f.conf.contains("dhcp-range=10.2.0.0,static\n"));
         assert!(f.conf.contains("dhcp-range=fd00:2::,static,64\n"));
-        assert_eq!(
-            f.hosts,
-            "52:54:00:00:00:02,10.2.0.2,2h\nid:0:1:0:1:aa,[fd00:2::9],v6\n"
-        );
+        assert!(f.conf.contains(
+            "dhcp-host=52:54:00:00:00:02,10.2.0.2,2h\ndhcp-host=id:0:1:0:1:aa,[fd00:2::9],v6\n"
+        ));
     }
 
     #[test]

@@ -121,8 +121,6 @@ impl Driver<'_> {
         if needs_dnsmasq(net) {
             let paths = self.dnsmasq_paths(net);
             let files = dnsmasq_files(net, &paths)?;
-            write_atomic(&paths.hosts, files.hosts.as_bytes())?;
-            write_atomic(&paths.addn_hosts, files.addn_hosts.as_bytes())?;
             write_atomic(&paths.conf, files.conf.as_bytes())?;
             let pid = self.daemons.start_dnsmasq(&paths)?;
             done.dnsmasq = Some(pid);
@@ -188,7 +186,15 @@ impl Driver<'_> {
             let out = self.runner.run(&cmd)?;
             existing.add_listing(family, table, &out.stdout);
         }
-        for cmd in firewall::setup_commands(&existing) {
+        let (setup, created) = firewall::setup(&existing);
+        if !created.is_empty() {
+            // Recorded first: a set-up that fails half-way is taken back
+            // by the (error-tolerant) release like a finished one.
+            let mut record = self.store.created_chains()?;
+            firewall::merge_created(&mut record, created);
+            self.store.save_created_chains(&record)?;
+        }
+        for cmd in setup {
             self.runner.run(&cmd)?;
         }
         for batch in firewall::restore_batches(&firewall::add_commands(net)?) {
@@ -207,6 +213,7 @@ impl Driver<'_> {
         }
         if done.rules {
             failures.extend(self.remove_rules(net));
+            failures.extend(self.release_private_chains(net));
         }
         if let Some(bridge) = &done.bridge {
             if let Err(e) = self.host.delete_link(bridge) {
@@ -214,6 +221,53 @@ impl Driver<'_> {
             }
         }
         failures
+    }
+
+    /// Once `net` was the last running network with rules: deletes the
+    /// private chains and jumps our set-ups created, where empty again, so
+    /// the host's firewall is as it was before the first network started.
+    /// Returns what failed.
+    fn release_private_chains(&self, net: &Network) -> Vec<String> {
+        match self.try_release_private_chains(net) {
+            Ok(failures) => failures,
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn try_release_private_chains(&self, net: &Network) -> Result<Vec<String>, LifecycleError> {
+        for info in self.store.list()? {
+            if info.name == net.name.as_str() {
+                continue;
+            }
+            if let Some(other) = self.store.run_state(&info.name)? {
+                if firewall::has_rules(&other.network) {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let record = self.store.created_chains()?;
+        if record.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut existing = ExistingChains::none();
+        for (family, table, cmd) in firewall::listing_commands() {
+            existing.add_listing(family, table, &self.runner.run(&cmd)?.stdout);
+        }
+        let (cmds, removed) = firewall::teardown(&existing, &record);
+        let mut failures = Vec::new();
+        for cmd in &cmds {
+            if let Err(e) = self.runner.run(cmd) {
+                failures.push(e.to_string());
+            }
+        }
+        if failures.is_empty() {
+            let left: Vec<_> = record
+                .into_iter()
+                .filter(|c| !removed.contains(c))
+                .collect();
+            self.store.save_created_chains(&left)?;
+        }
+        Ok(failures)
     }
 
     fn remove_rules(&self, net: &Network) -> Vec<String> {
@@ -243,6 +297,7 @@ impl Driver<'_> {
         }
         if firewall::has_rules(net) {
             failures.extend(self.remove_rules(net));
+            failures.extend(self.release_private_chains(net));
         }
         if let Some(bridge) = &net.bridge.name {
             match self.host.link_exists(bridge) {
@@ -253,13 +308,11 @@ impl Driver<'_> {
                 Err(e) => failures.push(e.to_string()),
             }
         }
-        for file in [
-            &paths.conf,
-            &paths.hosts,
-            &paths.addn_hosts,
-            &paths.pid,
-            &paths.leases,
-        ] {
+        let legacy = DnsmasqPaths::legacy_files(self.store.state_dir(), net);
+        for file in [&paths.conf, &paths.pid, &paths.leases]
+            .into_iter()
+            .chain(&legacy)
+        {
             if let Err(e) = std::fs::remove_file(file) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     failures.push(format!("{}: {e}", file.display()));

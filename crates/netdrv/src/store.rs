@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{LifecycleError, ParseError};
+use crate::firewall::Created;
 use crate::network::Network;
 use crate::{format_network, parse_network};
 
@@ -216,6 +217,35 @@ impl Store {
     pub(crate) fn clear_run_state(&self, name: &str) -> Result<(), LifecycleError> {
         remove_if_present(&self.state_path(name))
     }
+
+    /// `STATE/firewall/private-chains.json`: a directory no network's
+    /// `NAME.*` files can collide with.
+    fn created_chains_path(&self) -> PathBuf {
+        self.state.join("firewall").join("private-chains.json")
+    }
+
+    /// The private chains and jumps our set-ups created and nobody has
+    /// removed since (empty when there is no record).
+    pub(crate) fn created_chains(&self) -> Result<Vec<Created>, LifecycleError> {
+        let path = self.created_chains_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LifecycleError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(LifecycleError::io(&path, e)),
+        }
+    }
+
+    pub(crate) fn save_created_chains(&self, created: &[Created]) -> Result<(), LifecycleError> {
+        let path = self.created_chains_path();
+        if created.is_empty() {
+            return remove_if_present(&path);
+        }
+        let json = serde_json::to_vec_pretty(created).expect("chain records serialise");
+        write_atomic(&path, &json)
+    }
 }
 
 /// Keep the UUID of a redefined name; refuse one that names another network.
@@ -281,8 +311,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LifecycleErr
     let dir = path.parent().expect("store paths have a parent");
     fs::create_dir_all(dir).map_err(|e| LifecycleError::io(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| LifecycleError::io(dir, e))?;
-    // Readable by all: dnsmasq reads its hosts files after dropping root,
-    // and nothing stored here is secret.
+    // Readable by all: nothing stored here is secret.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))
         .map_err(|e| LifecycleError::io(path, e))?;

@@ -87,6 +87,12 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn is_removal_or_listing(c: &backend_xtables::Command) -> bool {
+    c.args
+        .iter()
+        .any(|a| a == "--delete" || a == "--list-rules")
+}
+
 #[test]
 fn start_then_destroy_leaves_nothing_behind() {
     let (_dir, store) = store();
@@ -144,9 +150,9 @@ fn start_then_destroy_leaves_nothing_behind() {
     let before = runner.calls().len();
     driver.destroy("lab").unwrap();
     let removals = &runner.calls()[before..];
-    assert!(removals
-        .iter()
-        .all(|c| c.args.contains(&"--delete".to_owned())));
+    // The rules, then (the last network gone) a listing to see which of
+    // the private chains it created are empty again: here none exist.
+    assert!(removals.iter().all(is_removal_or_listing), "{removals:?}");
     assert!(removals[0].args.contains(&"CHECKSUM".to_owned()));
     assert_eq!(host.log.borrow().last().unwrap(), "delete virbr7");
     assert_eq!(*daemons.log.borrow(), ["start dnsmasq", "stop 4242"]);
@@ -181,9 +187,7 @@ fn a_failed_rule_batch_rolls_the_start_back() {
     let err = driver.start("lab").unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(runner.calls()[34].tool, Tool::IptablesRestore);
-    assert!(runner.calls()[35..]
-        .iter()
-        .all(|c| c.args.contains(&"--delete".to_owned())));
+    assert!(runner.calls()[35..].iter().all(is_removal_or_listing));
     assert_eq!(*host.log.borrow(), ["create virbr7", "delete virbr7"]);
     assert!(daemons.log.borrow().is_empty(), "dnsmasq never started");
     assert!(!store.list().unwrap()[0].active);
@@ -305,4 +309,65 @@ fn reload_puts_every_running_networks_rules_back() {
         "rules added back"
     );
     driver.destroy("lab").unwrap();
+}
+
+/// What `--list-rules` shows once every private chain and jump exists (the
+/// recording runner answers the same for every table).
+const ALL_PRIVATE_CHAINS: &str = "-N LIBVIRT_INP\n-N LIBVIRT_OUT\n-N LIBVIRT_FWO\n-N LIBVIRT_FWI\n\
+    -N LIBVIRT_FWX\n-N LIBVIRT_PRT\n-A INPUT -j LIBVIRT_INP\n-A OUTPUT -j LIBVIRT_OUT\n\
+    -A FORWARD -j LIBVIRT_FWX\n-A FORWARD -j LIBVIRT_FWI\n-A FORWARD -j LIBVIRT_FWO\n\
+    -A POSTROUTING -j LIBVIRT_PRT\n";
+
+#[test]
+fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() {
+    let (_dir, store) = store();
+    store
+        .define(
+            "<network><name>lab2</name><bridge name='virbr8'/>
+               <ip address='10.8.0.1' prefix='24'/></network>",
+            &|_| false,
+        )
+        .unwrap();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+    };
+    let record = store.state_dir().join("firewall/private-chains.json");
+    driver.start("lab").unwrap();
+    assert!(record.exists(), "what the set-up created is recorded");
+    // From now on the kernel shows every chain: lab2 creates nothing.
+    runner.answer(Tool::Iptables, ALL_PRIVATE_CHAINS);
+    runner.answer(Tool::Ip6tables, ALL_PRIVATE_CHAINS);
+    driver.start("lab2").unwrap();
+
+    let deleted_chains = |from: usize| -> Vec<(Tool, String)> {
+        runner.calls()[from..]
+            .iter()
+            .filter(|c| c.args.iter().any(|a| a == "--delete-chain"))
+            .map(|c| (c.tool, c.args.last().unwrap().clone()))
+            .collect()
+    };
+    let before = runner.calls().len();
+    driver.destroy("lab").unwrap();
+    assert!(deleted_chains(before).is_empty(), "lab2 still needs them");
+
+    let before = runner.calls().len();
+    driver.destroy("lab2").unwrap();
+    let deleted = deleted_chains(before);
+    assert_eq!(deleted.len(), 14, "7 per family: {deleted:?}");
+    assert_eq!(deleted[0], (Tool::Ip6tables, "LIBVIRT_PRT".to_owned()));
+    let unhooked = runner.calls()[before..]
+        .iter()
+        .filter(|c| c.args.iter().any(|a| a == "--delete") && c.args.contains(&"--jump".to_owned()))
+        .filter(|c| c.args.iter().any(|a| a.starts_with("LIBVIRT_")) && c.stdin.is_none())
+        .count();
+    assert!(unhooked >= 14, "each jump deleted before its chain");
+    assert!(!record.exists(), "nothing left to take back");
 }

@@ -85,7 +85,7 @@ impl Rendered {
     /// Renders `program` for `backend`.
     pub fn render(backend: Backend, program: &Program) -> Result<Rendered, RenderError> {
         Ok(match backend {
-            Backend::Xtables => Rendered::Xtables(backend_xtables::ruleset(program)?),
+            Backend::Xtables => Rendered::Xtables(backend_xtables::port_ruleset(program)?),
             Backend::Nftables => Rendered::Nftables {
                 port: program.port.clone(),
                 rules: backend_nftables::ruleset(program)?,

@@ -44,7 +44,27 @@ pub enum RenderError {
     Argument(#[from] crate::apply::BadArgument),
 }
 
-/// Names and spells every chain of `program`.
+/// What the applier puts in the kernel for `program`: [`ruleset`] plus
+/// the empty iptables/ip6tables chains libvirt creates with every port.
+///
+/// Once a port has any rule of an IP family, libvirt 9.0 creates and hooks
+/// all three of its chains of that family (`FO`, `FI`, `HI`), empty ones
+/// included (lowering reference §2.8 group 2, §3.2). Tools and scripts
+/// written for libvirt rely on them existing (libvirt-tck's
+/// `ipt-no-macspoof-test` lists `FI-vnet0` and `HI-vnet0`). An empty chain
+/// changes no verdict: running off its end returns, as if it were absent.
+pub fn port_ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
+    let mut rs = ruleset(program)?;
+    for family in [Family::Ipv4, Family::Ipv6] {
+        add_empty_ip_chains(&rs.port, family, &mut rs.chains)?;
+    }
+    Ok(rs)
+}
+
+/// Names and spells every chain of `program` that holds rules: the
+/// filter's own program, as libvirt's `nwfilterxml2firewall` test prints
+/// it (that test strips the chain creations common to every port, which
+/// [`port_ruleset`] adds).
 pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
     let port = &program.port;
     let mut chains = Vec::with_capacity(program.chains.len());
@@ -74,6 +94,39 @@ pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
         port: port.clone(),
         chains,
     })
+}
+
+/// libvirt's three iptables/ip6tables chains of a port, in the order it
+/// creates them (`FP`, `FJ`, `HJ` under their temporary names).
+const IP_PORT_CHAINS: [IrRole; 3] = [
+    IrRole::ForwardToVm,
+    IrRole::ForwardFromVm,
+    IrRole::HostFromVm,
+];
+
+/// Adds the chains of libvirt's three that `family` lacks, empty, when it
+/// has any.
+fn add_empty_ip_chains(
+    port: &IfName,
+    family: Family,
+    chains: &mut Vec<RenderedChain>,
+) -> Result<(), RenderError> {
+    if !chains.iter().any(|c| c.family == family) {
+        return Ok(());
+    }
+    for ir_role in &IP_PORT_CHAINS {
+        let role = role(ir_role);
+        if chains.iter().any(|c| c.family == family && c.role == role) {
+            continue;
+        }
+        chains.push(RenderedChain {
+            family,
+            role,
+            name: chain_name(port, family, ir_role)?,
+            rules: Vec::new(),
+        });
+    }
+    Ok(())
 }
 
 fn family(f: ir::Family) -> Family {

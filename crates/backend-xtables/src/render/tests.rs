@@ -295,3 +295,49 @@ fn a_hand_made_ruleset_with_a_line_break_is_refused_in_both_formats() {
     assert!(commands(&rs).is_err());
     assert!(restore_text(&rs).is_err());
 }
+
+#[test]
+fn a_family_with_rules_gets_all_three_libvirt_chains() {
+    let drop = rule(vec![Match::L4(L4Proto::All)], Verdict::Drop);
+    let p = program(vec![chain(IrFamily::Ipv4, IrRole::ForwardToVm, vec![drop])]);
+    assert_eq!(
+        ruleset(&p).unwrap().chains.len(),
+        1,
+        "the filter's own chains"
+    );
+    let rs = port_ruleset(&p).unwrap();
+    let names: Vec<(Family, &str, usize)> = rs
+        .chains
+        .iter()
+        .map(|c| (c.family, c.name.as_str(), c.rules.len()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (Family::Ipv4, "FO-vnet0", 1),
+            (Family::Ipv4, "FI-vnet0", 0),
+            (Family::Ipv4, "HI-vnet0", 0),
+        ],
+        "no ip6tables chains: the port has no IPv6 rules"
+    );
+    let roles: Vec<ChainRole> = rs.chains.iter().map(|c| c.role).collect();
+    assert_eq!(
+        roles,
+        [
+            ChainRole::ForwardToVm,
+            ChainRole::ForwardFromVm,
+            ChainRole::HostFromVm
+        ]
+    );
+}
+
+#[test]
+fn a_bridge_only_program_gets_no_iptables_chains() {
+    let rs = port_ruleset(&program(vec![chain(
+        IrFamily::Bridge,
+        IrRole::BridgeRoot(BridgeDir::FromVm),
+        vec![rule(vec![], Verdict::Drop)],
+    )]))
+    .unwrap();
+    assert!(rs.chains.iter().all(|c| c.family == Family::Bridge));
+}

@@ -1,17 +1,21 @@
 //! libvirt's private chains (`LIBVIRT_INP`, …), created once per host and
-//! hooked into the built-in chains, never deleted.
+//! hooked into the built-in chains.
 //!
 //! Like libvirt, we first list each table (`--list-rules`) and then create
 //! only what is missing, so the set-up is idempotent: running it twice does
 //! not add a second jump. The decision is a pure function of the listing.
+//!
+//! libvirt never removes them. We do, once no running network needs them,
+//! but only what we created ([`Created`]) and only chains that are empty
+//! again: chains another program (libvirt itself) made or still fills stay.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use backend_xtables::{Command, Tool};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The IP family of a rule, which picks `iptables` or `ip6tables`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IpFamily {
     V4,
@@ -52,6 +56,8 @@ pub struct ExistingChains {
     chains: BTreeSet<(IpFamily, String, String)>,
     /// `(family, table, parent, child)` seen as `-A parent -j child`.
     jumps: BTreeSet<(IpFamily, String, String, String)>,
+    /// `(family, table, chain)` → how many rules (`-A chain ...`) it holds.
+    rules: BTreeMap<(IpFamily, String, String), usize>,
 }
 
 impl ExistingChains {
@@ -64,6 +70,12 @@ impl ExistingChains {
     pub fn add_listing(&mut self, family: IpFamily, table: &str, listing: &str) {
         for line in listing.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["-A", chain, ..] = words.as_slice() {
+                *self
+                    .rules
+                    .entry((family, table.to_owned(), (*chain).to_owned()))
+                    .or_default() += 1;
+            }
             match words.as_slice() {
                 ["-N", chain] => {
                     self.chains
@@ -85,6 +97,12 @@ impl ExistingChains {
     fn has_chain(&self, family: IpFamily, table: &str, chain: &str) -> bool {
         self.chains
             .contains(&(family, table.to_owned(), chain.to_owned()))
+    }
+
+    fn is_empty(&self, family: IpFamily, table: &str, chain: &str) -> bool {
+        !self
+            .rules
+            .contains_key(&(family, table.to_owned(), chain.to_owned()))
     }
 
     fn has_jump(&self, family: IpFamily, table: &str, parent: &str, child: &str) -> bool {
@@ -110,27 +128,106 @@ pub fn listing_commands() -> Vec<(IpFamily, &'static str, Command)> {
     out
 }
 
+/// One private chain and its jump, and which of the two a set-up created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub family: IpFamily,
+    pub table: String,
+    pub parent: String,
+    pub chain: String,
+    /// `--new-chain` was run for it.
+    pub new_chain: bool,
+    /// `--insert PARENT --jump CHAIN` was run for it.
+    pub jump: bool,
+}
+
 /// The commands that create what `existing` lacks, IPv4 first, each chain
 /// before its jump (libvirt's order).
 pub fn setup_commands(existing: &ExistingChains) -> Vec<Command> {
+    setup(existing).0
+}
+
+/// [`setup_commands`], and what each of them creates.
+pub fn setup(existing: &ExistingChains) -> (Vec<Command>, Vec<Created>) {
     let mut out = Vec::new();
+    let mut created = Vec::new();
     for family in IpFamily::BOTH {
         for (table, parent, child) in PRIVATE_CHAINS {
-            if !existing.has_chain(family, table, child) {
+            let new_chain = !existing.has_chain(family, table, child);
+            if new_chain {
                 out.push(Command::new(
                     family.tool(),
                     ["-w", "--table", table, "--new-chain", child],
                 ));
             }
-            if !existing.has_jump(family, table, parent, child) {
+            let jump = !existing.has_jump(family, table, parent, child);
+            if jump {
                 out.push(Command::new(
                     family.tool(),
                     ["-w", "--table", table, "--insert", parent, "--jump", child],
                 ));
             }
+            if new_chain || jump {
+                created.push(Created {
+                    family,
+                    table: table.to_owned(),
+                    parent: parent.to_owned(),
+                    chain: child.to_owned(),
+                    new_chain,
+                    jump,
+                });
+            }
         }
     }
-    out
+    (out, created)
+}
+
+/// Adds `created` to `record`, one entry per chain and jump: a chain made
+/// again (after someone flushed the tables) is recorded once.
+pub fn merge_created(record: &mut Vec<Created>, created: Vec<Created>) {
+    for c in created {
+        let same = record.iter_mut().find(|r| {
+            (r.family, &r.table, &r.parent, &r.chain) == (c.family, &c.table, &c.parent, &c.chain)
+        });
+        match same {
+            Some(r) => {
+                r.new_chain |= c.new_chain;
+                r.jump |= c.jump;
+            }
+            None => record.push(c),
+        }
+    }
+}
+
+/// The commands that take back what a set-up `created`, for the chains
+/// that are empty in `existing` (a chain something else filled stays, with
+/// its jump), in reverse order: jump, then chain. Returns them with what
+/// they remove; the rest of `created` is still there.
+pub fn teardown(existing: &ExistingChains, created: &[Created]) -> (Vec<Command>, Vec<Created>) {
+    let mut out = Vec::new();
+    let mut removed = Vec::new();
+    for c in created.iter().rev() {
+        let (family, table) = (c.family, c.table.as_str());
+        if !existing.is_empty(family, table, &c.chain) {
+            continue;
+        }
+        if c.jump && existing.has_jump(family, table, &c.parent, &c.chain) {
+            out.push(Command::new(
+                family.tool(),
+                [
+                    "-w", "--table", table, "--delete", &c.parent, "--jump", &c.chain,
+                ],
+            ));
+        }
+        if c.new_chain && existing.has_chain(family, table, &c.chain) {
+            out.push(Command::new(
+                family.tool(),
+                ["-w", "--table", table, "--delete-chain", &c.chain],
+            ));
+        }
+        removed.push(c.clone());
+    }
+    (out, removed)
 }
 
 #[cfg(test)]
@@ -186,6 +283,56 @@ mod tests {
         );
         // The IPv6 tables were not listed as holding anything.
         assert_eq!(cmds.len() - v4.len(), 14);
+    }
+
+    #[test]
+    fn teardown_takes_back_only_what_was_created_and_is_empty_again() {
+        let mut before = ExistingChains::none();
+        // Someone else's LIBVIRT_INP, hooked: ours are only the others.
+        before.add_listing(
+            IpFamily::V4,
+            "filter",
+            "-N LIBVIRT_INP\n-A INPUT -j LIBVIRT_INP\n",
+        );
+        let (_, created) = setup(&before);
+        assert_eq!(created.len(), 13, "all but the existing INP chain and jump");
+        let mut now = ExistingChains::none();
+        for (family, table, _) in listing_commands() {
+            let listing: String = PRIVATE_CHAINS
+                .iter()
+                .filter(|(t, ..)| *t == table)
+                .map(|(_, parent, chain)| format!("-N {chain}\n-A {parent} -j {chain}\n"))
+                .collect();
+            now.add_listing(family, table, &listing);
+        }
+        // A rule someone else added to LIBVIRT_FWX keeps it.
+        now.add_listing(IpFamily::V4, "filter", "-A LIBVIRT_FWX -i x -j ACCEPT\n");
+        let (cmds, removed) = teardown(&now, &created);
+        assert_eq!(removed.len(), 12);
+        assert!(!removed
+            .iter()
+            .any(|c| c.chain == "LIBVIRT_FWX" && c.family == IpFamily::V4));
+        assert_eq!(cmds.len(), 24);
+        assert_eq!(
+            cmds[0].args,
+            [
+                "-w",
+                "--table",
+                "mangle",
+                "--delete",
+                "POSTROUTING",
+                "--jump",
+                "LIBVIRT_PRT"
+            ]
+        );
+        assert_eq!(cmds[0].tool, Tool::Ip6tables);
+        assert_eq!(
+            cmds[1].args,
+            ["-w", "--table", "mangle", "--delete-chain", "LIBVIRT_PRT"]
+        );
+        assert!(!cmds
+            .iter()
+            .any(|c| c.args.contains(&"LIBVIRT_INP".to_owned()) && c.tool == Tool::Iptables));
     }
 
     #[test]

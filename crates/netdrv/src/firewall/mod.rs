@@ -10,7 +10,8 @@ mod chains;
 mod rules;
 
 pub use chains::{
-    listing_commands, setup_commands, ExistingChains, IpFamily, PRIVATE_CHAINS, TABLES,
+    listing_commands, merge_created, setup, setup_commands, teardown, Created, ExistingChains,
+    IpFamily, PRIVATE_CHAINS, TABLES,
 };
 
 use backend_xtables::Command;
