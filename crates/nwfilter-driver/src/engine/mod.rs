@@ -15,6 +15,7 @@ mod apply;
 mod compile;
 mod error;
 mod learned;
+mod orphans;
 mod records;
 mod state_file;
 
@@ -399,7 +400,10 @@ impl<R: Runner> Engine<R> {
         state.nft = None;
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
-        for binding in self.bindings.list()?.items {
+        let bindings = self.bindings.list()?.items;
+        let bound = bindings.iter().map(|b| b.portdev.clone()).collect();
+        result.failed = self.remove_orphans(&mut state, &bound);
+        for binding in bindings {
             self.learned().load(self.bindings.dir(), &binding.portdev);
             match self.compile_for(&binding, state.backend) {
                 Ok(rs) => rulesets.push(rs),
