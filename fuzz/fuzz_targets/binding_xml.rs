@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(doc.ok(), Some(Document::Binding(binding.clone())));
     let printed = format_binding(&binding);
-    let again = parse_binding(&printed)
-        .unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
+    let again =
+        parse_binding(&printed).unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
     assert_eq!(again, binding, "model changed\n{printed}");
     assert_eq!(format_binding(&again), printed, "printed form changed");
 });

@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = format_filter(&filter);
-    let again = parse_filter(&printed)
-        .unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
+    let again =
+        parse_filter(&printed).unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
     assert_eq!(again, filter, "model changed\n{printed}");
     assert_eq!(format_filter(&again), printed, "printed form changed");
 });

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = format_network(&network);
-    let again = parse_network(&printed)
-        .unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
+    let again =
+        parse_network(&printed).unwrap_or_else(|e| panic!("printed form refused: {e}\n{printed}"));
     assert_eq!(format_network(&again), printed, "printed form changed");
 });
