@@ -71,7 +71,10 @@ fn connections_beyond_the_bound_are_refused_with_a_busy_error() {
             message,
             format!("daemon busy: {MAX_CONNECTIONS} connections already open")
         ),
-        other => panic!("connection {} was not refused: {other:?}", MAX_CONNECTIONS + 1),
+        other => panic!(
+            "connection {} was not refused: {other:?}",
+            MAX_CONNECTIONS + 1
+        ),
     }
     // Closing one makes room again.
     drop(held);
