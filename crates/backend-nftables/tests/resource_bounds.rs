@@ -6,14 +6,23 @@
 use backend_nftables::apply::{plan_apply, ApplyError, Change};
 use backend_nftables::{KernelState, PortRuleset};
 use nwfilter_compile::{compile, Compiled, MemorySource};
-use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
+use nwfilter_model::{
+    builtin_filters, parse_filter, FilterName, FilterRef, IfName, MacAddr6, Params,
+};
 
-fn clean_traffic(port: &str) -> PortRuleset {
-    let source = MemorySource::from_iter(builtin_filters());
+/// A filter with an IPv4 rule (the port needs a tag) and clean-traffic.
+const GUEST: &str = "<filter name='guest' chain='root'>
+  <filterref filter='clean-traffic'/>
+  <rule action='drop' direction='out' priority='400'><tcp dstportstart='25'/></rule>
+</filter>";
+
+fn guest(port: &str) -> PortRuleset {
+    let mut source = MemorySource::from_iter(builtin_filters());
+    source.insert(parse_filter(GUEST).unwrap());
     let mut params = Params::default();
     params.push("IP", "10.0.0.1");
     let top = FilterRef {
-        filter: FilterName::new("clean-traffic").unwrap(),
+        filter: FilterName::new("guest").unwrap(),
         params,
     };
     let port = IfName::new(port).unwrap();
@@ -34,8 +43,8 @@ fn plan(state: &mut KernelState, rules: &PortRuleset) -> Result<(), ApplyError> 
 
 #[test]
 fn the_65536th_tagged_port_is_refused_with_a_clear_error() {
-    let rules = clean_traffic("vnet0");
-    assert!(rules.needs_tag(), "clean-traffic has IPv4 rules");
+    let rules = guest("vnet0");
+    assert!(rules.needs_tag(), "the filter has an IPv4 rule");
     let mut full = KernelState::default();
     full.seen_tags.extend(1..=u16::MAX);
     let err = plan(&mut full.clone(), &rules).unwrap_err();
@@ -50,6 +59,6 @@ fn the_65536th_tagged_port_is_refused_with_a_clear_error() {
     plan(&mut one_left, &rules).unwrap();
     assert_eq!(one_left.ports["vnet0"].tag, Some(40_000));
     // Now full again: a port that has its tag is still re-planned.
-    plan(&mut one_left, &clean_traffic("vnet0")).unwrap();
-    assert!(plan(&mut one_left, &clean_traffic("vnet1")).is_err());
+    plan(&mut one_left, &guest("vnet0")).unwrap();
+    assert!(plan(&mut one_left, &guest("vnet1")).is_err());
 }
