@@ -296,8 +296,12 @@ fn parse_name_list(text: &str, table: &[(u8, &str)]) -> Option<u8> {
         if rest.is_empty() {
             return Some(bits);
         }
+        // `get` rather than slicing: the text may hold multi-byte characters
+        // and a name's length need not fall on a character boundary. A match
+        // is all ASCII, so the cut after it is on a boundary.
         let (bit, name) = table.iter().find(|(_, name)| {
-            rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name)
+            rest.get(..name.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(name))
         })?;
         bits |= bit;
         rest = &rest[name.len()..];

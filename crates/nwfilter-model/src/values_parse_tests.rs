@@ -216,3 +216,19 @@ fn parameter_names_and_values() {
     assert!(!valid_param_value(""));
     assert!(!valid_param_value("src,dst"));
 }
+
+/// Found by fuzzing: a name list was sliced at a byte offset that could fall
+/// inside a multi-byte character, which panicked instead of refusing.
+#[test]
+fn non_ascii_states_and_flags_are_refused_not_panicking() {
+    use Attr::*;
+    use P::{All, Tcp};
+    bad(All, State, "ééé");
+    bad(Tcp, State, "NEW,é");
+    bad(Tcp, State, "NEWé");
+    bad(Tcp, State, "€STABLISHED");
+    bad(Tcp, Flags, "ééé/SYN");
+    bad(Tcp, Flags, "SYN/ééé");
+    bad(Tcp, Flags, "SY€/SYN");
+    bad(Tcp, Flags, "ALL/NON\u{1f600}");
+}

@@ -146,3 +146,17 @@ fn json_with_invalid_names_is_refused() {
         .replace("\"rich\"", "\"a/b\"");
     assert!(serde_json::from_str::<nwfilter_model::Filter>(&json).is_err());
 }
+
+/// Found by fuzzing (issue 18): non-ASCII text in `state` or TCP `flags`
+/// panicked the parser; it must be refused with an error naming the value.
+#[test]
+fn non_ascii_state_and_flags_are_refused_with_an_error() {
+    for xml in [
+        "<filter name='f'><rule action='drop' direction='in'><all state='ééé'/></rule></filter>",
+        "<filter name='f'><rule action='drop' direction='in'><tcp flags='ééé/SYN'/></rule></filter>",
+        "<filter name='f'><rule action='drop' direction='in'><tcp flags='SYN/NEWé'/></rule></filter>",
+    ] {
+        let err = parse_filter(xml).unwrap_err().to_string();
+        assert!(err.contains("é"), "{xml}: {err}");
+    }
+}

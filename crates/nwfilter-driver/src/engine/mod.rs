@@ -17,6 +17,7 @@ mod compile;
 mod error;
 mod keep;
 mod learned;
+mod orphans;
 mod records;
 mod state_file;
 
@@ -511,6 +512,12 @@ impl<R: Runner> Engine<R> {
         let mut result = Reapplied::default();
         let mut rulesets = Vec::new();
         let listing = self.bindings.list()?;
+        // A port whose binding file cannot be read still has a binding:
+        // it is closed below, never cleaned up as an orphan.
+        let bound = (listing.items.iter().map(|b| b.portdev.clone()))
+            .chain(listing.skipped.iter().filter_map(|s| self.bindings.port_of(s)))
+            .collect();
+        result.failed = self.remove_orphans(&mut state, &bound);
         for skipped in &listing.skipped {
             let reason = error_chain(skipped);
             match self.bindings.port_of(skipped) {

@@ -170,6 +170,21 @@ pub(crate) fn remove_option_like(dir: &Path, portdev: &str) -> Result<(), Engine
     state_file::remove(&path).map_err(|source| EngineError::Record { path, source })
 }
 
+/// The ports that have a record in `dir` (an unreadable directory: none).
+pub(crate) fn recorded_ports(dir: &Path) -> Vec<IfName> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let port = name.strip_suffix(SUFFIX)?;
+            (!port.starts_with('.')).then(|| IfName::new(port.to_owned()).ok())?
+        })
+        .collect()
+}
+
 pub(crate) fn file(dir: &Path, port: &IfName) -> PathBuf {
     dir.join(format!("{port}{SUFFIX}"))
 }
