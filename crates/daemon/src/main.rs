@@ -85,8 +85,15 @@ fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
     let service = Arc::new(open_service(&args, engine)?);
     reapply(&service, "start");
     for listener in libvirt_listeners {
-        let mode = if listener.is_read_only() { " (read-only)" } else { "" };
-        info!("serving libvirt clients on {}{mode}", listener.path().display());
+        let mode = if listener.is_read_only() {
+            " (read-only)"
+        } else {
+            ""
+        };
+        info!(
+            "serving libvirt clients on {}{mode}",
+            listener.path().display()
+        );
         listener
             .spawn(Arc::clone(&service) as Arc<dyn nwfilterd::libvirt::Api>)
             .context("starting the libvirt listener")?;

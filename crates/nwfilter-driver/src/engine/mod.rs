@@ -515,7 +515,12 @@ impl<R: Runner> Engine<R> {
         // A port whose binding file cannot be read still has a binding:
         // it is closed below, never cleaned up as an orphan.
         let bound = (listing.items.iter().map(|b| b.portdev.clone()))
-            .chain(listing.skipped.iter().filter_map(|s| self.bindings.port_of(s)))
+            .chain(
+                listing
+                    .skipped
+                    .iter()
+                    .filter_map(|s| self.bindings.port_of(s)),
+            )
             .collect();
         result.failed = self.remove_orphans(&mut state, &bound);
         for skipped in &listing.skipped {
