@@ -460,8 +460,10 @@ impl<R: Runner> Engine<R> {
     /// file cannot be read: that is how such a port gets out of the
     /// closed state ([`Reapplied::blocked`]), nothing stays stuck.
     pub fn binding_delete_any(&self, portdev: &str) -> Result<Deleted, EngineError> {
-        let port = IfName::new(portdev.to_owned())
-            .map_err(|e| EngineError::BadPort(portdev.to_owned(), e))?;
+        let port = match IfName::new(portdev.to_owned()) {
+            Ok(port) => port,
+            Err(e) => return Err(self.forget_option_like(portdev, e)),
+        };
         let mut state = self.lock();
         match self.bindings.get(port.as_str()) {
             Ok(Some(_)) => {}
