@@ -165,10 +165,15 @@ pub fn check_once<R: Runner>(engine: &Engine<R>) -> Checked {
 /// if given, else slow when the events see every change of our rules
 /// (`events_see_all`: nftables, or xtables through nf_tables) and fast
 /// otherwise.
-pub fn setup(requested: Option<Duration>, events_see_all: bool) -> (Option<NftEvents>, Duration) {
-    let events = match NftEvents::open() {
-        Ok(events) => Some(events),
-        Err(e) => {
+pub fn setup(
+    requested: Option<Duration>,
+    events_see_all: bool,
+    use_events: bool,
+) -> (Option<NftEvents>, Duration) {
+    let events = match use_events.then(NftEvents::open) {
+        None => None,
+        Some(Ok(events)) => Some(events),
+        Some(Err(e)) => {
             warn!("cannot subscribe to nf_tables change events ({e}); checking on a timer only");
             None
         }

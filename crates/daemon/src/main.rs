@@ -49,6 +49,11 @@ struct Args {
     /// nf_tables events see every change of our rules, else 1000].
     #[arg(long, value_name = "MS")]
     check_interval_ms: Option<u64>,
+    /// Check the rules on the timer only, not when the kernel reports a
+    /// change (for a host without the nf_tables netlink group, and for
+    /// tests of the other repair triggers).
+    #[arg(long)]
+    no_kernel_events: bool,
     /// Give up learning a port's IP address after this many seconds (the
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -188,7 +193,7 @@ fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> any
         .check_interval_ms
         .map(|ms| Duration::from_millis(ms.max(100)));
     let see_all = service.engine().backend() == Backend::Nftables || xtables_on_nf_tables();
-    let (events, timer) = keeper::setup(requested, see_all);
+    let (events, timer) = keeper::setup(requested, see_all, !args.no_kernel_events);
     thread::Builder::new()
         .name("rule-check".into())
         .spawn(move || {

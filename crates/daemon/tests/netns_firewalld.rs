@@ -109,6 +109,7 @@ fn a_firewalld_reload_signal_reapplies_at_once() {
         dir.join("etc").to_str().unwrap(),
         "--state-dir",
         dir.join("run").to_str().unwrap(),
+        "--no-kernel-events",
         "--check-interval-ms",
         "3600000",
     ]);

@@ -57,7 +57,7 @@ fn an_invalid_define_is_refused_while_another_operation_holds_the_lock() {
     let definer = {
         let engine = Arc::clone(&engine);
         std::thread::spawn(move || {
-            let xml = "<filter name='x'><rule action='accept' direction='in' bogus='1'/></filter>";
+            let xml = "<filter name='x'><rule action='bogus' direction='in'/></filter>";
             done_tx.send(engine.define(xml).map(drop)).unwrap();
         })
     };
