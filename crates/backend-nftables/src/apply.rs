@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use backend_xtables::{Command, RunError, Runner, Tool};
+use host_io::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
 use crate::batch::{desired, Batch, Skeleton};
@@ -36,22 +36,12 @@ pub enum ApplyError {
     Refused(#[source] Box<RunError>),
 }
 
-/// One port to bring to a ruleset.
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    pub ruleset: &'a PortRuleset,
-    /// The ruleset last applied to this port, if the caller recorded it.
-    /// Not needed by this backend (the kernel state it plans against is
-    /// exact); kept so callers treat both backends alike.
-    pub recorded: Option<&'a PortRuleset>,
-}
+/// One port to bring to a ruleset. `recorded` is not needed by this
+/// backend (the kernel state it plans against is exact).
+pub type Change<'a> = host_io::Change<'a, PortRuleset>;
 
 /// What an operation did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub changed: Vec<IfName>,
-    pub unchanged: Vec<IfName>,
-}
+pub type Report = host_io::Report<IfName>;
 
 /// Applies rulesets through a [`Runner`].
 #[derive(Debug, Clone, Copy)]

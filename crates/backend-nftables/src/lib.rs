@@ -4,8 +4,7 @@
 //! Data flow: chain IR (from `nwfilter-compile`) → [`PortRuleset`] (per-port
 //! chains of statements, each with its `nft -f` text and JSON) → a
 //! [`Batch`] (the skeleton, ports added, ports removed) → one `nft -j -f -`
-//! run through `backend-xtables`' [`Runner`](backend_xtables::Runner) (the
-//! only I/O).
+//! run through `host-io`'s [`Runner`](host_io::Runner) (the only I/O).
 
 pub mod apply;
 pub mod batch;

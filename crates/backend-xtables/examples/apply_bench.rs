@@ -15,7 +15,8 @@
 use std::process::Command;
 use std::time::Instant;
 
-use backend_xtables::{Applier, Change, PortRuleset, ProcessRunner, Toolset};
+use backend_xtables::{Applier, Change, PortRuleset};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_compile::{compile_dag, resolve, Compiled, MemorySource};
 use nwfilter_model::{builtin_filters, FilterName, IfName, Params};
 

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use backend_xtables::render::{commands, ruleset, shell_quote};
+use backend_xtables::render::{commands, ruleset};
+use host_io::shell_quote;
 use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource};
 use nwfilter_model::{builtin_filters, parse_binding};
 

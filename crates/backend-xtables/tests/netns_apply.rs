@@ -2,14 +2,13 @@
 //! packets: legacy iptables beside nft ebtables, an update failing half
 //! way between its batches, what teardown leaves in a pristine namespace,
 //! how IPv6 chains are hooked. The packet scenarios both backends share
-//! are in `backend-nftables/tests/packets.rs`, run against each.
+//! are in `nwfilter-driver/tests/packets.rs`, run against each.
 
 mod support;
 
-use backend_xtables::{
-    Applier, ApplyError, Change, Flavour, ProcessRunner, RecordingRunner, Toolset,
-};
-use support::{assert_old_rules_filter, guard, program, without_counters, Lab};
+use backend_xtables::{Applier, ApplyError, Change};
+use host_io::{Flavour, ProcessRunner, RecordingRunner, Toolset};
+use support::{assert_old_rules_filter, program, without_counters, Guest, Lab};
 
 fn runner(lab: &Lab, toolset: Toolset) -> ProcessRunner {
     ProcessRunner::new(toolset).in_netns(lab.host.name.clone())
@@ -203,4 +202,70 @@ fn ipv6_chains_are_hooked_by_physdev_in_ip6tables() {
         saved.contains("-A FI-vnet0 -p tcp -m tcp --dport 25 -j DROP"),
         "{saved}"
     );
+}
+
+/// A hand-built ruleset in libvirt's shape for `guest`'s port: from the
+/// VM only its MAC, IPv4 from its IP and ARP for its IP/MAC; to the VM
+/// only IPv4 and ARP; `forward_rules` in `FI-` (forwarded from the VM).
+fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRuleset {
+    use backend_xtables::{ChainRole as R, Family as F, PortRuleset, RenderedChain};
+    let p = &guest.port;
+    let chain = |family, role, name: String, rules: Vec<String>| RenderedChain {
+        family,
+        role,
+        name,
+        rules: rules
+            .iter()
+            .map(|r| r.split(' ').map(String::from).collect())
+            .collect(),
+    };
+    let (ip, mac) = (&guest.ip, &guest.mac);
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PortRuleset {
+        port: nwfilter_model::IfName::new(p.clone()).unwrap(),
+        chains: vec![
+            chain(
+                F::Bridge,
+                R::BridgeSub,
+                format!("I-{p}-ipv4"),
+                vec![format!("-p IPv4 --ip-src {ip} -j RETURN"), "-j DROP".into()],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeSub,
+                format!("I-{p}-arp"),
+                vec![
+                    format!("-p ARP --arp-ip-src {ip} --arp-mac-src {mac} -j RETURN"),
+                    "-j DROP".into(),
+                ],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeRootOut,
+                format!("libvirt-I-{p}"),
+                vec![
+                    format!("-s ! {mac} -j DROP"),
+                    format!("-p IPv4 -j I-{p}-ipv4"),
+                    format!("-p ARP -j I-{p}-arp"),
+                    "-p IPv4 -j ACCEPT".into(),
+                    "-p ARP -j ACCEPT".into(),
+                    "-j DROP".into(),
+                ],
+            ),
+            chain(
+                F::Bridge,
+                R::BridgeRootIn,
+                format!("libvirt-O-{p}"),
+                s(&["-p IPv4 -j ACCEPT", "-p ARP -j ACCEPT", "-j DROP"]),
+            ),
+            chain(
+                F::Ipv4,
+                R::ForwardFromVm,
+                format!("FI-{p}"),
+                s(forward_rules),
+            ),
+            chain(F::Ipv4, R::ForwardToVm, format!("FO-{p}"), Vec::new()),
+            chain(F::Ipv4, R::HostFromVm, format!("HI-{p}"), Vec::new()),
+        ],
+    }
 }

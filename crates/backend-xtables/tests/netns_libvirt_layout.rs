@@ -6,7 +6,8 @@
 
 mod support;
 
-use backend_xtables::{port_ruleset, Applier, Change, ProcessRunner, Toolset};
+use backend_xtables::{port_ruleset, Applier, Change};
+use host_io::{ProcessRunner, Toolset};
 use support::{program, Lab};
 
 /// libvirt-tck's ipt-no-macspoof filter: iptables rules towards the VM only.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilterd::{Client, ClientError, EngineService, Op, Reply};
 
@@ -100,7 +100,7 @@ pub fn embedded(config: &Path, state: &Path, backend: Backend) -> EngineService<
     EngineService::new(
         Engine::new(FilterStore::open(config), BindingStore::open(state), runner)
             .with_backend(backend)
-            .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
+            .with_tables_lock(host_io::DEFAULT_LOCK_FILE),
     )
     .with_networks(nwfilterd::net_ops::store(config, state))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use backend_xtables::Command;
+use host_io::Command;
 use netdrv::firewall::{add_commands, setup_commands, ExistingChains};
 use netdrv::Network;
 use nwfilterd::net_ops::NetOp;

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use backend_xtables::render::{command_lines, commands, restore_text, ruleset};
+use nwfilter_driver::backend::nftables;
+use nwfilter_driver::backend::xtables::{command_lines, commands, restore_text, ruleset};
 use nwfilter_compile::{compile, Compiled, DirSource, FilterSource, LayeredSource, MemorySource};
 use nwfilter_model::{
     builtin_filters, parse_document, Document, Filter, FilterRef, IfName, MacAddr6, Params, Value,
@@ -128,11 +129,11 @@ pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
 /// other port (port tag 1).
 #[allow(clippy::print_stderr)] // the note JSON cannot carry
 fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> Result<String> {
-    let rules = backend_nftables::ruleset(program)?;
-    let batch = backend_nftables::instantiate(&rules);
+    let rules = nftables::ruleset(program)?;
+    let batch = nftables::instantiate(&rules);
     Ok(match format {
         OutputFormat::Commands => {
-            backend_nftables::batch::text_checked(&rules)?;
+            nftables::text_checked(&rules)?;
             format!("{}{}", sharing_note(&rules), batch.text())
         }
         OutputFormat::Json => {
@@ -147,7 +148,7 @@ fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> 
 }
 
 /// Which of the port's rules are shared with other ports, as `#` lines.
-fn sharing_note(rules: &backend_nftables::PortRuleset) -> String {
+fn sharing_note(rules: &nftables::PortRuleset) -> String {
     let mut note = format!(
         "# template {}: its chains are shared by every port whose rules differ only in \
          per-port addresses (in the sets, keyed by port)\n",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use backend_xtables::RecordingRunner;
+use host_io::RecordingRunner;
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use nwfilterd::{EngineService, Server};
 

@@ -17,7 +17,7 @@ fn ours(lab: &Lab) -> (usize, usize) {
             listing.lines().filter(|l| l.contains("libvirt-")).count()
         })
         .sum();
-    let table = backend_nftables::names::TABLE;
+    let table = nwfilter_driver::backend::nftables::TABLE;
     let nft = lab
         .host
         .ok(&["nft", "list", "tables"])

@@ -274,7 +274,7 @@ fn the_service_passes_warnings_back_to_the_client() {
     let engine = Engine::new(
         FilterStore::open(d.0.path().join("etc")),
         BindingStore::open(d.0.path().join("run")),
-        Arc::new(backend_xtables::RecordingRunner::new()),
+        Arc::new(host_io::RecordingRunner::new()),
     );
     let service = EngineService::new(engine);
     let reply = service.call(Op::Define {

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_driver::engine::{error_chain, Checked};
 use nwfilter_driver::Engine;
 use tracing::{error, info, warn};

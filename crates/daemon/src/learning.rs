@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_compile::ir::Program;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{Engine, EngineError};

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use clap::Parser;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
@@ -136,7 +136,7 @@ fn open_engine(args: &Args) -> anyhow::Result<Arc<Engine<ProcessRunner>>> {
     Ok(Arc::new(
         Engine::new(filters, bindings, ProcessRunner::new(toolset))
             .with_backend(backend)
-            .with_tables_lock(backend_xtables::apply::DEFAULT_LOCK_FILE),
+            .with_tables_lock(host_io::DEFAULT_LOCK_FILE),
     ))
 }
 
@@ -197,7 +197,7 @@ fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> any
     thread::Builder::new()
         .name("rule-check".into())
         .spawn(move || {
-            let ours = |pid| backend_xtables::spawned_recently(pid);
+            let ours = |pid| host_io::spawned_recently(pid);
             keeper::watch(service.engine(), timer, events, &ours, &shutdown);
         })
         .context("starting the rule check")?;
@@ -208,7 +208,7 @@ fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> any
 /// changes then send events): `iptables-save --version` says
 /// `(nf_tables)`, where the legacy tools say `(legacy)`.
 fn xtables_on_nf_tables() -> bool {
-    let program = Toolset::default().program(backend_xtables::Tool::IptablesSave);
+    let program = Toolset::default().program(host_io::Tool::IptablesSave);
     std::process::Command::new(program)
         .arg("--version")
         .stdin(std::process::Stdio::null())

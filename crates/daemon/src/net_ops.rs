@@ -6,7 +6,7 @@
 use std::error::Error;
 use std::path::Path;
 
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use netdrv::daemons::SystemDaemons;
 use netdrv::host::{Host, NetlinkHost};
 use netdrv::{Driver, LifecycleError, Store};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use netdrv::daemons::SystemDaemons;
 use netdrv::host::NetlinkHost;
 use netdrv::{AutostartResult, Driver, LifecycleError, Store};

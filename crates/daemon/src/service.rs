@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{choose_backend, Backend, Deleted, Engine, EngineError, Origin, Reapplied};
 use nwfilter_model::{format_binding, format_filter, IfName};
@@ -330,7 +330,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backend_xtables::RecordingRunner;
+    use host_io::RecordingRunner;
     use nwfilter_driver::{BindingStore, FilterStore};
 
     const INNER: &str = "<filter name='inner' chain='root'>\

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backend_xtables::RecordingRunner;
+use host_io::RecordingRunner;
 use libvirt_client::RpcClient;
 use libvirt_rpc::error::code;
 use libvirt_rpc::{BindingRef, Call, Frame, Header, Ret, TypedParam, TypedValue};

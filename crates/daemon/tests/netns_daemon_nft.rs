@@ -18,7 +18,7 @@ use nwfilterd::{Client, Op, Reply};
 use support::{Guest, Lab};
 
 fn nft_tables(lab: &Lab) -> usize {
-    let table = backend_nftables::names::TABLE;
+    let table = nwfilter_driver::backend::nftables::TABLE;
     lab.host
         .ok(&["nft", "list", "tables"])
         .lines()

@@ -174,7 +174,7 @@ pub enum LifecycleError {
     #[error(transparent)]
     Firewall(#[from] FirewallError),
     #[error("firewall: {0}")]
-    Run(#[from] backend_xtables::RunError),
+    Run(#[from] host_io::RunError),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("dnsmasq: {0}")]

@@ -4,7 +4,7 @@
 //! Data flow: XML text → [`parse_network`] → validated [`Network`] →
 //! [`format_network`] (libvirt's normalised XML) or
 //! [`firewall::add_commands`] / [`firewall::remove_commands`] (libvirt
-//! 9.0's iptables/ip6tables rules as [`backend_xtables::Command`]s, after
+//! 9.0's iptables/ip6tables rules as [`host_io::Command`]s, after
 //! [`firewall::setup_commands`] for the host-wide private chains).
 //! Everything here is pure: nothing is run, nothing read but the text
 //! handed in.

@@ -6,7 +6,7 @@
 //! be undone if anything. Destroy keeps going past failures and reports
 //! them all, so a half-broken network can still be cleaned away.
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use ipnet::IpNet;
 use nwfilter_model::IfName;
 

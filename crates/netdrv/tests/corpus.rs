@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use backend_xtables::Command;
+use host_io::Command;
 use netdrv::firewall::{add_commands, remove_commands, setup_commands, ExistingChains};
 use netdrv::parse_network;
 
@@ -133,6 +133,6 @@ fn removal_deletes_exactly_what_was_added() {
         );
         assert!(removed
             .iter()
-            .all(|c| c.on_error == backend_xtables::OnError::Ignore));
+            .all(|c| c.on_error == host_io::OnError::Ignore));
     }
 }

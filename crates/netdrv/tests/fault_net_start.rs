@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backend_xtables::{ProcessRunner, RecordingRunner, Toolset};
+use host_io::{ProcessRunner, RecordingRunner, Toolset};
 use netdrv::daemons::Daemons;
 use netdrv::dnsmasq::DnsmasqPaths;
 use netdrv::host::{BridgeSpec, Host, HostRoute};

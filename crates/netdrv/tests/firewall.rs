@@ -1,7 +1,7 @@
 //! Firewall rules for cases the libvirt corpus does not cover; expected
 //! commands from the reference (§8.6, verified against libvirt 9.0).
 
-use backend_xtables::{OnError, Tool};
+use host_io::{OnError, Tool};
 use netdrv::firewall::{add_commands, remove_commands};
 use netdrv::{parse_network, FirewallError};
 

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 
-use backend_xtables::{RecordingRunner, Tool};
+use host_io::{RecordingRunner, Tool};
 use netdrv::daemons::Daemons;
 use netdrv::dnsmasq::DnsmasqPaths;
 use netdrv::host::{BridgeSpec, Host, HostRoute};
@@ -87,7 +87,7 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn is_removal_or_listing(c: &backend_xtables::Command) -> bool {
+fn is_removal_or_listing(c: &host_io::Command) -> bool {
     c.args
         .iter()
         .any(|a| a == "--delete" || a == "--list-rules")

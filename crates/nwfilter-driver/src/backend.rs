@@ -4,13 +4,13 @@
 //! that backend's applier.
 //!
 //! Both backends take the same chain IR ([`Program`]) and run their tools
-//! through `backend_xtables`' [`Runner`], so everything above this module
+//! through `host_io`'s [`Runner`], so everything above this module
 //! (the engine, the learner's rules) is written once.
 
 use std::fmt;
 use std::str::FromStr;
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_compile::ir::Program;
 use nwfilter_model::IfName;
 use serde::{Deserialize, Serialize};
@@ -117,20 +117,14 @@ pub enum ApplyError {
     Nftables(#[from] backend_nftables::ApplyError),
 }
 
-/// What an apply or remove did, whichever backend ran it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub changed: Vec<IfName>,
-    pub unchanged: Vec<IfName>,
-}
+/// What an apply or remove did, whichever backend ran it (both backends
+/// report in this one shape).
+pub type Report = host_io::Report<IfName>;
 
-/// One port to bring to `rules`; `recorded` is what this process applied
-/// last (lets a backend skip a port whose rules are still in place).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Change<'a> {
-    pub(crate) rules: &'a Rendered,
-    pub(crate) recorded: Option<&'a Rendered>,
-}
+/// One port to bring to its rendered rules; `recorded` is what this
+/// process applied last (lets a backend skip a port whose rules are still
+/// in place).
+pub(crate) type Change<'a> = host_io::Change<'a, Rendered>;
 
 /// What our tables hold in the kernel as far as this process knows, per
 /// backend (`None`: unknown, read by the next operation). Planning against
@@ -168,31 +162,21 @@ pub(crate) fn apply<R: Runner + ?Sized>(
             let changes: Vec<backend_xtables::Change<'_>> = changes
                 .iter()
                 .map(|c| backend_xtables::Change {
-                    ruleset: xtables(c.rules),
+                    ruleset: xtables(c.ruleset),
                     recorded: c.recorded.and_then(as_xtables),
                 })
                 .collect();
-            let report =
-                backend_xtables::Applier::new(runner).apply_kept(&mut kept.xtables, &changes)?;
-            Ok(Report {
-                changed: report.changed,
-                unchanged: report.unchanged,
-            })
+            Ok(backend_xtables::Applier::new(runner).apply_kept(&mut kept.xtables, &changes)?)
         }
         Backend::Nftables => {
             let changes: Vec<backend_nftables::Change<'_>> = changes
                 .iter()
                 .map(|c| backend_nftables::Change {
-                    ruleset: nftables(c.rules),
+                    ruleset: nftables(c.ruleset),
                     recorded: c.recorded.and_then(as_nftables),
                 })
                 .collect();
-            let report =
-                backend_nftables::Applier::new(runner).apply_tracked(&mut kept.nft, &changes)?;
-            Ok(Report {
-                changed: report.changed,
-                unchanged: report.unchanged,
-            })
+            Ok(backend_nftables::Applier::new(runner).apply_tracked(&mut kept.nft, &changes)?)
         }
     }
 }
@@ -205,17 +189,51 @@ pub(crate) fn remove<R: Runner + ?Sized>(
     kept: &mut Kept,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
-    let (changed, unchanged) = match backend {
+    Ok(match backend {
         Backend::Xtables => {
-            let r = backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?;
-            (r.changed, r.unchanged)
+            backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?
         }
         Backend::Nftables => {
-            let r = backend_nftables::Applier::new(runner).remove_tracked(&mut kept.nft, ports)?;
-            (r.changed, r.unchanged)
+            backend_nftables::Applier::new(runner).remove_tracked(&mut kept.nft, ports)?
         }
-    };
-    Ok(Report { changed, unchanged })
+    })
+}
+
+/// Applies `rules`, all rendered for `backend`, in one batch, planned
+/// against a fresh reading of the kernel (nothing kept between calls): for
+/// callers that apply outside the [`Engine`](crate::Engine), such as the
+/// learner's own tests.
+///
+/// # Panics
+/// If a ruleset was rendered for another backend.
+pub fn apply_once<R: Runner + ?Sized>(
+    backend: Backend,
+    runner: &R,
+    rules: &[&Rendered],
+) -> Result<Report, ApplyError> {
+    let changes: Vec<Change<'_>> = rules
+        .iter()
+        .map(|&ruleset| Change {
+            ruleset,
+            recorded: None,
+        })
+        .collect();
+    apply(backend, runner, &mut Kept::default(), &changes)
+}
+
+/// What front ends need of the xtables backend beyond [`Rendered`]: its
+/// text forms (`nwfilter render`). Only the driver names the backend
+/// crates; everything above reaches them through here.
+pub mod xtables {
+    pub use backend_xtables::render::{command_lines, commands, restore_text, ruleset};
+}
+
+/// What front ends need of the nftables backend beyond [`Rendered`]: its
+/// transaction as text or JSON and the name of its table.
+pub mod nftables {
+    pub use backend_nftables::batch::text_checked;
+    pub use backend_nftables::names::TABLE;
+    pub use backend_nftables::{instantiate, ruleset, PortRuleset};
 }
 
 fn as_xtables(rendered: &Rendered) -> Option<&backend_xtables::PortRuleset> {

@@ -21,7 +21,7 @@ mod listing;
 pub mod settings;
 mod source;
 
-pub use backend::{Backend, Rendered, UnknownBackend};
+pub use backend::{apply_once, Backend, Rendered, UnknownBackend};
 pub use settings::{choose_backend, Settings, SettingsError};
 
 pub use bindings::{BindingStore, DEFAULT_STATE_DIR};

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use backend_xtables::{Command, RecordingRunner, Tool};
+use host_io::{Command, RecordingRunner, Tool};
 use nwfilter_driver::{Backend, BindingStore, Engine, EngineError, FilterStore};
 use nwfilter_model::IfName;
 

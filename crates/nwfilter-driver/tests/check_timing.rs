@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend_xtables::{Command, Output, RecordingRunner, RunError, Runner};
+use host_io::{Command, Output, RecordingRunner, RunError, Runner};
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
 
 /// The first restore batch takes `delay` (a slow kernel commit); every

@@ -8,7 +8,7 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use support::{Lab, Scratch};
 

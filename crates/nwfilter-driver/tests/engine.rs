@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use backend_xtables::{Command, RecordingRunner, Tool};
+use host_io::{Command, RecordingRunner, Tool};
 use nwfilter_driver::{BindingStore, Engine, EngineError, FilterStore};
 
 const INNER_V1: &str = "<filter name='no-smtp' chain='root'>

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backend_xtables::{Command, Output, RecordingRunner, RunError, Runner};
+use host_io::{Command, Output, RecordingRunner, RunError, Runner};
 use nwfilter_driver::{BindingStore, Engine, EngineError, FilterStore};
 
 /// Runs like a [`RecordingRunner`], but the first command waits, inside

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use backend_xtables::{ProcessRunner, RecordingRunner, Toolset};
+use host_io::{ProcessRunner, RecordingRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use support::{Guest, Lab, Scratch, SPOOFED_IP};
 

@@ -6,7 +6,7 @@
 #[path = "../../backend-xtables/tests/support/mod.rs"]
 mod support;
 
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use nwfilter_model::IfName;
 use support::{Guest, Lab};

@@ -10,7 +10,7 @@ mod support;
 
 use std::sync::Arc;
 
-use backend_xtables::{Command, ProcessRunner, RecordingRunner, Tool, Toolset};
+use host_io::{Command, ProcessRunner, RecordingRunner, Tool, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use support::{without_counters, Lab};
 

@@ -21,7 +21,7 @@ mod worker;
 
 pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
-pub use firewall::{FirewallError, PortFirewall, Xtables};
+pub use firewall::{FirewallError, PortFirewall};
 pub use learner::{
     AddressBook, Config, LearnEvent, Learner, NothingTaken, OnChange, PortSpec, StartError, Watch,
     DEFAULT_MAX_ADDRESSES,

@@ -177,6 +177,7 @@ fn port_is(port: u16) -> PortRange<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nwfilter_driver::{Backend, Rendered};
 
     fn port() -> IfName {
         IfName::new("vnet0").unwrap()
@@ -187,7 +188,11 @@ mod tests {
     /// Each rule as ebtables words (the xtables backend's rendering), so a
     /// reader sees what the kernel gets.
     fn lines(program: &Program) -> Vec<String> {
-        let rules = backend_xtables::ruleset(program).expect("renders for ebtables");
+        let Rendered::Xtables(rules) =
+            Rendered::render(Backend::Xtables, program).expect("renders for ebtables")
+        else {
+            unreachable!("rendered for xtables");
+        };
         let mut out = Vec::new();
         for chain in &rules.chains {
             for rule in &chain.rules {
@@ -283,8 +288,8 @@ mod tests {
         for mode in [LearningMode::Any, LearningMode::Dhcp] {
             let servers = ["10.0.0.1".parse().unwrap()];
             let program = learning(&port(), MAC, mode, &servers).unwrap();
-            backend_nftables::ruleset(&program).expect("nft can express it");
+            Rendered::render(Backend::Nftables, &program).expect("nft can express it");
         }
-        backend_nftables::ruleset(&blocked(&port())).expect("nft can express it");
+        Rendered::render(Backend::Nftables, &blocked(&port())).expect("nft can express it");
     }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::ruleset::{ChainRole, RenderedChain};
-use crate::run::RecordingRunner;
+use host_io::RecordingRunner;
 
 fn ruleset(ip_rule: &str) -> PortRuleset {
     let words = |r: &str| r.split(' ').map(String::from).collect::<Vec<_>>();

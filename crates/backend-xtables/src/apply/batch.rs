@@ -8,7 +8,7 @@
 //! chains are ever declared.
 
 use super::layout::declaration;
-use crate::command::{Command, Tool};
+use host_io::{Command, Tool};
 use crate::ruleset::Family;
 
 /// An argument that cannot be written into restore input safely.

@@ -21,7 +21,7 @@ use super::batch::Batch;
 use super::kernel::{split_words, Table, Tables};
 use super::plan::FamilyPlan;
 use super::{Applier, ApplyError, Change, Report};
-use crate::run::Runner;
+use host_io::Runner;
 
 /// How the batches of an operation went.
 #[derive(Debug)]

@@ -14,20 +14,17 @@ pub(crate) mod batch;
 mod kept;
 mod kernel;
 pub(crate) mod layout;
-mod lock;
 mod plan;
 mod probe;
 
+use host_io::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
 pub use batch::BadArgument;
 pub use kernel::{parse_save, SaveParseError, Table, Tables};
-pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
 pub use plan::{BadChain, Desired, PlanError};
 
-use crate::command::{Command, Tool};
 use crate::ruleset::{Family, PortRuleset};
-use crate::run::{RunError, Runner};
 use batch::Batch;
 use kept::Executed;
 use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
@@ -81,24 +78,12 @@ fn restore_failures(errors: &[ApplyError]) -> String {
     }
 }
 
-/// One port to bring to a ruleset.
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    pub ruleset: &'a PortRuleset,
-    /// The ruleset last applied to this port, if the caller recorded it.
-    /// When it equals `ruleset` and the kernel still has those chains,
-    /// hooked, the port is left untouched.
-    pub recorded: Option<&'a PortRuleset>,
-}
+/// One port to bring to a ruleset. When `recorded` equals `ruleset` and
+/// the kernel still has those chains, hooked, the port is left untouched.
+pub type Change<'a> = host_io::Change<'a, PortRuleset>;
 
 /// What an operation did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Ports whose rules were (re)applied or removed.
-    pub changed: Vec<IfName>,
-    /// Ports already in the wanted state: nothing was run for them.
-    pub unchanged: Vec<IfName>,
-}
+pub type Report = host_io::Report<IfName>;
 
 /// Applies rulesets through a [`Runner`].
 #[derive(Debug, Clone, Copy)]

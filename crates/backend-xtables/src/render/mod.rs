@@ -14,7 +14,6 @@
 mod bridge;
 mod check;
 mod ip;
-mod quote;
 mod text;
 
 use nwfilter_compile::ir::{self, BridgeDir, ChainRole as IrRole, Program};
@@ -22,7 +21,6 @@ use nwfilter_model::IfName;
 
 use crate::ruleset::{ChainRole, Family, PortRuleset, RenderedChain};
 
-pub use quote::shell_quote;
 pub use text::{command_lines, commands, restore_text, Format};
 
 /// Why a program or ruleset cannot be turned into commands.

@@ -10,10 +10,9 @@
 use crate::apply::batch::Batch;
 use crate::apply::layout::{hook_rule, in_post_rule};
 use crate::apply::BadArgument;
-use crate::command::{Command, Tool};
+use host_io::{shell_quote, Command, Tool};
 use crate::ruleset::{Family, PortRuleset};
 
-use super::quote::shell_quote;
 use super::RenderError;
 
 /// How `render` prints a program.

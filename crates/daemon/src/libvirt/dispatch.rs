@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use libvirt_rpc::call::{BINDING_LIST_MAX, NWFILTER_LIST_MAX, VALIDATE};
 use libvirt_rpc::error::code;
 use libvirt_rpc::{BindingRef, Call, NwfilterRef, RemoteError, Ret};

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use backend_xtables::{Command, Tool};
+use host_io::{Command, Tool};
 use serde::{Deserialize, Serialize};
 
 /// The IP family of a rule, which picks `iptables` or `ip6tables`.

@@ -14,7 +14,7 @@ pub use chains::{
     IpFamily, PRIVATE_CHAINS, TABLES,
 };
 
-use backend_xtables::Command;
+use host_io::Command;
 use nwfilter_model::IfName;
 
 use crate::error::FirewallError;
@@ -112,7 +112,7 @@ fn per_ip(net: &Network, bridge: &IfName, ip: &IpDef) -> Vec<Rule> {
 /// committed whole or not at all.
 pub fn restore_batches(cmds: &[Command]) -> Vec<Command> {
     let mut cmds = cmds.to_vec();
-    cmds.sort_by_key(|c| (c.on_error == backend_xtables::OnError::Ignore, c.tool));
+    cmds.sort_by_key(|c| (c.on_error == host_io::OnError::Ignore, c.tool));
     let mut out = Vec::new();
     let mut start = 0;
     while start < cmds.len() {
@@ -122,8 +122,8 @@ pub fn restore_batches(cmds: &[Command]) -> Vec<Command> {
             .position(|c| c.tool != tool || c.on_error != policy)
             .map_or(cmds.len(), |n| start + n);
         let restore_tool = match tool {
-            backend_xtables::Tool::Ip6tables => backend_xtables::Tool::Ip6tablesRestore,
-            _ => backend_xtables::Tool::IptablesRestore,
+            host_io::Tool::Ip6tables => host_io::Tool::Ip6tablesRestore,
+            _ => host_io::Tool::IptablesRestore,
         };
         let mut cmd =
             Command::new(restore_tool, ["--noflush"]).with_stdin(restore_input(&cmds[start..end]));
@@ -181,7 +181,7 @@ mod tests {
         .unwrap();
         let batches = restore_batches(&add_commands(&net).unwrap());
         let tools: Vec<_> = batches.iter().map(|b| (b.tool, b.on_error)).collect();
-        use backend_xtables::{OnError, Tool};
+        use host_io::{OnError, Tool};
         assert_eq!(
             tools,
             [

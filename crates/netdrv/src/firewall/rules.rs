@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use backend_xtables::Command;
+use host_io::Command;
 use ipnet::IpNet;
 use nwfilter_model::IfName;
 

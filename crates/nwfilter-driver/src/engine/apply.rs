@@ -10,7 +10,7 @@
 
 use nwfilter_model::IfName;
 
-use backend_xtables::Runner;
+use host_io::Runner;
 
 use super::records::Record;
 use super::{Engine, EngineError, State};
@@ -77,7 +77,7 @@ impl<R: Runner> Engine<R> {
         let changes: Vec<Change<'_>> = rulesets
             .iter()
             .map(|rs| Change {
-                rules: rs,
+                ruleset: rs,
                 recorded: skip_current.then(|| state.applied.get(rs.port())).flatten(),
             })
             .collect();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_model::IfName;
 
 use super::{Engine, EngineError};

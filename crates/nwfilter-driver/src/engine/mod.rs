@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
-use backend_xtables::apply::TablesLock;
-use backend_xtables::Runner;
+use host_io::TablesLock;
+use host_io::Runner;
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{BindOutcome, LearningMode};
 use nwfilter_model::{Binding, IfName};
@@ -178,7 +178,7 @@ impl<R: Runner> Engine<R> {
     }
 
     /// Holds the `flock` on `path` around every kernel change
-    /// (`backend_xtables::apply::DEFAULT_LOCK_FILE` for real hosts).
+    /// (`host_io::DEFAULT_LOCK_FILE` for real hosts).
     pub fn with_tables_lock(mut self, path: impl Into<std::path::PathBuf>) -> Engine<R> {
         self.tables_lock = Some(path.into());
         self

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use backend_xtables::Runner;
+use host_io::Runner;
 use nwfilter_model::IfName;
 
 use super::{records, Engine, State};

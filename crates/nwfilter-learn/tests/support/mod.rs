@@ -17,12 +17,16 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend_xtables::{Applier, Change, PortRuleset, ProcessRunner, Toolset};
+use std::sync::Mutex;
+
+use host_io::{ProcessRunner, Toolset};
+pub use nwfilter_driver::Backend;
+use nwfilter_driver::{apply_once, Rendered};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
 use nwfilter_learn::{
     AddressBook, Config, FirewallError, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore,
-    NothingTaken, PortFirewall, PortSpec, Watch, Xtables,
+    NothingTaken, PortFirewall, PortSpec, Watch,
 };
 use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
 
@@ -312,37 +316,30 @@ impl Lab {
             netns: Some(self.host.path()),
             ..config
         };
-        let firewall: Arc<dyn PortFirewall> = match backend {
-            Backend::Xtables => Arc::new(Xtables::new(self.runner())),
-            Backend::Nftables => Arc::new(Nftables {
-                runner: self.runner(),
-            }),
-        };
+        let firewall = Arc::new(DriverFirewall {
+            backend,
+            runner: self.runner(),
+            one_at_a_time: Mutex::new(()),
+        });
         Learner::with_book(config, firewall, Arc::new(store), book)
     }
 }
 
-/// Which backend renders and applies the learning rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Xtables,
-    Nftables,
-}
-
-/// The learning rules rendered and applied by backend-nftables.
+/// The learning rules rendered and applied by `backend` through the
+/// driver, one port at a time: an apply reads the tables and then writes,
+/// and the mutex keeps two learners' applies from interleaving between.
 #[derive(Debug)]
-pub struct Nftables {
+pub struct DriverFirewall {
+    backend: Backend,
     runner: ProcessRunner,
+    one_at_a_time: Mutex<()>,
 }
 
-impl PortFirewall for Nftables {
+impl PortFirewall for DriverFirewall {
     fn apply(&self, rules: &Program) -> Result<(), FirewallError> {
-        let ruleset = backend_nftables::ruleset(rules)?;
-        let change = backend_nftables::Change {
-            ruleset: &ruleset,
-            recorded: None,
-        };
-        backend_nftables::Applier::new(&self.runner).apply(&[change])?;
+        let rendered = Rendered::render(self.backend, rules)?;
+        let _guard = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        apply_once(self.backend, &self.runner, &[&rendered])?;
         Ok(())
     }
 }
@@ -420,7 +417,7 @@ pub fn start_learning(
 
 /// clean-traffic for `guest` with `IP` bound to `addrs`, compiled and
 /// rendered by the real compiler and backend.
-pub fn clean_traffic(guest: &Guest, addrs: &[Ipv4Addr]) -> PortRuleset {
+pub fn clean_traffic(guest: &Guest, addrs: &[Ipv4Addr]) -> Rendered {
     let texts: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     let params: Vec<(&str, &str)> = texts.iter().map(|a| ("IP", a.as_str())).collect();
     let BindOutcome::Bound(rules) =
@@ -429,16 +426,11 @@ pub fn clean_traffic(guest: &Guest, addrs: &[Ipv4Addr]) -> PortRuleset {
         panic!("IP is bound");
     };
     let program = lower(&rules, &guest.port()).expect("lowers");
-    backend_xtables::ruleset(&program).expect("renders")
+    Rendered::render(Backend::Xtables, &program).expect("renders")
 }
 
-pub fn apply(lab: &Lab, rules: &PortRuleset) {
-    let runner = lab.runner();
-    let change = Change {
-        ruleset: rules,
-        recorded: None,
-    };
-    Applier::new(&runner).apply(&[change]).expect("applies");
+pub fn apply(lab: &Lab, rules: &Rendered) {
+    apply_once(rules.backend(), &lab.runner(), &[rules]).expect("applies");
 }
 
 fn filters() -> MemorySource {

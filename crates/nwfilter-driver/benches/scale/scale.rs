@@ -1,7 +1,7 @@
 //! Issue 8, items 3, 6 and 7: both backends side by side, in the kernel.
 //!
 //! ```text
-//! cargo bench -p backend-nftables --bench scale -- [PART...] [OPTION...]
+//! cargo bench -p nwfilter-driver --bench scale -- [PART...] [OPTION...]
 //! PART:   apply       instantiate / rebuild / remove N ports, one operation each
 //!         add-one     add ONE binding beside 0 and beside 1000 existing ones
 //!         counts      kernel objects with 1000 ports (also printed by apply)

@@ -2,7 +2,7 @@
 //! the two backends behind one interface, each applying through its own
 //! `Applier` inside a namespace.
 
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{compile_dag, resolve, Compiled, FilterDag, MemorySource};
 use nwfilter_model::{builtin_filters, FilterName, IfName, MacAddr6, Params};

@@ -1,18 +1,20 @@
-//! One applier at a time.
+//! One applier at a time, whichever backend applies.
 //!
 //! A plan is made from a reading of the tables; a second process changing
 //! them between that reading and the commit would make the plan wrong (for
 //! example, declaring `libvirt-in` again flushes it, unhooking every other
-//! port). The restore tools' own locks cover one commit, not our
-//! read-plan-commit sequence, so every operation holds this `flock`.
+//! port; an nftables transaction planned on a stale reading is refused).
+//! The tools' own locks cover one commit, not our read-plan-commit
+//! sequence, so every operation holds this `flock`.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use rustix::fs::{flock, FlockOperation};
 
-/// Where the CLI and the daemon take the lock.
-pub const DEFAULT_LOCK_FILE: &str = "/run/lock/nwfilter-xtables.lock";
+/// Where the CLI and the daemon take the lock (named for the tables, not
+/// for one backend: both backends' appliers take it).
+pub const DEFAULT_LOCK_FILE: &str = "/run/lock/nwfilter-tables.lock";
 
 /// Held while it lives; dropping it (closing the file) releases the lock.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use backend_nftables::apply::{plan_apply, transaction};
 use backend_nftables::{Applier, Change, KernelState, PortRuleset};
-use backend_xtables::{ProcessRunner, Toolset};
+use host_io::{ProcessRunner, Toolset};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{compile, Compiled, MemorySource};

@@ -1,18 +1,18 @@
 //! The I/O boundary: running [`Command`]s.
 //!
-//! [`Runner`] is the only way this crate starts processes. [`ProcessRunner`]
-//! runs the real tools (argv and stdin, never a shell), optionally inside a
-//! named network namespace; [`RecordingRunner`] records commands for tests
-//! and can be told to fail the Nth call; [`DryRun`] writes what would run.
+//! [`Runner`] is the only way the workspace starts firewall tools.
+//! [`ProcessRunner`] runs the real tools (argv and stdin, never a shell),
+//! optionally inside a named network namespace;
+//! [`RecordingRunner`](crate::RecordingRunner) records commands for tests
+//! and can be told to fail the Nth call; [`DryRun`](crate::DryRun) writes
+//! what would run.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use crate::command::{Command, OnError, Tool};
+use crate::command::{Command, OnError};
+use crate::quote::shell_line;
 use crate::tools::{missing, MissingTool, Toolset};
 
 /// What a finished command printed.
@@ -69,7 +69,7 @@ impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
 }
 
 /// Turns a finished process into the result the command's policy asks for.
-fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunError> {
+pub(crate) fn judge(program: String, cmd: &Command, output: Output) -> Result<Output, RunError> {
     if output.success() || cmd.on_error == OnError::Ignore {
         return Ok(output);
     }
@@ -187,186 +187,6 @@ impl ProcessRunner {
     }
 }
 
-/// Records commands instead of running them (tests).
-///
-/// Every call succeeds with empty output, except: the call numbered by
-/// [`RecordingRunner::fail_call`] fails (exit status 1, stderr
-/// "injected failure"), and tools given a canned answer with
-/// [`RecordingRunner::answer`] print it (for the `*-save` readers).
-/// [`RecordingRunner::wrapping`] passes the other calls to a real runner
-/// instead, to inject a failure into a real kernel operation.
-#[derive(Default)]
-pub struct RecordingRunner {
-    calls: Mutex<Vec<Command>>,
-    fail_at: Mutex<Vec<usize>>,
-    answers: Mutex<HashMap<Tool, String>>,
-    inner: Option<Box<dyn Runner + Send + Sync>>,
-}
-
-impl std::fmt::Debug for RecordingRunner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingRunner")
-            .field("calls", &lock(&self.calls).len())
-            .field("fail_at", &*lock(&self.fail_at))
-            .field("wrapping", &self.inner.is_some())
-            .finish()
-    }
-}
-
-impl RecordingRunner {
-    pub fn new() -> RecordingRunner {
-        RecordingRunner::default()
-    }
-
-    /// Records and passes every call to `inner`, except the one chosen to fail.
-    pub fn wrapping(inner: impl Runner + Send + Sync + 'static) -> RecordingRunner {
-        RecordingRunner {
-            inner: Some(Box::new(inner)),
-            ..RecordingRunner::default()
-        }
-    }
-
-    /// Makes the `n`th call (1-based, counting every call) fail.
-    pub fn fail_call(&self, n: usize) {
-        *lock(&self.fail_at) = vec![n];
-    }
-
-    /// Makes each of the `ns`th calls (1-based, counting every call) fail:
-    /// a failure that persists across a retry.
-    pub fn fail_calls(&self, ns: &[usize]) {
-        *lock(&self.fail_at) = ns.to_vec();
-    }
-
-    /// What `tool` prints on stdout from now on.
-    pub fn answer(&self, tool: Tool, stdout: impl Into<String>) {
-        lock(&self.answers).insert(tool, stdout.into());
-    }
-
-    /// The commands run so far, in order.
-    pub fn calls(&self) -> Vec<Command> {
-        lock(&self.calls).clone()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic in another test thread must not hide this test's result.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Runner for RecordingRunner {
-    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
-        let n = {
-            let mut calls = lock(&self.calls);
-            calls.push(cmd.clone());
-            calls.len()
-        };
-        let output = if lock(&self.fail_at).contains(&n) {
-            Output {
-                status: Some(1),
-                stdout: String::new(),
-                stderr: "injected failure".into(),
-            }
-        } else if let Some(inner) = &self.inner {
-            return inner.run(cmd);
-        } else {
-            Output {
-                status: Some(0),
-                stdout: lock(&self.answers)
-                    .get(&cmd.tool)
-                    .cloned()
-                    .unwrap_or_default(),
-                stderr: String::new(),
-            }
-        };
-        judge(cmd.tool.program().to_string(), cmd, output)
-    }
-}
-
-/// Writes each command as a shell-readable line (restore input as a
-/// here-document) instead of running it. Reads (`*-save`) see empty tables,
-/// or the real ones with [`DryRun::reading_through`]: reading changes
-/// nothing, and the plan printed is then the one that would run.
-pub struct DryRun<W: Write> {
-    out: RefCell<W>,
-    reads: Option<Box<dyn Runner>>,
-}
-
-impl<W: Write> std::fmt::Debug for DryRun<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DryRun")
-            .field("reading_through", &self.reads.is_some())
-            .finish()
-    }
-}
-
-impl<W: Write> DryRun<W> {
-    pub fn new(out: W) -> DryRun<W> {
-        DryRun {
-            out: RefCell::new(out),
-            reads: None,
-        }
-    }
-
-    /// Runs the table readers through `reads`; prints everything else.
-    pub fn reading_through(mut self, reads: impl Runner + 'static) -> DryRun<W> {
-        self.reads = Some(Box::new(reads));
-        self
-    }
-
-    pub fn into_inner(self) -> W {
-        self.out.into_inner()
-    }
-}
-
-fn is_read(tool: Tool) -> bool {
-    matches!(
-        tool,
-        Tool::EbtablesSave | Tool::IptablesSave | Tool::Ip6tablesSave
-    )
-}
-
-impl<W: Write> Runner for DryRun<W> {
-    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
-        if let (Some(reads), true) = (&self.reads, is_read(cmd.tool)) {
-            return reads.run(cmd);
-        }
-        let program = cmd.tool.program();
-        let spawn_error = |source| RunError::Spawn {
-            program: program.to_string(),
-            source,
-        };
-        let mut out = self.out.borrow_mut();
-        let line = shell_line(program, &cmd.args);
-        match &cmd.stdin {
-            Some(input) => write!(out, "{line} <<'EOF'\n{input}EOF\n"),
-            None => writeln!(out, "{line}"),
-        }
-        .map_err(spawn_error)?;
-        Ok(Output {
-            status: Some(0),
-            ..Output::default()
-        })
-    }
-}
-
-/// `program arg...`, each argument POSIX-shell-quoted where needed.
-pub fn shell_line(program: &str, args: &[String]) -> String {
-    std::iter::once(program.to_string())
-        .chain(args.iter().map(|a| shell_quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Quotes `arg` for a POSIX shell if it contains anything but safe characters.
-pub fn shell_quote(arg: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c);
-    if !arg.is_empty() && arg.chars().all(safe) {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 fn status_text(status: &Option<i32>) -> String {
     match status {
         Some(code) => format!("exit status {code}"),
@@ -394,9 +214,12 @@ fn offending_line(stderr: &str, stdin: Option<&str>) -> String {
     }
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Tool;
+    use crate::{DryRun, RecordingRunner};
 
     fn restore(input: &str) -> Command {
         Command::new(Tool::IptablesRestore, ["--noflush"]).with_stdin(input)

@@ -11,9 +11,17 @@ pub fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
+/// `program arg...`, each argument POSIX-shell-quoted where needed.
+pub fn shell_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program.to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{shell_line, shell_quote};
 
     #[test]
     fn plain_words_stay_bare() {
@@ -34,5 +42,11 @@ mod tests {
     fn single_quotes_are_closed_escaped_and_reopened() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("'"), r"''\'''");
+    }
+
+    #[test]
+    fn a_line_quotes_only_the_arguments_that_need_it() {
+        let args = vec!["-A".to_string(), "X".into(), "a b".into()];
+        assert_eq!(shell_line("iptables", &args), "iptables -A X 'a b'");
     }
 }

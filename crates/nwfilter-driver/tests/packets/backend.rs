@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use backend_xtables::{Command, Output, ProcessRunner, RecordingRunner, RunError, Runner, Toolset};
+use host_io::{Command, Output, ProcessRunner, RecordingRunner, RunError, Runner, Toolset};
 use nwfilter_compile::ir::Program;
 use nwfilter_model::IfName;
 

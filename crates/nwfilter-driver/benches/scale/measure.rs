@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use backend_xtables::ProcessRunner;
+use host_io::ProcessRunner;
 
 use crate::counts::{NftCounts, SaveCounts};
 use crate::lab::{Error, Netns};
