@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(rules) = backend_nftables::ruleset(&program) {
         let batch = backend_nftables::instantiate(&rules);
-        if backend_nftables::batch::text_checked(&rules).is_ok() {
+        if backend_nftables::text_checked(&rules).is_ok() {
             let _ = batch.text();
         }
         let _ = batch.json();

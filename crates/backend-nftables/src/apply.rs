@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use host_io::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
-use crate::batch::{desired, Batch, Skeleton};
+use crate::batch::Batch;
+use crate::layout::Skeleton;
+use crate::plan::desired;
 use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
 use crate::names::Table;
 use crate::render::PortRuleset;

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::batch::{mark_key, Skeleton};
+use crate::batch::mark_key;
+use crate::layout::Skeleton;
 use crate::names::{own_chain_port, template_of, Table, TABLE};
 
 /// Our objects as the kernel has them.
@@ -26,7 +27,7 @@ pub struct KernelState {
     /// even when no port claims them.
     pub seen_tags: BTreeSet<u16>,
     /// The skeleton as it is: base chains with their number of rules, and
-    /// the dispatch maps (see [`crate::batch::Skeleton`]).
+    /// the dispatch maps (see [`crate::layout::Skeleton`]).
     pub skeleton: Skeleton,
 }
 

@@ -3,19 +3,27 @@
 //!
 //! Data flow: chain IR (from `nwfilter-compile`) → [`PortRuleset`] (per-port
 //! chains of statements, each with its `nft -f` text and JSON) → a
-//! [`Batch`] (the skeleton, ports added, ports removed) → one `nft -j -f -`
-//! run through `host-io`'s [`Runner`](host_io::Runner) (the only I/O).
+//! [`Batch`] of commands (`batch`: the fixed layout from `layout`, each
+//! port's change from `plan`, against the [`KernelState`] read by `kernel`)
+//! → one `nft -j -f -` run through `host-io`'s [`Runner`](host_io::Runner)
+//! (the only I/O, in `apply`).
 
 pub mod apply;
 pub mod batch;
+mod error;
 pub mod kernel;
+pub mod layout;
 mod matches;
 pub mod names;
+mod plan;
 pub mod render;
 mod share;
 pub mod term;
 
 pub use apply::{Applier, ApplyError, Change, Report};
-pub use batch::{instantiate, Batch, Cmd};
+pub use batch::{Batch, Cmd};
+pub use plan::instantiate;
 pub use kernel::{KernelState, ReadError};
-pub use render::{ruleset, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported};
+pub use render::{
+    ruleset, text_checked, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported,
+};

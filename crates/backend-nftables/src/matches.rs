@@ -14,7 +14,7 @@ use nwfilter_compile::ir::{
     PortRange, StpField,
 };
 
-use crate::render::Unsupported;
+use crate::error::Unsupported;
 use crate::term::{compare, in_flags, statement, Operand, Term};
 
 const ETHERTYPE_RARP: u16 = 0x8035;

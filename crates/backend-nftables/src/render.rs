@@ -17,6 +17,7 @@ use nwfilter_compile::ir::{
 use nwfilter_model::IfName;
 use serde::Serialize;
 
+pub use crate::error::{RenderError, Unsupported};
 use crate::matches::{lookup, terms, Context, Lookup};
 use crate::names::{self, Role, Table};
 use crate::share::{self, Group};
@@ -101,13 +102,13 @@ impl PortKey {
     /// The expression a rule looks up.
     pub fn operand(self) -> Operand {
         match self {
-            PortKey::InPort => crate::batch::iface(MetaKey::Iifname, "iifname"),
-            PortKey::OutPort => crate::batch::iface(MetaKey::Oifname, "oifname"),
+            PortKey::InPort => crate::layout::iface(MetaKey::Iifname, "iifname"),
+            PortKey::OutPort => crate::layout::iface(MetaKey::Oifname, "oifname"),
             PortKey::InTag => {
-                Operand::meta(MetaKey::Mark, "mark").and(Operand::hex(crate::batch::IN_TAG_MASK, 8))
+                Operand::meta(MetaKey::Mark, "mark").and(Operand::hex(crate::layout::IN_TAG_MASK, 8))
             }
             PortKey::OutTag => Operand::meta(MetaKey::Mark, "mark")
-                .and(Operand::hex(crate::batch::OUT_TAG_MASK, 8)),
+                .and(Operand::hex(crate::layout::OUT_TAG_MASK, 8)),
         }
     }
 
@@ -144,35 +145,6 @@ pub struct Rule {
     pub terms: Vec<Term>,
     /// At most 128 bytes, no `"` or control characters.
     pub comment: Option<String>,
-}
-
-/// A rule nft cannot express.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unsupported {
-    #[error("{0} cannot be expressed in nftables")]
-    Feature(&'static str),
-    #[error("ipset '{0}': kernel ipsets are not visible to nftables; use the xtables backend")]
-    Ipset(String),
-    #[error("tcp option kind {0} has no nft name (known kinds: 2, 3, 4, 5, 8)")]
-    TcpOption(u8),
-    #[error("reject in a bridge chain (the IR lowers it to drop there)")]
-    BridgeReject,
-    #[error("comment {0:?} {1}")]
-    Comment(String, &'static str),
-}
-
-/// Why a port's program could not be rendered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RenderError {
-    #[error("port {port}, chain {chain}, rule {rule}: {source}")]
-    Rule {
-        port: String,
-        chain: String,
-        /// 1-based position in the IR chain.
-        rule: usize,
-        #[source]
-        source: Unsupported,
-    },
 }
 
 /// Renders one port's program into its template's chains and its own
@@ -417,7 +389,7 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
         chain,
     });
     Ok(Rule {
-        terms: vec![crate::batch::vmap(key.operand(), &map)],
+        terms: vec![crate::layout::vmap(key.operand(), &map)],
         comment: None,
     })
 }
@@ -546,4 +518,22 @@ fn checked_comment(text: &str) -> Result<String, Unsupported> {
         ));
     }
     Ok(text.to_owned())
+}
+
+/// Checks that the text form can name every chain (`nft -f` cannot quote
+/// chain names); the JSON form has no such limit.
+pub fn text_checked(rules: &PortRuleset) -> Result<(), Unsupported> {
+    match rules
+        .chains
+        .iter()
+        .chain(&rules.own)
+        .find(|c| !names::is_nft_identifier(&c.name))
+    {
+        Some(c) => Err(Unsupported::Feature(if c.name.is_empty() {
+            "an empty chain name"
+        } else {
+            "a chain name with characters nft -f cannot read (use --format json)"
+        })),
+        None => Ok(()),
+    }
 }
