@@ -5,35 +5,29 @@
 //! decides how they reach the kernel: temporary names while an update is
 //! built, hooks into the built-in and shared chains, renames, removal.
 
+/// The IR's family: ebtables (`Bridge`), iptables (`Ipv4`) or ip6tables
+/// (`Ipv6`), and so the tool and table a chain lives in.
+pub use nwfilter_compile::ir::Family;
 use nwfilter_model::IfName;
 use serde::Serialize;
 
-/// The tool family (and so the table) a chain lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// ebtables, table `nat`.
-    Bridge,
-    /// iptables, table `filter`.
-    Ipv4,
-    /// ip6tables, table `filter`.
-    Ipv6,
-}
-
-impl Family {
-    /// The table libvirt's nwfilter rules live in for this family.
-    pub fn table(self) -> &'static str {
-        match self {
-            Family::Bridge => "nat",
-            Family::Ipv4 | Family::Ipv6 => "filter",
-        }
+/// The table libvirt's nwfilter rules live in for `family`: `nat` for
+/// ebtables, `filter` for iptables and ip6tables.
+pub fn table(family: Family) -> &'static str {
+    match family {
+        Family::Bridge => "nat",
+        Family::Ipv4 | Family::Ipv6 => "filter",
     }
 }
 
-/// What a chain is for; decides how the applier hooks it in.
+/// How the applier reaches a chain: which built-in or shared chain jumps
+/// to it. This is what the kernel's tables show of a chain, so the applier
+/// can recognise our chains when it reads them back; the IR's
+/// `ChainRole`, which this projects, also carries a sub-chain's name and
+/// priority, which a table listing cannot give back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ChainRole {
+pub enum Hook {
     /// `libvirt-I-IF`: frames sent by the VM (hooked from PREROUTING `-i IF`).
     BridgeRootOut,
     /// `libvirt-O-IF`: frames delivered to the VM (hooked from POSTROUTING `-o IF`).
@@ -53,7 +47,8 @@ pub enum ChainRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RenderedChain {
     pub family: Family,
-    pub role: ChainRole,
+    /// How the applier hooks it in.
+    pub role: Hook,
     /// The final chain name (within the tool's length limit).
     pub name: String,
     /// Each rule's arguments after `-A NAME` (matches, then target), in

@@ -208,7 +208,7 @@ fn ipv6_chains_are_hooked_by_physdev_in_ip6tables() {
 /// VM only its MAC, IPv4 from its IP and ARP for its IP/MAC; to the VM
 /// only IPv4 and ARP; `forward_rules` in `FI-` (forwarded from the VM).
 fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRuleset {
-    use backend_xtables::{ChainRole as R, Family as F, PortRuleset, RenderedChain};
+    use backend_xtables::{Family as F, Hook as R, PortRuleset, RenderedChain};
     let p = &guest.port;
     let chain = |family, role, name: String, rules: Vec<String>| RenderedChain {
         family,

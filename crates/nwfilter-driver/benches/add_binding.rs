@@ -101,7 +101,7 @@ fn object_counts(rulesets: &[PortRuleset]) {
         x_rules += x
             .chains
             .iter()
-            .filter(|c| !matches!(c.role, backend_xtables::ChainRole::BridgeSub))
+            .filter(|c| !matches!(c.role, backend_xtables::Hook::BridgeSub))
             .count();
     }
     println!(

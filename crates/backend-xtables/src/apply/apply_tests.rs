@@ -1,5 +1,5 @@
 use super::*;
-use crate::ruleset::{ChainRole, RenderedChain};
+use crate::ruleset::{Hook, RenderedChain};
 use host_io::RecordingRunner;
 
 fn ruleset(ip_rule: &str) -> PortRuleset {
@@ -9,13 +9,13 @@ fn ruleset(ip_rule: &str) -> PortRuleset {
         chains: vec![
             RenderedChain {
                 family: Family::Bridge,
-                role: ChainRole::BridgeRootOut,
+                role: Hook::BridgeRootOut,
                 name: "libvirt-I-vnet0".into(),
                 rules: vec![words("-p IPv6 -j DROP")],
             },
             RenderedChain {
                 family: Family::Ipv4,
-                role: ChainRole::ForwardFromVm,
+                role: Hook::ForwardFromVm,
                 name: "FI-vnet0".into(),
                 rules: vec![words(ip_rule)],
             },

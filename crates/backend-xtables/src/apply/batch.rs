@@ -9,7 +9,7 @@
 
 use super::layout::declaration;
 use host_io::{Command, Tool};
-use crate::ruleset::Family;
+use crate::ruleset::{table, Family};
 
 /// An argument that cannot be written into restore input safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +108,7 @@ impl Batch {
 
     /// The restore input text.
     pub fn text(&self) -> String {
-        let mut text = format!("*{}\n", self.family.table());
+        let mut text = format!("*{}\n", table(self.family));
         for line in self.declarations.iter().chain(&self.commands) {
             text.push_str(line);
             text.push('\n');

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ruleset::Family;
+use crate::ruleset::{table, Family};
 
 /// A save file could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +58,7 @@ impl Table {
 /// Parses the `*TABLE` section of a save listing. A missing section (the
 /// table was never created in this namespace) is an empty table.
 pub fn parse_save(family: Family, text: &str) -> Result<Table, SaveParseError> {
-    let wanted = format!("*{}", family.table());
+    let wanted = format!("*{}", table(family));
     let mut table = Table::default();
     let mut inside = false;
     for (index, raw) in text.lines().enumerate() {

@@ -6,7 +6,7 @@
 use nwfilter_model::IfName;
 
 use super::kernel::{target, Table};
-use crate::ruleset::{ChainRole, Family};
+use crate::ruleset::{Hook, Family};
 
 /// The shared iptables/ip6tables chains, with their hook into a built-in
 /// chain and the 1-based position libvirt inserts it at.
@@ -37,17 +37,17 @@ pub fn declaration(family: Family, chain: &str) -> String {
 /// The rule (after `-A`) that sends the port's traffic into `chain`, or
 /// `None` for sub-chains, which only their root jumps to.
 pub fn hook_rule(
-    role: ChainRole,
+    role: Hook,
     port: &IfName,
     chain: &str,
 ) -> Option<(&'static str, Vec<String>)> {
     let dev = port.as_str().to_string();
     let (holder, mut args): (&str, Vec<String>) = match role {
-        ChainRole::BridgeRootOut => ("PREROUTING", vec!["-i".into(), dev]),
-        ChainRole::BridgeRootIn => ("POSTROUTING", vec!["-o".into(), dev]),
-        ChainRole::BridgeSub => return None,
-        ChainRole::ForwardFromVm => ("libvirt-in", physdev_in(dev)),
-        ChainRole::ForwardToVm => (
+        Hook::BridgeRootOut => ("PREROUTING", vec!["-i".into(), dev]),
+        Hook::BridgeRootIn => ("POSTROUTING", vec!["-o".into(), dev]),
+        Hook::BridgeSub => return None,
+        Hook::ForwardFromVm => ("libvirt-in", physdev_in(dev)),
+        Hook::ForwardToVm => (
             "libvirt-out",
             ["-m", "physdev", "--physdev-is-bridged", "--physdev-out"]
                 .into_iter()
@@ -55,7 +55,7 @@ pub fn hook_rule(
                 .chain([dev])
                 .collect(),
         ),
-        ChainRole::HostFromVm => ("libvirt-host-in", physdev_in(dev)),
+        Hook::HostFromVm => ("libvirt-host-in", physdev_in(dev)),
     };
     // libvirt enters FI/FO/HI with goto, so their RETURN resumes in the
     // built-in chain (lowering reference §3.2).
@@ -75,37 +75,37 @@ fn physdev_in(dev: String) -> Vec<String> {
     vec!["-m".into(), "physdev".into(), "--physdev-in".into(), dev]
 }
 
-impl ChainRole {
+impl Hook {
     /// Whether the role's chains are ebtables chains.
     pub fn is_bridge(self) -> bool {
         matches!(
             self,
-            ChainRole::BridgeRootOut | ChainRole::BridgeRootIn | ChainRole::BridgeSub
+            Hook::BridgeRootOut | Hook::BridgeRootIn | Hook::BridgeSub
         )
     }
 }
 
 /// The final and temporary name prefixes of a role's chains.
-fn prefixes(role: ChainRole, port: &IfName) -> [(String, String); 2] {
+fn prefixes(role: Hook, port: &IfName) -> [(String, String); 2] {
     let p = port.as_str();
     let pair = |a: String, b: String| [(a.clone(), b.clone()), (a, b)];
     match role {
-        ChainRole::BridgeRootOut => pair(format!("libvirt-I-{p}"), format!("libvirt-J-{p}")),
-        ChainRole::BridgeRootIn => pair(format!("libvirt-O-{p}"), format!("libvirt-P-{p}")),
-        ChainRole::BridgeSub => [
+        Hook::BridgeRootOut => pair(format!("libvirt-I-{p}"), format!("libvirt-J-{p}")),
+        Hook::BridgeRootIn => pair(format!("libvirt-O-{p}"), format!("libvirt-P-{p}")),
+        Hook::BridgeSub => [
             (format!("I-{p}-"), format!("J-{p}-")),
             (format!("O-{p}-"), format!("P-{p}-")),
         ],
-        ChainRole::ForwardFromVm => pair(format!("FI-{p}"), format!("FJ-{p}")),
-        ChainRole::ForwardToVm => pair(format!("FO-{p}"), format!("FP-{p}")),
-        ChainRole::HostFromVm => pair(format!("HI-{p}"), format!("HJ-{p}")),
+        Hook::ForwardFromVm => pair(format!("FI-{p}"), format!("FJ-{p}")),
+        Hook::ForwardToVm => pair(format!("FO-{p}"), format!("FP-{p}")),
+        Hook::HostFromVm => pair(format!("HI-{p}"), format!("HJ-{p}")),
     }
 }
 
 /// The temporary name (libvirt's J/P, FJ/FP/HJ) of a final chain name, or
 /// `None` when `name` is not a final name of that role for this port.
-pub fn temporary_name(role: ChainRole, port: &IfName, name: &str) -> Option<String> {
-    let sub = role == ChainRole::BridgeSub;
+pub fn temporary_name(role: Hook, port: &IfName, name: &str) -> Option<String> {
+    let sub = role == Hook::BridgeSub;
     prefixes(role, port).into_iter().find_map(|(fin, tmp)| {
         let rest = name.strip_prefix(fin.as_str())?;
         // Roots are exactly the prefix; sub-chains need a non-empty suffix.
@@ -129,7 +129,7 @@ pub fn port_chains(
     table: &Table,
     port: &IfName,
     generation: Generation,
-) -> Vec<(ChainRole, String)> {
+) -> Vec<(Hook, String)> {
     let pick = |role| {
         let [(fin, tmp), _] = prefixes(role, port);
         match generation {
@@ -137,15 +137,15 @@ pub fn port_chains(
             Generation::Temporary => tmp,
         }
     };
-    let roots: &[ChainRole] = match family {
-        Family::Bridge => &[ChainRole::BridgeRootOut, ChainRole::BridgeRootIn],
+    let roots: &[Hook] = match family {
+        Family::Bridge => &[Hook::BridgeRootOut, Hook::BridgeRootIn],
         Family::Ipv4 | Family::Ipv6 => &[
-            ChainRole::ForwardFromVm,
-            ChainRole::ForwardToVm,
-            ChainRole::HostFromVm,
+            Hook::ForwardFromVm,
+            Hook::ForwardToVm,
+            Hook::HostFromVm,
         ],
     };
-    let sub_prefixes: Vec<String> = prefixes(ChainRole::BridgeSub, port)
+    let sub_prefixes: Vec<String> = prefixes(Hook::BridgeSub, port)
         .into_iter()
         .map(|(fin, tmp)| match generation {
             Generation::Final => fin,
@@ -167,7 +167,7 @@ pub fn port_chains(
                 && sub_prefixes.iter().any(|p| sub.starts_with(p.as_str()))
                 && table.has_chain(sub);
             if is_ours && !found.iter().any(|(_, n)| n == sub) {
-                found.push((ChainRole::BridgeSub, sub.to_string()));
+                found.push((Hook::BridgeSub, sub.to_string()));
             }
         }
         found.push((role, root));
@@ -180,7 +180,7 @@ pub fn port_chains(
 pub fn hooks_into(
     family: Family,
     table: &Table,
-    chains: &[(ChainRole, String)],
+    chains: &[(Hook, String)],
 ) -> Vec<(String, Vec<String>)> {
     let mut hooks = Vec::new();
     for holder in hook_chains(family) {
@@ -220,27 +220,27 @@ mod tests {
         let p = port("vnet0");
         let cases = [
             (
-                ChainRole::BridgeRootOut,
+                Hook::BridgeRootOut,
                 "libvirt-I-vnet0",
                 Some("libvirt-J-vnet0"),
             ),
             (
-                ChainRole::BridgeRootIn,
+                Hook::BridgeRootIn,
                 "libvirt-O-vnet0",
                 Some("libvirt-P-vnet0"),
             ),
-            (ChainRole::BridgeSub, "I-vnet0-ipv4", Some("J-vnet0-ipv4")),
+            (Hook::BridgeSub, "I-vnet0-ipv4", Some("J-vnet0-ipv4")),
             (
-                ChainRole::BridgeSub,
+                Hook::BridgeSub,
                 "O-vnet0-arp-mac",
                 Some("P-vnet0-arp-mac"),
             ),
-            (ChainRole::ForwardFromVm, "FI-vnet0", Some("FJ-vnet0")),
-            (ChainRole::ForwardToVm, "FO-vnet0", Some("FP-vnet0")),
-            (ChainRole::HostFromVm, "HI-vnet0", Some("HJ-vnet0")),
-            (ChainRole::BridgeSub, "I-vnet0-", None),
-            (ChainRole::BridgeRootOut, "libvirt-I-vnet01", None),
-            (ChainRole::ForwardFromVm, "FI-vnet1", None),
+            (Hook::ForwardFromVm, "FI-vnet0", Some("FJ-vnet0")),
+            (Hook::ForwardToVm, "FO-vnet0", Some("FP-vnet0")),
+            (Hook::HostFromVm, "HI-vnet0", Some("HJ-vnet0")),
+            (Hook::BridgeSub, "I-vnet0-", None),
+            (Hook::BridgeRootOut, "libvirt-I-vnet01", None),
+            (Hook::ForwardFromVm, "FI-vnet1", None),
         ];
         for (role, name, want) in cases {
             assert_eq!(temporary_name(role, &p, name).as_deref(), want, "{name}");
@@ -253,23 +253,23 @@ mod tests {
         let join =
             |r: Option<(&str, Vec<String>)>| r.map(|(h, a)| format!("-A {h} {}", a.join(" ")));
         assert_eq!(
-            join(hook_rule(ChainRole::BridgeRootOut, &p, "libvirt-J-vnet0")).unwrap(),
+            join(hook_rule(Hook::BridgeRootOut, &p, "libvirt-J-vnet0")).unwrap(),
             "-A PREROUTING -i vnet0 -j libvirt-J-vnet0"
         );
         assert_eq!(
-            join(hook_rule(ChainRole::BridgeRootIn, &p, "libvirt-O-vnet0")).unwrap(),
+            join(hook_rule(Hook::BridgeRootIn, &p, "libvirt-O-vnet0")).unwrap(),
             "-A POSTROUTING -o vnet0 -j libvirt-O-vnet0"
         );
         assert_eq!(
-            join(hook_rule(ChainRole::ForwardToVm, &p, "FP-vnet0")).unwrap(),
+            join(hook_rule(Hook::ForwardToVm, &p, "FP-vnet0")).unwrap(),
             "-A libvirt-out -m physdev --physdev-is-bridged --physdev-out vnet0 -g FP-vnet0"
         );
         assert_eq!(
-            join(hook_rule(ChainRole::HostFromVm, &p, "HI-vnet0")).unwrap(),
+            join(hook_rule(Hook::HostFromVm, &p, "HI-vnet0")).unwrap(),
             "-A libvirt-host-in -m physdev --physdev-in vnet0 -g HI-vnet0"
         );
         assert_eq!(
-            join(hook_rule(ChainRole::BridgeSub, &p, "I-vnet0-ipv4")),
+            join(hook_rule(Hook::BridgeSub, &p, "I-vnet0-ipv4")),
             None
         );
         assert_eq!(
@@ -298,14 +298,14 @@ mod tests {
         assert_eq!(
             finals,
             [
-                (ChainRole::BridgeSub, "I-a-b-c".to_string()),
-                (ChainRole::BridgeRootOut, "libvirt-I-a".to_string())
+                (Hook::BridgeSub, "I-a-b-c".to_string()),
+                (Hook::BridgeRootOut, "libvirt-I-a".to_string())
             ]
         );
         let temps = port_chains(Family::Bridge, &table, &a, Generation::Temporary);
         assert_eq!(
             temps,
-            [(ChainRole::BridgeRootOut, "libvirt-J-a".to_string())]
+            [(Hook::BridgeRootOut, "libvirt-J-a".to_string())]
         );
         let hooks = hooks_into(Family::Bridge, &table, &finals);
         assert_eq!(

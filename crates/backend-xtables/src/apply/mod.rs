@@ -24,7 +24,7 @@ pub use batch::BadArgument;
 pub use kernel::{parse_save, SaveParseError, Table, Tables};
 pub use plan::{BadChain, Desired, PlanError};
 
-use crate::ruleset::{Family, PortRuleset};
+use crate::ruleset::{table, Family, PortRuleset};
 use batch::Batch;
 use kept::Executed;
 use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
@@ -190,7 +190,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             Family::Ipv4 => Tool::IptablesSave,
             Family::Ipv6 => Tool::Ip6tablesSave,
         };
-        let cmd = Command::new(tool, ["-t", family.table()]);
+        let cmd = Command::new(tool, ["-t", table(family)]);
         let output = self
             .runner
             .run(&cmd)

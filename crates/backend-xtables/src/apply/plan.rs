@@ -24,7 +24,7 @@ use super::layout::{
     hook_rule, hooks_into, in_post_of, in_post_rule, port_chains, temporary_name, Generation,
     GLOBAL_CHAINS,
 };
-use crate::ruleset::{ChainRole, Family, RenderedChain};
+use crate::ruleset::{Hook, Family, RenderedChain};
 
 /// What one port should have in the kernel (no chains: nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct Desired {
 pub struct BadChain {
     pub port: IfName,
     pub chain: String,
-    pub role: ChainRole,
+    pub role: Hook,
     pub family: Family,
 }
 
@@ -142,8 +142,8 @@ fn check_names(family: Family, port: &IfName, chains: &[&RenderedChain]) -> Resu
 fn orphans(
     table: &Table,
     new: &[&RenderedChain],
-    finals: &[(ChainRole, String)],
-) -> Vec<(ChainRole, String)> {
+    finals: &[(Hook, String)],
+) -> Vec<(Hook, String)> {
     new.iter()
         .filter(|c| table.has_chain(&c.name) && !finals.iter().any(|(_, f)| *f == c.name))
         .map(|c| (c.role, c.name.clone()))
@@ -155,7 +155,7 @@ fn discard(
     batch: &mut Batch,
     family: Family,
     table: &Table,
-    chains: &[(ChainRole, String)],
+    chains: &[(Hook, String)],
 ) -> Result<usize, BadArgument> {
     let hooks = hooks_into(family, table, chains);
     for (holder, rule) in &hooks {
@@ -176,7 +176,7 @@ fn remove_port(
     family: Family,
     table: &Table,
     port: &IfName,
-    finals: &[(ChainRole, String)],
+    finals: &[(Hook, String)],
     globals: &mut GlobalUse,
 ) -> Result<(), BadArgument> {
     globals.removed += discard(batch, family, table, finals)?;
@@ -242,7 +242,7 @@ fn switch_port(
     table: &Table,
     port: &IfName,
     new: &[&RenderedChain],
-    finals: &[(ChainRole, String)],
+    finals: &[(Hook, String)],
 ) -> Result<(), BadArgument> {
     let temp =
         |c: &RenderedChain| temporary_name(c.role, port, &c.name).unwrap_or_else(|| c.name.clone());

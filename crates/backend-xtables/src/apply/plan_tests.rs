@@ -5,7 +5,7 @@ fn port(name: &str) -> IfName {
     IfName::new(name).unwrap()
 }
 
-fn chain(family: Family, role: ChainRole, name: &str, rules: &[&str]) -> RenderedChain {
+fn chain(family: Family, role: Hook, name: &str, rules: &[&str]) -> RenderedChain {
     RenderedChain {
         family,
         role,
@@ -26,19 +26,19 @@ fn wanted(dev: &str) -> Desired {
         chains: vec![
             chain(
                 b,
-                ChainRole::BridgeSub,
+                Hook::BridgeSub,
                 &format!("I-{dev}-ipv4"),
                 &["-p IPv4 --ip-src 10.0.0.1 -j RETURN", "-j DROP"],
             ),
             chain(
                 b,
-                ChainRole::BridgeRootOut,
+                Hook::BridgeRootOut,
                 &format!("libvirt-I-{dev}"),
                 &[&format!("-p IPv4 -j I-{dev}-ipv4"), "-j DROP"],
             ),
             chain(
                 v4,
-                ChainRole::ForwardFromVm,
+                Hook::ForwardFromVm,
                 &format!("FI-{dev}"),
                 &["-p tcp --dport 25 -j DROP"],
             ),
@@ -238,14 +238,14 @@ fn current_state_is_recognised_and_differences_are_not() {
     let live = table(Family::Ipv4, TWO_PORTS_V4);
     let want = vec![chain(
         Family::Ipv4,
-        ChainRole::ForwardFromVm,
+        Hook::ForwardFromVm,
         "FI-vnet0",
         &["-j DROP"],
     )];
     assert!(is_current(Family::Ipv4, &live, &port("vnet0"), &want));
     let longer = vec![chain(
         Family::Ipv4,
-        ChainRole::ForwardFromVm,
+        Hook::ForwardFromVm,
         "FI-vnet0",
         &["-j DROP", "-j DROP"],
     )];
@@ -270,13 +270,13 @@ fn a_snapshot_puts_back_what_was_there() {
         [
             chain(
                 Family::Bridge,
-                ChainRole::BridgeSub,
+                Hook::BridgeSub,
                 "I-vnet0-arp",
                 &["-p ARP -j DROP"]
             ),
             chain(
                 Family::Bridge,
-                ChainRole::BridgeRootOut,
+                Hook::BridgeRootOut,
                 "libvirt-I-vnet0",
                 &["-p ARP -j I-vnet0-arp"]
             ),

@@ -73,7 +73,7 @@ fn family_unchanged(
 mod tests {
     use super::*;
     use crate::apply::kernel::parse_save;
-    use crate::ruleset::{ChainRole, Family, RenderedChain};
+    use crate::ruleset::{Hook, Family, RenderedChain};
 
     fn want(rule: &str) -> Desired {
         Desired {
@@ -81,13 +81,13 @@ mod tests {
             chains: vec![
                 RenderedChain {
                     family: Family::Bridge,
-                    role: ChainRole::BridgeSub,
+                    role: Hook::BridgeSub,
                     name: "I-vnet0-ipv4".into(),
                     rules: vec![rule.split(' ').map(String::from).collect()],
                 },
                 RenderedChain {
                     family: Family::Bridge,
-                    role: ChainRole::BridgeRootOut,
+                    role: Hook::BridgeRootOut,
                     name: "libvirt-I-vnet0".into(),
                     rules: vec!["-p IPv4 -j I-vnet0-ipv4"
                         .split(' ')

@@ -16,10 +16,10 @@ mod check;
 mod ip;
 mod text;
 
-use nwfilter_compile::ir::{self, BridgeDir, ChainRole as IrRole, Program};
+use nwfilter_compile::ir::{BridgeDir, ChainRole as IrRole, Program};
 use nwfilter_model::IfName;
 
-use crate::ruleset::{ChainRole, Family, PortRuleset, RenderedChain};
+use crate::ruleset::{Hook, Family, PortRuleset, RenderedChain};
 
 pub use text::{command_lines, commands, restore_text, Format};
 
@@ -67,7 +67,7 @@ pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
     let port = &program.port;
     let mut chains = Vec::with_capacity(program.chains.len());
     for chain in &program.chains {
-        let family = family(chain.family);
+        let family = chain.family;
         let name = chain_name(port, family, &chain.role)?;
         let mut rules = Vec::with_capacity(chain.rules.len());
         for (i, rule) in chain.rules.iter().enumerate() {
@@ -127,22 +127,14 @@ fn add_empty_ip_chains(
     Ok(())
 }
 
-fn family(f: ir::Family) -> Family {
-    match f {
-        ir::Family::Bridge => Family::Bridge,
-        ir::Family::Ipv4 => Family::Ipv4,
-        ir::Family::Ipv6 => Family::Ipv6,
-    }
-}
-
-fn role(r: &IrRole) -> ChainRole {
+fn role(r: &IrRole) -> Hook {
     match r {
-        IrRole::BridgeRoot(BridgeDir::FromVm) => ChainRole::BridgeRootOut,
-        IrRole::BridgeRoot(BridgeDir::ToVm) => ChainRole::BridgeRootIn,
-        IrRole::BridgeSub { .. } => ChainRole::BridgeSub,
-        IrRole::ForwardFromVm => ChainRole::ForwardFromVm,
-        IrRole::ForwardToVm => ChainRole::ForwardToVm,
-        IrRole::HostFromVm => ChainRole::HostFromVm,
+        IrRole::BridgeRoot(BridgeDir::FromVm) => Hook::BridgeRootOut,
+        IrRole::BridgeRoot(BridgeDir::ToVm) => Hook::BridgeRootIn,
+        IrRole::BridgeSub { .. } => Hook::BridgeSub,
+        IrRole::ForwardFromVm => Hook::ForwardFromVm,
+        IrRole::ForwardToVm => Hook::ForwardToVm,
+        IrRole::HostFromVm => Hook::HostFromVm,
     }
 }
 

@@ -87,7 +87,7 @@ fn iptables_rules_are_spelled_as_libvirt_does() {
     )]))
     .unwrap();
     assert_eq!(rs.chains[0].name, "FI-vnet0");
-    assert_eq!(rs.chains[0].role, ChainRole::ForwardFromVm);
+    assert_eq!(rs.chains[0].role, Hook::ForwardFromVm);
     let mut want = words(
         "-p tcp -m mac --mac-source 01:02:03:04:05:06 --destination 10.1.2.3/32 -m dscp --dscp 2 \
          -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -m comment --comment",
@@ -320,13 +320,13 @@ fn a_family_with_rules_gets_all_three_libvirt_chains() {
         ],
         "no ip6tables chains: the port has no IPv6 rules"
     );
-    let roles: Vec<ChainRole> = rs.chains.iter().map(|c| c.role).collect();
+    let roles: Vec<Hook> = rs.chains.iter().map(|c| c.role).collect();
     assert_eq!(
         roles,
         [
-            ChainRole::ForwardToVm,
-            ChainRole::ForwardFromVm,
-            ChainRole::HostFromVm
+            Hook::ForwardToVm,
+            Hook::ForwardFromVm,
+            Hook::HostFromVm
         ]
     );
 }

@@ -120,7 +120,7 @@ impl Backend for Xtables {
     common_operations!(backend_xtables);
 
     fn refused_update(runner: &dyn Runner, new: &Self::Ruleset, old: &Self::Ruleset) -> String {
-        use backend_xtables::{ApplyError, ChainRole, Change, Family};
+        use backend_xtables::{ApplyError, Hook, Change, Family};
         // The bridge half is fine (and must be switched back); the kernel
         // refuses the IPv4 half: a TCP reset for UDP fails the REJECT
         // target's check at commit.
@@ -129,11 +129,11 @@ impl Backend for Xtables {
         let mut halves = 0;
         for chain in &mut bad.chains {
             match (chain.family, chain.role) {
-                (Family::Bridge, ChainRole::BridgeRootOut) => {
+                (Family::Bridge, Hook::BridgeRootOut) => {
                     chain.rules.insert(0, words("-p 0x88b5 -j DROP"));
                     halves += 1;
                 }
-                (Family::Ipv4, ChainRole::ForwardFromVm) => {
+                (Family::Ipv4, Hook::ForwardFromVm) => {
                     chain
                         .rules
                         .push(words("-p udp -j REJECT --reject-with tcp-reset"));
