@@ -1,7 +1,9 @@
 //! Errors of the front half: resolving the DAG and binding variables.
 //!
 //! Rule indices count a filter's `<rule>` elements from 0, in document
-//! order (`<filterref>`s are not counted), as in [`crate::BoundRule`].
+//! order (`<filterref>`s are not counted), as in [`crate::BoundRule`];
+//! messages count from 1, as a person does (and as every other error of
+//! the workspace that names a rule).
 
 use std::fmt;
 
@@ -19,7 +21,8 @@ pub struct RuleAt {
 
 impl fmt::Display for RuleAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "filter '{}', rule {}", self.filter, self.rule_index)
+        // 1-based, as a person counts the filter's <rule> elements.
+        write!(f, "filter '{}', rule {}", self.filter, self.rule_index + 1)
     }
 }
 

@@ -235,7 +235,7 @@ fn different_lengths_on_one_iterator_are_an_error() {
     assert!(matches!(err, BindError::Cardinality { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "filter 'tck', rule 1: variables on iterator @0 are walked in parallel \
+        "filter 'tck', rule 2: variables on iterator @0 are walked in parallel \
          and need the same number of values, but IP has 1, DHCPSERVER has 2"
     );
 }
@@ -251,7 +251,7 @@ fn element_beyond_the_end_is_unresolved() {
     assert_eq!(
         err.to_string(),
         "cannot instantiate filter 'tck': unresolvable variables or unavailable \
-         list elements: B[4] (filter 'tck', rule 0)"
+         list elements: B[4] (filter 'tck', rule 1)"
     );
 }
 

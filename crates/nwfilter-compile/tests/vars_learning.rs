@@ -92,7 +92,7 @@ fn learning_none_makes_unset_ip_an_error() {
     assert_eq!(
         err.to_string(),
         "cannot instantiate filter 'clean': unresolvable variables or unavailable \
-         list elements: IP (filter 'no-ip-spoofing', rule 0)"
+         list elements: IP (filter 'no-ip-spoofing', rule 1)"
     );
 }
 
@@ -130,7 +130,7 @@ fn ip_missing_with_another_variable_is_an_error_listing_both() {
     assert_eq!(names, ["IP", "OTHER"]);
     assert!(err
         .to_string()
-        .ends_with("IP (filter 'no-ip-spoofing', rule 0), OTHER (filter 'clean', rule 0)"));
+        .ends_with("IP (filter 'no-ip-spoofing', rule 1), OTHER (filter 'clean', rule 1)"));
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn ip_on_another_iterator_is_not_learnable() {
         .collect();
     let err = bind(&source, &top("top", &[]), mac()).unwrap_err();
     assert!(
-        err.to_string().contains("IP[@1] (filter 'top', rule 0)"),
+        err.to_string().contains("IP[@1] (filter 'top', rule 1)"),
         "{err}"
     );
 }

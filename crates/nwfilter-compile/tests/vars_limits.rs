@@ -61,7 +61,7 @@ fn list_values_multiplying_past_the_limit_are_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "filter 'top', rule 1: the binding would get more than {MAX_BOUND_RULES} \
+            "filter 'top', rule 2: the binding would get more than {MAX_BOUND_RULES} \
              rules (list values multiply the rules that use them)"
         )
     );

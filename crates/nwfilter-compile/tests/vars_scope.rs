@@ -196,7 +196,7 @@ fn a_wrongly_typed_value_names_variable_value_filter_rule_and_attribute() {
     assert_eq!(bad.attr.name(), "srcipaddr");
     assert_eq!(
         err.to_string(),
-        "filter 'no-ip-spoofing', rule 1: variable $IP has value 'hello', \
+        "filter 'no-ip-spoofing', rule 2: variable $IP has value 'hello', \
          which is not valid for attribute 'srcipaddr'"
     );
     assert!(std::error::Error::source(&err).is_some());
@@ -230,7 +230,7 @@ fn a_value_is_checked_against_the_attribute_it_lands_in() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "filter 'top', rule 1: variable $V4 has value '10.0.0.1', which is not \
+        "filter 'top', rule 2: variable $V4 has value '10.0.0.1', which is not \
          valid for attribute 'srcipaddr'"
     );
 }
