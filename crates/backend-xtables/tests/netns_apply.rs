@@ -4,7 +4,7 @@
 //! how IPv6 chains are hooked. The packet scenarios both backends share
 //! are in `nwfilter-driver/tests/packets.rs`, run against each.
 
-mod support;
+use netns_lab as support;
 
 use backend_xtables::{Applier, ApplyError, Change};
 use host_io::{Flavour, ProcessRunner, RecordingRunner, Toolset};

@@ -4,7 +4,7 @@
 //! `ipt-no-macspoof-test` lists `FI-vnet0` and `HI-vnet0`), and the empty
 //! ones change no packet's fate.
 
-mod support;
+use netns_lab as support;
 
 use backend_xtables::{port_ruleset, Applier, Change};
 use host_io::{ProcessRunner, Toolset};

@@ -2,8 +2,7 @@
 //! without a daemon: filters from the config directory and the built-in
 //! set, the binding recorded in the state directory, real packets.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! with nftables; `reload --backend xtables` moves it; `binding-delete`
 //! removes it with the backend its record names, whatever the setting.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use support::{add_admin_rules, without_counters, Lab, Scratch};
 

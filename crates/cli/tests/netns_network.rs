@@ -13,55 +13,19 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use netns_lab::Netns;
 
 const GUEST_MAC: &str = "52:54:00:4e:44:10";
 const GUEST_IP: &str = "10.77.0.10";
 
-/// Why this machine cannot run the test, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        return Some("not root (network namespaces, bridges and iptables need it)".into());
-    }
-    for tool in [
-        "ip",
-        "iptables",
-        "ip6tables",
-        "dnsmasq",
-        "python3",
-        "busybox",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
-}
-
-#[allow(clippy::print_stderr)] // the skip reason is for the person running the tests
-fn can_run() -> bool {
-    match missing_prerequisite() {
-        None => true,
-        Some(why) => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(
-                !ci,
-                "network namespace test cannot run under CI=true: {why}"
-            );
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
+/// Whether this machine can run the test (the lab's conditions and the
+/// programs the network and its helpers use).
+fn can_run(test: &str) -> bool {
+    netns_lab::can_run_with(
+        test,
+        &["iptables", "ip6tables", "dnsmasq", "python3", "busybox"],
+    )
 }
 
 fn run(program: &str, args: &[&str]) -> Output {
@@ -81,47 +45,26 @@ fn ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A network namespace, deleted on drop.
-struct Netns(String);
+/// What this test does in a namespace beyond the lab's [`Netns`].
+trait Endpoints {
+    fn python(&self, script: &str, args: &[&str]) -> Output;
+    /// Starts a one-connection TCP server that prints the peer's address;
+    /// returns once it listens.
+    fn tcp_server(&self, addr: &str, port: &str) -> Server;
+    fn connects(&self, addr: &str, port: &str) -> bool;
+}
 
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = run("ip", &["netns", "del", &name]);
-        ok("ip", &["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ok(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn run(&self, argv: &[&str]) -> Output {
-        let mut args = vec!["netns", "exec", self.0.as_str()];
-        args.extend_from_slice(argv);
-        run("ip", &args)
-    }
-
-    fn ok(&self, argv: &[&str]) -> String {
-        let out = self.run(argv);
-        assert!(
-            out.status.success(),
-            "in {}: {argv:?} failed: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl Endpoints for Netns {
     fn python(&self, script: &str, args: &[&str]) -> Output {
         let mut argv = vec!["python3", "-c", script];
         argv.extend_from_slice(args);
         self.run(&argv)
     }
 
-    /// Starts a one-connection TCP server that prints the peer's address;
-    /// returns once it listens.
     fn tcp_server(&self, addr: &str, port: &str) -> Server {
         let mut child = Command::new("ip")
             .args([
-                "netns", "exec", &self.0, "python3", "-c", TCP_SERVER, addr, port,
+                "netns", "exec", &self.name, "python3", "-c", TCP_SERVER, addr, port,
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -139,10 +82,11 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.0]);
-    }
+/// A namespace of the lab with its loopback up.
+fn namespace(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ok(&["ip", "link", "set", "lo", "up"]);
+    ns
 }
 
 /// A TCP server we started; killed (by its pid) on drop if still running.
@@ -226,8 +170,6 @@ if struct.unpack('!H', d[6:8])[0] == 0: sys.exit(1)
 print(socket.inet_ntoa(d[-4:]))
 ";
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
 /// Three namespaces wired up, and the directories `nwfilter` works in.
 struct Lab {
     dirs: tempfile::TempDir,
@@ -239,11 +181,6 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
         let dirs = tempfile::tempdir().unwrap();
         // dnsmasq drops root before reading its hosts files there.
         std::fs::set_permissions(
@@ -253,11 +190,11 @@ impl Lab {
         .unwrap();
         let lab = Lab {
             dirs,
-            guest: Netns::new(format!("ndg-{tag}")),
-            outside: Netns::new(format!("ndo-{tag}")),
-            host: Netns::new(format!("ndh-{tag}")),
+            guest: namespace("guest"),
+            outside: namespace("outside"),
+            host: namespace("host"),
         };
-        let (h, g, o) = (&lab.host.0, &lab.guest.0, &lab.outside.0);
+        let (h, g, o) = (&lab.host.name, &lab.guest.name, &lab.outside.name);
         ok(
             "ip",
             &[
@@ -388,7 +325,7 @@ fn pid_alive(pid: u32) -> bool {
 
 #[test]
 fn isolated_network_serves_dhcp_and_dns_but_no_way_out() {
-    if !can_run() {
+    if !can_run("isolated_network_serves_dhcp_and_dns_but_no_way_out") {
         return;
     }
     let lab = Lab::new();
@@ -466,7 +403,7 @@ fn resolve(lab: &Lab, name: &str, server: &str) -> Result<Vec<String>, String> {
 
 #[test]
 fn nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir() {
-    if !can_run() {
+    if !can_run("nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir") {
         return;
     }
     let lab = Lab::new();
@@ -499,7 +436,7 @@ fn nat_network_answers_its_dns_hosts_and_static_leases_from_a_private_state_dir(
 
 #[test]
 fn nat_network_reaches_out_as_the_host_even_behind_a_forward_drop_policy() {
-    if !can_run() {
+    if !can_run("nat_network_reaches_out_as_the_host_even_behind_a_forward_drop_policy") {
         return;
     }
     let lab = Lab::new();
@@ -538,7 +475,7 @@ fn nat_network_reaches_out_as_the_host_even_behind_a_forward_drop_policy() {
 
 #[test]
 fn routed_network_shows_the_guests_own_address() {
-    if !can_run() {
+    if !can_run("routed_network_shows_the_guests_own_address") {
         return;
     }
     let lab = Lab::new();
@@ -559,7 +496,7 @@ fn routed_network_shows_the_guests_own_address() {
 
 #[test]
 fn a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects() {
-    if !can_run() {
+    if !can_run("a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects") {
         return;
     }
     let lab = Lab::new();
@@ -601,7 +538,7 @@ fn a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_si
 
 #[test]
 fn ipv6_nat_masquerades_guests_to_the_uplink_address() {
-    if !can_run() {
+    if !can_run("ipv6_nat_masquerades_guests_to_the_uplink_address") {
         return;
     }
     let lab = Lab::new();
@@ -716,7 +653,7 @@ fn add_host_rules(lab: &Lab) {
 
 #[test]
 fn destroying_the_last_network_leaves_the_firewall_as_it_was() {
-    if !can_run() {
+    if !can_run("destroying_the_last_network_leaves_the_firewall_as_it_was") {
         return;
     }
     let lab = Lab::new();
@@ -737,7 +674,7 @@ fn destroying_the_last_network_leaves_the_firewall_as_it_was() {
 
 #[test]
 fn private_chains_created_by_someone_else_stay() {
-    if !can_run() {
+    if !can_run("private_chains_created_by_someone_else_stay") {
         return;
     }
     let lab = Lab::new();

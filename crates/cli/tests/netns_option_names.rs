@@ -3,8 +3,7 @@
 //! applied or stored, and a binding an older version stored under such a
 //! name can still be deleted. Real tools, in a network namespace.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use std::process::Output;
 

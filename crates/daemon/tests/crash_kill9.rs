@@ -16,8 +16,7 @@
 // The seed and the figures docs/RELIABILITY.md quotes go to stderr.
 #![allow(clippy::print_stderr)]
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{start_daemon, Scratch};

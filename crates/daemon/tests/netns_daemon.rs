@@ -3,8 +3,7 @@
 //! re-applies; a restarted daemon still has its bindings and rules; many
 //! concurrent clients leave store and kernel consistent.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{call, start_daemon, Scratch};

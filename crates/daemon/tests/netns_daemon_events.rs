@@ -4,8 +4,7 @@
 //! that. The daemon's own changes (a create, a delete) do not trigger a
 //! repair.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{call, start_daemon_checking_every, Scratch};

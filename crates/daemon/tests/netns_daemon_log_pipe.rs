@@ -3,8 +3,7 @@
 //! SIGTERM still stops it. (Before the log went through a lossy writer,
 //! the first line after the reader left panicked the thread writing it.)
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{call, s, Scratch};

@@ -5,8 +5,7 @@
 //! `--backend nftables`, IP learning holds the port under nft rules and
 //! applies the learned address there.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{call, start_daemon, Scratch};

@@ -3,8 +3,7 @@
 //! for the system bus; the rule check is set to an hour so that only the
 //! signal can bring the flushed rules back.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

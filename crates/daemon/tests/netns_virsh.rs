@@ -5,8 +5,7 @@
 //! credentials, and a binding created through virsh filtering real
 //! packets in a namespace lab.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 mod daemon_lab;
 use daemon_lab::{s, start_daemon, Scratch};

@@ -8,10 +8,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use host_io::{ProcessRunner, RecordingRunner, Toolset};
+use netns_lab::Netns;
 use netdrv::daemons::Daemons;
 use netdrv::dnsmasq::DnsmasqPaths;
 use netdrv::host::{BridgeSpec, Host, HostRoute};
@@ -76,40 +75,6 @@ const LAB: &str = "<network><name>lab</name><bridge name='virbr7'/><forward mode
   <ip address='10.7.0.1' prefix='24'><dhcp><range start='10.7.0.2' end='10.7.0.9'/></dhcp></ip>
   <ip family='ipv6' address='fd07::1' prefix='64'/></network>";
 
-/// A network namespace of this test; deleted on drop.
-struct Netns(String);
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-impl Netns {
-    fn new() -> Option<Netns> {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("nwft-{}-{n}-netstart", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Netns(name))
-    }
-
-    fn ok(&self, argv: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(argv)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{argv:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// iptables and ip6tables rules, chains sorted (creation order carries no
 /// meaning), each chain's rules in order, counters dropped.
 fn kernel(ns: &Netns) -> String {
@@ -161,13 +126,13 @@ struct Outcome {
 /// `other` started, then `lab` started with the Nth of its commands
 /// failing; the state before lab's start and the outcome.
 fn run(fail: Option<usize>) -> (String, Outcome) {
-    let ns = Netns::new().expect("ip netns add");
+    let ns = Netns::new("netstart");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("config"), dir.path().join("state"));
     store.define(OTHER, &|_| false).unwrap();
     store.define(LAB, &|_| false).unwrap();
     let (host, daemons) = (FakeHost::default(), FakeDaemons::default());
-    let runner = RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&ns.0));
+    let runner = RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&ns.name));
     let driver = Driver {
         store: &store,
         host: &host,
@@ -197,15 +162,7 @@ fn run(fail: Option<usize>) -> (String, Outcome) {
 
 #[test]
 fn every_failing_command_of_net_start_leaves_old_or_new_rules() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root || Netns::new().is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root and ip netns under CI"
-        );
+    if !netns_lab::can_run("every_failing_command_of_net_start_leaves_old_or_new_rules") {
         return;
     }
     let (old, clean) = run(None);

@@ -5,8 +5,7 @@
 //! restart's reapply removes them, by the record written before applying.
 //! In a network namespace, for both backends.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};

@@ -14,8 +14,7 @@
 //! check the rules in force: old rules let a guest ping but drop its
 //! spoofed address, new ones drop its ICMP too, none would let both pass.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,8 +3,7 @@
 //! reapply and keeps filtering, with none of our ebtables/iptables chains
 //! left; deleting it then removes our nft tables. And back again.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};

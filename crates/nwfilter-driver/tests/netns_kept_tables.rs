@@ -5,8 +5,7 @@
 //! kept state made stale by another tool is noticed (the restore is
 //! refused), read again, and the operation still succeeds.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 use std::sync::Arc;
 

@@ -5,8 +5,7 @@
 //! a `xtables::NAME` and a `nftables::NAME` test of it. Tests skip (with
 //! the reason printed) where they cannot run: see `support::can_run`.
 
-#[path = "../../backend-xtables/tests/support/mod.rs"]
-mod support;
+use netns_lab as support;
 
 #[path = "packets/backend.rs"]
 mod backend;

@@ -14,7 +14,7 @@ use nwfilter_learn::{AddressBook, Config, LearnEvent, DEFAULT_MAX_ADDRESSES};
 use nwfilter_model::IfName;
 use support::{
     arp_request, dhcp_ack, drain_events, next_event, start_learning, tagged, udhcpc_script,
-    udp_frame, Backend, Lab, HOST_IP,
+    udp_frame, Backend, Lab, LearnLab, HOST_IP,
 };
 
 const B_IP: &str = "10.77.0.11";
@@ -27,7 +27,7 @@ fn untrusted_server_in_any_mode(backend: Backend) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let a = &lab.guests[0];
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     let learner = lab.learner_with(&dir.path().join("state"), None, backend);
@@ -61,7 +61,7 @@ fn tagged_frames_the_port_drops_teach_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None]);
+    let lab = Lab::with_guests(&[None]);
     let a = &lab.guests[0];
     let learner = lab.learner(dir.path(), None);
     let (_watch, events) = start_learning(&learner, a, &[]);
@@ -101,7 +101,7 @@ fn forged_acks_add_at_most_the_cap_of_addresses() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let learner = lab.learner(&dir.path().join("state"), None);
     let (_watch, events) = start_learning(&learner, a, &[("CTRL_IP_LEARNING", "dhcp")]);
@@ -148,7 +148,7 @@ fn an_address_bound_to_another_port_is_not_learned() {
     }
     let dir = tempfile::tempdir().unwrap();
     let a_ip = "10.77.0.10";
-    let lab = Lab::new(&[Some(a_ip), Some(a_ip)]);
+    let lab = Lab::with_guests(&[Some(a_ip), Some(a_ip)]);
     let b = &lab.guests[1];
     let book = Arc::new(Book::default());
     // a is bound with its fixed IP.

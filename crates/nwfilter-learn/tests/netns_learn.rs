@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use nwfilter_learn::LearnEvent;
 use support::{
-    apply, clean_traffic, next_event, start_learning, udhcpc_script, Backend, Lab, HOST_IP,
+    apply, clean_traffic, next_event, start_learning, udhcpc_script, Backend, Lab, LearnLab,
+    HOST_IP,
 };
 
 const B_IP: &str = "10.77.0.11";
@@ -20,7 +21,7 @@ fn dhcp_lease_is_learned_and_then_the_guest_is_held_to_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let (a, _b) = (&lab.guests[0], &lab.guests[1]);
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     let learner = lab.learner(&dir.path().join("state"), None);
@@ -57,7 +58,7 @@ fn untrusted_server_teaches_nothing(backend: Backend) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let (a, _b) = (&lab.guests[0], &lab.guests[1]);
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     let learner = lab.learner_with(&dir.path().join("state"), None, backend);
@@ -78,7 +79,7 @@ fn a_lease_that_is_not_renewed_is_dropped_and_a_renewed_one_kept() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP), None]);
+    let lab = Lab::with_guests(&[None, Some(B_IP), None]);
     let (a, c) = (&lab.guests[0], &lab.guests[2]);
     // dnsmasq's shortest lease is two minutes.
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
@@ -136,7 +137,7 @@ fn a_static_guest_is_learned_from_its_first_packet() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[Some("10.77.0.10"), Some(B_IP)]);
+    let lab = Lab::with_guests(&[Some("10.77.0.10"), Some(B_IP)]);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let learner = lab.learner(dir.path(), None);
     let (watch, events) = start_learning(&learner, a, &[]);
@@ -165,7 +166,7 @@ fn learning_gives_up_and_leaves_the_port_blocked() {
     }
     let dir = tempfile::tempdir().unwrap();
     // A has no address, so it sends nothing that teaches one.
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let (a, _b) = (&lab.guests[0], &lab.guests[1]);
     let learner = lab.learner(dir.path(), Some(Duration::from_secs(1)));
     let (watch, events) = start_learning(&learner, a, &[]);
@@ -190,7 +191,7 @@ fn a_flooding_guest_costs_only_its_rate_and_others_still_learn() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[Some("10.77.0.10"), None]);
+    let lab = Lab::with_guests(&[Some("10.77.0.10"), None]);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     // One worker thread serves both ports.
@@ -244,7 +245,7 @@ fn a_port_that_disappears_ends_learning_with_a_failure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None]);
+    let lab = Lab::with_guests(&[None]);
     let a = &lab.guests[0];
     let learner = lab.learner(dir.path(), None);
     let (watch, events) = start_learning(&learner, a, &[]);
@@ -264,7 +265,7 @@ fn in_any_mode_a_dhcp_guest_is_learned_from_the_servers_reply() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::new(&[None, Some(B_IP)]);
+    let lab = Lab::with_guests(&[None, Some(B_IP)]);
     let a = &lab.guests[0];
     let _dnsmasq = lab.dnsmasq(dir.path(), "2m");
     let learner = lab.learner(&dir.path().join("state"), None);

@@ -1,25 +1,17 @@
-//! A network-namespace lab for learning tests.
-//!
-//! A "host" namespace holds a bridge `br0` (10.77.0.1/24) and one `vnetN`
-//! veth port per guest; each guest is its own namespace whose `eth0` is
-//! the other end. Names are unique (test pid and a counter); namespaces
-//! are deleted and processes killed (by their PID) on `Drop`, also when
-//! a test panics. Nothing runs in this machine's own namespace except
-//! `ip netns add/del`.
+//! What the learning tests add to the workspace's namespace lab
+//! (`netns-lab`): a learner applying its rules in the lab's host through
+//! the driver, DHCP clients, hand-built frames.
 
-#![allow(dead_code, clippy::print_stderr)]
+#![allow(dead_code)]
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use host_io::{ProcessRunner, Toolset};
+pub use netns_lab::{Guest, Lab, Netns, HOST_IP};
 pub use nwfilter_driver::Backend;
 use nwfilter_driver::{apply_once, Rendered};
 use nwfilter_compile::ir::Program;
@@ -28,266 +20,42 @@ use nwfilter_learn::{
     AddressBook, Config, FirewallError, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore,
     NothingTaken, PortFirewall, PortSpec, Watch,
 };
-use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
+use nwfilter_model::{builtin_filters, FilterName, FilterRef, Params};
 
-/// Whether namespace tests can run. Without root or `ip netns` they are
-/// skipped with the reason printed, except under CI (`CI=true`), where
-/// that is a failure.
+/// Whether the learning tests can run: the lab's conditions, plus dnsmasq
+/// and busybox (udhcpc).
 pub fn can_run(test: &str) -> bool {
-    let reason = if !is_root() {
-        Some("not running as root")
-    } else if Netns::try_new("probe").is_none() {
-        Some("`ip netns add` does not work here")
-    } else if !on_path("dnsmasq") || !on_path("busybox") {
-        Some("dnsmasq or busybox (udhcpc) is not installed")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: cannot run under CI: {why}"
-            );
-            eprintln!("skipped {test}: {why}");
-            false
-        }
-    }
+    netns_lab::can_run_with(test, &["dnsmasq", "busybox"])
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+/// The learner's side of the lab: applying rules in its host namespace.
+pub trait LearnLab {
+    fn runner(&self) -> ProcessRunner;
+    /// A learner capturing in the host namespace, applying its rules there.
+    fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner;
+    /// Like [`LearnLab::learner`], rendering the learning rules with `backend`.
+    fn learner_with(&self, state: &Path, give_up: Option<Duration>, backend: Backend) -> Learner;
+    /// A learner with `config` (its namespace set to the lab's host) and
+    /// the addresses `book` says other ports hold.
+    fn learner_configured(
+        &self,
+        state: &Path,
+        config: Config,
+        backend: Backend,
+        book: Arc<dyn AddressBook>,
+    ) -> Learner;
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths)
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .any(|dir| dir.join(program).is_file())
-    })
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace we created; deleted on drop.
-#[derive(Debug)]
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    fn try_new(tag: &str) -> Option<Netns> {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("nwfl-{}-{n}-{tag}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Netns { name })
-    }
-
-    pub fn new(tag: &str) -> Netns {
-        Netns::try_new(tag).expect("ip netns add")
-    }
-
-    /// The namespace's file, for setns(2).
-    pub fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.name)
-    }
-
-    pub fn run(&self, argv: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ip netns exec")
-    }
-
-    /// Runs `argv`; panics with its output on failure.
-    pub fn ok(&self, argv: &[&str]) -> String {
-        let out = self.run(argv);
-        assert!(
-            out.status.success(),
-            "in {}: {argv:?} failed: {}{}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts `argv` in the background; the guard kills it by PID.
-    pub fn spawn(&self, argv: &[&str]) -> Background {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        Background { child: Some(child) }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A process we started (`ip netns exec` execs the program, so this PID
-/// is the program's); killed by that PID when dropped.
-#[derive(Debug)]
-pub struct Background {
-    child: Option<Child>,
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One guest: its namespace and its port in the host.
-#[derive(Debug)]
-pub struct Guest {
-    pub ns: Netns,
-    pub port: String,
-    pub mac: String,
-}
-
-impl Guest {
-    pub fn pings(&self, to: &str) -> bool {
-        self.ns
-            .run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "-n", "-q", to])
-            .status
-            .success()
-    }
-
-    pub fn set_ip(&self, ip: &str) {
-        self.ns
-            .ok(&["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
-        self.ns
-            .ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-    }
-
-    /// The guest's IPv4 address on eth0, if it has one.
-    pub fn address(&self) -> Option<Ipv4Addr> {
-        let out = self
-            .ns
-            .ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
-        let word = out.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
-        word.split('/').next()?.parse().ok()
-    }
-
-    /// Runs busybox udhcpc once (no renewal: it exits after the lease);
-    /// true if it got a lease. `script` configures the address.
-    pub fn dhcp(&self, script: &Path) -> bool {
-        let script = script.to_str().unwrap();
-        self.ns
-            .run(&[
-                "busybox", "udhcpc", "-f", "-q", "-n", "-t", "4", "-T", "1", "-i", "eth0", "-s",
-                script,
-            ])
-            .status
-            .success()
-    }
-
-    /// A udhcpc that stays and renews its lease (killed on drop).
-    pub fn dhcp_client(&self, script: &Path) -> Background {
-        let script = script.to_str().unwrap();
-        self.ns.spawn(&[
-            "busybox", "udhcpc", "-f", "-t", "4", "-T", "1", "-i", "eth0", "-s", script,
-        ])
-    }
-
-    pub fn port(&self) -> IfName {
-        IfName::new(self.port.clone()).unwrap()
-    }
-
-    pub fn mac(&self) -> MacAddr6 {
-        self.mac.parse().unwrap()
-    }
-}
-
-/// Host namespace with a bridge and guests on `vnetN` ports.
-#[derive(Debug)]
-pub struct Lab {
-    pub guests: Vec<Guest>,
-    // Declared last: dropped after the guests' namespaces.
-    pub host: Netns,
-}
-
-pub const HOST_IP: &str = "10.77.0.1";
-
-impl Lab {
-    /// `statics[i]` is guest i's static address, or `None` (no address).
-    /// Guest i has port `vnet{i}` and MAC 52:54:00:00:00:{i+10}.
-    pub fn new(statics: &[Option<&str>]) -> Lab {
-        let host = Netns::new("host");
-        host.ok(&["ip", "link", "set", "lo", "up"]);
-        host.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
-        host.ok(&["ip", "link", "set", "br0", "up"]);
-        host.ok(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", "br0"]);
-        let guests = statics
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| add_guest(&host, i, *ip))
-            .collect();
-        Lab { guests, host }
-    }
-
-    /// dnsmasq serving DHCP on br0 (10.77.0.50–59, leases of `lease`,
-    /// e.g. "2m": dnsmasq's minimum), its lease file in `dir`.
-    pub fn dnsmasq(&self, dir: &Path, lease: &str) -> Background {
-        let range = format!("--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,{lease}");
-        let leases = format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display());
-        let server = self.host.spawn(&[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=0",
-            "--interface=br0",
-            "--bind-interfaces",
-            &range,
-            &leases,
-            "--pid-file=",
-        ]);
-        // Ready once its DHCP socket is bound.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
-            assert!(Instant::now() < deadline, "dnsmasq did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    pub fn runner(&self) -> ProcessRunner {
+impl LearnLab for Lab {
+    fn runner(&self) -> ProcessRunner {
         ProcessRunner::new(Toolset::default()).in_netns(self.host.name.clone())
     }
 
-    /// A learner capturing in the host namespace, applying its rules there.
-    pub fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner {
+    fn learner(&self, state: &Path, give_up: Option<Duration>) -> Learner {
         self.learner_with(state, give_up, Backend::Xtables)
     }
 
-    /// Like [`Lab::learner`], rendering the learning rules with `backend`.
-    pub fn learner_with(
+    fn learner_with(
         &self,
         state: &Path,
         give_up: Option<Duration>,
@@ -302,9 +70,7 @@ impl Lab {
         self.learner_configured(state, config, backend, Arc::new(NothingTaken))
     }
 
-    /// A learner with `config` (its namespace set to the lab's host) and
-    /// the addresses `book` says other ports hold.
-    pub fn learner_configured(
+    fn learner_configured(
         &self,
         state: &Path,
         config: Config,
@@ -342,23 +108,6 @@ impl PortFirewall for DriverFirewall {
         apply_once(self.backend, &self.runner, &[&rendered])?;
         Ok(())
     }
-}
-
-fn add_guest(host: &Netns, i: usize, ip: Option<&str>) -> Guest {
-    let ns = Netns::new(&format!("g{i}"));
-    let port = format!("vnet{i}");
-    let mac = format!("52:54:00:00:00:{:02x}", i + 10);
-    host.ok(&[
-        "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
-    ]);
-    host.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
-    ns.ok(&["ip", "link", "set", "lo", "up"]);
-    ns.ok(&["ip", "link", "set", "eth0", "address", &mac]);
-    if let Some(ip) = ip {
-        ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-    }
-    ns.ok(&["ip", "link", "set", "eth0", "up"]);
-    Guest { ns, port, mac }
 }
 
 pub fn nwfilter_learn_epoch() -> u64 {
@@ -475,63 +224,13 @@ pub fn rx_packets(ns: &Netns, dev: &str) -> u64 {
     out.trim().parse().unwrap()
 }
 
-impl Netns {
-    /// Like [`Netns::spawn`], with `/dev/zero` as standard input (an
-    /// endless source for a flood).
-    pub fn spawn_with_zero_stdin(&self, argv: &[&str]) -> Background {
-        let zero = std::fs::File::open("/dev/zero").unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .stdin(Stdio::from(zero))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        Background { child: Some(child) }
-    }
-}
-
-/// Whether python3 (which sends hand-built frames) is there; like
+/// Whether python3 (which sends hand-built frames) is there too; like
 /// [`can_run`], a skip outside CI and a failure under it.
 pub fn can_send_frames(test: &str) -> bool {
     if !can_run(test) {
         return false;
     }
-    if on_path("python3") {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: cannot run under CI: python3 is not installed"
-    );
-    eprintln!("skipped {test}: python3 is not installed");
-    false
-}
-
-/// Sends each frame as is (an AF_PACKET socket on eth0), `gap` apart.
-const SEND_FRAMES: &str = r#"
-import socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("eth0", 0))
-gap = float(sys.argv[1])
-for frame in sys.argv[2:]:
-    s.send(bytes.fromhex(frame))
-    time.sleep(gap)
-"#;
-
-impl Guest {
-    /// Sends hand-built Ethernet frames out of the guest's eth0.
-    pub fn send_frames(&self, frames: &[Vec<u8>], gap: Duration) {
-        let hex: Vec<String> = frames
-            .iter()
-            .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
-            .collect();
-        let gap = format!("{}", gap.as_secs_f64());
-        let mut argv = vec!["python3", "-c", SEND_FRAMES, &gap];
-        argv.extend(hex.iter().map(String::as_str));
-        self.ns.ok(&argv);
-    }
+    netns_lab::can_run_with(test, &["python3"])
 }
 
 /// An IPv4 UDP frame.
@@ -590,13 +289,6 @@ pub fn dhcp_ack(
     msg.extend_from_slice(&secs.to_be_bytes());
     msg.push(255);
     udp_frame((server_mac, client), (server, yiaddr), (67, 68), &msg)
-}
-
-impl Guest {
-    /// The guest's MAC as bytes.
-    pub fn mac_bytes(&self) -> [u8; 6] {
-        self.mac().into_array()
-    }
 }
 
 /// Events until none arrives for `quiet`.

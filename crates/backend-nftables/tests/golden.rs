@@ -1,0 +1,54 @@
+//! Golden files per stage, over the same cases as backend-xtables'
+//! (fixtures/golden/cases): for each binding, the port's part of the
+//! nftables transaction that instantiates it (`nft -f` text), its own
+//! snapshot `nftables@CASE.snap` beside the xtables ones in
+//! fixtures/golden/snapshots. The fixed part every port shares (the
+//! skeleton) has its own snapshot in tests/snapshots. Referenced filters
+//! come from fixtures/golden/filters, then the built-in set.
+
+use std::path::Path;
+
+use backend_nftables::{instantiate, ruleset, Batch};
+use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource};
+use nwfilter_model::{builtin_filters, parse_binding};
+
+fn golden_dir() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/golden"
+    ))
+}
+
+/// The script without the skeleton every port's script starts with.
+fn port_part(script: &str) -> String {
+    let mut skeleton = Batch::default();
+    skeleton.skeleton();
+    let skeleton = skeleton.text();
+    script
+        .strip_prefix(skeleton.as_str())
+        .expect("every instantiation starts with the skeleton")
+        .to_owned()
+}
+
+#[test]
+fn golden_nftables_scripts() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(golden_dir().join("snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        insta::glob!("../../../fixtures/golden/cases", "*.xml", |path| {
+            let binding = parse_binding(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let source = LayeredSource::new()
+                .with(DirSource::open(golden_dir().join("filters")).unwrap())
+                .with(MemorySource::from_iter(builtin_filters()));
+            let compiled =
+                compile(&source, &binding.filterref, binding.mac, &binding.portdev).unwrap();
+            let Compiled::Program(program) = compiled else {
+                panic!("{}: every golden case binds $IP", path.display());
+            };
+            let rules = ruleset(&program).unwrap();
+            insta::assert_snapshot!("nftables", port_part(&instantiate(&rules).text()));
+        });
+    });
+}
