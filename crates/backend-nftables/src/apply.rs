@@ -18,10 +18,10 @@ use host_io::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
 
 use crate::batch::Batch;
-use crate::layout::Skeleton;
-use crate::plan::desired;
 use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
+use crate::layout::Skeleton;
 use crate::names::Table;
+use crate::plan::desired;
 use crate::render::PortRuleset;
 
 /// Why an operation did not happen.

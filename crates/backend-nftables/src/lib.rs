@@ -22,8 +22,8 @@ pub mod term;
 
 pub use apply::{Applier, ApplyError, Change, Report};
 pub use batch::{Batch, Cmd};
-pub use plan::instantiate;
 pub use kernel::{KernelState, ReadError};
+pub use plan::instantiate;
 pub use render::{
     ruleset, text_checked, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported,
 };

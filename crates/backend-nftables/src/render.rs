@@ -104,9 +104,8 @@ impl PortKey {
         match self {
             PortKey::InPort => crate::layout::iface(MetaKey::Iifname, "iifname"),
             PortKey::OutPort => crate::layout::iface(MetaKey::Oifname, "oifname"),
-            PortKey::InTag => {
-                Operand::meta(MetaKey::Mark, "mark").and(Operand::hex(crate::layout::IN_TAG_MASK, 8))
-            }
+            PortKey::InTag => Operand::meta(MetaKey::Mark, "mark")
+                .and(Operand::hex(crate::layout::IN_TAG_MASK, 8)),
             PortKey::OutTag => Operand::meta(MetaKey::Mark, "mark")
                 .and(Operand::hex(crate::layout::OUT_TAG_MASK, 8)),
         }

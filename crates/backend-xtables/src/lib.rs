@@ -14,4 +14,4 @@ pub use apply::{Applier, ApplyError, Change, Report};
 pub use render::{
     command_lines, commands, port_ruleset, restore_text, ruleset, Format, RenderError,
 };
-pub use ruleset::{Hook, Family, PortRuleset, RenderedChain};
+pub use ruleset::{Family, Hook, PortRuleset, RenderedChain};

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nwfilter_compile::{compile, Compiled, DirSource, FilterSource, LayeredSource, MemorySource};
 use nwfilter_driver::backend::nftables;
 use nwfilter_driver::backend::xtables::{command_lines, commands, restore_text, ruleset};
-use nwfilter_compile::{compile, Compiled, DirSource, FilterSource, LayeredSource, MemorySource};
 use nwfilter_model::{
     builtin_filters, parse_document, Document, Filter, FilterRef, IfName, MacAddr6, Params, Value,
 };

@@ -496,7 +496,9 @@ fn routed_network_shows_the_guests_own_address() {
 
 #[test]
 fn a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects() {
-    if !can_run("a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects") {
+    if !can_run(
+        "a_second_start_a_taken_bridge_and_an_overlapping_route_are_refused_without_side_effects",
+    ) {
         return;
     }
     let lab = Lab::new();

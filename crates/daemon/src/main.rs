@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use host_io::{ProcessRunner, Toolset};
 use clap::Parser;
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;

@@ -414,7 +414,8 @@ fn filtering(lab: &Lab) -> String {
     let mut inside = false;
     for line in nft.lines() {
         if line.starts_with("table ") {
-            inside = line.split_whitespace().nth(2) == Some(nwfilter_driver::backend::nftables::TABLE);
+            inside =
+                line.split_whitespace().nth(2) == Some(nwfilter_driver::backend::nftables::TABLE);
         }
         if inside {
             ours.push_str(line);

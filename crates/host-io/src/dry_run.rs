@@ -73,4 +73,3 @@ impl<W: Write> Runner for DryRun<W> {
         })
     }
 }
-

@@ -101,4 +101,3 @@ impl Runner for RecordingRunner {
         judge(cmd.tool.program().to_string(), cmd, output)
     }
 }
-

@@ -214,7 +214,6 @@ fn offending_line(stderr: &str, stdin: Option<&str>) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

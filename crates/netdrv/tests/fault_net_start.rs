@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use host_io::{ProcessRunner, RecordingRunner, Toolset};
-use netns_lab::Netns;
 use netdrv::daemons::Daemons;
 use netdrv::dnsmasq::DnsmasqPaths;
 use netdrv::host::{BridgeSpec, Host, HostRoute};
 use netdrv::{Driver, LifecycleError, Store};
+use netns_lab::Netns;
 use nwfilter_model::IfName;
 
 /// Links come and go in a list; what was done is logged.
@@ -132,7 +132,8 @@ fn run(fail: Option<usize>) -> (String, Outcome) {
     store.define(OTHER, &|_| false).unwrap();
     store.define(LAB, &|_| false).unwrap();
     let (host, daemons) = (FakeHost::default(), FakeDaemons::default());
-    let runner = RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&ns.name));
+    let runner =
+        RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&ns.name));
     let driver = Driver {
         store: &store,
         host: &host,

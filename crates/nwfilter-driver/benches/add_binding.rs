@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use backend_nftables::apply::{plan_apply, transaction};
 use backend_nftables::{Applier, Change, KernelState, PortRuleset};
-use host_io::{ProcessRunner, Toolset};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use host_io::{ProcessRunner, Toolset};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{compile, Compiled, MemorySource};
 use nwfilter_model::{FilterName, FilterRef, IfName, MacAddr6, Params};

@@ -231,8 +231,8 @@ pub mod xtables {
 /// What front ends need of the nftables backend beyond [`Rendered`]: its
 /// transaction as text or JSON and the name of its table.
 pub mod nftables {
-    pub use backend_nftables::text_checked;
     pub use backend_nftables::names::TABLE;
+    pub use backend_nftables::text_checked;
     pub use backend_nftables::{instantiate, ruleset, PortRuleset};
 }
 

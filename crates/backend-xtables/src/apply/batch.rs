@@ -8,8 +8,8 @@
 //! chains are ever declared.
 
 use super::layout::declaration;
-use host_io::{Command, Tool};
 use crate::ruleset::{table, Family};
+use host_io::{Command, Tool};
 
 /// An argument that cannot be written into restore input safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

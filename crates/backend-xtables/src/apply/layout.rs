@@ -6,7 +6,7 @@
 use nwfilter_model::IfName;
 
 use super::kernel::{target, Table};
-use crate::ruleset::{Hook, Family};
+use crate::ruleset::{Family, Hook};
 
 /// The shared iptables/ip6tables chains, with their hook into a built-in
 /// chain and the 1-based position libvirt inserts it at.
@@ -36,11 +36,7 @@ pub fn declaration(family: Family, chain: &str) -> String {
 
 /// The rule (after `-A`) that sends the port's traffic into `chain`, or
 /// `None` for sub-chains, which only their root jumps to.
-pub fn hook_rule(
-    role: Hook,
-    port: &IfName,
-    chain: &str,
-) -> Option<(&'static str, Vec<String>)> {
+pub fn hook_rule(role: Hook, port: &IfName, chain: &str) -> Option<(&'static str, Vec<String>)> {
     let dev = port.as_str().to_string();
     let (holder, mut args): (&str, Vec<String>) = match role {
         Hook::BridgeRootOut => ("PREROUTING", vec!["-i".into(), dev]),
@@ -139,11 +135,7 @@ pub fn port_chains(
     };
     let roots: &[Hook] = match family {
         Family::Bridge => &[Hook::BridgeRootOut, Hook::BridgeRootIn],
-        Family::Ipv4 | Family::Ipv6 => &[
-            Hook::ForwardFromVm,
-            Hook::ForwardToVm,
-            Hook::HostFromVm,
-        ],
+        Family::Ipv4 | Family::Ipv6 => &[Hook::ForwardFromVm, Hook::ForwardToVm, Hook::HostFromVm],
     };
     let sub_prefixes: Vec<String> = prefixes(Hook::BridgeSub, port)
         .into_iter()
@@ -230,11 +222,7 @@ mod tests {
                 Some("libvirt-P-vnet0"),
             ),
             (Hook::BridgeSub, "I-vnet0-ipv4", Some("J-vnet0-ipv4")),
-            (
-                Hook::BridgeSub,
-                "O-vnet0-arp-mac",
-                Some("P-vnet0-arp-mac"),
-            ),
+            (Hook::BridgeSub, "O-vnet0-arp-mac", Some("P-vnet0-arp-mac")),
             (Hook::ForwardFromVm, "FI-vnet0", Some("FJ-vnet0")),
             (Hook::ForwardToVm, "FO-vnet0", Some("FP-vnet0")),
             (Hook::HostFromVm, "HI-vnet0", Some("HJ-vnet0")),
@@ -268,10 +256,7 @@ mod tests {
             join(hook_rule(Hook::HostFromVm, &p, "HI-vnet0")).unwrap(),
             "-A libvirt-host-in -m physdev --physdev-in vnet0 -g HI-vnet0"
         );
-        assert_eq!(
-            join(hook_rule(Hook::BridgeSub, &p, "I-vnet0-ipv4")),
-            None
-        );
+        assert_eq!(join(hook_rule(Hook::BridgeSub, &p, "I-vnet0-ipv4")), None);
         assert_eq!(
             in_post_rule(&p).join(" "),
             "-m physdev --physdev-in vnet0 -j ACCEPT"
@@ -303,10 +288,7 @@ mod tests {
             ]
         );
         let temps = port_chains(Family::Bridge, &table, &a, Generation::Temporary);
-        assert_eq!(
-            temps,
-            [(Hook::BridgeRootOut, "libvirt-J-a".to_string())]
-        );
+        assert_eq!(temps, [(Hook::BridgeRootOut, "libvirt-J-a".to_string())]);
         let hooks = hooks_into(Family::Bridge, &table, &finals);
         assert_eq!(
             hooks,

@@ -24,7 +24,7 @@ use super::layout::{
     hook_rule, hooks_into, in_post_of, in_post_rule, port_chains, temporary_name, Generation,
     GLOBAL_CHAINS,
 };
-use crate::ruleset::{Hook, Family, RenderedChain};
+use crate::ruleset::{Family, Hook, RenderedChain};
 
 /// What one port should have in the kernel (no chains: nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,7 @@ fn family_unchanged(
 mod tests {
     use super::*;
     use crate::apply::kernel::parse_save;
-    use crate::ruleset::{Hook, Family, RenderedChain};
+    use crate::ruleset::{Family, Hook, RenderedChain};
 
     fn want(rule: &str) -> Desired {
         Desired {

@@ -19,7 +19,7 @@ mod text;
 use nwfilter_compile::ir::{BridgeDir, ChainRole as IrRole, Program};
 use nwfilter_model::IfName;
 
-use crate::ruleset::{Hook, Family, PortRuleset, RenderedChain};
+use crate::ruleset::{Family, Hook, PortRuleset, RenderedChain};
 
 pub use text::{command_lines, commands, restore_text, Format};
 

@@ -323,11 +323,7 @@ fn a_family_with_rules_gets_all_three_libvirt_chains() {
     let roles: Vec<Hook> = rs.chains.iter().map(|c| c.role).collect();
     assert_eq!(
         roles,
-        [
-            Hook::ForwardToVm,
-            Hook::ForwardFromVm,
-            Hook::HostFromVm
-        ]
+        [Hook::ForwardToVm, Hook::ForwardFromVm, Hook::HostFromVm]
     );
 }
 

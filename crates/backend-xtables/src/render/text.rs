@@ -10,8 +10,8 @@
 use crate::apply::batch::Batch;
 use crate::apply::layout::{hook_rule, in_post_rule};
 use crate::apply::BadArgument;
-use host_io::{shell_quote, Command, Tool};
 use crate::ruleset::{Family, PortRuleset};
+use host_io::{shell_quote, Command, Tool};
 
 use super::RenderError;
 

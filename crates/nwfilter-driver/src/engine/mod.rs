@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
-use host_io::TablesLock;
 use host_io::Runner;
+use host_io::TablesLock;
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{BindOutcome, LearningMode};
 use nwfilter_model::{Binding, IfName};

@@ -120,7 +120,7 @@ impl Backend for Xtables {
     common_operations!(backend_xtables);
 
     fn refused_update(runner: &dyn Runner, new: &Self::Ruleset, old: &Self::Ruleset) -> String {
-        use backend_xtables::{ApplyError, Hook, Change, Family};
+        use backend_xtables::{ApplyError, Change, Family, Hook};
         // The bridge half is fine (and must be switched back); the kernel
         // refuses the IPv4 half: a TCP reset for UDP fails the REJECT
         // target's check at commit.

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use host_io::{ProcessRunner, Toolset};
 pub use netns_lab::{Guest, Lab, Netns, HOST_IP};
-pub use nwfilter_driver::Backend;
-use nwfilter_driver::{apply_once, Rendered};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{bind, lower, BindOutcome, MemorySource};
+pub use nwfilter_driver::Backend;
+use nwfilter_driver::{apply_once, Rendered};
 use nwfilter_learn::{
     AddressBook, Config, FirewallError, LearnEvent, Learner, LearningMode, LeaseKey, LeaseStore,
     NothingTaken, PortFirewall, PortSpec, Watch,
@@ -55,12 +55,7 @@ impl LearnLab for Lab {
         self.learner_with(state, give_up, Backend::Xtables)
     }
 
-    fn learner_with(
-        &self,
-        state: &Path,
-        give_up: Option<Duration>,
-        backend: Backend,
-    ) -> Learner {
+    fn learner_with(&self, state: &Path, give_up: Option<Duration>, backend: Backend) -> Learner {
         let config = Config {
             workers: 1,
             give_up_after: give_up,
