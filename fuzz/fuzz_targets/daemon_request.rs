@@ -1,4 +1,4 @@
-//! The daemon's request decoder (`nwfilterd::server::answer`): one JSON
+//! The daemon's request decoder (`nwfilter_service::json::answer`): one JSON
 //! line from any local client. Answering never panics and is always a
 //! response; a request that decodes reaches the service exactly as it
 //! re-decodes from its own encoding.
@@ -7,8 +7,8 @@
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use nwfilterd::server::answer;
-use nwfilterd::{Op, Reply, Request, Response, Service, PROTOCOL_VERSION};
+use nwfilter_service::json::answer;
+use nwfilter_service::{Op, Reply, Request, Response, Service, PROTOCOL_VERSION};
 
 /// Keeps the operation it is handed; refuses it (nothing is carried out).
 #[derive(Default)]

@@ -1,23 +1,15 @@
 //! `--backend`, offered only on the verbs it affects: those that apply
 //! rules (define, edit, binding-create, reload) or print them (render).
+//! The values are the driver's backends, by their names.
 
-/// The firewall backends `--backend` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// ebtables, iptables and ip6tables (libvirt's layout), through their
-    /// restore tools.
-    Xtables,
-    /// Tables of our own in nftables, one transaction per change.
-    Nftables,
-}
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use nwfilter_driver::Backend;
 
-impl From<Backend> for nwfilter_driver::Backend {
-    fn from(b: Backend) -> nwfilter_driver::Backend {
-        match b {
-            Backend::Xtables => nwfilter_driver::Backend::Xtables,
-            Backend::Nftables => nwfilter_driver::Backend::Nftables,
-        }
-    }
+/// Parses `--backend NAME` into one of [`Backend::ALL`], listing them
+/// (with their summaries) in the help and the completions.
+pub fn parser() -> impl TypedValueParser<Value = Backend> {
+    let names = Backend::ALL.map(|b| PossibleValue::new(b.as_str()).help(b.summary()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<Backend>())
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -26,6 +18,6 @@ pub struct BackendArg {
     /// [default: `backend` in CONFIG_DIR/nwfilter.conf, else xtables].
     /// Through a daemon, the daemon's setting decides: a different
     /// --backend is refused.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = parser())]
     pub backend: Option<Backend>,
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
-use nwfilterd::{Client, ClientError, EngineService, Op, Reply};
+use nwfilter_service::{Client, ClientError, EngineService, Op, Reply};
 
 /// The socket file name the daemon uses inside its state directory.
 pub const SOCKET_NAME: &str = "nwfilterd.sock";
@@ -102,7 +102,7 @@ pub fn embedded(config: &Path, state: &Path, backend: Backend) -> EngineService<
             .with_backend(backend)
             .with_tables_lock(host_io::DEFAULT_LOCK_FILE),
     )
-    .with_networks(nwfilterd::net_ops::store(config, state))
+    .with_networks(nwfilter_service::net_ops::store(config, state))
 }
 
 /// Reads a document named on the command line.

@@ -96,7 +96,7 @@ impl Command {
             Command::Render(args) => &args.backend,
             _ => return None,
         };
-        arg.backend.map(nwfilter_driver::Backend::from)
+        arg.backend
     }
 }
 
@@ -124,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Format(args) => format::run(args),
         Command::Render(args) => {
             let chosen = nwfilter_driver::choose_backend(backend, &cli.config_dir)?;
-            render::run_for(args, chosen == nwfilter_driver::Backend::Nftables)
+            render::run_for(args, chosen)
         }
         Command::NetRender(args) => net::render(args),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),

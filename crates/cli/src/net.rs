@@ -8,8 +8,8 @@ use anyhow::{anyhow, Context, Result};
 use host_io::Command;
 use netdrv::firewall::{add_commands, setup_commands, ExistingChains};
 use netdrv::Network;
-use nwfilterd::net_ops::NetOp;
-use nwfilterd::{Op, Reply};
+use nwfilter_service::net_ops::NetOp;
+use nwfilter_service::{Op, Reply};
 
 use crate::connection::Connection;
 
@@ -30,8 +30,8 @@ use crate::connection::Connection;
 pub struct RenderArgs {
     /// Only `xtables`: virtual networks have no nftables rendering yet, so
     /// `nftables` is refused rather than printing iptables commands.
-    #[arg(long, value_enum)]
-    pub backend: Option<crate::backend_arg::Backend>,
+    #[arg(long, value_parser = crate::backend_arg::parser())]
+    pub backend: Option<nwfilter_driver::Backend>,
     /// The <network> XML document to read.
     pub file: PathBuf,
 }
@@ -56,7 +56,7 @@ pub fn format_text(path: &Path, text: &str) -> Result<String> {
 /// firewall on a host where none of libvirt's private chains exist yet
 /// (chain set-up, then the network's rules), one per line, shell-quoted.
 pub fn render(args: &RenderArgs) -> Result<String> {
-    if args.backend == Some(crate::backend_arg::Backend::Nftables) {
+    if args.backend == Some(nwfilter_driver::Backend::Nftables) {
         anyhow::bail!(
             "--backend nftables: virtual networks have no nftables rendering yet; \
              net-render prints the iptables/ip6tables commands that net-start applies \

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use nwfilterd::{BindingEntry, FilterEntry, Op, Reply};
+use nwfilter_service::{BindingEntry, FilterEntry, Op, Reply};
 
 use nwfilter_model::{parse_binding_with, parse_filter_with, ParseOptions};
 

@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use nwfilter_compile::{compile, Compiled, DirSource, FilterSource, LayeredSource, MemorySource};
-use nwfilter_driver::backend::nftables;
-use nwfilter_driver::backend::xtables::{command_lines, commands, restore_text, ruleset};
+use anyhow::{anyhow, bail, Context, Result};
+use nwfilter_compile::{
+    compile_dag, resolve, Compiled, DirSource, FilterDag, LayeredSource, MemorySource,
+};
+use nwfilter_driver::{preview, Backend, Form, PreviewError};
 use nwfilter_model::{
-    builtin_filters, parse_document, Document, Filter, FilterRef, IfName, MacAddr6, Params, Value,
+    builtin_filters, parse_document, Document, FilterRef, IfName, MacAddr6, Params, Value,
 };
 
 /// Output forms of `render`.
@@ -69,9 +70,20 @@ pub struct Args {
     pub file: PathBuf,
 }
 
-/// Renders for the xtables backend, or with `nftables` prints the nftables
-/// backend's transaction (`nft -f` text for `commands`, or `--format json`).
-pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
+/// The rules FILE gives the port, as `backend` spells them. What the
+/// form cannot carry (JSON has no comments) goes to stderr.
+#[allow(clippy::print_stderr)]
+pub fn run_for(args: &Args, backend: Backend) -> Result<String> {
+    let (text, note) = render(args, backend)?;
+    if let Some(note) = note {
+        eprint!("{note}");
+    }
+    Ok(text)
+}
+
+/// The same compiler call the engine makes ([`compile_dag`]), then the
+/// driver's preview of its program. Returns (stdout, a note for stderr).
+fn render(args: &Args, backend: Backend) -> Result<(String, Option<String>)> {
     let Top {
         top,
         mut source,
@@ -93,74 +105,48 @@ pub fn run_for(args: &Args, nftables: bool) -> Result<String> {
         source.push(DirSource::open(dir)?);
     }
     source.push(MemorySource::from_iter(builtin_filters()));
-    let top = FilterRef {
-        filter: top.filter,
-        params,
-    };
+    let dag = resolve(&source, &top.filter)?;
     let mac = match mac {
         Some(mac) => mac,
         None => {
-            refuse_if_mac_used(&source, &top)?;
+            refuse_if_mac_used(&dag, &params)?;
             // Never reaches a rule: nothing in the tree refers to $MAC.
             MacAddr6::nil()
         }
     };
-    let program = match compile(&source, &top, mac, &port)? {
+    let program = match compile_dag(&dag, &params, mac, &port)? {
         Compiled::Program(program) => program,
         Compiled::AwaitingIp { mode, .. } => bail!(
             "the filters need $IP, which libvirt would learn from the guest's traffic \
              (CTRL_IP_LEARNING={mode:?}); render cannot learn addresses: pass --param IP=ADDRESS"
         ),
     };
-    if nftables {
-        return nft_output(&program, args.format);
-    }
-    let rules = ruleset(&program)?;
-    Ok(match args.format {
-        OutputFormat::Commands => command_lines(&commands(&rules)?),
-        OutputFormat::Restore => restore_text(&rules)?,
-        OutputFormat::Json => {
-            bail!("--format json is the nftables backend's: add --backend nftables")
-        }
-    })
+    let preview = preview(&program, backend, form(args.format)).map_err(|e| match e {
+        PreviewError::NoSuchForm { backend, .. } => wrong_form(args.format, backend),
+        other => other.into(),
+    })?;
+    Ok((preview.text, preview.note))
 }
 
-/// The nftables transaction that instantiates `program` on a host with no
-/// other port (port tag 1).
-#[allow(clippy::print_stderr)] // the note JSON cannot carry
-fn nft_output(program: &nwfilter_compile::ir::Program, format: OutputFormat) -> Result<String> {
-    let rules = nftables::ruleset(program)?;
-    let batch = nftables::instantiate(&rules);
-    Ok(match format {
-        OutputFormat::Commands => {
-            nftables::text_checked(&rules)?;
-            format!("{}{}", sharing_note(&rules), batch.text())
-        }
+fn form(format: OutputFormat) -> Form {
+    match format {
+        OutputFormat::Commands => Form::Commands,
+        OutputFormat::Restore => Form::Restore,
+        OutputFormat::Json => Form::Json,
+    }
+}
+
+/// `--format` names a form `backend` does not print.
+fn wrong_form(format: OutputFormat, backend: Backend) -> anyhow::Error {
+    match format {
         OutputFormat::Json => {
-            // JSON has no comments: the note goes to stderr.
-            eprint!("{}", sharing_note(&rules));
-            format!("{}\n", batch.json())
+            anyhow!("--format json is the nftables backend's: add --backend nftables")
         }
         OutputFormat::Restore => {
-            bail!("--format restore is the xtables backend's; nftables prints commands or json")
+            anyhow!("--format restore is the xtables backend's; nftables prints commands or json")
         }
-    })
-}
-
-/// Which of the port's rules are shared with other ports, as `#` lines.
-fn sharing_note(rules: &nftables::PortRuleset) -> String {
-    let mut note = format!(
-        "# template {}: its chains are shared by every port whose rules differ only in \
-         per-port addresses (in the sets, keyed by port)\n",
-        rules.template
-    );
-    if rules.per_port.is_empty() {
-        note.push_str("# every rule is shared\n");
+        OutputFormat::Commands => anyhow!("--format commands: not offered by {backend}"),
     }
-    for why in &rules.per_port {
-        note.push_str(&format!("# in a chain of the port's own: {why}\n"));
-    }
-    note
 }
 
 /// What FILE contributes.
@@ -226,29 +212,15 @@ fn parse_mac(text: &str) -> Result<MacAddr6> {
 }
 
 /// Without a MAC, only a tree that never uses `$MAC` can be rendered.
-fn refuse_if_mac_used(source: &dyn FilterSource, top: &FilterRef) -> Result<()> {
-    if top.params.get("MAC").is_some() {
+fn refuse_if_mac_used(dag: &FilterDag, params: &Params) -> Result<()> {
+    if params.get("MAC").is_some() {
         return Ok(());
     }
-    let dag = nwfilter_compile::resolve(source, &top.filter)?;
-    for filter in dag.filters() {
-        if uses_var(filter, "MAC") {
-            bail!(
-                "filter '{}' uses $MAC: pass the VM's MAC address with --mac",
-                filter.name
-            );
-        }
+    if let Some(filter) = dag.first_user_of("MAC") {
+        bail!(
+            "filter '{}' uses $MAC: pass the VM's MAC address with --mac",
+            filter.name
+        );
     }
     Ok(())
-}
-
-fn uses_var(filter: &Filter, name: &str) -> bool {
-    filter.entries.iter().any(|entry| match entry {
-        nwfilter_model::Entry::Rule(rule) => rule.protocol.iter().any(|pm| {
-            pm.attrs
-                .iter()
-                .any(|a| matches!(&a.value, Value::Var(v) if v.name == name))
-        }),
-        nwfilter_model::Entry::Ref(_) => false,
-    })
 }

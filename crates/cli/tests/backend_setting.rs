@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use host_io::RecordingRunner;
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
-use nwfilterd::{EngineService, Server};
+use nwfilter_service::EngineService;
+
+mod service_socket;
 
 /// A daemon in this process applying with `backend`.
 struct Daemon {
     socket: PathBuf,
-    stop: nwfilterd::shutdown::Shutdown,
     _dir: tempfile::TempDir,
 }
 
@@ -28,16 +29,9 @@ impl Daemon {
             Arc::new(RecordingRunner::new()),
         )
         .with_backend(backend);
-        let server = Server::bind(&socket).unwrap();
-        let stop = nwfilterd::shutdown::Shutdown::new().unwrap();
         let service = Arc::new(EngineService::new(engine));
-        let halt = stop.clone();
-        std::thread::spawn(move || server.serve(service, halt).unwrap());
-        Daemon {
-            socket,
-            stop,
-            _dir: dir,
-        }
+        service_socket::serve(service, &socket);
+        Daemon { socket, _dir: dir }
     }
 
     fn nwfilter(&self, args: &[&str]) -> Output {
@@ -47,12 +41,6 @@ impl Daemon {
             .args(args)
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop.request();
     }
 }
 

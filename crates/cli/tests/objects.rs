@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use host_io::RecordingRunner;
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
-use nwfilterd::{EngineService, Server};
+use nwfilter_service::EngineService;
+
+mod service_socket;
 
 const FILTER: &str = "<filter name='no-smtp' chain='root'>
   <rule action='drop' direction='out'><tcp dstportstart='25'/></rule>
@@ -192,7 +194,6 @@ fn binding_verbs_on_an_unknown_port_fail_cleanly() {
 struct Daemon {
     socket: PathBuf,
     runner: Arc<RecordingRunner>,
-    stop: nwfilterd::shutdown::Shutdown,
     _dir: tempfile::TempDir,
 }
 
@@ -206,24 +207,15 @@ impl Daemon {
             BindingStore::open(dir.path().join("run")),
             Arc::clone(&runner),
         );
-        let server = Server::bind(&socket).unwrap();
-        let stop = nwfilterd::shutdown::Shutdown::new().unwrap();
-        let networks = nwfilterd::net_ops::store(&dir.path().join("etc"), &dir.path().join("run"));
+        let networks =
+            nwfilter_service::net_ops::store(&dir.path().join("etc"), &dir.path().join("run"));
         let service = Arc::new(EngineService::new(engine).with_networks(networks));
-        let halt = stop.clone();
-        std::thread::spawn(move || server.serve(service, halt).unwrap());
+        service_socket::serve(service, &socket);
         Daemon {
             socket,
             runner,
-            stop,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop.request();
     }
 }
 

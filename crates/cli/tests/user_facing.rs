@@ -268,7 +268,7 @@ fn the_service_passes_warnings_back_to_the_client() {
     use std::sync::Arc;
 
     use nwfilter_driver::{BindingStore, Engine, FilterStore};
-    use nwfilterd::{EngineService, Op, Reply};
+    use nwfilter_service::{EngineService, Op, Reply};
 
     let d = Dirs::new();
     let engine = Engine::new(

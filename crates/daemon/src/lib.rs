@@ -1,26 +1,21 @@
-//! Library half of `nwfilterd`: the wire protocol, the socket server and
-//! the client the CLI uses to reach a running daemon.
+//! Library half of `nwfilterd`: everything the daemon runs beside the
+//! service (`nwfilter-service`): the sockets that serve it (JSON and
+//! libvirt's RPC), the rule check that keeps the kernel in step, the
+//! firewalld listener, logging and shutdown.
 //!
-//! Data flow: client `Request` line → [`server::Server`] → a [`Service`]
-//! (the driver: store, compile, apply) → `Response` line.
+//! Data flow: a client's request → [`server::Server`] or
+//! [`libvirt::Listener`] → the service's front end (JSON or libvirt) →
+//! `nwfilter_service::EngineService` (the driver: store, compile, apply)
+//! → a response.
 
-pub mod client;
 pub mod firewalld;
 pub mod keeper;
 pub mod kernel_events;
-pub mod learning;
 pub mod libvirt;
 pub mod logged;
 pub mod logging;
-pub mod net_ops;
-pub mod networks;
-pub mod protocol;
 pub mod server;
-pub mod service;
 pub mod shutdown;
 pub mod supervise;
 
-pub use client::{Client, ClientError};
-pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};
-pub use server::{Server, ServerError, Service};
-pub use service::EngineService;
+pub use server::{Server, ServerError};

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use crate::protocol::{Op, Reply};
-use crate::server::Service;
+use nwfilter_service::json::Service;
+use nwfilter_service::protocol::{Op, Reply};
 
 /// Wraps a service with the operation log.
 #[derive(Debug)]

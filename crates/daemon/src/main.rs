@@ -21,12 +21,13 @@ use host_io::{ProcessRunner, Toolset};
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
 use nwfilter_learn::LeaseStore;
-use nwfilterd::learning::Learning;
+use nwfilter_service::learning::{self, Learning};
+use nwfilter_service::networks::{self, Networks};
+use nwfilter_service::{net_ops, EngineService};
 use nwfilterd::logged::Logged;
 use nwfilterd::logging::{self, Took};
-use nwfilterd::networks::{self, Networks};
 use nwfilterd::shutdown::Shutdown;
-use nwfilterd::{firewalld, keeper, net_ops, supervise, EngineService, Server};
+use nwfilterd::{firewalld, keeper, supervise, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
@@ -100,7 +101,7 @@ fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
             listener.path().display()
         );
         listener
-            .spawn(Arc::clone(&service) as Arc<dyn nwfilterd::libvirt::Api>)
+            .spawn(Arc::clone(&service) as Arc<dyn nwfilter_service::libvirt::Api>)
             .context("starting the libvirt listener")?;
     }
     let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
@@ -151,7 +152,7 @@ fn open_service(args: &Args, engine: Arc<Engine<ProcessRunner>>) -> anyhow::Resu
             .then(|| Duration::from_secs(args.learn_timeout_secs)),
         ..nwfilter_learn::Config::default()
     };
-    let log: nwfilterd::learning::Log = Arc::new(|line| info!("{line}"));
+    let log: learning::Log = Arc::new(|line| info!("{line}"));
     let learning = Learning::new(Arc::clone(&engine), config, leases, log);
     Ok(EngineService::with_learning(engine, learning)
         .with_networks(net_ops::store(&args.config_dir, &args.state_dir))
@@ -257,7 +258,8 @@ fn bind_libvirt(
 
 fn reapply(service: &Service, why: &str) {
     let start = Instant::now();
-    match service.engine().reapply_all() {
+    let (result, learning_failures) = service.reapply();
+    match result {
         Ok(report) => {
             info!(
                 took = %Took(start.elapsed()),
@@ -274,7 +276,7 @@ fn reapply(service: &Service, why: &str) {
             error_chain(&e)
         ),
     }
-    for failure in service.start_learning_all() {
+    for failure in learning_failures {
         warn!("{why}: {failure}");
     }
 }

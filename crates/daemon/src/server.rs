@@ -1,5 +1,6 @@
-//! The Unix-socket server: accepts connections, reads request lines, hands
-//! each operation to a [`Service`] and writes the response line.
+//! The Unix-socket server of the JSON protocol: binds the socket, accepts
+//! connections and hands each to the service's JSON front end
+//! ([`json::serve_stream`]: request line in, response line out).
 //!
 //! Each connection gets its own thread so that a slow client (or a long
 //! rebuild) does not hold up others; the service decides what must be
@@ -7,7 +8,7 @@
 //! client cannot exhaust threads.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,23 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crate::protocol::{Op, Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+use nwfilter_service::json::{self, Service};
+use nwfilter_service::protocol::Response;
+
 use crate::shutdown::{Shutdown, Woken};
 
 /// Most connections served at once; further clients get an error line.
 pub const MAX_CONNECTIONS: usize = 64;
-
-/// What the daemon does with an operation.
-pub trait Service: Send + Sync {
-    /// Carries out `op`; the error text goes to the client verbatim.
-    fn handle(&self, op: Op) -> Result<Reply, String>;
-}
-
-impl<S: Service + ?Sized> Service for Arc<S> {
-    fn handle(&self, op: Op) -> Result<Reply, String> {
-        self.as_ref().handle(op)
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +104,7 @@ impl Server {
                     let live = Arc::clone(&live);
                     thread::spawn(move || {
                         // A broken connection only concerns its client.
-                        let _ = serve_connection(stream, service.as_ref());
+                        let _ = json::serve_stream(stream, service.as_ref());
                         live.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
@@ -135,7 +126,7 @@ impl Drop for Server {
 }
 
 fn refuse_busy(mut stream: UnixStream) {
-    let _ = write_response(
+    let _ = json::write_response(
         &mut stream,
         &Response::Error {
             message: format!("daemon busy: {MAX_CONNECTIONS} connections already open"),
@@ -143,71 +134,11 @@ fn refuse_busy(mut stream: UnixStream) {
     );
 }
 
-fn serve_connection(stream: UnixStream, service: &dyn Service) -> io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = Vec::new();
-        let n = (&mut reader)
-            .take(MAX_REQUEST_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.len() > MAX_REQUEST_BYTES {
-            let message = format!("request longer than {MAX_REQUEST_BYTES} bytes");
-            return write_response(&mut writer, &Response::Error { message });
-        }
-        let response = answer(&line, service);
-        write_response(&mut writer, &response)?;
-    }
-}
-
-/// Decodes one request line and runs it. Public for the fuzz target
-/// (fuzz/fuzz_targets/daemon_request.rs): a local client controls the line.
-pub fn answer(line: &[u8], service: &dyn Service) -> Response {
-    let request: Request = match serde_json::from_slice(line) {
-        Ok(r) => r,
-        Err(e) => {
-            // Tell an old or new client apart from garbage.
-            let version = serde_json::from_slice::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("version").and_then(|v| v.as_u64()));
-            let message = match version {
-                Some(v) if v != u64::from(PROTOCOL_VERSION) => format!(
-                    "protocol version {v} is not supported (this daemon speaks {PROTOCOL_VERSION})"
-                ),
-                _ => format!("malformed request: {e}"),
-            };
-            return Response::Error { message };
-        }
-    };
-    if request.version != PROTOCOL_VERSION {
-        return Response::Error {
-            message: format!(
-                "protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION})",
-                request.version
-            ),
-        };
-    }
-    match service.handle(request.op) {
-        Ok(result) => Response::Ok { result },
-        Err(message) => Response::Error { message },
-    }
-}
-
-fn write_response(w: &mut impl Write, response: &Response) -> io::Result<()> {
-    let mut line = serde_json::to_vec(response).map_err(io::Error::other)?;
-    line.push(b'\n');
-    w.write_all(&line)?;
-    w.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Client, ClientError};
-    use crate::protocol::FilterEntry;
+    use nwfilter_service::protocol::{FilterEntry, Op, Reply};
+    use nwfilter_service::{Client, ClientError};
     use std::sync::Mutex;
 
     /// Records the operations it was given and answers `list`.
@@ -293,19 +224,5 @@ mod tests {
             Err(ServerError::InUse { .. })
         ));
         stop.request();
-    }
-
-    #[test]
-    fn wrong_version_and_garbage_are_answered_not_dropped() {
-        let svc = Echo(Mutex::new(Vec::new()));
-        match answer(br#"{"version":99,"op":"list"}"#, &svc) {
-            Response::Error { message } => assert!(message.contains("version 99"), "{message}"),
-            r => panic!("unexpected {r:?}"),
-        }
-        match answer(b"not json", &svc) {
-            Response::Error { message } => assert!(message.starts_with("malformed request")),
-            r => panic!("unexpected {r:?}"),
-        }
-        assert!(svc.0.lock().unwrap().is_empty());
     }
 }

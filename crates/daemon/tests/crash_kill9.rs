@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nwfilterd::{Client, ClientError, Op, Reply};
+use nwfilter_service::{Client, ClientError, Op, Reply};
 use support::{without_counters, Background, Lab};
 
 const CLIENTS: usize = 3;

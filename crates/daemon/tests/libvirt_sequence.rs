@@ -15,9 +15,10 @@ use libvirt_client::RpcClient;
 use libvirt_rpc::error::code;
 use libvirt_rpc::{BindingRef, Call, Frame, Header, Ret, TypedParam, TypedValue};
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
+use nwfilter_service::libvirt::Api;
+use nwfilter_service::EngineService;
 use nwfilterd::libvirt::listener::MAX_CLIENTS;
-use nwfilterd::libvirt::{Api, Listener};
-use nwfilterd::EngineService;
+use nwfilterd::libvirt::Listener;
 
 struct Daemon {
     dir: tempfile::TempDir,

@@ -11,7 +11,7 @@ use daemon_lab::{call, start_daemon, Scratch};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nwfilterd::{Client, Op, Reply};
+use nwfilter_service::{Client, Op, Reply};
 use support::{without_counters, Background, Lab};
 
 /// Polls until `lab`'s ruleset equals `want`; returns how long it took.

@@ -11,7 +11,7 @@ use daemon_lab::{call, start_daemon_checking_every, Scratch};
 
 use std::time::{Duration, Instant};
 
-use nwfilterd::Op;
+use nwfilter_service::Op;
 use support::{without_counters, Lab};
 
 const TEN_MINUTES_MS: &str = "600000";

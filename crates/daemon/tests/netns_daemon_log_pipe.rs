@@ -11,7 +11,7 @@ use daemon_lab::{call, s, Scratch};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nwfilterd::{Client, Op};
+use nwfilter_service::{Client, Op};
 use support::{without_counters, Lab, Netns};
 
 /// The daemon, started by this test; killed by its PID if still running.

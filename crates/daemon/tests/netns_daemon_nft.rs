@@ -13,7 +13,7 @@ use daemon_lab::{call, start_daemon, Scratch};
 use std::time::{Duration, Instant};
 
 use nwfilter_driver::Backend;
-use nwfilterd::{Client, Op, Reply};
+use nwfilter_service::{Client, Op, Reply};
 use support::{Guest, Lab};
 
 fn nft_tables(lab: &Lab) -> usize {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nwfilterd::{Client, Op};
+use nwfilter_service::{Client, Op};
 use support::{without_counters, Lab};
 
 struct Scratch(PathBuf);

@@ -9,9 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nwfilterd::protocol::MAX_REQUEST_BYTES;
+use nwfilter_service::protocol::MAX_REQUEST_BYTES;
+use nwfilter_service::{Client, ClientError, Op, Reply, Service};
 use nwfilterd::server::MAX_CONNECTIONS;
-use nwfilterd::{Client, ClientError, Op, Reply, Server, Service};
+use nwfilterd::Server;
 
 struct Lister;
 

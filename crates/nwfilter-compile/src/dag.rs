@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use nwfilter_model::{Entry, Filter, FilterName};
+use nwfilter_model::{Entry, Filter, FilterName, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{depth_first_search, Control, DfsEvent};
 
@@ -103,6 +103,23 @@ impl FilterDag {
     /// Does the DAG contain (use) the filter `name`?
     pub fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
+    }
+
+    /// The first filter (in [`FilterDag::filters`] order) with a rule
+    /// attribute that is the variable `var` (`$var`, any index): lets a
+    /// caller that has no value for it tell the user which filter wants
+    /// one before binding.
+    pub fn first_user_of(&self, var: &str) -> Option<&Arc<Filter>> {
+        self.filters().find(|filter| {
+            filter.entries.iter().any(|entry| match entry {
+                Entry::Rule(rule) => rule.protocol.iter().any(|pm| {
+                    pm.attrs
+                        .iter()
+                        .any(|a| matches!(&a.value, Value::Var(v) if v.name == var))
+                }),
+                Entry::Ref(_) => false,
+            })
+        })
     }
 
     /// (rules, references) of the flattened tree, saturating at

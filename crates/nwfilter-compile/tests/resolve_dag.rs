@@ -204,3 +204,18 @@ fn define_time_check_skips_missing_filters_and_uses_the_new_definition() {
         "filter references form a loop: a -> b -> a"
     );
 }
+
+#[test]
+fn the_first_user_of_a_variable_is_found_in_the_resolved_tree() {
+    let source: MemorySource = [
+        filter("top", vec![fref("plain", &[]), fref("by-mac", &[])]),
+        filter("plain", vec![rule("ip", &[("srcipaddr", "10.0.0.1")])]),
+        filter("by-mac", vec![rule("mac", &[("srcmacaddr", "$MAC")])]),
+    ]
+    .into_iter()
+    .collect();
+    let dag = resolve(&source, &name("top")).unwrap();
+    let user = dag.first_user_of("MAC").map(|f| f.name.to_string());
+    assert_eq!(user.as_deref(), Some("by-mac"));
+    assert!(dag.first_user_of("IP").is_none());
+}

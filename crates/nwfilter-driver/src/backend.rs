@@ -38,6 +38,17 @@ impl Backend {
             Backend::Nftables => "nftables",
         }
     }
+
+    /// One line for a user choosing a backend (the CLI's `--backend`
+    /// help).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Backend::Xtables => {
+                "ebtables, iptables and ip6tables (libvirt's layout), through their restore tools"
+            }
+            Backend::Nftables => "Tables of our own in nftables, one transaction per change",
+        }
+    }
 }
 
 impl fmt::Display for Backend {

@@ -9,7 +9,10 @@
 //! [`BindingStore::list`] for the compiler and the daemon. The built-in
 //! filter set is visible without any file; a file of the same name
 //! overrides it. The [`engine`] keeps the kernel in step with the stores,
-//! through the [`Backend`] the settings ([`settings`]) choose.
+//! through the [`Backend`] the settings ([`settings`]) choose. A port's
+//! rules come from one pipeline ([`port_rules`]: `nwfilter-compile`,
+//! then the backend's rendering), which `nwfilter render` also uses
+//! ([`preview`]).
 
 pub mod backend;
 mod bindings;
@@ -18,6 +21,8 @@ mod error;
 mod filters;
 mod graph;
 mod listing;
+pub mod port;
+pub mod preview;
 pub mod settings;
 mod source;
 
@@ -31,6 +36,8 @@ pub use filters::{
     DEFAULT_CONFIG_DIR,
 };
 pub use listing::Listing;
+pub use port::{port_rules, LearningNeed, PortError, PortRules};
+pub use preview::{preview, Form, Preview, PreviewError};
 
 pub mod engine;
-pub use engine::{Deleted, Engine, EngineError, Reapplied};
+pub use engine::{Awaiting, Created, Deleted, Engine, EngineError, Reapplied, Reapply};

@@ -16,10 +16,10 @@ use libvirt_rpc::header::{KEEPALIVE_PING, KEEPALIVE_PONG};
 use libvirt_rpc::{Call, CallError, Frame, Header, MessageStatus, MessageType, RemoteError};
 use tracing::{debug, warn};
 
-use super::dispatch::Api;
-use super::errors;
 use super::peer::Peer;
 use super::session::{Next, Session};
+use nwfilter_service::libvirt::errors;
+use nwfilter_service::libvirt::Api;
 
 /// How long the rest of a started frame, or a blocked reply, may take.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);

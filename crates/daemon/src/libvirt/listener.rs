@@ -14,8 +14,8 @@ use std::thread;
 use tracing::{debug, error, warn};
 
 use super::connection;
-use super::dispatch::Api;
 use super::peer::Peer;
+use nwfilter_service::libvirt::Api;
 
 /// Most clients served at once on one socket.
 pub const MAX_CLIENTS: usize = 64;

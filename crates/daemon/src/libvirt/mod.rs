@@ -2,22 +2,19 @@
 //! libvirt's `virtnwfilterd`, so virsh, libvirt's language bindings and
 //! libvirt's hypervisor drivers use it unchanged.
 //!
-//! This module only moves bytes and maps names: [`listener`] accepts
-//! connections (a thread each, capped), [`connection`] reads frames and
-//! answers keepalive, [`session`] holds a connection's state (open,
-//! read-only, peer) and answers the connection-level calls, [`dispatch`]
-//! turns the network-filter calls into the same [`crate::protocol::Op`]s
-//! the JSON socket serves and [`errors`] maps the service's errors to
-//! libvirt's codes. The wire format is the `libvirt-rpc` crate.
+//! This module only moves bytes: [`listener`] accepts connections (a
+//! thread each, capped), [`connection`] reads frames and answers
+//! keepalive, [`session`] holds a connection's state (open, read-only,
+//! peer) and answers the connection-level calls. The network-filter calls
+//! go to the service's libvirt front end (`nwfilter_service::libvirt`),
+//! which carries them out with the same verbs the JSON socket serves. The
+//! wire format is the `libvirt-rpc` crate.
 
 pub mod connection;
-pub mod dispatch;
-pub mod errors;
 pub mod listener;
 pub mod peer;
 pub mod session;
 
-pub use dispatch::Api;
 pub use listener::{Listener, ListenerError};
 
 /// libvirt's read-write socket for the split network-filter daemon.

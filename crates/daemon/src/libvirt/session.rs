@@ -1,6 +1,6 @@
 //! One client's connection state and the connection-level calls (auth,
 //! open, close, features, identity, host information). Network-filter
-//! calls go to [`super::dispatch`] once the connection is open, and every
+//! calls go to the service's libvirt front end once the connection is open, and every
 //! call that changes something is refused on a read-only connection.
 
 use libvirt_rpc::call::{feature, CONNECT_NO_ALIASES, CONNECT_RO};
@@ -8,10 +8,10 @@ use libvirt_rpc::error::code;
 use libvirt_rpc::{Call, RemoteError, Ret};
 use tracing::{debug, info};
 
-use super::dispatch::{nwfilter_call, Api};
-use super::errors::{self, unsupported_flags};
 use super::peer::Peer;
 use super::URI;
+use nwfilter_service::libvirt::errors::{self, unsupported_flags};
+use nwfilter_service::libvirt::{nwfilter_call, Api};
 
 /// `remote_auth_type` NONE: the socket's permissions and the peer's
 /// credentials decide, no SASL or polkit exchange.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nwfilterd::{Client, Op, Reply};
+use nwfilter_service::{Client, Op, Reply};
 
 pub use crate::support::Scratch;
 use crate::support::{Background, Netns};

@@ -1,11 +1,13 @@
-//! From a stored binding to the rules its port needs.
+//! From a stored binding to the rules its port needs: the one pipeline
+//! ([`crate::port::port_rules`]) on the binding's resolved tree, with
+//! failures named after the port.
 
-use nwfilter_compile::ir::Program;
-use nwfilter_compile::{lower, resolve, BindError, BindOutcome, FilterDag, FilterSource};
+use nwfilter_compile::{resolve, BindError, BindOutcome, FilterDag, FilterSource};
 use nwfilter_model::Binding;
 
 use super::error::EngineError;
-use crate::backend::{Backend, Rendered};
+use crate::backend::Backend;
+use crate::port::{port_rules, LearningNeed, PortRules};
 
 /// Resolves `binding`'s filter tree against `source`.
 pub(crate) fn dag(source: &dyn FilterSource, binding: &Binding) -> Result<FilterDag, EngineError> {
@@ -18,7 +20,7 @@ pub(crate) fn ruleset(
     source: &dyn FilterSource,
     binding: &Binding,
     backend: Backend,
-) -> Result<Rendered, EngineError> {
+) -> Result<PortRules, EngineError> {
     from_dag(&dag(source, binding)?, binding, backend)
 }
 
@@ -27,29 +29,32 @@ pub(crate) fn from_dag(
     dag: &FilterDag,
     binding: &Binding,
     backend: Backend,
-) -> Result<Rendered, EngineError> {
-    let program = program(dag, binding)?;
-    Rendered::render(backend, &program).map_err(|e| compile_error(binding, &e))
+) -> Result<PortRules, EngineError> {
+    let params = &binding.filterref.params;
+    port_rules(dag, params, binding.mac, &binding.portdev, backend)
+        .map_err(|e| compile_error(binding, &e))
 }
 
-/// Binds and lowers `binding` on its already resolved tree.
-fn program(dag: &FilterDag, binding: &Binding) -> Result<Program, EngineError> {
-    let port = &binding.portdev;
-    let rules = match dag
-        .bind(&binding.filterref.params, binding.mac)
-        .map_err(|e| compile_error(binding, &e))?
-    {
-        BindOutcome::Bound(rules) => rules,
-        BindOutcome::AwaitingIp { mode, dhcp_servers } => {
-            return Err(EngineError::NeedsIp {
-                port: port.clone(),
-                filter: binding.filterref.filter.to_string(),
-                mode,
-                dhcp_servers,
-            })
+/// Whether `binding` as stored (its learned addresses left out) awaits
+/// `IP` from learning, on its already resolved tree. Stops before
+/// expanding any rule when it does.
+pub(crate) fn awaits_ip(dag: &FilterDag, binding: &Binding) -> Option<LearningNeed> {
+    match dag.bind(&binding.filterref.params, binding.mac) {
+        Ok(BindOutcome::AwaitingIp { mode, dhcp_servers }) => {
+            Some(LearningNeed { mode, dhcp_servers })
         }
-    };
-    lower(&rules, port).map_err(|e| compile_error(binding, &e))
+        Ok(BindOutcome::Bound(_)) | Err(_) => None,
+    }
+}
+
+/// The error for a port that must have rules and awaits its address.
+pub(crate) fn needs_ip(binding: &Binding, need: LearningNeed) -> EngineError {
+    EngineError::NeedsIp {
+        port: binding.portdev.clone(),
+        filter: binding.filterref.filter.to_string(),
+        mode: need.mode,
+        dhcp_servers: need.dhcp_servers,
+    }
 }
 
 fn compile_error(binding: &Binding, e: &dyn std::error::Error) -> EngineError {

@@ -14,10 +14,12 @@
 mod apply;
 mod closed;
 mod compile;
+mod create;
 mod error;
 mod keep;
 mod learned;
 mod orphans;
+mod reapply;
 mod records;
 mod state_file;
 
@@ -28,17 +30,19 @@ use std::sync::{Mutex, MutexGuard};
 use host_io::Runner;
 use host_io::TablesLock;
 use nwfilter_compile::ir::Program;
-use nwfilter_compile::{BindOutcome, LearningMode};
 use nwfilter_model::{Binding, IfName};
 
 use learned::{with_learned, Learned};
-use records::{Record, Records};
+use records::Records;
 
 use crate::backend::{Backend, Rendered};
+use crate::port::PortRules;
 use crate::{BindingStore, Defined, FilterStore, ParsedFilter, Proposed, Undefined};
 pub use compile::chain as error_chain;
+pub use create::{Awaiting, Created};
 pub use error::EngineError;
 pub use keep::Checked;
+pub use reapply::Reapply;
 
 /// What a re-application of every binding did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,15 +223,15 @@ impl<R: Runner> Engine<R> {
         self.learned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The rules `binding` needs, from the current filters (with `IP`
-    /// bound to the learned addresses when the binding leaves it unset),
-    /// rendered for the configured backend.
-    pub fn compile(&self, binding: &Binding) -> Result<Rendered, EngineError> {
+    /// What `binding` gets from the current filters (with `IP` bound to
+    /// the learned addresses when the binding leaves it unset), rendered
+    /// for the configured backend.
+    pub fn compile(&self, binding: &Binding) -> Result<PortRules, EngineError> {
         let backend = self.backend();
-        compile::ruleset(&self.filters, &self.effective(binding), backend)
+        self.compile_for(binding, backend)
     }
 
-    fn compile_for(&self, binding: &Binding, backend: Backend) -> Result<Rendered, EngineError> {
+    fn compile_for(&self, binding: &Binding, backend: Backend) -> Result<PortRules, EngineError> {
         compile::ruleset(&self.filters, &self.effective(binding), backend)
     }
 
@@ -235,43 +239,6 @@ impl<R: Runner> Engine<R> {
     /// when it does not set `IP` itself (what `binding-dumpxml` shows).
     pub fn effective(&self, binding: &Binding) -> Binding {
         with_learned(binding, self.learned().get(&binding.portdev))
-    }
-
-    /// How `binding`'s address must be learned, when its tree needs `IP`
-    /// and the binding does not give it: `(mode, trusted DHCP servers)`.
-    pub fn learning_need(
-        &self,
-        binding: &Binding,
-    ) -> Result<Option<(LearningMode, Vec<Ipv4Addr>)>, EngineError> {
-        // Binding alone decides it: no need to lower and render.
-        let dag = compile::dag(&self.filters, binding)?;
-        match dag.bind(&binding.filterref.params, binding.mac) {
-            Ok(BindOutcome::AwaitingIp { mode, dhcp_servers }) => Ok(Some((mode, dhcp_servers))),
-            Ok(BindOutcome::Bound(_)) => Ok(None),
-            Err(e) => Err(EngineError::Compile {
-                port: binding.portdev.clone(),
-                reason: error_chain(&e),
-            }),
-        }
-    }
-
-    /// Records a binding whose address is still to be learned, without
-    /// applying anything: the learner holds the port under its learning
-    /// rules until an address is known ([`Engine::set_learned`]).
-    pub fn binding_record(&self, binding: &Binding) -> Result<(), EngineError> {
-        let mut state = self.lock();
-        let port = &binding.portdev;
-        if self.bindings.get(port.as_str())?.is_some() {
-            return Err(crate::Error::BindingExists(port.to_string()).into());
-        }
-        let dir = self.bindings.dir();
-        let record = Record::only(state.backend);
-        state.records.set(dir, port, record)?;
-        if let Err(e) = self.bindings.create(binding) {
-            let _ = state.records.remove(dir, port);
-            return Err(e.into());
-        }
-        Ok(())
     }
 
     /// A port's learned addresses changed: records them and applies the
@@ -288,9 +255,13 @@ impl<R: Runner> Engine<R> {
         }
         let previous = self.learned().get(port).map(<[Ipv4Addr]>::to_vec);
         self.learned().set(self.bindings.dir(), port, addrs)?;
-        let result = self
-            .compile_for(&binding, state.backend)
-            .and_then(|rs| self.apply_all(&mut state, std::slice::from_ref(&rs), false));
+        let result = match self.compile_for(&binding, state.backend) {
+            Ok(PortRules::Rules(rs)) => {
+                self.apply_all(&mut state, std::slice::from_ref(&rs), false)
+            }
+            Ok(PortRules::AwaitingIp(need)) => Err(compile::needs_ip(&binding, need)),
+            Err(e) => Err(e),
+        };
         if let Err(e) = result {
             // Keep the record in step with what is applied.
             let _ = self
@@ -381,11 +352,10 @@ impl<R: Runner> Engine<R> {
                 continue;
             }
             let effective = self.effective(&binding);
-            match compile::ruleset(&source, &effective, state.backend) {
-                Ok(rules) => rebuilt.push(rules),
-                Err(EngineError::NeedsIp { .. })
-                    if state.foreign.contains_key(&binding.portdev) => {}
-                Err(e) => return Err(e),
+            match compile::ruleset(&source, &effective, state.backend)? {
+                PortRules::Rules(rules) => rebuilt.push(rules),
+                PortRules::AwaitingIp(_) if state.foreign.contains_key(&binding.portdev) => {}
+                PortRules::AwaitingIp(need) => return Err(compile::needs_ip(&effective, need)),
             }
         }
         Ok(rebuilt)
@@ -396,46 +366,6 @@ impl<R: Runner> Engine<R> {
     pub fn undefine(&self, key: &str) -> Result<Undefined, EngineError> {
         let _state = self.lock();
         Ok(self.filters.undefine(key, || self.bindings.uses())?)
-    }
-
-    /// Applies a `<filterbinding>` document's rules to its port, then
-    /// records it. A port that already has a binding is refused.
-    pub fn binding_create(&self, xml: &str) -> Result<Binding, EngineError> {
-        let binding = nwfilter_model::parse_binding(xml).map_err(EngineError::InvalidBinding)?;
-        self.binding_create_parsed(binding)
-    }
-
-    /// As [`Engine::binding_create`], for a binding already parsed.
-    pub fn binding_create_parsed(&self, binding: Binding) -> Result<Binding, EngineError> {
-        let mut state = self.lock();
-        let port = binding.portdev.clone();
-        if self.bindings.get(port.as_str())?.is_some() {
-            return Err(crate::Error::BindingExists(port.to_string()).into());
-        }
-        let ruleset = self.compile_for(&binding, state.backend)?;
-        // A new port: whatever record a crash may have left is stale.
-        let dir = self.bindings.dir();
-        let record = Record::only(state.backend);
-        state.records.set(dir, &port, record)?;
-        let undo = |e: EngineError, undone: Result<(), EngineError>| match undone {
-            Ok(()) => e,
-            Err(u) => EngineError::Undo {
-                source: Box::new(e),
-                undo: error_chain(&u),
-            },
-        };
-        if let Err(e) = self.apply_all(&mut state, std::slice::from_ref(&ruleset), false) {
-            // Refused: nothing was applied, only the record is to go.
-            return Err(undo(e, state.records.remove(dir, &port)));
-        }
-        if let Err(e) = self.bindings.create(&binding) {
-            // Rules nobody recorded could never be deleted by name.
-            let undone = self
-                .remove_port(&mut state, &port)
-                .and_then(|()| state.records.remove(dir, &port));
-            return Err(undo(e.into(), undone));
-        }
-        Ok(binding)
     }
 
     /// Removes a port's rules, then its recorded binding. A binding whose
@@ -499,68 +429,6 @@ impl<R: Runner> Engine<R> {
             Ok(false) => EngineError::BadPort(portdev.to_owned(), why),
             Err(e) => e.into(),
         }
-    }
-
-    /// Compiles every stored binding from the current filters and applies
-    /// them in one batch (daemon start, SIGHUP, `reload`). Ports whose rules
-    /// are already exactly in place are not touched; a binding that does
-    /// not compile is reported and keeps whatever rules it had; a binding
-    /// file that cannot be read is reported and its port closed (see
-    /// [`Reapplied::blocked`]). One bad file never keeps the other ports
-    /// from being protected.
-    pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
-        let mut state = self.lock();
-        state.kept.forget();
-        let mut result = Reapplied::default();
-        let mut rulesets = Vec::new();
-        let listing = self.bindings.list()?;
-        // A port whose binding file cannot be read still has a binding:
-        // it is closed below, never cleaned up as an orphan.
-        let bound = (listing.items.iter().map(|b| b.portdev.clone()))
-            .chain(
-                listing
-                    .skipped
-                    .iter()
-                    .filter_map(|s| self.bindings.port_of(s)),
-            )
-            .collect();
-        result.failed = self.remove_orphans(&mut state, &bound);
-        for skipped in &listing.skipped {
-            let reason = error_chain(skipped);
-            match self.bindings.port_of(skipped) {
-                Some(port) => {
-                    tracing::warn!(%port, %reason, "binding unreadable: port closed");
-                    let program = closed::drop_all(&port);
-                    rulesets.push(render_foreign(&program, state.backend)?);
-                    state.foreign.insert(port.clone(), program);
-                    result.blocked.push((port, reason));
-                }
-                None => result.skipped.push(reason),
-            }
-        }
-        for binding in listing.items {
-            self.learned().load(self.bindings.dir(), &binding.portdev);
-            match self.compile_for(&binding, state.backend) {
-                Ok(rs) => rulesets.push(rs),
-                Err(EngineError::NeedsIp { .. }) => {
-                    // The learner's rules, if it has applied some: in
-                    // place already, or moved to a changed backend.
-                    if let Some(program) = state.foreign.get(&binding.portdev) {
-                        rulesets.push(render_foreign(program, state.backend)?);
-                    }
-                    result.learning.push(binding.portdev.clone());
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    tracing::warn!(port = %binding.portdev, %reason, "binding not applied");
-                    result.failed.push((binding.portdev.clone(), reason));
-                }
-            }
-        }
-        let report = self.apply_all(&mut state, &rulesets, true)?;
-        result.applied = report.changed;
-        result.unchanged = report.unchanged;
-        Ok(result)
     }
 
     /// Puts back the rules of every port this engine applied that are no

@@ -1,6 +1,10 @@
-//! The network-filter calls, carried out by the service the JSON socket
-//! uses: each call becomes the same [`Op`] (or lookup), and the result is
-//! put in libvirt's shape.
+//! The libvirt RPC front end: libvirt's network-filter calls, carried
+//! out by the verbs the JSON protocol uses. Each call is decoded into a
+//! verb (an [`Op`], a lookup, or a typed define or create), and the result
+//! is put in libvirt's shape; [`errors`] maps the service's errors to
+//! libvirt's codes. Connections, frames and sessions are the daemon's.
+
+pub mod errors;
 
 use std::error::Error;
 use std::sync::Arc;
@@ -9,20 +13,24 @@ use host_io::Runner;
 use libvirt_rpc::call::{BINDING_LIST_MAX, NWFILTER_LIST_MAX, VALIDATE};
 use libvirt_rpc::error::code;
 use libvirt_rpc::{BindingRef, Call, NwfilterRef, RemoteError, Ret};
+use nwfilter_model::{Binding, Filter};
 
-use super::errors::{self, unsupported_flags};
 use crate::protocol::{Op, Reply};
 use crate::service::EngineService;
+use errors::unsupported_flags;
 
 /// What the libvirt front end needs from the service.
 pub trait Api: Send + Sync {
     /// One operation, through the same code path as the JSON socket.
     fn call(&self, op: Op) -> Result<Reply, Box<dyn Error>>;
+    /// Defines a filter (the JSON socket's `define`); returns it as
+    /// stored, with its final UUID.
+    fn define(&self, xml: &str) -> Result<Arc<Filter>, Box<dyn Error>>;
+    /// Creates a binding (the JSON socket's `binding-create`, learning
+    /// included); returns it.
+    fn binding_create(&self, xml: &str) -> Result<Binding, Box<dyn Error>>;
     /// A filter by name, else UUID.
-    fn lookup_filter(
-        &self,
-        key: &str,
-    ) -> Result<Arc<nwfilter_model::Filter>, nwfilter_driver::Error>;
+    fn lookup_filter(&self, key: &str) -> Result<Arc<Filter>, nwfilter_driver::Error>;
     /// The binding of a port.
     fn lookup_binding(
         &self,
@@ -33,6 +41,14 @@ pub trait Api: Send + Sync {
 impl<R: Runner + Send + Sync + 'static> Api for EngineService<R> {
     fn call(&self, op: Op) -> Result<Reply, Box<dyn Error>> {
         self.call_typed(op)
+    }
+
+    fn define(&self, xml: &str) -> Result<Arc<Filter>, Box<dyn Error>> {
+        Ok(EngineService::define(self, xml)?.filter)
+    }
+
+    fn binding_create(&self, xml: &str) -> Result<Binding, Box<dyn Error>> {
+        Ok(EngineService::binding_create(self, xml)?.binding().clone())
     }
 
     fn lookup_filter(
@@ -53,6 +69,11 @@ impl<R: Runner + Send + Sync + 'static> Api for EngineService<R> {
 /// Carries out a network-filter call. `None`: `call` is not one (the
 /// session answers it).
 pub fn nwfilter_call(api: &dyn Api, call: &Call) -> Option<Result<Ret, RemoteError>> {
+    filter_call(api, call).or_else(|| binding_call(api, call))
+}
+
+/// The calls on filters.
+fn filter_call(api: &dyn Api, call: &Call) -> Option<Result<Ret, RemoteError>> {
     Some(match call {
         Call::NwfilterLookupByName { name } => lookup(api, name),
         Call::NwfilterLookupByUuid { uuid } => lookup(api, &uuid_text(uuid)),
@@ -84,6 +105,13 @@ pub fn nwfilter_call(api: &dyn Api, call: &Call) -> Option<Result<Ret, RemoteErr
             .and_then(|()| filters(api))
             .and_then(|f| listed(f, NWFILTER_LIST_MAX, *need_results, "nwfilters"))
             .map(|(filters, ret)| Ret::Nwfilters { filters, ret }),
+        _ => return None,
+    })
+}
+
+/// The calls on bindings.
+fn binding_call(api: &dyn Api, call: &Call) -> Option<Result<Ret, RemoteError>> {
+    Some(match call {
         Call::BindingLookupByPortDev { name } => api
             .lookup_binding(name)
             .map(|b| Ret::Binding(binding_ref(&b)))
@@ -151,29 +179,20 @@ fn lookup(api: &dyn Api, key: &str) -> Result<Ret, RemoteError> {
         .map_err(|e| errors::from_store(&e))
 }
 
-/// Defines through the service, then answers with the stored filter's
-/// name and (possibly generated) UUID.
+/// Defines through the service; answers with the stored filter's name
+/// and (possibly generated) UUID.
 fn define(api: &dyn Api, xml: &str) -> Result<Ret, RemoteError> {
-    api.call(Op::Define {
-        xml: xml.to_owned(),
-    })
-    .map_err(|e| errors::from_service(e.as_ref()))?;
-    let name = nwfilter_model::parse_filter(xml)
-        .map_err(|e| errors::nwfilter(code::INTERNAL_ERROR, &e.to_string()))?
-        .name;
-    lookup(api, name.as_str())
+    api.define(xml)
+        .map(|filter| Ret::Nwfilter(filter_ref(&filter)))
+        .map_err(|e| errors::from_service(e.as_ref()))
 }
 
 /// Creates through the service (which also starts IP learning when the
 /// binding needs it); the reply names the port and its filter.
 fn create(api: &dyn Api, xml: &str) -> Result<Ret, RemoteError> {
-    api.call(Op::BindingCreate {
-        xml: xml.to_owned(),
-    })
-    .map_err(|e| errors::from_service(e.as_ref()))?;
-    let binding = nwfilter_model::parse_binding(xml)
-        .map_err(|e| errors::nwfilter(code::INTERNAL_ERROR, &e.to_string()))?;
-    Ok(Ret::Binding(binding_ref(&binding)))
+    api.binding_create(xml)
+        .map(|binding| Ret::Binding(binding_ref(&binding)))
+        .map_err(|e| errors::from_service(e.as_ref()))
 }
 
 fn filters(api: &dyn Api) -> Result<Vec<NwfilterRef>, RemoteError> {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use host_io::Runner;
 use nwfilter_compile::ir::Program;
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{Engine, EngineError};
+use nwfilter_driver::{Engine, EngineError, LearningNeed};
 use nwfilter_learn::{
     AddressBook, Config, FirewallError, LearnEvent, Learner, LeaseKey, LeaseStore, PortFirewall,
     PortSpec, StartError, Watch,
@@ -176,21 +176,15 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
         lock(&self.states).get(port).cloned()
     }
 
-    /// Starts learning on `binding`'s port, if its tree needs `IP` and no
-    /// learner runs there yet. In `any` mode an address learned before (a
-    /// restart) is kept and nothing is started.
-    pub fn start(&self, binding: &Binding) -> Result<(), String> {
+    /// Starts learning on `binding`'s port, whose tree awaits `IP` as
+    /// `need` says, if no learner runs there yet. In `any` mode an address
+    /// learned before (a restart) is kept and nothing is started.
+    pub fn start(&self, binding: &Binding, need: &LearningNeed) -> Result<(), String> {
         let port = binding.portdev.clone();
         if lock(&self.watches).contains_key(&port) {
             return Ok(());
         }
-        let Some((mode, dhcp_servers)) = self
-            .engine
-            .learning_need(binding)
-            .map_err(|e| error_chain(&e))?
-        else {
-            return Ok(());
-        };
+        let LearningNeed { mode, dhcp_servers } = need.clone();
         if mode == nwfilter_learn::LearningMode::Any && self.engine.learned_addrs(&port).is_some() {
             return Ok(());
         }

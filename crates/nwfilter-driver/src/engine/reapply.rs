@@ -1,0 +1,145 @@
+//! Re-applying every stored binding (daemon start, SIGHUP, `reload`), and
+//! saying which ports the learner must follow: each binding is resolved
+//! once, and what it awaits comes from that one pass, so a caller starts
+//! its learners without compiling anything again.
+
+use host_io::Runner;
+use nwfilter_model::Binding;
+
+use super::compile::{self, awaits_ip};
+use super::create::Awaiting;
+use super::{closed, error_chain, render_foreign, Engine, EngineError, Reapplied, State};
+use crate::backend::{Backend, Rendered};
+use crate::port::{LearningNeed, PortRules};
+use crate::Listing;
+
+/// What [`Engine::reapply`] did, and the ports to learn on.
+#[derive(Debug)]
+pub struct Reapply {
+    pub result: Result<Reapplied, EngineError>,
+    /// Every binding whose tree awaits `IP` from learning (also those
+    /// whose learned addresses stand in for it meanwhile: in `dhcp` mode
+    /// the learner follows their leases). Given even when applying
+    /// failed: the learner's rules still hold those ports.
+    pub learning: Vec<Awaiting>,
+}
+
+/// What one binding gets at a re-apply.
+struct Planned {
+    rules: Option<Rendered>,
+    awaits: Option<LearningNeed>,
+}
+
+impl<R: Runner> Engine<R> {
+    /// Compiles every stored binding from the current filters and applies
+    /// them in one batch (daemon start, SIGHUP, `reload`). Ports whose rules
+    /// are already exactly in place are not touched; a binding that does
+    /// not compile is reported and keeps whatever rules it had; a binding
+    /// file that cannot be read is reported and its port closed (see
+    /// [`Reapplied::blocked`]). One bad file never keeps the other ports
+    /// from being protected.
+    pub fn reapply_all(&self) -> Result<Reapplied, EngineError> {
+        self.reapply().result
+    }
+
+    /// As [`Engine::reapply_all`], also naming the ports to learn on.
+    pub fn reapply(&self) -> Reapply {
+        let mut learning = Vec::new();
+        let result = self.reapply_into(&mut learning);
+        Reapply { result, learning }
+    }
+
+    fn reapply_into(&self, learning: &mut Vec<Awaiting>) -> Result<Reapplied, EngineError> {
+        let mut state = self.lock();
+        state.kept.forget();
+        let mut result = Reapplied::default();
+        let listing = self.bindings.list()?;
+        // A port whose binding file cannot be read still has a binding:
+        // it is closed below, never cleaned up as an orphan.
+        let bound = (listing.items.iter().map(|b| b.portdev.clone()))
+            .chain(
+                listing
+                    .skipped
+                    .iter()
+                    .filter_map(|s| self.bindings.port_of(s)),
+            )
+            .collect();
+        result.failed = self.remove_orphans(&mut state, &bound);
+        let mut rulesets = self.close_unreadable(&mut state, &listing, &mut result)?;
+        for binding in listing.items {
+            self.learned().load(self.bindings.dir(), &binding.portdev);
+            let planned = match self.plan(&binding, state.backend) {
+                Ok(planned) => planned,
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(port = %binding.portdev, %reason, "binding not applied");
+                    result.failed.push((binding.portdev.clone(), reason));
+                    continue;
+                }
+            };
+            match planned.rules {
+                Some(rs) => rulesets.push(rs),
+                None => {
+                    // The learner's rules, if it has applied some: in
+                    // place already, or moved to a changed backend.
+                    if let Some(program) = state.foreign.get(&binding.portdev) {
+                        rulesets.push(render_foreign(program, state.backend)?);
+                    }
+                    result.learning.push(binding.portdev.clone());
+                }
+            }
+            if let Some(need) = planned.awaits {
+                learning.push(Awaiting { binding, need });
+            }
+        }
+        let report = self.apply_all(&mut state, &rulesets, true)?;
+        result.applied = report.changed;
+        result.unchanged = report.unchanged;
+        Ok(result)
+    }
+
+    /// The drop-all rules of every port whose binding file cannot be read.
+    fn close_unreadable(
+        &self,
+        state: &mut State,
+        listing: &Listing<Binding>,
+        result: &mut Reapplied,
+    ) -> Result<Vec<Rendered>, EngineError> {
+        let mut rulesets = Vec::new();
+        for skipped in &listing.skipped {
+            let reason = error_chain(skipped);
+            match self.bindings.port_of(skipped) {
+                Some(port) => {
+                    tracing::warn!(%port, %reason, "binding unreadable: port closed");
+                    let program = closed::drop_all(&port);
+                    rulesets.push(render_foreign(&program, state.backend)?);
+                    state.foreign.insert(port.clone(), program);
+                    result.blocked.push((port, reason));
+                }
+                None => result.skipped.push(reason),
+            }
+        }
+        Ok(rulesets)
+    }
+
+    /// `binding`'s rules (with its learned addresses as `IP`), and whether
+    /// its tree awaits `IP` from learning: one resolve of its tree.
+    fn plan(&self, binding: &Binding, backend: Backend) -> Result<Planned, EngineError> {
+        let effective = self.effective(binding);
+        let dag = compile::dag(&self.filters, &effective)?;
+        Ok(match compile::from_dag(&dag, &effective, backend)? {
+            PortRules::AwaitingIp(need) => Planned {
+                rules: None,
+                awaits: Some(need),
+            },
+            PortRules::Rules(rules) => Planned {
+                // Learned addresses stand in for `IP`: does the binding
+                // itself still await it (the learner follows the port)?
+                awaits: (effective != *binding)
+                    .then(|| awaits_ip(&dag, binding))
+                    .flatten(),
+                rules: Some(rules),
+            },
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The binding verbs: binding-create (with IP learning when the daemon
+//! runs it), binding-delete, binding-list, binding-dumpxml.
+
+use std::error::Error;
+
+use host_io::Runner;
+use nwfilter_driver::engine::error_chain;
+use nwfilter_driver::{Created, Deleted, EngineError};
+use nwfilter_model::{format_binding, Binding, IfName};
+
+use super::EngineService;
+use crate::protocol::{BindingEntry, Reply};
+
+impl<R: Runner + Send + Sync + 'static> EngineService<R> {
+    /// Creates a binding from its document. A port whose filters await
+    /// `IP` is recorded and learning starts on it, when this service
+    /// learns (the daemon); without learning it is refused.
+    pub fn binding_create(&self, xml: &str) -> Result<Created, Box<dyn Error>> {
+        let binding = nwfilter_model::parse_binding(xml).map_err(EngineError::InvalidBinding)?;
+        let Some(learning) = &self.learning else {
+            return Ok(Created::Applied(
+                self.engine.binding_create_parsed(binding)?,
+            ));
+        };
+        let created = self.engine.binding_create_learning(binding)?;
+        if let Created::Recorded(awaiting) = &created {
+            if let Err(why) = learning.start(&awaiting.binding, &awaiting.need) {
+                let port = &awaiting.binding.portdev;
+                let undo = self.engine.binding_delete(port.as_str()).err();
+                let undo = undo.map(|u| format!("; removing it also failed: {u}"));
+                return Err(format!(
+                    "port {port}: cannot learn its IP address: {why}{}",
+                    undo.unwrap_or_default()
+                )
+                .into());
+            }
+        }
+        Ok(created)
+    }
+
+    /// Removes a port's binding (also one whose file cannot be read) and
+    /// its learner; returns the message for the client.
+    pub fn binding_delete(&self, portdev: &str) -> Result<String, EngineError> {
+        if let (Some(learning), Ok(port)) = (&self.learning, IfName::new(portdev.to_owned())) {
+            learning.stop(&port);
+        }
+        Ok(match self.engine.binding_delete_any(portdev)? {
+            Deleted::Binding(binding) => {
+                format!("Network filter binding on {} deleted", binding.portdev)
+            }
+            Deleted::Unreadable { port, path, reason } => format!(
+                "Network filter binding on {port} deleted (its file {} could not be \
+                 read: {reason})",
+                path.display()
+            ),
+        })
+    }
+
+    /// The binding of port `portdev`.
+    pub fn lookup_binding(&self, portdev: &str) -> Result<Binding, nwfilter_driver::Error> {
+        self.engine
+            .bindings()
+            .get(portdev)?
+            .ok_or_else(|| nwfilter_driver::Error::NoSuchBinding(portdev.to_owned()))
+    }
+
+    /// A binding's XML as instantiated: learned addresses show as `IP`.
+    pub fn binding_dumpxml(&self, portdev: &str) -> Result<String, nwfilter_driver::Error> {
+        let binding = self.lookup_binding(portdev)?;
+        Ok(format_binding(&self.engine.effective(&binding)))
+    }
+
+    /// Every binding, and those whose file cannot be read (their port is
+    /// closed): listed with the reason as their state, never left out.
+    pub fn binding_list(&self) -> Result<Reply, nwfilter_driver::Error> {
+        let engine = &self.engine;
+        let listing = engine.bindings().list()?;
+        let mut bindings: Vec<BindingEntry> = (listing.items.into_iter())
+            .map(|b| BindingEntry {
+                portdev: b.portdev.to_string(),
+                filter: b.filterref.filter.to_string(),
+                state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
+                learned: engine
+                    .learned_addrs(&b.portdev)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            })
+            .collect();
+        for skipped in &listing.skipped {
+            if let Some(port) = engine.bindings().port_of(skipped) {
+                bindings.push(BindingEntry {
+                    portdev: port.to_string(),
+                    filter: String::new(),
+                    state: Some(unreadable_state(&port, &error_chain(skipped))),
+                    learned: Vec::new(),
+                });
+            }
+        }
+        bindings.sort_by(|a, b| a.portdev.cmp(&b.portdev));
+        Ok(Reply::Bindings { bindings })
+    }
+}
+
+/// What a binding-create tells the client.
+pub(super) fn created_message(created: &Created) -> String {
+    match created {
+        Created::Applied(binding) => {
+            format!("Network filter binding on {} created", binding.portdev)
+        }
+        Created::Recorded(awaiting) => format!(
+            "Network filter binding on {} created (learning its IP address)",
+            awaiting.binding.portdev
+        ),
+    }
+}
+
+/// The state of a port whose binding file cannot be read.
+pub(super) fn unreadable_state(port: &IfName, why: &str) -> String {
+    format!(
+        "closed (every frame dropped): its binding cannot be read: {why}; \
+         binding-delete {port} removes it"
+    )
+}
