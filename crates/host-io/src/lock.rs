@@ -13,8 +13,13 @@ use std::path::Path;
 use rustix::fs::{flock, FlockOperation};
 
 /// Where the CLI and the daemon take the lock (named for the tables, not
-/// for one backend: both backends' appliers take it).
-pub const DEFAULT_LOCK_FILE: &str = "/run/lock/nwfilter-tables.lock";
+/// for one backend: both backends' appliers take it). In /run/nwfilter,
+/// not /run/lock: the systemd units (contrib/) run the daemon with
+/// `ProtectSystem=strict`, where only the listed paths (/run/nwfilter
+/// among them) are writable, so a lock file under /run/lock could not be
+/// created. The binding store there lists only `*.xml` (and the engine
+/// `*.backend`), so the lock file is never taken for an object.
+pub const DEFAULT_LOCK_FILE: &str = "/run/nwfilter/tables.lock";
 
 /// Held while it lives; dropping it (closing the file) releases the lock.
 #[derive(Debug)]
