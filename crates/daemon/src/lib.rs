@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod socket_activation;
 pub mod supervise;
 
 pub use client::{Client, ClientError};
