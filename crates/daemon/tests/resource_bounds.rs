@@ -241,3 +241,28 @@ fn libvirt_lists_up_to_libvirts_limit_and_refuses_longer_ones_naming_the_count()
     );
     assert!(client.ping(), "the connection is still served");
 }
+
+#[test]
+fn a_refusal_sent_before_the_request_is_written_reaches_the_client() {
+    // The server answers "busy" and closes before the client writes (as
+    // the daemon does at the connection bound): the client's write then
+    // fails with a broken pipe, and the user must still get the answer.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nwfilterd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut client = Client::connect(&path).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let busy = nwfilterd::Response::Error {
+        message: format!("daemon busy: {MAX_CONNECTIONS} connections already open"),
+    };
+    let mut line = serde_json::to_vec(&busy).unwrap();
+    line.push(b'\n');
+    conn.write_all(&line).unwrap();
+    drop(conn);
+    match client.call(Op::List) {
+        Err(ClientError::Refused(message)) => {
+            assert!(message.starts_with("daemon busy"), "{message}")
+        }
+        other => panic!("the refusal was lost: {other:?}"),
+    }
+}
