@@ -16,6 +16,7 @@ pub mod logged;
 pub mod logging;
 pub mod server;
 pub mod shutdown;
+pub mod socket_activation;
 pub mod supervise;
 
 pub use server::{Server, ServerError};

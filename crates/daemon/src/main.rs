@@ -27,6 +27,7 @@ use nwfilter_service::{net_ops, EngineService};
 use nwfilterd::logged::Logged;
 use nwfilterd::logging::{self, Took};
 use nwfilterd::shutdown::Shutdown;
+use nwfilterd::socket_activation::{Activated, ActivationError};
 use nwfilterd::{firewalld, keeper, supervise, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -65,12 +66,13 @@ struct Args {
     #[arg(long, value_name = "BACKEND")]
     backend: Option<Backend>,
     /// Also serve libvirt's RPC protocol (virsh, libvirt's hypervisor
-    /// drivers) on this socket, as libvirt's virtnwfilterd does.
+    /// drivers) on this socket, as libvirt's virtnwfilterd does. A socket
+    /// systemd passes (named `libvirt`, see contrib/) is served instead.
     #[arg(long, value_name = "PATH", num_args = 0..=1,
           default_missing_value = nwfilterd::libvirt::DEFAULT_SOCKET)]
     libvirt_socket: Option<PathBuf>,
     /// Also serve libvirt's RPC protocol read-only (every change refused)
-    /// on this socket.
+    /// on this socket; a passed socket named `libvirt-ro` is served instead.
     #[arg(long, value_name = "PATH", num_args = 0..=1,
           default_missing_value = nwfilterd::libvirt::DEFAULT_SOCKET_RO)]
     libvirt_socket_ro: Option<PathBuf>,
@@ -78,7 +80,11 @@ struct Args {
 
 type Service = EngineService<ProcessRunner>;
 
-fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
+fn run(
+    args: Args,
+    activated: Result<Activated, ActivationError>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let socket = args
         .socket
         .clone()
@@ -87,7 +93,14 @@ fn run(args: Args, shutdown: &Shutdown) -> anyhow::Result<()> {
     // Bind before applying anything: a second daemon must fail here, not
     // after fighting the first one over the kernel.
     let server = Server::bind(&socket)?;
-    let libvirt_listeners = bind_libvirt(&args.libvirt_socket, &args.libvirt_socket_ro)?;
+    let activated = activated?;
+    if !activated.is_empty() {
+        info!("using the sockets passed by systemd");
+    }
+    let libvirt_listeners = activated.libvirt_listeners(
+        args.libvirt_socket.as_deref(),
+        args.libvirt_socket_ro.as_deref(),
+    )?;
     let service = Arc::new(open_service(&args, engine)?);
     reapply(&service, "start");
     for listener in libvirt_listeners {
@@ -240,22 +253,6 @@ fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::
     Ok(())
 }
 
-/// Binds the libvirt sockets asked for (before anything is applied, so a
-/// daemon already serving them stops this one early).
-fn bind_libvirt(
-    read_write: &Option<PathBuf>,
-    read_only: &Option<PathBuf>,
-) -> anyhow::Result<Vec<nwfilterd::libvirt::Listener>> {
-    let wanted = [(read_write, false), (read_only, true)];
-    let mut listeners = Vec::new();
-    for (path, read_only) in wanted {
-        if let Some(path) = path {
-            listeners.push(nwfilterd::libvirt::Listener::bind(path, read_only)?);
-        }
-    }
-    Ok(listeners)
-}
-
 fn reapply(service: &Service, why: &str) {
     let start = Instant::now();
     let (result, learning_failures) = service.reapply();
@@ -307,13 +304,15 @@ fn reload_networks(networks: &Networks, why: &str) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before any thread starts: this clears the protocol's variables.
+    let activated = Activated::take_from_env();
     // Without a log writer (no thread could start) the daemon still runs:
     // protection matters more than its log.
     let log = logging::init().ok();
     let code = match Shutdown::new() {
         Ok(shutdown) => {
             supervise::exit_on_panic(shutdown.clone());
-            match run(args, &shutdown) {
+            match run(args, activated, &shutdown) {
                 Err(e) => {
                     error!("{e:#}");
                     ExitCode::FAILURE

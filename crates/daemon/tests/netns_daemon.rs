@@ -1,7 +1,8 @@
 //! `nwfilterd` end to end in a network namespace: clients reach it over
 //! its socket; rules flushed by someone else come back within 2 s; SIGHUP
 //! re-applies; a restarted daemon still has its bindings and rules; many
-//! concurrent clients leave store and kernel consistent.
+//! concurrent clients each get the right reply to every call and leave
+//! store and kernel consistent.
 
 use netns_lab as support;
 
@@ -176,14 +177,18 @@ fn concurrent_clients_leave_store_and_kernel_consistent() {
     drop(daemon);
 }
 
-/// Client `i`: defines its filter, creates and deletes its binding, lists,
-/// redefines (which rebuilds its binding). Returns its port if it ends with
-/// a binding.
+/// Client `i`: defines its filter, creates and deletes its binding, lists
+/// filters and bindings, redefines (which rebuilds its binding); every
+/// reply is checked against what the client knows of its own filter and
+/// port (others change theirs at the same time). Odd clients end with a
+/// binding. Returns its port if it ends with a binding.
 fn client_run(socket: &Path, i: usize, ops: usize) -> Option<String> {
     let port = format!("cc{i}");
     let filter = format!("client-{i}");
     let mut client = Client::connect(socket).unwrap();
     let mut bound = false;
+    let ends_bound = i % 2 == 1;
+    let flips_after = |k: usize| (k + 1..ops).filter(|j| j % 5 == 1 || j % 5 == 3).count();
     for k in 0..ops {
         let op = match k % 5 {
             0 => Op::Define {
@@ -203,20 +208,70 @@ fn client_run(socket: &Path, i: usize, ops: usize) -> Option<String> {
                        </filterref></filterbinding>"
                 ),
             },
+            // The last delete of a client that ends bound: a look instead.
+            1 | 3 if ends_bound && flips_after(k) == 0 => Op::BindingDumpxml {
+                portdev: port.clone(),
+            },
             1 | 3 => Op::BindingDelete {
                 portdev: port.clone(),
             },
-            _ => Op::List,
+            2 => Op::List,
+            _ => Op::BindingList,
         };
-        let flips = matches!(op, Op::BindingCreate { .. } | Op::BindingDelete { .. });
-        client
-            .call(op)
-            .unwrap_or_else(|e| panic!("client {i} op {k}: {e}"));
-        if flips {
+        let reply = client
+            .call(op.clone())
+            .unwrap_or_else(|e| panic!("client {i} op {k} {op:?}: {e}"));
+        let what = format!("client {i} op {k} {op:?}");
+        check_reply(&what, &op, &reply, &filter, &port, bound);
+        if matches!(op, Op::BindingCreate { .. } | Op::BindingDelete { .. }) {
             bound = !bound;
         }
     }
+    assert_eq!(bound, ends_bound, "client {i}");
     bound.then_some(port)
+}
+
+/// The reply `op` must get, given the client's own filter and port and
+/// whether the port had a binding before the call.
+fn check_reply(what: &str, op: &Op, reply: &Reply, filter: &str, port: &str, bound: bool) {
+    let done = |message: String| {
+        assert_eq!(reply, &Reply::Done { message }, "{what}");
+    };
+    match op {
+        Op::Define { .. } => done(format!("Network filter {filter} defined")),
+        Op::BindingCreate { .. } => done(format!("Network filter binding on {port} created")),
+        Op::BindingDelete { .. } => done(format!("Network filter binding on {port} deleted")),
+        Op::List => {
+            let Reply::Filters { filters, skipped } = reply else {
+                panic!("{what}: {reply:?}")
+            };
+            assert!(skipped.is_empty(), "{what}: {skipped:?}");
+            for name in [filter, "clean-traffic"] {
+                assert!(filters.iter().any(|f| f.name == name), "{what}: no {name}");
+            }
+        }
+        Op::BindingList => {
+            let Reply::Bindings { bindings } = reply else {
+                panic!("{what}: {reply:?}")
+            };
+            let mine: Vec<_> = bindings.iter().filter(|b| b.portdev == port).collect();
+            assert_eq!(mine.len(), usize::from(bound), "{what}: {bindings:?}");
+            if let Some(b) = mine.first() {
+                assert_eq!(b.filter, filter, "{what}");
+            }
+        }
+        Op::BindingDumpxml { .. } => {
+            let Reply::Xml { xml } = reply else {
+                panic!("{what}: {reply:?}")
+            };
+            assert!(
+                xml.contains(&format!("<portdev name='{port}'/>")),
+                "{what}: {xml}"
+            );
+            assert!(xml.contains(&format!("filter='{filter}'")), "{what}: {xml}");
+        }
+        other => panic!("{what}: not sent by this test: {other:?}"),
+    }
 }
 
 #[test]

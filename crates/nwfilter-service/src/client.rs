@@ -50,11 +50,30 @@ impl Client {
     pub fn call(&mut self, op: Op) -> Result<Reply, ClientError> {
         let mut line = serde_json::to_vec(&Request::new(op))?;
         line.push(b'\n');
-        self.writer.write_all(&line)?;
-        self.writer.flush()?;
+        // A daemon that refuses the connection (busy, or a request over
+        // its size limit) answers and closes, possibly before our request
+        // is written: its answer is still waiting to be read, and it says
+        // more than the broken pipe does.
+        let sent = match self
+            .writer
+            .write_all(&line)
+            .and_then(|()| self.writer.flush())
+        {
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Err(e.into())
+            }
+            sent => sent,
+        };
         let mut answer = String::new();
-        if self.reader.read_line(&mut answer)? == 0 {
-            return Err(ClientError::Closed);
+        match (sent, self.reader.read_line(&mut answer)) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(e), _) | (Ok(()), Err(e)) => return Err(e.into()),
+            (Ok(()), Ok(_)) => return Err(ClientError::Closed),
         }
         match serde_json::from_str(&answer)? {
             Response::Ok { result } => Ok(result),

@@ -73,6 +73,21 @@ impl Listener {
         })
     }
 
+    /// A socket bound by someone else (systemd's socket unit, which sets
+    /// its mode): served as it is.
+    pub fn passed(listener: UnixListener, read_only: bool) -> Listener {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|addr| addr.as_pathname().map(Path::to_owned))
+            .unwrap_or_else(|| PathBuf::from("(socket passed by systemd)"));
+        Listener {
+            listener,
+            path,
+            read_only,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
