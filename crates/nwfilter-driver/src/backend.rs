@@ -150,6 +150,21 @@ impl Kept {
     }
 }
 
+/// A runner whose every tool run is a `tool` span (debug level): with the
+/// daemon's `--log-timings`, each process's time shows in the log next
+/// to the operation's other parts.
+struct Traced<'r, R: ?Sized>(&'r R);
+
+impl<R: Runner + ?Sized> Runner for Traced<'_, R> {
+    fn run(
+        &self,
+        cmd: &backend_xtables::Command,
+    ) -> Result<backend_xtables::Output, backend_xtables::RunError> {
+        let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
+        self.0.run(cmd)
+    }
+}
+
 /// Applies `changes`, all rendered for `backend`, in that backend's one
 /// batch (nftables: one transaction), planned against `kept`, which is
 /// kept up to date.
@@ -163,6 +178,7 @@ pub(crate) fn apply<R: Runner + ?Sized>(
     kept: &mut Kept,
     changes: &[Change<'_>],
 ) -> Result<Report, ApplyError> {
+    let runner = &Traced(runner);
     match backend {
         Backend::Xtables => {
             let changes: Vec<backend_xtables::Change<'_>> = changes
@@ -205,6 +221,7 @@ pub(crate) fn remove<R: Runner + ?Sized>(
     kept: &mut Kept,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
+    let runner = &Traced(runner);
     let (changed, unchanged) = match backend {
         Backend::Xtables => {
             let r = backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?;

@@ -18,7 +18,10 @@ mod error;
 mod keep;
 mod learned;
 mod orphans;
+mod packed;
+mod read_once;
 mod records;
+mod shared;
 mod state_file;
 
 use std::collections::HashMap;
@@ -118,7 +121,9 @@ struct State {
     /// apply of unchanged rules run nothing, and lets `repair` notice rules
     /// that someone else removed without recompiling. Always rendered for
     /// `backend`.
-    applied: HashMap<IfName, Rendered>,
+    applied: HashMap<IfName, packed::Kept>,
+    /// One copy of each nftables template's chains among `applied`.
+    templates: shared::Templates,
     /// Which backend holds each port's rules (files in the state directory).
     records: Records,
     /// The learner's rules of ports that are learning their address (or
@@ -162,6 +167,7 @@ impl<R: Runner> Engine<R> {
             state.backend = backend;
             // Rendered for the other backend: nothing to compare against.
             state.applied.clear();
+            state.templates.clear();
         }
     }
 
@@ -412,11 +418,17 @@ impl<R: Runner> Engine<R> {
         if self.bindings.get(port.as_str())?.is_some() {
             return Err(crate::Error::BindingExists(port.to_string()).into());
         }
-        let ruleset = self.compile_for(&binding, state.backend)?;
+        let ruleset = {
+            let _span = tracing::debug_span!("compile", %port).entered();
+            self.compile_for(&binding, state.backend)?
+        };
         // A new port: whatever record a crash may have left is stale.
         let dir = self.bindings.dir();
         let record = Record::only(state.backend);
-        state.records.set(dir, &port, record)?;
+        {
+            let _span = tracing::debug_span!("record-write", %port).entered();
+            state.records.set(dir, &port, record)?;
+        }
         let undo = |e: EngineError, undone: Result<(), EngineError>| match undone {
             Ok(()) => e,
             Err(u) => EngineError::Undo {
@@ -428,7 +440,11 @@ impl<R: Runner> Engine<R> {
             // Refused: nothing was applied, only the record is to go.
             return Err(undo(e, state.records.remove(dir, &port)));
         }
-        if let Err(e) = self.bindings.create(&binding) {
+        let stored = {
+            let _span = tracing::debug_span!("store-write", %port).entered();
+            self.bindings.create(&binding)
+        };
+        if let Err(e) = stored {
             // Rules nobody recorded could never be deleted by name.
             let undone = self
                 .remove_port(&mut state, &port)
@@ -538,9 +554,10 @@ impl<R: Runner> Engine<R> {
                 None => result.skipped.push(reason),
             }
         }
+        let source = read_once::ReadOnce::new(&self.filters);
         for binding in listing.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
-            match self.compile_for(&binding, state.backend) {
+            match compile::ruleset(&source, &self.effective(&binding), state.backend) {
                 Ok(rs) => rulesets.push(rs),
                 Err(EngineError::NeedsIp { .. }) => {
                     // The learner's rules, if it has applied some: in
@@ -574,7 +591,7 @@ impl<R: Runner> Engine<R> {
 
     fn repair_locked(&self, state: &mut State) -> Result<Vec<IfName>, EngineError> {
         state.kept.forget();
-        let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
+        let rulesets: Vec<Rendered> = state.applied.values().map(packed::Kept::unpack).collect();
         let report = self.apply_all(state, &rulesets, true)?;
         Ok(report.changed)
     }
