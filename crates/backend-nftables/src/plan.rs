@@ -24,7 +24,7 @@ impl Batch {
         for map in &rules.maps {
             self.map(map.table, &map.name, map.key.type_name(), "verdict");
         }
-        for chain in &rules.chains {
+        for chain in rules.chains.iter() {
             self.write_chain(chain);
         }
     }
@@ -160,7 +160,7 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
         ..PortObjects::default()
     };
     let port = rules.port.as_str();
-    for chain in &rules.chains {
+    for chain in rules.chains.iter() {
         if let Some((map, key)) = dispatch_map(&chain.role) {
             if let Some(key) = port_key(key, port, tag) {
                 want.dispatch

@@ -14,6 +14,8 @@ use nftables::stmt::{Accept, Continue, Drop, JumpTarget, Reject, RejectType, Ret
 use nwfilter_compile::ir::{
     self, BridgeDir, ChainRole, Family, IpVersion, L4Proto, Program, Verdict,
 };
+use std::sync::Arc;
+
 use nwfilter_model::IfName;
 use serde::Serialize;
 
@@ -32,8 +34,12 @@ pub struct PortRuleset {
     /// sets, which every port with the same template shares.
     pub template: String,
     /// The template's chains. Invariants: names unique; a chain a rule
-    /// jumps to comes first; every chain has at least one rule.
-    pub chains: Vec<Chain>,
+    /// jumps to comes first; every chain has at least one rule. The same
+    /// for every port of the template: behind an `Arc`, so that a caller
+    /// keeping many ports' rulesets keeps the template once (see
+    /// [`PortRuleset::share_template`]).
+    #[serde(serialize_with = "serialize_shared")]
+    pub chains: Arc<Vec<Chain>>,
     /// The template's sets, each with this port's elements.
     pub sets: Vec<PortSet>,
     /// The template's verdict maps, each leading this port into a chain
@@ -56,10 +62,30 @@ pub struct PortMap {
     pub chain: String,
 }
 
+/// Serializes shared chains as the list they are (serde's `rc` feature
+/// is not enabled in the workspace).
+fn serialize_shared<S: serde::Serializer>(
+    chains: &Arc<Vec<Chain>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    chains.as_slice().serialize(s)
+}
+
 impl PortRuleset {
     /// Whether the port has IPv4/IPv6 chains (and so needs a port tag).
     pub fn needs_tag(&self) -> bool {
         self.chains.iter().any(|c| c.table == Table::Inet)
+    }
+
+    /// Holds `shared` instead of its own template chains when they are
+    /// equal (the same template): rulesets sharing them keep one copy.
+    /// Returns whether they were shared.
+    pub fn share_chains(&mut self, shared: &Arc<Vec<Chain>>) -> bool {
+        let same = self.chains == *shared;
+        if same {
+            self.chains = Arc::clone(shared);
+        }
+        same
     }
 }
 
@@ -223,7 +249,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         rules: PortRuleset {
             port: port.clone(),
             template: template.to_owned(),
-            chains,
+            chains: Arc::new(chains),
             sets: out.sets,
             maps: out.maps,
             own: out.own,

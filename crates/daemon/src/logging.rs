@@ -141,13 +141,25 @@ impl std::fmt::Display for Took {
 /// Installs the daemon's subscriber (timestamps, levels, no colours:
 /// the log is usually a file or the journal) writing to stderr. Returns
 /// the writer, to flush at exit.
-pub fn init() -> io::Result<LossyWriter> {
+///
+/// With `timings`, the debug-level spans around each part of an
+/// operation (compile, state file writes, the kernel change and each
+/// tool process) log their duration when they close (`time.busy`), for
+/// finding where an operation's time goes (`bench/e2e --timings`).
+pub fn init(timings: bool) -> io::Result<LossyWriter> {
+    use tracing_subscriber::fmt::format::FmtSpan;
     let writer = LossyWriter::new(io::stderr())?;
+    let (level, spans) = if timings {
+        (tracing::Level::DEBUG, FmtSpan::CLOSE)
+    } else {
+        (tracing::Level::INFO, FmtSpan::NONE)
+    };
     let subscriber = tracing_subscriber::fmt()
         .with_writer(writer.clone())
         .with_ansi(false)
         .with_target(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
+        .with_span_events(spans)
         .finish();
     // Only fails if a subscriber is already set (a test set one): keep it.
     let _ = tracing::subscriber::set_global_default(subscriber);

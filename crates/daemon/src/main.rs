@@ -56,6 +56,10 @@ struct Args {
     /// tests of the other repair triggers).
     #[arg(long)]
     no_kernel_events: bool,
+    /// Log how long each part of an operation took (compile, state
+    /// files, kernel change, each tool process), at debug level.
+    #[arg(long)]
+    log_timings: bool,
     /// Give up learning a port's IP address after this many seconds (the
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -308,7 +312,7 @@ fn main() -> ExitCode {
     let activated = Activated::take_from_env();
     // Without a log writer (no thread could start) the daemon still runs:
     // protection matters more than its log.
-    let log = logging::init().ok();
+    let log = logging::init(args.log_timings).ok();
     let code = match Shutdown::new() {
         Ok(shutdown) => {
             supervise::exit_on_panic(shutdown.clone());

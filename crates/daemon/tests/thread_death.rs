@@ -30,7 +30,7 @@ fn run_child(name: &str) -> (Option<i32>, String) {
 
 /// In the child: the daemon's set-up, then a worker thread panics.
 fn panic_in_a_worker(shutdown: &Shutdown) -> logging::LossyWriter {
-    let log = logging::init().unwrap();
+    let log = logging::init(false).unwrap();
     supervise::exit_on_panic(shutdown.clone());
     thread::Builder::new()
         .name("rule-check".into())

@@ -12,6 +12,9 @@ use nwfilter_model::IfName;
 
 use host_io::Runner;
 
+use std::borrow::Cow;
+
+use super::packed::Kept;
 use super::records::Record;
 use super::{Engine, EngineError, State};
 use crate::backend::{self, Backend, Change, Rendered, Report};
@@ -74,14 +77,23 @@ impl<R: Runner> Engine<R> {
         skip_current: bool,
     ) -> Result<Report, EngineError> {
         let backend = state.backend;
+        let recorded: Vec<Option<Cow<'_, Rendered>>> = rulesets
+            .iter()
+            .map(|rs| {
+                let kept = skip_current.then(|| state.applied.get(rs.port())).flatten();
+                kept.map(|k| k.as_rendered(rs))
+            })
+            .collect();
         let changes: Vec<Change<'_>> = rulesets
             .iter()
-            .map(|rs| Change {
+            .zip(&recorded)
+            .map(|(rs, recorded)| Change {
                 ruleset: rs,
-                recorded: skip_current.then(|| state.applied.get(rs.port())).flatten(),
+                recorded: recorded.as_deref(),
             })
             .collect();
         let _tables = self.tables_lock()?;
+        let _span = tracing::debug_span!("kernel", %backend, ports = rulesets.len()).entered();
         let report =
             backend::apply(backend, &self.runner, &mut state.kept, &changes).map_err(|source| {
                 EngineError::Apply {
@@ -91,7 +103,8 @@ impl<R: Runner> Engine<R> {
                 }
             })?;
         for rs in rulesets {
-            state.applied.insert(rs.port().clone(), rs.clone());
+            let kept = Kept::keep(state.templates.share(rs.clone()));
+            state.applied.insert(rs.port().clone(), kept);
         }
         Ok(report)
     }
@@ -164,6 +177,7 @@ impl<R: Runner> Engine<R> {
             }
         }
         state.applied.remove(port);
+        state.templates.prune();
         state.foreign.remove(port);
         Ok(())
     }

@@ -83,7 +83,11 @@ impl<R: Runner> Engine<R> {
         let mut state = self.lock();
         let port = binding.portdev.clone();
         self.refuse_existing(&binding)?;
-        let ruleset = match self.compile_for(&binding, state.backend)? {
+        let compiled = {
+            let _span = tracing::debug_span!("compile", %port).entered();
+            self.compile_for(&binding, state.backend)?
+        };
+        let ruleset = match compiled {
             PortRules::Rules(ruleset) => ruleset,
             PortRules::AwaitingIp(need) => {
                 if awaiting == OnAwaiting::Refuse {
@@ -96,7 +100,10 @@ impl<R: Runner> Engine<R> {
         // A new port: whatever record a crash may have left is stale.
         let dir = self.bindings.dir();
         let record = Record::only(state.backend);
-        state.records.set(dir, &port, record)?;
+        {
+            let _span = tracing::debug_span!("record-write", %port).entered();
+            state.records.set(dir, &port, record)?;
+        }
         let undo = |e: EngineError, undone: Result<(), EngineError>| match undone {
             Ok(()) => e,
             Err(u) => EngineError::Undo {
@@ -108,7 +115,11 @@ impl<R: Runner> Engine<R> {
             // Refused: nothing was applied, only the record is to go.
             return Err(undo(e, state.records.remove(dir, &port)));
         }
-        if let Err(e) = self.bindings.create(&binding) {
+        let stored = {
+            let _span = tracing::debug_span!("store-write", %port).entered();
+            self.bindings.create(&binding)
+        };
+        if let Err(e) = stored {
             // Rules nobody recorded could never be deleted by name.
             let undone = self
                 .remove_port(&mut state, &port)

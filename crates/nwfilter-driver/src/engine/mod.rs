@@ -19,8 +19,11 @@ mod error;
 mod keep;
 mod learned;
 mod orphans;
+mod packed;
+mod read_once;
 mod reapply;
 mod records;
+mod shared;
 mod state_file;
 
 use std::collections::HashMap;
@@ -122,7 +125,9 @@ struct State {
     /// apply of unchanged rules run nothing, and lets `repair` notice rules
     /// that someone else removed without recompiling. Always rendered for
     /// `backend`.
-    applied: HashMap<IfName, Rendered>,
+    applied: HashMap<IfName, packed::Kept>,
+    /// One copy of each nftables template's chains among `applied`.
+    templates: shared::Templates,
     /// Which backend holds each port's rules (files in the state directory).
     records: Records,
     /// The learner's rules of ports that are learning their address (or
@@ -166,6 +171,7 @@ impl<R: Runner> Engine<R> {
             state.backend = backend;
             // Rendered for the other backend: nothing to compare against.
             state.applied.clear();
+            state.templates.clear();
         }
     }
 
@@ -442,7 +448,7 @@ impl<R: Runner> Engine<R> {
 
     fn repair_locked(&self, state: &mut State) -> Result<Vec<IfName>, EngineError> {
         state.kept.forget();
-        let rulesets: Vec<Rendered> = state.applied.values().cloned().collect();
+        let rulesets: Vec<Rendered> = state.applied.values().map(packed::Kept::unpack).collect();
         let report = self.apply_all(state, &rulesets, true)?;
         Ok(report.changed)
     }

@@ -6,8 +6,11 @@
 use host_io::Runner;
 use nwfilter_model::Binding;
 
+use nwfilter_compile::FilterSource;
+
 use super::compile::{self, awaits_ip};
 use super::create::Awaiting;
+use super::read_once;
 use super::{closed, error_chain, render_foreign, Engine, EngineError, Reapplied, State};
 use crate::backend::{Backend, Rendered};
 use crate::port::{LearningNeed, PortRules};
@@ -66,9 +69,10 @@ impl<R: Runner> Engine<R> {
             .collect();
         result.failed = self.remove_orphans(&mut state, &bound);
         let mut rulesets = self.close_unreadable(&mut state, &listing, &mut result)?;
+        let source = read_once::ReadOnce::new(&self.filters);
         for binding in listing.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
-            let planned = match self.plan(&binding, state.backend) {
+            let planned = match self.plan(&source, &binding, state.backend) {
                 Ok(planned) => planned,
                 Err(e) => {
                     let reason = e.to_string();
@@ -124,9 +128,14 @@ impl<R: Runner> Engine<R> {
 
     /// `binding`'s rules (with its learned addresses as `IP`), and whether
     /// its tree awaits `IP` from learning: one resolve of its tree.
-    fn plan(&self, binding: &Binding, backend: Backend) -> Result<Planned, EngineError> {
+    fn plan(
+        &self,
+        source: &dyn FilterSource,
+        binding: &Binding,
+        backend: Backend,
+    ) -> Result<Planned, EngineError> {
         let effective = self.effective(binding);
-        let dag = compile::dag(&self.filters, &effective)?;
+        let dag = compile::dag(source, &effective)?;
         Ok(match compile::from_dag(&dag, &effective, backend)? {
             PortRules::AwaitingIp(need) => Planned {
                 rules: None,

@@ -229,6 +229,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_record_left_by_an_os_crash_means_every_backend_may_hold_rules() {
+        // Records are not synced (see `state_file`): an OS crash may
+        // leave one empty.
+        let dir = tempfile::tempdir().unwrap();
+        let port = IfName::new("vnet0").unwrap();
+        std::fs::write(file(dir.path(), &port), "").unwrap();
+        let record = Records::default().get(dir.path(), &port).unwrap();
+        assert_eq!(record.all().len(), Backend::ALL.len(), "{record:?}");
+    }
+
+    #[test]
     fn a_damaged_record_means_every_backend_may_hold_rules() {
         let dir = tempfile::tempdir().unwrap();
         let port = IfName::new("vnet0").unwrap();

@@ -1,0 +1,199 @@
+//! The rules the engine keeps per port between operations, in as little
+//! memory as an operation needs: an xtables ruleset is kept as one string
+//! per chain instead of a `String` per argument (a port of
+//! `clean-traffic` has some 25 rules of about 8 arguments: a vector and
+//! an allocation per argument made the copy several times the size of
+//! its text). It is unpacked only by the operations that re-apply what
+//! was applied (the rule check, a reload comparing against it).
+
+use std::borrow::Cow;
+
+use backend_xtables::{Family, Hook, PortRuleset, RenderedChain};
+use nwfilter_model::IfName;
+
+use crate::backend::Rendered;
+
+/// Between two arguments of a rule.
+const ARG: char = '\u{1f}';
+/// Between two rules of a chain.
+const RULE: char = '\u{1e}';
+
+/// One port's applied rules as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// As rendered (nftables: its template chains are shared, see
+    /// `shared`; an xtables ruleset that cannot be packed).
+    Whole(Rendered),
+    Xtables(Packed),
+}
+
+/// An xtables ruleset, each chain's rules in one string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Packed {
+    port: IfName,
+    chains: Box<[PackedChain]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PackedChain {
+    family: Family,
+    role: Hook,
+    name: Box<str>,
+    /// Rules separated by [`RULE`], arguments by [`ARG`]; `None`: no rule.
+    rules: Option<Box<str>>,
+}
+
+impl Kept {
+    /// `rendered` as kept: packed when it is an xtables ruleset whose
+    /// arguments hold neither separator and none is empty, nor any rule
+    /// (restore input cannot carry control characters or empty words, so
+    /// applied rules never do; anything else is kept whole, so packing is
+    /// always exact).
+    pub(crate) fn keep(rendered: Rendered) -> Kept {
+        match rendered {
+            Rendered::Xtables(rs) => match pack(&rs) {
+                Some(packed) => Kept::Xtables(packed),
+                None => Kept::Whole(Rendered::Xtables(rs)),
+            },
+            other => Kept::Whole(other),
+        }
+    }
+
+    /// The ruleset as rendered.
+    pub(crate) fn unpack(&self) -> Rendered {
+        match self {
+            Kept::Whole(rendered) => rendered.clone(),
+            Kept::Xtables(packed) => Rendered::Xtables(unpack(packed)),
+        }
+    }
+
+    /// The kept ruleset, borrowing `now` when it is the same (no unpack).
+    pub(crate) fn as_rendered<'a>(&'a self, now: &'a Rendered) -> Cow<'a, Rendered> {
+        match (self, now) {
+            (Kept::Whole(rendered), _) => Cow::Borrowed(rendered),
+            (Kept::Xtables(packed), Rendered::Xtables(rs)) if pack(rs).as_ref() == Some(packed) => {
+                Cow::Borrowed(now)
+            }
+            (Kept::Xtables(_), _) => Cow::Owned(self.unpack()),
+        }
+    }
+}
+
+fn pack(rs: &PortRuleset) -> Option<Packed> {
+    let chains = rs
+        .chains
+        .iter()
+        .map(|chain| {
+            let mut text = String::new();
+            for (i, rule) in chain.rules.iter().enumerate() {
+                if i > 0 {
+                    text.push(RULE);
+                }
+                if rule.is_empty() {
+                    return None;
+                }
+                for (j, arg) in rule.iter().enumerate() {
+                    if arg.is_empty() || arg.contains([ARG, RULE]) {
+                        return None;
+                    }
+                    if j > 0 {
+                        text.push(ARG);
+                    }
+                    text.push_str(arg);
+                }
+            }
+            Some(PackedChain {
+                family: chain.family,
+                role: chain.role,
+                name: chain.name.as_str().into(),
+                rules: (!chain.rules.is_empty()).then(|| text.into_boxed_str()),
+            })
+        })
+        .collect::<Option<Box<[PackedChain]>>>()?;
+    Some(Packed {
+        port: rs.port.clone(),
+        chains,
+    })
+}
+
+fn unpack(packed: &Packed) -> PortRuleset {
+    let chains = packed
+        .chains
+        .iter()
+        .map(|chain| RenderedChain {
+            family: chain.family,
+            role: chain.role,
+            name: chain.name.to_string(),
+            rules: chain.rules.as_deref().map_or_else(Vec::new, |text| {
+                text.split(RULE)
+                    .map(|rule| rule.split(ARG).map(str::to_owned).collect())
+                    .collect()
+            }),
+        })
+        .collect();
+    PortRuleset {
+        port: packed.port.clone(),
+        chains,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split(' ').map(str::to_owned).collect()
+    }
+
+    fn ruleset() -> PortRuleset {
+        let chain = |name: &str, role, rules: Vec<Vec<String>>| RenderedChain {
+            family: Family::Bridge,
+            role,
+            name: name.to_owned(),
+            rules,
+        };
+        PortRuleset {
+            port: IfName::new("vnet0").unwrap(),
+            chains: vec![
+                chain(
+                    "I-vnet0-mac",
+                    Hook::BridgeSub,
+                    vec![words("-s 52:54:00:00:00:01 -j RETURN"), words("-j DROP")],
+                ),
+                chain("libvirt-I-vnet0", Hook::BridgeRootOut, vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_xtables_ruleset_is_packed_and_unpacks_to_itself() {
+        let rendered = Rendered::Xtables(ruleset());
+        let kept = Kept::keep(rendered.clone());
+        assert!(matches!(kept, Kept::Xtables(_)));
+        assert_eq!(kept.unpack(), rendered);
+        assert!(
+            matches!(kept.as_rendered(&rendered), Cow::Borrowed(r) if std::ptr::eq(r, &rendered))
+        );
+        let mut other = ruleset();
+        other.chains[0].rules.pop();
+        let other = Rendered::Xtables(other);
+        assert_eq!(kept.as_rendered(&other).into_owned(), rendered);
+    }
+
+    #[test]
+    fn what_packing_could_not_tell_apart_is_kept_whole() {
+        let odd: [fn(&mut PortRuleset); 3] = [
+            |rs| rs.chains[0].rules[0].push(format!("a{ARG}b")),
+            |rs| rs.chains[0].rules[0].push(String::new()),
+            |rs| rs.chains[0].rules.push(Vec::new()),
+        ];
+        for change in odd {
+            let mut rs = ruleset();
+            change(&mut rs);
+            let rendered = Rendered::Xtables(rs);
+            let kept = Kept::keep(rendered.clone());
+            assert_eq!(kept, Kept::Whole(rendered.clone()));
+            assert_eq!(kept.unpack(), rendered);
+        }
+    }
+}
