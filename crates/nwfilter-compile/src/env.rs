@@ -94,12 +94,10 @@ impl<'a> Envs<'a> {
                 self.given(id, reserved::DHCPSERVERV6)
                     .unwrap_or(&self.any_server[..1]),
             ),
-            reserved::TRUSTED_DHCPV6_PREFIX => Some(
-                match self.given(id, reserved::DHCPSERVERV6) {
-                    Some(servers) => &self.host_prefixes[..servers.len()],
-                    None => &self.any_server[1..],
-                },
-            ),
+            reserved::TRUSTED_DHCPV6_PREFIX => Some(match self.given(id, reserved::DHCPSERVERV6) {
+                Some(servers) => &self.host_prefixes[..servers.len()],
+                None => &self.any_server[1..],
+            }),
             _ => None,
         }
     }
@@ -109,15 +107,19 @@ impl<'a> Envs<'a> {
     /// (`::`/0). A backend that shares rules among ports then writes the
     /// value into the shared rule instead of looking it up per port.
     pub(crate) fn same_for_every_port(&self, id: EnvId, name: &str) -> bool {
-        matches!(name, reserved::TRUSTED_DHCPV6 | reserved::TRUSTED_DHCPV6_PREFIX)
-            && self.given(id, name).is_none()
+        matches!(
+            name,
+            reserved::TRUSTED_DHCPV6 | reserved::TRUSTED_DHCPV6_PREFIX
+        ) && self.given(id, name).is_none()
             && self.given(id, reserved::DHCPSERVERV6).is_none()
     }
 
     /// Makes [`Envs::derived`] able to give `TRUSTED_DHCPV6_PREFIX` for a
     /// `DHCPSERVERV6` list of `params`' length.
     fn note_servers(&mut self, params: &Params) {
-        let listed = params.get(reserved::DHCPSERVERV6).map_or(0, <[String]>::len);
+        let listed = params
+            .get(reserved::DHCPSERVERV6)
+            .map_or(0, <[String]>::len);
         while self.host_prefixes.len() < listed {
             self.host_prefixes.push(reserved::HOST_PREFIX.to_owned());
         }

@@ -46,7 +46,10 @@ fn bound(params: &[(&str, &str)]) -> (Vec<String>, Vec<(String, String)>) {
     let mut servers = Vec::new();
     for b in &rules.rules {
         if b.filter.as_str() == "servers" {
-            servers.push((attr_text(&b.rule, "srcipaddr"), attr_text(&b.rule, "srcipmask")));
+            servers.push((
+                attr_text(&b.rule, "srcipaddr"),
+                attr_text(&b.rule, "srcipmask"),
+            ));
         } else {
             own.push(attr_text(&b.rule, "srcipaddr"));
         }
@@ -84,10 +87,7 @@ fn without_dhcpserverv6_every_server_is_trusted_and_with_it_only_those_listed() 
 #[test]
 fn a_server_list_given_by_a_filterref_counts_like_one_given_by_the_binding() {
     let source: MemorySource = [
-        filter(
-            "top",
-            vec![fref("servers", &[("DHCPSERVERV6", "fe80::9")])],
-        ),
+        filter("top", vec![fref("servers", &[("DHCPSERVERV6", "fe80::9")])]),
         filter(
             "servers",
             vec![rule(
@@ -113,9 +113,17 @@ fn a_server_list_given_by_a_filterref_counts_like_one_given_by_the_binding() {
 fn bad_ipv6_values_are_refused_naming_parameter_and_value() {
     let cases = [
         ("IPV6", "10.0.0.5", "an IPv6 address, not IPv4"),
-        ("IPV6", "2001:db8::5/64", "an IPv6 address (no prefix length"),
+        (
+            "IPV6",
+            "2001:db8::5/64",
+            "an IPv6 address (no prefix length",
+        ),
         ("IPV6", "fe80::1%eth0", "an IPv6 address (no prefix length"),
-        ("DHCPSERVERV6", "server", "an IPv6 address (no prefix length"),
+        (
+            "DHCPSERVERV6",
+            "server",
+            "an IPv6 address (no prefix length",
+        ),
         ("DHCPSERVERV6", "10.0.0.1", "an IPv6 address, not IPv4"),
     ];
     for (name, value, expected) in cases {
@@ -141,7 +149,10 @@ fn bad_values_are_refused_even_when_no_filter_uses_them() {
         mac(),
     )
     .unwrap_err();
-    assert!(matches!(err, BindError::Reserved { name: "IPV6", .. }), "{err}");
+    assert!(
+        matches!(err, BindError::Reserved { name: "IPV6", .. }),
+        "{err}"
+    );
 }
 
 #[test]
