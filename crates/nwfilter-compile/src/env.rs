@@ -79,17 +79,18 @@ impl<'a> Envs<'a> {
         let own = || env.params.get(name).filter(|v| !v.is_empty());
         match env.parent {
             Some(parent) => self.given(parent, name).or_else(own),
-            None => own(),
+            // `MAC` belongs to the top environment, so it beats a
+            // `<filterref>`'s `MAC` parameter as in libvirt.
+            None => own().or_else(|| (name == "MAC").then_some(&self.mac[..])),
         }
     }
 
     /// The values the compiler fills in when no environment gives them:
-    /// `MAC`, and the trusted DHCPv6 servers with their prefixes (see
+    /// the trusted DHCPv6 servers with their prefixes (see
     /// [`reserved::TRUSTED_DHCPV6`]), from a `DHCPSERVERV6` given anywhere
     /// up the tree.
     fn derived(&self, id: EnvId, name: &str) -> Option<&[String]> {
         match name {
-            "MAC" => Some(&self.mac[..]),
             reserved::TRUSTED_DHCPV6 => Some(
                 self.given(id, reserved::DHCPSERVERV6)
                     .unwrap_or(&self.any_server[..1]),
