@@ -1,4 +1,4 @@
-//! Captured-frame classification (nwfilter-learn): a guest controls the
+//! Captured-frame classification (nwfilter-learn, IPv4 and IPv6): a guest controls the
 //! frames; classifying one never panics, in any build.
 //!
 //! Input: one byte whose low bit is the direction (0: from the guest,
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nwfilter_learn::{classify, Direction};
+use nwfilter_learn::{classify, classify_v6, Direction};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
@@ -21,4 +21,5 @@ fuzz_target!(|data: &[u8]| {
         Direction::ToGuest
     };
     let _ = classify(frame, dir, *guest);
+    let _ = classify_v6(frame, dir, *guest);
 });

@@ -86,7 +86,15 @@ pub(crate) fn terms(m: &Match, ctx: &mut Context) -> Result<Vec<Term>, Unsupport
         Match::IpSrcRange(r) => vec![ip_range("saddr", r)],
         Match::IpDstRange(r) => vec![ip_range("daddr", r)],
         Match::IpProtocol(p) => vec![match ctx.ip {
-            Some(IpVersion::V6) => number_field("ip6", "nexthdr", widen(p), false),
+            // The protocol after any extension headers, as ebtables'
+            // `--ip6-proto` finds it: `ip6 nexthdr` is only the first
+            // header, so an RA behind a hop-by-hop header (RFC 7113) or an
+            // MLD report (always behind one) would not match.
+            Some(IpVersion::V6) => compare(
+                Operand::meta(MetaKey::L4proto, "l4proto"),
+                p.negated,
+                Operand::number(u32::from(p.value)),
+            ),
             _ => number_field("ip", "protocol", widen(p), false),
         }],
         Match::IpTos(v) => vec![raw_number(PayloadBase::NH, 8, 8, widen(v))],

@@ -83,6 +83,8 @@ fn every_builtin_filter_renders() {
         ("IP", "10.0.0.5"),
         ("DHCPSERVER", "10.0.0.1"),
         ("GATEWAY_MAC", "52:54:00:00:00:01"),
+        // For the dual-stack filters (clean-traffic-dualstack).
+        ("IPV6", "fd00::5"),
     ];
     let v6 = [
         ("IPV6", "fd00::5"),

@@ -97,6 +97,7 @@ impl FilterDag {
             top: top.clone(),
             value,
         })?;
+        crate::reserved::check(params, top)?;
         // Known from the DAG alone: refuse before allocating anything.
         let (n_rules, n_refs) = self.flat_size();
         if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
@@ -141,7 +142,7 @@ impl FilterDag {
                 &mut expanded,
                 room,
             )?;
-            let vars = var_attrs(inst.rule);
+            let vars = var_attrs(inst.rule, |name| envs.same_for_every_port(inst.env, name));
             rules.extend(expanded.drain(..).map(|rule| BoundRule {
                 filter: inst.filter.name.clone(),
                 rule_index: inst.rule_index,
@@ -155,12 +156,13 @@ impl FilterDag {
     }
 }
 
-/// The attributes of `rule` written as a variable reference.
-fn var_attrs(rule: &Rule) -> Vec<Attr> {
+/// The attributes of `rule` written as a variable reference, except those
+/// whose variable has the same value for every port (`constant`).
+fn var_attrs(rule: &Rule, constant: impl Fn(&str) -> bool) -> Vec<Attr> {
     rule.protocol
         .iter()
         .flat_map(|p| p.attrs.iter())
-        .filter(|a| matches!(a.value, Value::Var(_)))
+        .filter(|a| matches!(&a.value, Value::Var(v) if !constant(&v.name)))
         .map(|a| a.attr)
         .collect()
 }

@@ -119,6 +119,16 @@ pub enum BindError {
     /// A `DHCPSERVER` value (trusted DHCP server) is not an IPv4 address.
     #[error("filter '{top}': DHCPSERVER value '{value}' is not an IPv4 address")]
     DhcpServer { top: FilterName, value: String },
+
+    /// A reserved IPv6 parameter (`IPV6`, `DHCPSERVERV6`) with a value that
+    /// is not an address, or a variable derived from them given.
+    #[error("filter '{top}': parameter {name} has value '{value}', expected {expected}")]
+    Reserved {
+        top: FilterName,
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// A variable's value that does not parse as the attribute it lands in.

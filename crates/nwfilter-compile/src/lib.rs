@@ -10,6 +10,7 @@ pub mod dag;
 mod env;
 pub mod error;
 mod iterate;
+pub mod reserved;
 pub mod source;
 
 pub use bind::{bind, BindOutcome, LearningMode, MAX_BOUND_RULES};

@@ -11,6 +11,8 @@ use netns_lab as support;
 mod backend;
 #[path = "packets/filters.rs"]
 mod filters;
+#[path = "packets/ipv6.rs"]
+mod ipv6;
 #[path = "packets/spoofing.rs"]
 mod spoofing;
 #[path = "packets/updates.rs"]
@@ -51,4 +53,8 @@ on_both_backends!(
     updates::an_update_the_kernel_refuses_leaves_the_old_rules_filtering,
     updates::reapplying_without_a_record_asks_the_kernel_and_touches_nothing,
     updates::adding_and_removing_ports_never_interrupts_the_others,
+    ipv6::dualstack_lets_a_normal_guest_work,
+    ipv6::dualstack_stops_spoofed_ipv6_sources_and_macs,
+    ipv6::dualstack_stops_rogue_router_advertisements,
+    ipv6::dualstack_stops_rogue_dhcpv6_servers,
 );

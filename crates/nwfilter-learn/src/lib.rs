@@ -10,8 +10,11 @@
 
 pub mod capture;
 pub mod classify;
+pub mod classify6;
 mod dhcp;
+mod dhcp6;
 pub mod firewall;
+pub mod learn6;
 mod learner;
 pub mod lease;
 pub mod ratelimit;
@@ -21,6 +24,7 @@ mod worker;
 
 pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
+pub use classify6::{classify_v6, Claim, Observation6};
 pub use firewall::{FirewallError, PortFirewall};
 pub use learner::{
     AddressBook, Config, LearnEvent, Learner, NothingTaken, OnChange, PortSpec, StartError, Watch,

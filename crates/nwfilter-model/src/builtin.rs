@@ -1,19 +1,22 @@
-//! The built-in filter set: our own versions of the 24 default filters
-//! libvirt ships, compiled into the library so that every binary has them
-//! without a file on disk (the texts live in `fixtures/filters/`).
+//! The built-in filter set, compiled into the library so that every
+//! binary has it without a file on disk: our own versions of the 24
+//! default filters libvirt ships (`fixtures/filters/`, kept meaning what
+//! libvirt's mean), and our dual-stack filters (`fixtures/filters-dualstack/`,
+//! issue 16), which libvirt does not have; their names never clash with
+//! libvirt's (docs/compatibility.md, "Our own filters").
 
 use crate::filter::Filter;
 use crate::parse_filter::parse_filter;
 
-/// Embeds `fixtures/filters/NAME.xml` as `(NAME, text)`.
+/// Embeds `fixtures/DIR/NAME.xml` as `(NAME, text)`.
 macro_rules! builtin {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../fixtures/filters/", $name, ".xml")))),*]
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../fixtures/", $dir, "/", $name, ".xml")))),*]
     };
 }
 
 /// Sorted by name (byte order), so lookups can binary-search.
-static SOURCES: &[(&str, &str)] = builtin![
+static SOURCES: &[(&str, &str)] = builtin!["filters":
     "allow-arp",
     "allow-dhcp",
     "allow-dhcp-server",
@@ -40,15 +43,32 @@ static SOURCES: &[(&str, &str)] = builtin![
     "qemu-announce-self-rarp",
 ];
 
-/// The built-in filters as `(name, XML text)`, sorted by name.
+/// Ours (issue 16), sorted by name (byte order).
+static DUALSTACK: &[(&str, &str)] = builtin!["filters-dualstack":
+    "allow-dhcpv6-dualstack",
+    "clean-traffic-dualstack",
+    "no-dhcpv6-server",
+    "no-ipv6-ra",
+    "no-ipv6-spoofing-dualstack",
+];
+
+/// Our versions of libvirt's 24 default filters as `(name, XML text)`,
+/// sorted by name.
 pub fn builtin_filter_sources() -> &'static [(&'static str, &'static str)] {
     SOURCES
 }
 
-/// The built-in filters, parsed, sorted by name.
+/// Our own dual-stack filters (not libvirt's) as `(name, XML text)`,
+/// sorted by name.
+pub fn dualstack_filter_sources() -> &'static [(&'static str, &'static str)] {
+    DUALSTACK
+}
+
+/// Every built-in filter, parsed: libvirt's defaults, then ours.
 pub fn builtin_filters() -> Vec<Filter> {
     SOURCES
         .iter()
+        .chain(DUALSTACK)
         .map(|(name, text)| {
             // The texts are fixed at compile time and each is parsed by
             // tests/default_filters.rs, so a failure here is a build defect.
@@ -57,12 +77,13 @@ pub fn builtin_filters() -> Vec<Filter> {
         .collect()
 }
 
-/// The XML text of the built-in filter `name`, if there is one.
+/// The XML text of the built-in filter `name` (of either set), if any.
 pub fn builtin_filter_source(name: &str) -> Option<&'static str> {
-    SOURCES
-        .binary_search_by(|(n, _)| (*n).cmp(name))
-        .ok()
-        .map(|i| SOURCES[i].1)
+    [SOURCES, DUALSTACK].into_iter().find_map(|set| {
+        set.binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| set[i].1)
+    })
 }
 
 #[cfg(test)]
@@ -71,12 +92,24 @@ mod tests {
 
     #[test]
     fn sources_are_sorted_and_unique_so_lookup_finds_each() {
-        assert!(SOURCES.windows(2).all(|w| w[0].0 < w[1].0));
-        for (name, text) in SOURCES {
-            assert_eq!(builtin_filter_source(name), Some(*text));
-            assert!(text.contains(&format!("name='{name}'")), "{name}");
+        for set in [SOURCES, DUALSTACK] {
+            assert!(set.windows(2).all(|w| w[0].0 < w[1].0));
+            for (name, text) in set {
+                assert_eq!(builtin_filter_source(name), Some(*text));
+                assert!(text.contains(&format!("name='{name}'")), "{name}");
+            }
         }
-        assert_eq!(builtin_filters().len(), SOURCES.len());
+        assert_eq!(builtin_filters().len(), SOURCES.len() + DUALSTACK.len());
         assert_eq!(builtin_filter_source("no-such-filter"), None);
+    }
+
+    #[test]
+    fn our_filters_never_take_a_name_of_libvirts() {
+        for (name, _) in DUALSTACK {
+            assert!(
+                SOURCES.binary_search_by(|(n, _)| n.cmp(name)).is_err(),
+                "{name} is one of libvirt's default filters"
+            );
+        }
     }
 }

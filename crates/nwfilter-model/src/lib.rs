@@ -25,7 +25,9 @@ mod xml;
 
 pub use attr::{Attr, AttrSpec, ValueKind};
 pub use binding::{Binding, Owner};
-pub use builtin::{builtin_filter_source, builtin_filter_sources, builtin_filters};
+pub use builtin::{
+    builtin_filter_source, builtin_filter_sources, builtin_filters, dualstack_filter_sources,
+};
 pub use error::{ErrorKind, Location, ParseError};
 pub use filter::{
     Action, AttrValue, Direction, Entry, Filter, FilterRef, Params, ProtocolMatch, Rule,

@@ -1,0 +1,79 @@
+# Forged and real IPv6 frames for the dual-stack packet tests (issue 16),
+# run inside a guest's namespace by tests/packets/ipv6.rs. Every frame
+# goes out of eth0 with the MAC eth0 has. Modes:
+#   ra SRC PREFIX [ext]   a router advertisement of PREFIX/64 (autoconf on)
+#                         from SRC to ff02::1, behind a destination-options
+#                         header with `ext` (RFC 7113 evasion)
+#   reply SRC DST DSTMAC  a DHCPv6 Reply (UDP 547->546) from SRC to DST
+#   solicit SRC SECONDS   a DHCPv6 Solicit from SRC to ff02::1:2; prints
+#                         how many Advertise/Reply came back within SECONDS
+#   count SECONDS READY   prints how many DHCPv6 server messages (UDP
+#                         547->546) arrived on eth0 within SECONDS; creates
+#                         the file READY once the capture runs
+import sys
+import time
+
+from scapy.all import (AsyncSniffer, DHCP6_Advertise, DHCP6_Reply, DHCP6_Solicit,
+                       DHCP6OptClientId, DHCP6OptElapsedTime, DHCP6OptIA_NA,
+                       DHCP6OptServerId, DUID_LL, Ether, ICMPv6ND_RA,
+                       ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6,
+                       IPv6ExtHdrDestOpt, UDP, conf, get_if_hwaddr, sendp)
+
+conf.verb = 0
+IFACE = "eth0"
+MAC = get_if_hwaddr(IFACE)
+
+
+def multicast_mac(group_low32):
+    return "33:33:" + ":".join(f"{b:02x}" for b in group_low32.to_bytes(4, "big"))
+
+
+def server_messages(pkt):
+    return UDP in pkt and pkt[UDP].sport == 547 and pkt[UDP].dport == 546 and pkt[Ether].src != MAC
+
+
+def ra(src, prefix, ext=None):
+    ip = IPv6(src=src, dst="ff02::1", hlim=255)
+    if ext == "ext":
+        ip = ip / IPv6ExtHdrDestOpt()
+    frame = (Ether(src=MAC, dst=multicast_mac(1)) / ip / ICMPv6ND_RA(routerlifetime=0)
+             / ICMPv6NDOptPrefixInfo(prefix=prefix, prefixlen=64, L=1, A=1,
+                                     validlifetime=3600, preferredlifetime=1800)
+             / ICMPv6NDOptSrcLLAddr(lladdr=MAC))
+    sendp(frame, iface=IFACE, count=2, inter=0.2)
+
+
+def reply(src, dst, dstmac):
+    frame = (Ether(src=MAC, dst=dstmac) / IPv6(src=src, dst=dst) / UDP(sport=547, dport=546)
+             / DHCP6_Reply(trid=0x4242) / DHCP6OptServerId(duid=DUID_LL(lladdr=MAC)))
+    sendp(frame, iface=IFACE, count=3, inter=0.2)
+
+
+def solicit(src, seconds):
+    sniffer = AsyncSniffer(iface=IFACE, lfilter=lambda p: server_messages(p) and
+                           (DHCP6_Advertise in p or DHCP6_Reply in p))
+    sniffer.start()
+    time.sleep(0.5)
+    frame = (Ether(src=MAC, dst=multicast_mac(0x00010002))
+             / IPv6(src=src, dst="ff02::1:2") / UDP(sport=546, dport=547)
+             / DHCP6_Solicit(trid=0x1234) / DHCP6OptClientId(duid=DUID_LL(lladdr=MAC))
+             / DHCP6OptElapsedTime() / DHCP6OptIA_NA(iaid=1))
+    sendp(frame, iface=IFACE, count=2, inter=0.5)
+    time.sleep(float(seconds))
+    print(len(sniffer.stop() or []))
+
+
+def count(seconds, ready):
+    sniffer = AsyncSniffer(iface=IFACE, lfilter=server_messages)
+    sniffer.start()
+    while not getattr(sniffer, "running", False):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the socket is open once the sniffer thread runs
+    open(ready, "w").close()
+    time.sleep(float(seconds))
+    print(len(sniffer.stop() or []))
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    {"ra": ra, "reply": reply, "solicit": solicit, "count": count}[mode](*args)

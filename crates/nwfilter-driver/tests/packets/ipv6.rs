@@ -1,0 +1,335 @@
+//! clean-traffic-dualstack against real IPv6 packets (issue 16, items 2,
+//! 4 and 5): each attack is first shown to work on an unfiltered port,
+//! then to fail once the guest's port is filtered; and what a normal
+//! dual-stack guest needs keeps working. Forged frames are built with
+//! scapy (`forge6.py`, Debian `python3-scapy`).
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use nwfilter_compile::ir::Program;
+
+use crate::backend::{Backend, Firewall};
+use crate::support::{program, Background, Guest, Lab, Scratch, SPOOFED_IP};
+
+const FORGE: &str = include_str!("forge6.py");
+/// Debian's interpreter, where `python3-scapy` installs (a `python3`
+/// earlier on PATH may be another one).
+const PYTHON: &str = "/usr/bin/python3";
+/// A guest's MAC that no filter allows.
+const SPOOFED_MAC: &str = "52:54:00:00:00:99";
+/// An IPv6 address in the lab's prefix that no filter allows.
+const SPOOFED_IP6: &str = "fd77::99";
+/// The host's address on the bridge.
+const HOST_IP6: &str = "fd77::1";
+
+/// A lab whose host has `HOST_IP6` and whose guests' link-local addresses
+/// are usable (duplicate address detection over).
+fn lab(guests: usize) -> Lab {
+    let lab = Lab::with_admin_rules(guests);
+    let cidr = format!("{HOST_IP6}/64");
+    lab.host
+        .ok(&["ip", "addr", "add", &cidr, "dev", "br0", "nodad"]);
+    for guest in &lab.guests {
+        link_local(guest);
+    }
+    lab
+}
+
+/// The guest's link-local address, once no longer tentative.
+fn link_local(guest: &Guest) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = guest.ns.ok(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+        ]);
+        let ready = !shown.contains("tentative");
+        let addr = shown
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|cidr| cidr.split('/').next())
+            .map(str::to_owned);
+        match addr {
+            Some(addr) if ready => return addr,
+            _ => assert!(Instant::now() < deadline, "{}: no link-local", guest.port),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// clean-traffic-dualstack for `guest` with its IPv4 address, its IPv6
+/// address and link-local, and `extra` parameters.
+fn dualstack(guest: &Guest, extra: &[(&str, &str)]) -> Program {
+    let ll = link_local(guest);
+    let mut params = vec![
+        ("IP", guest.ip.as_str()),
+        ("IPV6", guest.ip6.as_str()),
+        ("IPV6", ll.as_str()),
+    ];
+    params.extend_from_slice(extra);
+    program(&[], guest, "clean-traffic-dualstack", &params)
+}
+
+/// Runs forge6.py in `guest`'s namespace.
+fn forge(guest: &Guest, args: &[&str]) -> Output {
+    let mut argv = vec![PYTHON, "-c", FORGE];
+    argv.extend_from_slice(args);
+    let out = guest.ns.run(&argv);
+    assert!(
+        out.status.success(),
+        "forge6.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// forge6.py's printed count.
+fn count_of(out: &Output) -> u32 {
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// Starts counting the DHCPv6 server messages reaching `guest` for
+/// `seconds` (from when its capture is running); [`counted`] waits for
+/// the result.
+fn start_counting(guest: &Guest, seconds: &str) -> Background {
+    let ready = std::env::temp_dir().join(format!("forge6-ready-{}", guest.ns.name));
+    let _ = std::fs::remove_file(&ready);
+    let path = ready.to_str().expect("a UTF-8 temp dir").to_owned();
+    let bg = guest
+        .ns
+        .spawn(&[PYTHON, "-c", FORGE, "count", seconds, &path]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the capture never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&ready);
+    bg
+}
+
+fn counted(bg: Background) -> u32 {
+    let out = bg.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    count_of(&out)
+}
+
+/// Whether `guest` has an address in `prefix` (an autoconfigured one).
+fn has_address_in(guest: &Guest, prefix: &str, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        let shown = guest
+            .ns
+            .ok(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+        if shown.contains(prefix) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `ping -6` from `guest`'s `source` address to `to`.
+fn pings6_from(guest: &Guest, source: &str, to: &str) -> bool {
+    guest
+        .ns
+        .run(&[
+            "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "-n", "-q", "-I", source, to,
+        ])
+        .status
+        .success()
+}
+
+/// dnsmasq serving DHCPv6 on the host's bridge.
+fn dhcpv6_server(lab: &Lab, dir: &std::path::Path) -> Background {
+    let leases = format!("--dhcp-leasefile={}", dir.join("dnsmasq6.leases").display());
+    let server = lab.host.spawn(&[
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--port=0",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--dhcp-range=fd77::100,fd77::1ff,64,2m",
+        &leases,
+        "--pid-file=",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab
+        .host
+        .ok(&["ss", "-u", "-l", "-n", "-6"])
+        .contains(":547")
+    {
+        assert!(Instant::now() < deadline, "dnsmasq did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+pub fn dualstack_lets_a_normal_guest_work<B: Backend>() {
+    let lab = lab(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let scratch = Scratch::new(&format!("dhcpv6-{}", lab.host.name));
+    let _server = dhcpv6_server(&lab, &scratch.0);
+    let fw = Firewall::<B>::new(&lab);
+    fw.apply(&[&dualstack(a, &[])]);
+
+    assert!(a.pings6(&b.ip6), "ping6 to a neighbour");
+    assert!(a.pings6(HOST_IP6), "ping6 to the host");
+    let b_ll = format!("{}%eth0", link_local(b));
+    assert!(a.pings6(&b_ll), "ping6 to a neighbour's link-local address");
+    let a_ll = link_local(a);
+    assert!(
+        count_of(&forge(a, &["solicit", &a_ll, "3"])) > 0,
+        "a DHCPv6 Solicit reaches the server and its Advertise comes back"
+    );
+    assert!(a.pings(&b.ip), "IPv4 from A's own address");
+    a.set_ip(SPOOFED_IP);
+    assert!(
+        !a.pings(&b.ip),
+        "IPv4 is still filtered as by clean-traffic"
+    );
+    a.set_ip(&a.ip);
+    assert!(a.pings(&b.ip));
+}
+
+pub fn dualstack_stops_spoofed_ipv6_sources_and_macs<B: Backend>() {
+    let lab = lab(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let spoofed = format!("{SPOOFED_IP6}/64");
+    // Deprecated, so that nothing but `ping -I` picks it as a source.
+    a.ns.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &spoofed,
+        "dev",
+        "eth0",
+        "nodad",
+        "preferred_lft",
+        "0",
+    ]);
+    assert!(
+        pings6_from(a, SPOOFED_IP6, &b.ip6),
+        "unfiltered, a spoofed source works"
+    );
+    a.set_mac(SPOOFED_MAC);
+    b.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    assert!(a.pings6(&b.ip6), "unfiltered, a spoofed MAC works");
+    a.set_mac(&a.mac);
+    b.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+
+    let fw = Firewall::<B>::new(&lab);
+    fw.apply(&[&dualstack(a, &[])]);
+    assert!(
+        pings6_from(a, &a.ip6, &b.ip6),
+        "A's own address works:\n{}",
+        lab.ruleset()
+    );
+    let spoofed_passed = pings6_from(a, SPOOFED_IP6, &b.ip6);
+    assert!(
+        !spoofed_passed,
+        "a spoofed IPv6 source is dropped:\n{}\n{}\n{}",
+        lab.ruleset(),
+        b.ns.ok(&["ip", "-6", "neigh"]),
+        a.ns.ok(&["ip", "-6", "addr"]),
+    );
+    a.set_mac(SPOOFED_MAC);
+    assert!(!a.pings6(&b.ip6), "IPv6 from a spoofed MAC is dropped");
+    a.set_mac(&a.mac);
+    b.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    assert!(a.pings6(&b.ip6), "A is back");
+}
+
+pub fn dualstack_stops_rogue_router_advertisements<B: Backend>() {
+    let lab = lab(2);
+    let (a, c) = (&lab.guests[0], &lab.guests[1]);
+    for (key, value) in [("accept_ra", "1"), ("autoconf", "1"), ("forwarding", "0")] {
+        let setting = format!("net.ipv6.conf.eth0.{key}={value}");
+        c.ns.ok(&["sysctl", "-q", "-w", &setting]);
+    }
+    let a_ll = link_local(a);
+    let wait = Duration::from_secs(3);
+    // Unfiltered: C autoconfigures from A's advertisements, plain or with
+    // the ICMPv6 header behind a destination-options header.
+    forge(a, &["ra", &a_ll, "2001:db8:1::"]);
+    assert!(
+        has_address_in(c, "2001:db8:1:", wait),
+        "unfiltered, a rogue RA works"
+    );
+    forge(a, &["ra", &a_ll, "2001:db8:3::", "ext"]);
+    assert!(
+        has_address_in(c, "2001:db8:3:", wait),
+        "and one behind an extension header"
+    );
+
+    let fw = Firewall::<B>::new(&lab);
+    fw.apply(&[&dualstack(a, &[])]);
+    forge(a, &["ra", &a_ll, "2001:db8:2::"]);
+    forge(a, &["ra", &a_ll, "2001:db8:4::", "ext"]);
+    assert!(
+        !has_address_in(c, "2001:db8:2:", wait),
+        "a rogue RA is dropped"
+    );
+    assert!(
+        !has_address_in(c, "2001:db8:4:", Duration::ZERO),
+        "also behind an extension header"
+    );
+    assert!(a.pings6(&c.ip6), "A's other IPv6 still works");
+}
+
+pub fn dualstack_stops_rogue_dhcpv6_servers<B: Backend>() {
+    let lab = lab(3);
+    let (a, b, c) = (&lab.guests[0], &lab.guests[1], &lab.guests[2]);
+    let (a_ll, b_ll, c_ll) = (link_local(a), link_local(b), link_local(c));
+    // Unfiltered: A's forged Reply reaches C, B's reaches A.
+    let at_c = start_counting(c, "8");
+    forge(a, &["reply", &a_ll, &c_ll, &c.mac]);
+    assert!(counted(at_c) > 0, "unfiltered, A's rogue Reply reaches C");
+    let at_a = start_counting(a, "8");
+    forge(b, &["reply", &b_ll, &a_ll, &a.mac]);
+    assert!(counted(at_a) > 0, "unfiltered, B's rogue Reply reaches A");
+
+    // A trusts only the host's server.
+    let scratch = Scratch::new(&format!("dhcpv6-{}", lab.host.name));
+    let _server = dhcpv6_server(&lab, &scratch.0);
+    let host_ll = lab
+        .host
+        .ok(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "br0", "scope", "link",
+        ])
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .expect("br0 has a link-local address")
+        .to_owned();
+    let fw = Firewall::<B>::new(&lab);
+    fw.apply(&[&dualstack(a, &[("DHCPSERVERV6", host_ll.as_str())])]);
+
+    let at_c = start_counting(c, "8");
+    forge(a, &["reply", &a_ll, &c_ll, &c.mac]);
+    assert_eq!(counted(at_c), 0, "A may not act as a DHCPv6 server");
+    let at_a = start_counting(a, "8");
+    forge(b, &["reply", &b_ll, &a_ll, &a.mac]);
+    assert_eq!(
+        counted(at_a),
+        0,
+        "an untrusted server's Reply never reaches A"
+    );
+    assert!(
+        count_of(&forge(a, &["solicit", &a_ll, "3"])) > 0,
+        "the trusted server still answers A"
+    );
+}
