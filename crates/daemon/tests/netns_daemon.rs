@@ -452,25 +452,7 @@ fn the_daemon_learns_nothing_from_an_untrusted_dhcp_server() {
     let lab = Lab::new(1);
     lab.wait_ready();
     let a = &lab.guests[0];
-    let leases = scratch.run().join("dnsmasq.leases");
-    let _dnsmasq = lab.host.spawn(&[
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--port=0",
-        "--interface=br0",
-        "--bind-interfaces",
-        "--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,2m",
-        &format!("--dhcp-leasefile={}", leases.display()),
-        "--pid-file=",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !lab.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
-        assert!(Instant::now() < deadline, "dnsmasq did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _dnsmasq = lab.dnsmasq(&scratch.run(), "2m");
     let _daemon = start_daemon(&lab.host, &scratch, &[]);
     let xml = a.binding_xml("clean-traffic").replace(
         &format!("<parameter name='IP' value='{}'/>", a.ip),

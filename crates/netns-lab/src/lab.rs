@@ -261,8 +261,20 @@ impl Lab {
     /// e.g. "2m": dnsmasq's minimum), its lease file in `dir`; returns once
     /// it listens on port 67.
     pub fn dnsmasq(&self, dir: &Path, lease: &str) -> Background {
-        let range = format!("--dhcp-range=10.77.0.50,10.77.0.59,255.255.255.0,{lease}");
-        let leases = format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display());
+        let range = format!("10.77.0.50,10.77.0.59,255.255.255.0,{lease}");
+        self.dnsmasq_serving(dir, "dnsmasq.leases", &range, Dhcp::V4)
+    }
+
+    /// dnsmasq serving DHCPv6 on br0 (fd77::100–1ff, leases of `lease`),
+    /// its lease file in `dir`; returns once it listens on port 547.
+    pub fn dnsmasq_v6(&self, dir: &Path, lease: &str) -> Background {
+        let range = format!("fd77::100,fd77::1ff,64,{lease}");
+        self.dnsmasq_serving(dir, "dnsmasq6.leases", &range, Dhcp::V6)
+    }
+
+    fn dnsmasq_serving(&self, dir: &Path, leases: &str, range: &str, dhcp: Dhcp) -> Background {
+        let range = format!("--dhcp-range={range}");
+        let leases = format!("--dhcp-leasefile={}", dir.join(leases).display());
         let server = self.host.spawn_quiet(&[
             "dnsmasq",
             "--keep-in-foreground",
@@ -277,13 +289,28 @@ impl Lab {
             "--pid-file=",
         ]);
         // Ready once its DHCP socket is bound.
+        let (family, port) = match dhcp {
+            Dhcp::V4 => ("-4", ":67 "),
+            Dhcp::V6 => ("-6", ":547 "),
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.host.ok(&["ss", "-ulnp"]).contains(":67 ") {
+        while !self
+            .host
+            .ok(&["ss", "-u", "-l", "-n", family])
+            .contains(port)
+        {
             assert!(Instant::now() < deadline, "dnsmasq did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
     }
+}
+
+/// Which DHCP a dnsmasq of the lab serves.
+#[derive(Clone, Copy)]
+enum Dhcp {
+    V4,
+    V6,
 }
 
 /// The host namespace: loopback up, bridge `br0` with [`HOST_IP`].

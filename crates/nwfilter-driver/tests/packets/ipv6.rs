@@ -149,39 +149,11 @@ fn pings6_from(guest: &Guest, source: &str, to: &str) -> bool {
         .success()
 }
 
-/// dnsmasq serving DHCPv6 on the host's bridge.
-fn dhcpv6_server(lab: &Lab, dir: &std::path::Path) -> Background {
-    let leases = format!("--dhcp-leasefile={}", dir.join("dnsmasq6.leases").display());
-    let server = lab.host.spawn(&[
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--port=0",
-        "--interface=br0",
-        "--bind-interfaces",
-        "--dhcp-range=fd77::100,fd77::1ff,64,2m",
-        &leases,
-        "--pid-file=",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !lab
-        .host
-        .ok(&["ss", "-u", "-l", "-n", "-6"])
-        .contains(":547")
-    {
-        assert!(Instant::now() < deadline, "dnsmasq did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
 pub fn dualstack_lets_a_normal_guest_work<B: Backend>() {
     let lab = lab(2);
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
     let scratch = Scratch::new(&format!("dhcpv6-{}", lab.host.name));
-    let _server = dhcpv6_server(&lab, &scratch.0);
+    let _server = lab.dnsmasq_v6(&scratch.0, "2m");
     let fw = Firewall::<B>::new(&lab);
     fw.apply(&[&dualstack(a, &[])]);
 
@@ -303,7 +275,7 @@ pub fn dualstack_stops_rogue_dhcpv6_servers<B: Backend>() {
 
     // A trusts only the host's server.
     let scratch = Scratch::new(&format!("dhcpv6-{}", lab.host.name));
-    let _server = dhcpv6_server(&lab, &scratch.0);
+    let _server = lab.dnsmasq_v6(&scratch.0, "2m");
     let host_ll = lab
         .host
         .ok(&[
