@@ -6,18 +6,8 @@
 //! skeleton) has its own snapshot in tests/snapshots. Referenced filters
 //! come from fixtures/golden/filters, then the built-in set.
 
-use std::path::Path;
-
 use backend_nftables::{instantiate, ruleset, Batch};
-use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource};
-use nwfilter_model::{builtin_filters, parse_binding};
-
-fn golden_dir() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/golden"
-    ))
-}
+use netns_lab::{golden_case, golden_dir};
 
 /// The script without the skeleton every port's script starts with.
 fn port_part(script: &str) -> String {
@@ -38,15 +28,7 @@ fn golden_nftables_scripts() {
     settings.set_omit_expression(true);
     settings.bind(|| {
         insta::glob!("../../../fixtures/golden/cases", "*.xml", |path| {
-            let binding = parse_binding(&std::fs::read_to_string(path).unwrap()).unwrap();
-            let source = LayeredSource::new()
-                .with(DirSource::open(golden_dir().join("filters")).unwrap())
-                .with(MemorySource::from_iter(builtin_filters()));
-            let compiled =
-                compile(&source, &binding.filterref, binding.mac, &binding.portdev).unwrap();
-            let Compiled::Program(program) = compiled else {
-                panic!("{}: every golden case binds $IP", path.display());
-            };
+            let program = golden_case(path);
             let rules = ruleset(&program).unwrap();
             insta::assert_snapshot!("nftables", port_part(&instantiate(&rules).text()));
         });

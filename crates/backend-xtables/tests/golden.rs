@@ -4,19 +4,9 @@
 //! fixtures/golden/snapshots. Referenced filters come from
 //! fixtures/golden/filters, then the built-in set.
 
-use std::path::Path;
-
 use backend_xtables::render::{commands, ruleset};
 use host_io::shell_quote;
-use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource};
-use nwfilter_model::{builtin_filters, parse_binding};
-
-fn golden_dir() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/golden"
-    ))
-}
+use netns_lab::{golden_case, golden_dir};
 
 /// Each command as `tool \` then one argument per line.
 fn args_text(rs: &backend_xtables::PortRuleset) -> String {
@@ -39,15 +29,7 @@ fn golden_ir_and_commands() {
     settings.set_omit_expression(true);
     settings.bind(|| {
         insta::glob!("../../../fixtures/golden/cases", "*.xml", |path| {
-            let binding = parse_binding(&std::fs::read_to_string(path).unwrap()).unwrap();
-            let source = LayeredSource::new()
-                .with(DirSource::open(golden_dir().join("filters")).unwrap())
-                .with(MemorySource::from_iter(builtin_filters()));
-            let compiled =
-                compile(&source, &binding.filterref, binding.mac, &binding.portdev).unwrap();
-            let Compiled::Program(program) = compiled else {
-                panic!("{}: every golden case binds $IP", path.display());
-            };
+            let program = golden_case(path);
             insta::assert_json_snapshot!("ir", program);
             let rs = ruleset(&program).unwrap();
             insta::assert_snapshot!("commands", args_text(&rs));

@@ -35,3 +35,28 @@ pub fn program(
     };
     program
 }
+
+/// `fixtures/golden`: the binding cases every backend's golden test
+/// renders, the filters they reference and the snapshots.
+pub fn golden_dir() -> &'static std::path::Path {
+    std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/golden"
+    ))
+}
+
+/// The chain IR of the golden binding case at `path`: its filters come from
+/// `fixtures/golden/filters`, then the built-in set.
+pub fn golden_case(path: &std::path::Path) -> nwfilter_compile::ir::Program {
+    use nwfilter_compile::{compile, Compiled, DirSource, LayeredSource, MemorySource};
+    use nwfilter_model::{builtin_filters, parse_binding};
+    let binding = parse_binding(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let source = LayeredSource::new()
+        .with(DirSource::open(golden_dir().join("filters")).unwrap())
+        .with(MemorySource::from_iter(builtin_filters()));
+    let compiled = compile(&source, &binding.filterref, binding.mac, &binding.portdev).unwrap();
+    let Compiled::Program(program) = compiled else {
+        panic!("{}: every golden case binds $IP", path.display());
+    };
+    program
+}

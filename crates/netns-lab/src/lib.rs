@@ -26,7 +26,7 @@ mod prereq;
 mod scratch;
 mod traffic;
 
-pub use compile::program;
+pub use compile::{golden_case, golden_dir, program};
 pub use lab::{Guest, Lab, HOST_IP};
 pub use listing::{add_admin_rules, chains_sorted, lines_naming, without_counters};
 pub use netns::{Background, Netns};
