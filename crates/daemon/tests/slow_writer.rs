@@ -9,12 +9,12 @@
 //! (`EngineService`); only the firewall tools are replaced.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use host_io::{Command, Output, RecordingRunner, RunError, Runner};
+use host_io::{Gate, GatedRunner};
 use nwfilter_driver::{BindingStore, Engine, FilterStore};
 use nwfilter_service::{Client, ClientError, EngineService, Op, Reply};
 use nwfilterd::shutdown::Shutdown;
@@ -22,26 +22,11 @@ use nwfilterd::Server;
 
 /// Records commands; the first command that touches `port` waits, inside
 /// the engine's lock, until the test lets it go.
-#[derive(Debug, Default)]
-struct Gated {
-    inner: RecordingRunner,
-    port: String,
-    gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
-}
-
-impl Runner for Gated {
-    fn run(&self, cmd: &Command) -> Result<Output, RunError> {
-        let touches = cmd.args.iter().any(|a| a.contains(&self.port))
-            || cmd.stdin.as_deref().is_some_and(|s| s.contains(&self.port));
-        if touches {
-            let gate = self.gate.lock().unwrap().take();
-            if let Some((entered, release)) = gate {
-                entered.send(()).unwrap();
-                let _ = release.recv();
-            }
-        }
-        self.inner.run(cmd)
-    }
+fn gated_on(port: &'static str) -> (GatedRunner, Gate) {
+    GatedRunner::new(move |cmd| {
+        cmd.args.iter().any(|a| a.contains(port))
+            || cmd.stdin.as_deref().is_some_and(|s| s.contains(port))
+    })
 }
 
 fn binding(port: &str, n: u8, filter: &str) -> String {
@@ -71,7 +56,7 @@ impl Drop for Daemon {
     }
 }
 
-fn serve(runner: Arc<Gated>) -> Daemon {
+fn serve(runner: Arc<GatedRunner>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(
         FilterStore::open(dir.path().join("etc")),
@@ -117,13 +102,8 @@ const GUARD: Duration = Duration::from_secs(120);
 
 #[test]
 fn reads_are_answered_while_a_writer_is_stopped_inside_the_engine() {
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let runner = Arc::new(Gated {
-        port: "slow0".into(),
-        gate: Mutex::new(Some((entered_tx, release_rx))),
-        ..Gated::default()
-    });
+    let (runner, gate) = gated_on("slow0");
+    let runner = Arc::new(runner);
     let daemon = serve(runner);
     let socket = daemon.socket.as_path();
     assert_eq!(
@@ -154,7 +134,7 @@ fn reads_are_answered_while_a_writer_is_stopped_inside_the_engine() {
             xml: binding("slow0", 2, "clean-traffic"),
         },
     );
-    entered.recv().unwrap();
+    gate.wait_entered();
 
     // Every read, from clients of their own, at once.
     let reads = [
@@ -194,7 +174,7 @@ fn reads_are_answered_while_a_writer_is_stopped_inside_the_engine() {
             xml: binding("fast1", 3, "fast"),
         },
     );
-    release.send(()).unwrap();
+    gate.release();
     for (op, answer) in answers {
         let answer = answer.unwrap_or_else(|_| panic!("{op:?} waited behind the stopped writer"));
         check_read(&op, answer);

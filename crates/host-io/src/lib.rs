@@ -14,6 +14,7 @@
 mod change;
 mod command;
 mod dry_run;
+mod gated;
 mod lock;
 mod quote;
 mod record;
@@ -23,6 +24,7 @@ mod tools;
 pub use change::{Change, Report};
 pub use command::{Command, OnError, Tool};
 pub use dry_run::DryRun;
+pub use gated::{Gate, GatedRunner};
 pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
 pub use quote::{shell_line, shell_quote};
 pub use record::RecordingRunner;
