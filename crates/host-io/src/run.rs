@@ -171,6 +171,10 @@ impl ProcessRunner {
 
 impl Runner for ProcessRunner {
     fn run(&self, cmd: &Command) -> Result<Output, RunError> {
+        // One `tool` span per process (debug level): with the daemon's
+        // `--log-timings`, each process's time shows beside the operation's
+        // other parts, whoever started it (driver, networks, learner).
+        let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
         self.run_as(cmd, self.toolset.program(cmd.tool))
     }
 }

@@ -155,18 +155,6 @@ impl Kept {
     }
 }
 
-/// A runner whose every tool run is a `tool` span (debug level): with the
-/// daemon's `--log-timings`, each process's time shows in the log next
-/// to the operation's other parts.
-struct Traced<'r, R: ?Sized>(&'r R);
-
-impl<R: Runner + ?Sized> Runner for Traced<'_, R> {
-    fn run(&self, cmd: &host_io::Command) -> Result<host_io::Output, host_io::RunError> {
-        let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
-        self.0.run(cmd)
-    }
-}
-
 /// Applies `changes`, all rendered for `backend`, in that backend's one
 /// batch (nftables: one transaction), planned against `kept`, which is
 /// kept up to date.
@@ -180,7 +168,6 @@ pub(crate) fn apply<R: Runner + ?Sized>(
     kept: &mut Kept,
     changes: &[Change<'_>],
 ) -> Result<Report, ApplyError> {
-    let runner = &Traced(runner);
     match backend {
         Backend::Xtables => {
             let changes: Vec<backend_xtables::Change<'_>> = changes
@@ -213,7 +200,6 @@ pub(crate) fn remove<R: Runner + ?Sized>(
     kept: &mut Kept,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
-    let runner = &Traced(runner);
     Ok(match backend {
         Backend::Xtables => {
             backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?
