@@ -172,12 +172,17 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Instant;
 
-    /// A stderr whose reader never reads: every write blocks.
-    struct Stuck(Mutex<Receiver<()>>);
+    /// A stderr whose reader never reads: every write blocks (and says
+    /// so on `entered` first).
+    struct Stuck {
+        never: Mutex<Receiver<()>>,
+        entered: mpsc::SyncSender<()>,
+    }
 
     impl Write for Stuck {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            let _ = self.0.lock().unwrap().recv();
+            let _ = self.entered.try_send(());
+            let _ = self.never.lock().unwrap().recv();
             Err(io::ErrorKind::BrokenPipe.into())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -209,7 +214,17 @@ mod tests {
     #[test]
     fn a_stuck_stderr_drops_lines_instead_of_blocking() {
         let (_keep, never) = mpsc::channel();
-        let writer = LossyWriter::new(Stuck(Mutex::new(never))).unwrap();
+        let (entered, stuck) = mpsc::sync_channel(1);
+        let writer = LossyWriter::new(Stuck {
+            never: Mutex::new(never),
+            entered,
+        })
+        .unwrap();
+        // The writer resets the count of dropped lines each time it takes
+        // a line; wait until it is stuck in its first write, so that the
+        // count below is of the flood alone, however late its thread ran.
+        log_many(&writer, 1);
+        stuck.recv().unwrap();
         let took = log_many(&writer, 10 * QUEUE_LINES);
         assert!(writer.dropped() >= 8 * QUEUE_LINES, "{}", writer.dropped());
         assert!(took < Duration::from_secs(5), "{took:?}");
