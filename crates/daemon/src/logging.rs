@@ -170,7 +170,6 @@ pub fn init(timings: bool) -> io::Result<LossyWriter> {
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use std::time::Instant;
 
     /// A stderr whose reader never reads: every write blocks (and says
     /// so on `entered` first).
@@ -202,13 +201,11 @@ mod tests {
         }
     }
 
-    fn log_many(writer: &LossyWriter, n: usize) -> Duration {
-        let start = Instant::now();
+    fn log_many(writer: &LossyWriter, n: usize) {
         for i in 0..n {
             let mut line = writer.make_writer();
             writeln!(line, "line {i}").unwrap();
         }
-        start.elapsed()
     }
 
     #[test]
@@ -225,9 +222,12 @@ mod tests {
         // count below is of the flood alone, however late its thread ran.
         log_many(&writer, 1);
         stuck.recv().unwrap();
-        let took = log_many(&writer, 10 * QUEUE_LINES);
+        // The writer's thread never comes back from its write: if logging
+        // waited for it, this flood would never end and the test would hang
+        // (no clock needed to tell). It ends, and the lines it could not
+        // queue are counted as dropped.
+        log_many(&writer, 10 * QUEUE_LINES);
         assert!(writer.dropped() >= 8 * QUEUE_LINES, "{}", writer.dropped());
-        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 
     #[test]
