@@ -1,19 +1,18 @@
 //! Writing libvirt's normalised XML (reference §8.1, §10): single quotes,
 //! two-space indent, attributes in canonical order, protocol elements split
-//! where negation changes. Every value goes through quick-xml's escaping.
+//! where negation changes. Every value goes through `escape`'s escaping.
 
 use std::fmt::Write;
 
-use quick_xml::escape::escape;
-
 use crate::addr::format_mac;
 use crate::binding::Binding;
+use crate::escape::{escape_attr, escape_text};
 use crate::filter::{Entry, Filter, FilterRef, ProtocolMatch, Rule};
 use crate::values_parse::format_value;
 
 /// ` name='value'` with the value escaped.
 fn attr(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, " {name}='{}'", escape(value));
+    let _ = write!(out, " {name}='{}'", escape_attr(value));
 }
 
 /// Prints a filter as libvirt 9.0 does, except that a non-root chain's
@@ -109,7 +108,7 @@ pub fn format_binding(binding: &Binding) -> String {
     let _ = writeln!(
         out,
         "    <name>{}</name>",
-        escape(binding.owner.name.as_str())
+        escape_text(binding.owner.name.as_str())
     );
     let _ = writeln!(out, "    <uuid>{}</uuid>", binding.owner.uuid.hyphenated());
     out.push_str("  </owner>\n  <portdev");

@@ -10,6 +10,7 @@ mod attr;
 mod binding;
 mod builtin;
 mod error;
+mod escape;
 mod filter;
 mod format;
 mod lenient;
@@ -29,6 +30,7 @@ pub use builtin::{
     builtin_filter_source, builtin_filter_sources, builtin_filters, dualstack_filter_sources,
 };
 pub use error::{ErrorKind, Location, ParseError};
+pub use escape::{escape_attr, escape_text};
 pub use filter::{
     Action, AttrValue, Direction, Entry, Filter, FilterRef, Params, ProtocolMatch, Rule,
     DEFAULT_RULE_PRIORITY, PRIORITY_RANGE,
