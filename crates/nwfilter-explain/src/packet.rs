@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
@@ -17,7 +17,7 @@ pub const STP_GROUP: [u8; 6] = [0x01, 0x80, 0xc2, 0, 0, 0];
 
 /// Which way the packet crosses the port, seen from the VM (as a rule's
 /// `direction`): `out` is sent by the VM, `in` is delivered to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     In,
