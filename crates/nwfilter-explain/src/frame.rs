@@ -267,9 +267,16 @@ impl Stp {
 pub struct BuildError(pub String);
 
 /// The frame of `p` (untagged ARP, RARP, IPv4 or IPv6 with TCP, UDP or
-/// ICMP; VLAN tags and BPDUs are not built), padded to Ethernet's 60
+/// ICMP, or just an Ethernet header; VLAN tags and BPDUs are not built), padded to Ethernet's 60
 /// bytes so that what the kernel sees is what was described.
 pub fn build(p: &Packet) -> Result<Vec<u8>, BuildError> {
+    build_with(p, &[0; 8])
+}
+
+/// As [`build`], with `trailer` as the IP payload, or after the ARP body
+/// (where the padding would be): bytes no match reads, which tell frames
+/// apart at a receiver (the differential test's marker).
+pub fn build_with(p: &Packet, trailer: &[u8]) -> Result<Vec<u8>, BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     if p.vlan.is_some() {
         return Err(BuildError("VLAN-tagged frames are not built".into()));
@@ -291,11 +298,16 @@ pub fn build(p: &Packet) -> Result<Vec<u8>, BuildError> {
             )
             .map_err(|e| err(&e))?;
             out.extend_from_slice(&body.to_bytes());
+            out.extend_from_slice(trailer);
         }
-        Net::Ip(ip) => build_ip(p, ip, &mut out)?,
-        Net::Stp(_) | Net::Other => {
-            return Err(BuildError("only ARP, RARP and IP frames are built".into()))
+        Net::Ip(ip) => build_ip(p, ip, trailer, &mut out)?,
+        Net::Other => {
+            out.extend_from_slice(&p.dst_mac);
+            out.extend_from_slice(&p.src_mac);
+            out.extend_from_slice(&p.ether_type.to_be_bytes());
+            out.extend_from_slice(trailer);
         }
+        Net::Stp(_) => return Err(BuildError("BPDUs are not built".into())),
     }
     if out.len() < 60 {
         out.resize(60, 0);
@@ -303,7 +315,7 @@ pub fn build(p: &Packet) -> Result<Vec<u8>, BuildError> {
     Ok(out)
 }
 
-fn build_ip(p: &Packet, ip: &Ip, out: &mut Vec<u8>) -> Result<(), BuildError> {
+fn build_ip(p: &Packet, ip: &Ip, payload: &[u8], out: &mut Vec<u8>) -> Result<(), BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     let headers = match (ip.src, ip.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -332,7 +344,6 @@ fn build_ip(p: &Packet, ip: &Ip, out: &mut Vec<u8>) -> Result<(), BuildError> {
         }
     };
     let step = PacketBuilder::ethernet2(p.src_mac, p.dst_mac).ip(headers);
-    let payload = [0u8; 8];
     match (&ip.l4, ip.protocol) {
         (
             L4::Ports {
@@ -347,22 +358,22 @@ fn build_ip(p: &Packet, ip: &Ip, out: &mut Vec<u8>) -> Result<(), BuildError> {
             let bit = |b: u8| tcp_flags & b != 0;
             (t.fin, t.syn, t.rst, t.psh) = (bit(0x01), bit(0x02), bit(0x04), bit(0x08));
             (t.ack, t.urg, t.ece, t.cwr) = (bit(0x10), bit(0x20), bit(0x40), bit(0x80));
-            step.tcp_header(t).write(out, &payload).map_err(|e| err(&e))
+            step.tcp_header(t).write(out, payload).map_err(|e| err(&e))
         }
         (L4::Ports { sport, dport, .. }, 17) => step
             .udp(*sport, *dport)
-            .write(out, &payload)
+            .write(out, payload)
             .map_err(|e| err(&e)),
         (L4::Icmp { icmp_type, code }, 1) => step
             .icmpv4_raw(*icmp_type, *code, [0, 1, 0, 1])
-            .write(out, &payload)
+            .write(out, payload)
             .map_err(|e| err(&e)),
         (L4::Icmp { icmp_type, code }, 58) => step
             .icmpv6_raw(*icmp_type, *code, [0, 1, 0, 1])
-            .write(out, &payload)
+            .write(out, payload)
             .map_err(|e| err(&e)),
         (_, proto) => step
-            .write(out, IpNumber(proto), &payload)
+            .write(out, IpNumber(proto), payload)
             .map_err(|e| err(&e)),
     }
 }
