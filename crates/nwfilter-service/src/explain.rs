@@ -107,3 +107,39 @@ pub fn reply(e: &Explanation) -> crate::Reply {
         explanation: serde_json::to_value(e).unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Op, Request};
+
+    #[test]
+    fn the_explain_request_is_flat_on_the_wire() {
+        let line =
+            r#"{"version":1,"op":"explain","portdev":"vnet0","direction":"out","packet":"arp"}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        let Op::Explain {
+            portdev,
+            direction,
+            input,
+            backend,
+        } = &req.op
+        else {
+            panic!("{req:?}")
+        };
+        assert_eq!(portdev, "vnet0");
+        assert_eq!(*direction, nwfilter_explain::Direction::Out);
+        assert_eq!(*input, super::PacketInput::Packet("arp".into()));
+        assert_eq!(*backend, None);
+        assert_eq!(serde_json::to_string(&req).unwrap(), line);
+        let frame = r#"{"version":1,"op":"explain","portdev":"vnet0","direction":"in","frame":"ffff","backend":"nftables"}"#;
+        let req: Request = serde_json::from_str(frame).unwrap();
+        assert!(matches!(
+            req.op,
+            Op::Explain {
+                input: super::PacketInput::Frame(_),
+                backend: Some(nwfilter_driver::Backend::Nftables),
+                ..
+            }
+        ));
+    }
+}
