@@ -342,3 +342,53 @@ fn graph_prints_the_filterref_dag_as_dot_and_svg() {
         );
     }
 }
+
+#[test]
+fn explain_from_files_needs_no_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root || !netns_lab::on_path("setpriv") {
+        netns_lab::note_skip(
+            "explain_from_files_needs_no_root",
+            "needs root to drop to nobody",
+        );
+        return;
+    }
+    let f = Files::new();
+    // Readable by anyone, writable by nobody but root.
+    for (path, mode) in [
+        (f.dir.path().to_owned(), 0o755),
+        (f.path("etc"), 0o755),
+        (f.path("b.xml"), 0o644),
+        (f.path("etc/no-smtp.xml"), 0o644),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_nwfilter"),
+        ])
+        .arg("--config-dir")
+        .arg(f.path("etc"))
+        .arg("--state-dir")
+        .arg(f.path("run"))
+        .args([
+            "explain",
+            "vnet0",
+            "--direction",
+            "out",
+            "--packet",
+            "ip src=10.0.0.5 dst=10.0.0.25 tcp dport=25",
+            "--binding",
+        ])
+        .arg(f.path("b.xml"))
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("verdict: dropped"));
+}
