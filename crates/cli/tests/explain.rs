@@ -392,3 +392,66 @@ fn explain_from_files_needs_no_root() {
         .unwrap();
     assert!(ok(&out).contains("verdict: dropped"));
 }
+
+#[test]
+fn explain_says_when_the_other_backend_would_decide_otherwise() {
+    let f = Files::new();
+    std::fs::write(
+        f.path("etc/udp-only.xml"),
+        "<filter name='udp-only' chain='ipv4' priority='-700'>\n\
+         <rule action='accept' direction='out'><ip protocol='udp'/></rule>\n</filter>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.path("etc/top.xml"),
+        "<filter name='top' chain='root'>\n<filterref filter='udp-only'/>\n\
+         <rule action='drop' direction='out' priority='1000'/>\n</filter>\n",
+    )
+    .unwrap();
+    std::fs::write(f.path("top.xml"), binding("top", None)).unwrap();
+    let b = f.path("top.xml");
+    let spec = "ip src=10.0.0.5 dst=10.0.0.1 tcp dport=25";
+    let args = |backend| {
+        [
+            "explain",
+            "vnet0",
+            "--binding",
+            b.to_str().unwrap(),
+            "--direction",
+            "out",
+        ]
+        .into_iter()
+        .chain(["--packet", spec, "--backend", backend])
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let run = |backend| {
+        let a = args(backend);
+        ok(&f.nwfilter(&a.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    let x = run("xtables");
+    assert!(x.contains("verdict: accepted"), "{x}");
+    assert!(
+        x.contains(
+            "bridge from-vm sub ipv4: ran out of rules; an ebtables user chain's policy is ACCEPT"
+        ),
+        "{x}"
+    );
+    assert!(
+        x.contains("backend difference: with nftables this packet is dropped"),
+        "{x}"
+    );
+    let n = run("nftables");
+    assert!(n.contains("verdict: dropped"), "{n}");
+    assert!(
+        n.contains(&format!(
+            "filter top, rule 1 (priority 1000, chain root) at {}:3",
+            f.path("etc/top.xml").display()
+        )),
+        "{n}"
+    );
+    assert!(
+        n.contains("backend difference: with xtables this packet is accepted"),
+        "{n}"
+    );
+}
