@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use nwfilter_explain::packet::*;
+use nwfilter_explain::packet::{mac_text, Packet};
 use nwfilter_explain::spec;
 use nwfilter_explain::Direction;
 
@@ -19,14 +19,6 @@ pub struct Parties {
 /// A MAC nobody on the bridge has.
 const STRANGER: &str = "52:54:00:aa:bb:cc";
 const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
-
-fn mac_text(m: &[u8; 6]) -> String {
-    mac_text_of(m)
-}
-
-fn mac_text_of(m: &[u8; 6]) -> String {
-    nwfilter_explain::packet::mac_text(m)
-}
 
 /// Every packet with its direction and description (the description is
 /// how a disagreement is reported).

@@ -41,8 +41,9 @@ pub fn deliver(from: &Guest, to: &Guest, frames: &[Vec<u8>], scratch: &Path) -> 
     let ready = scratch.join(format!("ready-{}", to.port));
     let _ = std::fs::remove_file(&ready);
     let ready_arg = ready.display().to_string();
-    // Long enough for the sender at 1 ms a frame, plus a margin.
-    let secs = format!("{}", 2.0 + frames.len() as f64 * 0.002);
+    // Long enough for the sender at 1 ms a frame (3 ms allowed), plus
+    // its start-up on a loaded machine.
+    let secs = format!("{}", 3.0 + frames.len() as f64 * 0.003);
     let received = scratch.join(format!("received-{}", to.port));
     let received_arg = received.display().to_string();
     let receiver = to
