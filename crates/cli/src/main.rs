@@ -7,8 +7,10 @@
 mod backend_arg;
 mod connection;
 mod edit;
+mod explain;
 mod format;
 mod generate;
+mod graph;
 mod net;
 mod objects;
 mod render;
@@ -78,6 +80,8 @@ pub(crate) enum Command {
     Reload(backend_arg::BackendArg),
     Format(format::Args),
     Render(render::Args),
+    Explain(explain::Args),
+    Graph(graph::Args),
     NetRender(net::RenderArgs),
     #[command(flatten)]
     Net(net::NetCommand),
@@ -127,6 +131,11 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             render::run_for(args, chosen)
         }
         Command::NetRender(args) => net::render(args),
+        Command::Explain(args) => match &args.binding {
+            Some(file) => explain::run_on_files(&cli.config_dir, file, args),
+            None => explain::run(&mut connect()?, args),
+        },
+        Command::Graph(args) => graph::run(&cli.config_dir, args),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),

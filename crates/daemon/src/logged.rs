@@ -25,7 +25,8 @@ fn changing(op: &Op) -> Option<&'static str> {
         | Op::List
         | Op::BindingList
         | Op::BindingDumpxml { .. }
-        | Op::Status => return None,
+        | Op::Status
+        | Op::Explain { .. } => return None,
     })
 }
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::bind::{bind, BindOutcome, LearningMode};
 use crate::dag::FilterDag;
 use crate::error::BindError;
-use crate::ir::Program;
-use crate::lower::{lower, LowerError};
+use crate::ir::{Program, TracedProgram};
+use crate::lower::{lower, lower_traced, LowerError};
 use crate::source::FilterSource;
 
 /// What a port gets.
@@ -33,6 +33,33 @@ pub enum CompileError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Lower(#[from] LowerError),
+}
+
+/// As [`compile_dag`], with each rule's origin ([`lower_traced`]): the
+/// same program, for tools that explain it.
+pub fn compile_dag_traced(
+    dag: &FilterDag,
+    params: &nwfilter_model::Params,
+    mac: MacAddr6,
+    port: &IfName,
+) -> Result<CompiledTraced, CompileError> {
+    Ok(match dag.bind(params, mac)? {
+        BindOutcome::Bound(rules) => CompiledTraced::Program(lower_traced(&rules, port)?),
+        BindOutcome::AwaitingIp { mode, dhcp_servers } => {
+            CompiledTraced::AwaitingIp { mode, dhcp_servers }
+        }
+    })
+}
+
+/// What [`compile_dag_traced`] gives a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompiledTraced {
+    Program(TracedProgram),
+    AwaitingIp {
+        mode: LearningMode,
+        dhcp_servers: Vec<Ipv4Addr>,
+    },
 }
 
 /// Resolves `top` through `source`, binds it for a port with `mac` and

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use nwfilter_model::{ChainName, IfName, IpsetDir, MacAddr6};
+use nwfilter_model::{ChainName, FilterName, IfName, IpsetDir, MacAddr6};
 use serde::Serialize;
 
 /// Everything one port's filter turns into.
@@ -32,6 +32,37 @@ impl Program {
             .iter()
             .find(|c| c.family == family && &c.role == role)
     }
+}
+
+/// A [`Program`] with, for every rule, the filter rule it was lowered
+/// from: what `nwfilter explain` reports as a verdict's cause. Kept beside
+/// the program, never in it, so that rendering, sharing and snapshots see
+/// exactly the rules they always saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TracedProgram {
+    pub program: Program,
+    /// `origins[c][r]` is the origin of `program.chains[c].rules[r]`:
+    /// `None` for the jumps lowering adds into the sub-chains.
+    pub origins: Vec<Vec<Option<RuleOrigin>>>,
+}
+
+impl TracedProgram {
+    /// The origin of rule `rule` of chain `chain` (indexes into the program).
+    pub fn origin(&self, chain: usize, rule: usize) -> Option<&RuleOrigin> {
+        self.origins.get(chain)?.get(rule)?.as_ref()
+    }
+}
+
+/// Where a lowered rule comes from: one `<rule>` of one filter document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleOrigin {
+    pub filter: FilterName,
+    /// The rule's 0-based position among its filter's `<rule>` elements.
+    pub rule_index: usize,
+    /// The rule's priority (which placed it in its chain).
+    pub priority: i32,
+    /// The `chain` of the filter the rule is written in.
+    pub chain: ChainName,
 }
 
 /// One chain of a port.

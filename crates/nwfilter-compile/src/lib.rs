@@ -22,5 +22,7 @@ pub mod compile;
 pub mod ir;
 pub mod lower;
 
-pub use compile::{compile, compile_dag, CompileError, Compiled};
-pub use lower::{lower, LowerError};
+pub use compile::{
+    compile, compile_dag, compile_dag_traced, CompileError, Compiled, CompiledTraced,
+};
+pub use lower::{lower, lower_traced, LowerError};

@@ -11,6 +11,7 @@
 //! Nothing here opens a socket or prints.
 
 pub mod client;
+pub mod explain;
 pub mod json;
 pub mod learning;
 pub mod libvirt;

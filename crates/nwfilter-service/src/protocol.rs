@@ -58,6 +58,17 @@ pub enum Op {
     Status,
     /// A virtual-network verb.
     Net { net: crate::net_ops::NetOp },
+    /// What the port's rules do to one packet (`nwfilter explain`).
+    Explain {
+        portdev: String,
+        direction: nwfilter_explain::Direction,
+        #[serde(flatten)]
+        input: crate::explain::PacketInput,
+        /// Explain as this backend would decide (default: the backend
+        /// whose rules hold the port).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backend: Option<nwfilter_driver::Backend>,
+    },
 }
 
 /// A response line.
@@ -97,6 +108,12 @@ pub enum Reply {
     /// The answer to [`Op::Status`].
     Status {
         backend: nwfilter_driver::Backend,
+    },
+    /// The answer to [`Op::Explain`]: `text` for people, `explanation`
+    /// (the verdict, decisive rule, path and notes) for scripts.
+    Explanation {
+        text: String,
+        explanation: serde_json::Value,
     },
 }
 

@@ -19,11 +19,20 @@ pub use error::LowerError;
 use nwfilter_model::{ChainKind, ChainName, Direction, IfName, Layer};
 
 use crate::bound::{BoundRule, BoundRules};
-use crate::ir::{BridgeDir, Chain, ChainRole, Family, Match, Negatable, Program, Rule, Verdict};
+use crate::ir::{
+    BridgeDir, Chain, ChainRole, Family, Match, Negatable, Program, Rule, RuleOrigin,
+    TracedProgram, Verdict,
+};
 use order::SubChain;
 
 /// Lowers one port's bound rules into its chains.
 pub fn lower(bound: &BoundRules, port: &IfName) -> Result<Program, LowerError> {
+    Ok(lower_traced(bound, port)?.program)
+}
+
+/// As [`lower`], with each rule's origin (the same program: [`lower`] is
+/// this function with the origins dropped).
+pub fn lower_traced(bound: &BoundRules, port: &IfName) -> Result<TracedProgram, LowerError> {
     let mut bridge = BridgeChains::default();
     let mut ipv4 = IpChains::default();
     let mut ipv6 = IpChains::default();
@@ -34,12 +43,43 @@ pub fn lower(bound: &BoundRules, port: &IfName) -> Result<Program, LowerError> {
             Layer::Ipv6 => ipv6.add(rule)?,
         }
     }
-    let mut chains = bridge.finish();
-    chains.extend(ipv4.finish(Family::Ipv4));
-    chains.extend(ipv6.finish(Family::Ipv6));
-    Ok(Program {
-        port: port.clone(),
-        chains,
+    let mut traced = bridge.finish();
+    traced.extend(ipv4.finish(Family::Ipv4));
+    traced.extend(ipv6.finish(Family::Ipv6));
+    let (chains, origins) = traced.into_iter().unzip();
+    Ok(TracedProgram {
+        program: Program {
+            port: port.clone(),
+            chains,
+        },
+        origins,
+    })
+}
+
+/// A lowered rule with the filter rule it came from (`None`: a jump).
+pub(crate) type Traced = (Rule, Option<RuleOrigin>);
+
+/// A chain with the origins of its rules, in the same order.
+type TracedChain = (Chain, Vec<Option<RuleOrigin>>);
+
+fn traced_chain(family: Family, role: ChainRole, rules: Vec<Traced>) -> TracedChain {
+    let (rules, origins) = rules.into_iter().unzip();
+    (
+        Chain {
+            family,
+            role,
+            rules,
+        },
+        origins,
+    )
+}
+
+fn origin(rule: &BoundRule) -> Option<RuleOrigin> {
+    Some(RuleOrigin {
+        filter: rule.filter.clone(),
+        rule_index: rule.rule_index,
+        priority: rule.rule.priority,
+        chain: rule.chain.clone(),
     })
 }
 
@@ -55,7 +95,7 @@ fn layer(rule: &BoundRule) -> Layer {
 #[derive(Debug, Default)]
 struct BridgeChains {
     /// Root rules per direction (from VM, to VM), with their priority.
-    roots: [Vec<(i32, Rule)>; 2],
+    roots: [Vec<(i32, Traced)>; 2],
     /// Sub-chains in order of first use.
     subs: Vec<SubChain>,
 }
@@ -76,10 +116,11 @@ impl BridgeChains {
                 comment: comment(rule),
                 verdict: bridge::verdict(rule.rule.action),
             };
+            let traced = (lowered, origin(rule));
             if rule.chain.is_root() {
-                self.roots[dir as usize].push((rule.rule.priority, lowered));
+                self.roots[dir as usize].push((rule.rule.priority, traced));
             } else {
-                self.sub(dir, rule).rules.push(lowered);
+                self.sub(dir, rule).rules.push(traced);
             }
         }
         Ok(())
@@ -102,21 +143,18 @@ impl BridgeChains {
         &mut self.subs[at]
     }
 
-    fn finish(mut self) -> Vec<Chain> {
+    fn finish(mut self) -> Vec<TracedChain> {
         order::creation_order(&mut self.subs);
         let mut chains = Vec::new();
-        let mut jumps: [Vec<(i32, Rule)>; 2] = Default::default();
+        let mut jumps: [Vec<(i32, Traced)>; 2] = Default::default();
         for sub in self.subs {
-            jumps[sub.dir as usize].push((sub.priority, jump_rule(&sub.name)));
-            chains.push(Chain {
-                family: Family::Bridge,
-                role: ChainRole::BridgeSub {
-                    dir: sub.dir,
-                    name: sub.name,
-                    priority: sub.priority,
-                },
-                rules: sub.rules,
-            });
+            jumps[sub.dir as usize].push((sub.priority, (jump_rule(&sub.name), None)));
+            let role = ChainRole::BridgeSub {
+                dir: sub.dir,
+                name: sub.name,
+                priority: sub.priority,
+            };
+            chains.push(traced_chain(Family::Bridge, role, sub.rules));
         }
         let [root_from, root_to] = self.roots;
         let [jumps_from, jumps_to] = jumps;
@@ -126,11 +164,11 @@ impl BridgeChains {
         ] {
             let rules = order::interleave(root, jumps);
             if !rules.is_empty() {
-                chains.push(Chain {
-                    family: Family::Bridge,
-                    role: ChainRole::BridgeRoot(dir),
+                chains.push(traced_chain(
+                    Family::Bridge,
+                    ChainRole::BridgeRoot(dir),
                     rules,
-                });
+                ));
             }
         }
         chains
@@ -180,24 +218,25 @@ fn comment(rule: &BoundRule) -> Option<String> {
 /// One IP family's three chains while rules are added.
 #[derive(Debug, Default)]
 struct IpChains {
-    from_vm: Vec<Rule>,
-    to_vm: Vec<Rule>,
-    host: Vec<Rule>,
+    from_vm: Vec<Traced>,
+    to_vm: Vec<Traced>,
+    host: Vec<Traced>,
 }
 
 impl IpChains {
     fn add(&mut self, rule: &BoundRule) -> Result<(), LowerError> {
         for (role, lowered) in ip::instances(rule)? {
+            let traced = (lowered, origin(rule));
             match role {
-                ChainRole::ForwardFromVm => self.from_vm.push(lowered),
-                ChainRole::ForwardToVm => self.to_vm.push(lowered),
-                _ => self.host.push(lowered),
+                ChainRole::ForwardFromVm => self.from_vm.push(traced),
+                ChainRole::ForwardToVm => self.to_vm.push(traced),
+                _ => self.host.push(traced),
             }
         }
         Ok(())
     }
 
-    fn finish(self, family: Family) -> Vec<Chain> {
+    fn finish(self, family: Family) -> Vec<TracedChain> {
         [
             (ChainRole::ForwardFromVm, self.from_vm),
             (ChainRole::ForwardToVm, self.to_vm),
@@ -205,11 +244,7 @@ impl IpChains {
         ]
         .into_iter()
         .filter(|(_, rules)| !rules.is_empty())
-        .map(|(role, rules)| Chain {
-            family,
-            role,
-            rules,
-        })
+        .map(|(role, rules)| traced_chain(family, role, rules))
         .collect()
     }
 }

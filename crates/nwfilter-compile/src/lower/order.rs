@@ -10,7 +10,9 @@
 //! not lower than the sub-chain's priority; jumps left over go last.
 
 use crate::bound::BoundRule;
-use crate::ir::{BridgeDir, Rule};
+use crate::ir::BridgeDir;
+
+use super::Traced;
 
 /// The port's rules in lowering order.
 pub(crate) fn sorted(rules: &[BoundRule]) -> Vec<&BoundRule> {
@@ -28,8 +30,8 @@ pub(crate) struct SubChain {
     pub(crate) name: nwfilter_model::ChainName,
     /// The chain priority of the first filter seen using this name.
     pub(crate) priority: i32,
-    /// Rules in lowering order.
-    pub(crate) rules: Vec<Rule>,
+    /// Rules in lowering order, each with the filter rule it came from.
+    pub(crate) rules: Vec<Traced>,
 }
 
 /// Sub-chains in creation order: by chain priority; on a tie the from-VM
@@ -42,7 +44,7 @@ pub(crate) fn creation_order(subs: &mut [SubChain]) {
 /// Merges a root chain's rules (each with its rule priority, already in
 /// order) with jumps (each with its chain priority, already in creation
 /// order). A jump goes before a root rule of equal priority.
-pub(crate) fn interleave(root: Vec<(i32, Rule)>, jumps: Vec<(i32, Rule)>) -> Vec<Rule> {
+pub(crate) fn interleave<T>(root: Vec<(i32, T)>, jumps: Vec<(i32, T)>) -> Vec<T> {
     let mut out = Vec::with_capacity(root.len() + jumps.len());
     let mut jumps = jumps.into_iter().peekable();
     for (priority, rule) in root {
@@ -58,7 +60,7 @@ pub(crate) fn interleave(root: Vec<(i32, Rule)>, jumps: Vec<(i32, Rule)>) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Verdict;
+    use crate::ir::{Rule, Verdict};
 
     fn rule(v: Verdict) -> Rule {
         Rule {

@@ -437,3 +437,56 @@ fn arp_addresses_without_a_mask_match_the_single_address() {
         .collect();
     assert_eq!(prefixes, [Some(24), Some(32)]);
 }
+
+#[test]
+fn traced_lowering_gives_the_same_program_and_names_each_rules_origin() {
+    let mut rules = vec![
+        bound(
+            "root",
+            -500,
+            Action::Accept,
+            Direction::InOut,
+            Some((Protocol::Mac, vec![attr(Attr::ProtocolId, num(0x806))])),
+        ),
+        bound("mac", 500, Action::Drop, Direction::Out, None),
+        bound(
+            "root",
+            300,
+            Action::Accept,
+            Direction::Out,
+            Some((Protocol::Tcp, vec![attr(Attr::DstPortStart, num(25))])),
+        ),
+    ];
+    rules[1].rule_index = 1;
+    rules[2].rule_index = 2;
+    let bound = BoundRules { rules };
+    let port = IfName::new("vnet0").unwrap();
+    let traced = lower_traced(&bound, &port).unwrap();
+    assert_eq!(traced.program, lower(&bound, &port).unwrap());
+    for (chain, origins) in traced.program.chains.iter().zip(&traced.origins) {
+        assert_eq!(chain.rules.len(), origins.len(), "{:?}", chain.role);
+        for (rule, origin) in chain.rules.iter().zip(origins) {
+            // Only the jumps lowering adds have no origin.
+            assert_eq!(matches!(rule.verdict, Verdict::Jump(_)), origin.is_none());
+        }
+    }
+    let sub = traced
+        .program
+        .chains
+        .iter()
+        .position(|c| matches!(c.role, ChainRole::BridgeSub { .. }))
+        .unwrap();
+    let o = traced.origin(sub, 0).unwrap();
+    assert_eq!(
+        (o.filter.as_str(), o.rule_index, o.priority),
+        ("test", 1, 500)
+    );
+    assert_eq!(o.chain.as_str(), "mac");
+    let fwd = traced
+        .program
+        .chains
+        .iter()
+        .position(|c| c.role == ChainRole::ForwardFromVm)
+        .unwrap();
+    assert_eq!(traced.origin(fwd, 0).unwrap().rule_index, 2);
+}

@@ -247,6 +247,16 @@ impl<R: Runner> Engine<R> {
         with_learned(binding, self.learned().get(&binding.portdev))
     }
 
+    /// As [`Engine::effective`], first loading the port's learned
+    /// addresses from the state directory when this engine holds none
+    /// (a CLI without a daemon explaining a port the daemon learned for).
+    pub fn effective_loaded(&self, binding: &Binding) -> Binding {
+        if self.learned().get(&binding.portdev).is_none() {
+            self.learned().load(self.bindings.dir(), &binding.portdev);
+        }
+        self.effective(binding)
+    }
+
     /// A port's learned addresses changed: records them and applies the
     /// full filter with `IP` bound to them. With none (the last lease
     /// ended), forgets them: the learner has put its learning rules back

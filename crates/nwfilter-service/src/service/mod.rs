@@ -128,7 +128,44 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 backend: self.engine.backend(),
             },
             Op::Reload => done(self.reload()?),
+            Op::Explain {
+                portdev,
+                direction,
+                input,
+                backend,
+            } => crate::explain::reply(&self.explain(&portdev, direction, &input, backend)?),
         })
+    }
+
+    /// `explain` on the stored binding of `portdev`, with its learned
+    /// addresses, under `backend` or else the backend whose rules hold
+    /// the port.
+    fn explain(
+        &self,
+        portdev: &str,
+        direction: nwfilter_explain::Direction,
+        input: &crate::explain::PacketInput,
+        backend: Option<Backend>,
+    ) -> Result<nwfilter_explain::Explanation, Box<dyn Error>> {
+        let engine = &self.engine;
+        let binding = engine
+            .bindings()
+            .get(portdev)?
+            .ok_or_else(|| crate::explain::ExplainError::NoBinding(portdev.to_owned()))?;
+        let binding = engine.effective_loaded(&binding);
+        let backend = match backend {
+            Some(b) => b,
+            None => engine.applied_by(&binding.portdev)?,
+        };
+        let filters = engine.filters();
+        Ok(crate::explain::explain_binding(
+            filters,
+            filters.dir(),
+            &binding,
+            backend,
+            direction,
+            input,
+        )?)
     }
 
     /// A virtual-network verb, on the network store.
