@@ -94,6 +94,7 @@ impl Command {
             Command::BindingCreate(args) => &args.backend,
             Command::Reload(backend) => backend,
             Command::Render(args) => &args.backend,
+            Command::Net(net::NetCommand::Start(args)) => &args.backend,
             _ => return None,
         };
         arg.backend

@@ -139,6 +139,7 @@ fn run(fail: Option<usize>) -> (String, Outcome) {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     driver.start("other").unwrap();
     let old = kernel(&ns);

@@ -106,6 +106,7 @@ fn start_then_destroy_leaves_nothing_behind() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
 
     let state = driver.start("lab").unwrap();
@@ -183,6 +184,7 @@ fn a_failed_rule_batch_rolls_the_start_back() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
@@ -212,6 +214,7 @@ fn existing_chains_are_not_created_twice() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     driver.start("lab").unwrap();
     let setup: Vec<_> = runner
@@ -237,6 +240,7 @@ fn refused_starts_change_nothing() {
         host: &busy,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     assert!(
         matches!(driver.start("lab"), Err(LifecycleError::InterfaceExists(b)) if b == "virbr7")
@@ -254,6 +258,7 @@ fn refused_starts_change_nothing() {
         host: &routed,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(matches!(err, LifecycleError::RouteOverlap { .. }), "{err}");
@@ -280,6 +285,7 @@ fn reload_puts_every_running_networks_rules_back() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     assert!(
         driver.reload_firewall().unwrap().is_empty(),
@@ -338,6 +344,7 @@ fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() 
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
     };
     let record = store.state_dir().join("firewall/private-chains.json");
     driver.start("lab").unwrap();

@@ -1,0 +1,177 @@
+//! End to end, on both firewall backends: virtual networks started by
+//! `nwfilter net-start` with `backend = nftables` (our table `inet
+//! nwfilter-net`) and `backend = xtables` (libvirt's iptables rules), each
+//! also beside a Docker-like `FORWARD` policy DROP with its `DOCKER-USER`
+//! chain and a ufw-like `INPUT` policy DROP (both in iptables-nft's
+//! `filter` table, as those tools leave them). Destroy must leave the
+//! whole nftables ruleset (`nft -s list ruleset`) as it was.
+//!
+//! Same lab and needs as `netns_network.rs` (plus `nft`); skips with the
+//! reason otherwise, and fails instead under `CI=true`.
+
+mod network_lab;
+
+use network_lab::*;
+
+const BACKENDS: [&str; 2] = ["nftables", "xtables"];
+
+/// A lab on `backend`, with the other tools' firewalls when `crowded`;
+/// returns it with the ruleset destroy must bring back.
+fn lab_on(backend: &str, crowded: bool) -> (Lab, String) {
+    let lab = Lab::new();
+    lab.set_backend(backend);
+    if backend == "xtables" {
+        lab.with_iptables_tables();
+    }
+    if crowded {
+        lab.docker_like_firewall();
+        lab.ufw_like_firewall();
+    }
+    let before = lab.nft_ruleset();
+    (lab, before)
+}
+
+fn can_run_nft(test: &str) -> bool {
+    can_run(test) && netns_lab::can_run_with(test, &["nft"])
+}
+
+#[test]
+fn isolated_network_serves_dhcp_and_dns_and_stays_isolated_on_both_backends() {
+    if !can_run_nft("isolated_network_serves_dhcp_and_dns_and_stays_isolated_on_both_backends") {
+        return;
+    }
+    for (backend, crowded) in BACKENDS.iter().flat_map(|b| [(*b, false), (*b, true)]) {
+        let (lab, before) = lab_on(backend, crowded);
+        // A host that forwards anyway: only our rules keep the guest in.
+        lab.host.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        lab.outside
+            .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+        let net = lab.start(&network(""));
+        assert_dhcp_and_dns(&lab);
+        let server = lab.outside.tcp_server("198.51.100.2", "8080");
+        assert!(
+            !lab.guest.connects("198.51.100.2", "8080"),
+            "{backend} (crowded: {crowded}): an isolated guest reached the outside"
+        );
+        drop(server);
+        net.destroy();
+        assert_eq!(lab.nft_ruleset(), before, "{backend} (crowded: {crowded})");
+    }
+}
+
+#[test]
+fn nat_network_reaches_out_as_the_host_on_both_backends_beside_docker_and_ufw() {
+    if !can_run_nft("nat_network_reaches_out_as_the_host_on_both_backends_beside_docker_and_ufw") {
+        return;
+    }
+    for (backend, crowded) in BACKENDS.iter().flat_map(|b| [(*b, false), (*b, true)]) {
+        let (lab, before) = lab_on(backend, crowded);
+        lab.outside
+            .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+        let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+        assert_dhcp_and_dns(&lab);
+        let server = lab.outside.tcp_server("198.51.100.2", "8080");
+        assert!(
+            lab.guest.connects("198.51.100.2", "8080"),
+            "{backend} (crowded: {crowded}): the guest cannot reach the outside\n{}",
+            lab.nft_ruleset()
+        );
+        assert_eq!(
+            server.peer().as_deref(),
+            Some("198.51.100.1"),
+            "{backend}: masqueraded to the uplink address"
+        );
+        let inside = lab.guest.tcp_server(GUEST_IP, "8081");
+        assert!(
+            !lab.outside.connects(GUEST_IP, "8081"),
+            "{backend} (crowded: {crowded}): the outside opened a connection to a NAT guest"
+        );
+        drop(inside);
+        net.destroy();
+        assert_eq!(lab.nft_ruleset(), before, "{backend} (crowded: {crowded})");
+    }
+}
+
+#[test]
+fn routed_network_keeps_the_guests_address_on_both_backends_beside_docker_and_ufw() {
+    if !can_run_nft(
+        "routed_network_keeps_the_guests_address_on_both_backends_beside_docker_and_ufw",
+    ) {
+        return;
+    }
+    for (backend, crowded) in BACKENDS.iter().flat_map(|b| [(*b, false), (*b, true)]) {
+        let (lab, before) = lab_on(backend, crowded);
+        lab.outside
+            .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+        let net = lab.start(&network("<forward mode='route'/>"));
+        assert_dhcp_and_dns(&lab);
+        let server = lab.outside.tcp_server("198.51.100.2", "8080");
+        assert!(
+            lab.guest.connects("198.51.100.2", "8080"),
+            "{backend} (crowded: {crowded}): the guest cannot reach the outside"
+        );
+        assert_eq!(
+            server.peer().as_deref(),
+            Some(GUEST_IP),
+            "{backend}: routed, not masqueraded"
+        );
+        net.destroy();
+        assert_eq!(lab.nft_ruleset(), before, "{backend} (crowded: {crowded})");
+    }
+}
+
+#[test]
+fn nftables_network_lives_in_our_table_only_and_takes_it_away() {
+    if !can_run_nft("nftables_network_lives_in_our_table_only_and_takes_it_away") {
+        return;
+    }
+    let (lab, before) = lab_on("nftables", false);
+    assert_eq!(before, "", "a fresh namespace has no ruleset");
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+    let during = lab.nft_ruleset();
+    assert!(during.starts_with("table inet nwfilter-net {"), "{during}");
+    assert_eq!(
+        during.matches("\ntable ").count(),
+        0,
+        "one table only: {during}"
+    );
+    assert!(during.contains("chain fwd-virbr0") && during.contains("chain nat-virbr0"));
+    net.destroy();
+    assert_eq!(lab.nft_ruleset(), "");
+}
+
+#[test]
+fn switching_the_backend_moves_a_running_network_make_before_break() {
+    if !can_run_nft("switching_the_backend_moves_a_running_network_make_before_break") {
+        return;
+    }
+    let (lab, before) = lab_on("xtables", true);
+    lab.outside
+        .ok(&["ip", "route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+    lab.configure_guest();
+    assert!(lab.nft_ruleset().contains("LIBVIRT_FWO"));
+
+    lab.set_backend("nftables");
+    let reloaded = lab.nwfilter_ok(&["reload"]);
+    assert!(
+        reloaded.contains("network lab: firewall rules re-added"),
+        "{reloaded}"
+    );
+    let moved = lab.nft_ruleset();
+    assert!(moved.contains("table inet nwfilter-net"), "{moved}");
+    assert!(!moved.contains("LIBVIRT_"), "iptables rules left: {moved}");
+    let server = lab.outside.tcp_server("198.51.100.2", "8080");
+    assert!(lab.guest.connects("198.51.100.2", "8080"), "{moved}");
+    assert_eq!(server.peer().as_deref(), Some("198.51.100.1"));
+
+    lab.set_backend("xtables");
+    lab.nwfilter_ok(&["reload"]);
+    let back = lab.nft_ruleset();
+    assert!(
+        !back.contains("nwfilter-net") && back.contains("LIBVIRT_FWO"),
+        "{back}"
+    );
+    net.destroy();
+    assert_eq!(lab.nft_ruleset(), before);
+}

@@ -1,0 +1,170 @@
+//! A running network's firewall on either backend: put in, taken out,
+//! re-added after a flush, and moved from one backend to the other
+//! make-before-break (the new backend's rules go in before the old ones
+//! come out, so the network is never without its rules).
+
+use tracing::{info, warn};
+
+use crate::coexist::{self, Target};
+use crate::error::LifecycleError;
+use crate::firewall::{self, Backend};
+use crate::lifecycle::Driver;
+use crate::network::Network;
+use crate::nft::{self, Ruleset};
+use crate::store::RunState;
+
+impl Driver<'_> {
+    fn ruleset(&self) -> Result<Ruleset, LifecycleError> {
+        let out = self.runner.run(&nft::listing_command())?;
+        Ruleset::parse(&out.stdout).map_err(|e| LifecycleError::Nft(e.to_string()))
+    }
+
+    /// Puts `net`'s rules into `backend`. On nftables: one transaction for
+    /// our table, then the accepts for the iptables `filter` chains that
+    /// exist. On error, what was done is for the caller to take back
+    /// (with [`Driver::remove_firewall`] and the targets of `coexistence`
+    /// it was given, which this fills as it goes).
+    pub(crate) fn apply_firewall(
+        &self,
+        net: &Network,
+        backend: Backend,
+        coexistence: &mut Vec<Target>,
+    ) -> Result<(), LifecycleError> {
+        match backend {
+            Backend::Iptables => self.apply_rules(net),
+            Backend::Nftables => {
+                let started = std::time::Instant::now();
+                self.runner
+                    .run(&nft::transaction(&nft::start_batch(net)?))?;
+                let listing = self.ruleset()?;
+                let (batches, used) = coexist::add_commands(net, &coexist::targets(&listing))?;
+                // Recorded before running: a batch that fails half-way is
+                // taken back by the error-tolerant removal.
+                coexistence.extend(used);
+                for batch in &batches {
+                    self.runner.run(batch)?;
+                }
+                if net.ips_v4().any(crate::IpDef::has_dhcp) {
+                    info!(network = %net.name, "{}", nft::CHECKSUM_NOTE);
+                }
+                info!(
+                    network = %net.name,
+                    iptables_chains = ?coexistence,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "network firewall applied (nftables table {} {})",
+                    nft::FAMILY,
+                    nft::TABLE
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes `net`'s rules out of `backend` (and, on nftables, its accepts
+    /// out of the `coexistence` chains); returns what failed.
+    pub(crate) fn remove_firewall(
+        &self,
+        net: &Network,
+        backend: Backend,
+        coexistence: &[Target],
+    ) -> Vec<String> {
+        match backend {
+            Backend::Iptables => {
+                let mut failures = self.remove_rules(net);
+                failures.extend(self.release_private_chains(net));
+                failures
+            }
+            Backend::Nftables => {
+                let mut failures = Vec::new();
+                match coexist::remove_commands(net, coexistence) {
+                    Ok(cmds) => failures.extend(
+                        cmds.iter()
+                            .filter_map(|c| self.runner.run(c).err().map(|e| e.to_string())),
+                    ),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                if let Err(e) = self.remove_nft_table_part(net) {
+                    failures.push(e.to_string());
+                }
+                failures
+            }
+        }
+    }
+
+    fn remove_nft_table_part(&self, net: &Network) -> Result<(), LifecycleError> {
+        let Some(bridge) = &net.bridge.name else {
+            return Ok(());
+        };
+        let listing = self.ruleset()?;
+        let ours: Vec<String> = listing
+            .chains_of(nft::FAMILY, nft::TABLE)
+            .map(|c| c.name.clone())
+            .collect();
+        let batch = nft::stop_batch(bridge, &ours);
+        if !batch.is_empty() {
+            self.runner.run(&nft::transaction(&batch))?;
+        }
+        Ok(())
+    }
+
+    /// Re-adds `state`'s rules on `self.backend`: in place when that is
+    /// the backend that holds them (after a flush), else moved
+    /// make-before-break. Returns the run state to save.
+    pub(crate) fn refresh_firewall(&self, state: &RunState) -> Result<RunState, LifecycleError> {
+        let net = &state.network;
+        let (from, to) = (state.firewall, self.backend);
+        let mut next = state.clone();
+        if from == to && to == Backend::Iptables {
+            self.remove_rules(net);
+            self.apply_rules(net)?;
+            return Ok(next);
+        }
+        let mut coexistence = Vec::new();
+        if from == to {
+            // Our table's chains are flushed and refilled in one
+            // transaction; the accepts in iptables are put back afresh.
+            for failure in self.remove_coexistence(net, &state.coexistence) {
+                warn!(network = %net.name, "{failure}");
+            }
+        }
+        if let Err(e) = self.apply_firewall(net, to, &mut coexistence) {
+            if from != to {
+                // The old backend's rules are still in place.
+                let undo = self.remove_firewall(net, to, &coexistence);
+                if !undo.is_empty() {
+                    return Err(LifecycleError::Rollback {
+                        error: Box::new(e),
+                        undo,
+                    });
+                }
+            }
+            return Err(e);
+        }
+        if from != to {
+            let failures = self.remove_firewall(net, from, &state.coexistence);
+            for failure in &failures {
+                warn!(network = %net.name, from = from.as_str(), "{failure}");
+            }
+            info!(network = %net.name, from = from.as_str(), to = to.as_str(), "network firewall moved");
+        }
+        next.firewall = to;
+        next.coexistence = coexistence;
+        Ok(next)
+    }
+
+    fn remove_coexistence(&self, net: &Network, applied: &[Target]) -> Vec<String> {
+        match coexist::remove_commands(net, applied) {
+            Ok(cmds) => cmds
+                .iter()
+                .filter_map(|c| self.runner.run(c).err().map(|e| e.to_string()))
+                .collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+}
+
+/// Whether `backend` holds rules of `state`'s network (for the iptables
+/// private chains, which only iptables networks keep in use).
+pub(crate) fn uses_iptables(state: &RunState) -> bool {
+    state.firewall == Backend::Iptables && firewall::has_rules(&state.network)
+}
