@@ -378,3 +378,100 @@ fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() 
     assert!(unhooked >= 14, "each jump deleted before its chain");
     assert!(!record.exists(), "nothing left to take back");
 }
+
+/// Where in `calls` the first command of `tool` whose arguments contain
+/// `word` is.
+fn first(calls: &[host_io::Command], tool: Tool, word: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.tool == tool && c.args.iter().any(|a| a == word))
+        .unwrap_or_else(|| panic!("no {tool:?} {word} in {calls:#?}"))
+}
+
+#[test]
+fn a_backend_switch_puts_the_new_rules_in_before_taking_the_old_ones_out() {
+    use netdrv::firewall::Backend;
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let on = |backend| Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend,
+    };
+    on(Backend::Iptables).start("lab").unwrap();
+    let before = runner.calls().len();
+    let results = on(Backend::Nftables).reload_firewall().unwrap();
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let calls = runner.calls()[before..].to_vec();
+    let nft_in = first(&calls, Tool::Nft, "-f");
+    let iptables_out = first(&calls, Tool::Iptables, "--delete");
+    assert!(nft_in < iptables_out, "make before break: {calls:#?}");
+    let state = store.run_state("lab").unwrap().unwrap();
+    assert_eq!(state.firewall, Backend::Nftables);
+
+    // And back: iptables rules in first, then our table's chains out.
+    runner.answer(
+        Tool::Nft,
+        r#"{"nftables": [{"table": {"family": "inet", "name": "nwfilter-net"}},
+            {"chain": {"family": "inet", "table": "nwfilter-net", "name": "fwd-virbr7",
+                       "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}]}"#,
+    );
+    let before = runner.calls().len();
+    on(Backend::Iptables).reload_firewall().unwrap();
+    let calls = runner.calls()[before..].to_vec();
+    let iptables_in = first(&calls, Tool::IptablesRestore, "--noflush");
+    let nft_out = first(&calls, Tool::Nft, "-f");
+    assert!(iptables_in < nft_out, "make before break: {calls:#?}");
+    assert!(calls[nft_out]
+        .stdin
+        .as_deref()
+        .unwrap()
+        .contains(r#""delete":{"table""#));
+    assert_eq!(
+        store.run_state("lab").unwrap().unwrap().firewall,
+        Backend::Iptables
+    );
+    on(Backend::Iptables).destroy("lab").unwrap();
+}
+
+#[test]
+fn a_failed_nftables_start_is_taken_back_and_leaves_the_old_backend() {
+    use netdrv::firewall::Backend;
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let on = |backend| Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend,
+    };
+    on(Backend::Iptables).start("lab").unwrap();
+    let before = runner.calls().len();
+    // The nft transaction (the first command of the move; 1-based) is
+    // refused.
+    runner.fail_call(before + 1);
+    let results = on(Backend::Nftables).reload_firewall().unwrap();
+    assert!(results[0].1.is_err(), "{results:?}");
+    let calls = runner.calls()[before..].to_vec();
+    assert!(
+        !calls.iter().any(|c| c.tool == Tool::Iptables
+            && c.args.iter().any(|a| a == "--delete")
+            && c.args.iter().any(|a| a.starts_with("LIBVIRT_"))),
+        "the iptables rules stay: {calls:#?}"
+    );
+    assert_eq!(
+        store.run_state("lab").unwrap().unwrap().firewall,
+        Backend::Iptables
+    );
+}
