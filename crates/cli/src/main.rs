@@ -6,6 +6,7 @@
 
 mod backend_arg;
 mod connection;
+mod doctor;
 mod edit;
 mod format;
 mod generate;
@@ -81,6 +82,7 @@ pub(crate) enum Command {
     NetRender(net::RenderArgs),
     #[command(flatten)]
     Net(net::NetCommand),
+    Doctor(doctor::Args),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
 }
@@ -129,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::NetRender(args) => net::render(args),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),
+        Command::Doctor(args) => doctor::run(args, &cli.config_dir, &cli.state_dir),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -175,3 +175,98 @@ fn switching_the_backend_moves_a_running_network_make_before_break() {
     net.destroy();
     assert_eq!(lab.nft_ruleset(), before);
 }
+
+/// A firewall written for nftables (as NixOS makes it): its own table,
+/// input and forward policy drop. Nothing in another table can overrule it.
+const NIXOS_LIKE: &str = "table inet nixos-fw {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iifname \"lo\" accept
+    ct state established,related accept
+    tcp dport 22 accept
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+  }
+}
+";
+
+fn doctor(lab: &Lab) -> serde_json::Value {
+    serde_json::from_str(&lab.nwfilter_ok(&["doctor", "--json"])).unwrap()
+}
+
+/// The finding of `probe` for chain `table chain` in a doctor report.
+fn finding<'r>(
+    report: &'r serde_json::Value,
+    table: &str,
+    chain: &str,
+    probe: &str,
+) -> &'r serde_json::Value {
+    report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["table"] == table && c["chain"] == chain)
+        .and_then(|c| {
+            c["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["probe"] == probe)
+        })
+        .unwrap_or_else(|| panic!("no {probe} finding for {table} {chain}: {report:#}"))
+}
+
+#[test]
+fn doctor_names_the_chains_that_drop_and_what_is_done_about_them() {
+    if !can_run_nft("doctor_names_the_chains_that_drop_and_what_is_done_about_them") {
+        return;
+    }
+    let (lab, _) = lab_on("nftables", true);
+    let file = lab.dirs.path().join("nixos.nft");
+    std::fs::write(&file, NIXOS_LIKE).unwrap();
+    lab.host.ok(&["nft", "-f", file.to_str().unwrap()]);
+    let xml = lab.dirs.path().join("net.xml");
+    std::fs::write(&xml, network("<forward mode='nat' dev='up0'/>")).unwrap();
+    lab.nwfilter_ok(&["net-define", xml.to_str().unwrap()]);
+
+    let before = doctor(&lab);
+    let input = finding(&before, "filter", "INPUT", "dhcp");
+    assert_eq!(input["decision"], "dropped-by-policy", "{input:#}");
+    let nixos = finding(&before, "nixos-fw", "input", "dhcp");
+    assert_eq!(nixos["decision"], "dropped-by-policy", "{nixos:#}");
+    let problems = before["problems"].as_array().unwrap();
+    // Only the nft firewall's chains: iptables' are handled at start.
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems
+        .iter()
+        .all(|p| p.as_str().unwrap().contains("inet nixos-fw")));
+
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+    let after = doctor(&lab);
+    let input = finding(&after, "filter", "INPUT", "dhcp");
+    assert_eq!(input["decision"], "accepted", "{input:#}");
+    assert_eq!(
+        input["rule"]["text"],
+        "iifname \"virbr0\" udp dport 67 accept"
+    );
+    let forward = finding(&after, "filter", "FORWARD", "forward");
+    assert_eq!(forward["decision"], "accepted", "{forward:#}");
+    assert_eq!(after["problems"].as_array().unwrap().len(), 3);
+    // What the doctor says is what the kernel does: the nft firewall
+    // still drops the guest's DHCP.
+    let offer = lab.guest.python(DHCP_DISCOVER, &["g0", GUEST_MAC]);
+    assert!(
+        !offer.status.success(),
+        "DHCP passed a policy-drop input chain"
+    );
+    lab.host.ok(&["nft", "delete", "table", "inet", "nixos-fw"]);
+    assert_dhcp_and_dns(&lab);
+    let text = lab.nwfilter_ok(&["doctor"]);
+    assert!(
+        text.contains("No chain drops a guest's DHCP, DNS or forwarded traffic."),
+        "{text}"
+    );
+    net.destroy();
+}

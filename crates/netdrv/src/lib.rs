@@ -15,6 +15,7 @@
 pub mod coexist;
 pub mod daemons;
 pub mod dnsmasq;
+pub mod doctor;
 mod error;
 pub mod firewall;
 mod format;

@@ -44,6 +44,7 @@ impl Driver<'_> {
                 for batch in &batches {
                     self.runner.run(batch)?;
                 }
+                warn_about_other_drops(net, &listing);
                 if net.ips_v4().any(crate::IpDef::has_dhcp) {
                     info!(network = %net.name, "{}", nft::CHECKSUM_NOTE);
                 }
@@ -167,4 +168,16 @@ impl Driver<'_> {
 /// private chains, which only iptables networks keep in use).
 pub(crate) fn uses_iptables(state: &RunState) -> bool {
     state.firewall == Backend::Iptables && firewall::has_rules(&state.network)
+}
+
+/// Logs each base chain of another table that would drop `net`'s DHCP,
+/// DNS or forwarded traffic and that nothing of ours overrules (a drop in
+/// an iptables-nft `filter` chain is handled by our accepts).
+fn warn_about_other_drops(net: &Network, listing: &Ruleset) {
+    let Some(subject) = crate::doctor::Subject::of(net, None) else {
+        return;
+    };
+    for problem in crate::doctor::examine(listing, &[subject]).problems {
+        warn!(network = %net.name, "{problem} (see `nwfilter doctor`)");
+    }
 }
