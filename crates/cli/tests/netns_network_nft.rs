@@ -270,3 +270,66 @@ fn doctor_names_the_chains_that_drop_and_what_is_done_about_them() {
     );
     net.destroy();
 }
+
+#[test]
+fn ipv6_nat_on_nftables_masquerades_beside_an_ip6tables_forward_drop() {
+    if !can_run_nft("ipv6_nat_on_nftables_masquerades_beside_an_ip6tables_forward_drop") {
+        return;
+    }
+    let (lab, _) = lab_on("nftables", false);
+    // Docker's IPv6 side: ip6tables FORWARD policy DROP.
+    lab.host.ok(&["ip6tables", "-w", "-P", "FORWARD", "DROP"]);
+    let before = lab.nft_ruleset();
+    for (ns, addr, dev) in [
+        (&lab.host, "2001:db8:1::1/64", "up0"),
+        (&lab.outside, "2001:db8:1::2/64", "out0"),
+    ] {
+        ns.ok(&["ip", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    let xml = network("<forward mode='nat' dev='up0'><nat ipv6='yes'/></forward>").replace(
+        "</network>",
+        "<ip family='ipv6' address='2001:db8:77::1' prefix='64'/></network>",
+    );
+    let net = lab.start(&xml);
+    let during = lab.nft_ruleset();
+    assert!(
+        during.contains(
+            "ip6 saddr 2001:db8:77::/64 ip6 daddr != 2001:db8:77::/64 oifname \"up0\" masquerade"
+        ),
+        "{during}"
+    );
+    lab.guest.ok(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:77::10/64",
+        "dev",
+        "g0",
+        "nodad",
+    ]);
+    lab.guest.ok(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:77::1",
+    ]);
+    let server = lab.outside.tcp_server("2001:db8:1::2", "8080");
+    // The bridge's address is tentative until duplicate address detection
+    // is over (about a second): retry for a while.
+    let reached = (0..10).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        lab.guest.connects("2001:db8:1::2", "8080")
+    });
+    assert!(
+        reached,
+        "the guest cannot reach the outside over IPv6\n{during}"
+    );
+    assert_eq!(server.peer().as_deref(), Some("2001:db8:1::1"));
+    net.destroy();
+    assert_eq!(lab.nft_ruleset(), before);
+}
