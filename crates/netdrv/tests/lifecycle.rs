@@ -475,3 +475,53 @@ fn a_failed_nftables_start_is_taken_back_and_leaves_the_old_backend() {
         Backend::Iptables
     );
 }
+
+/// A log sink for one test's subscriber.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_nftables_start_needs_no_checksum_helper_and_logs_what_that_means() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend: netdrv::firewall::Backend::Nftables,
+    };
+    let log = LogBuffer::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || driver.start("lab").unwrap());
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("nftables has no CHECKSUM --checksum-fill")
+            && text.contains("very old ones (dhclient before 4.2")
+            && text.contains("network firewall applied"),
+        "{text}"
+    );
+    // Only nft ran (no iptables filter table listed, so no accepts), and
+    // nothing like `tc … action csum`.
+    let tools: Vec<Tool> = runner.calls().iter().map(|c| c.tool).collect();
+    assert_eq!(tools, [Tool::Nft, Tool::Nft], "{:#?}", runner.calls());
+    driver.destroy("lab").unwrap();
+}
