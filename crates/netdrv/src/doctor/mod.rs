@@ -34,6 +34,8 @@ pub struct Subject {
     pub guest: Option<Ipv4Addr>,
     /// `<forward dev>`.
     pub uplink: Option<IfName>,
+    /// No forwarding wanted (isolated): the forward probe does not apply.
+    pub isolated: bool,
 }
 
 impl Subject {
@@ -60,6 +62,7 @@ impl Subject {
             address,
             guest,
             uplink: net.forward.dev.clone(),
+            isolated: net.forward.mode == crate::network::ForwardMode::Isolated,
         })
     }
 }
@@ -191,9 +194,12 @@ pub fn examine(ruleset: &Ruleset, subjects: &[Subject]) -> Report {
         if base.kind == "filter" {
             for subject in subjects {
                 for probe in probes(family, &base.hook) {
+                    if *probe == Probe::Forward && subject.isolated {
+                        continue;
+                    }
                     let packet = probe.packet(subject, family == "bridge");
                     let outcome = follow(ruleset, chain, &packet);
-                    if outcome.decision.drops() && !handled(chain, subject) {
+                    if outcome.decision.drops() && !handled(chain, subject) && !ours(chain) {
                         problems.push(problem(chain, subject, *probe, &outcome, &remedy));
                     }
                     findings.push(Finding {
@@ -232,6 +238,15 @@ fn handled(chain: &Chain, subject: &Subject) -> bool {
     matches!(chain.family.as_str(), "ip" | "ip6")
         && chain.table == "filter"
         && subject.running.is_none()
+}
+
+/// Our own tables decide as the networks and filters say: their drops are
+/// the point, not a problem.
+fn ours(chain: &Chain) -> bool {
+    matches!(
+        (chain.family.as_str(), chain.table.as_str()),
+        ("inet", crate::nft::TABLE) | ("bridge" | "inet", "nwfilter")
+    )
 }
 
 fn is_iptables_table(chain: &Chain) -> bool {

@@ -118,6 +118,39 @@ fn another_nft_table_that_drops_is_named_with_its_rule() {
 }
 
 #[test]
+fn our_own_rejects_and_an_isolated_networks_forwarding_are_no_problems() {
+    let isolated = crate::parse_network(
+        "<network><name>iso</name><bridge name='virbr0'/>
+         <ip address='192.168.122.1' prefix='24'/></network>",
+    )
+    .unwrap();
+    let subject = Subject::of(&isolated, Some(Backend::Nftables)).unwrap();
+    let report = examine(&Ruleset::parse(DOCKER_UFW_RUNNING).unwrap(), &[subject]);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(report
+        .chains
+        .iter()
+        .flat_map(|c| &c.findings)
+        .all(|f| f.probe != Probe::Forward));
+    // A NAT network whose guest sends from outside its subnet is
+    // rejected by our chain: shown, but ours.
+    let mut stray = subject_for_nat();
+    stray.guest = Some("10.9.9.9".parse().unwrap());
+    let report = examine(&Ruleset::parse(DOCKER_UFW_RUNNING).unwrap(), &[stray]);
+    let ours = finding(&report, "nwfilter-net", "fwd-virbr0", Probe::Forward);
+    assert_eq!(ours.outcome.decision, eval::Decision::DroppedByRule);
+    assert_eq!(
+        ours.outcome.rule.as_ref().unwrap().text,
+        "iifname \"virbr0\" reject with icmp port-unreachable"
+    );
+    assert!(report.problems.iter().all(|p| !p.contains("nwfilter-net")));
+}
+
+fn subject_for_nat() -> Subject {
+    subject(Some(Backend::Nftables))
+}
+
+#[test]
 fn an_undecidable_rule_makes_a_drop_uncertain() {
     let json = r#"{"nftables": [
       {"table": {"family": "inet", "name": "x"}},

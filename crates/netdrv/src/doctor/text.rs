@@ -35,6 +35,13 @@ fn statement(stmt: &Value) -> String {
             body.get("target").and_then(Value::as_str).unwrap_or("?")
         ),
         "counter" => String::new(),
+        "reject" => match (
+            body.get("type").and_then(Value::as_str),
+            body.get("expr").and_then(Value::as_str),
+        ) {
+            (Some(t), Some(e)) => format!("reject with {t} {e}"),
+            _ => "reject".to_owned(),
+        },
         "xt" => format!(
             "xt {} \"{}\"",
             body.get("type").and_then(Value::as_str).unwrap_or("?"),
