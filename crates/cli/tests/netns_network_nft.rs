@@ -333,3 +333,26 @@ fn ipv6_nat_on_nftables_masquerades_beside_an_ip6tables_forward_drop() {
     net.destroy();
     assert_eq!(lab.nft_ruleset(), before);
 }
+
+#[test]
+fn reloads_on_nftables_keep_the_rules_as_they_are_and_put_flushed_accepts_back() {
+    if !can_run_nft("reloads_on_nftables_keep_the_rules_as_they_are_and_put_flushed_accepts_back") {
+        return;
+    }
+    let (lab, before) = lab_on("nftables", true);
+    let net = lab.start(&network("<forward mode='nat' dev='up0'/>"));
+    let started = lab.nft_ruleset();
+    for _ in 0..2 {
+        lab.nwfilter_ok(&["reload"]);
+        assert_eq!(lab.nft_ruleset(), started, "one copy of each rule");
+    }
+    // Someone rebuilds the iptables chains: a reload puts our accepts back.
+    lab.host.ok(&["iptables", "-w", "-F", "INPUT"]);
+    lab.host
+        .ok(&["iptables", "-w", "-A", "INPUT", "-j", "ufw-before-input"]);
+    lab.nwfilter_ok(&["reload"]);
+    assert_eq!(lab.nft_ruleset(), started);
+    assert_dhcp_and_dns(&lab);
+    net.destroy();
+    assert_eq!(lab.nft_ruleset(), before);
+}

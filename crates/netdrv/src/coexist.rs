@@ -64,6 +64,17 @@ pub fn add_commands(
     net: &Network,
     targets: &[Target],
 ) -> Result<(Vec<Command>, Vec<Target>), FirewallError> {
+    add_missing_commands(net, targets, &mut |_| false)
+}
+
+/// As [`add_commands`], leaving out the accepts `present` says are there
+/// (a reload: inserting only what is missing keeps one copy of each and
+/// never a moment without them).
+pub fn add_missing_commands(
+    net: &Network,
+    targets: &[Target],
+    present: &mut dyn FnMut(&firewall::BuiltinAccept) -> bool,
+) -> Result<(Vec<Command>, Vec<Target>), FirewallError> {
     let accepts = firewall::builtin_accepts(net)?;
     let mut used: Vec<Target> = Vec::new();
     let mut inserts = Vec::new();
@@ -73,7 +84,9 @@ pub fn add_commands(
             chain: accept.chain.to_owned(),
         };
         if targets.contains(&target) {
-            inserts.push(accept.insert.clone());
+            if !present(accept) {
+                inserts.push(accept.insert.clone());
+            }
             if !used.contains(&target) {
                 used.push(target);
             }
@@ -129,6 +142,14 @@ mod tests {
              --insert FORWARD --destination 10.3.0.0/24 --in-interface eth0 --out-interface virbr3 \
              --match conntrack --ctstate ESTABLISHED,RELATED --jump ACCEPT\nCOMMIT\n"
         );
+        // On a reload only what `--check` misses goes in.
+        let mut present =
+            |a: &firewall::BuiltinAccept| a.insert.args.contains(&"conntrack".to_owned());
+        let (again, used_again) = add_missing_commands(&net, &found, &mut present).unwrap();
+        assert_eq!(used_again, found, "still recorded");
+        let text = again[0].stdin.as_deref().unwrap();
+        assert_eq!(text.lines().count(), 4, "two of three accepts: {text}");
+        assert!(!text.contains("conntrack"), "{text}");
         let removal = remove_commands(&net, &used).unwrap();
         assert_eq!(removal.len(), 3);
         assert!(removal

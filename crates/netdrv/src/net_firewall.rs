@@ -30,6 +30,18 @@ impl Driver<'_> {
         backend: Backend,
         coexistence: &mut Vec<Target>,
     ) -> Result<(), LifecycleError> {
+        self.put_firewall(net, backend, coexistence, false)
+    }
+
+    /// [`Driver::apply_firewall`]; with `again`, the iptables accepts
+    /// already there (`--check`) are not inserted a second time.
+    fn put_firewall(
+        &self,
+        net: &Network,
+        backend: Backend,
+        coexistence: &mut Vec<Target>,
+        again: bool,
+    ) -> Result<(), LifecycleError> {
         match backend {
             Backend::Iptables => self.apply_rules(net),
             Backend::Nftables => {
@@ -37,7 +49,15 @@ impl Driver<'_> {
                 self.runner
                     .run(&nft::transaction(&nft::start_batch(net)?))?;
                 let listing = self.ruleset()?;
-                let (batches, used) = coexist::add_commands(net, &coexist::targets(&listing))?;
+                let mut present = |accept: &firewall::BuiltinAccept| {
+                    again
+                        && self
+                            .runner
+                            .run(&accept.check)
+                            .is_ok_and(|out| out.success())
+                };
+                let targets = coexist::targets(&listing);
+                let (batches, used) = coexist::add_missing_commands(net, &targets, &mut present)?;
                 // Recorded before running: a batch that fails half-way is
                 // taken back by the error-tolerant removal.
                 coexistence.extend(used);
@@ -121,14 +141,7 @@ impl Driver<'_> {
             return Ok(next);
         }
         let mut coexistence = Vec::new();
-        if from == to {
-            // Our table's chains are flushed and refilled in one
-            // transaction; the accepts in iptables are put back afresh.
-            for failure in self.remove_coexistence(net, &state.coexistence) {
-                warn!(network = %net.name, "{failure}");
-            }
-        }
-        if let Err(e) = self.apply_firewall(net, to, &mut coexistence) {
+        if let Err(e) = self.put_firewall(net, to, &mut coexistence, from == to) {
             if from != to {
                 // The old backend's rules are still in place.
                 let undo = self.remove_firewall(net, to, &coexistence);
@@ -141,6 +154,8 @@ impl Driver<'_> {
             }
             return Err(e);
         }
+        // In place (`from == to`), our table's chains were flushed and
+        // refilled in one transaction and only missing accepts inserted.
         if from != to {
             let failures = self.remove_firewall(net, from, &state.coexistence);
             for failure in &failures {
@@ -151,16 +166,6 @@ impl Driver<'_> {
         next.firewall = to;
         next.coexistence = coexistence;
         Ok(next)
-    }
-
-    fn remove_coexistence(&self, net: &Network, applied: &[Target]) -> Vec<String> {
-        match coexist::remove_commands(net, applied) {
-            Ok(cmds) => cmds
-                .iter()
-                .filter_map(|c| self.runner.run(c).err().map(|e| e.to_string()))
-                .collect(),
-            Err(e) => vec![e.to_string()],
-        }
     }
 }
 

@@ -80,6 +80,8 @@ pub struct BuiltinAccept {
     pub chain: &'static str,
     pub insert: Command,
     pub delete: Command,
+    /// `--check`: succeeds when the rule is there (errors not fatal).
+    pub check: Command,
 }
 
 /// The `filter` table accepts of `net` (DHCP, DNS, TFTP to and from the
@@ -100,6 +102,7 @@ pub fn builtin_accepts(net: &Network) -> Result<Vec<BuiltinAccept>, FirewallErro
             chain: rule.chain(),
             insert: rule.insert(),
             delete: rule.delete().ignoring_errors(),
+            check: rule.check().ignoring_errors(),
         })
         .collect())
 }

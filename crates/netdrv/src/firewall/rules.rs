@@ -48,6 +48,10 @@ impl Rule {
         self.command("--delete")
     }
 
+    pub(crate) fn check(&self) -> Command {
+        self.command("--check")
+    }
+
     pub(crate) fn family(&self) -> IpFamily {
         self.family
     }
