@@ -29,6 +29,11 @@ pub struct Driver<'a> {
     /// The firewall new networks' rules go to (and running ones move to
     /// at [`Driver::reload_firewall`]).
     pub backend: Backend,
+    /// Held (`flock`) around each change of the firewall, as the filter
+    /// engine holds it: a read-plan-commit (our table's stop reads which
+    /// chains are left before deleting the table) must not interleave
+    /// with another process's. `None`: no lock (tests).
+    pub tables_lock: Option<&'a std::path::Path>,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -54,6 +59,17 @@ struct Done {
 }
 
 impl Driver<'_> {
+    /// Runs `f` holding the tables lock (when there is one).
+    fn locked<T>(&self, f: impl FnOnce() -> T) -> Result<T, LifecycleError> {
+        let _held = match self.tables_lock {
+            Some(path) => {
+                Some(host_io::TablesLock::acquire(path).map_err(|e| LifecycleError::io(path, e))?)
+            }
+            None => None,
+        };
+        Ok(f())
+    }
+
     fn dnsmasq_paths(&self, net: &Network) -> DnsmasqPaths {
         DnsmasqPaths::in_dir(self.store.state_dir(), net)
     }
@@ -108,7 +124,7 @@ impl Driver<'_> {
             // Marked before running: a batch that fails half-way is undone
             // by the (error-tolerant) removal of every rule.
             done.rules = Some(self.backend);
-            self.apply_firewall(net, self.backend, &mut done.coexistence)?;
+            self.locked(|| self.apply_firewall(net, self.backend, &mut done.coexistence))??;
         }
         self.bridge_ipv6(net, bridge)?;
         for ip in &net.ips {
@@ -184,7 +200,8 @@ impl Driver<'_> {
                 continue;
             }
             let result = self
-                .refresh_firewall(&state)
+                .locked(|| self.refresh_firewall(&state))
+                .and_then(|refreshed| refreshed)
                 .and_then(|next| self.store.save_run_state(&next));
             out.push((info.name, result));
         }
@@ -225,7 +242,8 @@ impl Driver<'_> {
             }
         }
         if let Some(backend) = done.rules {
-            failures.extend(self.remove_firewall(net, backend, &done.coexistence));
+            let removed = self.locked(|| self.remove_firewall(net, backend, &done.coexistence));
+            failures.extend(removed.unwrap_or_else(|e| vec![e.to_string()]));
         }
         if let Some(bridge) = &done.bridge {
             if let Err(e) = self.host.delete_link(bridge) {
@@ -308,7 +326,9 @@ impl Driver<'_> {
             }
         }
         if firewall::has_rules(net) {
-            failures.extend(self.remove_firewall(net, state.firewall, &state.coexistence));
+            let removed =
+                self.locked(|| self.remove_firewall(net, state.firewall, &state.coexistence));
+            failures.extend(removed.unwrap_or_else(|e| vec![e.to_string()]));
         }
         if let Some(bridge) = &net.bridge.name {
             match self.host.link_exists(bridge) {

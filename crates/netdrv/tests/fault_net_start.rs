@@ -140,6 +140,7 @@ fn run(fail: Option<usize>) -> (String, Outcome) {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     driver.start("other").unwrap();
     let old = kernel(&ns);

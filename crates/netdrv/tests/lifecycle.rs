@@ -107,6 +107,7 @@ fn start_then_destroy_leaves_nothing_behind() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
 
     let state = driver.start("lab").unwrap();
@@ -185,6 +186,7 @@ fn a_failed_rule_batch_rolls_the_start_back() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
@@ -215,6 +217,7 @@ fn existing_chains_are_not_created_twice() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     driver.start("lab").unwrap();
     let setup: Vec<_> = runner
@@ -241,6 +244,7 @@ fn refused_starts_change_nothing() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     assert!(
         matches!(driver.start("lab"), Err(LifecycleError::InterfaceExists(b)) if b == "virbr7")
@@ -259,6 +263,7 @@ fn refused_starts_change_nothing() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(matches!(err, LifecycleError::RouteOverlap { .. }), "{err}");
@@ -286,6 +291,7 @@ fn reload_puts_every_running_networks_rules_back() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     assert!(
         driver.reload_firewall().unwrap().is_empty(),
@@ -345,6 +351,7 @@ fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() 
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let record = store.state_dir().join("firewall/private-chains.json");
     driver.start("lab").unwrap();
@@ -403,6 +410,7 @@ fn a_backend_switch_puts_the_new_rules_in_before_taking_the_old_ones_out() {
         runner: &runner,
         daemons: &daemons,
         backend,
+        tables_lock: None,
     };
     on(Backend::Iptables).start("lab").unwrap();
     let before = runner.calls().len();
@@ -455,6 +463,7 @@ fn a_failed_nftables_start_is_taken_back_and_leaves_the_old_backend() {
         runner: &runner,
         daemons: &daemons,
         backend,
+        tables_lock: None,
     };
     on(Backend::Iptables).start("lab").unwrap();
     let before = runner.calls().len();
@@ -504,6 +513,7 @@ fn an_nftables_start_needs_no_checksum_helper_and_logs_what_that_means() {
         runner: &runner,
         daemons: &daemons,
         backend: netdrv::firewall::Backend::Nftables,
+        tables_lock: None,
     };
     let log = LogBuffer::default();
     let sink = log.clone();
@@ -524,4 +534,36 @@ fn an_nftables_start_needs_no_checksum_helper_and_logs_what_that_means() {
     let tools: Vec<Tool> = runner.calls().iter().map(|c| c.tool).collect();
     assert_eq!(tools, [Tool::Nft, Tool::Nft], "{:#?}", runner.calls());
     driver.destroy("lab").unwrap();
+}
+
+#[test]
+fn firewall_changes_wait_for_the_tables_lock() {
+    let (dir, store) = store();
+    let lock_path = dir.path().join("tables.lock");
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend: netdrv::firewall::Backend::Nftables,
+        tables_lock: Some(&lock_path),
+    };
+    let held = host_io::TablesLock::acquire(&lock_path).unwrap();
+    let (runner_ref, (tx, rx)) = (&runner, std::sync::mpsc::channel());
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Give the start every chance to run a tool while we hold it.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.send(runner_ref.calls().len()).unwrap();
+            drop(held);
+        });
+        driver.start("lab").unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), 0, "nothing ran while the lock was held");
+    assert!(!runner.calls().is_empty());
 }

@@ -116,6 +116,7 @@ fn with_driver<T>(
         runner: &runner,
         daemons: &daemons,
         backend: firewall_backend(backend),
+        tables_lock: Some(std::path::Path::new(host_io::DEFAULT_LOCK_FILE)),
     })
 }
 

@@ -56,6 +56,7 @@ impl Networks {
             runner: &runner,
             daemons: &daemons,
             backend: crate::net_ops::firewall_backend(backend),
+            tables_lock: Some(std::path::Path::new(host_io::DEFAULT_LOCK_FILE)),
         })
     }
 }
