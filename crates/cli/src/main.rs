@@ -6,6 +6,7 @@
 
 mod backend_arg;
 mod connection;
+mod doctor;
 mod edit;
 mod explain;
 mod format;
@@ -85,6 +86,7 @@ pub(crate) enum Command {
     NetRender(net::RenderArgs),
     #[command(flatten)]
     Net(net::NetCommand),
+    Doctor(doctor::Args),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
 }
@@ -98,6 +100,7 @@ impl Command {
             Command::BindingCreate(args) => &args.backend,
             Command::Reload(backend) => backend,
             Command::Render(args) => &args.backend,
+            Command::Net(net::NetCommand::Start(args)) => &args.backend,
             _ => return None,
         };
         arg.backend
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         },
         Command::Graph(args) => graph::run(&cli.config_dir, args),
         Command::Net(cmd) => net::run(&mut connect()?, cmd),
+        Command::Doctor(args) => doctor::run(args, &cli.config_dir, &cli.state_dir),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

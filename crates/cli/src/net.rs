@@ -16,20 +16,23 @@ use crate::connection::Connection;
 /// Print the firewall commands that start a virtual network.
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Print the iptables/ip6tables commands that start a <network>'s firewall",
+    about = "Print the firewall commands that start a <network>'s firewall",
     long_about = "Print the iptables/ip6tables commands that start a virtual network's \
         firewall, exactly as libvirt 9.0 issues them: first the host-wide LIBVIRT_INP, \
         LIBVIRT_OUT, LIBVIRT_FWO, LIBVIRT_FWI, LIBVIRT_FWX and LIBVIRT_PRT chains and their \
         hooks (as on a host where they do not exist yet), then the network's rules: DHCP, DNS \
         and TFTP to the host, isolation, and the forwarding or masquerading of its mode. \
         One command per line, quoted for a POSIX shell. Nothing is applied; no root needed.\n\n\
+        With --backend nftables: the `nft -f` script of the one transaction that starts the \
+        network in our table `inet nwfilter-net` (net-start applies the same commands as \
+        JSON).\n\n\
         An invalid document prints nothing on stdout; the error on stderr names the file, \
         line:column, element, attribute and value, and the exit status is 1.\n\n\
         Example:\n  nwfilter net-render /etc/libvirt/qemu/networks/default.xml"
 )]
 pub struct RenderArgs {
-    /// Only `xtables`: virtual networks have no nftables rendering yet, so
-    /// `nftables` is refused rather than printing iptables commands.
+    /// `xtables` (default): iptables/ip6tables commands; `nftables`: the
+    /// `nft -f` script of our table's transaction.
     #[arg(long, value_parser = crate::backend_arg::parser())]
     pub backend: Option<nwfilter_driver::Backend>,
     /// The <network> XML document to read.
@@ -57,13 +60,25 @@ pub fn format_text(path: &Path, text: &str) -> Result<String> {
 /// (chain set-up, then the network's rules), one per line, shell-quoted.
 pub fn render(args: &RenderArgs) -> Result<String> {
     if args.backend == Some(nwfilter_driver::Backend::Nftables) {
-        anyhow::bail!(
-            "--backend nftables: virtual networks have no nftables rendering yet; \
-             net-render prints the iptables/ip6tables commands that net-start applies \
-             (leave out --backend, or use --backend xtables)"
-        );
+        return render_nft(&args.file);
     }
     render_file(&args.file)
+}
+
+fn render_nft(path: &Path) -> Result<String> {
+    let net = read_network(path)?;
+    if let Some(bridge) = &net.bridge.name {
+        if !netdrv::nft::render::printable(bridge) {
+            anyhow::bail!(
+                "{}: bridge name '{bridge}' cannot be written as an nft chain name in \
+                 `nft -f` text (only letters, digits, '_', '.' and '-'); net-start applies \
+                 JSON, where it can",
+                path.display()
+            );
+        }
+    }
+    let cmds = netdrv::nft::start_batch(&net).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(netdrv::nft::script(&cmds))
 }
 
 fn render_file(path: &Path) -> Result<String> {
@@ -103,7 +118,7 @@ pub enum NetCommand {
     /// nothing changed, when the network runs already, its bridge name is
     /// taken or a subnet overlaps a route of this host.
     #[command(name = "net-start")]
-    Start(NameArgs),
+    Start(StartArgs),
     /// Stop a running network: dnsmasq, firewall rules and bridge go.
     #[command(name = "net-destroy")]
     Destroy(NameArgs),
@@ -129,6 +144,16 @@ pub struct FileArgs {
 pub struct NameArgs {
     /// The network's name.
     pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The network's name.
+    pub name: String,
+    /// The firewall of the network: xtables (libvirt's iptables rules) or
+    /// nftables (a table of ours); as for filters.
+    #[command(flatten)]
+    pub backend: crate::backend_arg::BackendArg,
 }
 
 #[derive(Debug, clap::Args)]

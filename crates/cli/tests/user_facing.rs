@@ -1,6 +1,6 @@
 //! What a user meets at the command line (issue 23, items 13, 17, 18):
 //! errors and warnings that name the file, `--strict`, `edit`'s "Try
-//! again?", marked overrides, `net-render --backend nftables`, generated
+//! again?", marked overrides, `net-render --backend nftables` (the nft script), generated
 //! completions and man pages. No root needed: embedded mode here only
 //! touches the directories.
 
@@ -219,7 +219,7 @@ fn list_marks_a_stored_filter_that_overrides_a_built_in() {
 }
 
 #[test]
-fn net_render_refuses_nftables_instead_of_printing_iptables() {
+fn net_render_prints_the_nft_script_with_backend_nftables() {
     let d = Dirs::new();
     let net = d.write(
         "net.xml",
@@ -227,10 +227,24 @@ fn net_render_refuses_nftables_instead_of_printing_iptables() {
          <ip address='10.7.0.1' prefix='24'/></network>",
     );
     let path = net.to_str().unwrap();
-    let err = failed(&d.nwfilter(&["net-render", "--backend", "nftables", path]));
-    assert!(err.contains("no nftables rendering"), "{err}");
+    let (out, _) = ok(&d.nwfilter(&["net-render", "--backend", "nftables", path]));
+    assert!(out.starts_with("add table inet nwfilter-net\n"), "{out}");
+    assert!(
+        out.contains("add rule inet nwfilter-net nat-virbr7 ip saddr 10.7.0.0/24 ip daddr != 10.7.0.0/24 masquerade\n"),
+        "{out}"
+    );
+    assert!(!out.contains("iptables"), "{out}");
     let (out, _) = ok(&d.nwfilter(&["net-render", "--backend", "xtables", path]));
     assert!(out.starts_with("iptables "), "{out}");
+    // A bridge name nft's text syntax cannot hold as a chain name.
+    let odd = d.write(
+        "odd.xml",
+        "<network><name>o</name><bridge name='br@7'/><forward/>\
+         <ip address='10.8.0.1' prefix='24'/></network>",
+    );
+    let odd = odd.to_str().unwrap();
+    let err = failed(&d.nwfilter(&["net-render", "--backend", "nftables", odd]));
+    assert!(err.contains("odd.xml") && err.contains("'br@7'"), "{err}");
 }
 
 #[test]

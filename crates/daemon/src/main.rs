@@ -122,7 +122,7 @@ fn run(
             .context("starting the libvirt listener")?;
     }
     let networks = Arc::new(Networks::new(&args.config_dir, &args.state_dir));
-    match networks.autostart() {
+    match networks.autostart(service.engine().backend()) {
         Ok(results) => networks::describe("started (autostart)", results)
             .into_iter()
             .for_each(|line| info!("{line}")),
@@ -193,7 +193,7 @@ fn spawn_signals(
                 if signal == SIGHUP {
                     reread_backend(&service);
                     reapply(&service, "SIGHUP");
-                    reload_networks(&networks, "SIGHUP");
+                    reload_networks(&networks, service.engine().backend(), "SIGHUP");
                 } else {
                     info!("stopping; rules stay in place");
                     shutdown.request();
@@ -247,7 +247,7 @@ fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::
                     firewalld::Event::Restarted => "firewalld (re)started",
                 };
                 reapply(&service, why);
-                reload_networks(&networks, why);
+                reload_networks(&networks, service.engine().backend(), why);
             });
             info!(
                 "not listening for firewalld reloads ({error}); the rule check still restores flushed rules"
@@ -297,8 +297,8 @@ fn reread_backend(service: &Service) {
 }
 
 /// Puts the running networks' rules back (the tables were rebuilt).
-fn reload_networks(networks: &Networks, why: &str) {
-    match networks.reload_firewall() {
+fn reload_networks(networks: &Networks, backend: nwfilter_driver::Backend, why: &str) {
+    match networks.reload_firewall(backend) {
         Ok(results) => networks::describe("firewall rules re-added", results)
             .into_iter()
             .for_each(|line| info!("{why}: {line}")),

@@ -175,6 +175,8 @@ pub enum LifecycleError {
     Firewall(#[from] FirewallError),
     #[error("firewall: {0}")]
     Run(#[from] host_io::RunError),
+    #[error("nftables: {0}")]
+    Nft(String),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("dnsmasq: {0}")]

@@ -6,17 +6,24 @@
 //! [`firewall::add_commands`] / [`firewall::remove_commands`] (libvirt
 //! 9.0's iptables/ip6tables rules as [`host_io::Command`]s, after
 //! [`firewall::setup_commands`] for the host-wide private chains).
-//! Everything here is pure: nothing is run, nothing read but the text
-//! handed in.
+//! On nftables, [`nft::start_batch`] / [`nft::stop_batch`] render the same
+//! decisions as one table of ours, and [`coexist`] the accepts for an
+//! iptables `filter` table that would drop the networks' traffic.
+//! Everything here but the life cycle ([`Driver`]) is pure: nothing is
+//! run, nothing read but the text handed in.
 
+pub mod coexist;
 pub mod daemons;
 pub mod dnsmasq;
+pub mod doctor;
 mod error;
 pub mod firewall;
 mod format;
 pub mod host;
 mod lifecycle;
+mod net_firewall;
 mod network;
+pub mod nft;
 mod parse;
 mod parse_ip;
 mod store;

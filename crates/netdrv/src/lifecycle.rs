@@ -10,10 +10,11 @@ use host_io::Runner;
 use ipnet::IpNet;
 use nwfilter_model::IfName;
 
+use crate::coexist::Target;
 use crate::daemons::Daemons;
 use crate::dnsmasq::{dnsmasq_files, needs_dnsmasq, DnsmasqPaths};
 use crate::error::{FirewallError, LifecycleError};
-use crate::firewall::{self, ExistingChains};
+use crate::firewall::{self, Backend, ExistingChains};
 use crate::host::{BridgeSpec, Host, HostRoute};
 use crate::network::{ForwardMode, Network};
 use crate::store::{write_atomic, RunState, Store};
@@ -25,6 +26,14 @@ pub struct Driver<'a> {
     /// Runs iptables/ip6tables (and their restore tools).
     pub runner: &'a dyn Runner,
     pub daemons: &'a dyn Daemons,
+    /// The firewall new networks' rules go to (and running ones move to
+    /// at [`Driver::reload_firewall`]).
+    pub backend: Backend,
+    /// Held (`flock`) around each change of the firewall, as the filter
+    /// engine holds it: a read-plan-commit (our table's stop reads which
+    /// chains are left before deleting the table) must not interleave
+    /// with another process's. `None`: no lock (tests).
+    pub tables_lock: Option<&'a std::path::Path>,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -43,11 +52,24 @@ pub type AutostartResult = (String, Result<(), LifecycleError>);
 #[derive(Default)]
 struct Done {
     bridge: Option<IfName>,
-    rules: bool,
+    /// The backend that may hold rules of the network.
+    rules: Option<Backend>,
+    coexistence: Vec<Target>,
     dnsmasq: Option<u32>,
 }
 
 impl Driver<'_> {
+    /// Runs `f` holding the tables lock (when there is one).
+    fn locked<T>(&self, f: impl FnOnce() -> T) -> Result<T, LifecycleError> {
+        let _held = match self.tables_lock {
+            Some(path) => {
+                Some(host_io::TablesLock::acquire(path).map_err(|e| LifecycleError::io(path, e))?)
+            }
+            None => None,
+        };
+        Ok(f())
+    }
+
     fn dnsmasq_paths(&self, net: &Network) -> DnsmasqPaths {
         DnsmasqPaths::in_dir(self.store.state_dir(), net)
     }
@@ -101,8 +123,8 @@ impl Driver<'_> {
         if firewall::has_rules(net) {
             // Marked before running: a batch that fails half-way is undone
             // by the (error-tolerant) removal of every rule.
-            done.rules = true;
-            self.apply_rules(net)?;
+            done.rules = Some(self.backend);
+            self.locked(|| self.apply_firewall(net, self.backend, &mut done.coexistence))??;
         }
         self.bridge_ipv6(net, bridge)?;
         for ip in &net.ips {
@@ -129,6 +151,8 @@ impl Driver<'_> {
         let state = RunState {
             network: net.clone(),
             dnsmasq_pid,
+            firewall: self.backend,
+            coexistence: done.coexistence.clone(),
         };
         self.store.save_run_state(&state)?;
         Ok(state)
@@ -159,9 +183,12 @@ impl Driver<'_> {
     }
 
     /// Puts every running network's rules back: libvirt's reload path
-    /// (after a firewall service flushed the tables). Each network's rules
-    /// are removed (errors ignored) and added again, after the private
-    /// chains are re-created where missing. One result per network.
+    /// (after a firewall service flushed the tables). On the backend that
+    /// holds them, each network's rules are removed (errors ignored) and
+    /// added again, after the private chains are re-created where missing
+    /// (nftables: its chains refilled in one transaction). A network whose
+    /// rules another backend holds (the setting changed) is moved
+    /// make-before-break. One result per network.
     pub fn reload_firewall(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
         let mut out = Vec::new();
         for info in self.store.list()? {
@@ -172,15 +199,18 @@ impl Driver<'_> {
             if !firewall::has_rules(net) {
                 continue;
             }
-            self.remove_rules(net);
-            out.push((info.name, self.apply_rules(net)));
+            let result = self
+                .locked(|| self.refresh_firewall(&state))
+                .and_then(|refreshed| refreshed)
+                .and_then(|next| self.store.save_run_state(&next));
+            out.push((info.name, result));
         }
         Ok(out)
     }
 
     /// Host-wide chains (only what is missing), then the network's rules
     /// in one restore batch per family.
-    fn apply_rules(&self, net: &Network) -> Result<(), LifecycleError> {
+    pub(crate) fn apply_rules(&self, net: &Network) -> Result<(), LifecycleError> {
         let mut existing = ExistingChains::none();
         for (family, table, cmd) in firewall::listing_commands() {
             let out = self.runner.run(&cmd)?;
@@ -211,9 +241,9 @@ impl Driver<'_> {
                 failures.push(e.to_string());
             }
         }
-        if done.rules {
-            failures.extend(self.remove_rules(net));
-            failures.extend(self.release_private_chains(net));
+        if let Some(backend) = done.rules {
+            let removed = self.locked(|| self.remove_firewall(net, backend, &done.coexistence));
+            failures.extend(removed.unwrap_or_else(|e| vec![e.to_string()]));
         }
         if let Some(bridge) = &done.bridge {
             if let Err(e) = self.host.delete_link(bridge) {
@@ -227,7 +257,7 @@ impl Driver<'_> {
     /// private chains and jumps our set-ups created, where empty again, so
     /// the host's firewall is as it was before the first network started.
     /// Returns what failed.
-    fn release_private_chains(&self, net: &Network) -> Vec<String> {
+    pub(crate) fn release_private_chains(&self, net: &Network) -> Vec<String> {
         match self.try_release_private_chains(net) {
             Ok(failures) => failures,
             Err(e) => vec![e.to_string()],
@@ -240,7 +270,7 @@ impl Driver<'_> {
                 continue;
             }
             if let Some(other) = self.store.run_state(&info.name)? {
-                if firewall::has_rules(&other.network) {
+                if crate::net_firewall::uses_iptables(&other) {
                     return Ok(Vec::new());
                 }
             }
@@ -270,7 +300,7 @@ impl Driver<'_> {
         Ok(failures)
     }
 
-    fn remove_rules(&self, net: &Network) -> Vec<String> {
+    pub(crate) fn remove_rules(&self, net: &Network) -> Vec<String> {
         match firewall::remove_commands(net) {
             Ok(cmds) => cmds
                 .iter()
@@ -296,8 +326,9 @@ impl Driver<'_> {
             }
         }
         if firewall::has_rules(net) {
-            failures.extend(self.remove_rules(net));
-            failures.extend(self.release_private_chains(net));
+            let removed =
+                self.locked(|| self.remove_firewall(net, state.firewall, &state.coexistence));
+            failures.extend(removed.unwrap_or_else(|e| vec![e.to_string()]));
         }
         if let Some(bridge) = &net.bridge.name {
             match self.host.link_exists(bridge) {

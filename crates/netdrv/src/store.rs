@@ -38,6 +38,14 @@ pub struct RunState {
     pub network: Network,
     /// The dnsmasq we started, if any.
     pub dnsmasq_pid: Option<u32>,
+    /// The firewall holding the network's rules (states written before
+    /// the nftables backend existed: iptables).
+    #[serde(default)]
+    pub firewall: crate::firewall::Backend,
+    /// iptables `filter` chains holding the network's accepts (nftables
+    /// backend, see [`crate::coexist`]).
+    #[serde(default)]
+    pub coexistence: Vec<crate::coexist::Target>,
 }
 
 /// The network directories.

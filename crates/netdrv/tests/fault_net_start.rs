@@ -139,6 +139,8 @@ fn run(fail: Option<usize>) -> (String, Outcome) {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     driver.start("other").unwrap();
     let old = kernel(&ns);

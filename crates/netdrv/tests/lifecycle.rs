@@ -106,6 +106,8 @@ fn start_then_destroy_leaves_nothing_behind() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
 
     let state = driver.start("lab").unwrap();
@@ -183,6 +185,8 @@ fn a_failed_rule_batch_rolls_the_start_back() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
@@ -212,6 +216,8 @@ fn existing_chains_are_not_created_twice() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     driver.start("lab").unwrap();
     let setup: Vec<_> = runner
@@ -237,6 +243,8 @@ fn refused_starts_change_nothing() {
         host: &busy,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     assert!(
         matches!(driver.start("lab"), Err(LifecycleError::InterfaceExists(b)) if b == "virbr7")
@@ -254,6 +262,8 @@ fn refused_starts_change_nothing() {
         host: &routed,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let err = driver.start("lab").unwrap_err();
     assert!(matches!(err, LifecycleError::RouteOverlap { .. }), "{err}");
@@ -280,6 +290,8 @@ fn reload_puts_every_running_networks_rules_back() {
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     assert!(
         driver.reload_firewall().unwrap().is_empty(),
@@ -338,6 +350,8 @@ fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() 
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: netdrv::firewall::Backend::Iptables,
+        tables_lock: None,
     };
     let record = store.state_dir().join("firewall/private-chains.json");
     driver.start("lab").unwrap();
@@ -370,4 +384,186 @@ fn the_last_network_destroyed_takes_back_the_private_chains_its_start_created() 
         .count();
     assert!(unhooked >= 14, "each jump deleted before its chain");
     assert!(!record.exists(), "nothing left to take back");
+}
+
+/// Where in `calls` the first command of `tool` whose arguments contain
+/// `word` is.
+fn first(calls: &[host_io::Command], tool: Tool, word: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.tool == tool && c.args.iter().any(|a| a == word))
+        .unwrap_or_else(|| panic!("no {tool:?} {word} in {calls:#?}"))
+}
+
+#[test]
+fn a_backend_switch_puts_the_new_rules_in_before_taking_the_old_ones_out() {
+    use netdrv::firewall::Backend;
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let on = |backend| Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend,
+        tables_lock: None,
+    };
+    on(Backend::Iptables).start("lab").unwrap();
+    let before = runner.calls().len();
+    let results = on(Backend::Nftables).reload_firewall().unwrap();
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let calls = runner.calls()[before..].to_vec();
+    let nft_in = first(&calls, Tool::Nft, "-f");
+    let iptables_out = first(&calls, Tool::Iptables, "--delete");
+    assert!(nft_in < iptables_out, "make before break: {calls:#?}");
+    let state = store.run_state("lab").unwrap().unwrap();
+    assert_eq!(state.firewall, Backend::Nftables);
+
+    // And back: iptables rules in first, then our table's chains out.
+    runner.answer(
+        Tool::Nft,
+        r#"{"nftables": [{"table": {"family": "inet", "name": "nwfilter-net"}},
+            {"chain": {"family": "inet", "table": "nwfilter-net", "name": "fwd-virbr7",
+                       "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}]}"#,
+    );
+    let before = runner.calls().len();
+    on(Backend::Iptables).reload_firewall().unwrap();
+    let calls = runner.calls()[before..].to_vec();
+    let iptables_in = first(&calls, Tool::IptablesRestore, "--noflush");
+    let nft_out = first(&calls, Tool::Nft, "-f");
+    assert!(iptables_in < nft_out, "make before break: {calls:#?}");
+    assert!(calls[nft_out]
+        .stdin
+        .as_deref()
+        .unwrap()
+        .contains(r#""delete":{"table""#));
+    assert_eq!(
+        store.run_state("lab").unwrap().unwrap().firewall,
+        Backend::Iptables
+    );
+    on(Backend::Iptables).destroy("lab").unwrap();
+}
+
+#[test]
+fn a_failed_nftables_start_is_taken_back_and_leaves_the_old_backend() {
+    use netdrv::firewall::Backend;
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let on = |backend| Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend,
+        tables_lock: None,
+    };
+    on(Backend::Iptables).start("lab").unwrap();
+    let before = runner.calls().len();
+    // The nft transaction (the first command of the move; 1-based) is
+    // refused.
+    runner.fail_call(before + 1);
+    let results = on(Backend::Nftables).reload_firewall().unwrap();
+    assert!(results[0].1.is_err(), "{results:?}");
+    let calls = runner.calls()[before..].to_vec();
+    assert!(
+        !calls.iter().any(|c| c.tool == Tool::Iptables
+            && c.args.iter().any(|a| a == "--delete")
+            && c.args.iter().any(|a| a.starts_with("LIBVIRT_"))),
+        "the iptables rules stay: {calls:#?}"
+    );
+    assert_eq!(
+        store.run_state("lab").unwrap().unwrap().firewall,
+        Backend::Iptables
+    );
+}
+
+/// A log sink for one test's subscriber.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_nftables_start_needs_no_checksum_helper_and_logs_what_that_means() {
+    let (_dir, store) = store();
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend: netdrv::firewall::Backend::Nftables,
+        tables_lock: None,
+    };
+    let log = LogBuffer::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || driver.start("lab").unwrap());
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("nftables has no CHECKSUM --checksum-fill")
+            && text.contains("very old ones (dhclient before 4.2")
+            && text.contains("network firewall applied"),
+        "{text}"
+    );
+    // Only nft ran (no iptables filter table listed, so no accepts), and
+    // nothing like `tc … action csum`.
+    let tools: Vec<Tool> = runner.calls().iter().map(|c| c.tool).collect();
+    assert_eq!(tools, [Tool::Nft, Tool::Nft], "{:#?}", runner.calls());
+    driver.destroy("lab").unwrap();
+}
+
+#[test]
+fn firewall_changes_wait_for_the_tables_lock() {
+    let (dir, store) = store();
+    let lock_path = dir.path().join("tables.lock");
+    let (host, runner, daemons) = (
+        FakeHost::default(),
+        RecordingRunner::new(),
+        FakeDaemons::default(),
+    );
+    let driver = Driver {
+        store: &store,
+        host: &host,
+        runner: &runner,
+        daemons: &daemons,
+        backend: netdrv::firewall::Backend::Nftables,
+        tables_lock: Some(&lock_path),
+    };
+    let held = host_io::TablesLock::acquire(&lock_path).unwrap();
+    let (runner_ref, (tx, rx)) = (&runner, std::sync::mpsc::channel());
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Give the start every chance to run a tool while we hold it.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.send(runner_ref.calls().len()).unwrap();
+            drop(held);
+        });
+        driver.start("lab").unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), 0, "nothing ran while the lock was held");
+    assert!(!runner.calls().is_empty());
 }

@@ -8,8 +8,10 @@ use std::path::Path;
 
 use host_io::{ProcessRunner, Toolset};
 use netdrv::daemons::SystemDaemons;
+use netdrv::firewall::Backend as NetBackend;
 use netdrv::host::{Host, NetlinkHost};
 use netdrv::{Driver, LifecycleError, Store};
+use nwfilter_driver::Backend;
 use serde::{Deserialize, Serialize};
 
 /// One network verb.
@@ -51,8 +53,22 @@ pub fn store(config_dir: &Path, state_dir: &Path) -> Store {
     Store::new(config_dir.join("networks"), state_dir.join("networks"))
 }
 
-/// Carries out `op`; returns the text the CLI prints.
-pub fn execute(store: &Store, op: &NetOp) -> Result<String, Box<dyn Error + Send + Sync>> {
+/// The network firewall of a filter backend: xtables networks get
+/// libvirt's iptables rules, nftables networks a table of ours.
+pub fn firewall_backend(backend: Backend) -> NetBackend {
+    match backend {
+        Backend::Xtables => NetBackend::Iptables,
+        Backend::Nftables => NetBackend::Nftables,
+    }
+}
+
+/// Carries out `op`, starting networks on `backend`'s firewall; returns
+/// the text the CLI prints.
+pub fn execute(
+    store: &Store,
+    backend: Backend,
+    op: &NetOp,
+) -> Result<String, Box<dyn Error + Send + Sync>> {
     Ok(match op {
         NetOp::Define { xml } => {
             let host = NetlinkHost::new()?;
@@ -65,11 +81,11 @@ pub fn execute(store: &Store, op: &NetOp) -> Result<String, Box<dyn Error + Send
             format!("Network {name} has been undefined")
         }
         NetOp::Start { name } => {
-            with_driver(store, |d| d.start(name).map(|_| ()))?;
+            with_driver(store, backend, |d| d.start(name).map(|_| ()))?;
             format!("Network {name} started")
         }
         NetOp::Destroy { name } => {
-            with_driver(store, |d| d.destroy(name))?;
+            with_driver(store, backend, |d| d.destroy(name))?;
             format!("Network {name} destroyed")
         }
         NetOp::List { all, json } => list(store, *all, *json)?,
@@ -82,14 +98,15 @@ pub fn execute(store: &Store, op: &NetOp) -> Result<String, Box<dyn Error + Send
                 format!("Network {name} marked as autostarted")
             }
         }
-        NetOp::StartAll => start_all(store)?,
+        NetOp::StartAll => start_all(store, backend)?,
     })
 }
 
-fn with_driver(
+fn with_driver<T>(
     store: &Store,
-    op: impl FnOnce(&Driver) -> Result<(), LifecycleError>,
-) -> Result<(), LifecycleError> {
+    backend: Backend,
+    op: impl FnOnce(&Driver) -> Result<T, LifecycleError>,
+) -> Result<T, LifecycleError> {
     let host = NetlinkHost::new()?;
     let runner = ProcessRunner::new(Toolset::default());
     let daemons = SystemDaemons::default();
@@ -98,6 +115,8 @@ fn with_driver(
         host: &host,
         runner: &runner,
         daemons: &daemons,
+        backend: firewall_backend(backend),
+        tables_lock: Some(std::path::Path::new(host_io::DEFAULT_LOCK_FILE)),
     })
 }
 
@@ -127,10 +146,20 @@ fn list(store: &Store, all: bool, json: bool) -> Result<String, Box<dyn Error + 
     Ok(out)
 }
 
-fn start_all(store: &Store) -> Result<String, Box<dyn Error + Send + Sync>> {
+/// Puts every running network's rules back on `backend`, moving those
+/// another backend holds (make-before-break); one line per network.
+pub fn reload_firewall(store: &Store, backend: Backend) -> Result<Vec<String>, LifecycleError> {
+    let results = with_driver(store, backend, |d| d.reload_firewall())?;
+    Ok(crate::networks::describe(
+        "firewall rules re-added",
+        results,
+    ))
+}
+
+fn start_all(store: &Store, backend: Backend) -> Result<String, Box<dyn Error + Send + Sync>> {
     let mut started = Vec::new();
     let mut failed = Vec::new();
-    with_driver(store, |d| {
+    with_driver(store, backend, |d| {
         for (name, result) in d.autostart_all()? {
             match result {
                 Ok(()) => started.push(format!("Network {name} started")),

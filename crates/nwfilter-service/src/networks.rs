@@ -9,6 +9,7 @@ use host_io::{ProcessRunner, Toolset};
 use netdrv::daemons::SystemDaemons;
 use netdrv::host::NetlinkHost;
 use netdrv::{AutostartResult, Driver, LifecycleError, Store};
+use nwfilter_driver::Backend;
 
 /// The networks' directories, under the daemon's config and state ones
 /// (where the CLI's `net-*` verbs keep them).
@@ -26,18 +27,23 @@ impl Networks {
         }
     }
 
-    /// Starts every autostart network that is not running.
-    pub fn autostart(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
-        self.with_driver(|d| d.autostart_all())
+    /// Starts every autostart network that is not running, on `backend`.
+    pub fn autostart(&self, backend: Backend) -> Result<Vec<AutostartResult>, LifecycleError> {
+        self.with_driver(backend, |d| d.autostart_all())
     }
 
-    /// Re-adds the rules of every running network.
-    pub fn reload_firewall(&self) -> Result<Vec<AutostartResult>, LifecycleError> {
-        self.with_driver(|d| d.reload_firewall())
+    /// Re-adds the rules of every running network on `backend`; a network
+    /// whose rules the other backend holds moves make-before-break.
+    pub fn reload_firewall(
+        &self,
+        backend: Backend,
+    ) -> Result<Vec<AutostartResult>, LifecycleError> {
+        self.with_driver(backend, |d| d.reload_firewall())
     }
 
     fn with_driver<T>(
         &self,
+        backend: Backend,
         op: impl FnOnce(&Driver) -> Result<T, LifecycleError>,
     ) -> Result<T, LifecycleError> {
         let store = Store::new(&self.config, &self.state);
@@ -49,6 +55,8 @@ impl Networks {
             host: &host,
             runner: &runner,
             daemons: &daemons,
+            backend: crate::net_ops::firewall_backend(backend),
+            tables_lock: Some(std::path::Path::new(host_io::DEFAULT_LOCK_FILE)),
         })
     }
 }

@@ -16,6 +16,7 @@ pub use chains::{
 
 use host_io::Command;
 use nwfilter_model::IfName;
+use serde::{Deserialize, Serialize};
 
 use crate::error::FirewallError;
 use crate::network::{ForwardMode, IpDef, Network};
@@ -50,6 +51,60 @@ pub fn remove_commands(net: &Network) -> Result<Vec<Command>, FirewallError> {
     out.extend(set.general_v4.iter().rev().map(Rule::delete));
     out.extend(set.general_v6.iter().rev().map(Rule::delete));
     Ok(out.into_iter().map(Command::ignoring_errors).collect())
+}
+
+/// Which firewall a network's rules go to: libvirt 9.0's iptables rules
+/// (this module) or a table of our own in nftables ([`crate::nft`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Iptables,
+    Nftables,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
+        }
+    }
+}
+
+/// One accept of [`builtin_accepts`]: the family, the built-in chain it
+/// goes into, and its insert and delete commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinAccept {
+    pub family: IpFamily,
+    pub chain: &'static str,
+    pub insert: Command,
+    pub delete: Command,
+    /// `--check`: succeeds when the rule is there (errors not fatal).
+    pub check: Command,
+}
+
+/// The `filter` table accepts of `net` (DHCP, DNS, TFTP to and from the
+/// host, guest to guest, and the forwarding its mode allows) as rules of
+/// the built-in `INPUT`, `OUTPUT` and `FORWARD` chains, without the
+/// rejects: for an iptables `filter` table another program owns. In
+/// libvirt's order.
+pub fn builtin_accepts(net: &Network) -> Result<Vec<BuiltinAccept>, FirewallError> {
+    let set = rule_set(net)?;
+    Ok(set
+        .general_v4
+        .iter()
+        .chain(&set.general_v6)
+        .chain(set.per_ip.iter().flatten())
+        .filter_map(Rule::builtin_accept)
+        .map(|rule| BuiltinAccept {
+            family: rule.family(),
+            chain: rule.chain(),
+            insert: rule.insert(),
+            delete: rule.delete().ignoring_errors(),
+            check: rule.check().ignoring_errors(),
+        })
+        .collect())
 }
 
 /// Whether starting `net` touches the firewall at all.

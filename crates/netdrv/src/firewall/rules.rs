@@ -47,6 +47,41 @@ impl Rule {
     pub(crate) fn delete(&self) -> Command {
         self.command("--delete")
     }
+
+    pub(crate) fn check(&self) -> Command {
+        self.command("--check")
+    }
+
+    pub(crate) fn family(&self) -> IpFamily {
+        self.family
+    }
+
+    pub(crate) fn chain(&self) -> &'static str {
+        self.chain
+    }
+
+    /// An `ACCEPT` of the `filter` table, moved from libvirt's private
+    /// chain to the built-in chain that jumps there (`LIBVIRT_INP` →
+    /// `INPUT`, `LIBVIRT_OUT` → `OUTPUT`, `LIBVIRT_FW*` → `FORWARD`):
+    /// what the nftables backend puts into an iptables `filter` table
+    /// that would otherwise drop the network's traffic.
+    pub(crate) fn builtin_accept(&self) -> Option<Rule> {
+        let accepts = self
+            .spec
+            .ends_with(&["--jump".to_owned(), "ACCEPT".to_owned()]);
+        if self.table != "filter" || !accepts {
+            return None;
+        }
+        let chain = match self.chain {
+            "LIBVIRT_INP" => "INPUT",
+            "LIBVIRT_OUT" => "OUTPUT",
+            _ => "FORWARD",
+        };
+        Some(Rule {
+            chain,
+            ..self.clone()
+        })
+    }
 }
 
 /// A network's rules, grouped as libvirt adds and removes them.

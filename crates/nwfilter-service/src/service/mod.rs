@@ -174,7 +174,8 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             .networks
             .as_ref()
             .ok_or("virtual networks are not handled by this service")?;
-        crate::net_ops::execute(store, net).map_err(|e| -> Box<dyn Error> { e })
+        crate::net_ops::execute(store, self.engine.backend(), net)
+            .map_err(|e| -> Box<dyn Error> { e })
     }
 }
 

@@ -22,7 +22,16 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         for why in self.start_learning(&learning) {
             tracing::warn!("reload: {why}");
         }
-        let message = reload_message(&report);
+        let mut message = reload_message(&report);
+        // Running networks follow the backend, as the bindings do.
+        if let Some(store) = &self.networks {
+            match crate::net_ops::reload_firewall(store, self.engine.backend()) {
+                Ok(lines) => lines
+                    .iter()
+                    .for_each(|l| message.push_str(&format!("\n{l}"))),
+                Err(e) => message.push_str(&format!("\nnetworks not reloaded: {e}")),
+            }
+        }
         if !report.complete() {
             return Err(message.into());
         }
