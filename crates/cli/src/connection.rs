@@ -51,8 +51,9 @@ impl Connection {
     /// Carries out `op`.
     pub fn call(&mut self, op: Op) -> anyhow::Result<Reply> {
         match self {
-            Connection::Embedded(host) => (host.frontend_service().call(op))
-                .map_err(anyhow::Error::msg),
+            Connection::Embedded(host) => {
+                (host.frontend_service().call(op)).map_err(anyhow::Error::msg)
+            }
             Connection::Daemon(client) => client.call(op).map_err(|e| match e {
                 ClientError::Refused(message) => anyhow::Error::msg(message),
                 other => anyhow::Error::new(other),
