@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use host_io::{ProcessRunner, Toolset};
-use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
-use nwfilter_service::{Client, ClientError, EngineService, Op, Reply};
+use nwfilter::{Host, HostConfig};
+use nwfilter_driver::Backend;
+use nwfilter_service::{Client, ClientError, Op, Reply};
 
 /// The socket file name the daemon uses inside its state directory.
 pub const SOCKET_NAME: &str = "nwfilterd.sock";
@@ -16,7 +16,7 @@ pub const SOCKET_NAME: &str = "nwfilterd.sock";
 /// How verbs reach the filters and bindings.
 #[derive(Debug)]
 pub enum Connection {
-    Embedded(Box<EngineService<ProcessRunner>>),
+    Embedded(Box<Host>),
     Daemon(Client),
 }
 
@@ -43,16 +43,17 @@ impl Connection {
                 return daemon(client, &socket, backend);
             }
         }
-        let chosen = choose_backend(backend, config)?;
         Ok(Connection::Embedded(Box::new(embedded(
-            config, state, chosen,
-        ))))
+            config, state, backend,
+        )?)))
     }
 
     /// Carries out `op`.
     pub fn call(&mut self, op: Op) -> anyhow::Result<Reply> {
         match self {
-            Connection::Embedded(service) => service.call(op).map_err(anyhow::Error::msg),
+            Connection::Embedded(host) => {
+                (host.frontend_service().call(op)).map_err(anyhow::Error::msg)
+            }
             Connection::Daemon(client) => client.call(op).map_err(|e| match e {
                 ClientError::Refused(message) => anyhow::Error::msg(message),
                 other => anyhow::Error::new(other),
@@ -92,17 +93,20 @@ fn daemon(
 }
 
 /// The service on the directories, applying rules in this network
-/// namespace with `backend`.
-pub fn embedded(config: &Path, state: &Path, backend: Backend) -> EngineService<ProcessRunner> {
+/// namespace with `backend` (`None`: the settings file's), assembled by
+/// `nwfilter::Host` as for every embedder; no IP learning (that needs a
+/// process that stays) and no rule check.
+pub fn embedded(config: &Path, state: &Path, backend: Option<Backend>) -> anyhow::Result<Host> {
     // Missing firewall tools are reported by the operation that needs them
     // (with the package to install), not here: `list` must work without.
-    let runner = ProcessRunner::new(Toolset::default());
-    EngineService::new(
-        Engine::new(FilterStore::open(config), BindingStore::open(state), runner)
-            .with_backend(backend)
-            .with_tables_lock(host_io::DEFAULT_LOCK_FILE),
-    )
-    .with_networks(nwfilter_service::net_ops::store(config, state))
+    let host = HostConfig::new(config, state)
+        .firewall(nwfilter::frontend::firewall(backend))
+        .learning(false)
+        .rule_check_every(None)
+        .unprepared()
+        .with_networks()
+        .open()?;
+    Ok(host)
 }
 
 /// Reads a document named on the command line.

@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use host_io::{ProcessRunner, Toolset};
+use host_io::Toolset;
+use nwfilter::frontend::Service;
+use nwfilter::{Host, HostConfig};
 use nwfilter_driver::engine::error_chain;
-use nwfilter_driver::{choose_backend, Backend, BindingStore, Engine, FilterStore};
-use nwfilter_learn::LeaseStore;
-use nwfilter_service::learning::{self, Learning};
+use nwfilter_driver::Backend;
 use nwfilter_service::networks::{self, Networks};
-use nwfilter_service::{net_ops, EngineService};
 use nwfilterd::logged::Logged;
 use nwfilterd::logging::{self, Took};
 use nwfilterd::shutdown::Shutdown;
@@ -82,8 +81,6 @@ struct Args {
     libvirt_socket_ro: Option<PathBuf>,
 }
 
-type Service = EngineService<ProcessRunner>;
-
 fn run(
     args: Args,
     activated: Result<Activated, ActivationError>,
@@ -93,9 +90,8 @@ fn run(
         .socket
         .clone()
         .unwrap_or_else(|| args.state_dir.join("nwfilterd.sock"));
-    let engine = open_engine(&args)?;
-    // Bind before applying anything: a second daemon must fail here, not
-    // after fighting the first one over the kernel.
+    // Bind before anything else: a second daemon must fail here, not
+    // after fighting the first one over the kernel and the lease file.
     let server = Server::bind(&socket)?;
     let activated = activated?;
     if !activated.is_empty() {
@@ -105,7 +101,9 @@ fn run(
         args.libvirt_socket.as_deref(),
         args.libvirt_socket_ro.as_deref(),
     )?;
-    let service = Arc::new(open_service(&args, engine)?);
+    // Kept to the end of `run`: it owns the learners.
+    let host = open_host(&args)?;
+    let service = host.frontend_service();
     reapply(&service, "start");
     for listener in libvirt_listeners {
         let mode = if listener.is_read_only() {
@@ -139,41 +137,21 @@ fn run(
     Ok(())
 }
 
-fn open_engine(args: &Args) -> anyhow::Result<Arc<Engine<ProcessRunner>>> {
-    let backend = choose_backend(args.backend, &args.config_dir)?;
-    let toolset = Toolset::default();
-    if backend == Backend::Xtables {
-        toolset.check_installed()?;
-    }
-    let filters = FilterStore::open(&args.config_dir);
-    let bindings = BindingStore::open(&args.state_dir);
-    for stray in filters.sweep()?.into_iter().chain(bindings.sweep()?) {
-        info!("removed {}, left by an interrupted write", stray.display());
-    }
+/// The engine, IP learning and the network verbs, assembled by
+/// `nwfilter::Host` as for every embedder. The rule check is the daemon's
+/// own (`keeper`: kernel change events and a timer), not the host's timer.
+fn open_host(args: &Args) -> anyhow::Result<Host> {
+    let learn_timeout =
+        (args.learn_timeout_secs > 0).then(|| Duration::from_secs(args.learn_timeout_secs));
+    let host = HostConfig::new(&args.config_dir, &args.state_dir)
+        .firewall(nwfilter::frontend::firewall(args.backend))
+        .learn_timeout(learn_timeout)
+        .rule_check_every(None)
+        .with_networks()
+        .open()?;
+    let backend = host.frontend_service().engine().backend();
     info!("applying rules with the {backend} backend");
-    Ok(Arc::new(
-        Engine::new(filters, bindings, ProcessRunner::new(toolset))
-            .with_backend(backend)
-            .with_tables_lock(host_io::DEFAULT_LOCK_FILE),
-    ))
-}
-
-fn open_service(args: &Args, engine: Arc<Engine<ProcessRunner>>) -> anyhow::Result<Service> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let leases = LeaseStore::open(&args.state_dir, now).context("opening the DHCP lease file")?;
-    let config = nwfilter_learn::Config {
-        give_up_after: (args.learn_timeout_secs > 0)
-            .then(|| Duration::from_secs(args.learn_timeout_secs)),
-        ..nwfilter_learn::Config::default()
-    };
-    let log: learning::Log = Arc::new(|line| info!("{line}"));
-    let learning = Learning::new(Arc::clone(&engine), config, leases, log);
-    Ok(EngineService::with_learning(engine, learning)
-        .with_networks(net_ops::store(&args.config_dir, &args.state_dir))
-        .with_settings(args.backend, &args.config_dir))
+    Ok(host)
 }
 
 /// SIGHUP re-applies everything; SIGTERM and SIGINT stop the daemon.

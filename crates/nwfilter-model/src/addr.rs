@@ -7,8 +7,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use macaddr::MacAddr6;
 
 /// `xx:xx:xx:xx:xx:xx` with one or two hex digits per group, nothing else
-/// (libvirt also ignores text after a blank; we refuse it).
-pub(crate) fn parse_mac(text: &str) -> Option<MacAddr6> {
+/// (libvirt also ignores text after a blank; we refuse it). The
+/// `<mac address>` of a binding is read with it; so is the typed binding
+/// builder's MAC, which must accept exactly the same values.
+pub fn parse_mac(text: &str) -> Option<MacAddr6> {
     let mut bytes = [0u8; 6];
     let mut groups = text.split(':');
     for byte in &mut bytes {

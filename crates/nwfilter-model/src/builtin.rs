@@ -8,10 +8,11 @@
 use crate::filter::Filter;
 use crate::parse_filter::parse_filter;
 
-/// Embeds `fixtures/DIR/NAME.xml` as `(NAME, text)`.
+/// Embeds `fixtures/DIR/NAME.xml` as `(NAME, text)`, through the links
+/// `crates/nwfilter-model/DIR` to it, so the packaged crate carries them.
 macro_rules! builtin {
     ($dir:literal: $($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../fixtures/", $dir, "/", $name, ".xml")))),*]
+        &[$(($name, include_str!(concat!("../", $dir, "/", $name, ".xml")))),*]
     };
 }
 

@@ -24,6 +24,7 @@ mod values_parse;
 mod var;
 mod xml;
 
+pub use addr::parse_mac;
 pub use attr::{Attr, AttrSpec, ValueKind};
 pub use binding::{Binding, Owner};
 pub use builtin::{
