@@ -57,4 +57,5 @@ on_both_backends!(
     ipv6::dualstack_stops_spoofed_ipv6_sources_and_macs,
     ipv6::dualstack_stops_rogue_router_advertisements,
     ipv6::dualstack_stops_rogue_dhcpv6_servers,
+    ipv6::dualstack_stops_neighbour_cache_poisoning,
 );
