@@ -58,4 +58,5 @@ on_both_backends!(
     ipv6::dualstack_stops_rogue_router_advertisements,
     ipv6::dualstack_stops_rogue_dhcpv6_servers,
     ipv6::dualstack_stops_neighbour_cache_poisoning,
+    ipv6::dualstack_reapplied_without_a_record_is_unchanged,
 );

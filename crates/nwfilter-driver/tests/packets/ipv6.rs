@@ -417,3 +417,21 @@ pub fn dualstack_stops_neighbour_cache_poisoning<B: Backend>() {
         "a probe for an address the port may not use is dropped"
     );
 }
+
+/// The kernel gives back what was applied for the ND rules (ip6tables'
+/// `u32` text, nft's raw payloads): re-applying without a record (as after
+/// a restart) changes nothing, and removing leaves what was there before.
+pub fn dualstack_reapplied_without_a_record_is_unchanged<B: Backend>() {
+    let lab = lab(1);
+    let a = &lab.guests[0];
+    let before = lab.snapshot();
+    let fw = Firewall::<B>::new(&lab);
+    let rules = dualstack(a, &[]);
+    fw.apply(&[&rules]);
+    let applied = lab.snapshot();
+    let outcome = fw.apply_unrecorded(&rules);
+    assert_eq!(outcome.unchanged, crate::backend::ports(&[a]));
+    assert_eq!(lab.snapshot(), applied);
+    fw.remove(&[a]);
+    assert_eq!(lab.snapshot(), before);
+}
