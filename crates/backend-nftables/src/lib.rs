@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod layout;
 mod matches;
 pub mod names;
+mod nd;
 mod plan;
 pub mod render;
 mod share;

@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub rarp: bool,
     /// The layer-4 protocol the rule asked for.
     pub l4: Option<L4Proto>,
+    /// An ND match already pinned the ICMPv6 header behind the IPv6 one.
+    pub nd_pinned: bool,
 }
 
 /// The statements of one IR match (several for a split MAC compare).
@@ -137,6 +139,7 @@ pub(crate) fn terms(m: &Match, ctx: &mut Context) -> Result<Vec<Term>, Unsupport
             return Err(Unsupported::Ipset(name.clone()));
         }
         Match::ConnlimitAbove(limit) => vec![connlimit(limit)],
+        Match::Nd(nd) => crate::nd::terms(nd, ctx)?,
     })
 }
 

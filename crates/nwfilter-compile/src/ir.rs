@@ -240,6 +240,36 @@ pub enum Match {
     },
     /// More than `limit` connections from this source.
     ConnlimitAbove(Negatable<u16>),
+    /// A field of a neighbour solicitation or advertisement (ours, issue
+    /// 16; see [`NdMatch`]).
+    Nd(NdMatch),
+}
+
+/// A field of a neighbour solicitation or advertisement (ICMPv6 135/136)
+/// at its fixed place (RFC 4861 §4.3, §4.4): the ICMPv6 header must follow
+/// the IPv6 header directly (no extension header), whether or not the
+/// field test is negated, so a filter that accepts only well-formed
+/// messages (and drops the rest by type) cannot be evaded with an
+/// extension header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NdMatch {
+    pub field: NdField,
+    #[serde(skip_serializing_if = "is_false")]
+    pub negated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NdField {
+    /// The target address (ICMPv6 bytes 8..24).
+    Target(std::net::Ipv6Addr),
+    /// The message is 32 bytes long and its one option (bytes 24..32) is
+    /// a source or target link-layer address option (type 1 or 2, length
+    /// 1) holding this address.
+    LinkLayer(#[serde(serialize_with = "mac_text")] MacAddr6),
+    /// `true`: the message carries options (longer than 24 bytes);
+    /// `false`: it carries none (exactly 24 bytes).
+    Options(bool),
 }
 
 /// A value with its negation flag.

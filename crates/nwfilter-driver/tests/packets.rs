@@ -57,4 +57,6 @@ on_both_backends!(
     ipv6::dualstack_stops_spoofed_ipv6_sources_and_macs,
     ipv6::dualstack_stops_rogue_router_advertisements,
     ipv6::dualstack_stops_rogue_dhcpv6_servers,
+    ipv6::dualstack_stops_neighbour_cache_poisoning,
+    ipv6::dualstack_reapplied_without_a_record_is_unchanged,
 );

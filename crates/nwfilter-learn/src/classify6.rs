@@ -159,4 +159,4 @@ fn usable(addr: Ipv6Addr) -> bool {
 
 #[cfg(test)]
 #[path = "classify6_tests.rs"]
-mod tests;
+pub(crate) mod tests;

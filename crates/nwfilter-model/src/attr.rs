@@ -71,6 +71,14 @@ pub enum Attr {
     Code,
     CodeEnd,
     Comment,
+    /// Ours (issue 16, not libvirt's): the target address of a neighbour
+    /// solicitation or advertisement (`icmpv6` rules; docs/ipv6.md).
+    NdTarget,
+    /// Ours: the one option of a neighbour solicitation or advertisement is
+    /// a link-layer address option with this address.
+    NdLlAddr,
+    /// Ours: whether a neighbour solicitation or advertisement carries options.
+    NdOptions,
 }
 
 impl Attr {
@@ -139,6 +147,9 @@ impl Attr {
             Attr::Code => "code",
             Attr::CodeEnd => "codeend",
             Attr::Comment => "comment",
+            Attr::NdTarget => "ndtarget",
+            Attr::NdLlAddr => "ndlladdr",
+            Attr::NdOptions => "ndoptions",
         }
     }
 }
@@ -378,6 +389,13 @@ pub(crate) mod tables {
     pub(crate) const TCP_V6: &[AttrSpec] =
         table!(L4_IP6, L4_TAIL, PORTS, &[a(Option, K::U8)], COMMENT);
     pub(crate) const UDP_V6: &[AttrSpec] = table!(L4_IP6, L4_TAIL, PORTS, COMMENT);
-    pub(crate) const ICMP_V6: &[AttrSpec] = table!(L4_IP6, L4_TAIL, ICMP_TYPE_CODE, COMMENT);
+    // Ours, not libvirt's (issue 16): neighbour-discovery fields. Printed
+    // only when given, so libvirt's documents format as before.
+    const ND: &[AttrSpec] = &[
+        a(NdTarget, K::Ipv6),
+        a(NdLlAddr, K::Mac),
+        a(NdOptions, K::Bool),
+    ];
+    pub(crate) const ICMP_V6: &[AttrSpec] = table!(L4_IP6, L4_TAIL, ICMP_TYPE_CODE, ND, COMMENT);
     pub(crate) const L4_V6: &[AttrSpec] = table!(L4_IP6, L4_TAIL, COMMENT);
 }

@@ -49,6 +49,7 @@ static DUALSTACK: &[(&str, &str)] = builtin!["filters-dualstack":
     "allow-dhcpv6-dualstack",
     "clean-traffic-dualstack",
     "no-dhcpv6-server",
+    "no-ipv6-nd-spoofing",
     "no-ipv6-ra",
     "no-ipv6-spoofing-dualstack",
 ];

@@ -37,6 +37,7 @@ fn the_embedded_dualstack_set_is_the_directory_and_clashes_with_no_libvirt_name(
             "allow-dhcpv6-dualstack",
             "clean-traffic-dualstack",
             "no-dhcpv6-server",
+            "no-ipv6-nd-spoofing",
             "no-ipv6-ra",
             "no-ipv6-spoofing-dualstack",
         ]

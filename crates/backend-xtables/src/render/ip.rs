@@ -13,8 +13,16 @@ use crate::ruleset::Family;
 /// The arguments after `-A CHAIN` for one IPv4/IPv6 rule.
 pub(crate) fn rule_args(family: Family, rule: &Rule, at: &At) -> Result<Vec<String>, RenderError> {
     let mut out: Vec<String> = Vec::with_capacity(4 * rule.matches.len() + 6);
+    let mut nd_pinned = false;
     for m in &rule.matches {
-        out.extend(matched(family, m, at)?);
+        match m {
+            // Ours (issue 16): the first ND match pins the ICMPv6 header.
+            Match::Nd(nd) if family == Family::Ipv6 => {
+                out.extend(super::nd::args(nd, !nd_pinned, at)?);
+                nd_pinned = true;
+            }
+            m => out.extend(matched(family, m, at)?),
+        }
     }
     if let Some(comment) = &rule.comment {
         at.text("comment", comment)?;

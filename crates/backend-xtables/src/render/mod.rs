@@ -14,6 +14,7 @@
 mod bridge;
 mod check;
 mod ip;
+mod nd;
 mod text;
 
 use nwfilter_compile::ir::{BridgeDir, ChainRole as IrRole, Program};

@@ -272,6 +272,9 @@ fn protocol_part(
             });
         }
     }
+    if protocol == Protocol::Icmpv6 {
+        super::nd::matches(a, out)?;
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod attrs;
 mod bridge;
 mod error;
 mod ip;
+mod nd;
 mod order;
 mod per_port;
 

@@ -11,6 +11,8 @@
 //!         --add-reps=15  --existing=1000 (add-one: beside 0 and each of these)
 //!         --others=1,1000  --secs=3  --runs=3 (throughput)
 //!         --backend=nftables|xtables
+//!         --filter=clean-traffic|clean-traffic-dualstack (every port's filter;
+//!         the dual-stack one also binds IPV6 per port: issue 16, item 6)
 //! ```
 //!
 //! Root only: everything runs in network namespaces it creates and deletes
@@ -41,12 +43,14 @@ struct Options {
     secs: u64,
     runs: usize,
     backends: Vec<&'static str>,
+    filter: String,
 }
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, Error> {
         let mut o = Options {
             parts: Vec::new(),
+            filter: "clean-traffic".to_owned(),
             sizes: vec![1, 100, 1000],
             existing: vec![1000],
             others: vec![1, 1000],
@@ -81,6 +85,7 @@ impl Options {
                         _ => return Err(format!("--backend={value}: nftables or xtables").into()),
                     }
                 }
+                "--filter" => o.filter = value.to_owned(),
                 "apply" | "add-one" | "counts" | "throughput" => o.parts.push(key.to_string()),
                 _ => return Err(format!("unknown argument {arg:?} (see the bench's doc)").into()),
             }
@@ -151,7 +156,7 @@ fn run(args: &[String]) -> Result<(), Error> {
     }
     let has_ethtool = lab::has_program(&probe, "ethtool");
     drop(probe);
-    let compiler = Compiler::new()?;
+    let compiler = Compiler::new(&options.filter)?;
     let mut out = report::Report::new();
     for &backend in &backends {
         if backend == Xtables::NAME {

@@ -37,21 +37,34 @@ impl Port {
     }
 }
 
-/// The built-in filters, clean-traffic resolved once (as the daemon does).
+/// The built-in filters, one of them (clean-traffic by default) resolved
+/// once (as the daemon does).
 pub struct Compiler {
     dag: FilterDag,
+    /// The filter needs `IPV6` (clean-traffic-dualstack).
+    ipv6: bool,
 }
 
 impl Compiler {
-    pub fn new() -> Result<Compiler, Error> {
+    pub fn new(filter: &str) -> Result<Compiler, Error> {
         let source = MemorySource::from_iter(builtin_filters());
-        let dag = resolve(&source, &FilterName::new("clean-traffic")?)?;
-        Ok(Compiler { dag })
+        let dag = resolve(&source, &FilterName::new(filter)?)?;
+        Ok(Compiler {
+            dag,
+            ipv6: filter.ends_with("-dualstack"),
+        })
     }
 
     pub fn program(&self, port: &Port) -> Result<Program, Error> {
         let mut params = Params::default();
         params.push("IP", port.ip.clone());
+        if self.ipv6 {
+            // A global and a link-local address per port, as a dual-stack
+            // guest has (the values only have to differ between ports).
+            let [_, _, _, _, hi, lo] = port.mac.into_array();
+            params.push("IPV6", format!("fd10::{hi:x}:{lo:x}"));
+            params.push("IPV6", format!("fe80::5054:ff:fe00:{hi:x}{lo:02x}"));
+        }
         match compile_dag(&self.dag, &params, port.mac, &port.name)? {
             Compiled::Program(p) => Ok(p),
             Compiled::AwaitingIp { .. } => Err("IP is bound, learning cannot start".into()),

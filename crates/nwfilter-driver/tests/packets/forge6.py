@@ -7,6 +7,11 @@
 #   reply SRC DST DSTMAC  a DHCPv6 Reply (UDP 547->546) from SRC to DST
 #   solicit SRC SECONDS   a DHCPv6 Solicit from SRC to ff02::1:2; prints
 #                         how many Advertise/Reply came back within SECONDS
+#   na SRC DST DSTMAC TARGET [ext]
+#                         an unsolicited override neighbour advertisement
+#                         from SRC to DST claiming TARGET for this MAC (the
+#                         cache poisoning of RFC 3756 4.1.1), behind a
+#                         destination-options header with `ext`
 #   count SECONDS READY   prints how many DHCPv6 server messages (UDP
 #                         547->546) arrived on eth0 within SECONDS; creates
 #                         the file READY once the capture runs
@@ -15,8 +20,9 @@ import time
 
 from scapy.all import (AsyncSniffer, DHCP6_Advertise, DHCP6_Reply, DHCP6_Solicit,
                        DHCP6OptClientId, DHCP6OptElapsedTime, DHCP6OptIA_NA,
-                       DHCP6OptServerId, DUID_LL, Ether, ICMPv6ND_RA,
-                       ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6,
+                       DHCP6OptServerId, DUID_LL, Ether, ICMPv6ND_NA, ICMPv6ND_RA,
+                       ICMPv6NDOptDstLLAddr, ICMPv6NDOptPrefixInfo,
+                       ICMPv6NDOptSrcLLAddr, IPv6,
                        IPv6ExtHdrDestOpt, UDP, conf, get_if_hwaddr, sendp)
 
 conf.verb = 0
@@ -41,6 +47,15 @@ def ra(src, prefix, ext=None):
                                      validlifetime=3600, preferredlifetime=1800)
              / ICMPv6NDOptSrcLLAddr(lladdr=MAC))
     sendp(frame, iface=IFACE, count=2, inter=0.2)
+
+
+def na(src, dst, dstmac, target, ext=None):
+    ip = IPv6(src=src, dst=dst, hlim=255)
+    if ext == "ext":
+        ip = ip / IPv6ExtHdrDestOpt()
+    frame = (Ether(src=MAC, dst=dstmac) / ip / ICMPv6ND_NA(R=0, S=0, O=1, tgt=target)
+             / ICMPv6NDOptDstLLAddr(lladdr=MAC))
+    sendp(frame, iface=IFACE, count=3, inter=0.2)
 
 
 def reply(src, dst, dstmac):
@@ -76,4 +91,4 @@ def count(seconds, ready):
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    {"ra": ra, "reply": reply, "solicit": solicit, "count": count}[mode](*args)
+    {"ra": ra, "na": na, "reply": reply, "solicit": solicit, "count": count}[mode](*args)

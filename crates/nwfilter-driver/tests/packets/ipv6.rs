@@ -305,3 +305,133 @@ pub fn dualstack_stops_rogue_dhcpv6_servers<B: Backend>() {
         "the trusted server still answers A"
     );
 }
+
+/// The MAC `guest` has for `ip`, once it has one (empty after `wait`).
+fn neighbour6(guest: &Guest, ip: &str, wait: Duration) -> String {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mac = guest.neighbour_mac(ip);
+        if !mac.is_empty() || Instant::now() >= deadline {
+            return mac;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `victim` learns `owner`'s address afresh (a real exchange).
+fn learns_neighbour(victim: &Guest, owner: &Guest) {
+    victim.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    assert!(
+        victim.pings6(&owner.ip6),
+        "{} reaches {}",
+        victim.port,
+        owner.port
+    );
+    assert_eq!(
+        neighbour6(victim, &owner.ip6, Duration::from_secs(2)),
+        owner.mac
+    );
+}
+
+/// `attacker`'s override advertisements claiming `owner`'s address reach
+/// `victim`; true if `victim`'s cache then points `owner` at `attacker`.
+fn poisons(attacker: &Guest, victim: &Guest, owner: &Guest, ext: bool) -> bool {
+    learns_neighbour(victim, owner);
+    let mut args = vec!["na", &attacker.ip6, &victim.ip6, &victim.mac, &owner.ip6];
+    if ext {
+        args.push("ext");
+    }
+    forge(attacker, &args);
+    std::thread::sleep(Duration::from_millis(300));
+    victim.neighbour_mac(&owner.ip6) == attacker.mac
+}
+
+/// Whether `guest`'s `addr` failed duplicate address detection (waits
+/// until it is no longer tentative).
+fn dad_failed(guest: &Guest, addr: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = guest
+            .ns
+            .ok(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+        let line = shown.lines().find(|l| l.contains(&format!(" {addr}/")));
+        match line {
+            Some(l) if l.contains("dadfailed") => return true,
+            Some(l) if !l.contains("tentative") => return false,
+            _ => assert!(Instant::now() < deadline, "{addr} stays tentative"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn dualstack_stops_neighbour_cache_poisoning<B: Backend>() {
+    let lab = lab(3);
+    let (a, b, c) = (&lab.guests[0], &lab.guests[1], &lab.guests[2]);
+    assert!(
+        poisons(a, c, b, false),
+        "unfiltered, A's forged advertisement takes B's address over in C's cache"
+    );
+    assert!(
+        poisons(a, c, b, true),
+        "and one behind a destination-options header"
+    );
+
+    // A may use fd77::50 (and does duplicate address detection for it).
+    let fw = Firewall::<B>::new(&lab);
+    fw.apply(&[&dualstack(a, &[("IPV6", "fd77::50")])]);
+    assert!(
+        !poisons(a, c, b, false),
+        "a forged advertisement for B's address is dropped:\n{}",
+        lab.ruleset()
+    );
+    assert!(
+        !poisons(a, c, b, true),
+        "also behind a destination-options header"
+    );
+
+    // Ordinary neighbour discovery: A resolves C and answers C's
+    // solicitations (its own target, its own MAC).
+    for guest in [a, c] {
+        guest.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    }
+    assert!(a.pings6(&c.ip6), "A resolves C and C resolves A");
+    c.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    assert!(c.pings6(&a.ip6), "C resolves A");
+    assert_eq!(c.neighbour_mac(&a.ip6), a.mac);
+    let b_ll = format!("{}%eth0", link_local(b));
+    assert!(a.pings6(&b_ll), "ND for link-local addresses");
+
+    // Duplicate address detection for one of A's addresses still works:
+    // B holds fd77::50, A's probe reaches B and B's answer fails A's DAD.
+    b.ns.ok(&["ip", "addr", "add", "fd77::50/64", "dev", "eth0", "nodad"]);
+    a.ns.ok(&["ip", "addr", "add", "fd77::50/64", "dev", "eth0"]);
+    assert!(
+        dad_failed(a, "fd77::50"),
+        "A's duplicate address detection for its own address reaches B"
+    );
+    // A probe for an address that is not A's never leaves the port.
+    b.ns.ok(&["ip", "addr", "add", "fd77::51/64", "dev", "eth0", "nodad"]);
+    a.ns.ok(&["ip", "addr", "add", "fd77::51/64", "dev", "eth0"]);
+    assert!(
+        !dad_failed(a, "fd77::51"),
+        "a probe for an address the port may not use is dropped"
+    );
+}
+
+/// The kernel gives back what was applied for the ND rules (ip6tables'
+/// `u32` text, nft's raw payloads): re-applying without a record (as after
+/// a restart) changes nothing, and removing leaves what was there before.
+pub fn dualstack_reapplied_without_a_record_is_unchanged<B: Backend>() {
+    let lab = lab(1);
+    let a = &lab.guests[0];
+    let before = lab.snapshot();
+    let fw = Firewall::<B>::new(&lab);
+    let rules = dualstack(a, &[]);
+    fw.apply(&[&rules]);
+    let applied = lab.snapshot();
+    let outcome = fw.apply_unrecorded(&rules);
+    assert_eq!(outcome.unchanged, crate::backend::ports(&[a]));
+    assert_eq!(lab.snapshot(), applied);
+    fw.remove(&[a]);
+    assert_eq!(lab.snapshot(), before);
+}

@@ -18,6 +18,7 @@ const SRC: u32 = 6;
 const ETHERTYPE: u32 = 12;
 const IPV4: u32 = 0x0800;
 const ARP: u32 = 0x0806;
+const IPV6: u32 = 0x86dd;
 
 /// The kernel's ancillary load "has a VLAN tag been taken off this frame":
 /// on receive the kernel (or the NIC, veth included) strips a VLAN or
@@ -155,6 +156,66 @@ fn dhcp_frames_untagged() -> Vec<Insn> {
     ]
 }
 
+/// IPv6 learning in `any` mode (issue 16; FCFS SAVI claims: duplicate
+/// address detection and first use): untagged IPv6 frames from the
+/// guest's MAC. Every source address the guest uses may be a claim, so
+/// nothing narrower is possible here; the port's rate limit bounds them.
+pub(crate) fn ipv6_claims(mac: [u8; 6]) -> Vec<Insn> {
+    untagged_only(ipv6_claims_untagged(mac))
+}
+
+fn ipv6_claims_untagged(mac: [u8; 6]) -> Vec<Insn> {
+    const DROP: u8 = 6;
+    const ACCEPT: u8 = 7;
+    let to = |pc: u8, target: u8| target - pc - 1;
+    let high = u32::from(u16::from_be_bytes([mac[0], mac[1]]));
+    let low = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
+    vec![
+        /* 0 */ load_abs(BPF_H, SRC),
+        /* 1 */ jump_eq(high, 0, to(1, DROP)),
+        /* 2 */ load_abs(BPF_W, SRC + 2),
+        /* 3 */ jump_eq(low, 0, to(3, DROP)),
+        /* 4 */ load_abs(BPF_H, ETHERTYPE),
+        /* 5 */ jump_eq(IPV6, to(5, ACCEPT), to(5, DROP)),
+        /* 6: DROP */ ret(0),
+        /* 7: ACCEPT */ ret(SNAP_LEN),
+    ]
+}
+
+/// IPv6 learning in `dhcp` mode (SAVI for DHCP): untagged IPv6 UDP
+/// 546→547 (the guest's Release and Decline) or 547→546 (a server's
+/// Reply) right behind the IPv6 header (next header 17 at byte 20; ports
+/// at 54 and 56). DHCPv6 messages carry no extension header in practice;
+/// one that does is not learned from.
+pub(crate) fn dhcp6_frames() -> Vec<Insn> {
+    untagged_only(dhcp6_frames_untagged())
+}
+
+fn dhcp6_frames_untagged() -> Vec<Insn> {
+    const DROP: u8 = 11;
+    const ACCEPT: u8 = 12;
+    let to = |pc: u8, target: u8| target - pc - 1;
+    vec![
+        /* 0 */ load_abs(BPF_H, ETHERTYPE),
+        /* 1 */ jump_eq(IPV6, 0, to(1, DROP)),
+        /* 2 */ load_abs(BPF_B, 20),
+        /* 3 */ jump_eq(17, 0, to(3, DROP)),
+        /* 4 */ load_abs(BPF_H, 54),
+        /* 5 */ jump_eq(546, 0, to(5, 8)),
+        /* 6 */ load_abs(BPF_H, 56),
+        /* 7 */ jump_eq(547, to(7, ACCEPT), to(7, DROP)),
+        /* 8 */ jump_eq(547, 0, to(8, DROP)),
+        /* 9 */ load_abs(BPF_H, 56),
+        /* 10 */ jump_eq(546, to(10, ACCEPT), to(10, DROP)),
+        /* 11: DROP */ ret(0),
+        /* 12: ACCEPT */ ret(SNAP_LEN),
+    ]
+}
+
 #[cfg(test)]
 #[path = "bpf_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "bpf6_tests.rs"]
+mod tests6;

@@ -11,13 +11,13 @@ use super::*;
 use crate::classify::tests::{dhcp_message, udp};
 
 /// How many bytes `program` accepts of `frame` (0: dropped).
-fn run(program: &[Insn], frame: &[u8]) -> u32 {
+pub(super) fn run(program: &[Insn], frame: &[u8]) -> u32 {
     run_tagged(program, frame, false)
 }
 
 /// Like [`run`]; `tag_taken_off`: the kernel took a VLAN tag off the frame
 /// (what the ancillary load [`VLAN_TAG_PRESENT`] reports).
-fn run_tagged(program: &[Insn], frame: &[u8], tag_taken_off: bool) -> u32 {
+pub(super) fn run_tagged(program: &[Insn], frame: &[u8], tag_taken_off: bool) -> u32 {
     let load = |offset: u32, size: usize| -> Option<u32> {
         if offset == VLAN_TAG_PRESENT {
             return Some(u32::from(tag_taken_off));

@@ -33,6 +33,10 @@ pub enum Filter {
     GuestFrames([u8; 6]),
     /// DHCP client and server datagrams (`dhcp` mode).
     Dhcp,
+    /// The guest's untagged IPv6 frames (IPv6 `any` mode: its claims).
+    Ipv6Claims([u8; 6]),
+    /// DHCPv6 client and server datagrams (IPv6 `dhcp` mode).
+    Dhcp6,
 }
 
 /// Why a capture could not be opened or read.
@@ -120,6 +124,8 @@ impl Capture {
         let program = match filter {
             Filter::GuestFrames(mac) => bpf::guest_frames(mac),
             Filter::Dhcp => bpf::dhcp_frames(),
+            Filter::Ipv6Claims(mac) => bpf::ipv6_claims(mac),
+            Filter::Dhcp6 => bpf::dhcp6_frames(),
         };
         socket
             .attach_filter(&bpf::to_socket(&program))
