@@ -110,6 +110,9 @@ fn arp(body: &[u8], offset: usize) -> Result<Arp, FrameError> {
 
 fn ip(body: &[u8], offset: usize) -> Result<Ip, FrameError> {
     let sliced = SlicedPacket::from_ip(body).map_err(|e| bad(offset, e))?;
+    // The ICMPv6 message when no extension header comes between (next
+    // header 58 in the IPv6 header itself), for the ND field matches.
+    let mut icmpv6_message = None;
     let (src, dst, protocol, tos, payload): (IpAddr, IpAddr, u8, u8, &[u8]) = match &sliced.net {
         Some(NetSlice::Ipv4(v4)) => {
             let h = v4.header();
@@ -126,6 +129,9 @@ fn ip(body: &[u8], offset: usize) -> Result<Ip, FrameError> {
         Some(NetSlice::Ipv6(v6)) => {
             let h = v6.header();
             let p = v6.payload();
+            if h.next_header().0 == 58 && !p.fragmented {
+                icmpv6_message = Some(p.payload.to_vec());
+            }
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
@@ -172,6 +178,7 @@ fn ip(body: &[u8], offset: usize) -> Result<Ip, FrameError> {
         protocol,
         tos,
         l4,
+        icmpv6_message,
     })
 }
 

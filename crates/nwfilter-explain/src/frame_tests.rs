@@ -7,7 +7,15 @@ fn roundtrip(text: &str) {
     let p = spec::parse(text, Direction::Out, VM).unwrap();
     let frame = build(&p).unwrap();
     assert!(frame.len() >= 60);
-    assert_eq!(parse(&frame).unwrap(), p, "{text}");
+    let mut back = parse(&frame).unwrap();
+    // A described ICMPv6 packet has no ND body; its frame's message is too
+    // short for any ND field, so no ND match holds for either.
+    if let Net::Ip(ip) = &mut back.net {
+        if let Some(msg) = ip.icmpv6_message.take() {
+            assert!(msg.len() < 24, "{text}: {msg:?}");
+        }
+    }
+    assert_eq!(back, p, "{text}");
 }
 
 #[test]

@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 
 use nwfilter_compile::ir::{
-    AddrMatch, AddrRange, ConnDir, ConnStates, IpVersion, L4Proto, MacMatch, Match, Negatable,
-    PortRange, StpField,
+    AddrMatch, AddrRange, ConnDir, ConnStates, IpVersion, L4Proto, MacMatch, Match, NdField,
+    NdMatch, Negatable, PortRange, StpField,
 };
 
 use crate::packet::{
@@ -75,6 +75,7 @@ pub fn holds(m: &Match, p: &Packet) -> bool {
             let inside = (types.0..=types.1).contains(&t) && (codes.0..=codes.1).contains(&c);
             inside != *negated
         }),
+        Match::Nd(nd) => neighbour_discovery(nd, p),
         Match::ConnState(states) => state(states, p.ct),
         Match::ConnDir(dir) => match dir {
             ConnDir::Original => !p.ct_reply,
@@ -192,6 +193,34 @@ fn icmp(p: &Packet) -> Option<(u8, u8)> {
     match &p.ip()?.l4 {
         L4::Icmp { icmp_type, code } => Some((*icmp_type, *code)),
         _ => None,
+    }
+}
+
+/// A neighbour-discovery field at its fixed place (the backends read raw
+/// bytes after pinning the ICMPv6 header right behind the IPv6 header):
+/// no such message, or one too short for the field, never matches,
+/// negated or not, as a raw payload load that runs out fails the rule.
+fn neighbour_discovery(nd: &NdMatch, p: &Packet) -> bool {
+    let Some(msg) = p.ip().and_then(|ip| ip.icmpv6_message.as_deref()) else {
+        return false;
+    };
+    match nd.field {
+        NdField::Target(addr) => msg.len() >= 24 && ((msg[8..24] == addr.octets()) != nd.negated),
+        NdField::LinkLayer(want) => {
+            let holds = msg.len() == 32
+                && matches!(msg[24], 1 | 2)
+                && msg[25] == 1
+                && msg[26..32] == *want.as_bytes();
+            holds != nd.negated
+        }
+        NdField::Options(with) => {
+            let holds = if with {
+                msg.len() > 24
+            } else {
+                msg.len() == 24
+            };
+            holds != nd.negated
+        }
     }
 }
 

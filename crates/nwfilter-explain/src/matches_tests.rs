@@ -311,3 +311,63 @@ fn ipset_membership_and_connlimit() {
     assert!(!holds(&Match::ConnlimitAbove(n(1, false)), &not));
     assert!(holds(&Match::ConnlimitAbove(n(1, true)), &not));
 }
+
+/// A neighbour advertisement from VM as a raw frame: `ext` puts a
+/// hop-by-hop header (next header 58, 8 bytes) before the ICMPv6 header;
+/// `option` appends a target link-layer address option with `lladdr`.
+fn na_frame(target: &str, option: Option<[u8; 6]>, ext: bool) -> Vec<u8> {
+    let target: std::net::Ipv6Addr = target.parse().unwrap();
+    let mut icmp = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    if let Some(mac) = option {
+        icmp.extend_from_slice(&[2, 1]);
+        icmp.extend_from_slice(&mac);
+    }
+    let mut payload = Vec::new();
+    if ext {
+        payload.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    payload.extend_from_slice(&icmp);
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    f.extend_from_slice(&VM);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.push(if ext { 0 } else { 58 });
+    f.push(255);
+    f.extend_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&"ff02::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&payload);
+    f
+}
+
+#[test]
+fn neighbour_discovery_target_lladdr_and_options_read_from_a_raw_frame() {
+    let raw = |target, option, ext| crate::frame::parse(&na_frame(target, option, ext)).unwrap();
+    let own = raw("fd00::10", Some(VM), false);
+    let other_target = raw("fd00::99", Some(VM), false);
+    let other_mac = raw("fd00::10", Some([2, 0, 0, 0, 0, 9]), false);
+    let bare = raw("fd00::10", None, false);
+    let behind_ext = raw("fd00::10", Some(VM), true);
+    let nd = |field, negated| Match::Nd(NdMatch { field, negated });
+    let target = NdField::Target("fd00::10".parse().unwrap());
+    check(nd(target, false), &own, &other_target);
+    check(nd(target, true), &other_target, &own);
+    let lladdr = NdField::LinkLayer(MacAddr6::from(VM));
+    check(nd(lladdr, false), &own, &other_mac);
+    check(nd(NdField::Options(false), false), &bare, &own);
+    check(nd(NdField::Options(true), false), &own, &bare);
+    // Behind an extension header the fixed offsets do not apply: no field
+    // matches, negated or not (the filter then drops the NA by type).
+    for field in [target, lladdr, NdField::Options(true)] {
+        for negated in [false, true] {
+            assert!(
+                !holds(&nd(field, negated), &behind_ext),
+                "{field:?} {negated}"
+            );
+        }
+    }
+    // A described packet carries no ND body.
+    let described = pkt("mac src=52:54:00:00:00:01 ipv6 src=fe80::1 dst=ff02::1 icmpv6 type=136");
+    assert!(!holds(&nd(target, false), &described));
+    assert!(!holds(&nd(target, true), &described));
+}

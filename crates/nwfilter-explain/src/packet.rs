@@ -89,6 +89,13 @@ pub struct Ip {
     /// The TOS (IPv4) or traffic-class (IPv6) byte.
     pub tos: u8,
     pub l4: L4,
+    /// The ICMPv6 message (header included) when it follows the IPv6
+    /// header directly, as read from a raw frame: the neighbour-discovery
+    /// matches read its target and options at fixed offsets. `None` for a
+    /// described packet (a spec names no ND target or option) and for
+    /// anything else.
+    #[serde(skip)]
+    pub icmpv6_message: Option<Vec<u8>>,
 }
 
 impl Ip {
