@@ -139,14 +139,16 @@ fn a_very_long_filter_name_is_a_clear_error() {
 }
 
 /// An "editor" that breaks the port on its first run and fixes it on the
-/// second (it counts its runs in a file next to itself).
+/// second (it counts its runs in a file next to itself). It edits the
+/// attribute, not any "25": the filter's random UUID may hold those
+/// digits too (the first edit then broke the UUID instead of the port).
 fn two_step_editor(d: &Dirs) -> String {
     let script = d.write(
         "editor.sh",
         "count=\"$(dirname \"$0\")/runs\"\n\
          echo x >> \"$count\"\n\
-         if [ \"$(wc -l < \"$count\")\" -eq 1 ]; then sed -i s/'25'/'99999'/ \"$1\";\n\
-         else sed -i s/'99999'/'587'/ \"$1\"; fi\n",
+         if [ \"$(wc -l < \"$count\")\" -eq 1 ]; then sed -i \"s/dstportstart='25'/dstportstart='99999'/\" \"$1\";\n\
+         else sed -i \"s/dstportstart='99999'/dstportstart='587'/\" \"$1\"; fi\n",
     );
     format!("sh {}", script.display())
 }
