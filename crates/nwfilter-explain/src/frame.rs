@@ -166,12 +166,21 @@ fn ip(body: &[u8], offset: usize) -> Result<Ip, FrameError> {
         },
         None => L4::Other,
     };
+    // The ND matches read fixed offsets behind the IPv6 header: only an
+    // ICMPv6 message with no extension header before it has them.
+    let nd = match &sliced.net {
+        Some(NetSlice::Ipv6(v6)) if v6.header().next_header().0 == 58 => Some(NdBody {
+            message: payload.to_vec(),
+        }),
+        _ => None,
+    };
     Ok(Ip {
         src,
         dst,
         protocol,
         tos,
         l4,
+        nd,
     })
 }
 

@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 
 use nwfilter_compile::ir::{
-    AddrMatch, AddrRange, ConnDir, ConnStates, IpVersion, L4Proto, MacMatch, Match, Negatable,
-    PortRange, StpField,
+    AddrMatch, AddrRange, ConnDir, ConnStates, IpVersion, L4Proto, MacMatch, Match, NdField,
+    NdMatch, Negatable, PortRange, StpField,
 };
 
 use crate::packet::{
@@ -75,6 +75,7 @@ pub fn holds(m: &Match, p: &Packet) -> bool {
             let inside = (types.0..=types.1).contains(&t) && (codes.0..=codes.1).contains(&c);
             inside != *negated
         }),
+        Match::Nd(nd_match) => nd(nd_match, p),
         Match::ConnState(states) => state(states, p.ct),
         Match::ConnDir(dir) => match dir {
             ConnDir::Original => !p.ct_reply,
@@ -201,6 +202,30 @@ fn icmpv6(p: &Packet) -> Option<(u8, u8)> {
         L4::Icmp { icmp_type, code } => Some((*icmp_type, *code)),
         _ => None,
     }
+}
+
+/// A neighbour-discovery field (`ndtarget`, `ndlladdr`, `ndoptions`) at
+/// its fixed offset: only an ICMPv6 message right behind the IPv6 header
+/// has it, negated or not, as the backends' u32 and raw-payload matches
+/// (docs/ipv6.md, "Neighbour-discovery fields").
+fn nd(m: &NdMatch, p: &Packet) -> bool {
+    let Some(body) = p.ip().and_then(|ip| ip.nd.as_ref()) else {
+        return false;
+    };
+    let msg = &body.message;
+    let holds = match m.field {
+        NdField::Target(addr) => msg
+            .get(8..24)
+            .is_some_and(|t| t == addr.octets().as_slice()),
+        NdField::LinkLayer(lladdr) => {
+            msg.len() == 32
+                && matches!(msg[24], 1 | 2)
+                && msg[25] == 1
+                && msg[26..32] == *lladdr.as_bytes()
+        }
+        NdField::Options(with) => msg.len() >= 24 && (msg.len() > 24) == with,
+    };
+    holds != m.negated
 }
 
 /// ebtables' ARP address matches need an Ethernet/IPv4 ARP body.

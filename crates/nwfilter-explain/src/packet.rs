@@ -89,6 +89,18 @@ pub struct Ip {
     /// The TOS (IPv4) or traffic-class (IPv6) byte.
     pub tos: u8,
     pub l4: L4,
+    /// An ICMPv6 message right behind the IPv6 header (next header 58, no
+    /// extension header): what the neighbour-discovery matches read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nd: Option<NdBody>,
+}
+
+/// The bytes of an ICMPv6 message that directly follows its IPv6 header,
+/// as the fixed-offset neighbour-discovery matches see it (`Match::Nd`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NdBody {
+    /// The whole ICMPv6 message, header included.
+    pub message: Vec<u8>,
 }
 
 impl Ip {

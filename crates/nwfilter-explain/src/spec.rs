@@ -389,6 +389,7 @@ fn ip(v4: bool, f: &Fields, layer4: Option<&(String, Fields)>) -> Result<Ip, Spe
         protocol: protocol.unwrap_or(implied),
         tos: f.parse("tos", number, "a number (0-255)")?.unwrap_or(0),
         l4,
+        nd: None,
     })
 }
 
