@@ -167,11 +167,14 @@ fn ip(body: &[u8], offset: usize) -> Result<Ip, FrameError> {
         None => L4::Other,
     };
     // The ND matches read fixed offsets behind the IPv6 header: only an
-    // ICMPv6 message with no extension header before it has them.
+    // ICMPv6 message with no extension header before it, long enough for
+    // a target (24 bytes), has them.
     let nd = match &sliced.net {
-        Some(NetSlice::Ipv6(v6)) if v6.header().next_header().0 == 58 => Some(NdBody {
-            message: payload.to_vec(),
-        }),
+        Some(NetSlice::Ipv6(v6)) if v6.header().next_header().0 == 58 && payload.len() >= 24 => {
+            Some(NdBody {
+                message: payload.to_vec(),
+            })
+        }
         _ => None,
     };
     Ok(Ip {

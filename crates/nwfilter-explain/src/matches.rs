@@ -206,8 +206,9 @@ fn icmpv6(p: &Packet) -> Option<(u8, u8)> {
 
 /// A neighbour-discovery field (`ndtarget`, `ndlladdr`, `ndoptions`) at
 /// its fixed offset: only an ICMPv6 message right behind the IPv6 header
-/// has it, negated or not, as the backends' u32 and raw-payload matches
-/// (docs/ipv6.md, "Neighbour-discovery fields").
+/// has it (negated or not, as every field a packet lacks), as the
+/// backends' u32 and raw-payload matches (docs/ipv6.md,
+/// "Neighbour-discovery fields").
 fn nd(m: &NdMatch, p: &Packet) -> bool {
     let Some(body) = p.ip().and_then(|ip| ip.nd.as_ref()) else {
         return false;
@@ -223,7 +224,7 @@ fn nd(m: &NdMatch, p: &Packet) -> bool {
                 && msg[25] == 1
                 && msg[26..32] == *lladdr.as_bytes()
         }
-        NdField::Options(with) => msg.len() >= 24 && (msg.len() > 24) == with,
+        NdField::Options(with) => (msg.len() > 24) == with,
     };
     holds != m.negated
 }

@@ -311,3 +311,64 @@ fn ipset_membership_and_connlimit() {
     assert!(!holds(&Match::ConnlimitAbove(n(1, false)), &not));
     assert!(holds(&Match::ConnlimitAbove(n(1, true)), &not));
 }
+
+/// A neighbour advertisement from 52:54:00:00:00:01 for `target`, right
+/// behind the IPv6 header, with a target link-layer option holding `mac`
+/// when given; behind a destination-options header when `ext`.
+fn na_frame(target: &str, mac: Option<[u8; 6]>, ext: bool) -> Packet {
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend_from_slice(&target.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    if let Some(mac) = mac {
+        icmp.extend_from_slice(&[2, 1]);
+        icmp.extend_from_slice(&mac);
+    }
+    let mut payload = Vec::new();
+    if ext {
+        payload.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    payload.extend_from_slice(&icmp);
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0, 0, 1, 0x86, 0xdd];
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    f.extend_from_slice(&[if ext { 60 } else { 58 }, 255]);
+    f.extend_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&"ff02::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&payload);
+    crate::frame::parse(&f).unwrap()
+}
+
+#[test]
+fn neighbour_discovery_fields_only_right_behind_the_ipv6_header() {
+    let own = [0x52, 0x54, 0, 0, 0, 1];
+    let nd = |field, negated| Match::Nd(NdMatch { field, negated });
+    let target = |t: &str| NdField::Target(t.parse().unwrap());
+    let plain = na_frame("2001:db8::5", None, false);
+    let with_option = na_frame("2001:db8::5", Some(own), false);
+    let behind_ext = na_frame("2001:db8::5", None, true);
+    check(
+        nd(target("2001:db8::5"), false),
+        &plain,
+        &na_frame("2001:db8::6", None, false),
+    );
+    check(
+        nd(target("2001:db8::6"), true),
+        &plain,
+        &na_frame("2001:db8::6", None, false),
+    );
+    check(nd(NdField::Options(false), false), &plain, &with_option);
+    check(nd(NdField::Options(true), false), &with_option, &plain);
+    let mac = |b: [u8; 6]| NdField::LinkLayer(MacAddr6::from(b));
+    check(
+        nd(mac(own), false),
+        &with_option,
+        &na_frame("2001:db8::5", Some([0x52, 0x54, 0, 0, 0, 9]), false),
+    );
+    // Behind an extension header the fields are not there, negated or not.
+    for m in [
+        nd(target("2001:db8::5"), false),
+        nd(target("2001:db8::6"), true),
+        nd(NdField::Options(false), false),
+    ] {
+        assert!(!holds(&m, &behind_ext), "{m:?}");
+    }
+}

@@ -89,8 +89,10 @@ pub struct Ip {
     /// The TOS (IPv4) or traffic-class (IPv6) byte.
     pub tos: u8,
     pub l4: L4,
-    /// An ICMPv6 message right behind the IPv6 header (next header 58, no
-    /// extension header): what the neighbour-discovery matches read.
+    /// An ICMPv6 message of at least 24 bytes right behind the IPv6 header
+    /// (next header 58, no extension header): what the neighbour-discovery
+    /// matches read. Only frames carry one (a packet described by fields
+    /// has no ND body, and no ND match holds for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nd: Option<NdBody>,
 }
