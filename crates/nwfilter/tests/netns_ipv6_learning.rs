@@ -47,6 +47,74 @@ fn ipv6_is_learned_from_trusted_dhcpv6_replies_only_with_nftables() {
     dhcp_mode(Firewall::Nftables);
 }
 
+/// The per-port limit (`learn_max_addresses`): with 2, a guest using three
+/// addresses gets two learned, and the third stays dropped. The limit is
+/// the learner's, the same whichever backend applies the rules.
+#[test]
+fn a_port_learns_at_most_its_limit_of_ipv6_addresses() {
+    if !can_run("ipv6_learning_limit", &[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::ready(1);
+    let a = &lab.guests[0];
+    lab.host.ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{HOST6}/64"),
+        "dev",
+        "br0",
+        "nodad",
+    ]);
+    let (sender, _events) = mpsc::channel();
+    let host = HostConfig::new(dir.path().join("etc"), dir.path().join("run"))
+        .firewall(Firewall::Nftables)
+        .network_namespace(lab.host.name.clone())
+        .tables_lock(Some(dir.path().join("tables.lock")))
+        .rule_check_every(None)
+        .learn_max_addresses(2)
+        .on_event(move |event| {
+            let _ = sender.send(event);
+        })
+        .open()
+        .unwrap();
+    host.create_binding(&dualstack(a).build().unwrap()).unwrap();
+    let addrs = ["fd77::c1", "fd77::c2", "fd77::c3"];
+    for addr in addrs {
+        a.ns.ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+    }
+    let ping_from = |src: &str| {
+        a.ns.run(&["ping", "-6", "-c", "1", "-W", "1", "-I", src, HOST6])
+            .status
+            .success()
+    };
+    // Each address is used until it passes or, for the third, its
+    // packets are seen (and refused) several times.
+    let passing: Vec<&str> = addrs
+        .into_iter()
+        .filter(|addr| (0..4).any(|_| ping_from(addr)))
+        .collect();
+    let held = learned(&host, &a.port);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(passing.len() <= 2, "{passing:?} passed with {held:?}");
+    assert!(
+        addrs
+            .iter()
+            .any(|addr| !held.contains(&ip(addr)) && !ping_from(addr)),
+        "an address beyond the limit stays dropped: {held:?}"
+    );
+    host.delete_binding(&a.port).unwrap();
+}
+
 fn can_run(test: &str, extra: &[&str]) -> bool {
     let mut tools = vec!["nft", "ebtables", "ip6tables"];
     tools.extend_from_slice(extra);
