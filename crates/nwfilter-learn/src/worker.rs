@@ -52,7 +52,7 @@ pub(crate) struct Port {
 
 /// Longest sleep: bounds how late a new port, a shutdown, an expired lease
 /// or a deadline is noticed.
-pub(crate) const TICK: Duration = Duration::from_millis(200);
+const TICK: Duration = Duration::from_millis(200);
 /// Frames read from one port per wake-up, so one busy port cannot starve
 /// the others of the same worker.
 pub(crate) const READ_BUDGET: usize = 16;
