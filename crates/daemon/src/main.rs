@@ -63,6 +63,12 @@ struct Args {
     /// port then stays blocked); 0 waits forever, as libvirt does.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     learn_timeout_secs: u64,
+    /// The most addresses learning gives one port: DHCP leases (IPv4
+    /// `dhcp` mode) and IPv6 addresses (either mode). Further claims
+    /// or leases are ignored and logged.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    learn_max_addresses: u16,
     /// Firewall backend that applies the rules: xtables or nftables
     /// [default: `backend` in CONFIG_DIR/nwfilter.conf, else xtables].
     /// Bindings applied by the other backend move to this one at start.
@@ -146,6 +152,7 @@ fn open_host(args: &Args) -> anyhow::Result<Host> {
     let host = HostConfig::new(&args.config_dir, &args.state_dir)
         .firewall(nwfilter::frontend::firewall(args.backend))
         .learn_timeout(learn_timeout)
+        .learn_max_addresses(usize::from(args.learn_max_addresses))
         .rule_check_every(None)
         .with_networks()
         .open()?;

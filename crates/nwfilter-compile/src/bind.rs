@@ -2,11 +2,11 @@
 //! variable environments, check every reference can be satisfied (or that
 //! only `$IP` awaits learning), then expand each rule over its values.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use nwfilter_model::{
-    Attr, Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, Value, VarRef,
+    Action, Attr, Entry, Filter, FilterName, FilterRef, MacAddr6, Params, Rule, Value, VarRef,
 };
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
@@ -110,7 +110,14 @@ impl FilterDag {
         let mut instances = Vec::with_capacity(n_rules);
         flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
 
-        let missing = missing(&instances, &envs);
+        let mut missing = missing(&instances, &envs);
+        // `IPV6` awaiting learning: the rules that need it are left out
+        // below (the port may send only what needs no address of its
+        // own), and the learner rebinds the port with each change.
+        let awaiting_v6 = mode != LearningMode::None && ipv6_awaits(&instances, &envs);
+        if awaiting_v6 {
+            missing.retain(|u| u.var.name != crate::reserved::IPV6);
+        }
         if !missing.is_empty() {
             let only_ip = missing.len() == 1 && missing[0].var == VarRef::plain("IP");
             if only_ip && mode != LearningMode::None {
@@ -133,6 +140,9 @@ impl FilterDag {
                 envs: &envs,
                 id: inst.env,
             };
+            if awaiting_v6 && needs_missing_ipv6(inst.rule, &env) {
+                continue;
+            }
             let room = MAX_BOUND_RULES - rules.len();
             expand(
                 inst.rule,
@@ -154,6 +164,105 @@ impl FilterDag {
         }
         Ok(BindOutcome::Bound(BoundRules { rules }))
     }
+}
+
+/// How a port whose filters use `$IPV6` without a value learns its IPv6
+/// addresses ([`FilterDag::ipv6_learning`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ipv6Learning {
+    /// The binding's `CTRL_IP_LEARNING` (never `none`).
+    pub mode: LearningMode,
+    /// The binding's `DHCPSERVERV6`: trusted DHCPv6 servers (empty: any).
+    pub dhcp_servers: Vec<Ipv6Addr>,
+}
+
+impl FilterDag {
+    /// Whether the port's IPv6 addresses are to be learned: its tree uses
+    /// `$IPV6`, no environment gives it, `CTRL_IP_LEARNING` is not `none`,
+    /// and every rule using it only accepts or returns (see
+    /// [`ipv6_awaits`]). Such a port binds (with those rules left out)
+    /// instead of failing on the missing `IPV6`.
+    pub fn ipv6_learning(
+        &self,
+        params: &Params,
+        mac: MacAddr6,
+    ) -> Result<Option<Ipv6Learning>, BindError> {
+        let top = &self.top().name;
+        let mode = LearningMode::of(params).map_err(|value| BindError::LearningMode {
+            top: top.clone(),
+            value,
+        })?;
+        if mode == LearningMode::None {
+            return Ok(None);
+        }
+        crate::reserved::check(params, top)?;
+        let (n_rules, n_refs) = self.flat_size();
+        if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
+            return Err(BindError::TreeTooLarge {
+                top: top.clone(),
+                limit: MAX_BOUND_RULES,
+            });
+        }
+        let mut envs = Envs::new(params, mac, n_refs);
+        let mut instances = Vec::with_capacity(n_rules);
+        flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
+        if !ipv6_awaits(&instances, &envs) {
+            return Ok(None);
+        }
+        let dhcp_servers = params
+            .get(crate::reserved::DHCPSERVERV6)
+            .unwrap_or(&[])
+            .iter()
+            // Checked by `reserved::check` above.
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Ok(Some(Ipv6Learning { mode, dhcp_servers }))
+    }
+}
+
+/// Whether some rule needs `$IPV6` and no environment gives it, and every
+/// such rule may be left out safely: it accepts or returns, on matches
+/// that are not negated. Leaving out such a rule only takes a way through
+/// away (the packets it let through meet the rules after it, in our
+/// filters the chain's drop); leaving out a `drop`, `reject`, `continue`
+/// or a negated match could let through what the filter meant to stop,
+/// so those keep the missing `IPV6` an error.
+fn ipv6_awaits(instances: &[Instance<'_>], envs: &Envs<'_>) -> bool {
+    let mut any = false;
+    for inst in instances {
+        let env = EnvView { envs, id: inst.env };
+        if !needs_missing_ipv6(inst.rule, &env) {
+            continue;
+        }
+        let negated = inst
+            .rule
+            .protocol
+            .iter()
+            .flat_map(|p| p.attrs.iter())
+            .any(|a| a.negated && is_ipv6_ref(&a.value));
+        if negated || !matches!(inst.rule.action, Action::Accept | Action::Return) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// Whether `rule` uses `$IPV6` and `env` gives it no value.
+fn needs_missing_ipv6(rule: &Rule, env: &EnvView<'_, '_>) -> bool {
+    use crate::iterate::Lookup;
+    let uses = rule
+        .protocol
+        .iter()
+        .flat_map(|p| p.attrs.iter())
+        .any(|a| is_ipv6_ref(&a.value));
+    uses && env
+        .values(crate::reserved::IPV6)
+        .is_none_or(<[String]>::is_empty)
+}
+
+fn is_ipv6_ref(value: &Value) -> bool {
+    matches!(value, Value::Var(v) if v.name == crate::reserved::IPV6)
 }
 
 /// The attributes of `rule` written as a variable reference, except those

@@ -13,7 +13,7 @@ mod iterate;
 pub mod reserved;
 pub mod source;
 
-pub use bind::{bind, BindOutcome, LearningMode, MAX_BOUND_RULES};
+pub use bind::{bind, BindOutcome, Ipv6Learning, LearningMode, MAX_BOUND_RULES};
 pub use bound::{BoundRule, BoundRules};
 pub use dag::{check_cycle, resolve, FilterDag, RefPath, ResolveError};
 pub use error::{BadValue, BindError, RuleAt, Unresolved};

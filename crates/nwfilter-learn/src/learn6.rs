@@ -12,7 +12,11 @@
 //! * `dhcp` (SAVI for DHCP, RFC 7513): only a Reply from a trusted server
 //!   (any when none is listed) adds or renews addresses, with their valid
 //!   lifetime (a renewal never shortens one; lifetime 0 withdraws it);
-//!   the guest's Release or Decline removes them.
+//!   the guest's Release or Decline removes them. Link-local addresses,
+//!   which DHCPv6 never assigns and without which the guest cannot even
+//!   send its Solicit (from its link-local address), are learned by claim
+//!   as in `any` mode (first come, first served); a claim of any other
+//!   address teaches nothing.
 //! * `none`: nothing is learned.
 
 use std::collections::BTreeMap;
@@ -72,6 +76,31 @@ impl PortAddresses6 {
         self.held.keys().copied().collect()
     }
 
+    /// The addresses held with when each expires, sorted: what is
+    /// persisted and restored ([`PortAddresses6::restore`]).
+    pub fn held(&self) -> Vec<(Ipv6Addr, Option<u64>)> {
+        self.held.iter().map(|(a, t)| (*a, *t)).collect()
+    }
+
+    /// Takes back addresses held before (a restart): those not expired by
+    /// `now`, up to the limit. Nobody is asked whether they are taken:
+    /// they were this port's first.
+    pub fn restore(&mut self, held: &[(Ipv6Addr, Option<u64>)], now: u64) {
+        for &(addr, until) in held {
+            if self.held.len() >= self.limits.max_addresses {
+                break;
+            }
+            if until.is_none_or(|t| t > now) {
+                self.held.insert(addr, until);
+            }
+        }
+    }
+
+    /// When the next address expires, if any does.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.held.values().filter_map(|t| *t).min()
+    }
+
     /// Applies one observation at time `now`; `taken` says whether another
     /// port of the bridge holds an address.
     pub fn observe(
@@ -83,6 +112,11 @@ impl PortAddresses6 {
         let mut out = Outcome::default();
         match (self.limits.mode, obs) {
             (LearningMode::Any, Observation6::Claimed { addr, .. }) => {
+                self.add(*addr, None, &taken, &mut out);
+            }
+            (LearningMode::Dhcp, Observation6::Claimed { addr, .. })
+                if addr.is_unicast_link_local() =>
+            {
                 self.add(*addr, None, &taken, &mut out);
             }
             (LearningMode::Dhcp, Observation6::Assigned { server, addrs }) => {

@@ -80,9 +80,13 @@ fn a_port_holds_at_most_its_limit() {
 #[test]
 fn dhcp_learns_only_from_trusted_replies_and_forgets_on_release_decline_or_expiry() {
     let mut p = port(LearningMode::Dhcp, &["fe80::1"]);
-    // Claims teach nothing in dhcp mode.
+    // Claims of other than link-local addresses teach nothing in dhcp mode.
     assert!(
         !p.observe(&claim("2001:db8::10", Claim::Dad), 0, FREE)
+            .changed
+    );
+    assert!(
+        !p.observe(&claim("2001:db8::10", Claim::FirstUse), 0, FREE)
             .changed
     );
     let rogue = p.observe(&reply("fe80::66", &[("2001:db8::66", 3600)]), 0, FREE);
@@ -106,6 +110,40 @@ fn dhcp_learns_only_from_trusted_replies_and_forgets_on_release_decline_or_expir
     let released = Observation6::Released(vec![ip("2001:db8::100")]);
     assert!(p.observe(&released, 1100, FREE).changed);
     assert!(p.addresses().is_empty());
+}
+
+#[test]
+fn dhcp_learns_link_local_addresses_by_claim_first_come_first_served() {
+    let mut p = port(LearningMode::Dhcp, &["fe80::1"]);
+    assert!(p.observe(&claim("fe80::aa", Claim::Dad), 0, FREE).changed);
+    let taken = |a: Ipv6Addr| a == ip("fe80::bb");
+    let out = p.observe(&claim("fe80::bb", Claim::FirstUse), 0, taken);
+    assert_eq!(out.refused, [Refusal::TakenByAnother(ip("fe80::bb"))]);
+    assert_eq!(p.addresses(), [ip("fe80::aa")]);
+}
+
+#[test]
+fn restored_addresses_keep_their_lifetimes_and_the_limit() {
+    let mut p = PortAddresses6::new(Limits {
+        mode: LearningMode::Dhcp,
+        trusted_servers: vec![],
+        max_addresses: 2,
+    });
+    p.restore(
+        &[
+            (ip("2001:db8::1"), Some(500)),
+            (ip("2001:db8::2"), Some(2000)),
+            (ip("fe80::1"), None),
+            (ip("2001:db8::3"), None),
+        ],
+        1000,
+    );
+    assert_eq!(
+        p.held(),
+        [(ip("2001:db8::2"), Some(2000)), (ip("fe80::1"), None)],
+        "the expired one is dropped, the fourth is beyond the limit"
+    );
+    assert_eq!(p.next_expiry(), Some(2000));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! be quick (compile and apply one port) since the worker's other ports
 //! wait meanwhile.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -25,7 +25,7 @@ use crate::lease::{Lease, Leases};
 use crate::ratelimit::{Bucket, RateLimit};
 use crate::rules;
 use crate::store::{LeaseKey, LeaseStore};
-use crate::worker::{self, Port, Shared};
+use crate::worker::{self, Job, Port, Shared};
 
 /// How the learner behaves.
 #[derive(Debug, Clone)]
@@ -41,9 +41,10 @@ pub struct Config {
     /// Capture inside this network namespace (a file such as
     /// `/run/netns/NAME`) instead of the process's own.
     pub netns: Option<PathBuf>,
-    /// Most addresses one port may hold (`dhcp` mode leases): an ACK for
-    /// a further address is ignored and logged. Bounds what forged ACKs
-    /// can unlock (at least 1).
+    /// Most addresses one port may hold (`dhcp` mode leases, and IPv6
+    /// addresses in either mode): an ACK or claim for a further address
+    /// is ignored and logged. Bounds what forged ACKs or claims can
+    /// unlock (at least 1).
     pub max_addresses: usize,
 }
 
@@ -72,6 +73,10 @@ pub trait AddressBook: Send + Sync {
     /// Whether `addr` is bound or learned for a port other than `port` on
     /// the same bridge as `port`.
     fn taken_by_another(&self, port: &IfName, addr: Ipv4Addr) -> bool;
+
+    /// As [`AddressBook::taken_by_another`], for an IPv6 address (a fixed
+    /// `IPV6` value or a learned IPv6 address).
+    fn taken6_by_another(&self, port: &IfName, addr: Ipv6Addr) -> bool;
 }
 
 /// An [`AddressBook`] in which nothing is taken (libvirt's behaviour).
@@ -80,6 +85,10 @@ pub struct NothingTaken;
 
 impl AddressBook for NothingTaken {
     fn taken_by_another(&self, _port: &IfName, _addr: Ipv4Addr) -> bool {
+        false
+    }
+
+    fn taken6_by_another(&self, _port: &IfName, _addr: Ipv6Addr) -> bool {
         false
     }
 }
@@ -142,16 +151,16 @@ pub enum StartError {
     ShutDown,
 }
 
-struct WorkerHandle {
-    commands: SyncSender<Box<Port>>,
-    ports: Arc<AtomicUsize>,
+pub(crate) struct WorkerHandle {
+    pub(crate) commands: SyncSender<Job>,
+    pub(crate) ports: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
-    id: ThreadId,
+    pub(crate) id: ThreadId,
 }
 
 /// Learns addresses on any number of ports with a few shared threads.
 pub struct Learner {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
 }
 
@@ -259,11 +268,7 @@ impl Learner {
             None
         };
         let cancel = Arc::new(Cancel::default());
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.ports.load(Ordering::Relaxed))
-            .expect("at least one worker");
+        let worker = self.least_loaded();
         worker.ports.fetch_add(1, Ordering::Relaxed);
         let port_state = Port {
             cancel: Arc::clone(&cancel),
@@ -279,12 +284,17 @@ impl Learner {
         };
         worker
             .commands
-            .send(Box::new(port_state))
+            .send(Job::V4(Box::new(port_state)))
             .map_err(|_| StartError::ShutDown)?;
-        Ok(Watch {
-            cancel,
-            worker: worker.id,
-        })
+        Ok(Watch::new(cancel, worker.id))
+    }
+
+    /// The worker with the fewest ports.
+    pub(crate) fn least_loaded(&self) -> &WorkerHandle {
+        self.workers
+            .iter()
+            .min_by_key(|w| w.ports.load(Ordering::Relaxed))
+            .expect("at least one worker")
     }
 
     /// The port's stored, unexpired leases that its binding still trusts:
@@ -332,6 +342,10 @@ pub struct Watch {
 }
 
 impl Watch {
+    pub(crate) fn new(cancel: Arc<Cancel>, worker: ThreadId) -> Watch {
+        Watch { cancel, worker }
+    }
+
     /// Stops learning and waits for an event being delivered to finish:
     /// when it returns, no further event of this port is delivered. Do
     /// not call it while holding a lock the callback takes (drop the

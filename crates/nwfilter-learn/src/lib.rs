@@ -7,6 +7,10 @@
 //! address (`any`) or the lease table ([`lease`], persisted by [`store`])
 //! → a [`LearnEvent`] for the caller, who binds `IP` and rebuilds the
 //! port's rules. Shared worker threads poll many ports, each rate-limited.
+//!
+//! IPv6 addresses (`IPV6`, issue 16) are learned beside, for as long as
+//! the binding lives ([`Learner::start6`]): [`classify_v6`] →
+//! [`learn6::PortAddresses6`] → a [`LearnEvent6`] per change.
 
 pub mod capture;
 pub mod classify;
@@ -16,11 +20,13 @@ mod dhcp6;
 pub mod firewall;
 pub mod learn6;
 mod learner;
+mod learner6;
 pub mod lease;
 pub mod ratelimit;
 pub mod rules;
 pub mod store;
 mod worker;
+mod worker6;
 
 pub use capture::{Capture, CaptureError, Filter};
 pub use classify::{classify, Direction, LeaseTime, Observation, ReplyKind};
@@ -30,6 +36,7 @@ pub use learner::{
     AddressBook, Config, LearnEvent, Learner, NothingTaken, OnChange, PortSpec, StartError, Watch,
     DEFAULT_MAX_ADDRESSES,
 };
+pub use learner6::{LearnEvent6, OnChange6, PortSpec6};
 pub use lease::{Lease, Leases};
 pub use nwfilter_compile::LearningMode;
 pub use ratelimit::RateLimit;

@@ -21,6 +21,7 @@ use crate::lease::Leases;
 use crate::ratelimit::Bucket;
 use crate::rules;
 use crate::store::LeaseStore;
+use crate::worker6::Port6;
 
 /// What every worker shares.
 pub(crate) struct Shared {
@@ -54,17 +55,32 @@ pub(crate) struct Port {
 const TICK: Duration = Duration::from_millis(200);
 /// Frames read from one port per wake-up, so one busy port cannot starve
 /// the others of the same worker.
-const READ_BUDGET: usize = 16;
+pub(crate) const READ_BUDGET: usize = 16;
 /// Large enough for any Ethernet frame the BPF filter passes (1600 bytes).
 const FRAME_BUFFER: usize = 2048;
 
-pub(crate) fn run(shared: &Shared, incoming: &Receiver<Box<Port>>, load: &AtomicUsize) {
+/// What a worker is handed: a port to learn IPv4 or IPv6 addresses on.
+pub(crate) enum Job {
+    V4(Box<Port>),
+    V6(Box<Port6>),
+}
+
+/// A socket ready to read: which port (of which kind) and which capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    V4(usize),
+    V6(usize, usize),
+}
+
+pub(crate) fn run(shared: &Shared, incoming: &Receiver<Job>, load: &AtomicUsize) {
     let mut ports: Vec<Box<Port>> = Vec::new();
+    let mut ports6: Vec<Box<Port6>> = Vec::new();
     let mut buf = vec![0u8; FRAME_BUFFER];
     while !shared.shutdown.load(Ordering::Relaxed) {
         loop {
             match incoming.try_recv() {
-                Ok(port) => ports.push(port),
+                Ok(Job::V4(port)) => ports.push(port),
+                Ok(Job::V6(port)) => ports6.push(port),
                 Err(TryRecvError::Empty) => break,
                 // The learner is gone; its Drop sets `shutdown` first.
                 Err(TryRecvError::Disconnected) => return,
@@ -77,42 +93,69 @@ pub(crate) fn run(shared: &Shared, incoming: &Receiver<Box<Port>>, load: &Atomic
             }
             port.tick(shared, now);
         }
-        let ready = wait_for_frames(&mut ports, now);
-        for i in ready {
-            ports[i].drain(shared, &mut buf);
+        for port in ports6.iter_mut() {
+            port.tick();
         }
-        ports.retain(|p| {
-            let over = p.done || p.cancel.cancelled.load(Ordering::SeqCst);
-            if over {
-                p.cancel.finished.store(true, Ordering::Relaxed);
+        let ready = wait_for_frames(&mut ports, &mut ports6, now);
+        for r in ready {
+            match r {
+                Ready::V4(i) => ports[i].drain(shared, &mut buf),
+                Ready::V6(i, c) => ports6[i].drain(shared, c, &mut buf),
             }
-            !over
-        });
-        load.store(ports.len(), Ordering::Relaxed);
+        }
+        ports.retain(|p| keep(p.done, &p.cancel));
+        ports6.retain(|p| keep(p.done, &p.cancel));
+        load.store(ports.len() + ports6.len(), Ordering::Relaxed);
     }
 }
 
-/// Polls the sockets of the ports that may take a frame now; returns the
-/// indices of those with frames queued. Sleeps at most [`TICK`].
-fn wait_for_frames(ports: &mut [Box<Port>], now: Instant) -> Vec<usize> {
+/// Whether a port stays on the worker; marks it finished when not.
+fn keep(done: bool, cancel: &Cancel) -> bool {
+    let over = done || cancel.cancelled.load(Ordering::SeqCst);
+    if over {
+        cancel.finished.store(true, Ordering::Relaxed);
+    }
+    !over
+}
+
+/// Polls the sockets of the ports that may take a frame now; returns
+/// those with frames queued. Sleeps at most [`TICK`].
+fn wait_for_frames(ports: &mut [Box<Port>], ports6: &mut [Box<Port6>], now: Instant) -> Vec<Ready> {
     let mut timeout = TICK;
-    let mut polled = Vec::with_capacity(ports.len());
+    let mut polled: Vec<Ready> = Vec::new();
     for (i, port) in ports.iter_mut().enumerate() {
         if port.done {
             continue;
         }
         let wait = port.bucket.wait(now);
         if wait.is_zero() {
-            polled.push(i);
+            polled.push(Ready::V4(i));
         } else {
             // Rate-limited: not polled until a token is due; meanwhile
             // the kernel queue absorbs (and then drops) its frames.
             timeout = timeout.min(wait);
         }
     }
+    for (i, port) in ports6.iter_mut().enumerate() {
+        if port.done {
+            continue;
+        }
+        let wait = port.bucket.wait(now);
+        if wait.is_zero() {
+            polled.extend((0..port.captures.len()).map(|c| Ready::V6(i, c)));
+        } else {
+            timeout = timeout.min(wait);
+        }
+    }
     let mut fds: Vec<PollFd<'_>> = polled
         .iter()
-        .map(|&i| PollFd::new(ports[i].capture.as_fd(), PollFlags::POLLIN))
+        .map(|r| {
+            let fd = match *r {
+                Ready::V4(i) => ports[i].capture.as_fd(),
+                Ready::V6(i, c) => ports6[i].captures[c].as_fd(),
+            };
+            PollFd::new(fd, PollFlags::POLLIN)
+        })
         .collect();
     let millis = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
     if poll(&mut fds, PollTimeout::from(millis)).is_err() {
@@ -121,7 +164,7 @@ fn wait_for_frames(ports: &mut [Box<Port>], now: Instant) -> Vec<usize> {
     fds.iter()
         .zip(&polled)
         .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
-        .map(|(_, &i)| i)
+        .map(|(_, r)| *r)
         .collect()
 }
 

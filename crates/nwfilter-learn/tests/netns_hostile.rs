@@ -136,6 +136,10 @@ impl AddressBook for Book {
             .iter()
             .any(|(p, addrs)| p != port.as_str() && addrs.contains(&addr))
     }
+
+    fn taken6_by_another(&self, _port: &IfName, _addr: std::net::Ipv6Addr) -> bool {
+        false
+    }
 }
 
 /// Item 11: in `any` mode, a guest whose first packets claim the address

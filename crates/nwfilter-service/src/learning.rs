@@ -8,7 +8,7 @@
 //! no address that a binding on the same bridge holds ([`BridgeBook`]).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,8 +17,8 @@ use nwfilter_compile::ir::Program;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{Engine, EngineError, LearningNeed};
 use nwfilter_learn::{
-    AddressBook, Config, FirewallError, LearnEvent, Learner, LeaseKey, LeaseStore, PortFirewall,
-    PortSpec, StartError, Watch,
+    AddressBook, Config, FirewallError, LearnEvent, LearnEvent6, Learner, LeaseKey, LeaseStore,
+    PortFirewall, PortSpec, PortSpec6, StartError, Watch,
 };
 use nwfilter_model::{Binding, IfName};
 
@@ -62,15 +62,33 @@ impl<R: Runner + Send + Sync> AddressBook for BridgeBook<R> {
         let held = |b: &Binding| held_addresses(b, self.engine.learned_addrs(&b.portdev));
         taken_on_bridge(port, addr, &bindings, held, bridge_of)
     }
+
+    fn taken6_by_another(&self, port: &IfName, addr: Ipv6Addr) -> bool {
+        let bindings = match self.engine.bindings().list() {
+            Ok(listing) => listing.items,
+            Err(e) => {
+                (self.log)(format!(
+                    "port {port}: cannot list the bindings to check {addr} is free: {}",
+                    error_chain(&e)
+                ));
+                return false;
+            }
+        };
+        let held = |b: &Binding| {
+            let learned = self.engine.learned6(&b.portdev);
+            held_addresses6(b, learned.map(|l| l.into_iter().map(|(a, _)| a).collect()))
+        };
+        taken_on_bridge(port, addr, &bindings, held, bridge_of)
+    }
 }
 
 /// Whether a binding other than `port`'s, on the same bridge, holds `addr`
 /// (as `held` says). Ports whose bridge is unknown count as one bridge.
-fn taken_on_bridge(
+fn taken_on_bridge<A: PartialEq>(
     port: &IfName,
-    addr: Ipv4Addr,
+    addr: A,
     bindings: &[Binding],
-    held: impl Fn(&Binding) -> Vec<Ipv4Addr>,
+    held: impl Fn(&Binding) -> Vec<A>,
     bridge: impl Fn(&IfName) -> Option<String>,
 ) -> bool {
     let ours = bridge(port);
@@ -97,6 +115,24 @@ fn held_addresses(binding: &Binding, learned: Option<Vec<Ipv4Addr>>) -> Vec<Ipv4
     }
 }
 
+/// A binding's fixed `IPV6` values and, without them, its learned IPv6
+/// addresses.
+fn held_addresses6(binding: &Binding, learned: Option<Vec<Ipv6Addr>>) -> Vec<Ipv6Addr> {
+    let fixed: Vec<Ipv6Addr> = binding
+        .filterref
+        .params
+        .get("IPV6")
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if fixed.is_empty() {
+        learned.unwrap_or_default()
+    } else {
+        fixed
+    }
+}
+
 /// The bridge `port` is enslaved to (its `master` in sysfs).
 fn bridge_of(port: &IfName) -> Option<String> {
     let link = Path::new("/sys/class/net")
@@ -109,19 +145,24 @@ fn bridge_of(port: &IfName) -> Option<String> {
 /// One log line for a change of a port's addresses: the addresses added
 /// and removed, and how many it has now (never the whole list, which
 /// made the log grow with the square of the leases: issue 23, item 12).
-fn describe_change(port: &IfName, before: &[Ipv4Addr], after: &[Ipv4Addr]) -> String {
-    let list = |addrs: Vec<&Ipv4Addr>| {
+fn describe_change<A: PartialEq + std::fmt::Display>(
+    port: &IfName,
+    family: &str,
+    before: &[A],
+    after: &[A],
+) -> String {
+    let list = |addrs: Vec<&A>| {
         let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         shown.join(", ")
     };
-    let added: Vec<&Ipv4Addr> = after.iter().filter(|a| !before.contains(a)).collect();
-    let removed: Vec<&Ipv4Addr> = before.iter().filter(|a| !after.contains(a)).collect();
+    let added: Vec<&A> = after.iter().filter(|a| !before.contains(a)).collect();
+    let removed: Vec<&A> = before.iter().filter(|a| !after.contains(a)).collect();
     let mut parts = Vec::new();
     if !added.is_empty() {
-        parts.push(format!("learned IP {}", list(added)));
+        parts.push(format!("learned {family} {}", list(added)));
     }
     if !removed.is_empty() {
-        parts.push(format!("lost IP {}", list(removed)));
+        parts.push(format!("lost {family} {}", list(removed)));
     }
     if parts.is_empty() {
         parts.push("addresses unchanged".into());
@@ -138,6 +179,8 @@ pub struct Learning<R> {
     engine: Arc<Engine<R>>,
     learner: Learner,
     watches: Mutex<HashMap<IfName, Watch>>,
+    /// IPv6 learning, for as long as each binding lives.
+    watches6: Mutex<HashMap<IfName, Watch>>,
     /// What `binding-list` shows for ports that are not simply active.
     states: Arc<Mutex<HashMap<IfName, String>>>,
     log: Log,
@@ -166,6 +209,7 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
             learner: Learner::with_book(config, firewall, Arc::new(leases), book),
             engine,
             watches: Mutex::new(HashMap::new()),
+            watches6: Mutex::new(HashMap::new()),
             states: Arc::new(Mutex::new(HashMap::new())),
             log,
         }
@@ -215,7 +259,68 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
         if let Some(watch) = watch {
             watch.stop();
         }
+        let watch = lock(&self.watches6).remove(port);
+        if let Some(watch) = watch {
+            watch.stop();
+        }
         lock(&self.states).remove(port);
+    }
+
+    /// Starts learning `binding`'s IPv6 addresses when its filters use
+    /// `$IPV6`, it does not give `IPV6` and learning is on (and no
+    /// learner runs there yet). Learning goes on, from the addresses
+    /// learned before (a restart), until the binding is deleted.
+    pub fn start6(&self, binding: &Binding) -> Result<(), String> {
+        let port = binding.portdev.clone();
+        if lock(&self.watches6).contains_key(&port) {
+            return Ok(());
+        }
+        let need = self
+            .engine
+            .ipv6_learning(binding)
+            .map_err(|e| error_chain(&e))?;
+        let Some(need) = need else {
+            return Ok(());
+        };
+        let spec = PortSpec6 {
+            port: port.clone(),
+            mac: binding.mac,
+            mode: need.mode,
+            dhcp_servers: need.dhcp_servers,
+            held: self.engine.learned6(&port).unwrap_or_default(),
+        };
+        let watch = self
+            .learner
+            .start6(spec, self.on_event6(port.clone()))
+            .map_err(|e: StartError| e.to_string())?;
+        lock(&self.watches6).insert(port, watch);
+        Ok(())
+    }
+
+    fn on_event6(&self, port: IfName) -> Box<dyn Fn(LearnEvent6) + Send> {
+        let engine = Arc::clone(&self.engine);
+        let log = Arc::clone(&self.log);
+        Box::new(move |event| match event {
+            LearnEvent6::Changed(held) => {
+                let addrs = |h: &[(Ipv6Addr, Option<u64>)]| -> Vec<Ipv6Addr> {
+                    h.iter().map(|(a, _)| *a).collect()
+                };
+                let before = addrs(&engine.learned6(&port).unwrap_or_default());
+                let change = describe_change(&port, "IPv6", &before, &addrs(&held));
+                match engine.set_learned6(&port, held) {
+                    Ok(()) => log(change),
+                    Err(EngineError::Store(nwfilter_driver::Error::NoSuchBinding(_))) => {}
+                    Err(e) => log(format!(
+                        "port {port}: applying the learned IPv6 addresses failed: {}",
+                        error_chain(&e)
+                    )),
+                }
+            }
+            LearnEvent6::Failed(why) => log(format!(
+                "port {port}: IPv6 learning failed ({why}); the port keeps its rules"
+            )),
+            LearnEvent6::Warning(text) => log(format!("port {port}: {text}")),
+        })
     }
 
     fn on_event(&self, port: IfName) -> Box<dyn Fn(LearnEvent) + Send> {
@@ -232,7 +337,7 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
             };
             let apply = |addrs: Vec<Ipv4Addr>| {
                 let before = engine.learned_addrs(&port).unwrap_or_default();
-                let change = describe_change(&port, &before, &addrs);
+                let change = describe_change(&port, "IP", &before, &addrs);
                 match engine.set_learned(&port, addrs) {
                     Ok(()) => log(change),
                     Err(EngineError::Store(nwfilter_driver::Error::NoSuchBinding(_))) => {}
@@ -251,7 +356,7 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
                     set_state(Some("learning IP (lease expired)".into()));
                     let before = engine.learned_addrs(&port).unwrap_or_default();
                     match engine.set_learned(&port, Vec::new()) {
-                        Ok(()) => log(describe_change(&port, &before, &[])),
+                        Ok(()) => log(describe_change(&port, "IP", &before, &[])),
                         Err(e) => log(format!("port {port}: {}", error_chain(&e))),
                     }
                 }
@@ -322,6 +427,25 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_address_is_taken_when_another_port_of_the_bridge_holds_it() {
+        let v6 = |t: &str| t.parse::<Ipv6Addr>().unwrap();
+        let mut fixed = binding("vnet0", None);
+        fixed.filterref.params.push("IPV6", "2001:db8::10");
+        let bindings = [fixed, binding("vnet1", None)];
+        let learned = |b: &Binding| {
+            let addrs = (b.portdev.as_str() == "vnet1").then(|| vec![v6("fe80::20")]);
+            held_addresses6(b, addrs)
+        };
+        let bridge = |_: &IfName| Some("br0".to_string());
+        let taken =
+            |on: &str, addr: &str| taken_on_bridge(&port(on), v6(addr), &bindings, learned, bridge);
+        assert!(taken("vnet2", "2001:db8::10"), "a fixed IPV6");
+        assert!(taken("vnet2", "fe80::20"), "a learned link-local address");
+        assert!(!taken("vnet1", "fe80::20"), "a port's own address");
+        assert!(!taken("vnet2", "2001:db8::30"));
+    }
+
+    #[test]
     fn a_fixed_ip_wins_over_learned_addresses() {
         let b = binding("vnet0", Some("10.0.0.10"));
         assert_eq!(
@@ -335,14 +459,14 @@ mod tests {
         let before: Vec<Ipv4Addr> = (1..=100).map(|n| Ipv4Addr::new(10, 0, 1, n)).collect();
         let mut after = before.clone();
         after.push(ip("10.0.2.1"));
-        let line = describe_change(&port("vnet0"), &before, &after);
+        let line = describe_change(&port("vnet0"), "IP", &before, &after);
         assert_eq!(line, "port vnet0: learned IP 10.0.2.1 (now 101 addresses)");
-        let line = describe_change(&port("vnet0"), &after, &before[1..]);
+        let line = describe_change(&port("vnet0"), "IP", &after, &before[1..]);
         assert_eq!(
             line,
             "port vnet0: lost IP 10.0.1.1, 10.0.2.1 (now 99 addresses)"
         );
-        let line = describe_change(&port("vnet0"), &[], &[ip("10.0.0.5")]);
+        let line = describe_change(&port("vnet0"), "IP", &[], &[ip("10.0.0.5")]);
         assert_eq!(line, "port vnet0: learned IP 10.0.0.5 (now 1 address)");
     }
 }

@@ -136,7 +136,8 @@ pub struct BindingEntry {
     /// Extra state, e.g. "learning IP" or "blocked: learning timed out".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Addresses learned for the port (when the binding does not set `IP`).
+    /// Addresses learned for the port (IPv4 when the binding does not set
+    /// `IP`, then IPv6 when it does not set `IPV6`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub learned: Vec<String>,
 }

@@ -66,6 +66,7 @@ pub struct HostConfig {
     pub(crate) tables_lock: Option<PathBuf>,
     pub(crate) learning: bool,
     pub(crate) learn_timeout: Option<Duration>,
+    pub(crate) learn_max_addresses: usize,
     pub(crate) rule_check: Option<Duration>,
     pub(crate) netns: Option<String>,
     pub(crate) on_event: Option<Callback>,
@@ -85,6 +86,7 @@ impl std::fmt::Debug for HostConfig {
             .field("tables_lock", &self.tables_lock)
             .field("learning", &self.learning)
             .field("learn_timeout", &self.learn_timeout)
+            .field("learn_max_addresses", &self.learn_max_addresses)
             .field("rule_check", &self.rule_check)
             .field("netns", &self.netns)
             .field("on_event", &self.on_event.is_some())
@@ -112,6 +114,7 @@ impl HostConfig {
             tables_lock: Some(PathBuf::from(DEFAULT_TABLES_LOCK)),
             learning: true,
             learn_timeout: Some(DEFAULT_LEARN_TIMEOUT),
+            learn_max_addresses: nwfilter_learn::DEFAULT_MAX_ADDRESSES,
             rule_check: Some(DEFAULT_RULE_CHECK),
             netns: None,
             on_event: None,
@@ -154,6 +157,16 @@ impl HostConfig {
     /// forever, as libvirt does.
     pub fn learn_timeout(mut self, timeout: Option<Duration>) -> HostConfig {
         self.learn_timeout = timeout;
+        self
+    }
+
+    /// The most addresses learning gives one port: DHCP leases in `dhcp`
+    /// mode, and IPv6 addresses in either mode (default
+    /// [`nwfilter_learn::DEFAULT_MAX_ADDRESSES`], 16; at least 1). A
+    /// further claim or lease is ignored and logged: it bounds what a
+    /// guest forging claims or a rogue server can unlock.
+    pub fn learn_max_addresses(mut self, max: usize) -> HostConfig {
+        self.learn_max_addresses = max.max(1);
         self
     }
 

@@ -23,8 +23,9 @@ use crate::service::Service;
 #[non_exhaustive]
 pub enum Event {
     /// The addresses learned for `port` changed; its full filter now
-    /// holds the guest to `addresses`. Empty: the last lease ended and
-    /// the port is back under its learning rules.
+    /// holds the guest to `addresses`: the learned IPv4 addresses (`IP`),
+    /// then the learned IPv6 addresses (`IPV6`, issue 16). Empty: the
+    /// last lease ended and the port is back under its learning rules.
     AddressesLearned {
         /// The port.
         port: String,
@@ -112,9 +113,12 @@ fn learner_events(
         return Vec::new();
     };
     let mut events = Vec::new();
-    let now: Vec<IpAddr> = (service.engine().learned_addrs(&port).unwrap_or_default())
-        .into_iter()
+    let engine = service.engine();
+    let now: Vec<IpAddr> = (engine.learned_addrs(&port).unwrap_or_default().into_iter())
         .map(IpAddr::from)
+        .chain(
+            (engine.learned6(&port).unwrap_or_default().into_iter()).map(|(a, _)| IpAddr::from(a)),
+        )
         .collect();
     let before = seen.get(&port).cloned().unwrap_or_default();
     if now != before {

@@ -77,6 +77,7 @@ fn sweep(filters: &FilterStore, bindings: &BindingStore) -> Result<(), Error> {
 fn learner_config(config: &HostConfig) -> nwfilter_learn::Config {
     nwfilter_learn::Config {
         give_up_after: config.learn_timeout,
+        max_addresses: config.learn_max_addresses,
         netns: (config.netns.as_ref()).map(|name| Path::new("/run/netns").join(name)),
         ..nwfilter_learn::Config::default()
     }

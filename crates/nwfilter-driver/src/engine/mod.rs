@@ -35,6 +35,7 @@ use host_io::TablesLock;
 use nwfilter_compile::ir::Program;
 use nwfilter_model::{Binding, IfName};
 
+pub use learned::Learned6;
 use learned::{with_learned, Learned};
 use records::Records;
 
@@ -244,7 +245,12 @@ impl<R: Runner> Engine<R> {
     /// `binding` as it is instantiated: with the learned addresses as `IP`
     /// when it does not set `IP` itself (what `binding-dumpxml` shows).
     pub fn effective(&self, binding: &Binding) -> Binding {
-        with_learned(binding, self.learned().get(&binding.portdev))
+        let learned = self.learned();
+        with_learned(
+            binding,
+            learned.get(&binding.portdev),
+            learned.get6(&binding.portdev),
+        )
     }
 
     /// As [`Engine::effective`], first loading the port's learned
@@ -253,6 +259,9 @@ impl<R: Runner> Engine<R> {
     pub fn effective_loaded(&self, binding: &Binding) -> Binding {
         if self.learned().get(&binding.portdev).is_none() {
             self.learned().load(self.bindings.dir(), &binding.portdev);
+        }
+        if self.learned().get6(&binding.portdev).is_none() {
+            self.learned().load6(self.bindings.dir(), &binding.portdev);
         }
         self.effective(binding)
     }
@@ -292,6 +301,58 @@ impl<R: Runner> Engine<R> {
     /// The addresses learned for `port`, if any.
     pub fn learned_addrs(&self, port: &IfName) -> Option<Vec<Ipv4Addr>> {
         self.learned().get(port).map(<[Ipv4Addr]>::to_vec)
+    }
+
+    /// A port's learned IPv6 addresses changed (issue 16): records them
+    /// and, unless the port is under the IPv4 learner's rules (which
+    /// drop its IPv6 anyway; the full filter comes with its `IP`),
+    /// applies the full filter with `IPV6` bound to them, in one apply.
+    /// With none, the rules that need `$IPV6` are left out again.
+    pub fn set_learned6(&self, port: &IfName, addrs: Vec<Learned6>) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        let Some(binding) = self.bindings.get(port.as_str())? else {
+            return Err(crate::Error::NoSuchBinding(port.to_string()).into());
+        };
+        let previous = self.learned().get6(port).map(<[Learned6]>::to_vec);
+        self.learned().set6(self.bindings.dir(), port, addrs)?;
+        if state.foreign.contains_key(port) {
+            return Ok(());
+        }
+        let result = match self.compile_for(&binding, state.backend) {
+            Ok(PortRules::Rules(rs)) => self
+                .apply_all(&mut state, std::slice::from_ref(&rs), false)
+                .map(drop),
+            // The IPv4 learner holds the port (its rules not applied yet).
+            Ok(PortRules::AwaitingIp(_)) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // Keep the record in step with what is applied.
+            let _ = self
+                .learned()
+                .set6(self.bindings.dir(), port, previous.unwrap_or_default());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The IPv6 addresses learned for `port`, with when each expires.
+    pub fn learned6(&self, port: &IfName) -> Option<Vec<Learned6>> {
+        self.learned().get6(port).map(<[Learned6]>::to_vec)
+    }
+
+    /// How `binding`'s port learns its IPv6 addresses, when its filters
+    /// use `$IPV6`, the binding does not give it and learning is on.
+    pub fn ipv6_learning(
+        &self,
+        binding: &Binding,
+    ) -> Result<Option<nwfilter_compile::Ipv6Learning>, EngineError> {
+        let dag = compile::dag(&self.filters, binding)?;
+        dag.ipv6_learning(&binding.filterref.params, binding.mac)
+            .map_err(|e| EngineError::Compile {
+                port: binding.portdev.clone(),
+                reason: error_chain(&e),
+            })
     }
 
     /// Applies rules that are not a binding's filter (the learner's
@@ -423,6 +484,8 @@ impl<R: Runner> Engine<R> {
         let deleted = self.bindings.delete(port.as_str());
         state.records.remove(self.bindings.dir(), &port)?;
         self.learned().set(self.bindings.dir(), &port, Vec::new())?;
+        self.learned()
+            .set6(self.bindings.dir(), &port, Vec::new())?;
         Ok(match deleted {
             Ok(binding) => Deleted::Binding(binding),
             Err(crate::Error::BadFile { path, reason }) => {

@@ -72,6 +72,7 @@ impl<R: Runner> Engine<R> {
         let source = read_once::ReadOnce::new(&self.filters);
         for binding in listing.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
+            self.learned().load6(self.bindings.dir(), &binding.portdev);
             let planned = match self.plan(&source, &binding, state.backend) {
                 Ok(planned) => planned,
                 Err(e) => {

@@ -35,6 +35,19 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 .into());
             }
         }
+        // IPv6 learning (issue 16) goes on beside, whether IPv4's
+        // address is given, learned, or still awaited.
+        if let Err(why) = learning.start6(created.binding()) {
+            let port = &created.binding().portdev;
+            learning.stop(port);
+            let undo = self.engine.binding_delete(port.as_str()).err();
+            let undo = undo.map(|u| format!("; removing it also failed: {u}"));
+            return Err(format!(
+                "port {port}: cannot learn its IPv6 addresses: {why}{}",
+                undo.unwrap_or_default()
+            )
+            .into());
+        }
         Ok(created)
     }
 
@@ -64,7 +77,8 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             .ok_or_else(|| nwfilter_driver::Error::NoSuchBinding(portdev.to_owned()))
     }
 
-    /// A binding's XML as instantiated: learned addresses show as `IP`.
+    /// A binding's XML as instantiated: learned addresses show as `IP`,
+    /// learned IPv6 addresses as `IPV6`.
     pub fn binding_dumpxml(&self, portdev: &str) -> Result<String, nwfilter_driver::Error> {
         let binding = self.lookup_binding(portdev)?;
         Ok(format_binding(&self.engine.effective(&binding)))
@@ -80,11 +94,12 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 portdev: b.portdev.to_string(),
                 filter: b.filterref.filter.to_string(),
                 state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
-                learned: engine
-                    .learned_addrs(&b.portdev)
-                    .unwrap_or_default()
-                    .iter()
+                learned: (engine.learned_addrs(&b.portdev).unwrap_or_default().iter())
                     .map(ToString::to_string)
+                    .chain(
+                        (engine.learned6(&b.portdev).unwrap_or_default().iter())
+                            .map(|(a, _)| a.to_string()),
+                    )
                     .collect(),
             })
             .collect();

@@ -19,7 +19,11 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         let Reapply { result, learning } = self.engine.reapply();
         let report = result?;
         // Failures to start a learner are the daemon's log's, as at start.
-        for why in self.start_learning(&learning) {
+        for why in self
+            .start_learning(&learning)
+            .into_iter()
+            .chain(self.start_learning6())
+        {
             tracing::warn!("reload: {why}");
         }
         let mut message = reload_message(&report);
@@ -44,8 +48,29 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// re-apply's result and one line per learner that did not start.
     pub fn reapply(&self) -> (Result<Reapplied, EngineError>, Vec<String>) {
         let Reapply { result, learning } = self.engine.reapply();
-        let failures = self.start_learning(&learning);
+        let mut failures = self.start_learning(&learning);
+        failures.extend(self.start_learning6());
         (result, failures)
+    }
+
+    /// IPv6 learning on every binding that needs it (issue 16): each
+    /// binding's tree is resolved once more for it.
+    fn start_learning6(&self) -> Vec<String> {
+        let Some(learning) = &self.learning else {
+            return Vec::new();
+        };
+        let bindings = match self.engine.bindings().list() {
+            Ok(listing) => listing.items,
+            Err(e) => return vec![format!("cannot list the bindings to learn IPv6: {e}")],
+        };
+        bindings
+            .iter()
+            .filter_map(|b| {
+                (learning.start6(b).err()).map(|why| {
+                    format!("port {}: cannot learn its IPv6 addresses: {why}", b.portdev)
+                })
+            })
+            .collect()
     }
 
     fn start_learning(&self, ports: &[Awaiting]) -> Vec<String> {
