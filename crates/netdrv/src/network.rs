@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use macaddr::MacAddr6;
-use nwfilter_model::IfName;
+use nwfilter_model::{FilterRef, IfName};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,6 +33,11 @@ pub struct Network {
     /// In document order; the order decides rule order and which address
     /// carries DHCP.
     pub ips: Vec<IpDef>,
+    /// `<filterref>`: our extension (libvirt has none on networks). Every
+    /// port on the bridge without a binding of its own is filtered by it,
+    /// through a binding the network owns (see docs/networks.md).
+    #[serde(default)]
+    pub filterref: Option<FilterRef>,
 }
 
 /// A network's name: also its file name and part of dnsmasq's paths.

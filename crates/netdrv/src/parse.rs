@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use macaddr::MacAddr6;
-use nwfilter_model::{IfName, NameError};
+use nwfilter_model::{
+    valid_param_name, valid_param_value, FilterName, FilterRef, IfName, NameError, Params,
+};
 use roxmltree::{Document, Node};
 use uuid::Uuid;
 
@@ -223,13 +225,51 @@ impl<'d, 'i> Cx<'d, 'i> {
         Ok(node.text().unwrap_or_default().trim())
     }
 
+    /// `<filterref filter='NAME'>` with `<parameter name= value=>`s, as a
+    /// `<filterbinding>` writes it (the same name and value rules).
+    fn filterref(&self, node: Node) -> Result<FilterRef, ParseError> {
+        self.only_attrs(node, &["filter"])?;
+        let name = self.required(node, "filter")?;
+        let filter = FilterName::new(name).map_err(|e| {
+            self.fail(
+                node,
+                Invalid::value("filterref", "filter", name, e.to_string()),
+            )
+        })?;
+        let mut params = Params::default();
+        for child in self.children(node, &["parameter"])? {
+            self.only_attrs(child, &["name", "value"])?;
+            let name = self.required(child, "name")?;
+            if !valid_param_name(name) {
+                let why = "a parameter name is one or more of [A-Za-z0-9_]";
+                return Err(self.fail(child, Invalid::value("parameter", "name", name, why)));
+            }
+            let value = self.required(child, "value")?;
+            if !valid_param_value(value) {
+                let why = "a parameter value is one or more of [A-Za-z0-9_.:]";
+                return Err(self.fail(child, Invalid::value("parameter", "value", value, why)));
+            }
+            params.push(name, value);
+        }
+        Ok(FilterRef { filter, params })
+    }
+
     fn network(&self, root: Node) -> Result<Network, ParseError> {
         self.only_attrs(root, &["ipv6"])?;
         let ipv6_without_gateway = self.yes_no(root, "ipv6")?.unwrap_or(false);
         let children = self.children(
             root,
             &[
-                "name", "uuid", "forward", "bridge", "mtu", "mac", "domain", "dns", "ip",
+                "name",
+                "uuid",
+                "forward",
+                "bridge",
+                "mtu",
+                "mac",
+                "domain",
+                "dns",
+                "ip",
+                "filterref",
             ],
         )?;
         for (i, child) in children.iter().enumerate() {
@@ -317,7 +357,12 @@ impl<'d, 'i> Cx<'d, 'i> {
             ips.push(self.ip_def(node)?);
             ip_nodes.push(node);
         }
+        let filterref = match find("filterref") {
+            None => None,
+            Some(node) => Some(self.filterref(node)?),
+        };
         let net = Network {
+            filterref,
             name,
             uuid,
             ipv6_without_gateway,

@@ -412,3 +412,63 @@ fn truncated_and_corrupted_corpus_documents_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_network_filterref_parses_and_prints_after_the_addresses() {
+    let xml = variant(
+        "</network>",
+        "  <filterref filter='clean-traffic'>\n    \
+         <parameter name='CTRL_IP_LEARNING' value='dhcp'/>\n    \
+         <parameter name='IP' value='192.168.122.9'/>\n    \
+         <parameter name='IP' value='192.168.122.10'/>\n  \
+         </filterref>\n</network>",
+    );
+    let net = parse_network(&xml).unwrap();
+    let filterref = net.filterref.as_ref().expect("the filterref is kept");
+    assert_eq!(filterref.filter.as_str(), "clean-traffic");
+    let ips = filterref.params.get("IP").unwrap();
+    assert_eq!(ips, ["192.168.122.9", "192.168.122.10"]);
+    let printed = format_network(&net);
+    let tail = "  </ip>\n  <filterref filter='clean-traffic'>\n    \
+                <parameter name='CTRL_IP_LEARNING' value='dhcp'/>\n    \
+                <parameter name='IP' value='192.168.122.9'/>\n    \
+                <parameter name='IP' value='192.168.122.10'/>\n  \
+                </filterref>\n</network>\n";
+    assert!(printed.ends_with(tail), "{printed}");
+    assert_eq!(parse_network(&printed).unwrap(), net, "format round-trips");
+    let bare = parse_network(&variant("</network>", "<filterref filter='x'/></network>"));
+    let printed = format_network(&bare.unwrap());
+    assert!(
+        printed.ends_with("  <filterref filter='x'/>\n</network>\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_network_without_a_filterref_prints_none() {
+    let printed = format_network(&parse_network(DEFAULT).unwrap());
+    assert!(!printed.contains("filterref"), "{printed}");
+}
+
+#[test]
+fn a_bad_network_filterref_is_refused_naming_the_attribute() {
+    let xml = variant("</network>", "<filterref/></network>");
+    assert_error(&xml, 10, &["<filterref>", "'filter'"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'>\n<parameter name='I-P' value='1'/></filterref></network>",
+    );
+    assert_error(&xml, 11, &["<parameter>", "'name'", "I-P"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'>\n<parameter name='IP' value='a b'/></filterref></network>",
+    );
+    assert_error(&xml, 11, &["<parameter>", "'value'", "a b"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'><rule/></filterref></network>",
+    );
+    assert_error(&xml, 10, &["<rule>", "not supported"]);
+    let twice = "<filterref filter='f'/><filterref filter='g'/></network>";
+    assert_error(&variant("</network>", twice), 10, &["may appear only once"]);
+}
