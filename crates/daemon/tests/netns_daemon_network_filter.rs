@@ -1,0 +1,169 @@
+//! Filters on virtual networks (issue 19): a guest whose port joins the
+//! bridge of a network with a `<filterref>` is filtered without a binding
+//! of its own, by one the network owns, from the kernel's link events;
+//! leaving the bridge removes it; an explicit binding replaces it and,
+//! deleted, gives the port back; it survives a daemon restart. On both
+//! backends.
+
+use netns_lab as support;
+
+mod daemon_lab;
+use daemon_lab::{call, start_daemon, Scratch};
+
+use std::time::{Duration, Instant};
+
+use nwfilter_service::{BindingEntry, Op, Reply};
+use support::{Guest, Lab, HOST_IP, SPOOFED_IP};
+
+/// Polls `check` until it holds, failing after `limit`.
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The firewall listing of `backend`'s tables that hold a port's rules
+/// (and the learner's, while the address is learned).
+fn port_rules(lab: &Lab, backend: &str) -> String {
+    let tools: &[&[&str]] = match backend {
+        "nftables" => &[&["nft", "list", "ruleset"]],
+        _ => &[&["ebtables-save"], &["iptables-save"]],
+    };
+    tools.iter().map(|argv| lab.host.ok(argv)).collect()
+}
+
+fn bindings(scratch: &Scratch) -> Vec<BindingEntry> {
+    match call(scratch, Op::BindingList) {
+        Reply::Bindings { bindings } => bindings,
+        other => panic!("binding-list: {other:?}"),
+    }
+}
+
+/// The owner binding-list shows for `port` (`network NAME` for a
+/// network's), or `None` when it has no binding.
+fn owner(scratch: &Scratch, port: &str) -> Option<String> {
+    let entry = bindings(scratch).into_iter().find(|b| b.portdev == port)?;
+    let owner = entry.owner.expect("binding-list names the owner");
+    Some(if owner.network {
+        format!("network {}", owner.name)
+    } else {
+        owner.name
+    })
+}
+
+/// Whether the guest reaches the host from a spoofed source address.
+fn spoof_passes(guest: &Guest) -> bool {
+    guest.set_ip(SPOOFED_IP);
+    let passes = guest.pings(HOST_IP);
+    guest.set_ip(&guest.ip);
+    passes
+}
+
+/// The network: isolated, the lab's host address on its bridge, no DHCP
+/// or DNS (no dnsmasq), and clean-traffic for every port without a
+/// binding (its `IP` learned, its MAC from the tap's).
+const NETWORK: &str = "<network><name>lab</name><bridge name='virbr9' stp='off'/>\
+    <dns enable='no'/><ip address='10.77.0.1' prefix='24'/>\
+    <filterref filter='clean-traffic'/></network>";
+
+fn a_guest_on_a_filtered_network_is_filtered_without_a_binding(backend: &str) {
+    let test = format!("a_guest_on_a_filtered_network_is_filtered_without_a_binding ({backend})");
+    if !support::can_run(&test) {
+        return;
+    }
+    let scratch = Scratch::new(&format!("netflt-{backend}"));
+    let lab = Lab::new(1);
+    let guest = &lab.guests[0];
+    // The guest leaves the lab's bridge (which gives its address to the
+    // network's) and its port gets a libvirt tap's MAC: the guest's, with
+    // the first byte 0xfe.
+    lab.host.ok(&["ip", "addr", "flush", "dev", "br0"]);
+    lab.host.ok(&["ip", "link", "set", "vnet0", "nomaster"]);
+    let tap_mac = format!("fe{}", &guest.mac[2..]);
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "address", &tap_mac]);
+    let store = netdrv::Store::new(
+        scratch.etc().join("networks"),
+        scratch.run().join("networks"),
+    );
+    store.define(NETWORK, &|_| false).unwrap();
+    store.set_autostart("lab", true).unwrap();
+    let daemon = start_daemon(&lab.host, &scratch, &["--backend", backend]);
+    // Serving means the network was autostarted and the port watch runs.
+    call(&scratch, Op::Status);
+    assert!(store.run_state("lab").unwrap().is_some(), "lab runs");
+    assert!(!port_rules(&lab, backend).contains("vnet0"));
+
+    // Joining: filtered within a second.
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "master", "virbr9"]);
+    wait_for(
+        "the network's rules on vnet0",
+        Duration::from_secs(1),
+        || port_rules(&lab, backend).contains("vnet0"),
+    );
+    assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
+    // Its address is learned from its first packets; then only it passes.
+    wait_for(
+        "the genuine address passes",
+        Duration::from_secs(15),
+        || guest.pings(HOST_IP),
+    );
+    assert!(
+        !spoof_passes(guest),
+        "the network's filter drops a spoofed source"
+    );
+    assert!(
+        guest.pings(HOST_IP),
+        "and lets the genuine one through again"
+    );
+
+    // An explicit binding wins: here one that allows only the spoofed
+    // address.
+    let explicit = guest
+        .binding_xml("clean-traffic")
+        .replace(&guest.ip, SPOOFED_IP);
+    call(&scratch, Op::BindingCreate { xml: explicit });
+    assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("vm-vnet0"));
+    assert!(spoof_passes(guest), "the explicit binding's address passes");
+    // Deleted, the port goes back to the network.
+    call(
+        &scratch,
+        Op::BindingDelete {
+            portdev: "vnet0".into(),
+        },
+    );
+    assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
+    wait_for(
+        "the genuine address passes again",
+        Duration::from_secs(15),
+        || guest.pings(HOST_IP),
+    );
+    assert!(!spoof_passes(guest), "the network's filter is back");
+
+    // The network's binding survives a restart of the daemon.
+    drop(daemon);
+    let daemon = start_daemon(&lab.host, &scratch, &["--backend", backend]);
+    assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
+    assert!(port_rules(&lab, backend).contains("vnet0"));
+
+    // Leaving the bridge removes the binding and its rules.
+    lab.host.ok(&["ip", "link", "set", "vnet0", "nomaster"]);
+    wait_for("vnet0's rules to go", Duration::from_secs(5), || {
+        !port_rules(&lab, backend).contains("vnet0")
+    });
+    assert_eq!(owner(&scratch, "vnet0"), None);
+    drop(daemon);
+}
+
+#[test]
+fn a_guest_on_a_filtered_network_is_filtered_without_a_binding_xtables() {
+    a_guest_on_a_filtered_network_is_filtered_without_a_binding("xtables");
+}
+
+#[test]
+fn a_guest_on_a_filtered_network_is_filtered_without_a_binding_nftables() {
+    a_guest_on_a_filtered_network_is_filtered_without_a_binding("nftables");
+}

@@ -1,0 +1,334 @@
+//! Filters on virtual networks: every port of a running network's bridge
+//! that has no binding of its own gets one owned by the network (owner:
+//! the network's name and UUID), made from the network's `<filterref>`,
+//! created when the port joins the bridge and removed when it leaves, the
+//! network stops or loses its filter. An explicit binding always wins:
+//! creating one replaces the network's, deleting it gives the port back.
+//!
+//! The network's bindings are ordinary stored bindings, so they are
+//! listed, re-applied at start and repaired like any other; what marks
+//! one as the network's is its owner UUID, that of a defined network.
+//!
+//! The link table comes from [`links`] (netlink events, no polling);
+//! [`watch`] feeds it in. Everything here runs under one lock, taken
+//! before the engine's, so a port's join, leave and explicit bindings are
+//! decided one at a time.
+
+pub mod links;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use host_io::Runner;
+use netdrv::Network;
+use nwfilter_driver::engine::error_chain;
+use nwfilter_model::{Binding, IfName, MacAddr6, Owner};
+
+use crate::service::EngineService;
+use links::{Link, LinkEvent, LinkEvents};
+
+/// The interfaces the kernel reported, by index.
+#[derive(Debug, Default)]
+pub struct NetPorts {
+    links: Mutex<Links>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    by_index: HashMap<u32, Link>,
+    /// Set while a dump runs: the indexes it reported so far.
+    dumped: Option<Vec<u32>>,
+}
+
+/// The first byte libvirt gives a tap's MAC (the guest's MAC with its
+/// first byte replaced), so that the bridge never takes the tap's MAC as
+/// its own (a bridge uses its ports' lowest MAC).
+const TAP_MAC_PREFIX: u8 = 0xfe;
+/// What the guest's first byte is taken to be: libvirt's generated MACs
+/// are QEMU/KVM's `52:54:00:…`.
+const GUEST_MAC_PREFIX: u8 = 0x52;
+
+/// The guest MAC of a port whose own MAC is a libvirt tap's (first byte
+/// 0xFE): the same address with the first byte set back to 0x52. `None`
+/// for any other port.
+pub fn guest_mac(port_mac: [u8; 6]) -> Option<MacAddr6> {
+    if port_mac[0] != TAP_MAC_PREFIX {
+        return None;
+    }
+    let mut mac = port_mac;
+    mac[0] = GUEST_MAC_PREFIX;
+    Some(MacAddr6::from(mac))
+}
+
+/// The binding `net` owns for `link`, if `net` has a filter and the port's
+/// guest MAC is known. Errors say why a port of a filtered network is
+/// left without one.
+pub fn network_binding(net: &Network, link: &Link) -> Result<Option<Binding>, String> {
+    let Some(filterref) = &net.filterref else {
+        return Ok(None);
+    };
+    let uuid = net
+        .uuid
+        .ok_or_else(|| format!("network {} has no UUID (define it again)", net.name))?;
+    let portdev = IfName::new(link.name.clone()).map_err(|e| e.to_string())?;
+    let mac = link.mac.and_then(guest_mac).ok_or_else(|| {
+        format!(
+            "port {} of network {}: its MAC is not a libvirt tap's (first byte 0xfe), so the \
+             guest's MAC is unknown; the port is not filtered by the network",
+            link.name, net.name
+        )
+    })?;
+    Ok(Some(Binding {
+        owner: Owner {
+            name: net.name.to_string(),
+            uuid,
+        },
+        portdev,
+        linkdev: None,
+        mac,
+        filterref: filterref.clone(),
+    }))
+}
+
+impl NetPorts {
+    pub fn new() -> NetPorts {
+        NetPorts::default()
+    }
+}
+
+/// Follows the kernel's interfaces for `service` until the socket fails:
+/// a dump to start from, then every change. Blocks; run it on a thread
+/// of its own. A lost notification is answered with a fresh dump.
+pub fn watch<R: Runner + Send + Sync + 'static>(service: &EngineService<R>) -> std::io::Result<()> {
+    let mut events = LinkEvents::open()?;
+    events.request_dump()?;
+    service.link_dump_started();
+    loop {
+        for event in events.receive()? {
+            if event == LinkEvent::Lost {
+                events.request_dump()?;
+                service.link_dump_started();
+                continue;
+            }
+            service.link_event(event);
+        }
+    }
+}
+
+impl<R: Runner + Send + Sync + 'static> EngineService<R> {
+    fn link_dump_started(&self) {
+        let Some(ports) = &self.netports else { return };
+        let mut links = ports.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.dumped = Some(Vec::new());
+    }
+
+    /// One change from the kernel: the table is updated and the port's
+    /// binding follows it (after a dump, every port's).
+    pub fn link_event(&self, event: LinkEvent) {
+        let Some(ports) = &self.netports else { return };
+        let mut links = ports.links.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            LinkEvent::Present(link) => {
+                if let Some(dumped) = &mut links.dumped {
+                    dumped.push(link.index);
+                }
+                links.by_index.insert(link.index, link.clone());
+                if links.dumped.is_none() {
+                    self.sync_port(&links, &link);
+                }
+            }
+            LinkEvent::Gone(link) => {
+                links.by_index.remove(&link.index);
+                self.release_port(&link.name);
+            }
+            LinkEvent::DumpDone => {
+                if let Some(seen) = links.dumped.take() {
+                    links.by_index.retain(|index, _| seen.contains(index));
+                }
+                self.sync_all_locked(&links);
+            }
+            LinkEvent::Lost => {}
+        }
+    }
+
+    /// Brings every port's network binding in line with the running
+    /// networks (after a network verb: one started, stopped, or defined
+    /// with another filter).
+    pub fn sync_network_ports(&self) {
+        let Some(ports) = &self.netports else { return };
+        let links = ports.links.lock().unwrap_or_else(|e| e.into_inner());
+        // Before the first dump completes there is nothing to go by; the
+        // dump's end syncs everything.
+        if links.dumped.is_none() {
+            self.sync_all_locked(&links);
+        }
+    }
+
+    fn sync_all_locked(&self, links: &Links) {
+        for link in links.by_index.values() {
+            self.sync_port(links, link);
+        }
+        // Network bindings of ports the kernel no longer has.
+        let owners = self.network_uuids();
+        let stored = match self.engine().bindings().list() {
+            Ok(listing) => listing.items,
+            Err(e) => {
+                tracing::warn!("network ports: listing the bindings: {}", error_chain(&e));
+                return;
+            }
+        };
+        for binding in stored {
+            let present = links
+                .by_index
+                .values()
+                .any(|l| l.name == binding.portdev.as_str());
+            if !present && owners.contains(&binding.owner.uuid) {
+                self.release_port(binding.portdev.as_str());
+            }
+        }
+    }
+
+    /// The binding `link` should have from a network, if any: the running
+    /// network whose bridge it is a port of, with that network's current
+    /// definition (a redefinition's filter applies at once).
+    fn wanted(&self, links: &Links, link: &Link) -> Option<Binding> {
+        let master = links.by_index.get(&link.master?)?;
+        let store = self.networks.as_ref()?;
+        let running = match store.list() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("network ports: listing networks: {}", error_chain(&e));
+                return None;
+            }
+        };
+        for info in running.into_iter().filter(|n| n.active) {
+            let Ok(Some(state)) = store.run_state(&info.name) else {
+                continue;
+            };
+            let bridge = state.network.bridge.name.as_ref().map(|b| b.as_str());
+            if bridge != Some(master.name.as_str()) {
+                continue;
+            }
+            let net = store.get(&info.name).unwrap_or(state.network);
+            return match network_binding(&net, link) {
+                Ok(binding) => binding,
+                Err(why) => {
+                    tracing::warn!("{why}");
+                    None
+                }
+            };
+        }
+        None
+    }
+
+    /// Gives `link` the binding its network wants, unless it has one of
+    /// its own; takes a network's binding away when no network wants it.
+    fn sync_port(&self, links: &Links, link: &Link) {
+        let wanted = self.wanted(links, link);
+        let current = match self.engine().bindings().get(&link.name) {
+            Ok(current) => current,
+            // Unreadable: the port is closed; its owner decides.
+            Err(_) => return,
+        };
+        match (current, wanted) {
+            (None, None) => {}
+            (None, Some(wanted)) => self.create_network_binding(wanted),
+            (Some(current), wanted) if self.network_uuids().contains(&current.owner.uuid) => {
+                if wanted.as_ref() == Some(&current) {
+                    return;
+                }
+                self.release_port(&link.name);
+                if let Some(wanted) = wanted {
+                    self.create_network_binding(wanted);
+                }
+            }
+            // An explicit binding wins.
+            (Some(_), _) => {}
+        }
+    }
+
+    fn create_network_binding(&self, binding: Binding) {
+        let port = binding.portdev.clone();
+        let network = binding.owner.name.clone();
+        match self.binding_create_parsed(binding) {
+            Ok(_) => tracing::info!("port {port}: filtered by network {network}"),
+            Err(e) => tracing::warn!(
+                "port {port}: network {network}'s binding not created: {}",
+                error_chain(e.as_ref())
+            ),
+        }
+    }
+
+    /// Removes the network's binding of `port`, if it has one (an explicit
+    /// binding stays).
+    fn release_port(&self, port: &str) {
+        let Ok(Some(current)) = self.engine().bindings().get(port) else {
+            return;
+        };
+        if !self.network_uuids().contains(&current.owner.uuid) {
+            return;
+        }
+        match self.binding_delete_unsynced(port) {
+            Ok(_) => tracing::info!(
+                "port {port}: network {}'s binding removed",
+                current.owner.name
+            ),
+            Err(e) => tracing::warn!(
+                "port {port}: removing network {}'s binding: {}",
+                current.owner.name,
+                error_chain(&e)
+            ),
+        }
+    }
+
+    /// The UUIDs of the defined networks: a binding owned by one is that
+    /// network's.
+    pub(crate) fn network_uuids(&self) -> Vec<uuid::Uuid> {
+        let Some(store) = &self.networks else {
+            return Vec::new();
+        };
+        match store.list() {
+            Ok(list) => list.into_iter().filter_map(|n| n.uuid).collect(),
+            Err(e) => {
+                tracing::warn!("network ports: listing networks: {}", error_chain(&e));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The link table, locked: explicit binding verbs hold it so that no
+    /// link event decides the same port in between. `None` when this
+    /// service does not follow networks' ports.
+    pub(crate) fn netports_guard(&self) -> Option<MutexGuard<'_, Links>> {
+        let ports = self.netports.as_ref()?;
+        Some(ports.links.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Makes way for an explicit binding on `port`: the network's binding
+    /// there goes.
+    pub(crate) fn yield_to_explicit(&self, _links: &Links, port: &str) {
+        self.release_port(port);
+    }
+
+    /// After an explicit binding of `port` was deleted (or could not be
+    /// created): the port goes back to its network, if it is on one.
+    pub(crate) fn return_to_network(&self, links: &Links, port: &str) {
+        let link = links.by_index.values().find(|l| l.name == port).cloned();
+        if let Some(link) = link {
+            self.sync_port(links, &link);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libvirt_tap_mac_gives_the_guest_mac_and_others_none() {
+        let guest = guest_mac([0xfe, 0x54, 0x00, 0x12, 0x34, 0x56]).unwrap();
+        assert_eq!(guest, "52:54:00:12:34:56".parse::<MacAddr6>().unwrap());
+        assert_eq!(guest_mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]), None);
+        assert_eq!(guest_mac([0x02, 0, 0, 0, 0, 1]), None);
+    }
+}
