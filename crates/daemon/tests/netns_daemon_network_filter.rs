@@ -2,8 +2,8 @@
 //! bridge of a network with a `<filterref>` is filtered without a binding
 //! of its own, by one the network owns, from the kernel's link events;
 //! leaving the bridge removes it; an explicit binding replaces it and,
-//! deleted, gives the port back; it survives a daemon restart. On both
-//! backends.
+//! deleted, gives the port back; it survives a daemon restart; a new
+//! filter for the running network reaches its ports. On both backends.
 
 use netns_lab as support;
 
@@ -12,6 +12,7 @@ use daemon_lab::{call, start_daemon, Scratch};
 
 use std::time::{Duration, Instant};
 
+use nwfilter_service::net_ops::NetOp;
 use nwfilter_service::{BindingEntry, Op, Reply};
 use support::{Guest, Lab, HOST_IP, SPOOFED_IP};
 
@@ -149,12 +150,33 @@ fn a_guest_on_a_filtered_network_is_filtered_without_a_binding(backend: &str) {
     assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
     assert!(port_rules(&lab, backend).contains("vnet0"));
 
+    // A new filter for the running network: its ports get it at once
+    // (through the engine's all-or-nothing rebind), still the network's.
+    let redefined = NETWORK.replace("clean-traffic", "no-mac-spoofing");
+    call(
+        &scratch,
+        Op::Net {
+            net: NetOp::Define { xml: redefined },
+        },
+    );
+    let entry = bindings(&scratch)
+        .into_iter()
+        .find(|b| b.portdev == "vnet0");
+    let entry = entry.expect("vnet0 keeps a binding");
+    assert_eq!(entry.filter, "no-mac-spoofing");
+    assert!(entry.owner.is_some_and(|o| o.network && o.name == "lab"));
+    assert!(
+        spoof_passes(guest),
+        "the new filter does not check addresses"
+    );
+
     // Leaving the bridge removes the binding and its rules.
     lab.host.ok(&["ip", "link", "set", "vnet0", "nomaster"]);
-    wait_for("vnet0's rules to go", Duration::from_secs(5), || {
-        !port_rules(&lab, backend).contains("vnet0")
+    // (The rules go first, then the stored binding.)
+    wait_for("vnet0's binding to go", Duration::from_secs(5), || {
+        owner(&scratch, "vnet0").is_none()
     });
-    assert_eq!(owner(&scratch, "vnet0"), None);
+    assert!(!port_rules(&lab, backend).contains("vnet0"), "its rules went");
     drop(daemon);
 }
 

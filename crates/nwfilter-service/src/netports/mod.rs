@@ -165,8 +165,29 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     }
 
     fn sync_all_locked(&self, links: &Links) {
+        // Ports whose network's filter changed get the new one together,
+        // all or nothing (as a filter's redefinition rebuilds its users);
+        // every other port is decided on its own.
+        let mut rebinds = Vec::new();
         for link in links.by_index.values() {
-            self.sync_port(links, link);
+            match self.refilter(links, link) {
+                Some(binding) => rebinds.push(binding),
+                None => self.sync_port(links, link),
+            }
+        }
+        if !rebinds.is_empty() {
+            let ports: Vec<String> = rebinds.iter().map(|b| b.portdev.to_string()).collect();
+            match self.engine().rebind(&rebinds) {
+                Ok(()) => tracing::info!(
+                    "ports {}: their network's new filter applied",
+                    ports.join(", ")
+                ),
+                Err(e) => tracing::warn!(
+                    "ports {}: their network's new filter not applied (they keep the old one): {}",
+                    ports.join(", "),
+                    error_chain(&e)
+                ),
+            }
         }
         // Network bindings of ports the kernel no longer has.
         let owners = self.network_uuids();
@@ -186,6 +207,15 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 self.release_port(binding.portdev.as_str());
             }
         }
+    }
+
+    /// The new binding of a port that keeps its network and guest MAC but
+    /// whose network's filter (or its parameters) changed.
+    fn refilter(&self, links: &Links, link: &Link) -> Option<Binding> {
+        let current = self.engine().bindings().get(&link.name).ok()??;
+        let wanted = self.wanted(links, link)?;
+        let same_port = current.owner == wanted.owner && current.mac == wanted.mac;
+        (same_port && current.filterref != wanted.filterref).then_some(wanted)
     }
 
     /// The binding `link` should have from a network, if any: the running
