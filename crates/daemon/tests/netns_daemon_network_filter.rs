@@ -176,7 +176,10 @@ fn a_guest_on_a_filtered_network_is_filtered_without_a_binding(backend: &str) {
     wait_for("vnet0's binding to go", Duration::from_secs(5), || {
         owner(&scratch, "vnet0").is_none()
     });
-    assert!(!port_rules(&lab, backend).contains("vnet0"), "its rules went");
+    assert!(
+        !port_rules(&lab, backend).contains("vnet0"),
+        "its rules went"
+    );
     drop(daemon);
 }
 
@@ -188,4 +191,89 @@ fn a_guest_on_a_filtered_network_is_filtered_without_a_binding_xtables() {
 #[test]
 fn a_guest_on_a_filtered_network_is_filtered_without_a_binding_nftables() {
     a_guest_on_a_filtered_network_is_filtered_without_a_binding("nftables");
+}
+
+/// A network whose ports get clean-traffic, except those of portgroup
+/// `open` (alias `portgroup=open`), which get only no-mac-spoofing.
+const WITH_PORTGROUP: &str = "<network><name>lab</name><bridge name='virbr9' stp='off'/>\
+    <dns enable='no'/><ip address='10.77.0.1' prefix='24'/>\
+    <portgroup name='open'><filterref filter='no-mac-spoofing'/></portgroup>\
+    <filterref filter='clean-traffic'/></network>";
+
+fn a_port_gets_its_portgroups_filter_named_in_its_alias(backend: &str) {
+    let test = format!("a_port_gets_its_portgroups_filter_named_in_its_alias ({backend})");
+    if !support::can_run(&test) {
+        return;
+    }
+    let scratch = Scratch::new(&format!("netpg-{backend}"));
+    let lab = Lab::new(1);
+    let guest = &lab.guests[0];
+    lab.host.ok(&["ip", "addr", "flush", "dev", "br0"]);
+    lab.host.ok(&["ip", "link", "set", "vnet0", "nomaster"]);
+    let tap_mac = format!("fe{}", &guest.mac[2..]);
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "address", &tap_mac]);
+    let store = netdrv::Store::new(
+        scratch.etc().join("networks"),
+        scratch.run().join("networks"),
+    );
+    store.define(WITH_PORTGROUP, &|_| false).unwrap();
+    store.set_autostart("lab", true).unwrap();
+    let daemon = start_daemon(&lab.host, &scratch, &["--backend", backend]);
+    call(&scratch, Op::Status);
+
+    let filter = || {
+        let entry = bindings(&scratch)
+            .into_iter()
+            .find(|b| b.portdev == "vnet0");
+        entry.map(|b| b.filter)
+    };
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "master", "virbr9"]);
+    wait_for(
+        "the network's filter on vnet0",
+        Duration::from_secs(1),
+        || filter().as_deref() == Some("clean-traffic"),
+    );
+    wait_for(
+        "the genuine address passes",
+        Duration::from_secs(15),
+        || guest.pings(HOST_IP),
+    );
+    assert!(
+        !spoof_passes(guest),
+        "the network's filter drops a spoofed source"
+    );
+
+    // The port says it is in portgroup `open`: it gets that group's filter.
+    lab.host.ok(&[
+        "ip",
+        "link",
+        "set",
+        "dev",
+        "vnet0",
+        "alias",
+        "portgroup=open",
+    ]);
+    wait_for(
+        "the portgroup's filter on vnet0",
+        Duration::from_secs(1),
+        || filter().as_deref() == Some("no-mac-spoofing"),
+    );
+    assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
+    assert!(
+        spoof_passes(guest),
+        "the portgroup's filter checks no address"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn a_port_gets_its_portgroups_filter_named_in_its_alias_xtables() {
+    a_port_gets_its_portgroups_filter_named_in_its_alias("xtables");
+}
+
+#[test]
+fn a_port_gets_its_portgroups_filter_named_in_its_alias_nftables() {
+    a_port_gets_its_portgroups_filter_named_in_its_alias("nftables");
 }

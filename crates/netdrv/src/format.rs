@@ -48,8 +48,23 @@ pub fn format_network(net: &Network) -> String {
     for ip in &net.ips {
         ip_def(&mut w, ip);
     }
-    // Our extension: printed only when present, so libvirt's own
-    // documents print as libvirt prints them.
+    // After the addresses, as libvirt prints portgroups; their filters
+    // and the network's are our extension, printed only when present, so
+    // libvirt's own documents print as libvirt prints them.
+    for group in &net.portgroups {
+        let mut attrs = vec![("name", group.name.clone())];
+        if group.default {
+            attrs.push(("default", "yes".to_owned()));
+        }
+        match &group.filterref {
+            None => w.empty("portgroup", &attrs),
+            Some(filterref) => {
+                w.open("portgroup", &attrs);
+                filter_ref(&mut w, filterref);
+                w.close("portgroup");
+            }
+        }
+    }
     if let Some(filterref) = &net.filterref {
         filter_ref(&mut w, filterref);
     }

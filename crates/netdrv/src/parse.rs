@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::error::{Invalid, Location, ParseError};
 use crate::network::{
     Bridge, Dns, DnsForwarder, DnsHost, Domain, Forward, ForwardMode, Ipv4Range, Nat, Network,
-    NetworkName, PortRange,
+    NetworkName, PortGroup, PortRange,
 };
 use crate::validate;
 
@@ -254,6 +254,38 @@ impl<'d, 'i> Cx<'d, 'i> {
         Ok(FilterRef { filter, params })
     }
 
+    /// `<portgroup name= default=>` with at most a `<filterref>`: the
+    /// bandwidth, VLAN and virtualport settings libvirt's may hold are
+    /// refused (out of scope).
+    fn portgroup(&self, node: Node) -> Result<PortGroup, ParseError> {
+        self.only_attrs(node, &["name", "default"])?;
+        let name = self.required(node, "name")?;
+        if name.is_empty()
+            || name.contains(['=', '\'', '"', '<', '>', '&'])
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            let why = "a portgroup name is non-empty, without whitespace, quotes, '<>&' or '='";
+            return Err(self.fail(node, Invalid::value("portgroup", "name", name, why)));
+        }
+        let default = self.yes_no(node, "default")?.unwrap_or(false);
+        let children = self.children(node, &["filterref"])?;
+        if let Some(second) = children.get(1) {
+            return Err(self.fail(
+                *second,
+                Invalid::element("filterref", "may appear only once"),
+            ));
+        }
+        let filterref = match children.first() {
+            Some(node) => Some(self.filterref(*node)?),
+            None => None,
+        };
+        Ok(PortGroup {
+            name: name.to_owned(),
+            default,
+            filterref,
+        })
+    }
+
     fn network(&self, root: Node) -> Result<Network, ParseError> {
         self.only_attrs(root, &["ipv6"])?;
         let ipv6_without_gateway = self.yes_no(root, "ipv6")?.unwrap_or(false);
@@ -269,12 +301,16 @@ impl<'d, 'i> Cx<'d, 'i> {
                 "domain",
                 "dns",
                 "ip",
+                "portgroup",
                 "filterref",
             ],
         )?;
         for (i, child) in children.iter().enumerate() {
             let tag = child.tag_name().name();
-            if tag != "ip" && children[..i].iter().any(|c| c.tag_name().name() == tag) {
+            if tag != "ip"
+                && tag != "portgroup"
+                && children[..i].iter().any(|c| c.tag_name().name() == tag)
+            {
                 return Err(self.fail(*child, Invalid::element(tag, "may appear only once")));
             }
         }
@@ -361,8 +397,35 @@ impl<'d, 'i> Cx<'d, 'i> {
             None => None,
             Some(node) => Some(self.filterref(node)?),
         };
+        let mut portgroups: Vec<PortGroup> = Vec::new();
+        for node in children
+            .iter()
+            .copied()
+            .filter(|c| c.tag_name().name() == "portgroup")
+        {
+            let group = self.portgroup(node)?;
+            if portgroups.iter().any(|g| g.name == group.name) {
+                return Err(self.fail(
+                    node,
+                    Invalid::value(
+                        "portgroup",
+                        "name",
+                        &group.name,
+                        "a second portgroup of that name",
+                    ),
+                ));
+            }
+            if group.default && portgroups.iter().any(|g| g.default) {
+                return Err(self.fail(
+                    node,
+                    Invalid::value("portgroup", "default", "yes", "a second default portgroup"),
+                ));
+            }
+            portgroups.push(group);
+        }
         let net = Network {
             filterref,
+            portgroups,
             name,
             uuid,
             ipv6_without_gateway,

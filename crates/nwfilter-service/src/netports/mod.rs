@@ -60,11 +60,21 @@ pub fn guest_mac(port_mac: [u8; 6]) -> Option<MacAddr6> {
     Some(MacAddr6::from(mac))
 }
 
-/// The binding `net` owns for `link`, if `net` has a filter and the port's
-/// guest MAC is known. Errors say why a port of a filtered network is
-/// left without one.
+/// What a port's interface alias says of its portgroup: an alias
+/// `portgroup=NAME` names group NAME; any other alias, or none, names none
+/// (the port is in the default group).
+pub const PORTGROUP_ALIAS_PREFIX: &str = "portgroup=";
+
+/// The portgroup a port names in its alias.
+pub fn portgroup_of(link: &Link) -> Option<&str> {
+    link.alias.as_deref()?.strip_prefix(PORTGROUP_ALIAS_PREFIX)
+}
+
+/// The binding `net` owns for `link`, if the port's portgroup or the
+/// network has a filter and the port's guest MAC is known. Errors say why
+/// a port of a filtered network is left without one.
 pub fn network_binding(net: &Network, link: &Link) -> Result<Option<Binding>, String> {
-    let Some(filterref) = &net.filterref else {
+    let Some(filterref) = net.port_filter(portgroup_of(link)) else {
         return Ok(None);
     };
     let uuid = net
@@ -267,6 +277,27 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 if wanted.as_ref() == Some(&current) {
                     return;
                 }
+                // Another filter for the same port (its portgroup changed):
+                // replaced in one step, never unfiltered in between.
+                if let Some(new) = wanted
+                    .as_ref()
+                    .filter(|w| w.owner == current.owner && w.mac == current.mac)
+                {
+                    match self.engine().rebind(std::slice::from_ref(new)) {
+                        Ok(()) => tracing::info!(
+                            "port {}: now filtered by {}",
+                            link.name,
+                            new.filterref.filter
+                        ),
+                        Err(e) => tracing::warn!(
+                            "port {}: keeps its filter, {} not applied: {}",
+                            link.name,
+                            new.filterref.filter,
+                            error_chain(&e)
+                        ),
+                    }
+                    return;
+                }
                 self.release_port(&link.name);
                 if let Some(wanted) = wanted {
                     self.create_network_binding(wanted);
@@ -353,6 +384,20 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_names_its_portgroup_in_its_alias() {
+        let link = |alias: Option<&str>| Link {
+            index: 1,
+            name: "vnet0".into(),
+            mac: None,
+            master: None,
+            alias: alias.map(Into::into),
+        };
+        assert_eq!(portgroup_of(&link(Some("portgroup=web"))), Some("web"));
+        assert_eq!(portgroup_of(&link(Some("guest web"))), None);
+        assert_eq!(portgroup_of(&link(None)), None);
+    }
 
     #[test]
     fn a_libvirt_tap_mac_gives_the_guest_mac_and_others_none() {
