@@ -15,6 +15,8 @@
 //! decided one at a time.
 
 pub mod links;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -382,7 +384,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit_tests {
     use super::*;
 
     #[test]
