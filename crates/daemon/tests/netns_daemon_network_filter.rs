@@ -54,6 +54,21 @@ fn owner(scratch: &Scratch, port: &str) -> Option<String> {
     })
 }
 
+/// Waits until the daemon learned the guest's address from its traffic
+/// (the learning rules let any address through until then).
+fn wait_learned(scratch: &Scratch, guest: &Guest) {
+    wait_for(
+        "the guest's address learned",
+        Duration::from_secs(15),
+        || {
+            let _ = guest.pings(HOST_IP);
+            bindings(scratch)
+                .iter()
+                .any(|b| b.portdev == guest.port && b.learned.contains(&guest.ip))
+        },
+    );
+}
+
 /// Whether the guest reaches the host from a spoofed source address.
 fn spoof_passes(guest: &Guest) -> bool {
     guest.set_ip(SPOOFED_IP);
@@ -107,11 +122,8 @@ fn a_guest_on_a_filtered_network_is_filtered_without_a_binding(backend: &str) {
     );
     assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
     // Its address is learned from its first packets; then only it passes.
-    wait_for(
-        "the genuine address passes",
-        Duration::from_secs(15),
-        || guest.pings(HOST_IP),
-    );
+    wait_learned(&scratch, guest);
+    assert!(guest.pings(HOST_IP), "the genuine address passes");
     assert!(
         !spoof_passes(guest),
         "the network's filter drops a spoofed source"
@@ -137,11 +149,8 @@ fn a_guest_on_a_filtered_network_is_filtered_without_a_binding(backend: &str) {
         },
     );
     assert_eq!(owner(&scratch, "vnet0").as_deref(), Some("network lab"));
-    wait_for(
-        "the genuine address passes again",
-        Duration::from_secs(15),
-        || guest.pings(HOST_IP),
-    );
+    wait_learned(&scratch, guest);
+    assert!(guest.pings(HOST_IP), "the genuine address passes again");
     assert!(!spoof_passes(guest), "the network's filter is back");
 
     // The network's binding survives a restart of the daemon.
@@ -235,11 +244,8 @@ fn a_port_gets_its_portgroups_filter_named_in_its_alias(backend: &str) {
         Duration::from_secs(1),
         || filter().as_deref() == Some("clean-traffic"),
     );
-    wait_for(
-        "the genuine address passes",
-        Duration::from_secs(15),
-        || guest.pings(HOST_IP),
-    );
+    wait_learned(&scratch, guest);
+    assert!(guest.pings(HOST_IP), "the genuine address passes");
     assert!(
         !spoof_passes(guest),
         "the network's filter drops a spoofed source"
