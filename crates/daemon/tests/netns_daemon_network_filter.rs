@@ -283,3 +283,67 @@ fn a_port_gets_its_portgroups_filter_named_in_its_alias_xtables() {
 fn a_port_gets_its_portgroups_filter_named_in_its_alias_nftables() {
     a_port_gets_its_portgroups_filter_named_in_its_alias("nftables");
 }
+
+fn a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame(backend: &str) {
+    let test =
+        format!("a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame ({backend})");
+    if !support::can_run(&test) {
+        return;
+    }
+    let scratch = Scratch::new(&format!("netmac-{backend}"));
+    let lab = Lab::new(1);
+    let guest = &lab.guests[0];
+    lab.host.ok(&["ip", "addr", "flush", "dev", "br0"]);
+    lab.host.ok(&["ip", "link", "set", "vnet0", "nomaster"]);
+    // Not a libvirt tap's MAC: nothing tells the guest's.
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "address", "02:00:00:00:00:0a"]);
+    let store = netdrv::Store::new(
+        scratch.etc().join("networks"),
+        scratch.run().join("networks"),
+    );
+    store.define(NETWORK, &|_| false).unwrap();
+    store.set_autostart("lab", true).unwrap();
+    let _daemon = start_daemon(&lab.host, &scratch, &["--backend", backend]);
+    call(&scratch, Op::Status);
+    lab.host
+        .ok(&["ip", "link", "set", "vnet0", "master", "virbr9"]);
+    // The guest's first frames teach its MAC, then its address.
+    wait_for(
+        "the network's binding on vnet0",
+        Duration::from_secs(10),
+        || {
+            let _ = guest.pings(HOST_IP);
+            owner(&scratch, "vnet0").is_some()
+        },
+    );
+    let xml = match call(
+        &scratch,
+        Op::BindingDumpxml {
+            portdev: "vnet0".into(),
+        },
+    ) {
+        Reply::Xml { xml } => xml,
+        other => panic!("binding-dumpxml: {other:?}"),
+    };
+    assert!(
+        xml.contains(&format!("<mac address='{}'/>", guest.mac)),
+        "the guest's MAC, learned: {xml}"
+    );
+    wait_learned(&scratch, guest);
+    assert!(guest.pings(HOST_IP), "the genuine address passes");
+    assert!(
+        !spoof_passes(guest),
+        "the network's filter drops a spoofed source"
+    );
+}
+
+#[test]
+fn a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame_xtables() {
+    a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame("xtables");
+}
+
+#[test]
+fn a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame_nftables() {
+    a_port_without_a_tap_mac_learns_the_guests_from_its_first_frame("nftables");
+}

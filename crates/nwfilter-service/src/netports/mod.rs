@@ -15,11 +15,12 @@
 //! decided one at a time.
 
 pub mod links;
+pub mod mac_learn;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use host_io::Runner;
 use netdrv::Network;
@@ -33,6 +34,22 @@ use links::{Link, LinkEvent, LinkEvents};
 #[derive(Debug, Default)]
 pub struct NetPorts {
     links: Mutex<Links>,
+    /// Guest MACs learned from first frames, by port.
+    macs: Mutex<HashMap<String, MacAddr6>>,
+    /// Ports whose first frame is awaited.
+    learning: Mutex<HashSet<String>>,
+    /// Starts a MAC learner on a port; set by [`watch`], which holds the
+    /// service the learner reports to.
+    spawner: OnceLock<Spawner>,
+}
+
+/// Starts learning a port's guest MAC in the background.
+struct Spawner(Box<dyn Fn(String) + Send + Sync>);
+
+impl std::fmt::Debug for Spawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spawner")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -75,21 +92,26 @@ pub fn portgroup_of(link: &Link) -> Option<&str> {
 /// The binding `net` owns for `link`, if the port's portgroup or the
 /// network has a filter and the port's guest MAC is known. Errors say why
 /// a port of a filtered network is left without one.
-pub fn network_binding(net: &Network, link: &Link) -> Result<Option<Binding>, String> {
+pub fn network_binding(
+    net: &Network,
+    link: &Link,
+    learned_mac: Option<MacAddr6>,
+) -> Result<Option<Binding>, Unbound> {
     let Some(filterref) = net.port_filter(portgroup_of(link)) else {
         return Ok(None);
     };
-    let uuid = net
-        .uuid
-        .ok_or_else(|| format!("network {} has no UUID (define it again)", net.name))?;
-    let portdev = IfName::new(link.name.clone()).map_err(|e| e.to_string())?;
-    let mac = link.mac.and_then(guest_mac).ok_or_else(|| {
-        format!(
-            "port {} of network {}: its MAC is not a libvirt tap's (first byte 0xfe), so the \
-             guest's MAC is unknown; the port is not filtered by the network",
-            link.name, net.name
-        )
+    let uuid = net.uuid.ok_or_else(|| {
+        Unbound::Other(format!(
+            "network {} has no UUID (define it again)",
+            net.name
+        ))
     })?;
+    let portdev = IfName::new(link.name.clone()).map_err(|e| Unbound::Other(e.to_string()))?;
+    let mac = link
+        .mac
+        .and_then(guest_mac)
+        .or(learned_mac)
+        .ok_or(Unbound::MacUnknown)?;
     Ok(Some(Binding {
         owner: Owner {
             name: net.name.to_string(),
@@ -102,16 +124,58 @@ pub fn network_binding(net: &Network, link: &Link) -> Result<Option<Binding>, St
     }))
 }
 
+/// Why a port of a filtered network has no binding yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unbound {
+    /// Its MAC is not a libvirt tap's: the guest's is learned from its
+    /// first frame.
+    MacUnknown,
+    Other(String),
+}
+
 impl NetPorts {
     pub fn new() -> NetPorts {
         NetPorts::default()
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Follows the kernel's interfaces for `service` until the socket fails:
 /// a dump to start from, then every change. Blocks; run it on a thread
 /// of its own. A lost notification is answered with a fresh dump.
-pub fn watch<R: Runner + Send + Sync + 'static>(service: &EngineService<R>) -> std::io::Result<()> {
+pub fn watch<R: Runner + Send + Sync + 'static>(
+    service: &Arc<EngineService<R>>,
+) -> std::io::Result<()> {
+    if let Some(ports) = &service.netports {
+        let weak = Arc::downgrade(service);
+        let spawn = move |port: String| {
+            let weak = weak.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("mac-{port}"))
+                .spawn(move || {
+                    let learned = IfName::new(port.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|name| {
+                            mac_learn::first_guest_mac(&name, mac_learn::GIVE_UP_AFTER)
+                                .map_err(|e| e.to_string())
+                        });
+                    let mac = learned.unwrap_or_else(|why| {
+                        tracing::warn!("port {port}: learning the guest's MAC: {why}");
+                        None
+                    });
+                    if let Some(service) = weak.upgrade() {
+                        service.mac_learned(&port, mac);
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!("MAC learner thread not started: {e}");
+            }
+        };
+        let _ = ports.spawner.set(Spawner(Box::new(spawn)));
+    }
     let mut events = LinkEvents::open()?;
     events.request_dump()?;
     service.link_dump_started();
@@ -134,6 +198,53 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         links.dumped = Some(Vec::new());
     }
 
+    /// A port's first frame came (`Some`), or its learner gave up.
+    fn mac_learned(&self, port: &str, mac: Option<MacAddr6>) {
+        let Some(ports) = &self.netports else { return };
+        let links = ports.links.lock().unwrap_or_else(|e| e.into_inner());
+        lock(&ports.learning).remove(port);
+        let Some(mac) = mac else { return };
+        tracing::info!("port {port}: guest MAC {mac} learned from its first frame");
+        lock(&ports.macs).insert(port.to_owned(), mac);
+        let link = links.by_index.values().find(|l| l.name == port).cloned();
+        if let Some(link) = link {
+            self.sync_port(&links, &link);
+        }
+    }
+
+    /// The guest MAC learned for `link`'s port: from its first frame, or
+    /// (after a restart) the one its network's binding holds.
+    fn learned_mac(&self, _links: &Links, link: &Link) -> Option<MacAddr6> {
+        let ports = self.netports.as_ref()?;
+        if let Some(mac) = lock(&ports.macs).get(&link.name) {
+            return Some(*mac);
+        }
+        let current = self.engine().bindings().get(&link.name).ok()??;
+        self.network_uuids()
+            .contains(&current.owner.uuid)
+            .then_some(current.mac)
+    }
+
+    /// Starts learning `link`'s guest MAC, unless that runs already.
+    fn learn_mac(&self, link: &Link) {
+        let Some(ports) = &self.netports else { return };
+        let Some(spawner) = ports.spawner.get() else {
+            tracing::warn!(
+                "port {}: its MAC is not a libvirt tap's and nothing learns the guest's; \
+                 not filtered by its network",
+                link.name
+            );
+            return;
+        };
+        if lock(&ports.learning).insert(link.name.clone()) {
+            tracing::info!(
+                "port {}: learning the guest's MAC from its first frame",
+                link.name
+            );
+            (spawner.0)(link.name.clone());
+        }
+    }
+
     /// One change from the kernel: the table is updated and the port's
     /// binding follows it (after a dump, every port's).
     pub fn link_event(&self, event: LinkEvent) {
@@ -141,6 +252,10 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         let mut links = ports.links.lock().unwrap_or_else(|e| e.into_inner());
         match event {
             LinkEvent::Present(link) => {
+                if link.master.is_none() {
+                    // Off the bridge: the next guest here is another one.
+                    lock(&ports.macs).remove(&link.name);
+                }
                 if let Some(dumped) = &mut links.dumped {
                     dumped.push(link.index);
                 }
@@ -151,6 +266,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             }
             LinkEvent::Gone(link) => {
                 links.by_index.remove(&link.index);
+                lock(&ports.macs).remove(&link.name);
                 self.release_port(&link.name);
             }
             LinkEvent::DumpDone => {
@@ -252,10 +368,18 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 continue;
             }
             let net = store.get(&info.name).unwrap_or(state.network);
-            return match network_binding(&net, link) {
+            return match network_binding(&net, link, self.learned_mac(links, link)) {
                 Ok(binding) => binding,
-                Err(why) => {
-                    tracing::warn!("{why}");
+                Err(Unbound::MacUnknown) => {
+                    self.learn_mac(link);
+                    None
+                }
+                Err(Unbound::Other(why)) => {
+                    tracing::warn!(
+                        "port {}: not filtered by network {}: {why}",
+                        link.name,
+                        net.name
+                    );
                     None
                 }
             };
