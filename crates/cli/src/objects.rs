@@ -183,13 +183,25 @@ pub fn binding_list(conn: &mut Connection, args: &ListArgs) -> anyhow::Result<St
 }
 
 /// `virsh nwfilter-binding-list`'s layout, plus a state column when any
-/// binding is not simply active and a column of learned addresses when
-/// any port has some.
+/// binding is not simply active, an owner column when a network owns any
+/// (the port has no binding of its own), and a column of learned
+/// addresses when any port has some.
 fn binding_table(bindings: &[BindingEntry]) -> String {
     let with_state = bindings.iter().any(|b| b.state.is_some());
+    let with_owner = bindings
+        .iter()
+        .any(|b| b.owner.as_ref().is_some_and(|o| o.network));
     let with_learned = bindings.iter().any(|b| !b.learned.is_empty());
-    let row = |port: &str, filter: &str, state: &str, learned: &str| {
+    let owner_of = |b: &BindingEntry| match &b.owner {
+        Some(o) if o.network => format!("network {}", o.name),
+        Some(o) => o.name.clone(),
+        None => String::new(),
+    };
+    let row = |port: &str, filter: &str, owner: &str, state: &str, learned: &str| {
         let mut line = format!(" {port:<16} {filter:<24}");
+        if with_owner {
+            line.push_str(&format!(" {owner:<20}"));
+        }
         if with_state {
             line.push_str(&format!(" {state:<24}"));
         }
@@ -198,12 +210,19 @@ fn binding_table(bindings: &[BindingEntry]) -> String {
         }
         line.trim_end().to_owned() + "\n"
     };
-    let mut out = row("Port Dev", "Filter", "State", "Learned addresses");
+    let mut out = row("Port Dev", "Filter", "Owner", "State", "Learned addresses");
     out.push_str(&"-".repeat(64));
     out.push('\n');
     for b in bindings {
         let state = b.state.as_deref().unwrap_or("active");
-        out.push_str(&row(&b.portdev, &b.filter, state, &b.learned.join(", ")));
+        let owner = owner_of(b);
+        out.push_str(&row(
+            &b.portdev,
+            &b.filter,
+            &owner,
+            state,
+            &b.learned.join(", "),
+        ));
     }
     out.push('\n');
     out
@@ -243,6 +262,7 @@ mod tests {
             filter: "clean-traffic".into(),
             state: state.map(Into::into),
             learned: learned.iter().map(|a| a.to_string()).collect(),
+            owner: None,
         }
     }
 
@@ -262,6 +282,29 @@ mod tests {
             " vnet0            clean-traffic            10.0.0.5, 10.0.0.6"
         );
         assert_eq!(lines[3], " vnet1            clean-traffic");
+    }
+
+    #[test]
+    fn binding_table_names_the_network_owning_a_port() {
+        let owner = |name: &str, network: bool| {
+            Some(nwfilter_service::OwnerEntry {
+                name: name.into(),
+                uuid: "d54df46f-1ab5-4a22-8618-4560ef5fac2c".into(),
+                network,
+            })
+        };
+        let mut by_net = entry("vnet0", None, &[]);
+        by_net.owner = owner("lab", true);
+        let mut by_vm = entry("vnet1", None, &[]);
+        by_vm.owner = owner("web1", false);
+        let table = binding_table(&[by_net, by_vm]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], " Port Dev         Filter                   Owner");
+        assert_eq!(
+            lines[2],
+            " vnet0            clean-traffic            network lab"
+        );
+        assert_eq!(lines[3], " vnet1            clean-traffic            web1");
     }
 
     #[test]

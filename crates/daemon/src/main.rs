@@ -132,6 +132,7 @@ fn run(
             .for_each(|line| info!("{line}")),
         Err(e) => warn!("autostarting networks failed: {}", error_chain(&e)),
     }
+    spawn_network_ports(&service)?;
     spawn_signals(&service, &networks, shutdown)?;
     spawn_keeper(&service, &args, shutdown)?;
     spawn_firewalld(&service, &networks)?;
@@ -154,11 +155,26 @@ fn open_host(args: &Args) -> anyhow::Result<Host> {
         .learn_timeout(learn_timeout)
         .learn_max_addresses(usize::from(args.learn_max_addresses))
         .rule_check_every(None)
-        .with_networks()
+        .with_network_ports()
         .open()?;
     let backend = host.frontend_service().engine().backend();
     info!("applying rules with the {backend} backend");
     Ok(host)
+}
+
+/// Networks' filters follow their ports: the kernel's link events, on a
+/// thread of their own (see `nwfilter_service::netports`).
+fn spawn_network_ports(service: &Arc<Service>) -> anyhow::Result<()> {
+    let service = Arc::clone(service);
+    thread::Builder::new()
+        .name("network-ports".into())
+        .spawn(move || {
+            if let Err(e) = nwfilter_service::netports::watch(&service) {
+                error!("following the network ports stopped: {e}; networks' filters no longer follow their ports");
+            }
+        })
+        .context("starting the network port watch")?;
+    Ok(())
 }
 
 /// SIGHUP re-applies everything; SIGTERM and SIGINT stop the daemon.

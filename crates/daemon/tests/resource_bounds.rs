@@ -145,6 +145,7 @@ impl nwfilter_service::libvirt::Api for Many {
                         filter: "clean-traffic".into(),
                         state: None,
                         learned: Vec::new(),
+                        owner: None,
                     })
                     .collect(),
             },

@@ -48,8 +48,46 @@ pub fn format_network(net: &Network) -> String {
     for ip in &net.ips {
         ip_def(&mut w, ip);
     }
+    // After the addresses, as libvirt prints portgroups; their filters
+    // and the network's are our extension, printed only when present, so
+    // libvirt's own documents print as libvirt prints them.
+    for group in &net.portgroups {
+        let mut attrs = vec![("name", group.name.clone())];
+        if group.default {
+            attrs.push(("default", "yes".to_owned()));
+        }
+        match &group.filterref {
+            None => w.empty("portgroup", &attrs),
+            Some(filterref) => {
+                w.open("portgroup", &attrs);
+                filter_ref(&mut w, filterref);
+                w.close("portgroup");
+            }
+        }
+    }
+    if let Some(filterref) = &net.filterref {
+        filter_ref(&mut w, filterref);
+    }
     w.close("network");
     w.out
+}
+
+fn filter_ref(w: &mut Writer, r: &nwfilter_model::FilterRef) {
+    let attrs = [("filter", r.filter.to_string())];
+    if r.params.is_empty() {
+        w.empty("filterref", &attrs);
+        return;
+    }
+    w.open("filterref", &attrs);
+    for (name, values) in r.params.iter() {
+        for value in values {
+            w.empty(
+                "parameter",
+                &[("name", name.to_owned()), ("value", value.clone())],
+            );
+        }
+    }
+    w.close("filterref");
 }
 
 fn yes_no(b: bool) -> String {

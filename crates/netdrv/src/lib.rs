@@ -34,7 +34,8 @@ pub use format::format_network;
 pub use lifecycle::{AutostartResult, Driver};
 pub use network::{
     mac_text, Bootp, Bridge, Dhcp, DhcpHost, DhcpRange, Dns, DnsForwarder, DnsHost, Domain,
-    Forward, ForwardMode, IpDef, Ipv4Range, Lease, LeaseUnit, Nat, Network, NetworkName, PortRange,
+    Forward, ForwardMode, IpDef, Ipv4Range, Lease, LeaseUnit, Nat, Network, NetworkName, PortGroup,
+    PortRange,
 };
 pub use parse::{parse_network, MAX_DOCUMENT_BYTES};
 pub use store::{NetworkInfo, RunState, Store};

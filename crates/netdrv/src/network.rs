@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use macaddr::MacAddr6;
-use nwfilter_model::IfName;
+use nwfilter_model::{FilterRef, IfName};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,6 +33,47 @@ pub struct Network {
     /// In document order; the order decides rule order and which address
     /// carries DHCP.
     pub ips: Vec<IpDef>,
+    /// `<filterref>`: our extension (libvirt has none on networks). Every
+    /// port on the bridge without a binding of its own is filtered by it,
+    /// through a binding the network owns (see docs/networks.md).
+    #[serde(default)]
+    pub filterref: Option<FilterRef>,
+    /// `<portgroup>`s: only their name, `default` and (our extension) a
+    /// `<filterref>` for the ports that name the group.
+    #[serde(default)]
+    pub portgroups: Vec<PortGroup>,
+}
+
+/// `<portgroup name='…' default='yes'>`: a set of the network's ports. A
+/// port names its group in its interface alias (`portgroup=NAME`, see
+/// docs/networks.md); ports that name none belong to the default group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortGroup {
+    pub name: String,
+    pub default: bool,
+    /// Our extension: the filter of the group's ports, instead of the
+    /// network's.
+    pub filterref: Option<FilterRef>,
+}
+
+impl Network {
+    /// The filter of a port in portgroup `group` (`None`: the port names
+    /// none): the group's own filter, else the network's. An unknown group
+    /// gets the network's filter, so that a typo never unfilters a port.
+    pub fn port_filter(&self, group: Option<&str>) -> Option<&FilterRef> {
+        let group = match group {
+            Some(name) => self.portgroups.iter().find(|g| g.name == name),
+            None => self.portgroups.iter().find(|g| g.default),
+        };
+        group
+            .and_then(|g| g.filterref.as_ref())
+            .or(self.filterref.as_ref())
+    }
+
+    /// Whether any port of the network gets a filter.
+    pub fn has_port_filters(&self) -> bool {
+        self.filterref.is_some() || self.portgroups.iter().any(|g| g.filterref.is_some())
+    }
 }
 
 /// A network's name: also its file name and part of dnsmasq's paths.

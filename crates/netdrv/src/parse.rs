@@ -8,14 +8,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use macaddr::MacAddr6;
-use nwfilter_model::{IfName, NameError};
+use nwfilter_model::{
+    valid_param_name, valid_param_value, FilterName, FilterRef, IfName, NameError, Params,
+};
 use roxmltree::{Document, Node};
 use uuid::Uuid;
 
 use crate::error::{Invalid, Location, ParseError};
 use crate::network::{
     Bridge, Dns, DnsForwarder, DnsHost, Domain, Forward, ForwardMode, Ipv4Range, Nat, Network,
-    NetworkName, PortRange,
+    NetworkName, PortGroup, PortRange,
 };
 use crate::validate;
 
@@ -223,18 +225,92 @@ impl<'d, 'i> Cx<'d, 'i> {
         Ok(node.text().unwrap_or_default().trim())
     }
 
+    /// `<filterref filter='NAME'>` with `<parameter name= value=>`s, as a
+    /// `<filterbinding>` writes it (the same name and value rules).
+    fn filterref(&self, node: Node) -> Result<FilterRef, ParseError> {
+        self.only_attrs(node, &["filter"])?;
+        let name = self.required(node, "filter")?;
+        let filter = FilterName::new(name).map_err(|e| {
+            self.fail(
+                node,
+                Invalid::value("filterref", "filter", name, e.to_string()),
+            )
+        })?;
+        let mut params = Params::default();
+        for child in self.children(node, &["parameter"])? {
+            self.only_attrs(child, &["name", "value"])?;
+            let name = self.required(child, "name")?;
+            if !valid_param_name(name) {
+                let why = "a parameter name is one or more of [A-Za-z0-9_]";
+                return Err(self.fail(child, Invalid::value("parameter", "name", name, why)));
+            }
+            let value = self.required(child, "value")?;
+            if !valid_param_value(value) {
+                let why = "a parameter value is one or more of [A-Za-z0-9_.:]";
+                return Err(self.fail(child, Invalid::value("parameter", "value", value, why)));
+            }
+            params.push(name, value);
+        }
+        Ok(FilterRef { filter, params })
+    }
+
+    /// `<portgroup name= default=>` with at most a `<filterref>`: the
+    /// bandwidth, VLAN and virtualport settings libvirt's may hold are
+    /// refused (out of scope).
+    fn portgroup(&self, node: Node) -> Result<PortGroup, ParseError> {
+        self.only_attrs(node, &["name", "default"])?;
+        let name = self.required(node, "name")?;
+        if name.is_empty()
+            || name.contains(['=', '\'', '"', '<', '>', '&'])
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            let why = "a portgroup name is non-empty, without whitespace, quotes, '<>&' or '='";
+            return Err(self.fail(node, Invalid::value("portgroup", "name", name, why)));
+        }
+        let default = self.yes_no(node, "default")?.unwrap_or(false);
+        let children = self.children(node, &["filterref"])?;
+        if let Some(second) = children.get(1) {
+            return Err(self.fail(
+                *second,
+                Invalid::element("filterref", "may appear only once"),
+            ));
+        }
+        let filterref = match children.first() {
+            Some(node) => Some(self.filterref(*node)?),
+            None => None,
+        };
+        Ok(PortGroup {
+            name: name.to_owned(),
+            default,
+            filterref,
+        })
+    }
+
     fn network(&self, root: Node) -> Result<Network, ParseError> {
         self.only_attrs(root, &["ipv6"])?;
         let ipv6_without_gateway = self.yes_no(root, "ipv6")?.unwrap_or(false);
         let children = self.children(
             root,
             &[
-                "name", "uuid", "forward", "bridge", "mtu", "mac", "domain", "dns", "ip",
+                "name",
+                "uuid",
+                "forward",
+                "bridge",
+                "mtu",
+                "mac",
+                "domain",
+                "dns",
+                "ip",
+                "portgroup",
+                "filterref",
             ],
         )?;
         for (i, child) in children.iter().enumerate() {
             let tag = child.tag_name().name();
-            if tag != "ip" && children[..i].iter().any(|c| c.tag_name().name() == tag) {
+            if tag != "ip"
+                && tag != "portgroup"
+                && children[..i].iter().any(|c| c.tag_name().name() == tag)
+            {
                 return Err(self.fail(*child, Invalid::element(tag, "may appear only once")));
             }
         }
@@ -317,7 +393,39 @@ impl<'d, 'i> Cx<'d, 'i> {
             ips.push(self.ip_def(node)?);
             ip_nodes.push(node);
         }
+        let filterref = match find("filterref") {
+            None => None,
+            Some(node) => Some(self.filterref(node)?),
+        };
+        let mut portgroups: Vec<PortGroup> = Vec::new();
+        for node in children
+            .iter()
+            .copied()
+            .filter(|c| c.tag_name().name() == "portgroup")
+        {
+            let group = self.portgroup(node)?;
+            if portgroups.iter().any(|g| g.name == group.name) {
+                return Err(self.fail(
+                    node,
+                    Invalid::value(
+                        "portgroup",
+                        "name",
+                        &group.name,
+                        "a second portgroup of that name",
+                    ),
+                ));
+            }
+            if group.default && portgroups.iter().any(|g| g.default) {
+                return Err(self.fail(
+                    node,
+                    Invalid::value("portgroup", "default", "yes", "a second default portgroup"),
+                ));
+            }
+            portgroups.push(group);
+        }
         let net = Network {
+            filterref,
+            portgroups,
             name,
             uuid,
             ipv6_without_gateway,

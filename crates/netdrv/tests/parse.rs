@@ -306,9 +306,9 @@ fn unknown_mode_element_and_attribute_are_refused_not_dropped() {
         &["'mode'", "vepa", "nat, route and open"],
     );
     assert_error(
-        &variant("<forward/>", "<forward/><portgroup name='x'/>"),
+        &variant("<forward/>", "<forward/><vlan/>"),
         4,
-        &["<portgroup>", "not supported"],
+        &["<vlan>", "not supported"],
     );
     assert_error(
         &variant("<bridge name", "<bridge zone='trusted' name"),
@@ -411,4 +411,136 @@ fn truncated_and_corrupted_corpus_documents_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn a_network_filterref_parses_and_prints_after_the_addresses() {
+    let xml = variant(
+        "</network>",
+        "  <filterref filter='clean-traffic'>\n    \
+         <parameter name='CTRL_IP_LEARNING' value='dhcp'/>\n    \
+         <parameter name='IP' value='192.168.122.9'/>\n    \
+         <parameter name='IP' value='192.168.122.10'/>\n  \
+         </filterref>\n</network>",
+    );
+    let net = parse_network(&xml).unwrap();
+    let filterref = net.filterref.as_ref().expect("the filterref is kept");
+    assert_eq!(filterref.filter.as_str(), "clean-traffic");
+    let ips = filterref.params.get("IP").unwrap();
+    assert_eq!(ips, ["192.168.122.9", "192.168.122.10"]);
+    let printed = format_network(&net);
+    let tail = "  </ip>\n  <filterref filter='clean-traffic'>\n    \
+                <parameter name='CTRL_IP_LEARNING' value='dhcp'/>\n    \
+                <parameter name='IP' value='192.168.122.9'/>\n    \
+                <parameter name='IP' value='192.168.122.10'/>\n  \
+                </filterref>\n</network>\n";
+    assert!(printed.ends_with(tail), "{printed}");
+    assert_eq!(parse_network(&printed).unwrap(), net, "format round-trips");
+    let bare = parse_network(&variant("</network>", "<filterref filter='x'/></network>"));
+    let printed = format_network(&bare.unwrap());
+    assert!(
+        printed.ends_with("  <filterref filter='x'/>\n</network>\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_network_without_a_filterref_prints_none() {
+    let printed = format_network(&parse_network(DEFAULT).unwrap());
+    assert!(!printed.contains("filterref"), "{printed}");
+}
+
+#[test]
+fn a_bad_network_filterref_is_refused_naming_the_attribute() {
+    let xml = variant("</network>", "<filterref/></network>");
+    assert_error(&xml, 10, &["<filterref>", "'filter'"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'>\n<parameter name='I-P' value='1'/></filterref></network>",
+    );
+    assert_error(&xml, 11, &["<parameter>", "'name'", "I-P"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'>\n<parameter name='IP' value='a b'/></filterref></network>",
+    );
+    assert_error(&xml, 11, &["<parameter>", "'value'", "a b"]);
+    let xml = variant(
+        "</network>",
+        "<filterref filter='f'><rule/></filterref></network>",
+    );
+    assert_error(&xml, 10, &["<rule>", "not supported"]);
+    let twice = "<filterref filter='f'/><filterref filter='g'/></network>";
+    assert_error(&variant("</network>", twice), 10, &["may appear only once"]);
+}
+
+#[test]
+fn portgroups_parse_with_their_filters_and_print_before_the_networks() {
+    let xml = variant(
+        "</network>",
+        "  <portgroup name='web' default='yes'>\n    \
+         <filterref filter='clean-traffic'/>\n  </portgroup>\n  \
+         <portgroup name='admin'/>\n  \
+         <filterref filter='no-mac-spoofing'/>\n</network>",
+    );
+    let net = parse_network(&xml).unwrap();
+    assert_eq!(net.portgroups.len(), 2);
+    let filter = |group| net.port_filter(group).map(|f| f.filter.to_string());
+    assert_eq!(
+        filter(None).as_deref(),
+        Some("clean-traffic"),
+        "the default group's"
+    );
+    assert_eq!(filter(Some("web")).as_deref(), Some("clean-traffic"));
+    assert_eq!(
+        filter(Some("admin")).as_deref(),
+        Some("no-mac-spoofing"),
+        "the network's"
+    );
+    assert_eq!(
+        filter(Some("typo")).as_deref(),
+        Some("no-mac-spoofing"),
+        "never unfiltered"
+    );
+    let printed = format_network(&net);
+    let tail = "  </ip>\n  <portgroup name='web' default='yes'>\n    \
+                <filterref filter='clean-traffic'/>\n  </portgroup>\n  \
+                <portgroup name='admin'/>\n  \
+                <filterref filter='no-mac-spoofing'/>\n</network>\n";
+    assert!(printed.ends_with(tail), "{printed}");
+    assert_eq!(parse_network(&printed).unwrap(), net, "format round-trips");
+}
+
+#[test]
+fn bad_portgroups_are_refused_naming_the_attribute() {
+    let twice = "<portgroup name='a'/><portgroup name='a'/></network>";
+    assert_error(
+        &variant("</network>", twice),
+        10,
+        &["<portgroup>", "'name'", "second"],
+    );
+    let defaults =
+        "<portgroup name='a' default='yes'/><portgroup name='b' default='yes'/></network>";
+    assert_error(
+        &variant("</network>", defaults),
+        10,
+        &["'default'", "second default"],
+    );
+    let bad_name = "<portgroup name='a=b'/></network>";
+    assert_error(
+        &variant("</network>", bad_name),
+        10,
+        &["<portgroup>", "'name'", "a=b"],
+    );
+    let vlan = "<portgroup name='a'><vlan/></portgroup></network>";
+    assert_error(
+        &variant("</network>", vlan),
+        10,
+        &["<vlan>", "not supported"],
+    );
+    let missing = "<portgroup default='yes'/></network>";
+    assert_error(
+        &variant("</network>", missing),
+        10,
+        &["<portgroup>", "'name'"],
+    );
 }

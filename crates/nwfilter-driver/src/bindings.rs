@@ -56,6 +56,18 @@ impl BindingStore {
         self.objects.write(&lock, port, &text)
     }
 
+    /// Stores `binding` in place of its port's binding; an error if the
+    /// port has none.
+    pub fn replace(&self, binding: &Binding) -> Result<(), Error> {
+        let port = binding.portdev.as_str();
+        let lock = self.objects.lock_exclusive()?;
+        if !self.objects.path(port).exists() {
+            return Err(Error::NoSuchBinding(port.to_owned()));
+        }
+        let text = nwfilter_model::format_binding(binding);
+        self.objects.write(&lock, port, &text)
+    }
+
     /// Removes the binding of `portdev`, returning it.
     pub fn delete(&self, portdev: &str) -> Result<Binding, Error> {
         let port = valid_port(portdev)?;

@@ -345,3 +345,73 @@ fn a_define_is_not_held_up_by_garbage_in_the_config_directory() {
     s.engine.define(INNER_V2).unwrap();
     assert!(dumpxml(&s.engine, "no-smtp").contains("587"));
 }
+
+/// `binding`, parsed, with `filter` in place of its filter.
+fn rebound(port: &str, filter: &str) -> nwfilter_model::Binding {
+    nwfilter_model::parse_binding(&binding(port, filter)).unwrap()
+}
+
+#[test]
+fn rebind_gives_every_port_its_new_filter_in_one_batch() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    for port in ["vnet0", "vnet1"] {
+        s.engine
+            .binding_create(&binding(port, "clean-traffic"))
+            .unwrap();
+    }
+    let n = s.runner.calls().len();
+    let new = [rebound("vnet0", "no-smtp"), rebound("vnet1", "no-smtp")];
+    s.engine.rebind(&new).unwrap();
+    for port in ["vnet0", "vnet1"] {
+        let stored = s.engine.bindings().get(port).unwrap().unwrap();
+        assert_eq!(stored.filterref.filter.as_str(), "no-smtp");
+    }
+    let calls = s.runner.calls();
+    let restores = calls[n..]
+        .iter()
+        .filter(|c| c.tool == Tool::IptablesRestore)
+        .count();
+    assert_eq!(restores, 1, "both ports in one iptables batch: {calls:?}");
+    assert!(restore_input(&calls[n..]).contains("--dport 25"));
+}
+
+#[test]
+fn a_rebind_the_kernel_refuses_or_that_does_not_compile_changes_nothing() {
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine
+        .define(
+            INNER_BROKEN
+                .replace("no-smtp", "broken")
+                .replace("7c3f", "8c3f")
+                .as_str(),
+        )
+        .unwrap();
+    for port in ["vnet0", "vnet1"] {
+        s.engine
+            .binding_create(&binding(port, "clean-traffic"))
+            .unwrap();
+    }
+    // One port's new filter does not compile: nothing is sent or stored.
+    let n = s.runner.calls().len();
+    let new = [rebound("vnet0", "no-smtp"), rebound("vnet1", "broken")];
+    let err = s.engine.rebind(&new).unwrap_err();
+    assert!(
+        nwfilter_driver::engine::error_chain(&err).contains("NOPE"),
+        "{err}"
+    );
+    assert_eq!(s.runner.calls().len(), n, "no rule was touched");
+    // The kernel refuses the batch (and its retry): nothing is stored.
+    s.runner.fail_calls(&[n + 1, n + 5]);
+    let new = [rebound("vnet0", "no-smtp"), rebound("vnet1", "no-smtp")];
+    let err = s.engine.rebind(&new).unwrap_err();
+    assert!(nwfilter_driver::engine::error_chain(&err).contains("injected failure"));
+    for port in ["vnet0", "vnet1"] {
+        let stored = s.engine.bindings().get(port).unwrap().unwrap();
+        assert_eq!(stored.filterref.filter.as_str(), "clean-traffic");
+    }
+    // A port without a binding is refused.
+    let err = s.engine.rebind(&[rebound("vnet9", "no-smtp")]).unwrap_err();
+    assert!(err.to_string().contains("vnet9"), "{err}");
+}

@@ -16,11 +16,14 @@ pub mod json;
 pub mod learning;
 pub mod libvirt;
 pub mod net_ops;
+pub mod netports;
 pub mod networks;
 pub mod protocol;
 pub mod service;
 
 pub use client::{Client, ClientError};
 pub use json::Service;
-pub use protocol::{BindingEntry, FilterEntry, Op, Reply, Request, Response, PROTOCOL_VERSION};
+pub use protocol::{
+    BindingEntry, FilterEntry, Op, OwnerEntry, Reply, Request, Response, PROTOCOL_VERSION,
+};
 pub use service::EngineService;

@@ -48,6 +48,16 @@ pub enum NetOp {
     StartAll,
 }
 
+impl NetOp {
+    /// Whether the verb may change which networks run or their filters.
+    pub fn changes_networks(&self) -> bool {
+        !matches!(
+            self,
+            NetOp::List { .. } | NetOp::Dumpxml { .. } | NetOp::Autostart { .. }
+        )
+    }
+}
+
 /// The store of networks under the nwfilter directories.
 pub fn store(config_dir: &Path, state_dir: &Path) -> Store {
     Store::new(config_dir.join("networks"), state_dir.join("networks"))

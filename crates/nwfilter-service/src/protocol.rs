@@ -140,6 +140,19 @@ pub struct BindingEntry {
     /// `IP`, then IPv6 when it does not set `IPV6`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub learned: Vec<String>,
+    /// The binding's owner (a VM, or a network whose filter the port gets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerEntry>,
+}
+
+/// Who owns a binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerEntry {
+    pub name: String,
+    pub uuid: String,
+    /// The owner is a virtual network (the port has no binding of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub struct HostConfig {
     pub(crate) prepare: bool,
     /// Also serve the virtual-network verbs (front ends only).
     pub(crate) networks: bool,
+    pub(crate) network_ports: bool,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -120,6 +121,7 @@ impl HostConfig {
             on_event: None,
             prepare: true,
             networks: false,
+            network_ports: false,
         }
     }
 

@@ -25,6 +25,15 @@ impl HostConfig {
         self
     }
 
+    /// Also filters the ports of networks with a `<filterref>` (implies
+    /// [`HostConfig::with_networks`]); the caller feeds the service the
+    /// kernel's link events with `nwfilter_service::netports::watch`.
+    pub fn with_network_ports(mut self) -> HostConfig {
+        self.networks = true;
+        self.network_ports = true;
+        self
+    }
+
     /// For the CLI: open without checking the firewall tools (reported by
     /// the verb that needs them) and without sweeping stray temp files
     /// (`list` must work without write access).

@@ -58,7 +58,12 @@ pub(crate) fn assemble(config: &HostConfig, learner_log: learning::Log) -> Resul
     let service = service.with_settings(config.firewall.fixed(), &config.config_dir);
     Ok(if config.networks {
         let store = nwfilter_service::net_ops::store(&config.config_dir, &config.state_dir);
-        service.with_networks(store)
+        let service = service.with_networks(store);
+        if config.network_ports {
+            service.with_network_ports()
+        } else {
+            service
+        }
     } else {
         service
     })

@@ -22,6 +22,7 @@ mod orphans;
 mod packed;
 mod read_once;
 mod reapply;
+mod rebind;
 mod records;
 mod shared;
 mod state_file;

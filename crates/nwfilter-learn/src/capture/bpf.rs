@@ -79,6 +79,12 @@ pub(crate) fn guest_frames(mac: [u8; 6]) -> Vec<Insn> {
     untagged_only(guest_frames_untagged(mac))
 }
 
+/// Learning a guest's MAC: every untagged frame, only its Ethernet header
+/// (the source address is all that is read).
+pub(crate) fn any_frame_header() -> Vec<Insn> {
+    untagged_only(vec![ret(14)])
+}
+
 /// `program`, for frames that carried no VLAN tag: a frame whose tag the
 /// kernel took off (see [`VLAN_TAG_PRESENT`]) is dropped first.
 fn untagged_only(program: Vec<Insn>) -> Vec<Insn> {

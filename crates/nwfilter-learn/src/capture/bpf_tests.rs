@@ -193,3 +193,12 @@ fn dhcp_mode_finds_ports_behind_ip_options_and_drops_later_fragments() {
     with_option.splice(14 + 20..14 + 20, [1, 1, 1, 0]);
     assert_eq!(run(&program, &with_option), SNAP_LEN);
 }
+
+#[test]
+fn mac_learning_takes_the_header_of_every_untagged_frame_only() {
+    let program = any_frame_header();
+    let guest = [0x52, 0x54, 0, 0, 0, 0x0a];
+    assert_eq!(run(&program, &arp_from(guest)), 14);
+    assert_eq!(run(&program, &ipv6(guest, [0x33, 0x33, 0, 0, 0, 1])), 14);
+    assert_eq!(run_tagged(&program, &arp_from(guest), true), 0);
+}

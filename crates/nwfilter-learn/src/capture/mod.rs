@@ -37,6 +37,9 @@ pub enum Filter {
     Ipv6Claims([u8; 6]),
     /// DHCPv6 client and server datagrams (IPv6 `dhcp` mode).
     Dhcp6,
+    /// Every untagged frame's Ethernet header (learning the guest's MAC
+    /// from its first frame).
+    AnyFrame,
 }
 
 /// Why a capture could not be opened or read.
@@ -126,6 +129,7 @@ impl Capture {
             Filter::Dhcp => bpf::dhcp_frames(),
             Filter::Ipv6Claims(mac) => bpf::ipv6_claims(mac),
             Filter::Dhcp6 => bpf::dhcp6_frames(),
+            Filter::AnyFrame => bpf::any_frame_header(),
         };
         socket
             .attach_filter(&bpf::to_socket(&program))

@@ -9,14 +9,33 @@ use nwfilter_driver::{Created, Deleted, EngineError};
 use nwfilter_model::{format_binding, Binding, IfName};
 
 use super::EngineService;
-use crate::protocol::{BindingEntry, Reply};
+use crate::protocol::{BindingEntry, OwnerEntry, Reply};
 
 impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// Creates a binding from its document. A port whose filters await
     /// `IP` is recorded and learning starts on it, when this service
-    /// learns (the daemon); without learning it is refused.
+    /// learns (the daemon); without learning it is refused. On a port a
+    /// network filters, the explicit binding replaces the network's.
     pub fn binding_create(&self, xml: &str) -> Result<Created, Box<dyn Error>> {
         let binding = nwfilter_model::parse_binding(xml).map_err(EngineError::InvalidBinding)?;
+        let Some(links) = self.netports_guard() else {
+            return self.binding_create_parsed(binding);
+        };
+        let port = binding.portdev.clone();
+        self.yield_to_explicit(&links, port.as_str());
+        let created = self.binding_create_parsed(binding);
+        if created.is_err() {
+            self.return_to_network(&links, port.as_str());
+        }
+        created
+    }
+
+    /// As [`EngineService::binding_create`] for a parsed binding, with no
+    /// regard for networks (their own bindings are made here).
+    pub(crate) fn binding_create_parsed(
+        &self,
+        binding: Binding,
+    ) -> Result<Created, Box<dyn Error>> {
         let Some(learning) = &self.learning else {
             return Ok(Created::Applied(
                 self.engine.binding_create_parsed(binding)?,
@@ -52,8 +71,19 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     }
 
     /// Removes a port's binding (also one whose file cannot be read) and
-    /// its learner; returns the message for the client.
+    /// its learner; returns the message for the client. A port on a
+    /// network with a filter goes back to the network's binding.
     pub fn binding_delete(&self, portdev: &str) -> Result<String, EngineError> {
+        let links = self.netports_guard();
+        let deleted = self.binding_delete_unsynced(portdev);
+        if let Some(links) = &links {
+            self.return_to_network(links, portdev);
+        }
+        deleted
+    }
+
+    /// As [`EngineService::binding_delete`], leaving the port without one.
+    pub(crate) fn binding_delete_unsynced(&self, portdev: &str) -> Result<String, EngineError> {
         if let (Some(learning), Ok(port)) = (&self.learning, IfName::new(portdev.to_owned())) {
             learning.stop(&port);
         }
@@ -89,6 +119,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     pub fn binding_list(&self) -> Result<Reply, nwfilter_driver::Error> {
         let engine = &self.engine;
         let listing = engine.bindings().list()?;
+        let networks = self.network_uuids();
         let mut bindings: Vec<BindingEntry> = (listing.items.into_iter())
             .map(|b| BindingEntry {
                 portdev: b.portdev.to_string(),
@@ -101,6 +132,11 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                             .map(|(a, _)| a.to_string()),
                     )
                     .collect(),
+                owner: Some(OwnerEntry {
+                    name: b.owner.name.clone(),
+                    uuid: b.owner.uuid.hyphenated().to_string(),
+                    network: networks.contains(&b.owner.uuid),
+                }),
             })
             .collect();
         for skipped in &listing.skipped {
@@ -110,6 +146,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                     filter: String::new(),
                     state: Some(unreadable_state(&port, &error_chain(skipped))),
                     learned: Vec::new(),
+                    owner: None,
                 });
             }
         }

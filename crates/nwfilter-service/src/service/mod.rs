@@ -28,7 +28,10 @@ pub struct EngineService<R> {
     engine: Arc<Engine<R>>,
     learning: Option<Learning<R>>,
     /// Where virtual networks are kept, when this service handles them.
-    networks: Option<netdrv::Store>,
+    pub(crate) networks: Option<netdrv::Store>,
+    /// The link table, when this service filters networks' ports (the
+    /// daemon, which runs [`crate::netports::watch`]).
+    pub(crate) netports: Option<crate::netports::NetPorts>,
     /// Where the backend setting comes from, so that a reload re-reads it:
     /// the command line's choice (which wins) and the config directory.
     settings: Option<(Option<Backend>, std::path::PathBuf)>,
@@ -42,6 +45,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             engine: Arc::new(engine),
             learning: None,
             networks: None,
+            netports: None,
             settings: None,
         }
     }
@@ -78,12 +82,20 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         self
     }
 
+    /// Also filters the ports of networks that have a `<filterref>`, fed
+    /// by [`crate::netports::watch`] (which the caller runs on a thread).
+    pub fn with_network_ports(mut self) -> EngineService<R> {
+        self.netports = Some(crate::netports::NetPorts::new());
+        self
+    }
+
     /// With learning (the daemon).
     pub fn with_learning(engine: Arc<Engine<R>>, learning: Learning<R>) -> EngineService<R> {
         EngineService {
             engine,
             learning: Some(learning),
             networks: None,
+            netports: None,
             settings: None,
         }
     }
@@ -174,8 +186,14 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             .networks
             .as_ref()
             .ok_or("virtual networks are not handled by this service")?;
-        crate::net_ops::execute(store, self.engine.backend(), net)
-            .map_err(|e| -> Box<dyn Error> { e })
+        let done = crate::net_ops::execute(store, self.engine.backend(), net)
+            .map_err(|e| -> Box<dyn Error> { e })?;
+        // A network started, stopped, or defined with another filter: its
+        // ports' bindings follow.
+        if net.changes_networks() {
+            self.sync_network_ports();
+        }
+        Ok(done)
     }
 }
 
