@@ -491,6 +491,12 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         Some(ports.links.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Whether `port`'s stored binding is a network's.
+    pub(crate) fn owned_by_network(&self, port: &str) -> bool {
+        matches!(self.engine().bindings().get(port),
+            Ok(Some(b)) if self.network_uuids().contains(&b.owner.uuid))
+    }
+
     /// Makes way for an explicit binding on `port`: the network's binding
     /// there goes.
     pub(crate) fn yield_to_explicit(&self, _links: &Links, port: &str) {

@@ -157,3 +157,52 @@ fn a_port_without_a_libvirt_tap_mac_is_not_bound() {
     s.service.link_event(LinkEvent::Present(other));
     assert_eq!(binding(&s, "vnet0"), None);
 }
+
+/// The restore batches and commands sent while `f` runs.
+fn commands_during(s: &Setup, f: impl FnOnce()) -> Vec<String> {
+    let before = s.service.engine().runner().calls().len();
+    f();
+    s.service.engine().runner().calls()[before..]
+        .iter()
+        .map(|c| c.stdin.clone().unwrap_or_else(|| c.args.join(" ")))
+        .collect()
+}
+
+#[test]
+fn an_explicit_binding_takes_a_network_port_over_without_a_moment_unfiltered() {
+    let s = setup();
+    s.service
+        .link_event(LinkEvent::Present(link(7, "vnet0", Some(3), None)));
+    let sent = commands_during(&s, || {
+        s.service.binding_create(&explicit("vnet0")).unwrap();
+    });
+    assert_eq!(binding(&s, "vnet0"), Some(("allow-arp".into(), false)));
+    // The old jump into the port's chains goes only in or after the batch
+    // that puts the new one in: never a batch that only removes it.
+    let new_jump = sent
+        .iter()
+        .position(|c| c.contains("-A PREROUTING -i vnet0") || c.contains("-I PREROUTING -i vnet0"))
+        .unwrap_or_else(|| panic!("no new jump for vnet0 in {sent:#?}"));
+    let first_removal = sent
+        .iter()
+        .position(|c| c.contains("-D PREROUTING -i vnet0"))
+        .unwrap_or(usize::MAX);
+    assert!(
+        first_removal >= new_jump,
+        "removed before replaced: {sent:#?}"
+    );
+}
+
+#[test]
+fn an_explicit_binding_that_cannot_be_applied_leaves_the_networks_in_force() {
+    let s = setup();
+    s.service
+        .link_event(LinkEvent::Present(link(7, "vnet0", Some(3), None)));
+    let bad = explicit("vnet0").replace("allow-arp", "no-such-filter");
+    let sent = commands_during(&s, || {
+        let err = s.service.binding_create(&bad).unwrap_err().to_string();
+        assert!(err.contains("no-such-filter"), "{err}");
+    });
+    assert!(sent.is_empty(), "the kernel was touched: {sent:#?}");
+    assert_eq!(binding(&s, "vnet0"), Some(("no-mac-spoofing".into(), true)));
+}

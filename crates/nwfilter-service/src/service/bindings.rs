@@ -22,12 +22,46 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             return self.binding_create_parsed(binding);
         };
         let port = binding.portdev.clone();
+        if self.owned_by_network(port.as_str()) {
+            // Make before break: the port's new rules replace the
+            // network's in one apply, so it is never without a filter.
+            match self.engine.rebind(std::slice::from_ref(&binding)) {
+                Ok(()) => return self.learn_after_replacing(binding),
+                // Its address is to be learned anew: the port goes through
+                // the learner's rules, as a new binding does (below).
+                Err(EngineError::NeedsIp { .. }) => {}
+                // Nothing changed: the network's binding stays in force.
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.yield_to_explicit(&links, port.as_str());
         let created = self.binding_create_parsed(binding);
         if created.is_err() {
             self.return_to_network(&links, port.as_str());
         }
         created
+    }
+
+    /// After an explicit binding replaced a network's on its port: the
+    /// network binding's learners go; addresses learned there stay (the
+    /// same guest is behind the port) and IPv6 learning goes on if the new
+    /// binding learns. Should that fail, the binding is removed again.
+    fn learn_after_replacing(&self, binding: Binding) -> Result<Created, Box<dyn Error>> {
+        let Some(learning) = &self.learning else {
+            return Ok(Created::Applied(binding));
+        };
+        learning.stop(&binding.portdev);
+        if let Err(why) = learning.start6(&binding) {
+            let port = &binding.portdev;
+            let undo = self.engine.binding_delete(port.as_str()).err();
+            let undo = undo.map(|u| format!("; removing it also failed: {u}"));
+            return Err(format!(
+                "port {port}: cannot learn its IPv6 addresses: {why}{}",
+                undo.unwrap_or_default()
+            )
+            .into());
+        }
+        Ok(Created::Applied(binding))
     }
 
     /// As [`EngineService::binding_create`] for a parsed binding, with no
