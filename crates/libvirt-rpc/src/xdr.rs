@@ -231,8 +231,7 @@ impl Encoder {
     pub fn opaque(&mut self, data: &[u8]) -> &mut Self {
         self.count(data.len());
         self.bytes.extend_from_slice(data);
-        self.bytes
-            .extend(std::iter::repeat(0).take(pad(data.len())));
+        self.bytes.extend(std::iter::repeat_n(0, pad(data.len())));
         self
     }
 
@@ -249,8 +248,7 @@ impl Encoder {
 
     pub fn fixed(&mut self, data: &[u8]) -> &mut Self {
         self.bytes.extend_from_slice(data);
-        self.bytes
-            .extend(std::iter::repeat(0).take(pad(data.len())));
+        self.bytes.extend(std::iter::repeat_n(0, pad(data.len())));
         self
     }
 }

@@ -129,7 +129,7 @@ pub(crate) fn expand<'e>(
     let combinations = iters
         .iter()
         .try_fold(1usize, |n, it| n.checked_mul(it.steps.len()));
-    if combinations.map_or(true, |n| n > room) {
+    if combinations.is_none_or(|n| n > room) {
         return Err(too_many());
     }
     // For each attribute holding a variable: its iterator, and its parsed

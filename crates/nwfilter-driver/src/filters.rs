@@ -205,7 +205,7 @@ impl FilterStore {
         }
         let changed = existing
             .as_ref()
-            .map_or(true, |old| nwfilter_model::format_filter(old) != text);
+            .is_none_or(|old| nwfilter_model::format_filter(old) != text);
         let filter = Arc::new(filter);
         let mut filters = view.filters;
         filters.insert(name.clone(), (Arc::clone(&filter), Origin::Stored));

@@ -28,7 +28,7 @@ pub fn hex(text: &str) -> Result<Vec<u8>, FrameError> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(FrameError::Hex(format!(
             "odd number of hex digits ({})",
             digits.len()

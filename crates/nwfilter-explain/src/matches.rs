@@ -65,7 +65,7 @@ pub fn holds(m: &Match, p: &Packet) -> bool {
             code,
             negated,
         } => icmp(p).is_some_and(|(t, c)| {
-            (t == *icmp_type && code.map_or(true, |want| want == c)) != *negated
+            (t == *icmp_type && code.is_none_or(|want| want == c)) != *negated
         }),
         Match::Icmpv6Ranges {
             types,

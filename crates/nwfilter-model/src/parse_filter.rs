@@ -134,7 +134,7 @@ pub(crate) fn parse_uuid_lenient(text: &str) -> Option<Uuid> {
         if c.is_ascii_hexdigit() {
             digits.push(c);
             after_separator = false;
-        } else if matches!(c, '-' | ' ') && !digits.is_empty() && digits.len() % 2 == 0 {
+        } else if matches!(c, '-' | ' ') && !digits.is_empty() && digits.len().is_multiple_of(2) {
             after_separator = true;
         } else {
             return None;
