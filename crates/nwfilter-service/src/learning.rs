@@ -361,17 +361,19 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
                     }
                 }
                 LearnEvent::Expired { remaining } => apply(remaining),
+                // The state first: whoever the log line reaches (a Host's
+                // Blocked event) may ask for it at once.
                 LearnEvent::TimedOut => {
+                    set_state(Some("blocked: no IP address learned in time".into()));
                     log(format!(
                         "port {port}: no IP address learned in time; the port is blocked"
                     ));
-                    set_state(Some("blocked: no IP address learned in time".into()));
                 }
                 LearnEvent::Failed(why) => {
+                    set_state(Some(format!("blocked: {why}")));
                     log(format!(
                         "port {port}: learning failed ({why}); the port is blocked"
                     ));
-                    set_state(Some(format!("blocked: {why}")));
                 }
                 LearnEvent::Warning(text) => log(format!("port {port}: {text}")),
             }
