@@ -52,16 +52,21 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         };
         learning.stop(&binding.portdev);
         if let Err(why) = learning.start6(&binding) {
-            let port = &binding.portdev;
-            let undo = self.engine.binding_delete(port.as_str()).err();
-            let undo = undo.map(|u| format!("; removing it also failed: {u}"));
-            return Err(format!(
-                "port {port}: cannot learn its IPv6 addresses: {why}{}",
-                undo.unwrap_or_default()
-            )
-            .into());
+            return Err(self.undo_unlearnable(&binding.portdev, "IPv6 addresses", &why));
         }
         Ok(Created::Applied(binding))
+    }
+
+    /// Removes `port`'s binding again when learning its `what` could not
+    /// start, and says why (and whether removing it failed too).
+    fn undo_unlearnable(&self, port: &IfName, what: &str, why: &str) -> Box<dyn Error> {
+        let undo = self.engine.binding_delete(port.as_str()).err();
+        let undo = undo.map(|u| format!("; removing it also failed: {u}"));
+        format!(
+            "port {port}: cannot learn its {what}: {why}{}",
+            undo.unwrap_or_default()
+        )
+        .into()
     }
 
     /// As [`EngineService::binding_create`] for a parsed binding, with no
@@ -79,13 +84,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         if let Created::Recorded(awaiting) = &created {
             if let Err(why) = learning.start(&awaiting.binding, &awaiting.need) {
                 let port = &awaiting.binding.portdev;
-                let undo = self.engine.binding_delete(port.as_str()).err();
-                let undo = undo.map(|u| format!("; removing it also failed: {u}"));
-                return Err(format!(
-                    "port {port}: cannot learn its IP address: {why}{}",
-                    undo.unwrap_or_default()
-                )
-                .into());
+                return Err(self.undo_unlearnable(port, "IP address", &why));
             }
         }
         // IPv6 learning (issue 16) goes on beside, whether IPv4's
@@ -93,13 +92,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         if let Err(why) = learning.start6(created.binding()) {
             let port = &created.binding().portdev;
             learning.stop(port);
-            let undo = self.engine.binding_delete(port.as_str()).err();
-            let undo = undo.map(|u| format!("; removing it also failed: {u}"));
-            return Err(format!(
-                "port {port}: cannot learn its IPv6 addresses: {why}{}",
-                undo.unwrap_or_default()
-            )
-            .into());
+            return Err(self.undo_unlearnable(port, "IPv6 addresses", &why));
         }
         Ok(created)
     }
