@@ -43,30 +43,15 @@ impl Learned {
         addrs: Vec<Ipv4Addr>,
     ) -> Result<(), EngineError> {
         let path = file(dir, port);
-        let fail = |source| EngineError::Learned {
-            port: port.clone(),
-            path: path.clone(),
-            source,
-        };
-        if addrs.is_empty() {
-            state_file::remove(&path).map_err(fail)?;
-            self.by_port.remove(port);
-            return Ok(());
-        }
-        let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
-        state_file::write_atomically(dir, &path, "learned", &text).map_err(fail)?;
-        self.by_port.insert(port.clone(), addrs);
-        Ok(())
+        record(&mut self.by_port, dir, path, "learned", port, addrs, |a| {
+            a.to_string()
+        })
     }
 
     /// Loads the file of `port`, if there is one and it is readable; a
     /// damaged file is ignored (the port learns again).
     pub(crate) fn load(&mut self, dir: &Path, port: &IfName) {
-        let Ok(text) = std::fs::read_to_string(file(dir, port)) else {
-            return;
-        };
-        let addrs: Option<Vec<Ipv4Addr>> = text.lines().map(|l| l.trim().parse().ok()).collect();
-        if let Some(addrs) = addrs.filter(|a| !a.is_empty()) {
+        if let Some(addrs) = read(&file(dir, port), |l| l.trim().parse().ok()) {
             self.by_port.insert(port.clone(), addrs);
         }
     }
@@ -112,39 +97,62 @@ impl Learned {
         addrs: Vec<Learned6>,
     ) -> Result<(), EngineError> {
         let path = file6(dir, port);
-        let fail = |source| EngineError::Learned {
-            port: port.clone(),
-            path: path.clone(),
-            source,
-        };
-        if addrs.is_empty() {
-            state_file::remove(&path).map_err(fail)?;
-            self.v6.remove(port);
-            return Ok(());
-        }
-        let text: String = addrs
-            .iter()
-            .map(|(a, until)| match until {
-                Some(t) => format!("{a} {t}\n"),
-                None => format!("{a}\n"),
-            })
-            .collect();
-        state_file::write_atomically(dir, &path, "learned6", &text).map_err(fail)?;
-        self.v6.insert(port.clone(), addrs);
-        Ok(())
+        record(
+            &mut self.v6,
+            dir,
+            path,
+            "learned6",
+            port,
+            addrs,
+            |(a, until)| match until {
+                Some(t) => format!("{a} {t}"),
+                None => a.to_string(),
+            },
+        )
     }
 
     /// Loads `port`'s IPv6 file, if there is one; a damaged file is
     /// ignored (the port learns again).
     pub(crate) fn load6(&mut self, dir: &Path, port: &IfName) {
-        let Ok(text) = std::fs::read_to_string(file6(dir, port)) else {
-            return;
-        };
-        let addrs: Option<Vec<Learned6>> = text.lines().map(parse6).collect();
-        if let Some(addrs) = addrs.filter(|a| !a.is_empty()) {
+        if let Some(addrs) = read(&file6(dir, port), parse6) {
             self.v6.insert(port.clone(), addrs);
         }
     }
+}
+
+/// Records `addrs` as `port`'s entry in `map` and in the file at `path`,
+/// one line each (`line`), the file first; none: removes both.
+fn record<T>(
+    map: &mut HashMap<IfName, Vec<T>>,
+    dir: &Path,
+    path: PathBuf,
+    what: &str,
+    port: &IfName,
+    addrs: Vec<T>,
+    line: impl Fn(&T) -> String,
+) -> Result<(), EngineError> {
+    let fail = |source| EngineError::Learned {
+        port: port.clone(),
+        path: path.clone(),
+        source,
+    };
+    if addrs.is_empty() {
+        state_file::remove(&path).map_err(fail)?;
+        map.remove(port);
+        return Ok(());
+    }
+    let text: String = addrs.iter().map(|a| line(a) + "\n").collect();
+    state_file::write_atomically(dir, &path, what, &text).map_err(fail)?;
+    map.insert(port.clone(), addrs);
+    Ok(())
+}
+
+/// The lines of the file at `path`, each read by `parse`; `None` when it
+/// is missing, empty, or any line is damaged.
+fn read<T>(path: &Path, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let addrs: Vec<T> = text.lines().map(parse).collect::<Option<_>>()?;
+    (!addrs.is_empty()).then_some(addrs)
 }
 
 /// `ADDR` or `ADDR UNTIL`.
