@@ -100,28 +100,26 @@ fn taken_on_bridge<A: PartialEq>(
 
 /// A binding's fixed `IP` values and, without them, its learned addresses.
 fn held_addresses(binding: &Binding, learned: Option<Vec<Ipv4Addr>>) -> Vec<Ipv4Addr> {
-    let fixed: Vec<Ipv4Addr> = binding
-        .filterref
-        .params
-        .get("IP")
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    if fixed.is_empty() {
-        learned.unwrap_or_default()
-    } else {
-        fixed
-    }
+    fixed_or_learned(binding, "IP", learned)
 }
 
 /// A binding's fixed `IPV6` values and, without them, its learned IPv6
 /// addresses.
 fn held_addresses6(binding: &Binding, learned: Option<Vec<Ipv6Addr>>) -> Vec<Ipv6Addr> {
-    let fixed: Vec<Ipv6Addr> = binding
+    fixed_or_learned(binding, "IPV6", learned)
+}
+
+/// The addresses parameter `name` of `binding` gives and, without any,
+/// `learned`.
+fn fixed_or_learned<A: std::str::FromStr>(
+    binding: &Binding,
+    name: &str,
+    learned: Option<Vec<A>>,
+) -> Vec<A> {
+    let fixed: Vec<A> = binding
         .filterref
         .params
-        .get("IPV6")
+        .get(name)
         .unwrap_or(&[])
         .iter()
         .filter_map(|v| v.parse().ok())
