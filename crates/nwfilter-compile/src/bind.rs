@@ -97,18 +97,7 @@ impl FilterDag {
             top: top.clone(),
             value,
         })?;
-        crate::reserved::check(params, top)?;
-        // Known from the DAG alone: refuse before allocating anything.
-        let (n_rules, n_refs) = self.flat_size();
-        if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
-            return Err(BindError::TreeTooLarge {
-                top: top.clone(),
-                limit: MAX_BOUND_RULES,
-            });
-        }
-        let mut envs = Envs::new(params, mac, n_refs);
-        let mut instances = Vec::with_capacity(n_rules);
-        flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
+        let (envs, instances) = self.flattened(params, mac)?;
 
         let mut missing = missing(&instances, &envs);
         // `IPV6` awaiting learning: the rules that need it are left out
@@ -195,17 +184,7 @@ impl FilterDag {
         if mode == LearningMode::None {
             return Ok(None);
         }
-        crate::reserved::check(params, top)?;
-        let (n_rules, n_refs) = self.flat_size();
-        if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
-            return Err(BindError::TreeTooLarge {
-                top: top.clone(),
-                limit: MAX_BOUND_RULES,
-            });
-        }
-        let mut envs = Envs::new(params, mac, n_refs);
-        let mut instances = Vec::with_capacity(n_rules);
-        flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
+        let (envs, instances) = self.flattened(params, mac)?;
         if !ipv6_awaits(&instances, &envs) {
             return Ok(None);
         }
@@ -297,6 +276,31 @@ impl Instance<'_> {
 /// the referenced filter's entries, bound in a child environment. A filter
 /// referenced twice contributes its rules twice, as in libvirt. Recursion
 /// depth is bounded by the number of filters (the DAG is acyclic).
+impl FilterDag {
+    /// The reserved variables checked, and the DAG's rules, one instance
+    /// each place it is reached, with their environments.
+    fn flattened<'a>(
+        &'a self,
+        params: &'a Params,
+        mac: MacAddr6,
+    ) -> Result<(Envs<'a>, Vec<Instance<'a>>), BindError> {
+        let top = &self.top().name;
+        crate::reserved::check(params, top)?;
+        // Known from the DAG alone: refuse before allocating anything.
+        let (n_rules, n_refs) = self.flat_size();
+        if n_rules.saturating_add(n_refs) > MAX_BOUND_RULES {
+            return Err(BindError::TreeTooLarge {
+                top: top.clone(),
+                limit: MAX_BOUND_RULES,
+            });
+        }
+        let mut envs = Envs::new(params, mac, n_refs);
+        let mut instances = Vec::with_capacity(n_rules);
+        flatten(self, self.top_node(), Envs::TOP, &mut envs, &mut instances);
+        Ok((envs, instances))
+    }
+}
+
 fn flatten<'a>(
     dag: &'a FilterDag,
     node: NodeIndex,
