@@ -27,14 +27,14 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             // network's in one apply, so it is never without a filter.
             match self.engine.rebind(std::slice::from_ref(&binding)) {
                 Ok(()) => return self.learn_after_replacing(binding),
-                // Its address is to be learned anew: the port goes through
-                // the learner's rules, as a new binding does (below).
-                Err(EngineError::NeedsIp { .. }) => {}
+                // Its address is to be learned anew: the network's binding
+                // goes and the port goes through the learner's rules, as
+                // a new binding does (below).
+                Err(EngineError::NeedsIp { .. }) => self.yield_to_explicit(&links, port.as_str()),
                 // Nothing changed: the network's binding stays in force.
                 Err(e) => return Err(e.into()),
             }
         }
-        self.yield_to_explicit(&links, port.as_str());
         let created = self.binding_create_parsed(binding);
         if created.is_err() {
             self.return_to_network(&links, port.as_str());
