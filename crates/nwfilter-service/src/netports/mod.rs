@@ -43,6 +43,15 @@ pub struct NetPorts {
     spawner: OnceLock<Spawner>,
 }
 
+/// The networks one decision looks at (see `net_view`).
+struct NetView {
+    /// Running networks by bridge name, as currently defined.
+    by_bridge: HashMap<String, Network>,
+    /// The UUIDs of the defined networks: a binding owned by one is that
+    /// network's.
+    owners: Vec<uuid::Uuid>,
+}
+
 /// Starts learning a port's guest MAC in the background.
 struct Spawner(Box<dyn Fn(String) + Send + Sync>);
 
@@ -208,19 +217,19 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         lock(&ports.macs).insert(port.to_owned(), mac);
         let link = links.by_index.values().find(|l| l.name == port).cloned();
         if let Some(link) = link {
-            self.sync_port(&links, &link);
+            self.sync_port(&links, &link, &self.net_view());
         }
     }
 
     /// The guest MAC learned for `link`'s port: from its first frame, or
     /// (after a restart) the one its network's binding holds.
-    fn learned_mac(&self, _links: &Links, link: &Link) -> Option<MacAddr6> {
+    fn learned_mac(&self, view: &NetView, link: &Link) -> Option<MacAddr6> {
         let ports = self.netports.as_ref()?;
         if let Some(mac) = lock(&ports.macs).get(&link.name) {
             return Some(*mac);
         }
         let current = self.engine().bindings().get(&link.name).ok()??;
-        self.network_uuids()
+        view.owners
             .contains(&current.owner.uuid)
             .then_some(current.mac)
     }
@@ -261,13 +270,13 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 }
                 links.by_index.insert(link.index, link.clone());
                 if links.dumped.is_none() {
-                    self.sync_port(&links, &link);
+                    self.sync_port(&links, &link, &self.net_view());
                 }
             }
             LinkEvent::Gone(link) => {
                 links.by_index.remove(&link.index);
                 lock(&ports.macs).remove(&link.name);
-                self.release_port(&link.name);
+                self.release_port(&link.name, &self.network_uuids());
             }
             LinkEvent::DumpDone => {
                 if let Some(seen) = links.dumped.take() {
@@ -293,14 +302,15 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     }
 
     fn sync_all_locked(&self, links: &Links) {
+        let view = self.net_view();
         // Ports whose network's filter changed get the new one together,
         // all or nothing (as a filter's redefinition rebuilds its users);
         // every other port is decided on its own.
         let mut rebinds = Vec::new();
         for link in links.by_index.values() {
-            match self.refilter(links, link) {
+            match self.refilter(links, link, &view) {
                 Some(binding) => rebinds.push(binding),
-                None => self.sync_port(links, link),
+                None => self.sync_port(links, link, &view),
             }
         }
         if !rebinds.is_empty() {
@@ -318,7 +328,6 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
             }
         }
         // Network bindings of ports the kernel no longer has.
-        let owners = self.network_uuids();
         let stored = match self.engine().bindings().list() {
             Ok(listing) => listing.items,
             Err(e) => {
@@ -331,17 +340,17 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                 .by_index
                 .values()
                 .any(|l| l.name == binding.portdev.as_str());
-            if !present && owners.contains(&binding.owner.uuid) {
-                self.release_port(binding.portdev.as_str());
+            if !present && view.owners.contains(&binding.owner.uuid) {
+                self.release_port(binding.portdev.as_str(), &view.owners);
             }
         }
     }
 
     /// The new binding of a port that keeps its network and guest MAC but
     /// whose network's filter (or its parameters) changed.
-    fn refilter(&self, links: &Links, link: &Link) -> Option<Binding> {
+    fn refilter(&self, links: &Links, link: &Link, view: &NetView) -> Option<Binding> {
         let current = self.engine().bindings().get(&link.name).ok()??;
-        let wanted = self.wanted(links, link)?;
+        let wanted = self.wanted(links, link, view)?;
         let same_port = current.owner == wanted.owner && current.mac == wanted.mac;
         (same_port && current.filterref != wanted.filterref).then_some(wanted)
     }
@@ -349,48 +358,61 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// The binding `link` should have from a network, if any: the running
     /// network whose bridge it is a port of, with that network's current
     /// definition (a redefinition's filter applies at once).
-    fn wanted(&self, links: &Links, link: &Link) -> Option<Binding> {
+    fn wanted(&self, links: &Links, link: &Link, view: &NetView) -> Option<Binding> {
         let master = links.by_index.get(&link.master?)?;
-        let store = self.networks.as_ref()?;
+        let net = view.by_bridge.get(&master.name)?;
+        match network_binding(net, link, self.learned_mac(view, link)) {
+            Ok(binding) => binding,
+            Err(Unbound::MacUnknown) => {
+                self.learn_mac(link);
+                None
+            }
+            Err(Unbound::Other(why)) => {
+                tracing::warn!(
+                    "port {}: not filtered by network {}: {why}",
+                    link.name,
+                    net.name
+                );
+                None
+            }
+        }
+    }
+
+    /// The networks as one decision needs them, read once for an event or
+    /// a sync of every port rather than once for each port.
+    fn net_view(&self) -> NetView {
+        let mut view = NetView {
+            by_bridge: HashMap::new(),
+            owners: self.network_uuids(),
+        };
+        let Some(store) = &self.networks else {
+            return view;
+        };
         let running = match store.list() {
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!("network ports: listing networks: {}", error_chain(&e));
-                return None;
+                return view;
             }
         };
         for info in running.into_iter().filter(|n| n.active) {
             let Ok(Some(state)) = store.run_state(&info.name) else {
                 continue;
             };
-            let bridge = state.network.bridge.name.as_ref().map(|b| b.as_str());
-            if bridge != Some(master.name.as_str()) {
+            let Some(bridge) = state.network.bridge.name.as_ref().map(|b| b.to_string()) else {
                 continue;
-            }
-            let net = store.get(&info.name).unwrap_or(state.network);
-            return match network_binding(&net, link, self.learned_mac(links, link)) {
-                Ok(binding) => binding,
-                Err(Unbound::MacUnknown) => {
-                    self.learn_mac(link);
-                    None
-                }
-                Err(Unbound::Other(why)) => {
-                    tracing::warn!(
-                        "port {}: not filtered by network {}: {why}",
-                        link.name,
-                        net.name
-                    );
-                    None
-                }
             };
+            // The current definition: a redefinition's filter applies at once.
+            let net = store.get(&info.name).unwrap_or(state.network);
+            view.by_bridge.entry(bridge).or_insert(net);
         }
-        None
+        view
     }
 
     /// Gives `link` the binding its network wants, unless it has one of
     /// its own; takes a network's binding away when no network wants it.
-    fn sync_port(&self, links: &Links, link: &Link) {
-        let wanted = self.wanted(links, link);
+    fn sync_port(&self, links: &Links, link: &Link, view: &NetView) {
+        let wanted = self.wanted(links, link, view);
         let current = match self.engine().bindings().get(&link.name) {
             Ok(current) => current,
             // Unreadable: the port is closed; its owner decides.
@@ -399,7 +421,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
         match (current, wanted) {
             (None, None) => {}
             (None, Some(wanted)) => self.create_network_binding(wanted),
-            (Some(current), wanted) if self.network_uuids().contains(&current.owner.uuid) => {
+            (Some(current), wanted) if view.owners.contains(&current.owner.uuid) => {
                 if wanted.as_ref() == Some(&current) {
                     return;
                 }
@@ -424,7 +446,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                     }
                     return;
                 }
-                self.release_port(&link.name);
+                self.release_port(&link.name, &view.owners);
                 if let Some(wanted) = wanted {
                     self.create_network_binding(wanted);
                 }
@@ -448,11 +470,11 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
 
     /// Removes the network's binding of `port`, if it has one (an explicit
     /// binding stays).
-    fn release_port(&self, port: &str) {
+    fn release_port(&self, port: &str, owners: &[uuid::Uuid]) {
         let Ok(Some(current)) = self.engine().bindings().get(port) else {
             return;
         };
-        if !self.network_uuids().contains(&current.owner.uuid) {
+        if !owners.contains(&current.owner.uuid) {
             return;
         }
         match self.binding_delete_unsynced(port) {
@@ -500,7 +522,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// Makes way for an explicit binding on `port`: the network's binding
     /// there goes.
     pub(crate) fn yield_to_explicit(&self, _links: &Links, port: &str) {
-        self.release_port(port);
+        self.release_port(port, &self.network_uuids());
     }
 
     /// After an explicit binding of `port` was deleted (or could not be
@@ -508,7 +530,7 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     pub(crate) fn return_to_network(&self, links: &Links, port: &str) {
         let link = links.by_index.values().find(|l| l.name == port).cloned();
         if let Some(link) = link {
-            self.sync_port(links, &link);
+            self.sync_port(links, &link, &self.net_view());
         }
     }
 }
