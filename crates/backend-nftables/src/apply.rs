@@ -122,12 +122,14 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
 
     /// Reads what of ours the kernel holds.
     pub fn read(&self) -> Result<KernelState, ApplyError> {
-        let cmd = Command::new(Tool::Nft, ["-j", "list", "ruleset"]);
-        let out = self
-            .runner
-            .run(&cmd)
-            .map_err(|e| ApplyError::Read(Box::new(e)))?;
-        Ok(KernelState::parse(&out.stdout)?)
+        self.start_read().finish()
+    }
+
+    /// Starts reading what of ours the kernel holds, to run while the
+    /// caller compiles (a reload at 1000 ports: the listing takes as long
+    /// as compiling them all).
+    pub fn start_read(&self) -> PendingRead {
+        PendingRead(self.runner.start(&read_ruleset()))
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), ApplyError> {
@@ -139,6 +141,22 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             .map(drop)
             .map_err(|e| ApplyError::Refused(Box::new(e)))
     }
+}
+
+/// A read of the kernel's tables under way ([`Applier::start_read`]).
+#[derive(Debug)]
+pub struct PendingRead(host_io::Started);
+
+impl PendingRead {
+    /// Waits for the listing and parses it.
+    pub fn finish(self) -> Result<KernelState, ApplyError> {
+        let out = self.0.finish().map_err(|e| ApplyError::Read(Box::new(e)))?;
+        Ok(KernelState::parse(&out.stdout)?)
+    }
+}
+
+fn read_ruleset() -> Command {
+    Command::new(Tool::Nft, ["-j", "list", "ruleset"])
 }
 
 /// The `nft -j -f -` run that commits `batch`.

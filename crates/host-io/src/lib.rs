@@ -19,6 +19,7 @@ mod lock;
 mod quote;
 mod record;
 mod run;
+mod started;
 mod tools;
 
 pub use change::{Change, Report};
@@ -29,4 +30,5 @@ pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
 pub use quote::{shell_line, shell_quote};
 pub use record::RecordingRunner;
 pub use run::{spawned_recently, Output, ProcessRunner, RunError, Runner};
+pub use started::Started;
 pub use tools::{missing, package_of, Flavour, MissingTool, Toolset};

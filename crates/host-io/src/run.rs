@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
+use crate::started::Started;
 use crate::quote::shell_line;
 use crate::tools::{missing, MissingTool, Toolset};
 
@@ -59,12 +60,25 @@ pub trait Runner {
     /// command's policy is [`OnError::Fail`], and `Ok` (with the status)
     /// when it is [`OnError::Ignore`].
     fn run(&self, cmd: &Command) -> Result<Output, RunError>;
+
+    /// Starts `cmd` to run while the caller does other work (a read of
+    /// the kernel's tables while the bindings compile); [`Started::finish`]
+    /// waits for its result. Runners that have nothing to run in the
+    /// background (recording, dry run) run it at once, which is the
+    /// default.
+    fn start(&self, cmd: &Command) -> Started {
+        Started::finished(self.run(cmd))
+    }
 }
 
 /// A shared runner (e.g. one the caller keeps to inspect afterwards).
 impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
     fn run(&self, cmd: &Command) -> Result<Output, RunError> {
         (**self).run(cmd)
+    }
+
+    fn start(&self, cmd: &Command) -> Started {
+        (**self).start(cmd)
     }
 }
 
@@ -134,7 +148,9 @@ impl ProcessRunner {
         self.starts.load(Ordering::Relaxed)
     }
 
-    fn spawn_output(&self, cmd: &Command, program: &str) -> std::io::Result<Output> {
+    /// Starts `program` with `cmd`'s arguments (inside the namespace, if
+    /// any), its standard streams piped as `cmd` needs them.
+    fn spawn(&self, cmd: &Command, program: &str) -> std::io::Result<std::process::Child> {
         let mut process = match &self.netns {
             Some(ns) => {
                 let mut p = std::process::Command::new("ip");
@@ -152,21 +168,31 @@ impl ProcessRunner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = process.spawn()?;
+        let child = process.spawn()?;
         self.starts.fetch_add(1, Ordering::Relaxed);
         remember_spawned(child.id());
-        if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
-            // A tool that exits early closes its end; its stderr says why,
-            // so a broken pipe here is not the error to report.
-            let _ = pipe.write_all(input.as_bytes());
-        }
-        let out = child.wait_with_output()?;
-        Ok(Output {
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        Ok(child)
     }
+
+    fn spawn_output(&self, cmd: &Command, program: &str) -> std::io::Result<Output> {
+        let child = self.spawn(cmd, program)?;
+        collect(child, cmd.stdin.as_deref())
+    }
+}
+
+/// Feeds a started tool its input and waits for what it prints.
+fn collect(mut child: std::process::Child, stdin: Option<&str>) -> std::io::Result<Output> {
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A tool that exits early closes its end; its stderr says why,
+        // so a broken pipe here is not the error to report.
+        let _ = pipe.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output()?;
+    Ok(Output {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 impl Runner for ProcessRunner {
@@ -177,17 +203,55 @@ impl Runner for ProcessRunner {
         let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
         self.run_as(cmd, self.toolset.program(cmd.tool))
     }
+
+    fn start(&self, cmd: &Command) -> Started {
+        self.start_as(cmd, self.toolset.program(cmd.tool))
+    }
 }
 
 impl ProcessRunner {
     fn run_as(&self, cmd: &Command, program: String) -> Result<Output, RunError> {
         match self.spawn_output(cmd, &program) {
             Ok(output) => judge(program, cmd, output),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(missing(cmd.tool, program).into())
-            }
-            Err(source) => Err(RunError::Spawn { program, source }),
+            Err(e) => Err(spawn_error(cmd, program, e)),
         }
+    }
+
+    /// As [`Runner::start`]: the process is started here and a thread of
+    /// its own feeds it and drains its output, so a tool that prints more
+    /// than a pipe holds never waits for the caller.
+    fn start_as(&self, cmd: &Command, program: String) -> Started {
+        let child = match self.spawn(cmd, &program) {
+            Ok(child) => child,
+            Err(e) => return Started::finished(Err(spawn_error(cmd, program, e))),
+        };
+        let cmd = cmd.clone();
+        let waiting = std::thread::Builder::new()
+            .name("tool-output".into())
+            .spawn(move || {
+                let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
+                match collect(child, cmd.stdin.as_deref()) {
+                    Ok(output) => judge(program, &cmd, output),
+                    Err(source) => Err(RunError::Spawn { program, source }),
+                }
+            });
+        match waiting {
+            Ok(handle) => Started::running(handle),
+            // No thread to spare: the process runs on, and its output is
+            // collected by whoever finishes it.
+            Err(e) => Started::finished(Err(RunError::Spawn {
+                program: "a thread to read a tool's output".into(),
+                source: e,
+            })),
+        }
+    }
+}
+
+fn spawn_error(cmd: &Command, program: String, e: std::io::Error) -> RunError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        missing(cmd.tool, program).into()
+    } else {
+        RunError::Spawn { program, source: e }
     }
 }
 
@@ -308,6 +372,40 @@ mod tests {
             text,
             "iptables -A X --comment 'a b'\niptables-restore --noflush <<'EOF'\n*filter\nCOMMIT\nEOF\n"
         );
+    }
+
+    #[test]
+    fn a_started_process_runs_beside_the_caller_and_keeps_all_it_printed() {
+        let runner = ProcessRunner::default();
+        // More than a pipe holds: the caller does not read until finish.
+        let cmd = Command::new(Tool::Nft, ["1", "200000"]);
+        let started = runner.start_as(&cmd, "seq".into());
+        let out = started.finish().unwrap();
+        assert_eq!(out.stdout.lines().count(), 200000);
+        assert_eq!(out.stdout.lines().last(), Some("200000"));
+        assert_eq!(runner.process_starts(), 1);
+    }
+
+    #[test]
+    fn a_started_missing_program_is_named_with_its_package() {
+        let runner = ProcessRunner::default();
+        let cmd = Command::new(Tool::Nft, ["-j", "list", "ruleset"]);
+        let err = runner
+            .start_as(&cmd, "nwfilter-test-no-such-program".into())
+            .finish()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nwfilter-test-no-such-program not found: install the nftables package"
+        );
+    }
+
+    #[test]
+    fn a_started_failure_is_judged_as_run_judges_it() {
+        let runner = ProcessRunner::default();
+        let cmd = Command::new(Tool::Nft, Vec::<String>::new());
+        let err = runner.start_as(&cmd, "false".into()).finish().unwrap_err();
+        assert!(matches!(err, RunError::Failed { status: Some(1), .. }), "{err}");
     }
 
     #[test]

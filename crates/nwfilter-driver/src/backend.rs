@@ -153,6 +153,44 @@ impl Kept {
     pub(crate) fn forget(&mut self) {
         *self = Kept::default();
     }
+
+    /// Starts reading `backend`'s tables when they are unknown, to run
+    /// while the caller compiles; [`Kept::finish_read`] takes the result.
+    pub(crate) fn start_read<R: Runner + ?Sized>(
+        &self,
+        backend: Backend,
+        runner: &R,
+    ) -> PendingRead {
+        match backend {
+            Backend::Nftables if self.nft.is_none() => {
+                PendingRead::Nft(backend_nftables::Applier::new(runner).start_read())
+            }
+            Backend::Xtables if self.xtables.is_none() => {
+                PendingRead::Xtables(backend_xtables::Applier::new(runner).start_read_tables())
+            }
+            _ => PendingRead::Known,
+        }
+    }
+
+    /// Keeps what a read started by [`Kept::start_read`] found. A failed
+    /// read leaves the tables unknown: the next operation reads them
+    /// again and reports what goes wrong as its own error.
+    pub(crate) fn finish_read(&mut self, pending: PendingRead) {
+        match pending {
+            PendingRead::Nft(read) => self.nft = read.finish().ok(),
+            PendingRead::Xtables(read) => self.xtables = read.finish().ok(),
+            PendingRead::Known => {}
+        }
+    }
+}
+
+/// A read of one backend's tables under way ([`Kept::start_read`]).
+#[derive(Debug)]
+pub(crate) enum PendingRead {
+    Nft(backend_nftables::apply::PendingRead),
+    Xtables(backend_xtables::apply::PendingTables),
+    /// Nothing to read: the tables were known.
+    Known,
 }
 
 /// Applies `changes`, all rendered for `backend`, in that backend's one

@@ -40,4 +40,4 @@ pub use port::{port_rules, LearningNeed, PortError, PortRules};
 pub use preview::{preview, Form, Preview, PreviewError};
 
 pub mod engine;
-pub use engine::{Awaiting, Created, Deleted, Engine, EngineError, Reapplied, Reapply};
+pub use engine::{Awaiting, Awaiting6, Created, Deleted, Engine, EngineError, Reapplied, Reapply};

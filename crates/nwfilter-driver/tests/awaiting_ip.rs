@@ -113,3 +113,56 @@ fn a_reapply_names_every_port_to_learn_on_also_those_with_learned_addresses() {
         [("vnet0".into(), dhcp_need()), ("vnet1".into(), dhcp_need())]
     );
 }
+
+fn dualstack(port: &str, params: &str) -> String {
+    binding(port, params).replace("'clean-traffic'", "'clean-traffic-dualstack'")
+}
+
+#[test]
+fn a_reapply_names_the_ports_that_learn_ipv6_from_its_one_compile() {
+    let (_dir, engine) = engine();
+    let ip = "<parameter name='IP' value='192.0.2.10'/>";
+    for xml in [
+        // Learns IPv6 by claim (`any`, the default).
+        dualstack("vnet0", ip),
+        // Gives its IPv6 address: nothing to learn.
+        dualstack(
+            "vnet1",
+            &format!("{ip}<parameter name='IPV6' value='2001:db8::1'/>"),
+        ),
+        // clean-traffic has no `$IPV6`.
+        binding("vnet2", ip),
+        // Learns from a trusted DHCPv6 server only.
+        dualstack(
+            "vnet3",
+            &format!(
+                "{ip}<parameter name='CTRL_IP_LEARNING' value='dhcp'/>\
+                 <parameter name='DHCPSERVER' value='192.0.2.1'/>\
+                 <parameter name='DHCPSERVERV6' value='fe80::1'/>"
+            ),
+        ),
+    ] {
+        let parsed = nwfilter_model::parse_binding(&xml).unwrap();
+        engine.binding_create_learning(parsed).unwrap();
+    }
+    let reapply = engine.reapply();
+    reapply.result.unwrap();
+    let learns: Vec<(String, LearningMode, Vec<std::net::Ipv6Addr>)> = (reapply.learning6)
+        .into_iter()
+        .map(|a| {
+            let need = a.need.unwrap();
+            (a.binding.portdev.to_string(), need.mode, need.dhcp_servers)
+        })
+        .collect();
+    assert_eq!(
+        learns,
+        [
+            ("vnet0".into(), LearningMode::Any, vec![]),
+            (
+                "vnet3".into(),
+                LearningMode::Dhcp,
+                vec!["fe80::1".parse().unwrap()]
+            ),
+        ]
+    );
+}

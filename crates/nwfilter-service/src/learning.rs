@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use host_io::Runner;
 use nwfilter_compile::ir::Program;
+use nwfilter_compile::Ipv6Learning;
 use nwfilter_driver::engine::error_chain;
 use nwfilter_driver::{Engine, EngineError, LearningNeed};
 use nwfilter_learn::{
@@ -269,17 +270,28 @@ impl<R: Runner + Send + Sync + 'static> Learning<R> {
     /// learner runs there yet). Learning goes on, from the addresses
     /// learned before (a restart), until the binding is deleted.
     pub fn start6(&self, binding: &Binding) -> Result<(), String> {
+        if lock(&self.watches6).contains_key(&binding.portdev) {
+            return Ok(());
+        }
+        match self.engine.ipv6_learning(binding) {
+            Ok(Some(need)) => self.start6_with(binding, Ok(need)),
+            Ok(None) => Ok(()),
+            Err(e) => Err(error_chain(&e)),
+        }
+    }
+
+    /// As [`Learning::start6`], with how the binding learns already told
+    /// (a re-apply resolves every tree once and says it).
+    pub fn start6_with(
+        &self,
+        binding: &Binding,
+        need: Result<Ipv6Learning, EngineError>,
+    ) -> Result<(), String> {
         let port = binding.portdev.clone();
         if lock(&self.watches6).contains_key(&port) {
             return Ok(());
         }
-        let need = self
-            .engine
-            .ipv6_learning(binding)
-            .map_err(|e| error_chain(&e))?;
-        let Some(need) = need else {
-            return Ok(());
-        };
+        let need = need.map_err(|e| error_chain(&e))?;
         let spec = PortSpec6 {
             port: port.clone(),
             mac: binding.mac,

@@ -177,26 +177,53 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     /// Reads the three tables (`ebtables-save -t nat`, `iptables-save -t
     /// filter`, `ip6tables-save -t filter`).
     pub fn read_tables(&self) -> Result<Tables, ApplyError> {
+        self.start_read_tables().finish()
+    }
+
+    /// Starts the three reads of [`Applier::read_tables`] at once, to run
+    /// while the caller compiles (a reload of every port).
+    pub fn start_read_tables(&self) -> PendingTables {
+        PendingTables(FAMILIES.map(|family| (family, self.runner.start(&save(family)))))
+    }
+}
+
+/// The reads of [`Applier::start_read_tables`] under way.
+#[derive(Debug)]
+pub struct PendingTables([(Family, host_io::Started); 3]);
+
+impl PendingTables {
+    /// Waits for the three listings and parses them.
+    pub fn finish(self) -> Result<Tables, ApplyError> {
         let mut tables = Tables::default();
-        for family in FAMILIES {
-            *tables.get_mut(family) = self.read_table(family)?;
+        for (family, started) in self.0 {
+            let output = started
+                .finish()
+                .map_err(|e| ApplyError::Read(Box::new(e)))?;
+            *tables.get_mut(family) = parse_save(family, &output.stdout)?;
         }
         Ok(tables)
     }
+}
 
+/// The `*-save` command that lists `family`'s table of ours.
+fn save(family: Family) -> Command {
+    let tool = match family {
+        Family::Bridge => Tool::EbtablesSave,
+        Family::Ipv4 => Tool::IptablesSave,
+        Family::Ipv6 => Tool::Ip6tablesSave,
+    };
+    Command::new(tool, ["-t", table(family)])
+}
+
+impl<R: Runner + ?Sized> Applier<'_, R> {
     fn read_table(&self, family: Family) -> Result<Table, ApplyError> {
-        let tool = match family {
-            Family::Bridge => Tool::EbtablesSave,
-            Family::Ipv4 => Tool::IptablesSave,
-            Family::Ipv6 => Tool::Ip6tablesSave,
-        };
-        let cmd = Command::new(tool, ["-t", table(family)]);
         let output = self
             .runner
-            .run(&cmd)
+            .run(&save(family))
             .map_err(|e| ApplyError::Read(Box::new(e)))?;
         Ok(parse_save(family, &output.stdout)?)
     }
+
 
     /// Runs the plans for `desired`; returns the probed ports found
     /// already current (nothing was switched for them), and the tables as

@@ -2,7 +2,7 @@
 //! ([`crate::port::port_rules`]) on the binding's resolved tree, with
 //! failures named after the port.
 
-use nwfilter_compile::{resolve, BindError, BindOutcome, FilterDag, FilterSource};
+use nwfilter_compile::{resolve, BindError, BindOutcome, FilterDag, FilterSource, Ipv6Learning};
 use nwfilter_model::Binding;
 
 use super::error::EngineError;
@@ -45,6 +45,19 @@ pub(crate) fn awaits_ip(dag: &FilterDag, binding: &Binding) -> Option<LearningNe
         }
         Ok(BindOutcome::Bound(_)) | Err(_) => None,
     }
+}
+
+/// How `binding` (as stored: its own `IPV6`, not learned ones) learns its
+/// IPv6 addresses on its already resolved tree; `None` when it does not.
+pub(crate) fn ipv6_learning(
+    dag: &FilterDag,
+    binding: &Binding,
+) -> Result<Option<Ipv6Learning>, EngineError> {
+    dag.ipv6_learning(&binding.filterref.params, binding.mac)
+        .map_err(|e| EngineError::Compile {
+            port: binding.portdev.clone(),
+            reason: super::error_chain(&e),
+        })
 }
 
 /// The error for a port that must have rules and awaits its address.

@@ -47,7 +47,7 @@ pub use compile::chain as error_chain;
 pub use create::{Awaiting, Created};
 pub use error::EngineError;
 pub use keep::Checked;
-pub use reapply::Reapply;
+pub use reapply::{Awaiting6, Reapply};
 
 /// What a re-application of every binding did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -349,11 +349,7 @@ impl<R: Runner> Engine<R> {
         binding: &Binding,
     ) -> Result<Option<nwfilter_compile::Ipv6Learning>, EngineError> {
         let dag = compile::dag(&self.filters, binding)?;
-        dag.ipv6_learning(&binding.filterref.params, binding.mac)
-            .map_err(|e| EngineError::Compile {
-                port: binding.portdev.clone(),
-                reason: error_chain(&e),
-            })
+        compile::ipv6_learning(&dag, binding)
     }
 
     /// Applies rules that are not a binding's filter (the learner's

@@ -6,7 +6,7 @@
 use host_io::Runner;
 use nwfilter_model::Binding;
 
-use nwfilter_compile::FilterSource;
+use nwfilter_compile::{FilterSource, Ipv6Learning};
 
 use super::compile::{self, awaits_ip};
 use super::create::Awaiting;
@@ -25,12 +25,24 @@ pub struct Reapply {
     /// the learner follows their leases). Given even when applying
     /// failed: the learner's rules still hold those ports.
     pub learning: Vec<Awaiting>,
+    /// Every binding whose tree learns IPv6 addresses, with how (or why
+    /// that cannot be told), from the same pass.
+    pub learning6: Vec<Awaiting6>,
+}
+
+/// A binding whose filter learns IPv6 addresses, and how: what
+/// [`Engine::ipv6_learning`] says for it.
+#[derive(Debug)]
+pub struct Awaiting6 {
+    pub binding: Binding,
+    pub need: Result<Ipv6Learning, EngineError>,
 }
 
 /// What one binding gets at a re-apply.
 struct Planned {
     rules: Option<Rendered>,
     awaits: Option<LearningNeed>,
+    awaits6: Option<Result<Ipv6Learning, EngineError>>,
 }
 
 impl<R: Runner> Engine<R> {
@@ -48,11 +60,20 @@ impl<R: Runner> Engine<R> {
     /// As [`Engine::reapply_all`], also naming the ports to learn on.
     pub fn reapply(&self) -> Reapply {
         let mut learning = Vec::new();
-        let result = self.reapply_into(&mut learning);
-        Reapply { result, learning }
+        let mut learning6 = Vec::new();
+        let result = self.reapply_into(&mut learning, &mut learning6);
+        Reapply {
+            result,
+            learning,
+            learning6,
+        }
     }
 
-    fn reapply_into(&self, learning: &mut Vec<Awaiting>) -> Result<Reapplied, EngineError> {
+    fn reapply_into(
+        &self,
+        learning: &mut Vec<Awaiting>,
+        learning6: &mut Vec<Awaiting6>,
+    ) -> Result<Reapplied, EngineError> {
         let mut state = self.lock();
         state.kept.forget();
         let mut result = Reapplied::default();
@@ -69,6 +90,12 @@ impl<R: Runner> Engine<R> {
             .collect();
         result.failed = self.remove_orphans(&mut state, &bound);
         let mut rulesets = self.close_unreadable(&mut state, &listing, &mut result)?;
+        // The kernel's tables are read while the bindings compile: at
+        // 1000 ports each takes about as long as the other. The tables
+        // lock is held for the read, as for any read; the plan is then
+        // made on it as on any kept state (refused if it went stale).
+        let tables = self.tables_lock()?;
+        let reading = state.kept.start_read(state.backend, &self.runner);
         let source = read_once::ReadOnce::new(&self.filters);
         for binding in listing.items {
             self.learned().load(self.bindings.dir(), &binding.portdev);
@@ -93,10 +120,18 @@ impl<R: Runner> Engine<R> {
                     result.learning.push(binding.portdev.clone());
                 }
             }
+            if let Some(need) = planned.awaits6 {
+                learning6.push(Awaiting6 {
+                    binding: binding.clone(),
+                    need,
+                });
+            }
             if let Some(need) = planned.awaits {
                 learning.push(Awaiting { binding, need });
             }
         }
+        state.kept.finish_read(reading);
+        drop(tables);
         let report = self.apply_all(&mut state, &rulesets, true)?;
         result.applied = report.changed;
         result.unchanged = report.unchanged;
@@ -137,10 +172,12 @@ impl<R: Runner> Engine<R> {
     ) -> Result<Planned, EngineError> {
         let effective = self.effective(binding);
         let dag = compile::dag(source, &effective)?;
+        let awaits6 = compile::ipv6_learning(&dag, binding).transpose();
         Ok(match compile::from_dag(&dag, &effective, backend)? {
             PortRules::AwaitingIp(need) => Planned {
                 rules: None,
                 awaits: Some(need),
+                awaits6,
             },
             PortRules::Rules(rules) => Planned {
                 // Learned addresses stand in for `IP`: does the binding
@@ -148,6 +185,7 @@ impl<R: Runner> Engine<R> {
                 awaits: (effective != *binding)
                     .then(|| awaits_ip(&dag, binding))
                     .flatten(),
+                awaits6,
                 rules: Some(rules),
             },
         })

@@ -5,7 +5,7 @@
 use std::error::Error;
 
 use host_io::Runner;
-use nwfilter_driver::{Awaiting, EngineError, Reapplied, Reapply};
+use nwfilter_driver::{Awaiting, Awaiting6, EngineError, Reapplied, Reapply};
 
 use super::bindings::unreadable_state;
 use super::EngineService;
@@ -16,13 +16,17 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// though the other bindings were applied: the message says which.
     pub fn reload(&self) -> Result<String, Box<dyn Error>> {
         self.reread_backend()?;
-        let Reapply { result, learning } = self.engine.reapply();
+        let Reapply {
+            result,
+            learning,
+            learning6,
+        } = self.engine.reapply();
         let report = result?;
         // Failures to start a learner are the daemon's log's, as at start.
         for why in self
             .start_learning(&learning)
             .into_iter()
-            .chain(self.start_learning6())
+            .chain(self.start_learning6(learning6))
         {
             tracing::warn!("reload: {why}");
         }
@@ -47,27 +51,30 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// failed: the learner's own rules then hold those ports). Returns the
     /// re-apply's result and one line per learner that did not start.
     pub fn reapply(&self) -> (Result<Reapplied, EngineError>, Vec<String>) {
-        let Reapply { result, learning } = self.engine.reapply();
+        let Reapply {
+            result,
+            learning,
+            learning6,
+        } = self.engine.reapply();
         let mut failures = self.start_learning(&learning);
-        failures.extend(self.start_learning6());
+        failures.extend(self.start_learning6(learning6));
         (result, failures)
     }
 
-    /// IPv6 learning on every binding that needs it (issue 16): each
-    /// binding's tree is resolved once more for it.
-    fn start_learning6(&self) -> Vec<String> {
+    /// IPv6 learning on every binding the re-apply found learning IPv6
+    /// addresses (issue 16), as it told how.
+    fn start_learning6(&self, ports: Vec<Awaiting6>) -> Vec<String> {
         let Some(learning) = &self.learning else {
             return Vec::new();
         };
-        let bindings = match self.engine.bindings().list() {
-            Ok(listing) => listing.items,
-            Err(e) => return vec![format!("cannot list the bindings to learn IPv6: {e}")],
-        };
-        bindings
-            .iter()
-            .filter_map(|b| {
-                (learning.start6(b).err()).map(|why| {
-                    format!("port {}: cannot learn its IPv6 addresses: {why}", b.portdev)
+        ports
+            .into_iter()
+            .filter_map(|Awaiting6 { binding, need }| {
+                (learning.start6_with(&binding, need).err()).map(|why| {
+                    format!(
+                        "port {}: cannot learn its IPv6 addresses: {why}",
+                        binding.portdev
+                    )
                 })
             })
             .collect()
