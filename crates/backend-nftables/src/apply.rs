@@ -161,7 +161,7 @@ fn read_ruleset() -> Command {
 
 /// The `nft -j -f -` run that commits `batch`.
 pub fn transaction(batch: &Batch) -> Command {
-    Command::new(Tool::Nft, ["-j", "-f", "-"]).with_stdin(batch.json().to_string())
+    Command::new(Tool::Nft, ["-j", "-f", "-"]).with_stdin(batch.json_text())
 }
 
 /// The transaction that brings each port of `changes` to its ruleset,

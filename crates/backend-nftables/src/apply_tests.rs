@@ -160,3 +160,25 @@ fn a_port_moving_to_another_template_leaves_no_unused_one() {
         .text()
         .contains(&format!("delete chain bridge nwfilter I/{}", a.template)));
 }
+
+#[test]
+fn the_transaction_is_the_batch_as_json_written_command_by_command() {
+    let rules: Vec<PortRuleset> = (0..3)
+        .map(|i| clean_traffic(&format!("vnet{i}"), i, &["10.0.0.1", "10.0.0.2"]))
+        .collect();
+    let changes: Vec<Change<'_>> = rules
+        .iter()
+        .map(|r| Change {
+            ruleset: r,
+            recorded: None,
+        })
+        .collect();
+    let (batch, _) = plan_apply(&mut KernelState::default(), &changes).unwrap();
+    let stdin = transaction(&batch).stdin.unwrap();
+    assert_eq!(stdin, batch.json().to_string());
+    let parsed: serde_json::Value = serde_json::from_str(&stdin).unwrap();
+    assert_eq!(
+        parsed["nftables"].as_array().unwrap().len(),
+        batch.cmds.len()
+    );
+}

@@ -46,6 +46,22 @@ impl Batch {
         json!({ "nftables": self.cmds.iter().map(|c| c.json.clone()).collect::<Vec<_>>() })
     }
 
+    /// [`Batch::json`] as text, written command by command: a batch of
+    /// 1000 ports (a repair) is tens of thousands of commands, and
+    /// copying each into one document first cost more than the rest of
+    /// planning it.
+    pub fn json_text(&self) -> String {
+        let mut out = String::from("{\"nftables\":[");
+        for (i, cmd) in self.cmds.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&cmd.json.to_string());
+        }
+        out.push_str("]}");
+        out
+    }
+
     fn push(&mut self, text: String, json: Value) {
         self.cmds.push(Cmd { text, json });
     }

@@ -12,8 +12,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
-use crate::started::Started;
 use crate::quote::shell_line;
+use crate::started::Started;
 use crate::tools::{missing, MissingTool, Toolset};
 
 /// What a finished command printed.
@@ -405,7 +405,16 @@ mod tests {
         let runner = ProcessRunner::default();
         let cmd = Command::new(Tool::Nft, Vec::<String>::new());
         let err = runner.start_as(&cmd, "false".into()).finish().unwrap_err();
-        assert!(matches!(err, RunError::Failed { status: Some(1), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RunError::Failed {
+                    status: Some(1),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

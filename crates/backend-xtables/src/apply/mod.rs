@@ -224,7 +224,6 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
         Ok(parse_save(family, &output.stdout)?)
     }
 
-
     /// Runs the plans for `desired`; returns the probed ports found
     /// already current (nothing was switched for them), and the tables as
     /// the committed batches left them when that is known (no probe
