@@ -6,8 +6,10 @@
 //! `/t` + 16 hex digits; a port's tag chain is `tag/PORT`; a port's map
 //! and set elements are keyed by its name (bridge) or its tag (inet).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::batch::mark_key;
@@ -86,17 +88,17 @@ const WHAT: &str = "list ruleset";
 impl KernelState {
     /// Reads `nft -j list ruleset` output (other tables are skipped).
     pub fn parse(json: &str) -> Result<KernelState, ReadError> {
-        let mut listing = objects(json)?;
-        let objects = match listing.get_mut("nftables").map(Value::take) {
-            Some(Value::Array(list)) => list,
-            _ => return Err(bad("no \"nftables\" array".into())),
-        };
+        let listing = listing(json)?;
+        let objects = ours(&listing);
         let mut state = KernelState::default();
         // Tags first: inet elements name their port by tag.
         let mut port_of_tag: BTreeMap<u16, String> = BTreeMap::new();
-        for (table, kind, object) in ours(&objects) {
-            state.tables.insert(table);
-            if kind == "map" && text(object, "name")? == "in-tag" {
+        for object in &objects {
+            let Ours::Object(table, kind, object) = object else {
+                continue;
+            };
+            state.tables.insert(*table);
+            if *kind == "map" && text(object, "name")? == "in-tag" {
                 for (key, value) in pairs(object)? {
                     let (Some(port), Some(tag)) = (key.as_str(), value.as_u64()) else {
                         return Err(bad(format!("in-tag element {key}: {value}")));
@@ -108,13 +110,17 @@ impl KernelState {
                 }
             }
         }
-        for (table, kind, object) in ours(&objects) {
-            match kind {
-                "map" => state.read_map(table, object, &port_of_tag)?,
-                "set" => state.read_set(table, object, &port_of_tag)?,
-                "chain" => state.read_chain(table, object)?,
-                "rule" => {
-                    let chain = text(object, "chain")?;
+        for object in objects {
+            match object {
+                Ours::Object(table, "map", object) => {
+                    state.read_map(table, object, &port_of_tag)?
+                }
+                Ours::Object(table, "set", object) => {
+                    state.read_set(table, object, &port_of_tag)?
+                }
+                Ours::Object(table, "chain", object) => state.read_chain(table, object)?,
+                Ours::Object(..) => {}
+                Ours::Rule(table, chain) => {
                     let key = (table, chain.to_owned());
                     if let Some(t) = template_of(chain) {
                         *state.template(t).chains.entry(key).or_default() += 1;
@@ -122,7 +128,6 @@ impl KernelState {
                         *n += 1;
                     }
                 }
-                _ => {}
             }
         }
         Ok(state)
@@ -276,25 +281,87 @@ fn tag_of(mark: u64) -> Option<u16> {
     }
 }
 
-fn objects(json: &str) -> Result<Value, ReadError> {
-    serde_json::from_str(json).map_err(|e| bad(e.to_string()))
+/// One entry of the listing. Rules are most of a listing (every port's
+/// own chains), and all we need of one is where it is: its expressions
+/// are skipped unread instead of being built into a JSON tree.
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(default, borrow)]
+    rule: Option<RuleAt<'a>>,
+    #[serde(default)]
+    table: Option<Value>,
+    #[serde(default)]
+    chain: Option<Value>,
+    #[serde(default)]
+    set: Option<Value>,
+    #[serde(default)]
+    map: Option<Value>,
 }
 
-/// Our objects: (table, kind, body).
-fn ours(objects: &[Value]) -> impl Iterator<Item = (Table, &str, &Value)> {
-    objects.iter().filter_map(|o| {
-        let (kind, body) = o.as_object()?.iter().next()?;
-        let table_name = if kind == "table" { "name" } else { "table" };
-        if body.get(table_name)?.as_str()? != TABLE {
-            return None;
-        }
-        let table = match body.get("family")?.as_str()? {
-            "bridge" => Table::Bridge,
-            "inet" => Table::Inet,
-            _ => return None,
-        };
-        Some((table, kind.as_str(), body))
-    })
+/// Where a rule is.
+#[derive(Deserialize)]
+struct RuleAt<'a> {
+    #[serde(borrow)]
+    family: Cow<'a, str>,
+    #[serde(borrow)]
+    table: Cow<'a, str>,
+    #[serde(borrow)]
+    chain: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Listing<'a> {
+    #[serde(borrow)]
+    nftables: Vec<Entry<'a>>,
+}
+
+fn listing(json: &str) -> Result<Vec<Entry<'_>>, ReadError> {
+    serde_json::from_str::<Listing<'_>>(json)
+        .map(|listing| listing.nftables)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// An object of our tables: a rule (where it is), or another object
+/// (table, kind, body).
+enum Ours<'a> {
+    Rule(Table, &'a str),
+    Object(Table, &'static str, &'a Value),
+}
+
+fn ours<'a>(entries: &'a [Entry<'a>]) -> Vec<Ours<'a>> {
+    entries
+        .iter()
+        .filter_map(|entry| {
+            if let Some(rule) = &entry.rule {
+                return (rule.table == TABLE)
+                    .then(|| family(&rule.family))
+                    .flatten()
+                    .map(|table| Ours::Rule(table, &rule.chain));
+            }
+            let (kind, body) = [
+                ("table", &entry.table),
+                ("chain", &entry.chain),
+                ("set", &entry.set),
+                ("map", &entry.map),
+            ]
+            .into_iter()
+            .find_map(|(kind, body)| Some((kind, body.as_ref()?)))?;
+            let table_name = if kind == "table" { "name" } else { "table" };
+            if body.get(table_name)?.as_str()? != TABLE {
+                return None;
+            }
+            let table = family(body.get("family")?.as_str()?)?;
+            Some(Ours::Object(table, kind, body))
+        })
+        .collect()
+}
+
+fn family(name: &str) -> Option<Table> {
+    match name {
+        "bridge" => Some(Table::Bridge),
+        "inet" => Some(Table::Inet),
+        _ => None,
+    }
 }
 
 /// A map's elements as (key, value) pairs.
@@ -338,7 +405,10 @@ mod tests {
             {{"chain": {{"family": "inet", "table": "nwfilter", "name": "FO/{T}"}}}},
             {{"chain": {{"family": "bridge", "table": "other", "name": "I/{T}x"}}}},
             {{"rule": {{"family": "bridge", "table": "nwfilter", "chain": "I/{T}", "expr": []}}}},
-            {{"rule": {{"family": "bridge", "table": "nwfilter", "chain": "I/{T}", "expr": []}}}},
+            {{"rule": {{"family": "bridge", "table": "nwfilter", "chain": "I\/{T}", "handle": 4,
+              "expr": [{{"match": {{"op": "==", "left": {{"meta": {{"key": "iifname"}}}}, "right": "a\"b"}}}}]}}}},
+            {{"rule": {{"family": "bridge", "table": "other", "chain": "I/{T}", "expr": []}}}},
+            {{"counter": {{"family": "bridge", "table": "nwfilter", "name": "c"}}}},
             {{"set": {{"family": "bridge", "table": "nwfilter", "name": "s0/{T}",
               "type": ["ifname", "ether_addr"],
               "elem": [{{"concat": ["vnet0", "52:54:00:00:00:01"]}}]}}}},
