@@ -2,6 +2,7 @@
 //! snapshot each), every built-in filter renders, and what nft cannot
 //! express is refused with the port, chain and rule named.
 
+use backend_nftables::layout::Part;
 use backend_nftables::{instantiate, ruleset, RenderError, Unsupported};
 use nwfilter_compile::{compile, Compiled, MemorySource};
 use nwfilter_model::{builtin_filters, parse_filter, FilterName, FilterRef, IfName, Params};
@@ -27,22 +28,33 @@ fn render(extra: &[&str], filter: &str, params: &[(&str, &str)]) -> Result<Strin
     Ok(instantiate(&ruleset(&program)?).text())
 }
 
-/// The port's own commands (the skeleton is the same for every port and
-/// has its own snapshot).
+/// The port's own commands: the skeleton (the same for every port, with
+/// snapshots of its own) stripped; a line says whether the port brings
+/// the IP path.
 fn port_part(script: &str) -> String {
-    let skeleton = skeleton();
-    script.strip_prefix(skeleton.as_str()).unwrap().to_owned()
+    let rest = script
+        .strip_prefix(skeleton(Part::Dispatch).as_str())
+        .unwrap();
+    match rest.strip_prefix(skeleton(Part::IpPath).as_str()) {
+        Some(port) => format!("# with the IP path\n{port}"),
+        None => format!("# without the IP path\n{rest}"),
+    }
 }
 
-fn skeleton() -> String {
+fn skeleton(part: Part) -> String {
     let mut batch = backend_nftables::Batch::default();
-    batch.skeleton();
+    batch.part(part);
     batch.text()
 }
 
 #[test]
 fn skeleton_script() {
-    insta::assert_snapshot!(skeleton());
+    insta::assert_snapshot!(skeleton(Part::Dispatch));
+}
+
+#[test]
+fn ip_path_skeleton_script() {
+    insta::assert_snapshot!(skeleton(Part::IpPath));
 }
 
 #[test]
