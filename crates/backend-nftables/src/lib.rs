@@ -16,6 +16,7 @@ pub mod layout;
 mod matches;
 pub mod names;
 mod nd;
+mod nfproto;
 mod plan;
 pub mod render;
 mod share;

@@ -89,6 +89,37 @@ fn stateful_ipv4_and_ipv6_script() {
     insta::assert_snapshot!(port_part(&script));
 }
 
+/// The `add rule` lines of `script` for the inet chain `role/…`.
+fn inet_rules<'s>(script: &'s str, role: &str) -> Vec<&'s str> {
+    let head = format!("add rule inet nwfilter {role}/");
+    script.lines().filter(|l| l.starts_with(&head)).collect()
+}
+
+#[test]
+fn an_inet_chain_of_one_ip_version_tests_it_once() {
+    let params = [("IP", "10.0.0.5"), ("IPV6", "fd00::5")];
+    let script = render(&[], "clean-traffic-dualstack", &params).unwrap();
+    for role in ["FI", "HI"] {
+        let rules = inet_rules(&script, role);
+        assert!(rules.len() > 2, "{script}");
+        assert!(
+            rules[0].ends_with(" meta nfproto != ipv6 return"),
+            "{rules:#?}"
+        );
+        assert!(
+            rules[1..].iter().all(|r| !r.contains("nfproto")),
+            "{rules:#?}"
+        );
+    }
+    // Both versions in one chain: each rule says which it is.
+    let script = render(&[STATEFUL], "stateful", &[]).unwrap();
+    let rules = inet_rules(&script, "FO");
+    assert!(
+        rules.iter().all(|r| r.contains(" meta nfproto ipv")),
+        "{rules:#?}"
+    );
+}
+
 #[test]
 fn every_builtin_filter_renders() {
     let v4 = [
