@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod batch;
 mod error;
+mod inline;
 pub mod kernel;
 pub mod layout;
 mod matches;

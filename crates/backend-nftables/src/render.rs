@@ -19,6 +19,7 @@ use nwfilter_model::IfName;
 use serde::Serialize;
 
 pub use crate::error::{RenderError, Unsupported};
+use crate::inline;
 use crate::matches::{lookup, terms, Context, Lookup};
 use crate::names::{self, Role, Table};
 use crate::nfproto::{self, Guard};
@@ -268,6 +269,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             }),
         }
     }
+    inline::inline_lookups(&mut chains, &out.own);
     Ok(Rendered {
         rules: PortRuleset {
             port: port.clone(),

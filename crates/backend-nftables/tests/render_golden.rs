@@ -121,6 +121,29 @@ fn an_inet_chain_of_one_ip_version_tests_it_once() {
 }
 
 #[test]
+fn sub_chains_that_only_check_a_lookup_are_written_into_the_root() {
+    let script = render(&[], "clean-traffic", &[("IP", "10.0.0.5")]).unwrap();
+    for chain in ["I-mac/", "I-arp-mac/", "I-arp-ip/"] {
+        assert!(!script.contains(&format!(" {chain}")), "{chain}: {script}");
+    }
+    let root: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("add rule bridge nwfilter I/"))
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    let first = root[0];
+    assert!(
+        first.contains(" iifname . ether saddr != @s0/") && first.ends_with(" drop"),
+        "{root:#?}"
+    );
+    let arp_ip = root
+        .iter()
+        .filter(|r| r.contains("arp saddr ip != @"))
+        .count();
+    assert_eq!(arp_ip, 1, "{root:#?}");
+}
+
+#[test]
 fn every_builtin_filter_renders() {
     let v4 = [
         ("IP", "10.0.0.5"),
