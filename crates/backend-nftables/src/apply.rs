@@ -19,7 +19,7 @@ use nwfilter_model::IfName;
 
 use crate::batch::Batch;
 use crate::kernel::{KernelState, PortObjects, ReadError, TemplateObjects};
-use crate::layout::Skeleton;
+use crate::layout::{Part, Skeleton};
 use crate::names::Table;
 use crate::plan::desired;
 use crate::render::PortRuleset;
@@ -172,7 +172,7 @@ pub fn plan_apply(
     changes: &[Change<'_>],
 ) -> Result<(Batch, Report), ApplyError> {
     let mut report = Report::default();
-    let mut batch = Batch::default();
+    let mut ports = Batch::default();
     let mut left = BTreeSet::new();
     for change in changes {
         let rules = change.ruleset;
@@ -189,28 +189,20 @@ pub fn plan_apply(
             report.unchanged.push(rules.port.clone());
             continue;
         }
-        if batch.is_empty() && !skeleton_intact(state) {
-            // Only when missing or changed: re-adding the base chains'
-            // rules makes the kernel re-validate every jump of the dispatch
-            // maps, a cost that grows with the number of ports.
-            batch.skeleton();
-            state.tables.extend([Table::Bridge, Table::Inet]);
-            state.skeleton = Skeleton::expected();
-        }
         report.changed.push(rules.port.clone());
         if !complete {
-            batch.add_template(rules);
+            ports.add_template(rules);
             state
                 .templates
                 .insert(rules.template.clone(), template_objects(rules));
         }
-        batch.change_port(port, &old, &want, &rules.own);
+        ports.change_port(port, &old, &want, &rules.own);
         left.extend(old.templates().into_iter().map(str::to_owned));
         state.seen_tags.extend(tag);
         state.ports.insert(port.to_owned(), want);
     }
-    collect_unused(state, &mut batch, &left);
-    Ok((batch, report))
+    collect_unused(state, &mut ports, &left);
+    Ok((around_layout(state, ports), report))
 }
 
 /// The transaction that removes `ports`; `state` as in [`plan_apply`].
@@ -241,7 +233,38 @@ pub fn plan_remove(state: &mut KernelState, ports: &[IfName]) -> (Batch, Report)
         return (batch, report);
     }
     collect_unused(state, &mut batch, &left);
-    (batch, report)
+    (around_layout(state, batch), report)
+}
+
+/// `ports` (the ports' part of a transaction) with the fixed layout
+/// brought to what the ports in `state` need: missing parts added before
+/// (the ports' rules refer to them), parts no port needs any more deleted
+/// after (once nothing refers to them). `state` is updated to match.
+fn around_layout(state: &mut KernelState, ports: Batch) -> Batch {
+    if state.ports.is_empty() {
+        return ports;
+    }
+    // A port has a tag exactly when it has IPv4/IPv6 chains.
+    let ip_path = state.ports.values().any(|p| p.tag.is_some());
+    let mut batch = Batch::default();
+    for part in Part::wanted(ip_path) {
+        // Only when missing or changed: re-adding the base chains' rules
+        // makes the kernel re-validate every jump of the dispatch maps, a
+        // cost that grows with the number of ports.
+        if !part.intact(&state.tables, &state.skeleton) {
+            batch.part(*part);
+        }
+    }
+    batch.cmds.extend(ports.cmds);
+    let (tables, skeleton) = (Skeleton::tables(ip_path), Skeleton::expected(ip_path));
+    batch.remove_unwanted(&state.tables, &state.skeleton, &tables, &skeleton);
+    if !tables.contains(&Table::Inet) && state.tables.contains(&Table::Inet) {
+        // The inet elements that told which tags were taken are gone.
+        state.seen_tags.clear();
+    }
+    state.tables = tables;
+    state.skeleton = skeleton;
+    batch
 }
 
 /// Deletes the templates of `candidates` that no port uses any more.
@@ -253,11 +276,6 @@ fn collect_unused(state: &mut KernelState, batch: &mut Batch, candidates: &BTree
             }
         }
     }
-}
-
-/// Whether both tables exist with the skeleton as we make it.
-fn skeleton_intact(state: &KernelState) -> bool {
-    state.tables.len() == 2 && state.skeleton == Skeleton::expected()
 }
 
 /// Whether the kernel has `rules`' template exactly: every chain with its

@@ -6,19 +6,30 @@ use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, P
 use super::*;
 
 fn clean_traffic(port: &str, mac: u8, ips: &[&str]) -> PortRuleset {
-    let source = MemorySource::from_iter(builtin_filters());
+    builtin("clean-traffic", port, mac, ips)
+}
+
+/// A filter with IPv4 rules (they need the inet table: conntrack).
+const STATEFUL: &str = "<filter name='stateful' chain='root'>
+  <rule action='accept' direction='in' priority='100'><tcp dstportstart='22'/></rule>
+</filter>";
+
+/// A built-in filter (or [`STATEFUL`]) bound to `port` with `ips` as `$IP`.
+fn builtin(filter: &str, port: &str, mac: u8, ips: &[&str]) -> PortRuleset {
+    let mut source = MemorySource::from_iter(builtin_filters());
+    source.insert(nwfilter_model::parse_filter(STATEFUL).unwrap());
     let mut params = Params::default();
     for ip in ips {
         params.push("IP", *ip);
     }
     let top = FilterRef {
-        filter: FilterName::new("clean-traffic").unwrap(),
+        filter: FilterName::new(filter).unwrap(),
         params,
     };
     let port = IfName::new(port).unwrap();
     let mac = MacAddr6::new(0x52, 0x54, 0, 0, 0, mac);
     let Compiled::Program(program) = compile(&source, &top, mac, &port).unwrap() else {
-        panic!("IP is bound");
+        panic!("{filter}: IP is bound");
     };
     crate::ruleset(&program).unwrap()
 }
@@ -34,7 +45,7 @@ fn change(rules: &PortRuleset) -> [Change<'_>; 1] {
 /// transaction repeats: tables, maps, base chains and their dispatch).
 fn own_commands(batch: &Batch) -> Vec<String> {
     let mut skeleton = Batch::default();
-    skeleton.skeleton();
+    skeleton.skeleton(true);
     let base: Vec<&String> = skeleton.cmds.iter().map(|c| &c.text).collect();
     batch
         .cmds
@@ -120,10 +131,8 @@ fn the_last_user_takes_the_template_and_the_last_port_the_tables() {
     assert!(text.contains("delete chain bridge nwfilter r0-"), "{text}");
     assert!(state.templates.contains_key(&a.template));
     let (batch, _) = plan_remove(&mut state, std::slice::from_ref(&b.port));
-    assert_eq!(
-        batch.text(),
-        "delete table bridge nwfilter\ndelete table inet nwfilter\n"
-    );
+    // clean-traffic has no IPv4/IPv6 chain: there never was an inet table.
+    assert_eq!(batch.text(), "delete table bridge nwfilter\n");
     assert_eq!(state, KernelState::default());
 }
 
@@ -181,4 +190,134 @@ fn the_transaction_is_the_batch_as_json_written_command_by_command() {
         parsed["nftables"].as_array().unwrap().len(),
         batch.cmds.len()
     );
+}
+
+/// The commands of `batch` that build or tear down the IP path: the inet
+/// table, the port tags and their base chains.
+fn ip_path_commands(batch: &Batch) -> Vec<String> {
+    let ip_path = [
+        "inet nwfilter",
+        "in-tag",
+        "out-tag",
+        "prerouting-tag",
+        "bridge nwfilter forward",
+    ];
+    batch
+        .cmds
+        .iter()
+        .map(|c| c.text.clone())
+        .filter(|t| ip_path.iter().any(|p| t.contains(p)))
+        .collect()
+}
+
+#[test]
+fn ports_without_ip_rules_get_no_ip_path() {
+    let a = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let mut state = KernelState::default();
+    let (batch, _) = plan_apply(&mut state, &change(&a)).unwrap();
+    assert_eq!(ip_path_commands(&batch), Vec::<String>::new());
+    assert_eq!(state.tables, BTreeSet::from([Table::Bridge]));
+    assert_eq!(state.skeleton, Skeleton::expected(false));
+    assert!(batch
+        .text()
+        .contains("add rule bridge nwfilter prerouting iifname vmap @from-vm"));
+}
+
+#[test]
+fn the_first_port_with_ip_rules_brings_the_ip_path_and_the_last_takes_it() {
+    let plain = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let stateful = builtin("stateful", "vnet1", 2, &[]);
+    assert!(stateful.needs_tag());
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &change(&plain)).unwrap();
+
+    // One transaction: the layout's IP path first, then the port.
+    let (batch, _) = plan_apply(&mut state, &change(&stateful)).unwrap();
+    let text = batch.text();
+    let inet_table = text.find("add table inet nwfilter").expect(&text);
+    let tag_chain = text
+        .find("add chain bridge nwfilter prerouting-tag")
+        .expect(&text);
+    let port = text
+        .find("create element bridge nwfilter in-tag")
+        .expect(&text);
+    assert!(inet_table < port && tag_chain < port, "{text}");
+    assert!(
+        !text.contains("flush chain bridge nwfilter prerouting\n"),
+        "{text}"
+    );
+    assert_eq!(state.tables, BTreeSet::from([Table::Bridge, Table::Inet]));
+    assert_eq!(state.skeleton, Skeleton::expected(true));
+    let (again, _) = plan_apply(&mut state, &change(&stateful)).unwrap();
+    assert!(again.is_empty(), "{}", again.text());
+
+    // Its removal takes the IP path, after the port's elements.
+    let (batch, _) = plan_remove(&mut state, std::slice::from_ref(&stateful.port));
+    let text = batch.text();
+    let port = text
+        .find("delete element bridge nwfilter in-tag")
+        .expect(&text);
+    let table = text.find("delete table inet nwfilter").expect(&text);
+    let map = text.find("delete map bridge nwfilter in-tag").expect(&text);
+    assert!(port < table && port < map, "{text}");
+    for chain in ["prerouting-tag", "forward"] {
+        let delete = format!("delete chain bridge nwfilter {chain}\n");
+        assert!(text.contains(&delete), "{text}");
+    }
+    assert!(!text.contains("prerouting\n"), "the dispatch stays: {text}");
+    assert_eq!(state.tables, BTreeSet::from([Table::Bridge]));
+    assert_eq!(state.skeleton, Skeleton::expected(false));
+    assert!(state.seen_tags.is_empty());
+    let (again, _) = plan_apply(&mut state, &change(&plain)).unwrap();
+    assert!(again.is_empty(), "{}", again.text());
+}
+
+#[test]
+fn a_port_losing_its_ip_rules_takes_the_ip_path_in_the_same_transaction() {
+    let stateful = builtin("stateful", "vnet0", 1, &[]);
+    let plain = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &change(&stateful)).unwrap();
+    let (batch, _) = plan_apply(&mut state, &change(&plain)).unwrap();
+    let text = batch.text();
+    assert!(text.contains("delete table inet nwfilter"), "{text}");
+    assert!(
+        text.contains("delete chain bridge nwfilter tag/vnet0"),
+        "{text}"
+    );
+    assert_eq!(state.tables, BTreeSet::from([Table::Bridge]));
+}
+
+#[test]
+fn a_kernel_with_an_unneeded_ip_path_converges_without_a_port_change() {
+    // As the layout before the split left it: the in-tag rule in
+    // prerouting, the inet table, no port with IPv4/IPv6 rules.
+    let plain = clean_traffic("vnet0", 1, &["10.0.0.1"]);
+    let mut state = KernelState::default();
+    plan_apply(&mut state, &change(&plain)).unwrap();
+    let mut old = Skeleton::expected(true);
+    old.chains
+        .remove(&(Table::Bridge, "prerouting-tag".to_owned()));
+    old.chains
+        .insert((Table::Bridge, "prerouting".to_owned()), 2);
+    state.skeleton = old;
+    state.tables.insert(Table::Inet);
+    let (batch, report) = plan_apply(&mut state, &change(&plain)).unwrap();
+    assert_eq!(report.unchanged, std::slice::from_ref(&plain.port));
+    let text = batch.text();
+    assert!(
+        text.contains("flush chain bridge nwfilter prerouting\n"),
+        "{text}"
+    );
+    assert!(text.contains("delete table inet nwfilter"), "{text}");
+    assert!(
+        text.contains("delete map bridge nwfilter out-tag"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("prerouting-tag"),
+        "nothing deleted that is not there: {text}"
+    );
+    let (again, _) = plan_apply(&mut state, &change(&plain)).unwrap();
+    assert!(again.is_empty(), "{}", again.text());
 }

@@ -1,13 +1,17 @@
-//! The fixed part of our tables, the same for every port: two tables,
-//! their dispatch maps and base chains with their rules.
+//! The fixed part of our tables, the same for every port: tables, their
+//! dispatch maps and base chains with their rules, in two [`Part`]s.
 //!
 //! Layout (see the crate's README for why the IP layer uses a mark):
-//! `bridge nwfilter` hooks prerouting (-300: tag the in-port, then `iifname
-//! vmap @from-vm`), forward (-200, before br_netfilter's -1: tag the
-//! out-port) and postrouting (300: `oifname vmap @to-vm`); `inet nwfilter`
-//! hooks forward and input (0) and dispatches on the tags.
+//! - [`Part::Dispatch`], while any port is filtered: `bridge nwfilter`
+//!   hooks prerouting (-300, `iifname vmap @from-vm`) and postrouting
+//!   (300, `oifname vmap @to-vm`).
+//! - [`Part::IpPath`], only while some port has IPv4/IPv6 rules (the
+//!   `inet` table): the bridge table tags the in-port in prerouting (-301)
+//!   and the out-port in forward (-200, before br_netfilter's -1), and
+//!   `inet nwfilter` hooks forward and input (0) and dispatches on the
+//!   tags. Without such a port no packet pays for any of it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nftables::expr::{Expression, MetaKey, NamedExpression, Verdict};
 use nftables::schema::{NfCmd, NfListObject, Table as NfTable};
@@ -23,129 +27,238 @@ pub const IN_TAG_MASK: u32 = 0x0000_ffff;
 /// Mark bits carrying the out-port tag (set in bridge forward).
 pub const OUT_TAG_MASK: u32 = 0xffff_0000;
 
+/// A part of the fixed layout, present or absent as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The bridge table with the port dispatch every filtered port needs.
+    Dispatch,
+    /// The port tags and the inet table: only for ports with IPv4/IPv6
+    /// rules.
+    IpPath,
+}
+
+impl Part {
+    /// The parts a kernel needs: `ip_path` when some port has IPv4/IPv6
+    /// rules.
+    pub fn wanted(ip_path: bool) -> &'static [Part] {
+        if ip_path {
+            &[Part::Dispatch, Part::IpPath]
+        } else {
+            &[Part::Dispatch]
+        }
+    }
+
+    /// The table this part creates (the inet table is all IpPath's).
+    fn table(self) -> Table {
+        match self {
+            Part::Dispatch => Table::Bridge,
+            Part::IpPath => Table::Inet,
+        }
+    }
+
+    /// The part's maps: table, name, key type, value type.
+    fn maps(self) -> &'static [(Table, &'static str, &'static str, &'static str)] {
+        match self {
+            Part::Dispatch => &[
+                (Table::Bridge, "from-vm", "ifname", "verdict"),
+                (Table::Bridge, "to-vm", "ifname", "verdict"),
+            ],
+            Part::IpPath => &[
+                (Table::Bridge, "in-tag", "ifname", "mark"),
+                (Table::Bridge, "out-tag", "ifname", "verdict"),
+                (Table::Inet, "from-vm", "mark", "verdict"),
+                (Table::Inet, "to-vm", "mark", "verdict"),
+                (Table::Inet, "host-from-vm", "mark", "verdict"),
+            ],
+        }
+    }
+
+    /// The part's base chains with their rules.
+    fn base_chains(self) -> Vec<BaseChain> {
+        match self {
+            Part::Dispatch => vec![
+                // Before br_netfilter (0), like ebtables' nat PREROUTING.
+                BaseChain {
+                    table: Table::Bridge,
+                    name: "prerouting",
+                    hook: NfHook::Prerouting,
+                    prio: -300,
+                    rules: vec![vec![vmap(iface(MetaKey::Iifname, "iifname"), "from-vm")]],
+                },
+                BaseChain {
+                    table: Table::Bridge,
+                    name: "postrouting",
+                    hook: NfHook::Postrouting,
+                    prio: 300,
+                    rules: vec![vec![vmap(iface(MetaKey::Oifname, "oifname"), "to-vm")]],
+                },
+            ],
+            Part::IpPath => vec![
+                // A chain of its own, not a rule in `prerouting`: adding
+                // or removing it leaves the dispatch rule alone (rewriting
+                // that makes the kernel re-validate every port's jump).
+                BaseChain {
+                    table: Table::Bridge,
+                    name: "prerouting-tag",
+                    hook: NfHook::Prerouting,
+                    prio: -301,
+                    rules: vec![vec![set_in_tag()]],
+                },
+                // Before br_netfilter hands the packet to the IP hooks (-1).
+                BaseChain {
+                    table: Table::Bridge,
+                    name: "forward",
+                    hook: NfHook::Forward,
+                    prio: -200,
+                    rules: vec![vec![vmap(iface(MetaKey::Oifname, "oifname"), "out-tag")]],
+                },
+                BaseChain {
+                    table: Table::Inet,
+                    name: "forward",
+                    hook: NfHook::Forward,
+                    prio: 0,
+                    rules: vec![
+                        tagged(MetaKey::Iifkind, "iifkind", IN_TAG_MASK, "from-vm"),
+                        tagged(MetaKey::Oifkind, "oifkind", OUT_TAG_MASK, "to-vm"),
+                    ],
+                },
+                BaseChain {
+                    table: Table::Inet,
+                    name: "input",
+                    hook: NfHook::Input,
+                    prio: 0,
+                    rules: vec![tagged(
+                        MetaKey::Iifkind,
+                        "iifkind",
+                        IN_TAG_MASK,
+                        "host-from-vm",
+                    )],
+                },
+            ],
+        }
+    }
+
+    /// Whether the kernel (`tables`, `have`) holds this part exactly.
+    pub fn intact(self, tables: &BTreeSet<Table>, have: &Skeleton) -> bool {
+        let want = Skeleton::of(&[self]);
+        tables.contains(&self.table())
+            && want.maps.is_subset(&have.maps)
+            && want
+                .chains
+                .iter()
+                .all(|(key, rules)| have.chains.get(key) == Some(rules))
+    }
+}
+
+/// A base chain: where it hooks and its dispatch rules.
+struct BaseChain {
+    table: Table,
+    name: &'static str,
+    hook: NfHook,
+    prio: i32,
+    rules: Vec<Vec<Term>>,
+}
+
 /// Our tables' fixed part: base chains (with their number of rules) and
 /// dispatch maps, as [`Batch::skeleton`] makes them or a listing shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Skeleton {
-    pub chains: std::collections::BTreeMap<(Table, String), usize>,
+    pub chains: BTreeMap<(Table, String), usize>,
     pub maps: BTreeSet<(Table, String)>,
 }
 
 impl Skeleton {
-    /// What [`Batch::skeleton`] makes.
-    pub fn expected() -> Skeleton {
+    /// What [`Batch::skeleton`] makes for `ip_path`.
+    pub fn expected(ip_path: bool) -> Skeleton {
+        Skeleton::of(Part::wanted(ip_path))
+    }
+
+    fn of(parts: &[Part]) -> Skeleton {
         let mut want = Skeleton::default();
-        for table in [Table::Bridge, Table::Inet] {
-            for (name, _, _) in maps(table) {
-                want.maps.insert((table, (*name).to_owned()));
+        for part in parts {
+            for (table, name, _, _) in part.maps() {
+                want.maps.insert((*table, (*name).to_owned()));
             }
-            for (name, _, _, rules) in base_chains(table) {
-                want.chains.insert((table, name.to_owned()), rules.len());
+            for chain in part.base_chains() {
+                let key = (chain.table, chain.name.to_owned());
+                want.chains.insert(key, chain.rules.len());
             }
         }
         want
     }
+
+    /// The tables the parts for `ip_path` live in.
+    pub fn tables(ip_path: bool) -> BTreeSet<Table> {
+        Part::wanted(ip_path).iter().map(|p| p.table()).collect()
+    }
 }
 
 impl Batch {
-    /// Our two tables, their maps and base chains, the base chains' rules
+    /// The layout's parts for `ip_path` (see [`Part::wanted`]).
+    pub fn skeleton(&mut self, ip_path: bool) {
+        for part in Part::wanted(ip_path) {
+            self.part(*part);
+        }
+    }
+
+    /// A part's table, maps and base chains, the base chains' rules
     /// rewritten (`add` of what exists is a no-op; the flush makes the
     /// dispatch rules exactly ours even if someone changed them).
-    pub fn skeleton(&mut self) {
-        for table in [Table::Bridge, Table::Inet] {
-            self.cmd(
-                format!("add table {} {TABLE}", table.family()),
-                NfCmd::Add(NfListObject::Table(NfTable {
-                    family: table.nf_family(),
-                    name: TABLE.into(),
-                    handle: None,
-                })),
-            );
-            for (name, key, value) in maps(table) {
-                self.map(table, name, key, value);
-            }
-            for (name, hook, prio, _) in base_chains(table) {
-                self.base_chain(table, name, hook, prio);
-            }
-            for (name, _, _, rules) in base_chains(table) {
-                self.flush_chain(table, name);
-                for rule in rules {
-                    self.rule(table, name, &rule, None);
-                }
+    pub fn part(&mut self, part: Part) {
+        let table = part.table();
+        self.cmd(
+            format!("add table {} {TABLE}", table.family()),
+            NfCmd::Add(NfListObject::Table(NfTable {
+                family: table.nf_family(),
+                name: TABLE.into(),
+                handle: None,
+            })),
+        );
+        for (table, name, key, value) in part.maps() {
+            self.map(*table, name, key, value);
+        }
+        let chains = part.base_chains();
+        for c in &chains {
+            self.base_chain(c.table, c.name, c.hook, c.prio);
+        }
+        for c in chains {
+            self.flush_chain(c.table, c.name);
+            for rule in c.rules {
+                self.rule(c.table, c.name, &rule, None);
             }
         }
     }
-}
 
-/// The maps of a table: name, key type, value type.
-fn maps(table: Table) -> &'static [(&'static str, &'static str, &'static str)] {
-    match table {
-        Table::Bridge => &[
-            ("from-vm", "ifname", "verdict"),
-            ("to-vm", "ifname", "verdict"),
-            ("in-tag", "ifname", "mark"),
-            ("out-tag", "ifname", "verdict"),
-        ],
-        Table::Inet => &[
-            ("from-vm", "mark", "verdict"),
-            ("to-vm", "mark", "verdict"),
-            ("host-from-vm", "mark", "verdict"),
-        ],
-    }
-}
-
-type BaseChain = (&'static str, NfHook, i32, Vec<Vec<Term>>);
-
-/// The base chains of a table with their dispatch rules.
-fn base_chains(table: Table) -> Vec<BaseChain> {
-    match table {
-        Table::Bridge => vec![
-            // Before br_netfilter (0), like ebtables' nat PREROUTING.
-            (
-                "prerouting",
-                NfHook::Prerouting,
-                -300,
-                vec![
-                    vec![set_in_tag()],
-                    vec![vmap(iface(MetaKey::Iifname, "iifname"), "from-vm")],
-                ],
-            ),
-            // Before br_netfilter hands the packet to the IP hooks (-1).
-            (
-                "forward",
-                NfHook::Forward,
-                -200,
-                vec![vec![vmap(iface(MetaKey::Oifname, "oifname"), "out-tag")]],
-            ),
-            (
-                "postrouting",
-                NfHook::Postrouting,
-                300,
-                vec![vec![vmap(iface(MetaKey::Oifname, "oifname"), "to-vm")]],
-            ),
-        ],
-        Table::Inet => vec![
-            (
-                "forward",
-                NfHook::Forward,
-                0,
-                vec![
-                    tagged(MetaKey::Iifkind, "iifkind", IN_TAG_MASK, "from-vm"),
-                    tagged(MetaKey::Oifkind, "oifkind", OUT_TAG_MASK, "to-vm"),
-                ],
-            ),
-            (
-                "input",
-                NfHook::Input,
-                0,
-                vec![tagged(
-                    MetaKey::Iifkind,
-                    "iifkind",
-                    IN_TAG_MASK,
-                    "host-from-vm",
-                )],
-            ),
-        ],
+    /// Deletes what of the layout the kernel has (`tables`, `have`) and
+    /// `want` lacks: a table as a whole, else its base chains (flushed
+    /// first: their rules refer to maps), then its maps.
+    pub fn remove_unwanted(
+        &mut self,
+        tables: &BTreeSet<Table>,
+        have: &Skeleton,
+        want_tables: &BTreeSet<Table>,
+        want: &Skeleton,
+    ) {
+        for table in tables.difference(want_tables) {
+            self.delete_table(*table);
+        }
+        let kept = |t: &Table| want_tables.contains(t);
+        let chains: Vec<&(Table, String)> = have
+            .chains
+            .keys()
+            .filter(|k| kept(&k.0) && !want.chains.contains_key(*k))
+            .collect();
+        for (table, name) in &chains {
+            self.flush_chain(*table, name);
+        }
+        for (table, name) in &chains {
+            self.delete_chain(*table, name);
+        }
+        for (table, name) in have.maps.difference(&want.maps) {
+            if kept(table) {
+                self.delete_map(*table, name);
+            }
+        }
     }
 }
 

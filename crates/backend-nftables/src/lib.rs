@@ -11,11 +11,13 @@
 pub mod apply;
 pub mod batch;
 mod error;
+mod inline;
 pub mod kernel;
 pub mod layout;
 mod matches;
 pub mod names;
 mod nd;
+mod nfproto;
 mod plan;
 pub mod render;
 mod share;

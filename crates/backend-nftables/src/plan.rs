@@ -218,7 +218,7 @@ fn dispatch_map(role: &Role) -> Option<(&'static str, PortKey)> {
 /// if it were the only one (tag 1).
 pub fn instantiate(rules: &PortRuleset) -> Batch {
     let mut batch = Batch::default();
-    batch.skeleton();
+    batch.skeleton(rules.needs_tag());
     batch.add_template(rules);
     let port = rules.port.as_str();
     batch.change_port(

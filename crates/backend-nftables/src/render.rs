@@ -2,8 +2,9 @@
 //!
 //! Bridge chains keep their IR shape (roots, sub-chains, jumps). The IPv4
 //! and IPv6 chains of one role become ONE chain of the `inet` table, each
-//! rule guarded by `meta nfproto`: a packet is one or the other, so the
-//! merged chain decides exactly as the two separate ones did.
+//! rule guarded by `meta nfproto` (or, when all are of one version, the
+//! chain by one guard rule: `crate::nfproto`): a packet is one or the
+//! other, so the merged chain decides exactly as the two separate ones did.
 //!
 //! What nft cannot express is refused for the whole port (never a rule
 //! silently skipped): a half-applied filter would let through what the
@@ -11,17 +12,17 @@
 
 use nftables::expr::MetaKey;
 use nftables::stmt::{Accept, Continue, Drop, JumpTarget, Reject, RejectType, Return, Statement};
-use nwfilter_compile::ir::{
-    self, BridgeDir, ChainRole, Family, IpVersion, L4Proto, Program, Verdict,
-};
+use nwfilter_compile::ir::{self, BridgeDir, ChainRole, Family, L4Proto, Program, Verdict};
 use std::sync::Arc;
 
 use nwfilter_model::IfName;
 use serde::Serialize;
 
 pub use crate::error::{RenderError, Unsupported};
+use crate::inline;
 use crate::matches::{lookup, terms, Context, Lookup};
 use crate::names::{self, Role, Table};
+use crate::nfproto::{self, Guard};
 use crate::share::{self, Group};
 use crate::term::{compare, statement, Operand, Term};
 
@@ -213,15 +214,38 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     };
     let mut own_groups = Vec::new();
     let mut chains: Vec<Chain> = Vec::new();
+    let names: Vec<String> = program
+        .chains
+        .iter()
+        .map(|c| placement(&c.role, template).2)
+        .collect();
+    let once = nfproto::guarded_once(
+        program
+            .chains
+            .iter()
+            .zip(&names)
+            .zip(&groups)
+            .map(|((c, name), g)| (name.as_str(), c.family, g.len())),
+    );
     for (chain, groups) in program.chains.iter().zip(&groups) {
         let (table, role, name) = placement(&chain.role, template);
-        let mut rendered = Vec::new();
+        let guard = match once.get(&name) {
+            Some(_) => Guard::OneRule,
+            None => Guard::EachRule,
+        };
+        // The guard rule heads the chain (not a half appended to it).
+        let fresh = !chains.iter().any(|c| c.name == name);
+        let mut rendered: Vec<Rule> = match once.get(&name) {
+            Some(family) if fresh => vec![nfproto::chain_guard(*family)],
+            _ => Vec::new(),
+        };
         let mut position = 1;
         for group in groups {
             let at = RuleAt {
                 chain,
                 name: &name,
                 position,
+                guard,
             };
             let placed = |source| RenderError::Rule {
                 port: port.to_string(),
@@ -245,6 +269,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             }),
         }
     }
+    inline::inline_lookups(&mut chains, &out.own);
     Ok(Rendered {
         rules: PortRuleset {
             port: port.clone(),
@@ -287,6 +312,8 @@ struct RuleAt<'a> {
     name: &'a str,
     /// 1-based position of the group's first rule in the IR chain.
     position: usize,
+    /// Whether the rule tests its IP version itself.
+    guard: Guard,
 }
 
 /// One group of rules as one template rule, and whether it became a jump
@@ -315,7 +342,7 @@ fn shared_rule(
 ) -> Result<Result<Rule, String>, Unsupported> {
     let rule = group.first();
     let mut ctx = Context::default();
-    let mut terms_out = family_guard(at.chain.family, &mut ctx);
+    let mut terms_out = nfproto::rule_guard(at.chain.family, at.guard, &mut ctx);
     let mut lookups: Vec<Lookup> = Vec::new();
     let mut lookup_at = None;
     for (i, m) in rule.matches.iter().enumerate() {
@@ -422,7 +449,9 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
 /// `rule` with every value written in.
 fn written_out(rule: &ir::Rule, chain: &ir::Chain, template: &str) -> Result<Rule, Unsupported> {
     let mut ctx = Context::default();
-    let mut t = family_guard(chain.family, &mut ctx);
+    // Entered from the template's chain, after its guard if it has one;
+    // the own chain tests the version itself all the same.
+    let mut t = nfproto::rule_guard(chain.family, Guard::EachRule, &mut ctx);
     for m in &rule.matches {
         t.extend(terms(m, &mut ctx)?);
     }
@@ -462,22 +491,6 @@ fn set_lookup(key: PortKey, fields: Vec<Operand>, negated: bool, set: &str) -> T
             nftables::expr::Expression::String(reference.into()),
         ),
     )
-}
-
-/// The `meta nfproto` test that keeps an IPv4 rule from matching IPv6 in
-/// the merged inet chain (none for bridge rules).
-fn family_guard(family: Family, ctx: &mut Context) -> Vec<Term> {
-    let (version, name) = match family {
-        Family::Bridge => return Vec::new(),
-        Family::Ipv4 => (IpVersion::V4, "ipv4"),
-        Family::Ipv6 => (IpVersion::V6, "ipv6"),
-    };
-    ctx.ip = Some(version);
-    vec![compare(
-        Operand::meta(MetaKey::Nfproto, "nfproto"),
-        false,
-        Operand::symbol(name),
-    )]
 }
 
 fn verdict(

@@ -73,7 +73,7 @@ pub(crate) fn template_id(program: &Program, own_groups: &[bool]) -> String {
     }
     let groups = groups(program, true);
     let key = Key {
-        layout: 1,
+        layout: 3,
         own_groups,
         chains: program
             .chains

@@ -6,18 +6,25 @@
 //! skeleton) has its own snapshot in tests/snapshots. Referenced filters
 //! come from fixtures/golden/filters, then the built-in set.
 
+use backend_nftables::layout::Part;
 use backend_nftables::{instantiate, ruleset, Batch};
 use netns_lab::{golden_case, golden_dir};
 
-/// The script without the skeleton every port's script starts with.
+/// The script without the skeleton every port's script starts with (a
+/// line says whether the port brings the IP path).
 fn port_part(script: &str) -> String {
-    let mut skeleton = Batch::default();
-    skeleton.skeleton();
-    let skeleton = skeleton.text();
-    script
-        .strip_prefix(skeleton.as_str())
-        .expect("every instantiation starts with the skeleton")
-        .to_owned()
+    let part = |part| {
+        let mut batch = Batch::default();
+        batch.part(part);
+        batch.text()
+    };
+    let rest = script
+        .strip_prefix(part(Part::Dispatch).as_str())
+        .expect("every instantiation starts with the skeleton");
+    match rest.strip_prefix(part(Part::IpPath).as_str()) {
+        Some(port) => format!("# with the IP path\n{port}"),
+        None => format!("# without the IP path\n{rest}"),
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! snapshot each), every built-in filter renders, and what nft cannot
 //! express is refused with the port, chain and rule named.
 
+use backend_nftables::layout::Part;
 use backend_nftables::{instantiate, ruleset, RenderError, Unsupported};
 use nwfilter_compile::{compile, Compiled, MemorySource};
 use nwfilter_model::{builtin_filters, parse_filter, FilterName, FilterRef, IfName, Params};
@@ -27,22 +28,33 @@ fn render(extra: &[&str], filter: &str, params: &[(&str, &str)]) -> Result<Strin
     Ok(instantiate(&ruleset(&program)?).text())
 }
 
-/// The port's own commands (the skeleton is the same for every port and
-/// has its own snapshot).
+/// The port's own commands: the skeleton (the same for every port, with
+/// snapshots of its own) stripped; a line says whether the port brings
+/// the IP path.
 fn port_part(script: &str) -> String {
-    let skeleton = skeleton();
-    script.strip_prefix(skeleton.as_str()).unwrap().to_owned()
+    let rest = script
+        .strip_prefix(skeleton(Part::Dispatch).as_str())
+        .unwrap();
+    match rest.strip_prefix(skeleton(Part::IpPath).as_str()) {
+        Some(port) => format!("# with the IP path\n{port}"),
+        None => format!("# without the IP path\n{rest}"),
+    }
 }
 
-fn skeleton() -> String {
+fn skeleton(part: Part) -> String {
     let mut batch = backend_nftables::Batch::default();
-    batch.skeleton();
+    batch.part(part);
     batch.text()
 }
 
 #[test]
 fn skeleton_script() {
-    insta::assert_snapshot!(skeleton());
+    insta::assert_snapshot!(skeleton(Part::Dispatch));
+}
+
+#[test]
+fn ip_path_skeleton_script() {
+    insta::assert_snapshot!(skeleton(Part::IpPath));
 }
 
 #[test]
@@ -75,6 +87,60 @@ const STATEFUL: &str = "<filter name='stateful' chain='root'>
 fn stateful_ipv4_and_ipv6_script() {
     let script = render(&[STATEFUL], "stateful", &[]).unwrap();
     insta::assert_snapshot!(port_part(&script));
+}
+
+/// The `add rule` lines of `script` for the inet chain `role/…`.
+fn inet_rules<'s>(script: &'s str, role: &str) -> Vec<&'s str> {
+    let head = format!("add rule inet nwfilter {role}/");
+    script.lines().filter(|l| l.starts_with(&head)).collect()
+}
+
+#[test]
+fn an_inet_chain_of_one_ip_version_tests_it_once() {
+    let params = [("IP", "10.0.0.5"), ("IPV6", "fd00::5")];
+    let script = render(&[], "clean-traffic-dualstack", &params).unwrap();
+    for role in ["FI", "HI"] {
+        let rules = inet_rules(&script, role);
+        assert!(rules.len() > 2, "{script}");
+        assert!(
+            rules[0].ends_with(" meta nfproto != ipv6 return"),
+            "{rules:#?}"
+        );
+        assert!(
+            rules[1..].iter().all(|r| !r.contains("nfproto")),
+            "{rules:#?}"
+        );
+    }
+    // Both versions in one chain: each rule says which it is.
+    let script = render(&[STATEFUL], "stateful", &[]).unwrap();
+    let rules = inet_rules(&script, "FO");
+    assert!(
+        rules.iter().all(|r| r.contains(" meta nfproto ipv")),
+        "{rules:#?}"
+    );
+}
+
+#[test]
+fn sub_chains_that_only_check_a_lookup_are_written_into_the_root() {
+    let script = render(&[], "clean-traffic", &[("IP", "10.0.0.5")]).unwrap();
+    for chain in ["I-mac/", "I-arp-mac/", "I-arp-ip/"] {
+        assert!(!script.contains(&format!(" {chain}")), "{chain}: {script}");
+    }
+    let root: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("add rule bridge nwfilter I/"))
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    let first = root[0];
+    assert!(
+        first.contains(" iifname . ether saddr != @s0/") && first.ends_with(" drop"),
+        "{root:#?}"
+    );
+    let arp_ip = root
+        .iter()
+        .filter(|r| r.contains("arp saddr ip != @"))
+        .count();
+    assert_eq!(arp_ip, 1, "{root:#?}");
 }
 
 #[test]

@@ -56,7 +56,9 @@ fn prints_the_nft_script() {
         "{text}"
     );
     assert!(text.contains("\nadd table bridge nwfilter\n"), "{text}");
-    assert!(text.contains(" iifname . ether saddr @s0/t"), "{text}");
+    // The MAC check (I-mac: lookup, return, drop) is one negated lookup
+    // written into the root chain.
+    assert!(text.contains(" iifname . ether saddr != @s0/t"), "{text}");
     assert!(text.contains(" { \"vnet0\" . 10.0.0.5 }\n"), "{text}");
     assert!(
         text.contains("create element bridge nwfilter from-vm { \"vnet0\" : jump I/t"),
