@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::measure::{AddOneResult, BatchResult, CountsResult};
+use crate::pps::Samples;
+use crate::stats::Spread;
 use crate::throughput::Rates;
 
 #[derive(Debug, Default)]
@@ -12,6 +14,7 @@ pub struct Report {
     counts: Vec<CountsResult>,
     add_one: Vec<AddOneResult>,
     rates: Vec<Rates>,
+    pps: Vec<Samples>,
 }
 
 /// Prints the 1-minute load average: the machine is shared, so every
@@ -104,11 +107,58 @@ impl Report {
         }
     }
 
+    pub fn pps(&mut self, samples: Vec<Samples>) {
+        self.pps.extend(samples);
+    }
+
     pub fn print(&self) {
         self.print_batches();
         self.print_counts();
         self.print_add_one();
         self.print_rates();
+        self.print_pps();
+    }
+
+    /// Per frame length: each variant's rate, its spread, the time per
+    /// packet and what it adds to the unfiltered one (the first row of
+    /// each frame length, the reference), and both ratios.
+    fn print_pps(&self) {
+        let Some(first) = self.pps.first() else {
+            return;
+        };
+        let mut frame = None;
+        let mut base = first.spread();
+        for s in &self.pps {
+            let spread = s.spread();
+            if frame != Some(s.frame) {
+                frame = Some(s.frame);
+                base = spread;
+                println!(
+                    "\nUDP, {}-byte frames, {} runs per variant:",
+                    s.frame,
+                    s.pps.len()
+                );
+                println!("\n| variant | other ports | kpps median | IQR | min – max kpps | ns/packet | + ns over unfiltered | ratio of medians | per-round ratio: median (IQR) |");
+                println!("|---|---:|---:|---:|---|---:|---:|---:|---|");
+            }
+            let paired = Spread::of(&s.paired).expect("one ratio per run");
+            let ns = 1e9 / spread.median;
+            println!(
+                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) |",
+                s.label,
+                s.others,
+                spread.median / 1e3,
+                spread.iqr_percent(),
+                spread.min / 1e3,
+                spread.max / 1e3,
+                ns,
+                ns - 1e9 / base.median,
+                spread.median / base.median,
+                paired.median,
+                paired.q1,
+                paired.q3,
+            );
+        }
     }
 
     fn print_batches(&self) {
