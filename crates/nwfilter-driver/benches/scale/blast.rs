@@ -3,10 +3,14 @@
 //!
 //! - `--nwf-blast TARGET SECS PAYLOAD` (guest A, pinned to one CPU by
 //!   `taskset`): sends UDP datagrams of PAYLOAD bytes to TARGET as fast as
-//!   one thread can for SECS seconds, then prints "SENT ELAPSED_SECONDS".
-//!   On veth everything a datagram costs (A's stack, the bridge, the
-//!   filter, B's stack) runs in softirq on the sending CPU, inside the
-//!   `send` call, so the rate is one CPU's per-packet cost.
+//!   one thread can for SECS seconds, then prints "SENT ELAPSED_SECONDS
+//!   ON_CPU_NS WAITING_NS" (its own time on the CPU and waiting for it,
+//!   from /proc/self/schedstat). On veth everything a datagram costs (A's
+//!   stack, the bridge, the filter, B's stack) runs in softirq on the
+//!   sending CPU, inside the `send` call; with this kernel's accounting
+//!   (no CONFIG_IRQ_TIME_ACCOUNTING) that softirq time is the sender's own
+//!   on-CPU time. So on-CPU time / datagrams is the per-packet cost, even
+//!   when other work takes turns on the CPU.
 //! - `--nwf-udp-hole LISTEN SECS` (guest B): binds the port and never
 //!   reads, for at most SECS seconds. Without it B would answer every
 //!   datagram with an ICMP port-unreachable (rate-limited, but still
@@ -28,6 +32,7 @@ pub fn sender(target: &str, secs: &str, payload: &str) -> Result<(), Error> {
     // Connected: no route lookup per datagram in our process's share.
     socket.connect(target)?;
     let buf = vec![0x5au8; payload];
+    let start = schedstat("/proc/self/schedstat")?;
     let clock = Instant::now();
     let mut sent = 0u64;
     'run: loop {
@@ -46,7 +51,24 @@ pub fn sender(target: &str, secs: &str, payload: &str) -> Result<(), Error> {
             break 'run;
         }
     }
-    say(&format!("{sent} {}", clock.elapsed().as_secs_f64()))
+    let elapsed = clock.elapsed().as_secs_f64();
+    let end = schedstat("/proc/self/schedstat")?;
+    say(&format!(
+        "{sent} {elapsed} {} {}",
+        end.0 - start.0,
+        end.1 - start.1
+    ))
+}
+
+/// A task's time on the CPU and time spent runnable but waiting for it,
+/// in nanoseconds: the first two fields of `/proc/PID/schedstat`.
+pub fn schedstat(path: &str) -> Result<(u64, u64), Error> {
+    let text = std::fs::read_to_string(path)?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(on_cpu)), Some(Ok(waiting))) => Ok((on_cpu, waiting)),
+        _ => Err(format!("{path}: {text:?}").into()),
+    }
 }
 
 /// Binds `listen`, says "listening", then holds the socket for `secs`

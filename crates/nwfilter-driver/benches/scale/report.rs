@@ -119,9 +119,10 @@ impl Report {
         self.print_pps();
     }
 
-    /// Per frame length: each variant's rate, its spread, the time per
-    /// packet and what it adds to the unfiltered one (the first row of
-    /// each frame length, the reference), and both ratios.
+    /// Per frame length: each variant's rate per CPU-second, its spread,
+    /// the CPU time per packet and what it adds to the unfiltered one (the
+    /// first row of each frame length, the reference), both ratios, and
+    /// the wall-clock rate with the share of time spent waiting for the CPU.
     fn print_pps(&self) {
         let Some(first) = self.pps.first() else {
             return;
@@ -134,17 +135,19 @@ impl Report {
                 frame = Some(s.frame);
                 base = spread;
                 println!(
-                    "\nUDP, {}-byte frames, {} runs per variant:",
+                    "\nUDP, {}-byte frames, {} runs per variant; kpps per CPU-second:",
                     s.frame,
                     s.pps.len()
                 );
-                println!("\n| variant | other ports | kpps median | IQR | min – max kpps | ns/packet | + ns over unfiltered | ratio of medians | per-round ratio: median (IQR) |");
-                println!("|---|---:|---:|---:|---|---:|---:|---:|---|");
+                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | per-round ratio: median (IQR) | wall kpps median | waiting for CPU |");
+                println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|");
             }
             let paired = Spread::of(&s.paired).expect("one ratio per run");
+            let wall = Spread::of(&s.wall).expect("one rate per run");
+            let waiting = Spread::of(&s.waiting).expect("one share per run");
             let ns = 1e9 / spread.median;
             println!(
-                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) |",
+                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) | {:.1} | {:.0} % |",
                 s.label,
                 s.others,
                 spread.median / 1e3,
@@ -157,6 +160,8 @@ impl Report {
                 paired.median,
                 paired.q1,
                 paired.q3,
+                wall.median / 1e3,
+                waiting.median * 100.0,
             );
         }
     }
