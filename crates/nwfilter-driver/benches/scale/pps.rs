@@ -21,13 +21,13 @@
 //!
 //! Every variant gets its own lab (throughput.rs's namespaces: a bridge,
 //! two guests), all set up first and kept; then `runs` rounds of one short
-//! run per lab, alternating the order (forward, backward) so drift hits
-//! every variant alike. Reported per variant: the median rate, quartiles
-//! and extremes, the ratio of its median to the unfiltered one, and the
-//! median of the per-round ratios (the same round's unfiltered run as the
-//! reference, which cancels drift slower than a round). The unfiltered lab
-//! is measured twice (an A/A pair): how far apart those two are is the
-//! resolution of the invocation.
+//! run per lab, each run between two runs of the unfiltered lab, the order
+//! alternating (forward, backward) so drift hits every variant alike.
+//! Reported per variant: the median rate, quartiles and extremes, the
+//! ratio of its median to the unfiltered one, and the median of its paired
+//! ratios (each run over the mean of the two unfiltered runs around it).
+//! The unfiltered lab is also measured as a variant of its own (an A/A
+//! twin): how far its paired ratio is from 1 is the resolution.
 
 use std::io::{BufRead, BufReader};
 
@@ -87,7 +87,7 @@ impl Variant {
 }
 
 /// Every variant, each full or dispatch one beside each of `others`; the
-/// unfiltered baseline first (the per-round reference).
+/// unfiltered baseline first (the reference every run is paired with).
 pub fn variants(others: &[usize]) -> Vec<Variant> {
     let one = |key, label, setup| Variant {
         key,
@@ -180,7 +180,8 @@ pub struct Samples {
     pub wall: Vec<f64>,
     /// The share of each run the sender spent waiting for its CPU.
     pub waiting: Vec<f64>,
-    /// This round's rate over the same round's unfiltered rate.
+    /// Each run's rate over the mean of the unfiltered runs just before
+    /// and after it.
     pub paired: Vec<f64>,
 }
 
@@ -251,7 +252,12 @@ pub fn run(
     Ok(all)
 }
 
-/// `options.runs` rounds of one run per lab, forward then backward.
+/// `options.runs` rounds. A round runs every variant once, forward then
+/// backward in alternate rounds, with an unfiltered run before the first
+/// and after each: U V1 U V2 U ... Vn U. A variant's paired ratio is its
+/// rate over the mean of the two unfiltered runs around it, which are
+/// seconds apart, so it cancels the machine's drift (neighbours' builds
+/// moved whole rounds by ±25 %; a run beside the next agreed within ±4 %).
 fn rounds(
     labs: &[Prepared],
     exe: &str,
@@ -278,39 +284,47 @@ fn rounds(
             round + 1,
             options.runs
         ));
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..labs.len()).collect()
-        } else {
-            (0..labs.len()).rev().collect()
-        };
-        let mut runs: Vec<Option<Blast>> = labs.iter().map(|_| None).collect();
+        let mut order: Vec<usize> = (1..labs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut before = blast(&labs[0].lab, exe, cpu, options.secs, payload)?;
+        note(&mut samples, labs, 0, round, &before);
         for i in order {
             let r = blast(&labs[i].lab, exe, cpu, options.secs, payload)?;
-            println!(
-                "pps variant={:?} others={} frame={frame} round={} kpps_cpu={:.1} kpps_wall={:.1} sent={} delivered={} on_cpu_ms={:.1} ksoftirqd_ms={:.1} waiting_ms={:.1}",
-                labs[i].variant.label,
-                labs[i].variant.others,
-                round + 1,
-                r.per_cpu_second() / 1e3,
-                r.per_second() / 1e3,
-                r.sent,
-                r.delivered,
-                r.on_cpu_ns as f64 / 1e6,
-                r.softirqd_ns as f64 / 1e6,
-                r.waiting_ns as f64 / 1e6,
-            );
-            runs[i] = Some(r);
-        }
-        let runs: Vec<Blast> = runs.into_iter().flatten().collect();
-        let reference = runs[0].per_cpu_second();
-        for (s, r) in samples.iter_mut().zip(&runs) {
-            s.pps.push(r.per_cpu_second());
-            s.wall.push(r.per_second());
-            s.waiting.push(r.waiting_ns as f64 / 1e9 / r.elapsed);
-            s.paired.push(r.per_cpu_second() / reference);
+            let after = blast(&labs[0].lab, exe, cpu, options.secs, payload)?;
+            note(&mut samples, labs, i, round, &r);
+            note(&mut samples, labs, 0, round, &after);
+            let reference = (before.per_cpu_second() + after.per_cpu_second()) / 2.0;
+            samples[i].paired.push(r.per_cpu_second() / reference);
+            before = after;
         }
     }
+    // The reference against itself.
+    samples[0].paired = vec![1.0; samples[0].pps.len()];
     Ok(samples)
+}
+
+/// Prints one run and adds it to lab `i`'s samples.
+fn note(samples: &mut [Samples], labs: &[Prepared], i: usize, round: usize, r: &Blast) {
+    let s = &mut samples[i];
+    println!(
+        "pps variant={:?} others={} frame={} round={} kpps_cpu={:.1} kpps_wall={:.1} sent={} delivered={} on_cpu_ms={:.1} ksoftirqd_ms={:.1} waiting_ms={:.1}",
+        labs[i].variant.label,
+        labs[i].variant.others,
+        s.frame,
+        round + 1,
+        r.per_cpu_second() / 1e3,
+        r.per_second() / 1e3,
+        r.sent,
+        r.delivered,
+        r.on_cpu_ns as f64 / 1e6,
+        r.softirqd_ns as f64 / 1e6,
+        r.waiting_ns as f64 / 1e6,
+    );
+    s.pps.push(r.per_cpu_second());
+    s.wall.push(r.per_second());
+    s.waiting.push(r.waiting_ns as f64 / 1e9 / r.elapsed);
 }
 
 /// The UDP payload that makes an Ethernet frame of `frame` bytes (no FCS).

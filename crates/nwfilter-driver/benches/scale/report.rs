@@ -139,15 +139,15 @@ impl Report {
                     s.frame,
                     s.pps.len()
                 );
-                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | per-round ratio: median (IQR) | wall kpps median | waiting for CPU |");
-                println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|");
+                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | paired ratio: median (IQR) | + ns, paired | wall kpps median | waiting for CPU |");
+                println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|");
             }
             let paired = Spread::of(&s.paired).expect("one ratio per run");
             let wall = Spread::of(&s.wall).expect("one rate per run");
             let waiting = Spread::of(&s.waiting).expect("one share per run");
             let ns = 1e9 / spread.median;
             println!(
-                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) | {:.1} | {:.0} % |",
+                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) | {:+.0} | {:.1} | {:.0} % |",
                 s.label,
                 s.others,
                 spread.median / 1e3,
@@ -160,6 +160,8 @@ impl Report {
                 paired.median,
                 paired.q1,
                 paired.q3,
+                // The unfiltered time per packet, over the paired ratio.
+                1e9 / base.median * (1.0 / paired.median - 1.0),
                 wall.median / 1e3,
                 waiting.median * 100.0,
             );
