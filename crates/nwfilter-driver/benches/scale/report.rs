@@ -134,12 +134,14 @@ impl Report {
             if frame != Some(s.frame) {
                 frame = Some(s.frame);
                 base = spread;
+                // The reference ran around every other run: count a variant's.
+                let runs = self.pps.iter().filter(|x| x.frame == s.frame);
+                let runs = runs.map(|x| x.pps.len()).min().unwrap_or(0);
                 println!(
-                    "\nUDP, {}-byte frames, {} runs per variant; kpps per CPU-second:",
+                    "\nUDP, {}-byte frames, {runs} runs per variant (the unfiltered one around each); kpps per CPU-second:",
                     s.frame,
-                    s.pps.len()
                 );
-                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | paired ratio: median (IQR) | + ns, paired | wall kpps median | waiting for CPU |");
+                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | paired ratio: median (IQR) [95 % CI] | + ns, paired | wall kpps median | waiting for CPU |");
                 println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|");
             }
             let paired = Spread::of(&s.paired).expect("one ratio per run");
@@ -147,7 +149,7 @@ impl Report {
             let waiting = Spread::of(&s.waiting).expect("one share per run");
             let ns = 1e9 / spread.median;
             println!(
-                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) | {:+.0} | {:.1} | {:.0} % |",
+                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) {} | {:+.0} | {:.1} | {:.0} % |",
                 s.label,
                 s.others,
                 spread.median / 1e3,
@@ -160,6 +162,8 @@ impl Report {
                 paired.median,
                 paired.q1,
                 paired.q3,
+                Spread::median_ci(&s.paired)
+                    .map_or(String::new(), |(lo, hi)| format!("[{lo:.3}–{hi:.3}]")),
                 // The unfiltered time per packet, over the paired ratio.
                 1e9 / base.median * (1.0 / paired.median - 1.0),
                 wall.median / 1e3,
