@@ -11,8 +11,9 @@
 //! dropped by the filter, so no receiving socket is needed; a socket that
 //! is never read keeps B from answering with ICMP: blast.rs).
 //!
-//! The rate reported is per CPU-second: frames / (the sender's on-CPU time
-//! + that CPU's ksoftirqd's, should the kernel defer softirq work to it).
+//! The rate reported is per CPU-second: frames over the sender's on-CPU
+//! time plus that CPU's ksoftirqd's (should the kernel defer softirq work
+//! to it).
 //! On a shared machine the wall-clock rate mostly measures how much of the
 //! CPU the other work left us (a first try at load 6 ranged 190–620 kpps);
 //! the CPU time per frame does not depend on that. The wall-clock rate and

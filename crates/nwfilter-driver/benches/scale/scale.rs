@@ -12,7 +12,7 @@
 //! OPTION: --sizes=1,100,1000  --reps=3 (apply; 1 for N >= 1000)
 //!         --add-reps=15  --existing=1000 (add-one: beside 0 and each of these)
 //!         --others=1,1000  --secs=3  --runs=3 (throughput)
-//!         --pps-runs=20  --pps-secs=1  --frames=1514[,60]  --cpu=LAST
+//!         --pps-runs=30  --pps-secs=0.3  --frames=1514[,60]  --cpu=LAST
 //!         --variants=KEY,... (pps: unfiltered is always there; keys
 //!         bridge-skeleton skeleton dispatch ct ct-inet dualstack xt-ct)
 //!         --backend=nftables|xtables
@@ -71,8 +71,12 @@ impl Options {
             runs: 3,
             backends: vec![Xtables::NAME, Nftables::NAME],
             pps: pps::Options {
-                runs: 20,
-                secs: 1.0,
+                // Short runs, many of them: each is paired with the
+                // unfiltered runs around it, and the pairs are closer in
+                // time (docs/PERFORMANCE.md, "Per-packet cost without TCP's
+                // noise").
+                runs: 30,
+                secs: 0.3,
                 frames: vec![1514],
                 // The last CPU: the first one takes more of the machine's
                 // other interrupts and housekeeping.
