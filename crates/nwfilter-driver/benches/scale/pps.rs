@@ -54,6 +54,16 @@ const CT_INET: &str = r#"<filter name='nwfb-clean-traffic-inet' chain='root'>
   </rule>
 </filter>"#;
 
+const CT: &str = "nft: clean-traffic";
+const DUALSTACK: &str = "nft: clean-traffic-dualstack";
+const XT_CT: &str = "xtables: clean-traffic";
+
+/// The questions asked of two variants beside the same number of ports
+/// (issue 16 item 6; issue 20's "at least as fast as xtables"): the first
+/// one's cost per frame over the second's, round by round (both paired
+/// ratios come from the same round).
+pub const COMPARE: [(&str, &str); 2] = [(DUALSTACK, CT), (CT, XT_CT)];
+
 /// How a variant's lab is filtered.
 #[derive(Debug, Clone, Copy)]
 enum Setup {
@@ -116,11 +126,7 @@ pub fn variants(others: &[usize]) -> Vec<Variant> {
             "nft: skeleton + bridge dispatch",
             Setup::Partial(Partial::Dispatch),
         ),
-        (
-            "ct",
-            "nft: clean-traffic",
-            full(Nftables::NAME, "clean-traffic"),
-        ),
+        ("ct", CT, full(Nftables::NAME, "clean-traffic")),
         (
             "ct-inet",
             "nft: clean-traffic + inet tag path",
@@ -128,14 +134,10 @@ pub fn variants(others: &[usize]) -> Vec<Variant> {
         ),
         (
             "dualstack",
-            "nft: clean-traffic-dualstack",
+            DUALSTACK,
             full(Nftables::NAME, "clean-traffic-dualstack"),
         ),
-        (
-            "xt-ct",
-            "xtables: clean-traffic",
-            full(Xtables::NAME, "clean-traffic"),
-        ),
+        ("xt-ct", XT_CT, full(Xtables::NAME, "clean-traffic")),
     ];
     for (key, label, setup) in each {
         for &n in others {

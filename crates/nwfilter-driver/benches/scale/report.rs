@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::measure::{AddOneResult, BatchResult, CountsResult};
-use crate::pps::Samples;
+use crate::pps::{Samples, COMPARE};
 use crate::stats::Spread;
 use crate::throughput::Rates;
 
@@ -117,6 +117,41 @@ impl Report {
         self.print_add_one();
         self.print_rates();
         self.print_pps();
+        self.print_pps_compared();
+    }
+
+    /// The cost of one variant over another's, per round (the inverse of
+    /// the ratio of their paired ratios), for each pair of [`COMPARE`]
+    /// measured beside the same number of ports.
+    fn print_pps_compared(&self) {
+        let mut header = false;
+        for a in &self.pps {
+            for (label_a, label_b) in COMPARE {
+                if a.label != label_a {
+                    continue;
+                }
+                let b = self
+                    .pps
+                    .iter()
+                    .find(|b| b.label == label_b && b.others == a.others && b.frame == a.frame);
+                let Some(b) = b else { continue };
+                let costs: Vec<f64> = a.paired.iter().zip(&b.paired).map(|(x, y)| y / x).collect();
+                let Some(spread) = Spread::of(&costs) else {
+                    continue;
+                };
+                if !header {
+                    header = true;
+                    println!("\n| cost per frame | other ports | frame | median per round (IQR) [95 % CI] |");
+                    println!("|---|---:|---:|---|");
+                }
+                let ci = Spread::median_ci(&costs)
+                    .map_or(String::new(), |(lo, hi)| format!("[{lo:.3}–{hi:.3}]"));
+                println!(
+                    "| {label_a} / {label_b} | {} | {} | {:.3} ({:.3}–{:.3}) {ci} |",
+                    a.others, a.frame, spread.median, spread.q1, spread.q3
+                );
+            }
+        }
     }
 
     /// Per frame length: each variant's rate per CPU-second, its spread,
