@@ -53,6 +53,33 @@ impl Netns {
         checked("ip", &full)
     }
 
+    /// `ip netns exec NS ARGV...` with `input` on its stdin (`nft -f -`).
+    pub fn exec_input(&self, argv: &[&str], input: &str) -> Result<String, Error> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Written and closed before reading: `nft -f -` reads all its
+        // input before it writes anything (and ours fits a pipe anyway).
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        std::io::Write::write_all(&mut stdin, input.as_bytes())?;
+        drop(stdin);
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "in {}: {}: {}",
+                self.name,
+                argv.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Starts `argv` in the namespace with its stdout piped.
     pub fn spawn(&self, argv: &[&str]) -> Result<Child, Error> {
         Ok(Command::new("ip")

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::measure::{AddOneResult, BatchResult, CountsResult};
+use crate::pps::{Samples, COMPARE};
+use crate::stats::Spread;
 use crate::throughput::Rates;
 
 #[derive(Debug, Default)]
@@ -12,6 +14,7 @@ pub struct Report {
     counts: Vec<CountsResult>,
     add_one: Vec<AddOneResult>,
     rates: Vec<Rates>,
+    pps: Vec<Samples>,
 }
 
 /// Prints the 1-minute load average: the machine is shared, so every
@@ -104,11 +107,104 @@ impl Report {
         }
     }
 
+    pub fn pps(&mut self, samples: Vec<Samples>) {
+        self.pps.extend(samples);
+    }
+
     pub fn print(&self) {
         self.print_batches();
         self.print_counts();
         self.print_add_one();
         self.print_rates();
+        self.print_pps();
+        self.print_pps_compared();
+    }
+
+    /// The cost of one variant over another's, per round (the inverse of
+    /// the ratio of their paired ratios), for each pair of [`COMPARE`]
+    /// measured beside the same number of ports.
+    fn print_pps_compared(&self) {
+        let mut header = false;
+        for a in &self.pps {
+            for (label_a, label_b) in COMPARE {
+                if a.label != label_a {
+                    continue;
+                }
+                let b = self
+                    .pps
+                    .iter()
+                    .find(|b| b.label == label_b && b.others == a.others && b.frame == a.frame);
+                let Some(b) = b else { continue };
+                let costs: Vec<f64> = a.paired.iter().zip(&b.paired).map(|(x, y)| y / x).collect();
+                let Some(spread) = Spread::of(&costs) else {
+                    continue;
+                };
+                if !header {
+                    header = true;
+                    println!("\n| cost per frame | other ports | frame | median per round (IQR) [95 % CI] |");
+                    println!("|---|---:|---:|---|");
+                }
+                let ci = Spread::median_ci(&costs)
+                    .map_or(String::new(), |(lo, hi)| format!("[{lo:.3}–{hi:.3}]"));
+                println!(
+                    "| {label_a} / {label_b} | {} | {} | {:.3} ({:.3}–{:.3}) {ci} |",
+                    a.others, a.frame, spread.median, spread.q1, spread.q3
+                );
+            }
+        }
+    }
+
+    /// Per frame length: each variant's rate per CPU-second, its spread,
+    /// the CPU time per packet and what it adds to the unfiltered one (the
+    /// first row of each frame length, the reference), both ratios, and
+    /// the wall-clock rate with the share of time spent waiting for the CPU.
+    fn print_pps(&self) {
+        let Some(first) = self.pps.first() else {
+            return;
+        };
+        let mut frame = None;
+        let mut base = first.spread();
+        for s in &self.pps {
+            let spread = s.spread();
+            if frame != Some(s.frame) {
+                frame = Some(s.frame);
+                base = spread;
+                // The reference ran around every other run: count a variant's.
+                let runs = self.pps.iter().filter(|x| x.frame == s.frame);
+                let runs = runs.map(|x| x.pps.len()).min().unwrap_or(0);
+                println!(
+                    "\nUDP, {}-byte frames, {runs} runs per variant (the unfiltered one around each); kpps per CPU-second:",
+                    s.frame,
+                );
+                println!("\n| variant | other ports | kpps median | IQR | min – max | ns/packet | + ns over unfiltered | ratio of medians | paired ratio: median (IQR) [95 % CI] | + ns, paired | wall kpps median | waiting for CPU |");
+                println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|");
+            }
+            let paired = Spread::of(&s.paired).expect("one ratio per run");
+            let wall = Spread::of(&s.wall).expect("one rate per run");
+            let waiting = Spread::of(&s.waiting).expect("one share per run");
+            let ns = 1e9 / spread.median;
+            println!(
+                "| {} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {:.0} | {:+.0} | {:.3} | {:.3} ({:.3}–{:.3}) {} | {:+.0} | {:.1} | {:.0} % |",
+                s.label,
+                s.others,
+                spread.median / 1e3,
+                spread.iqr_percent(),
+                spread.min / 1e3,
+                spread.max / 1e3,
+                ns,
+                ns - 1e9 / base.median,
+                spread.median / base.median,
+                paired.median,
+                paired.q1,
+                paired.q3,
+                Spread::median_ci(&s.paired)
+                    .map_or(String::new(), |(lo, hi)| format!("[{lo:.3}–{hi:.3}]")),
+                // The unfiltered time per packet, over the paired ratio.
+                1e9 / base.median * (1.0 / paired.median - 1.0),
+                wall.median / 1e3,
+                waiting.median * 100.0,
+            );
+        }
     }
 
     fn print_batches(&self) {

@@ -6,13 +6,19 @@
 //!         add-one     add ONE binding beside 0 and beside 1000 existing ones
 //!         counts      kernel objects with 1000 ports (also printed by apply)
 //!         throughput  TCP between two filtered guests, beside 1 and 1000 ports
-//!         (default: all four)
+//!         pps         UDP packet rate from ONE pinned sender, the ruleset
+//!                     taken apart (issue 20 item 1): pps.rs
+//!         (default: all five)
 //! OPTION: --sizes=1,100,1000  --reps=3 (apply; 1 for N >= 1000)
 //!         --add-reps=15  --existing=1000 (add-one: beside 0 and each of these)
 //!         --others=1,1000  --secs=3  --runs=3 (throughput)
+//!         --pps-runs=30  --pps-secs=0.3  --frames=1514[,60]  --cpu=LAST
+//!         --variants=KEY,... (pps: unfiltered is always there; keys
+//!         bridge-skeleton skeleton dispatch ct ct-inet dualstack xt-ct)
 //!         --backend=nftables|xtables
 //!         --filter=clean-traffic|clean-traffic-dualstack (every port's filter;
-//!         the dual-stack one also binds IPV6 per port: issue 16, item 6)
+//!         the dual-stack one also binds IPV6 per port: issue 16, item 6;
+//!         pps sets each variant's filter itself)
 //! ```
 //!
 //! Root only: everything runs in network namespaces it creates and deletes
@@ -21,10 +27,14 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod blast;
 mod counts;
 mod lab;
 mod measure;
+mod partial;
+mod pps;
 mod report;
+mod stats;
 mod throughput;
 mod workload;
 
@@ -44,6 +54,7 @@ struct Options {
     runs: usize,
     backends: Vec<&'static str>,
     filter: String,
+    pps: pps::Options,
 }
 
 impl Options {
@@ -59,6 +70,20 @@ impl Options {
             secs: 3,
             runs: 3,
             backends: vec![Xtables::NAME, Nftables::NAME],
+            pps: pps::Options {
+                // Short runs, many of them: each is paired with the
+                // unfiltered runs around it, and the pairs are closer in
+                // time (docs/PERFORMANCE.md, "Per-packet cost without TCP's
+                // noise").
+                runs: 30,
+                secs: 0.3,
+                frames: vec![1514],
+                // The last CPU: the first one takes more of the machine's
+                // other interrupts and housekeeping.
+                cpu: std::thread::available_parallelism().map_or(0, |n| n.get() - 1),
+                others: Vec::new(),
+                only: Vec::new(),
+            },
         };
         for arg in args {
             let (key, value) = arg.split_once('=').unwrap_or((arg, ""));
@@ -86,18 +111,31 @@ impl Options {
                     }
                 }
                 "--filter" => o.filter = value.to_owned(),
-                "apply" | "add-one" | "counts" | "throughput" => o.parts.push(key.to_string()),
+                "--pps-runs" => o.pps.runs = value.parse()?,
+                "--pps-secs" => o.pps.secs = value.parse()?,
+                "--frames" => {
+                    o.pps.frames = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+                }
+                "--cpu" => o.pps.cpu = value.parse()?,
+                "--variants" => o.pps.only = value.split(',').map(String::from).collect(),
+                "apply" | "add-one" | "counts" | "throughput" | "pps" => {
+                    o.parts.push(key.to_string())
+                }
                 _ => return Err(format!("unknown argument {arg:?} (see the bench's doc)").into()),
             }
         }
         if o.parts.is_empty() {
-            o.parts = ["apply", "add-one", "counts", "throughput"]
+            o.parts = ["apply", "add-one", "counts", "throughput", "pps"]
                 .map(String::from)
                 .to_vec();
         }
-        if o.reps == 0 || o.add_reps == 0 || o.runs == 0 {
-            return Err("--reps, --add-reps and --runs must be at least 1".into());
+        if o.reps == 0 || o.add_reps == 0 || o.runs == 0 || o.pps.runs == 0 {
+            return Err("--reps, --add-reps, --runs and --pps-runs must be at least 1".into());
         }
+        if o.pps.secs.is_nan() || o.pps.secs <= 0.0 {
+            return Err("--pps-secs must be more than 0".into());
+        }
+        o.pps.others = o.others.clone();
         Ok(o)
     }
 
@@ -112,6 +150,8 @@ fn main() {
     let role = match args.first().map(String::as_str) {
         Some("--nwf-sink") if args.len() == 2 => Some(throughput::sink(&args[1])),
         Some("--nwf-source") if args.len() == 3 => Some(throughput::source(&args[1], &args[2])),
+        Some("--nwf-blast") if args.len() == 4 => Some(blast::sender(&args[1], &args[2], &args[3])),
+        Some("--nwf-udp-hole") if args.len() == 3 => Some(blast::hole(&args[1], &args[2])),
         _ => None,
     };
     if let Some(result) = role {
@@ -155,6 +195,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         }
     }
     let has_ethtool = lab::has_program(&probe, "ethtool");
+    let has_taskset = lab::has_program(&probe, "taskset");
     drop(probe);
     let compiler = Compiler::new(&options.filter)?;
     let mut out = report::Report::new();
@@ -177,6 +218,17 @@ fn run(args: &[String]) -> Result<(), Error> {
             options.runs,
             has_ethtool,
         )?);
+    }
+    if options.wants("pps") {
+        if !has_taskset {
+            return Err(
+                "the pps part pins its sender with `taskset` (util-linux): not installed".into(),
+            );
+        }
+        if !has_ethtool {
+            println!("# pps: `ethtool` is not installed, veth offloads stay as they are");
+        }
+        out.pps(pps::run(&options.pps, &backends, has_ethtool)?);
     }
     out.print();
     Ok(())

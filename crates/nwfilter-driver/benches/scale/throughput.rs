@@ -59,6 +59,16 @@ impl Lab {
         })
     }
 
+    /// The namespace with the bridge (where the firewall is).
+    pub fn host(&self) -> &Netns {
+        &self.host
+    }
+
+    /// Guest A (the sender) and guest B, each with its port.
+    pub fn guests(&self) -> &[(Netns, Port); 2] {
+        &self.guests
+    }
+
     /// Filters `others` name-only ports, then the two guests, with `B`.
     pub fn filter<B: Backend>(&self, compiler: &Compiler, others: usize) -> Result<(), Error> {
         let runner = runner_in(&self.host.name);

@@ -5,7 +5,7 @@
 use host_io::{ProcessRunner, Toolset};
 use nwfilter_compile::ir::Program;
 use nwfilter_compile::{compile_dag, resolve, Compiled, FilterDag, MemorySource};
-use nwfilter_model::{builtin_filters, FilterName, IfName, MacAddr6, Params};
+use nwfilter_model::{builtin_filters, parse_filter, FilterName, IfName, MacAddr6, Params};
 
 use crate::lab::Error;
 
@@ -47,7 +47,17 @@ pub struct Compiler {
 
 impl Compiler {
     pub fn new(filter: &str) -> Result<Compiler, Error> {
-        let source = MemorySource::from_iter(builtin_filters());
+        Compiler::with_extra(filter, &[])
+    }
+
+    /// Like [`Compiler::new`], with filters of our own (XML documents)
+    /// beside the built-in ones.
+    pub fn with_extra(filter: &str, extra: &[&str]) -> Result<Compiler, Error> {
+        let mut filters = builtin_filters();
+        for doc in extra {
+            filters.push(parse_filter(doc)?);
+        }
+        let source = MemorySource::from_iter(filters);
         let dag = resolve(&source, &FilterName::new(filter)?)?;
         Ok(Compiler {
             dag,
