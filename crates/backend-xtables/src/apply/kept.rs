@@ -20,6 +20,7 @@ use nwfilter_model::IfName;
 use super::batch::Batch;
 use super::kernel::{split_words, Table, Tables};
 use super::plan::FamilyPlan;
+use super::rule::Rule;
 use super::{Applier, ApplyError, Change, Report};
 use host_io::Runner;
 
@@ -76,16 +77,16 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
     match verb {
         // A built-in chain of a table never read (first port) appears on
         // first use, as the kernel creates the table with its chains.
-        "-A" => rules_or_builtin(table, chain).push(rest),
+        "-A" => rules_or_builtin(table, chain).push(Rule::new(&rest).ok()?),
         "-I" => {
             let position: usize = rest.first()?.parse().ok()?;
-            let rule = rest.split_off(1);
+            let rule = Rule::new(&rest.split_off(1)).ok()?;
             let rules = rules_or_builtin(table, chain);
             rules.insert(position.checked_sub(1)?.min(rules.len()), rule);
         }
         "-D" => {
             let rules = table.rules.get_mut(chain)?;
-            let at = rules.iter().position(|r| *r == rest)?;
+            let at = rules.iter().position(|r| r.is(&rest))?;
             rules.remove(at);
         }
         "-F" => table.rules.get_mut(chain)?.clear(),
@@ -99,7 +100,7 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
     Some(())
 }
 
-fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Vec<String>> {
+fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Rule> {
     if !table.has_chain(chain) {
         table.chains.push(chain.to_string());
     }
@@ -119,11 +120,8 @@ fn rename(table: &mut Table, from: &str, to: &str) -> Option<()> {
         }
     }
     for rule in table.rules.values_mut().flatten() {
-        for i in 1..rule.len() {
-            let jumps = matches!(rule[i - 1].as_str(), "-j" | "-g" | "--jump" | "--goto");
-            if jumps && rule[i] == from {
-                rule[i] = to.to_string();
-            }
+        if rule.words().any(|word| word == from) {
+            *rule = rule.retargeted(from, to);
         }
     }
     Some(())

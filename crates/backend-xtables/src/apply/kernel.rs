@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rule::Rule;
 use crate::ruleset::{table, Family};
 
 /// A save file could not be understood.
@@ -25,8 +26,8 @@ pub struct SaveParseError {
 pub struct Table {
     /// Chain names in the order the tool listed them.
     pub chains: Vec<String>,
-    /// Rules per chain: the arguments after `-A CHAIN`, as argv.
-    pub rules: BTreeMap<String, Vec<Vec<String>>>,
+    /// Rules per chain: the arguments after `-A CHAIN`.
+    pub rules: BTreeMap<String, Vec<Rule>>,
 }
 
 impl Table {
@@ -35,7 +36,7 @@ impl Table {
     }
 
     /// The rules of `chain` (empty if it does not exist).
-    pub fn rules_of(&self, chain: &str) -> &[Vec<String>] {
+    pub fn rules_of(&self, chain: &str) -> &[Rule] {
         self.rules.get(chain).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -48,7 +49,8 @@ impl Table {
         }
         for chain in &self.chains {
             for rule in self.rules_of(chain) {
-                out.push_str(&format!("-A {chain} {}\n", rule.join(" ")));
+                let args: Vec<&str> = rule.words().collect();
+                out.push_str(&format!("-A {chain} {}\n", args.join(" ")));
             }
         }
         out
@@ -91,9 +93,12 @@ pub fn parse_save(family: Family, text: &str) -> Result<Table, SaveParseError> {
             if words.len() < 2 {
                 return Err(error("rule without chain"));
             }
-            let chain = words[1].clone();
-            let rule = words.split_off(2);
-            table.rules.entry(chain).or_default().push(rule);
+            let rule = Rule::new(&words[2..]).map_err(|_| error("NUL in a rule"))?;
+            table
+                .rules
+                .entry(words.swap_remove(1))
+                .or_default()
+                .push(rule);
         } else {
             return Err(error("unexpected line"));
         }
@@ -135,13 +140,6 @@ pub fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
         words.push(word);
     }
     Ok(words)
-}
-
-/// The chain a rule jumps or goes to (`-j X` / `-g X`), if any.
-pub fn target(rule: &[String]) -> Option<&str> {
-    rule.windows(2)
-        .find(|w| w[0] == "-j" || w[0] == "-g" || w[0] == "--jump" || w[0] == "--goto")
-        .map(|w| w[1].as_str())
 }
 
 /// The three tables we work in, as read at one moment.
@@ -192,9 +190,9 @@ COMMIT
     fn reads_only_the_wanted_table_with_quoted_words() {
         let table = parse_save(Family::Ipv4, IPTABLES).unwrap();
         assert_eq!(table.chains, ["INPUT", "FORWARD", "FI-vnet0"]);
-        assert_eq!(table.rules_of("FORWARD"), [vec!["-j", "libvirt-in"]]);
+        assert!(table.rules_of("FORWARD")[0].is(&["-j", "libvirt-in"]));
         assert_eq!(
-            table.rules_of("FI-vnet0")[0],
+            table.rules_of("FI-vnet0")[0].to_words(),
             [
                 "-p",
                 "tcp",
@@ -206,7 +204,7 @@ COMMIT
                 "RETURN"
             ]
         );
-        assert_eq!(target(&table.rules_of("FI-vnet0")[0]), Some("RETURN"));
+        assert_eq!(table.rules_of("FI-vnet0")[0].target(), Some("RETURN"));
         assert!(!table.has_chain("PREROUTING"));
     }
 
