@@ -19,6 +19,7 @@ mod nd;
 mod plan;
 pub mod render;
 mod share;
+pub mod small;
 pub mod term;
 
 pub use apply::{Applier, ApplyError, Change, Report};
