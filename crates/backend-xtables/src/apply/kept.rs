@@ -15,6 +15,8 @@
 //! -m tcp`); planning compares chains by name and rule count, and deletes
 //! hooks by the exact text it kept, which the tools accept either way.
 
+use std::sync::Arc;
+
 use nwfilter_model::IfName;
 
 use super::batch::Batch;
@@ -59,8 +61,7 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
             if table.has_chain(name) {
                 return None;
             }
-            table.chains.push(name.to_string());
-            table.rules.insert(name.to_string(), Vec::new());
+            table.add_chain(name);
             continue;
         }
         let mut words = split_words(line).ok()?;
@@ -92,7 +93,7 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
         "-F" => table.rules.get_mut(chain)?.clear(),
         "-X" => {
             table.rules.remove(chain)?;
-            table.chains.retain(|c| c != chain);
+            table.chains.retain(|c| &**c != chain);
         }
         "-E" => rename(table, chain, rest.first()?)?,
         _ => return None,
@@ -101,10 +102,11 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
 }
 
 fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Rule> {
-    if !table.has_chain(chain) {
-        table.chains.push(chain.to_string());
+    if table.has_chain(chain) {
+        table.rules.get_mut(chain).expect("the chain is there")
+    } else {
+        table.add_chain(chain)
     }
-    table.rules.entry(chain.to_string()).or_default()
 }
 
 /// Renames a chain; jumps to it follow (the kernel links them by chain).
@@ -113,10 +115,11 @@ fn rename(table: &mut Table, from: &str, to: &str) -> Option<()> {
         return None;
     }
     let rules = table.rules.remove(from)?;
-    table.rules.insert(to.to_string(), rules);
+    let to_name: Arc<str> = Arc::from(to);
+    table.rules.insert(Arc::clone(&to_name), rules);
     for name in &mut table.chains {
-        if name == from {
-            *name = to.to_string();
+        if &**name == from {
+            *name = Arc::clone(&to_name);
         }
     }
     for rule in table.rules.values_mut().flatten() {

@@ -7,6 +7,7 @@
 //! input, so a snapshot can be put back (rollback) and deleted by spec.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::rule::Rule;
 use crate::ruleset::{table, Family};
@@ -22,15 +23,29 @@ pub struct SaveParseError {
 }
 
 /// One table: its chains in listing order and their rules.
+///
+/// Kept between operations for every port's chains (see `kept`): a
+/// chain's name is one allocation, shared by the order and the map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     /// Chain names in the order the tool listed them.
-    pub chains: Vec<String>,
+    pub chains: Vec<Arc<str>>,
     /// Rules per chain: the arguments after `-A CHAIN`.
-    pub rules: BTreeMap<String, Vec<Rule>>,
+    pub rules: BTreeMap<Arc<str>, Vec<Rule>>,
 }
 
 impl Table {
+    /// Adds `name` at the end of the chains (its rules kept if it has
+    /// some already, as a listing that declares it twice reads).
+    pub fn add_chain(&mut self, name: &str) -> &mut Vec<Rule> {
+        let name: Arc<str> = match self.rules.get_key_value(name) {
+            Some((kept, _)) => Arc::clone(kept),
+            None => Arc::from(name),
+        };
+        self.chains.push(Arc::clone(&name));
+        self.rules.entry(name).or_default()
+    }
+
     pub fn has_chain(&self, name: &str) -> bool {
         self.rules.contains_key(name)
     }
@@ -86,8 +101,7 @@ pub fn parse_save(family: Family, text: &str) -> Result<Table, SaveParseError> {
                 .split_whitespace()
                 .next()
                 .ok_or_else(|| error("empty chain"))?;
-            table.chains.push(name.to_string());
-            table.rules.entry(name.to_string()).or_default();
+            table.add_chain(name);
         } else if line.starts_with("-A ") {
             let mut words = split_words(line).map_err(error)?;
             if words.len() < 2 {
@@ -96,7 +110,7 @@ pub fn parse_save(family: Family, text: &str) -> Result<Table, SaveParseError> {
             let rule = Rule::new(&words[2..]).map_err(|_| error("NUL in a rule"))?;
             table
                 .rules
-                .entry(words.swap_remove(1))
+                .entry(Arc::from(words.swap_remove(1)))
                 .or_default()
                 .push(rule);
         } else {
@@ -189,7 +203,8 @@ COMMIT
     #[test]
     fn reads_only_the_wanted_table_with_quoted_words() {
         let table = parse_save(Family::Ipv4, IPTABLES).unwrap();
-        assert_eq!(table.chains, ["INPUT", "FORWARD", "FI-vnet0"]);
+        let chains: Vec<&str> = table.chains.iter().map(|c| &**c).collect();
+        assert_eq!(chains, ["INPUT", "FORWARD", "FI-vnet0"]);
         assert!(table.rules_of("FORWARD")[0].is(&["-j", "libvirt-in"]));
         assert_eq!(
             table.rules_of("FI-vnet0")[0].to_words(),
