@@ -189,6 +189,7 @@ mod tests {
             }
         }
         assert!(same > 0 && same < a.len(), "{same} of {}", a.len());
+        drop((a, b));
         for port in ["vnet0", "vnet1"] {
             engine.binding_delete(port).unwrap();
         }
