@@ -72,6 +72,18 @@ impl PortObjects {
     pub fn is_empty(&self) -> bool {
         *self == PortObjects::default()
     }
+
+    /// Frees the room its vectors keep for growth: the kernel state is
+    /// kept for every port between operations, and a vector grown one
+    /// entry at a time holds room for four.
+    pub fn shrink_to_fit(&mut self) {
+        self.dispatch.shrink_to_fit();
+        self.own_chains.shrink_to_fit();
+        self.elements.shrink_to_fit();
+        for tuples in self.elements.values_mut() {
+            tuples.shrink_to_fit();
+        }
+    }
 }
 
 /// A listing we could not understand.
@@ -125,6 +137,9 @@ impl KernelState {
                 }
                 _ => {}
             }
+        }
+        for port in state.ports.values_mut() {
+            port.shrink_to_fit();
         }
         Ok(state)
     }

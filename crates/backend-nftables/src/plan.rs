@@ -177,11 +177,13 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
         };
         let tuples = want.elements.get_or_default((set.table, set.name.clone()));
         for values in &set.elements {
-            let mut tuple = vec![key.clone()];
+            let mut tuple = Vec::with_capacity(1 + values.len());
+            tuple.push(key.clone());
             tuple.extend(values.iter().cloned());
             tuples.insert(tuple);
         }
     }
+    want.shrink_to_fit();
     want
 }
 

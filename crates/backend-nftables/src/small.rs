@@ -85,6 +85,15 @@ impl<K, V> VecMap<K, V> {
         self.entries.len()
     }
 
+    /// Frees the room kept for more entries (a kept map does not grow).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -166,6 +175,11 @@ impl<T> VecSet<T> {
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Frees the room kept for more items (a kept set does not grow).
+    pub fn shrink_to_fit(&mut self) {
+        self.items.shrink_to_fit();
     }
 
     pub fn is_empty(&self) -> bool {
