@@ -6,7 +6,7 @@
 //! input, command for command. What goes into a batch is decided elsewhere:
 //! the fixed layout in [`crate::layout`], a port's change in [`crate::plan`].
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 use nftables::expr::Expression;
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, Rule, Table as NfTable};
@@ -155,9 +155,16 @@ impl Batch {
         );
     }
 
-    pub fn rule(&mut self, table: Table, chain: &str, terms: &[Term], comment: Option<&str>) {
+    /// `terms`: owned or shared (`Arc<Term>`, as a [`crate::Rule`] holds them).
+    pub fn rule<T: Borrow<Term>>(
+        &mut self,
+        table: Table,
+        chain: &str,
+        terms: &[T],
+        comment: Option<&str>,
+    ) {
         let mut text = format!("add rule {} {TABLE} {chain}", table.family());
-        for t in terms {
+        for t in terms.iter().map(Borrow::borrow) {
             text.push(' ');
             text.push_str(&t.text);
         }
@@ -172,7 +179,7 @@ impl Batch {
                 chain: chain.to_owned().into(),
                 expr: terms
                     .iter()
-                    .map(|t| t.json.clone())
+                    .map(|t| t.borrow().json.clone())
                     .collect::<Vec<_>>()
                     .into(),
                 handle: None,

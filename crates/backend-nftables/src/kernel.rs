@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::batch::mark_key;
 use crate::layout::Skeleton;
 use crate::names::{own_chain_port, template_of, Table, TABLE};
+use crate::small::{VecMap, VecSet};
 
 /// Our objects as the kernel has them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,11 +55,11 @@ pub struct PortObjects {
     /// (table, map) → its element's key (the port's name, or a mark
     /// as [`crate::batch::mark_key`] spells it) and the chain it jumps
     /// to: the dispatch maps and the template's verdict maps.
-    pub dispatch: BTreeMap<(Table, String), (String, String)>,
+    pub dispatch: VecMap<(Table, String), (String, String)>,
     /// Its own chains (`rN-HASH/PORT`).
-    pub own_chains: BTreeSet<(Table, String)>,
+    pub own_chains: VecSet<(Table, String)>,
     /// (table, set) → its elements (the values after the port key).
-    pub elements: BTreeMap<(Table, String), BTreeSet<Vec<String>>>,
+    pub elements: VecMap<(Table, String), VecSet<Vec<String>>>,
 }
 
 impl PortObjects {
@@ -72,6 +73,18 @@ impl PortObjects {
 
     pub fn is_empty(&self) -> bool {
         *self == PortObjects::default()
+    }
+
+    /// Frees the room its vectors keep for growth: the kernel state is
+    /// kept for every port between operations, and a vector grown one
+    /// entry at a time holds room for four.
+    pub fn shrink_to_fit(&mut self) {
+        self.dispatch.shrink_to_fit();
+        self.own_chains.shrink_to_fit();
+        self.elements.shrink_to_fit();
+        for tuples in self.elements.values_mut() {
+            tuples.shrink_to_fit();
+        }
     }
 }
 
@@ -129,6 +142,9 @@ impl KernelState {
                     }
                 }
             }
+        }
+        for port in state.ports.values_mut() {
+            port.shrink_to_fit();
         }
         Ok(state)
     }
@@ -248,8 +264,7 @@ impl KernelState {
                 .collect::<Result<Vec<String>, ReadError>>()?;
             self.port(&port)
                 .elements
-                .entry((table, name.to_owned()))
-                .or_default()
+                .get_or_default((table, name.to_owned()))
                 .insert(values);
         }
         Ok(())
@@ -437,7 +452,7 @@ mod tests {
         assert_eq!(p.dispatch.len(), 2);
         let v4 = &p.elements[&(Table::Inet, format!("s1/{T}"))];
         let tuple = vec![":458752".to_owned(), "10.0.0.1".to_owned()];
-        assert_eq!(v4, &BTreeSet::from([tuple]));
+        assert_eq!(v4, &VecSet::from_iter([tuple]));
         assert_eq!(
             p.dispatch[&(Table::Inet, "to-vm".to_owned())],
             (":458752".to_owned(), format!("FO/{T}"))

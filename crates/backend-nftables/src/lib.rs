@@ -21,6 +21,7 @@ mod nfproto;
 mod plan;
 pub mod render;
 mod share;
+pub mod small;
 pub mod term;
 
 pub use apply::{Applier, ApplyError, Change, Report};

@@ -2,13 +2,12 @@
 //! ([`desired`]) against what it has, as the commands between them; a
 //! template's sets and chains added or deleted.
 
-use std::collections::BTreeSet;
-
 use crate::batch::{key_operand, mark_key, Batch};
 use crate::kernel::{PortObjects, TemplateObjects};
 use crate::layout::{in_tag, jump, set_out_tag};
 use crate::names::{self, Role, Table};
 use crate::render::{Chain as PortChain, PortKey, PortRuleset};
+use crate::small::VecSet;
 use crate::term::Operand;
 
 impl Batch {
@@ -134,10 +133,7 @@ impl Batch {
 }
 
 /// The tuples of `tuples` that `other` lacks.
-fn not_in(
-    tuples: &BTreeSet<Vec<String>>,
-    other: Option<&BTreeSet<Vec<String>>>,
-) -> Vec<Vec<String>> {
+fn not_in(tuples: &VecSet<Vec<String>>, other: Option<&VecSet<Vec<String>>>) -> Vec<Vec<String>> {
     tuples
         .iter()
         .filter(|t| !other.is_some_and(|o| o.contains(*t)))
@@ -179,16 +175,15 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
         let Some(key) = port_key(set.key, port, tag) else {
             continue;
         };
-        let tuples = want
-            .elements
-            .entry((set.table, set.name.clone()))
-            .or_default();
+        let tuples = want.elements.get_or_default((set.table, set.name.clone()));
         for values in &set.elements {
-            let mut tuple = vec![key.clone()];
+            let mut tuple = Vec::with_capacity(1 + values.len());
+            tuple.push(key.clone());
             tuple.extend(values.iter().cloned());
             tuples.insert(tuple);
         }
     }
+    want.shrink_to_fit();
     want
 }
 

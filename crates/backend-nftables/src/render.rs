@@ -168,9 +168,29 @@ pub struct Chain {
 /// One rule: its statements in order, and its comment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
-    pub terms: Vec<Term>,
+    /// Each behind an `Arc`: most statements of a port's own chains are
+    /// the same for every port (`ether type 0x8035`, `accept`), so a
+    /// caller keeping many ports' rules can keep one copy of each (see
+    /// [`Rule::new`] and the engine's kept rulesets).
+    #[serde(serialize_with = "serialize_terms")]
+    pub terms: Vec<Arc<Term>>,
     /// At most 128 bytes, no `"` or control characters.
     pub comment: Option<String>,
+}
+
+impl Rule {
+    pub fn new(terms: Vec<Term>, comment: Option<String>) -> Rule {
+        Rule {
+            terms: terms.into_iter().map(Arc::new).collect(),
+            comment,
+        }
+    }
+}
+
+/// Serializes shared terms as the terms they are (serde's `rc` feature
+/// is not enabled in the workspace).
+fn serialize_terms<S: serde::Serializer>(terms: &[Arc<Term>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(terms.iter().map(|t| &**t))
 }
 
 /// Renders one port's program into its template's chains and its own
@@ -407,10 +427,8 @@ fn shared_rule(
         terms_out.splice(pos..pos, found);
     }
     terms_out.push(verdict(&rule.verdict, at.chain, &ctx, out.template)?);
-    Ok(Ok(Rule {
-        terms: terms_out,
-        comment: rule.comment.as_deref().map(checked_comment).transpose()?,
-    }))
+    let comment = rule.comment.as_deref().map(checked_comment).transpose()?;
+    Ok(Ok(Rule::new(terms_out, comment)))
 }
 
 /// The group's rules with the port's values written in, in a chain of the
@@ -440,10 +458,10 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
         key,
         chain,
     });
-    Ok(Rule {
-        terms: vec![crate::layout::vmap(key.operand(), &map)],
-        comment: None,
-    })
+    Ok(Rule::new(
+        vec![crate::layout::vmap(key.operand(), &map)],
+        None,
+    ))
 }
 
 /// `rule` with every value written in.
@@ -456,10 +474,8 @@ fn written_out(rule: &ir::Rule, chain: &ir::Chain, template: &str) -> Result<Rul
         t.extend(terms(m, &mut ctx)?);
     }
     t.push(verdict(&rule.verdict, chain, &ctx, template)?);
-    Ok(Rule {
-        terms: t,
-        comment: rule.comment.as_deref().map(checked_comment).transpose()?,
-    })
+    let comment = rule.comment.as_deref().map(checked_comment).transpose()?;
+    Ok(Rule::new(t, comment))
 }
 
 /// A short hash of rules' text: an own chain's name changes with its

@@ -159,7 +159,7 @@ fn teardown_in_a_pristine_namespace_leaves_only_empty_builtin_chains() {
     let builtin = ["PREROUTING", "OUTPUT", "POSTROUTING", "INPUT", "FORWARD"];
     for table in [&tables.bridge, &tables.ipv4, &tables.ipv6] {
         assert!(
-            table.chains.iter().all(|c| builtin.contains(&c.as_str())),
+            table.chains.iter().all(|c| builtin.contains(&&**c)),
             "{table:?}"
         );
         assert!(table.rules.values().all(Vec::is_empty), "{table:?}");

@@ -15,11 +15,14 @@
 //! -m tcp`); planning compares chains by name and rule count, and deletes
 //! hooks by the exact text it kept, which the tools accept either way.
 
+use std::sync::Arc;
+
 use nwfilter_model::IfName;
 
 use super::batch::Batch;
 use super::kernel::{split_words, Table, Tables};
 use super::plan::FamilyPlan;
+use super::rule::Rule;
 use super::{Applier, ApplyError, Change, Report};
 use host_io::Runner;
 
@@ -58,8 +61,7 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
             if table.has_chain(name) {
                 return None;
             }
-            table.chains.push(name.to_string());
-            table.rules.insert(name.to_string(), Vec::new());
+            table.add_chain(name);
             continue;
         }
         let mut words = split_words(line).ok()?;
@@ -76,22 +78,22 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
     match verb {
         // A built-in chain of a table never read (first port) appears on
         // first use, as the kernel creates the table with its chains.
-        "-A" => rules_or_builtin(table, chain).push(rest),
+        "-A" => rules_or_builtin(table, chain).push(Rule::new(&rest).ok()?),
         "-I" => {
             let position: usize = rest.first()?.parse().ok()?;
-            let rule = rest.split_off(1);
+            let rule = Rule::new(&rest.split_off(1)).ok()?;
             let rules = rules_or_builtin(table, chain);
             rules.insert(position.checked_sub(1)?.min(rules.len()), rule);
         }
         "-D" => {
             let rules = table.rules.get_mut(chain)?;
-            let at = rules.iter().position(|r| *r == rest)?;
+            let at = rules.iter().position(|r| r.is(&rest))?;
             rules.remove(at);
         }
         "-F" => table.rules.get_mut(chain)?.clear(),
         "-X" => {
             table.rules.remove(chain)?;
-            table.chains.retain(|c| c != chain);
+            table.chains.retain(|c| &**c != chain);
         }
         "-E" => rename(table, chain, rest.first()?)?,
         _ => return None,
@@ -99,11 +101,12 @@ fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String
     Some(())
 }
 
-fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Vec<String>> {
-    if !table.has_chain(chain) {
-        table.chains.push(chain.to_string());
+fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Rule> {
+    if table.has_chain(chain) {
+        table.rules.get_mut(chain).expect("the chain is there")
+    } else {
+        table.add_chain(chain)
     }
-    table.rules.entry(chain.to_string()).or_default()
 }
 
 /// Renames a chain; jumps to it follow (the kernel links them by chain).
@@ -112,18 +115,16 @@ fn rename(table: &mut Table, from: &str, to: &str) -> Option<()> {
         return None;
     }
     let rules = table.rules.remove(from)?;
-    table.rules.insert(to.to_string(), rules);
+    let to_name: Arc<str> = Arc::from(to);
+    table.rules.insert(Arc::clone(&to_name), rules);
     for name in &mut table.chains {
-        if name == from {
-            *name = to.to_string();
+        if &**name == from {
+            *name = Arc::clone(&to_name);
         }
     }
     for rule in table.rules.values_mut().flatten() {
-        for i in 1..rule.len() {
-            let jumps = matches!(rule[i - 1].as_str(), "-j" | "-g" | "--jump" | "--goto");
-            if jumps && rule[i] == from {
-                rule[i] = to.to_string();
-            }
+        if rule.words().any(|word| word == from) {
+            *rule = rule.retargeted(from, to);
         }
     }
     Some(())

@@ -7,7 +7,9 @@
 //! input, so a snapshot can be put back (rollback) and deleted by spec.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use super::rule::Rule;
 use crate::ruleset::{table, Family};
 
 /// A save file could not be understood.
@@ -21,21 +23,35 @@ pub struct SaveParseError {
 }
 
 /// One table: its chains in listing order and their rules.
+///
+/// Kept between operations for every port's chains (see `kept`): a
+/// chain's name is one allocation, shared by the order and the map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     /// Chain names in the order the tool listed them.
-    pub chains: Vec<String>,
-    /// Rules per chain: the arguments after `-A CHAIN`, as argv.
-    pub rules: BTreeMap<String, Vec<Vec<String>>>,
+    pub chains: Vec<Arc<str>>,
+    /// Rules per chain: the arguments after `-A CHAIN`.
+    pub rules: BTreeMap<Arc<str>, Vec<Rule>>,
 }
 
 impl Table {
+    /// Adds `name` at the end of the chains (its rules kept if it has
+    /// some already, as a listing that declares it twice reads).
+    pub fn add_chain(&mut self, name: &str) -> &mut Vec<Rule> {
+        let name: Arc<str> = match self.rules.get_key_value(name) {
+            Some((kept, _)) => Arc::clone(kept),
+            None => Arc::from(name),
+        };
+        self.chains.push(Arc::clone(&name));
+        self.rules.entry(name).or_default()
+    }
+
     pub fn has_chain(&self, name: &str) -> bool {
         self.rules.contains_key(name)
     }
 
     /// The rules of `chain` (empty if it does not exist).
-    pub fn rules_of(&self, chain: &str) -> &[Vec<String>] {
+    pub fn rules_of(&self, chain: &str) -> &[Rule] {
         self.rules.get(chain).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -48,7 +64,8 @@ impl Table {
         }
         for chain in &self.chains {
             for rule in self.rules_of(chain) {
-                out.push_str(&format!("-A {chain} {}\n", rule.join(" ")));
+                let args: Vec<&str> = rule.words().collect();
+                out.push_str(&format!("-A {chain} {}\n", args.join(" ")));
             }
         }
         out
@@ -84,16 +101,18 @@ pub fn parse_save(family: Family, text: &str) -> Result<Table, SaveParseError> {
                 .split_whitespace()
                 .next()
                 .ok_or_else(|| error("empty chain"))?;
-            table.chains.push(name.to_string());
-            table.rules.entry(name.to_string()).or_default();
+            table.add_chain(name);
         } else if line.starts_with("-A ") {
             let mut words = split_words(line).map_err(error)?;
             if words.len() < 2 {
                 return Err(error("rule without chain"));
             }
-            let chain = words[1].clone();
-            let rule = words.split_off(2);
-            table.rules.entry(chain).or_default().push(rule);
+            let rule = Rule::new(&words[2..]).map_err(|_| error("NUL in a rule"))?;
+            table
+                .rules
+                .entry(Arc::from(words.swap_remove(1)))
+                .or_default()
+                .push(rule);
         } else {
             return Err(error("unexpected line"));
         }
@@ -135,13 +154,6 @@ pub fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
         words.push(word);
     }
     Ok(words)
-}
-
-/// The chain a rule jumps or goes to (`-j X` / `-g X`), if any.
-pub fn target(rule: &[String]) -> Option<&str> {
-    rule.windows(2)
-        .find(|w| w[0] == "-j" || w[0] == "-g" || w[0] == "--jump" || w[0] == "--goto")
-        .map(|w| w[1].as_str())
 }
 
 /// The three tables we work in, as read at one moment.
@@ -191,10 +203,11 @@ COMMIT
     #[test]
     fn reads_only_the_wanted_table_with_quoted_words() {
         let table = parse_save(Family::Ipv4, IPTABLES).unwrap();
-        assert_eq!(table.chains, ["INPUT", "FORWARD", "FI-vnet0"]);
-        assert_eq!(table.rules_of("FORWARD"), [vec!["-j", "libvirt-in"]]);
+        let chains: Vec<&str> = table.chains.iter().map(|c| &**c).collect();
+        assert_eq!(chains, ["INPUT", "FORWARD", "FI-vnet0"]);
+        assert!(table.rules_of("FORWARD")[0].is(&["-j", "libvirt-in"]));
         assert_eq!(
-            table.rules_of("FI-vnet0")[0],
+            table.rules_of("FI-vnet0")[0].to_words(),
             [
                 "-p",
                 "tcp",
@@ -206,7 +219,7 @@ COMMIT
                 "RETURN"
             ]
         );
-        assert_eq!(target(&table.rules_of("FI-vnet0")[0]), Some("RETURN"));
+        assert_eq!(table.rules_of("FI-vnet0")[0].target(), Some("RETURN"));
         assert!(!table.has_chain("PREROUTING"));
     }
 

@@ -5,7 +5,8 @@
 
 use nwfilter_model::IfName;
 
-use super::kernel::{target, Table};
+use super::kernel::Table;
+use super::rule::Rule;
 use crate::ruleset::{Family, Hook};
 
 /// The shared iptables/ip6tables chains, with their hook into a built-in
@@ -154,7 +155,7 @@ pub fn port_chains(
         // them), not every name with a matching prefix: `I-a-b-c` may be
         // port `a`'s chain `b-c` or port `a-b`'s chain `c`.
         for rule in table.rules_of(&root) {
-            let Some(sub) = target(rule) else { continue };
+            let Some(sub) = rule.target() else { continue };
             let is_ours = family == Family::Bridge
                 && sub_prefixes.iter().any(|p| sub.starts_with(p.as_str()))
                 && table.has_chain(sub);
@@ -177,8 +178,11 @@ pub fn hooks_into(
     let mut hooks = Vec::new();
     for holder in hook_chains(family) {
         for rule in table.rules_of(holder) {
-            if target(rule).is_some_and(|t| chains.iter().any(|(_, c)| c == t)) {
-                hooks.push((holder.to_string(), rule.clone()));
+            if rule
+                .target()
+                .is_some_and(|t| chains.iter().any(|(_, c)| c == t))
+            {
+                hooks.push((holder.to_string(), rule.to_words()));
             }
         }
     }
@@ -191,11 +195,13 @@ pub fn in_post_of(table: &Table, port: &IfName) -> Option<Vec<String>> {
         .rules_of("libvirt-in-post")
         .iter()
         .find(|rule| {
-            rule.windows(2)
+            let words: Vec<&str> = rule.words().collect();
+            words
+                .windows(2)
                 .any(|w| w[0] == "--physdev-in" && w[1] == port.as_str())
-                && target(rule) == Some("ACCEPT")
+                && rule.target() == Some("ACCEPT")
         })
-        .cloned()
+        .map(Rule::to_words)
 }
 
 #[cfg(test)]

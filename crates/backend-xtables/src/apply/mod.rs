@@ -16,6 +16,7 @@ mod kernel;
 pub(crate) mod layout;
 mod plan;
 mod probe;
+mod rule;
 
 use host_io::{Command, RunError, Runner, Tool};
 use nwfilter_model::IfName;
@@ -23,6 +24,7 @@ use nwfilter_model::IfName;
 pub use batch::BadArgument;
 pub use kernel::{parse_save, SaveParseError, Table, Tables};
 pub use plan::{BadChain, Desired, PlanError};
+pub use rule::{NulInArgument, Rule};
 
 use crate::ruleset::{table, Family, PortRuleset};
 use batch::Batch;

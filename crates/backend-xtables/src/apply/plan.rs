@@ -19,11 +19,12 @@
 use nwfilter_model::IfName;
 
 use super::batch::{BadArgument, Batch};
-use super::kernel::{target, Table};
+use super::kernel::Table;
 use super::layout::{
     hook_rule, hooks_into, in_post_of, in_post_rule, port_chains, temporary_name, Generation,
     GLOBAL_CHAINS,
 };
+use super::rule::Rule;
 use crate::ruleset::{Family, Hook, RenderedChain};
 
 /// What one port should have in the kernel (no chains: nothing).
@@ -289,7 +290,7 @@ impl GlobalUse {
             table
                 .rules_of(holder)
                 .iter()
-                .any(|r| target(r) == Some(chain))
+                .any(|r| r.target() == Some(chain))
         };
         if self.in_use {
             for (chain, _, _) in GLOBAL_CHAINS {
@@ -307,9 +308,9 @@ impl GlobalUse {
                 for rule in table
                     .rules_of(holder)
                     .iter()
-                    .filter(|r| target(r) == Some(chain))
+                    .filter(|r| r.target() == Some(chain))
                 {
-                    batch.delete(holder, rule)?;
+                    batch.delete(holder, &rule.to_words())?;
                 }
             }
             for (chain, _, _) in GLOBAL_CHAINS {
@@ -330,7 +331,7 @@ pub fn snapshot_port(family: Family, table: &Table, port: &IfName) -> Vec<Render
         .map(|(role, name)| RenderedChain {
             family,
             role,
-            rules: table.rules_of(&name).to_vec(),
+            rules: table.rules_of(&name).iter().map(Rule::to_words).collect(),
             name,
         })
         .collect()
@@ -366,7 +367,7 @@ pub fn is_current(family: Family, table: &Table, port: &IfName, chains: &[Render
                     table
                         .rules_of(holder)
                         .iter()
-                        .any(|r| target(r) == Some(*chain))
+                        .any(|r| r.target() == Some(*chain))
                 }));
     same_chains && hooks_ok && shared_ok
 }

@@ -51,12 +51,12 @@ fn family_unchanged(
             ))
         })
         .collect();
-    let to_final = |arg: &String| {
+    fn to_final<'a>(temp_to_final: &'a [(String, &'a str)], arg: &'a str) -> &'a str {
         temp_to_final
             .iter()
             .find(|(temp, _)| temp == arg)
-            .map_or_else(|| arg.clone(), |(_, fin)| fin.to_string())
-    };
+            .map_or(arg, |(_, fin)| fin)
+    }
     temp_to_final.iter().all(|(temp, fin)| {
         let built = after.get(family).rules_of(temp);
         let live = before.get(family).rules_of(fin);
@@ -65,7 +65,7 @@ fn family_unchanged(
             && built
                 .iter()
                 .zip(live)
-                .all(|(b, l)| b.iter().map(to_final).eq(l.iter().cloned()))
+                .all(|(b, l)| b.words().map(|w| to_final(&temp_to_final, w)).eq(l.words()))
     })
 }
 

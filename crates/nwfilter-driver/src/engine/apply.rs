@@ -106,6 +106,8 @@ impl<R: Runner> Engine<R> {
             let kept = Kept::keep(state.templates.share(rs.clone()));
             state.applied.insert(rs.port().clone(), kept);
         }
+        // What the rulesets replaced may have been the last holder.
+        state.templates.prune();
         Ok(report)
     }
 

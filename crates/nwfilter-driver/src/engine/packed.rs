@@ -21,8 +21,9 @@ const RULE: char = '\u{1e}';
 /// One port's applied rules as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kept {
-    /// As rendered (nftables: its template chains are shared, see
-    /// `shared`; an xtables ruleset that cannot be packed).
+    /// As rendered (nftables: its template chains and own-chain
+    /// statements are shared, see `shared`, and its notes dropped, see
+    /// [`Kept::keep`]; an xtables ruleset that cannot be packed).
     Whole(Rendered),
     Xtables(Packed),
 }
@@ -49,13 +50,21 @@ impl Kept {
     /// (restore input cannot carry control characters or empty words, so
     /// applied rules never do; anything else is kept whole, so packing is
     /// always exact).
+    ///
+    /// An nftables ruleset is kept without its `per_port` notes: they
+    /// tell the reader of `render` why rules are in chains of the port's
+    /// own, which no operation needs (the applier plans without them),
+    /// and cost some hundred bytes per port.
     pub(crate) fn keep(rendered: Rendered) -> Kept {
         match rendered {
             Rendered::Xtables(rs) => match pack(&rs) {
                 Some(packed) => Kept::Xtables(packed),
                 None => Kept::Whole(Rendered::Xtables(rs)),
             },
-            other => Kept::Whole(other),
+            Rendered::Nftables { port, mut rules } => {
+                rules.per_port = Vec::new();
+                Kept::Whole(Rendered::Nftables { port, rules })
+            }
         }
     }
 

@@ -3,23 +3,52 @@
 //! template chains (only its set elements differ), and keeping a copy per
 //! port made the daemon's memory grow by the whole template for each
 //! binding (issue 22).
+//!
+//! Likewise one copy of each statement of the ports' own chains: those
+//! hold rules with the port's values written in (clean-traffic's RARP
+//! rules), yet most of their statements are the same for every port
+//! (`ether type 0x8035`, `@nh,48,16 0x0003`, `accept`); a copy per port
+//! was most of the daemon's memory per binding (issue 22 item 5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use backend_nftables::term::Term;
 use backend_nftables::Chain;
 
 use crate::backend::Rendered;
 
-/// The template chains of the kept rulesets, by template id.
+/// The template chains and own-chain statements of the kept rulesets.
 #[derive(Debug, Default)]
 pub(crate) struct Templates {
     by_id: HashMap<String, Arc<Vec<Chain>>>,
+    terms: HashSet<SharedTerm>,
+}
+
+/// A kept statement, found by its text (equal statements have equal
+/// text; equality is the whole statement's).
+#[derive(Debug, Clone)]
+struct SharedTerm(Arc<Term>);
+
+impl PartialEq for SharedTerm {
+    fn eq(&self, other: &SharedTerm) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for SharedTerm {}
+
+impl Hash for SharedTerm {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.text.hash(state);
+    }
 }
 
 impl Templates {
     /// `rendered`, holding the kept copy of its template chains (which it
-    /// becomes, for the next ports of that template, when there is none).
+    /// becomes, for the next ports of that template, when there is none)
+    /// and of each statement of its own chains.
     pub(crate) fn share(&mut self, mut rendered: Rendered) -> Rendered {
         if let Rendered::Nftables { rules, .. } = &mut rendered {
             let kept = self.by_id.get(&rules.template);
@@ -27,17 +56,30 @@ impl Templates {
                 self.by_id
                     .insert(rules.template.clone(), Arc::clone(&rules.chains));
             }
+            let own = rules.own.iter_mut().flat_map(|chain| &mut chain.rules);
+            for term in own.flat_map(|rule| &mut rule.terms) {
+                let this = SharedTerm(Arc::clone(term));
+                match self.terms.get(&this) {
+                    Some(kept) => *term = Arc::clone(&kept.0),
+                    None => {
+                        self.terms.insert(this);
+                    }
+                }
+            }
         }
         rendered
     }
 
-    /// Forgets the templates no kept ruleset holds any more.
+    /// Forgets the templates and statements no kept ruleset holds any
+    /// more.
     pub(crate) fn prune(&mut self) {
         self.by_id.retain(|_, chains| Arc::strong_count(chains) > 1);
+        self.terms.retain(|term| Arc::strong_count(&term.0) > 1);
     }
 
     pub(crate) fn clear(&mut self) {
         self.by_id.clear();
+        self.terms.clear();
     }
 }
 
@@ -105,5 +147,52 @@ mod tests {
         );
         engine.binding_delete("vnet2").unwrap();
         assert!(engine.lock().templates.by_id.is_empty());
+    }
+
+    #[test]
+    fn statements_of_own_chains_are_kept_once_among_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(RecordingRunner::new());
+        runner.answer(Tool::Nft, NO_TABLES);
+        let engine = Engine::new(
+            FilterStore::open(dir.path().join("etc")),
+            BindingStore::open(dir.path().join("run")),
+            runner,
+        )
+        .with_backend(Backend::Nftables);
+        for (i, port) in ["vnet0", "vnet1"].into_iter().enumerate() {
+            engine.binding_create(&binding(port, i as u8 + 1)).unwrap();
+        }
+        let own_terms = |port: &str| {
+            let state = engine.lock();
+            let kept = &state.applied[&nwfilter_model::IfName::new(port).unwrap()];
+            match kept.unpack() {
+                Rendered::Nftables { rules, .. } => {
+                    assert!(rules.per_port.is_empty(), "notes for `render` are not kept");
+                    rules
+                        .own
+                        .iter()
+                        .flat_map(|c| c.rules.iter().flat_map(|r| r.terms.clone()))
+                        .collect::<Vec<_>>()
+                }
+                Rendered::Xtables(_) => panic!("rendered for nftables"),
+            }
+        };
+        let (a, b) = (own_terms("vnet0"), own_terms("vnet1"));
+        // clean-traffic's RARP rules have the port's MAC written in.
+        assert!(!a.is_empty() && a.len() == b.len());
+        let mut same = 0;
+        for (x, y) in a.iter().zip(&b) {
+            if x == y {
+                assert!(Arc::ptr_eq(x, y), "{} kept twice", x.text);
+                same += 1;
+            }
+        }
+        assert!(same > 0 && same < a.len(), "{same} of {}", a.len());
+        drop((a, b));
+        for port in ["vnet0", "vnet1"] {
+            engine.binding_delete(port).unwrap();
+        }
+        assert!(engine.lock().templates.terms.is_empty());
     }
 }

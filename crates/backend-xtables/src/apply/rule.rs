@@ -1,0 +1,113 @@
+//! One rule of a kept table in one allocation.
+//!
+//! The tables are kept between operations (see `kept`), for every port:
+//! a rule as a vector of `String`s cost an allocation per argument and
+//! made the kept tables several times the size of their text (issue 22
+//! item 5). A [`Rule`] holds its arguments in one string, each followed
+//! by a NUL: the words come from the kernel's C strings or from restore
+//! input, neither of which can carry a NUL, so the packing is exact.
+
+use std::fmt;
+
+/// Ends each argument in [`Rule`]'s text.
+const END: char = '\0';
+
+/// A rule's arguments after `-A CHAIN`, as argv.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Rule(Box<str>);
+
+/// An argument held a NUL, which no table rule can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NulInArgument;
+
+impl Rule {
+    /// The rule of these arguments.
+    pub fn new<S: AsRef<str>>(words: &[S]) -> Result<Rule, NulInArgument> {
+        let mut text = String::with_capacity(words.iter().map(|w| w.as_ref().len() + 1).sum());
+        for word in words {
+            let word = word.as_ref();
+            if word.contains(END) {
+                return Err(NulInArgument);
+            }
+            text.push_str(word);
+            text.push(END);
+        }
+        Ok(Rule(text.into_boxed_str()))
+    }
+
+    /// Its arguments in order.
+    pub fn words(&self) -> impl Iterator<Item = &str> + Clone {
+        self.0.split_terminator(END)
+    }
+
+    /// Its arguments as argv.
+    pub fn to_words(&self) -> Vec<String> {
+        self.words().map(str::to_owned).collect()
+    }
+
+    /// The chain the rule jumps or goes to (`-j X` / `-g X`), if any.
+    pub fn target(&self) -> Option<&str> {
+        let mut words = self.words();
+        while let Some(word) = words.next() {
+            if matches!(word, "-j" | "-g" | "--jump" | "--goto") {
+                return words.next();
+            }
+        }
+        None
+    }
+
+    /// The rule with its jumps to `from` going to `to` (a renamed chain).
+    pub fn retargeted(&self, from: &str, to: &str) -> Rule {
+        let mut words = self.to_words();
+        for i in 1..words.len() {
+            let jumps = matches!(words[i - 1].as_str(), "-j" | "-g" | "--jump" | "--goto");
+            if jumps && words[i] == from {
+                words[i] = to.to_owned();
+            }
+        }
+        Rule::new(&words).expect("the words came from a rule and `to` from restore input")
+    }
+
+    /// Whether its arguments are `words`.
+    pub fn is<S: AsRef<str>>(&self, words: &[S]) -> bool {
+        self.words().eq(words.iter().map(AsRef::as_ref))
+    }
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.words()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_come_back_as_given_empty_ones_too() {
+        for words in [
+            vec![],
+            vec![""],
+            vec!["-j", "RETURN"],
+            vec!["--comment", "say \"hi\" there", "", "-j", "DROP"],
+        ] {
+            let rule = Rule::new(&words).unwrap();
+            assert_eq!(rule.to_words(), words);
+            assert!(rule.is(&words));
+        }
+        assert_ne!(Rule::new(&[""]).unwrap(), Rule::new::<&str>(&[]).unwrap());
+        assert_eq!(Rule::new(&["a\0b"]), Err(NulInArgument));
+    }
+
+    #[test]
+    fn target_and_retargeting_follow_jumps_only() {
+        let rule =
+            Rule::new(&["-m", "comment", "--comment", "FJ-vnet0", "-j", "FJ-vnet0"]).unwrap();
+        assert_eq!(rule.target(), Some("FJ-vnet0"));
+        let renamed = rule.retargeted("FJ-vnet0", "FI-vnet0");
+        assert!(renamed.is(&["-m", "comment", "--comment", "FJ-vnet0", "-j", "FI-vnet0"]));
+        assert_eq!(Rule::new(&["-p", "tcp"]).unwrap().target(), None);
+        assert_eq!(Rule::new(&["-j"]).unwrap().target(), None);
+    }
+}
