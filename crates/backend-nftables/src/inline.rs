@@ -12,6 +12,8 @@
 //! with comments (they would be lost), another shape, or more than one
 //! rule jumping to it (also from a port's own chains) stays as it is.
 
+use std::sync::Arc;
+
 use nftables::expr::Expression;
 use nftables::stmt::{Drop, Operator, Statement};
 
@@ -82,14 +84,15 @@ fn inlined(chains: &[Chain], own: &[Chain], i: usize) -> Option<(usize, usize, R
     }
     let left: Vec<&Term> = conds
         .iter()
+        .map(|t| &**t)
         .filter(|t| !caller_conds.iter().any(|k| k.text == t.text))
         .collect();
     let [lookup] = left.as_slice() else {
         return None;
     };
     let mut terms = caller_conds.to_vec();
-    terms.push(negated_lookup(lookup)?);
-    terms.push(statement("drop", Statement::Drop(Some(Drop {}))));
+    terms.push(Arc::new(negated_lookup(lookup)?));
+    terms.push(Arc::new(statement("drop", Statement::Drop(Some(Drop {})))));
     Some((
         *c,
         *r,
@@ -100,7 +103,7 @@ fn inlined(chains: &[Chain], own: &[Chain], i: usize) -> Option<(usize, usize, R
     ))
 }
 
-fn is(terms: &[Term], text: &str) -> bool {
+fn is(terms: &[Arc<Term>], text: &str) -> bool {
     matches!(terms, [t] if t.text == text)
 }
 
@@ -131,10 +134,7 @@ mod tests {
     use crate::term::{compare, Operand};
 
     fn rule(terms: Vec<Term>) -> Rule {
-        Rule {
-            terms,
-            comment: None,
-        }
+        Rule::new(terms, None)
     }
 
     fn chain(name: &str, role: Role, rules: Vec<Rule>) -> Chain {

@@ -67,13 +67,13 @@ pub(crate) fn rule_guard(family: Family, guard: Guard, ctx: &mut Context) -> Vec
 /// The rule at the head of a [`Guard::OneRule`] chain: packets of the
 /// other version return.
 pub(crate) fn chain_guard(family: Family) -> Rule {
-    Rule {
-        terms: vec![
+    Rule::new(
+        vec![
             test(family, true),
             statement("return", Statement::Return(Some(Return {}))),
         ],
-        comment: None,
-    }
+        None,
+    )
 }
 
 fn version(family: Family) -> Option<(IpVersion, &'static str)> {
