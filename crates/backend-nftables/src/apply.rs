@@ -90,26 +90,53 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
         self.tracked(state, |s| Ok(plan_remove(s, ports)))
     }
 
+    /// As [`Applier::apply_tracked`], planned against `read`, a reading
+    /// of the kernel made just now for this operation (see
+    /// [`Applier::start_read`]): as after a read of its own, a refused
+    /// transaction is final, not blamed on a stale state and tried again.
+    pub fn apply_on_read(
+        &self,
+        state: &mut Option<KernelState>,
+        read: KernelState,
+        changes: &[Change<'_>],
+    ) -> Result<Report, ApplyError> {
+        *state = None;
+        self.attempt(state, read, false, |s| plan_apply(s, changes))
+    }
+
     fn tracked(
         &self,
         state: &mut Option<KernelState>,
         plan: impl Fn(&mut KernelState) -> Result<(Batch, Report), ApplyError>,
     ) -> Result<Report, ApplyError> {
-        let known = state.take();
-        let was_known = known.is_some();
-        let mut next = match known {
-            Some(s) => s,
-            None => self.read()?,
-        };
-        let (batch, report) = plan(&mut next)?;
+        match state.take() {
+            Some(kept) => self.attempt(state, kept, true, plan),
+            None => {
+                let read = self.read()?;
+                self.attempt(state, read, false, plan)
+            }
+        }
+    }
+
+    /// Plans on `start` and commits; `state` describes the kernel after
+    /// a commit. With `may_be_stale` (a state kept from earlier
+    /// operations), a refusal reads the kernel and plans once more.
+    fn attempt(
+        &self,
+        state: &mut Option<KernelState>,
+        mut start: KernelState,
+        may_be_stale: bool,
+        plan: impl Fn(&mut KernelState) -> Result<(Batch, Report), ApplyError>,
+    ) -> Result<Report, ApplyError> {
+        let (batch, report) = plan(&mut start)?;
         match self.commit(&batch) {
             Ok(()) => {
-                *state = Some(next);
+                *state = Some(start);
                 Ok(report)
             }
             // The state we were given may be stale: plan once more
             // against what the kernel has now.
-            Err(ApplyError::Refused(_)) if was_known => {
+            Err(ApplyError::Refused(_)) if may_be_stale => {
                 let mut fresh = self.read()?;
                 let (batch, report) = plan(&mut fresh)?;
                 self.commit(&batch)?;

@@ -145,6 +145,15 @@ pub(crate) type Change<'a> = host_io::Change<'a, Rendered>;
 pub(crate) struct Kept {
     nft: Option<backend_nftables::KernelState>,
     xtables: Option<backend_xtables::apply::Tables>,
+    /// A reading made just now for the next apply ([`Kept::start_read`]):
+    /// a refusal planned on it is final, as after the applier's own read.
+    fresh: Option<Fresh>,
+}
+
+#[derive(Debug)]
+enum Fresh {
+    Nft(backend_nftables::KernelState),
+    Xtables(backend_xtables::apply::Tables),
 }
 
 impl Kept {
@@ -152,6 +161,13 @@ impl Kept {
     /// repair: someone else may have changed it).
     pub(crate) fn forget(&mut self) {
         *self = Kept::default();
+    }
+
+    /// Drops a reading [`Kept::finish_read`] left that no apply used (an
+    /// operation with nothing to apply): it is only fresh for the
+    /// operation it was made for.
+    pub(crate) fn drop_unused_read(&mut self) {
+        self.fresh = None;
     }
 
     /// Starts reading `backend`'s tables when they are unknown, to run
@@ -176,11 +192,11 @@ impl Kept {
     /// read leaves the tables unknown: the next operation reads them
     /// again and reports what goes wrong as its own error.
     pub(crate) fn finish_read(&mut self, pending: PendingRead) {
-        match pending {
-            PendingRead::Nft(read) => self.nft = read.finish().ok(),
-            PendingRead::Xtables(read) => self.xtables = read.finish().ok(),
-            PendingRead::Known => {}
-        }
+        self.fresh = match pending {
+            PendingRead::Nft(read) => read.finish().ok().map(Fresh::Nft),
+            PendingRead::Xtables(read) => read.finish().ok().map(Fresh::Xtables),
+            PendingRead::Known => None,
+        };
     }
 }
 
@@ -215,7 +231,13 @@ pub(crate) fn apply<R: Runner + ?Sized>(
                     recorded: c.recorded.and_then(as_xtables),
                 })
                 .collect();
-            Ok(backend_xtables::Applier::new(runner).apply_kept(&mut kept.xtables, &changes)?)
+            let applier = backend_xtables::Applier::new(runner);
+            Ok(match kept.fresh.take() {
+                Some(Fresh::Xtables(read)) => {
+                    applier.apply_on_read(&mut kept.xtables, read, &changes)?
+                }
+                _ => applier.apply_kept(&mut kept.xtables, &changes)?,
+            })
         }
         Backend::Nftables => {
             let changes: Vec<backend_nftables::Change<'_>> = changes
@@ -225,7 +247,11 @@ pub(crate) fn apply<R: Runner + ?Sized>(
                     recorded: c.recorded.and_then(as_nftables),
                 })
                 .collect();
-            Ok(backend_nftables::Applier::new(runner).apply_tracked(&mut kept.nft, &changes)?)
+            let applier = backend_nftables::Applier::new(runner);
+            Ok(match kept.fresh.take() {
+                Some(Fresh::Nft(read)) => applier.apply_on_read(&mut kept.nft, read, &changes)?,
+                _ => applier.apply_tracked(&mut kept.nft, &changes)?,
+            })
         }
     }
 }

@@ -152,15 +152,42 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
         self.with_kept(kept, |tables| self.remove_on(tables, ports))
     }
 
+    /// As [`Applier::apply_kept`], planned against `read`, tables read
+    /// just now for this operation (see [`Applier::start_read_tables`]):
+    /// as after a read of its own, a refusal is final.
+    pub fn apply_on_read(
+        &self,
+        kept: &mut Option<Tables>,
+        read: Tables,
+        changes: &[Change<'_>],
+    ) -> Result<Report, ApplyError> {
+        *kept = None;
+        self.with_tables(kept, read, true, |tables| self.apply_on(tables, changes))
+    }
+
     fn with_kept(
         &self,
         kept: &mut Option<Tables>,
         operation: impl Fn(Tables) -> Result<(Report, Option<Tables>), ApplyError>,
     ) -> Result<Report, ApplyError> {
-        let (tables, read) = match kept.take() {
-            Some(tables) => (tables, false),
-            None => (self.read_tables()?, true),
-        };
+        match kept.take() {
+            Some(tables) => self.with_tables(kept, tables, false, operation),
+            None => {
+                let tables = self.read_tables()?;
+                self.with_tables(kept, tables, true, operation)
+            }
+        }
+    }
+
+    /// Runs `operation` on `tables` (`read`: read just now, not kept
+    /// from earlier operations); `kept` is what it left known.
+    fn with_tables(
+        &self,
+        kept: &mut Option<Tables>,
+        tables: Tables,
+        read: bool,
+        operation: impl Fn(Tables) -> Result<(Report, Option<Tables>), ApplyError>,
+    ) -> Result<Report, ApplyError> {
         let result = match operation(tables) {
             // Planned against kept tables and refused with nothing
             // changed: they may be stale. Read and plan once more.

@@ -132,7 +132,9 @@ impl<R: Runner> Engine<R> {
         }
         state.kept.finish_read(reading);
         drop(tables);
-        let report = self.apply_all(&mut state, &rulesets, true)?;
+        let applied = self.apply_all(&mut state, &rulesets, true);
+        state.kept.drop_unused_read();
+        let report = applied?;
         result.applied = report.changed;
         result.unchanged = report.unchanged;
         Ok(result)
