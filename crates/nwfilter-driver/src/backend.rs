@@ -181,9 +181,9 @@ impl Kept {
             Backend::Nftables if self.nft.is_none() => {
                 PendingRead::Nft(backend_nftables::Applier::new(runner).start_read())
             }
-            Backend::Xtables if self.xtables.is_none() => {
-                PendingRead::Xtables(backend_xtables::Applier::new(runner).start_read_tables())
-            }
+            Backend::Xtables if self.xtables.is_none() => PendingRead::Xtables(Box::new(
+                backend_xtables::Applier::new(runner).start_read_tables(),
+            )),
             _ => PendingRead::Known,
         }
     }
@@ -204,7 +204,7 @@ impl Kept {
 #[derive(Debug)]
 pub(crate) enum PendingRead {
     Nft(backend_nftables::apply::PendingRead),
-    Xtables(backend_xtables::apply::PendingTables),
+    Xtables(Box<backend_xtables::apply::PendingTables>),
     /// Nothing to read: the tables were known.
     Known,
 }
