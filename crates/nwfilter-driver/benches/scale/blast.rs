@@ -18,11 +18,12 @@
 //!   ECONNREFUSED); with it, datagrams past the full receive queue are
 //!   dropped by B's UDP layer, after B's interface has counted them.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use crate::lab::Error;
+use crate::throughput::say;
 
 /// Sends for `secs` seconds; prints "SENT ELAPSED".
 pub fn sender(target: &str, secs: &str, payload: &str) -> Result<(), Error> {
@@ -78,12 +79,5 @@ pub fn hole(listen: &str, secs: &str) -> Result<(), Error> {
     let _socket = UdpSocket::bind(listen)?;
     say("listening")?;
     std::thread::sleep(lifetime);
-    Ok(())
-}
-
-fn say(line: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()?;
     Ok(())
 }

@@ -189,7 +189,8 @@ pub fn source(target: &str, secs: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn say(line: &str) -> Result<(), Error> {
+/// One line to the lab on stdout, at once (the lab waits for it).
+pub fn say(line: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;

@@ -105,8 +105,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn ports_of_one_template_keep_one_copy_of_its_chains_until_the_last_goes() {
+    /// An engine on the nftables backend over a recording runner.
+    fn nftables_engine() -> (tempfile::TempDir, Engine<Arc<RecordingRunner>>) {
         let dir = tempfile::tempdir().unwrap();
         let runner = Arc::new(RecordingRunner::new());
         runner.answer(Tool::Nft, NO_TABLES);
@@ -116,6 +116,12 @@ mod tests {
             runner,
         )
         .with_backend(Backend::Nftables);
+        (dir, engine)
+    }
+
+    #[test]
+    fn ports_of_one_template_keep_one_copy_of_its_chains_until_the_last_goes() {
+        let (_dir, engine) = nftables_engine();
         for (i, port) in ["vnet0", "vnet1", "vnet2"].into_iter().enumerate() {
             engine.binding_create(&binding(port, i as u8 + 1)).unwrap();
         }
@@ -151,15 +157,7 @@ mod tests {
 
     #[test]
     fn statements_of_own_chains_are_kept_once_among_ports() {
-        let dir = tempfile::tempdir().unwrap();
-        let runner = Arc::new(RecordingRunner::new());
-        runner.answer(Tool::Nft, NO_TABLES);
-        let engine = Engine::new(
-            FilterStore::open(dir.path().join("etc")),
-            BindingStore::open(dir.path().join("run")),
-            runner,
-        )
-        .with_backend(Backend::Nftables);
+        let (_dir, engine) = nftables_engine();
         for (i, port) in ["vnet0", "vnet1"].into_iter().enumerate() {
             engine.binding_create(&binding(port, i as u8 + 1)).unwrap();
         }
