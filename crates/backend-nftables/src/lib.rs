@@ -12,6 +12,7 @@ pub mod apply;
 pub mod batch;
 mod error;
 mod inline;
+mod ip_in_bridge;
 pub mod kernel;
 pub mod layout;
 mod matches;

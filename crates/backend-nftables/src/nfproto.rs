@@ -16,6 +16,7 @@ use nftables::stmt::{Return, Statement};
 use nwfilter_compile::ir::{Family, IpVersion};
 
 use crate::matches::Context;
+use crate::names::Table;
 use crate::render::Rule;
 use crate::term::{compare, statement, Operand, Term};
 
@@ -50,18 +51,36 @@ pub(crate) fn guarded_once<'a>(
         .collect()
 }
 
-/// The terms that open a rule of `family` (none for bridge rules, or when
-/// its chain has [`Guard::OneRule`]); `ctx` learns the version either way,
-/// for the matches that follow.
-pub(crate) fn rule_guard(family: Family, guard: Guard, ctx: &mut Context) -> Vec<Term> {
+/// The terms that open a rule of `family` in `table` (none for bridge
+/// rules, or when its chain has [`Guard::OneRule`]); `ctx` learns the
+/// version either way, for the matches that follow.
+pub(crate) fn rule_guard(
+    family: Family,
+    table: Table,
+    guard: Guard,
+    ctx: &mut Context,
+) -> Vec<Term> {
     let Some((version, _)) = version(family) else {
         return Vec::new();
     };
     ctx.ip = Some(version);
-    match guard {
-        Guard::EachRule => vec![test(family, false)],
-        Guard::OneRule => Vec::new(),
+    match (guard, table) {
+        (Guard::EachRule, Table::Inet) => vec![test(family, false)],
+        (Guard::EachRule, Table::Bridge) => vec![ether_test(family)],
+        (Guard::OneRule, _) => Vec::new(),
     }
+}
+
+/// `ether type ip6`: how an IP-layer rule moved into the bridge table
+/// (`crate::ip_in_bridge`) tells its version. `meta nfproto` there is the
+/// bridge's own.
+pub(crate) fn ether_test(family: Family) -> Term {
+    let (_, _, name) = spellings(family).expect("an IP family");
+    compare(
+        Operand::field("ether", "type"),
+        false,
+        Operand::symbol(name),
+    )
 }
 
 /// The rule at the head of a [`Guard::OneRule`] chain: packets of the
@@ -77,10 +96,15 @@ pub(crate) fn chain_guard(family: Family) -> Rule {
 }
 
 fn version(family: Family) -> Option<(IpVersion, &'static str)> {
+    spellings(family).map(|(v, nfproto, _)| (v, nfproto))
+}
+
+/// The version, its `meta nfproto` name and its `ether type` name.
+fn spellings(family: Family) -> Option<(IpVersion, &'static str, &'static str)> {
     match family {
         Family::Bridge => None,
-        Family::Ipv4 => Some((IpVersion::V4, "ipv4")),
-        Family::Ipv6 => Some((IpVersion::V6, "ipv6")),
+        Family::Ipv4 => Some((IpVersion::V4, "ipv4", "ip")),
+        Family::Ipv6 => Some((IpVersion::V6, "ipv6", "ip6")),
     }
 }
 
@@ -117,11 +141,20 @@ mod tests {
         let text: Vec<&str> = guard.terms.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(text, ["meta nfproto != ipv6", "return"]);
         let mut ctx = Context::default();
-        assert!(rule_guard(Family::Ipv6, Guard::OneRule, &mut ctx).is_empty());
+        assert!(rule_guard(Family::Ipv6, Table::Inet, Guard::OneRule, &mut ctx).is_empty());
         assert_eq!(
             ctx.ip,
             Some(IpVersion::V6),
             "the matches still know the version"
         );
+    }
+
+    #[test]
+    fn in_the_bridge_table_a_rule_tests_the_ethertype() {
+        let mut ctx = Context::default();
+        let terms = rule_guard(Family::Ipv6, Table::Bridge, Guard::EachRule, &mut ctx);
+        let text: Vec<&str> = terms.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(text, ["ether type ip6"]);
+        assert_eq!(ctx.ip, Some(IpVersion::V6));
     }
 }

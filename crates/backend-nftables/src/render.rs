@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use crate::error::{RenderError, Unsupported};
 use crate::inline;
+use crate::ip_in_bridge;
 use crate::matches::{lookup, terms, Context, Lookup};
 use crate::names::{self, Role, Table};
 use crate::nfproto::{self, Guard};
@@ -138,8 +139,13 @@ impl PortKey {
         }
     }
 
-    fn of(role: &ChainRole) -> PortKey {
+    /// The key of a rule of `role` in `table` (an IP-layer rule moved into
+    /// the bridge table tells the port by interface, as bridge rules do).
+    fn of(role: &ChainRole, table: Table) -> PortKey {
         match role {
+            ChainRole::ForwardFromVm | ChainRole::HostFromVm if table == Table::Bridge => {
+                PortKey::InPort
+            }
             ChainRole::BridgeRoot(BridgeDir::FromVm)
             | ChainRole::BridgeSub {
                 dir: BridgeDir::FromVm,
@@ -224,6 +230,7 @@ struct Out<'a> {
 fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     let port = &program.port;
     let groups = share::groups(program, true);
+    let bridged = ip_in_bridge::applies(program);
     let mut out = Out {
         port,
         template,
@@ -237,7 +244,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     let names: Vec<String> = program
         .chains
         .iter()
-        .map(|c| placement(&c.role, template).2)
+        .map(|c| placement(&c.role, template, bridged).2)
         .collect();
     let once = nfproto::guarded_once(
         program
@@ -247,22 +254,33 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             .zip(&groups)
             .map(|((c, name), g)| (name.as_str(), c.family, g.len())),
     );
+    // Moved into the bridge table, the IP-layer chain is entered by a jump
+    // that tests the IP version when all its rules are of one.
+    let bridged_version = bridged.then(|| one_version(program)).flatten();
     for (chain, groups) in program.chains.iter().zip(&groups) {
-        let (table, role, name) = placement(&chain.role, template);
-        let guard = match once.get(&name) {
-            Some(_) => Guard::OneRule,
-            None => Guard::EachRule,
+        if bridged && chain.role == ChainRole::HostFromVm {
+            // The same rules as the forward chain, which bridge
+            // prerouting runs for the host's frames too.
+            continue;
+        }
+        let (table, role, name) = placement(&chain.role, template, bridged);
+        let guard = match (table, once.get(&name)) {
+            (Table::Bridge, _) if bridged_version.is_some() => Guard::OneRule,
+            (Table::Bridge, _) => Guard::EachRule,
+            (Table::Inet, Some(_)) => Guard::OneRule,
+            (Table::Inet, None) => Guard::EachRule,
         };
         // The guard rule heads the chain (not a half appended to it).
         let fresh = !chains.iter().any(|c| c.name == name);
         let mut rendered: Vec<Rule> = match once.get(&name) {
-            Some(family) if fresh => vec![nfproto::chain_guard(*family)],
+            Some(family) if fresh && table == Table::Inet => vec![nfproto::chain_guard(*family)],
             _ => Vec::new(),
         };
         let mut position = 1;
         for group in groups {
             let at = RuleAt {
                 chain,
+                table,
                 name: &name,
                 position,
                 guard,
@@ -289,6 +307,9 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             }),
         }
     }
+    if bridged {
+        enter_from_root(&mut chains, template, bridged_version);
+    }
     inline::inline_lookups(&mut chains, &out.own);
     Ok(Rendered {
         rules: PortRuleset {
@@ -304,8 +325,42 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     })
 }
 
-/// The table, role and name of an IR chain of `template`.
-fn placement(role: &ChainRole, template: &str) -> (Table, Role, String) {
+/// The one IP family of `program`'s IP-layer chains, if they have one.
+fn one_version(program: &Program) -> Option<Family> {
+    let mut families = (program.chains.iter())
+        .map(|c| c.family)
+        .filter(|f| *f != Family::Bridge);
+    let first = families.next()?;
+    families.all(|f| f == first).then_some(first)
+}
+
+/// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)
+/// before the from-VM root and makes the root's first rule jump to it
+/// (tested by EtherType when the chain is of one IP version).
+fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Family>) {
+    let ip_name = names::chain(&Role::FromVm, template);
+    let (Some(ip), Some(_)) = (
+        chains.iter().position(|c| c.name == ip_name),
+        chains.iter().position(|c| c.role == Role::FromVmL2),
+    ) else {
+        return;
+    };
+    let ip_chain = chains.remove(ip);
+    let root = (chains.iter().position(|c| c.role == Role::FromVmL2)).expect("found above");
+    let mut terms: Vec<Term> = version.map(nfproto::ether_test).into_iter().collect();
+    terms.push(statement(
+        format!("jump {ip_name}"),
+        Statement::Jump(JumpTarget {
+            target: ip_name.clone().into(),
+        }),
+    ));
+    chains[root].rules.insert(0, Rule::new(terms, None));
+    chains.insert(root, ip_chain);
+}
+
+/// The table, role and name of an IR chain of `template`; `bridged`: the
+/// port's IP-layer rules run in the bridge table (`crate::ip_in_bridge`).
+fn placement(role: &ChainRole, template: &str, bridged: bool) -> (Table, Role, String) {
     let named = |table: Table, role: Role| {
         let name = names::chain(&role, template);
         (table, role, name)
@@ -318,6 +373,11 @@ fn placement(role: &ChainRole, template: &str) -> (Table, Role, String) {
             Role::Sub,
             names::sub_chain(*dir, name, template),
         ),
+        ChainRole::ForwardFromVm if bridged => (
+            Table::Bridge,
+            Role::Sub,
+            names::chain(&Role::FromVm, template),
+        ),
         ChainRole::ForwardFromVm => named(Table::Inet, Role::FromVm),
         ChainRole::ForwardToVm => named(Table::Inet, Role::ToVm),
         ChainRole::HostFromVm => named(Table::Inet, Role::HostFromVm),
@@ -328,6 +388,8 @@ fn placement(role: &ChainRole, template: &str) -> (Table, Role, String) {
 #[derive(Clone, Copy)]
 struct RuleAt<'a> {
     chain: &'a ir::Chain,
+    /// The table the template chain is in.
+    table: Table,
     /// The template chain's name.
     name: &'a str,
     /// 1-based position of the group's first rule in the IR chain.
@@ -362,7 +424,7 @@ fn shared_rule(
 ) -> Result<Result<Rule, String>, Unsupported> {
     let rule = group.first();
     let mut ctx = Context::default();
-    let mut terms_out = nfproto::rule_guard(at.chain.family, at.guard, &mut ctx);
+    let mut terms_out = nfproto::rule_guard(at.chain.family, at.table, at.guard, &mut ctx);
     let mut lookups: Vec<Lookup> = Vec::new();
     let mut lookup_at = None;
     for (i, m) in rule.matches.iter().enumerate() {
@@ -386,8 +448,8 @@ fn shared_rule(
         ));
     }
     if let Some(pos) = lookup_at {
-        let key = PortKey::of(&at.chain.role);
-        let table = placement(&at.chain.role, out.template).0;
+        let key = PortKey::of(&at.chain.role, at.table);
+        let table = at.table;
         let mut found = Vec::new();
         let add_set = |out: &mut Out<'_>, types: Vec<&'static str>, elements| {
             let name = names::set(out.sets.len(), out.template);
@@ -426,7 +488,7 @@ fn shared_rule(
         }
         terms_out.splice(pos..pos, found);
     }
-    terms_out.push(verdict(&rule.verdict, at.chain, &ctx, out.template)?);
+    terms_out.push(verdict(&rule.verdict, at, &ctx, out.template)?);
     let comment = rule.comment.as_deref().map(checked_comment).transpose()?;
     Ok(Ok(Rule::new(terms_out, comment)))
 }
@@ -439,13 +501,13 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
     let rules = group
         .rules
         .iter()
-        .map(|rule| written_out(rule, at.chain, out.template))
+        .map(|rule| written_out(rule, at, out.template))
         .collect::<Result<Vec<Rule>, Unsupported>>()?;
     let n = out.maps.len();
-    let table = placement(&at.chain.role, out.template).0;
+    let table = at.table;
     let chain = names::own_chain(n, &content_hash(&rules), out.port);
     let map = names::own_map(n, out.template);
-    let key = PortKey::of(&at.chain.role);
+    let key = PortKey::of(&at.chain.role, at.table);
     out.own.push(Chain {
         table,
         role: Role::Sub,
@@ -465,15 +527,15 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
 }
 
 /// `rule` with every value written in.
-fn written_out(rule: &ir::Rule, chain: &ir::Chain, template: &str) -> Result<Rule, Unsupported> {
+fn written_out(rule: &ir::Rule, at: RuleAt<'_>, template: &str) -> Result<Rule, Unsupported> {
     let mut ctx = Context::default();
     // Entered from the template's chain, after its guard if it has one;
     // the own chain tests the version itself all the same.
-    let mut t = nfproto::rule_guard(chain.family, Guard::EachRule, &mut ctx);
+    let mut t = nfproto::rule_guard(at.chain.family, at.table, Guard::EachRule, &mut ctx);
     for m in &rule.matches {
         t.extend(terms(m, &mut ctx)?);
     }
-    t.push(verdict(&rule.verdict, chain, &ctx, template)?);
+    t.push(verdict(&rule.verdict, at, &ctx, template)?);
     let comment = rule.comment.as_deref().map(checked_comment).transpose()?;
     Ok(Rule::new(t, comment))
 }
@@ -511,11 +573,16 @@ fn set_lookup(key: PortKey, fields: Vec<Operand>, negated: bool, set: &str) -> T
 
 fn verdict(
     v: &Verdict,
-    chain: &ir::Chain,
+    at: RuleAt<'_>,
     ctx: &Context,
     template: &str,
 ) -> Result<Term, Unsupported> {
+    let chain = at.chain;
+    // An IP-layer accept ends the IP layer's say only: moved into the
+    // bridge table (before the port's Ethernet rules), it leaves the chain.
+    let ip_in_bridge = chain.family != Family::Bridge && at.table == Table::Bridge;
     Ok(match v {
+        Verdict::Accept if ip_in_bridge => statement("return", Statement::Return(Some(Return {}))),
         Verdict::Accept => statement("accept", Statement::Accept(Some(Accept {}))),
         // Our inet chains are entered by a jump from the dispatch rule: a
         // return goes on to the next dispatch (to-VM after from-VM), just
@@ -526,7 +593,7 @@ fn verdict(
         Verdict::Drop => statement("drop", Statement::Drop(Some(Drop {}))),
         Verdict::Continue => statement("continue", Statement::Continue(Some(Continue {}))),
         Verdict::Reject => {
-            if chain.family == Family::Bridge {
+            if at.table == Table::Bridge {
                 return Err(Unsupported::BridgeReject);
             }
             // TCP gets a reset (what a closed port sends); everything else

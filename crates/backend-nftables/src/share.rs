@@ -68,12 +68,18 @@ pub(crate) fn template_id(program: &Program, own_groups: &[bool]) -> String {
         /// Bumped when the rendering of a template changes, so that new
         /// chains never take the name of differently rendered old ones.
         layout: u32,
+        /// The IP-layer chains run in the bridge table: a differently
+        /// rendered template (absent when not, so that other templates
+        /// keep the ids they had).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        ip_in_bridge: bool,
         own_groups: &'a [bool],
         chains: Vec<(&'a ir::Family, &'a ir::ChainRole, Vec<ir::Rule>)>,
     }
     let groups = groups(program, true);
     let key = Key {
         layout: 3,
+        ip_in_bridge: crate::ip_in_bridge::applies(program),
         own_groups,
         chains: program
             .chains

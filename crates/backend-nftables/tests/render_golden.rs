@@ -95,10 +95,16 @@ fn inet_rules<'s>(script: &'s str, role: &str) -> Vec<&'s str> {
     script.lines().filter(|l| l.starts_with(&head)).collect()
 }
 
+/// IPv6-only rules that need conntrack: they stay in the inet table.
+const STATEFUL_IPV6: &str = "<filter name='stateful-ipv6' chain='root'>
+  <rule action='accept' direction='out' priority='100'><icmpv6 state='NEW,ESTABLISHED'/></rule>
+  <rule action='drop' direction='out' priority='200'><tcp-ipv6 dstportstart='25'/></rule>
+  <rule action='accept' direction='out' priority='300'><all-ipv6/></rule>
+</filter>";
+
 #[test]
 fn an_inet_chain_of_one_ip_version_tests_it_once() {
-    let params = [("IP", "10.0.0.5"), ("IPV6", "fd00::5")];
-    let script = render(&[], "clean-traffic-dualstack", &params).unwrap();
+    let script = render(&[STATEFUL_IPV6], "stateful-ipv6", &[]).unwrap();
     for role in ["FI", "HI"] {
         let rules = inet_rules(&script, role);
         assert!(rules.len() > 2, "{script}");
@@ -118,6 +124,59 @@ fn an_inet_chain_of_one_ip_version_tests_it_once() {
         rules.iter().all(|r| r.contains(" meta nfproto ipv")),
         "{rules:#?}"
     );
+}
+
+/// The `add rule` lines of `script` for the bridge chain `name/…`.
+fn bridge_rules<'s>(script: &'s str, name: &str) -> Vec<&'s str> {
+    let head = format!("add rule bridge nwfilter {name}/");
+    script.lines().filter(|l| l.starts_with(&head)).collect()
+}
+
+#[test]
+fn stateless_ip_rules_run_in_the_bridge_table_without_the_ip_path() {
+    let params = [("IP", "10.0.0.5"), ("IPV6", "fd00::5")];
+    let script = render(&[], "clean-traffic-dualstack", &params).unwrap();
+    assert!(
+        port_part(&script).starts_with("# without the IP path\n"),
+        "{script}"
+    );
+    assert!(!script.contains(" inet "), "{script}");
+    // The neighbour-discovery checks, once (forwarded and host-bound
+    // frames alike pass bridge prerouting), entered from the root's head
+    // by IPv6 frames only.
+    let ip = bridge_rules(&script, "FI");
+    assert_eq!(ip.len(), 8, "{script}");
+    assert!(ip.iter().all(|r| !r.contains("nfproto")), "{ip:#?}");
+    assert!(bridge_rules(&script, "HI").is_empty(), "{script}");
+    let root = bridge_rules(&script, "I");
+    assert!(root[0].contains(" ether type ip6 jump FI/"), "{root:#?}");
+    let chains: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("add chain bridge nwfilter "))
+        .collect();
+    let at = |name: &str| chains.iter().position(|l| l.contains(&format!(" {name}/")));
+    assert!(
+        at("FI") < at("I"),
+        "a chain comes before its caller: {chains:#?}"
+    );
+}
+
+#[test]
+fn an_ip_layer_accept_in_the_bridge_table_leaves_the_chain() {
+    // Stateless IPv4 rules for what the VM sends (ICMP: no reply-direction
+    // rules for packets to the VM): accept ends the IP layer's say only,
+    // so the port's Ethernet rules still decide.
+    const PING_ONLY: &str = "<filter name='ping-only' chain='root'>
+  <rule action='accept' direction='out' priority='100' statematch='false'><icmp type='8'/></rule>
+  <rule action='drop' direction='out' priority='200' statematch='false'><icmp type='13'/></rule>
+  <rule action='drop' direction='out' priority='300'><mac srcmacaddr='02:00:00:00:00:01'/></rule>
+</filter>";
+    let script = render(&[PING_ONLY], "ping-only", &[]).unwrap();
+    let ip = bridge_rules(&script, "FI");
+    assert_eq!(ip.len(), 2, "{script}");
+    assert!(ip[0].ends_with(" icmp type 8 return"), "{ip:#?}");
+    assert!(ip[1].ends_with(" icmp type 13 drop"), "{ip:#?}");
+    assert!(!script.contains(" inet "), "{script}");
 }
 
 #[test]

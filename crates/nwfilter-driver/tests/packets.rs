@@ -58,5 +58,6 @@ on_both_backends!(
     ipv6::dualstack_stops_rogue_router_advertisements,
     ipv6::dualstack_stops_rogue_dhcpv6_servers,
     ipv6::dualstack_stops_neighbour_cache_poisoning,
+    ipv6::dualstack_stops_forged_advertisements_in_vlan_tagged_frames,
     ipv6::dualstack_reapplied_without_a_record_is_unchanged,
 );

@@ -7,14 +7,18 @@
 #   reply SRC DST DSTMAC  a DHCPv6 Reply (UDP 547->546) from SRC to DST
 #   solicit SRC SECONDS   a DHCPv6 Solicit from SRC to ff02::1:2; prints
 #                         how many Advertise/Reply came back within SECONDS
-#   na SRC DST DSTMAC TARGET [ext]
+#   na SRC DST DSTMAC TARGET [ext|vlanID]
 #                         an unsolicited override neighbour advertisement
 #                         from SRC to DST claiming TARGET for this MAC (the
 #                         cache poisoning of RFC 3756 4.1.1), behind a
-#                         destination-options header with `ext`
-#   count SECONDS READY   prints how many DHCPv6 server messages (UDP
-#                         547->546) arrived on eth0 within SECONDS; creates
-#                         the file READY once the capture runs
+#                         destination-options header with `ext`, or in a
+#                         frame tagged with VLAN ID with `vlanID`
+#   count SECONDS READY [TARGET]
+#                         prints how many DHCPv6 server messages (UDP
+#                         547->546) arrived on eth0 within SECONDS, or with
+#                         TARGET how many neighbour advertisements for it
+#                         (tagged or not); creates the file READY once the
+#                         capture runs
 import sys
 import time
 
@@ -22,7 +26,7 @@ from scapy.all import (AsyncSniffer, DHCP6_Advertise, DHCP6_Reply, DHCP6_Solicit
                        DHCP6OptClientId, DHCP6OptElapsedTime, DHCP6OptIA_NA,
                        DHCP6OptServerId, DUID_LL, Ether, ICMPv6ND_NA, ICMPv6ND_RA,
                        ICMPv6NDOptDstLLAddr, ICMPv6NDOptPrefixInfo,
-                       ICMPv6NDOptSrcLLAddr, IPv6,
+                       ICMPv6NDOptSrcLLAddr, IPv6, Dot1Q,
                        IPv6ExtHdrDestOpt, UDP, conf, get_if_hwaddr, sendp)
 
 conf.verb = 0
@@ -53,7 +57,10 @@ def na(src, dst, dstmac, target, ext=None):
     ip = IPv6(src=src, dst=dst, hlim=255)
     if ext == "ext":
         ip = ip / IPv6ExtHdrDestOpt()
-    frame = (Ether(src=MAC, dst=dstmac) / ip / ICMPv6ND_NA(R=0, S=0, O=1, tgt=target)
+    ether = Ether(src=MAC, dst=dstmac)
+    if ext and ext.startswith("vlan"):
+        ether = ether / Dot1Q(vlan=int(ext[4:]))
+    frame = (ether / ip / ICMPv6ND_NA(R=0, S=0, O=1, tgt=target)
              / ICMPv6NDOptDstLLAddr(lladdr=MAC))
     sendp(frame, iface=IFACE, count=3, inter=0.2)
 
@@ -78,8 +85,13 @@ def solicit(src, seconds):
     print(len(sniffer.stop() or []))
 
 
-def count(seconds, ready):
-    sniffer = AsyncSniffer(iface=IFACE, lfilter=server_messages)
+def advertises(target):
+    return lambda p: ICMPv6ND_NA in p and p[ICMPv6ND_NA].tgt == target and p[Ether].src != MAC
+
+
+def count(seconds, ready, target=None):
+    wanted = advertises(target) if target else server_messages
+    sniffer = AsyncSniffer(iface=IFACE, lfilter=wanted)
     sniffer.start()
     while not getattr(sniffer, "running", False):
         time.sleep(0.05)

@@ -1,0 +1,177 @@
+//! Whether a port's IPv4/IPv6 rules can run in the bridge table.
+//!
+//! libvirt runs a port's IP-layer chains (FI, HI, FO) in iptables and
+//! ip6tables, which see bridged packets through br_netfilter; we run them
+//! in the inet table, reached through port tags (`crate::layout`'s
+//! `IpPath`). That path costs every frame of every port two more hook
+//! traversals and a mark rewrite (docs/PERFORMANCE.md, issue 20). A port
+//! whose IP-layer rules need nothing of the IP layer gets them in the
+//! bridge table instead: one chain, named as its FI chain would be, that
+//! the port's from-VM root chain jumps to before its first rule. The
+//! dual-stack clean-traffic's neighbour-discovery checks are such rules
+//! (issue 16: they must cost about what clean-traffic costs).
+//!
+//! It decides as the IP layer would, because:
+//! - A packet must pass both layers. The IP-layer chain's verdicts here
+//!   only drop or leave the chain (`return`; an IP-layer `accept` ends the
+//!   IP layer's say, not the Ethernet layer's, so it leaves the chain
+//!   too), so running it before the Ethernet rules instead of after
+//!   changes no packet's fate.
+//! - Bridge prerouting sees the frames the VM sends to the host (HI) and
+//!   those bridged on (FI): the port qualifies only when both chains are
+//!   the same, and when it has no rules for packets to the VM (FO, which
+//!   libvirt applies to forwarded packets only: the bridge's postrouting
+//!   also sees the host's own).
+//! - The rules see only IP frames: the jump, or each rule, tests the
+//!   EtherType (the IP hooks see only frames br_netfilter passes them:
+//!   untagged IPv4/IPv6 by default).
+//! - Nothing needs the IP layer: no conntrack (`ct state`, `ct count`),
+//!   no `reject` (this kernel's bridge family may lack it), no ipset, no
+//!   TCP option (an extension-header walk the bridge family does not do
+//!   the same way).
+//!
+//! One difference, documented in docs/ipv6.md: br_netfilter drops an IP
+//! packet whose header is malformed (wrong version, length beyond the
+//! frame) before the IP hooks; the bridge family sees it with no layer-4
+//! protocol, so an L4 rule does not match it. The receiving IP stack drops
+//! such a packet the same way, so it reaches no one's neighbour cache or
+//! socket.
+
+use nwfilter_compile::ir::{ChainRole, Family, Match, Program, Verdict};
+
+/// Whether `program`'s IP-layer chains run in the bridge table (see the
+/// module comment for the conditions and why they suffice).
+pub(crate) fn applies(program: &Program) -> bool {
+    let has = |role: &ChainRole| {
+        program
+            .chains
+            .iter()
+            .any(|c| c.family != Family::Bridge && &c.role == role)
+    };
+    if !has(&ChainRole::ForwardFromVm) && !has(&ChainRole::HostFromVm) {
+        return false;
+    }
+    let has_root = program
+        .chains
+        .iter()
+        .any(|c| c.role == ChainRole::BridgeRoot(nwfilter_compile::ir::BridgeDir::FromVm));
+    let same_for_host = [Family::Ipv4, Family::Ipv6].into_iter().all(|family| {
+        let rules = |role| program.chain(family, &role).map(|c| &c.rules);
+        rules(ChainRole::ForwardFromVm) == rules(ChainRole::HostFromVm)
+    });
+    let stateless = program
+        .chains
+        .iter()
+        .filter(|c| c.family != Family::Bridge)
+        .flat_map(|c| &c.rules)
+        .all(|r| r.verdict != Verdict::Reject && r.matches.iter().all(bridge_can_match));
+    has_root && !has(&ChainRole::ForwardToVm) && same_for_host && stateless
+}
+
+/// Whether the bridge family tests `m` as the IP layer does.
+fn bridge_can_match(m: &Match) -> bool {
+    !matches!(
+        m,
+        Match::ConnState(_)
+            | Match::ConnDir(_)
+            | Match::ConnlimitAbove(_)
+            | Match::IpSet { .. }
+            | Match::TcpOption(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nwfilter_compile::ir::{BridgeDir, Chain, ConnStates, L4Proto, Rule};
+
+    fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
+        Rule {
+            matches,
+            comment: None,
+            verdict,
+            per_port: Vec::new(),
+        }
+    }
+
+    fn chain(family: Family, role: ChainRole, rules: Vec<Rule>) -> Chain {
+        Chain {
+            family,
+            role,
+            rules,
+        }
+    }
+
+    /// A root chain and the same IPv6 ICMPv6 drop for forwarding and host.
+    fn program(extra: Vec<Chain>) -> Program {
+        let icmp = || {
+            vec![rule(
+                vec![Match::L4(L4Proto::Icmpv6)],
+                Verdict::AcceptByReturn,
+            )]
+        };
+        let mut chains = vec![
+            chain(
+                Family::Bridge,
+                ChainRole::BridgeRoot(BridgeDir::FromVm),
+                vec![rule(Vec::new(), Verdict::Accept)],
+            ),
+            chain(Family::Ipv6, ChainRole::ForwardFromVm, icmp()),
+            chain(Family::Ipv6, ChainRole::HostFromVm, icmp()),
+        ];
+        chains.extend(extra);
+        Program {
+            port: nwfilter_model::IfName::new("vnet0").unwrap(),
+            chains,
+        }
+    }
+
+    #[test]
+    fn stateless_rules_the_same_for_host_and_forwarding_qualify() {
+        assert!(applies(&program(Vec::new())));
+    }
+
+    #[test]
+    fn rules_for_packets_to_the_vm_keep_the_ip_path() {
+        let to_vm = chain(
+            Family::Ipv4,
+            ChainRole::ForwardToVm,
+            vec![rule(Vec::new(), Verdict::Drop)],
+        );
+        assert!(!applies(&program(vec![to_vm])));
+    }
+
+    #[test]
+    fn conntrack_reject_or_different_host_rules_keep_the_ip_path() {
+        let mut stateful = program(Vec::new());
+        stateful.chains[1].rules[0]
+            .matches
+            .push(Match::ConnState(ConnStates {
+                new: false,
+                established: true,
+                related: false,
+                invalid: false,
+            }));
+        assert!(!applies(&stateful));
+
+        let mut rejecting = program(Vec::new());
+        rejecting.chains[1].rules[0].verdict = Verdict::Reject;
+        rejecting.chains[2].rules[0].verdict = Verdict::Reject;
+        assert!(!applies(&rejecting));
+
+        let mut different = program(Vec::new());
+        different.chains[2].rules[0].verdict = Verdict::Drop;
+        assert!(!applies(&different));
+    }
+
+    #[test]
+    fn a_port_without_ip_rules_or_without_a_bridge_root_does_not() {
+        let mut bridge_only = program(Vec::new());
+        bridge_only.chains.truncate(1);
+        assert!(!applies(&bridge_only));
+
+        let mut no_root = program(Vec::new());
+        no_root.chains.remove(0);
+        assert!(!applies(&no_root));
+    }
+}
