@@ -23,8 +23,14 @@
 //!   libvirt applies to forwarded packets only: the bridge's postrouting
 //!   also sees the host's own).
 //! - The rules see only IP frames: the jump, or each rule, tests the
-//!   EtherType (the IP hooks see only frames br_netfilter passes them:
-//!   untagged IPv4/IPv6 by default).
+//!   EtherType. The IP hooks see the frames br_netfilter passes them:
+//!   untagged IPv4/IPv6, and VLAN-tagged ones too where the host sets
+//!   `net.bridge.bridge-nf-filter-vlan-tagged`. A tagged frame's
+//!   EtherType is 802.1Q, so it would skip the moved rules: the port
+//!   qualifies only when its from-VM root lets no frame through but by an
+//!   EtherType it names, none of them a VLAN tag (it ends in an
+//!   unconditional drop, as clean-traffic's does), so a tagged frame is
+//!   dropped whatever that setting.
 //! - Nothing needs the IP layer: no conntrack (`ct state`, `ct count`),
 //!   no `reject` (this kernel's bridge family may lack it), no ipset, no
 //!   TCP option (an extension-header walk the bridge family does not do
@@ -37,7 +43,8 @@
 //! such a packet the same way, so it reaches no one's neighbour cache or
 //! socket.
 
-use nwfilter_compile::ir::{ChainRole, Family, Match, Program, Verdict};
+use nwfilter_compile::ir::{BridgeDir, Chain, ChainRole, Family, Match, Program, Rule, Verdict};
+use nwfilter_model::ChainName;
 
 /// Whether `program`'s IP-layer chains run in the bridge table (see the
 /// module comment for the conditions and why they suffice).
@@ -52,9 +59,8 @@ pub(crate) fn applies(program: &Program) -> bool {
         return false;
     }
     let has_root = program
-        .chains
-        .iter()
-        .any(|c| c.role == ChainRole::BridgeRoot(nwfilter_compile::ir::BridgeDir::FromVm));
+        .chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
+        .is_some_and(|root| passes_only_listed_ethertypes(program, root));
     let same_for_host = [Family::Ipv4, Family::Ipv6].into_iter().all(|family| {
         let rules = |role| program.chain(family, &role).map(|c| &c.rules);
         rules(ChainRole::ForwardFromVm) == rules(ChainRole::HostFromVm)
@@ -66,6 +72,49 @@ pub(crate) fn applies(program: &Program) -> bool {
         .flat_map(|c| &c.rules)
         .all(|r| r.verdict != Verdict::Reject && r.matches.iter().all(bridge_can_match));
     has_root && !has(&ChainRole::ForwardToVm) && same_for_host && stateless
+}
+
+/// 802.1Q, 802.1ad and the older QinQ tag: frames whose EtherType hides
+/// an IP packet behind a tag.
+const VLAN_TAGS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
+
+/// Whether `root` (the port's from-VM root) ends in an unconditional drop
+/// and lets frames out of it otherwise only by an untagged EtherType it
+/// names: every other rule drops, does nothing, names such an EtherType,
+/// or jumps without one into a sub-chain that can only drop or return.
+fn passes_only_listed_ethertypes(program: &Program, root: &Chain) -> bool {
+    let Some((last, rest)) = root.rules.split_last() else {
+        return false;
+    };
+    let ends_in_drop = last.matches.is_empty() && last.verdict == Verdict::Drop;
+    ends_in_drop
+        && rest.iter().all(|rule| match &rule.verdict {
+            Verdict::Drop | Verdict::Continue => true,
+            _ if names_untagged_ethertype(rule) => true,
+            Verdict::Jump(name) => only_drops_or_returns(program, name),
+            _ => false,
+        })
+}
+
+fn names_untagged_ethertype(rule: &Rule) -> bool {
+    rule.matches.iter().any(|m| match m {
+        Match::EtherType(t) => !t.negated && !VLAN_TAGS.contains(&t.value),
+        Match::EtherIp(_) => true,
+        _ => false,
+    })
+}
+
+/// Whether the from-VM sub-chain `name` can only drop or return.
+fn only_drops_or_returns(program: &Program, name: &ChainName) -> bool {
+    program.chains.iter().any(|c| {
+        matches!(&c.role, ChainRole::BridgeSub { dir: BridgeDir::FromVm, name: n, .. } if n == name)
+            && (c.rules.iter()).all(|r| {
+                matches!(
+                    r.verdict,
+                    Verdict::Drop | Verdict::Return | Verdict::Continue
+                )
+            })
+    })
 }
 
 /// Whether the bridge family tests `m` as the IP layer does.
@@ -83,7 +132,7 @@ fn bridge_can_match(m: &Match) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nwfilter_compile::ir::{BridgeDir, Chain, ConnStates, L4Proto, Rule};
+    use nwfilter_compile::ir::{ConnStates, L4Proto, Negatable};
 
     fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
         Rule {
@@ -102,7 +151,15 @@ mod tests {
         }
     }
 
-    /// A root chain and the same IPv6 ICMPv6 drop for forwarding and host.
+    fn ether_type(value: u16) -> Match {
+        Match::EtherType(Negatable {
+            value,
+            negated: false,
+        })
+    }
+
+    /// A root chain that passes IPv6 only, and the same IPv6 ICMPv6 rule
+    /// for forwarding and host.
     fn program(extra: Vec<Chain>) -> Program {
         let icmp = || {
             vec![rule(
@@ -114,7 +171,10 @@ mod tests {
             chain(
                 Family::Bridge,
                 ChainRole::BridgeRoot(BridgeDir::FromVm),
-                vec![rule(Vec::new(), Verdict::Accept)],
+                vec![
+                    rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                    rule(Vec::new(), Verdict::Drop),
+                ],
             ),
             chain(Family::Ipv6, ChainRole::ForwardFromVm, icmp()),
             chain(Family::Ipv6, ChainRole::HostFromVm, icmp()),
@@ -173,5 +233,80 @@ mod tests {
         let mut no_root = program(Vec::new());
         no_root.chains.remove(0);
         assert!(!applies(&no_root));
+    }
+
+    fn with_root(root: Vec<Rule>, sub: Vec<Rule>) -> Program {
+        let name = ChainName::new("mac").unwrap();
+        Program {
+            port: nwfilter_model::IfName::new("vnet0").unwrap(),
+            chains: vec![
+                Chain {
+                    family: Family::Bridge,
+                    role: ChainRole::BridgeSub {
+                        dir: BridgeDir::FromVm,
+                        name,
+                        priority: -700,
+                    },
+                    rules: sub,
+                },
+                Chain {
+                    family: Family::Bridge,
+                    role: ChainRole::BridgeRoot(BridgeDir::FromVm),
+                    rules: root,
+                },
+            ],
+        }
+    }
+
+    fn passes_only_listed(p: &Program) -> bool {
+        let root = p
+            .chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
+            .unwrap();
+        passes_only_listed_ethertypes(p, root)
+    }
+
+    fn jump_mac() -> Rule {
+        rule(Vec::new(), Verdict::Jump(ChainName::new("mac").unwrap()))
+    }
+
+    #[test]
+    fn a_root_like_clean_traffics_passes_only_the_ethertypes_it_names() {
+        let p = with_root(
+            vec![
+                jump_mac(),
+                rule(vec![ether_type(0x0800)], Verdict::Accept),
+                rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+            vec![
+                rule(Vec::new(), Verdict::Return),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+        );
+        assert!(passes_only_listed(&p));
+    }
+
+    #[test]
+    fn a_tagged_frame_let_through_keeps_the_ip_path() {
+        let no_final_drop = with_root(
+            vec![rule(vec![ether_type(0x0800)], Verdict::Accept)],
+            vec![],
+        );
+        assert!(!passes_only_listed(&no_final_drop));
+
+        let vlan_accepted = with_root(
+            vec![
+                rule(vec![ether_type(0x8100)], Verdict::Accept),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+            vec![],
+        );
+        assert!(!passes_only_listed(&vlan_accepted));
+
+        let sub_accepts = with_root(
+            vec![jump_mac(), rule(Vec::new(), Verdict::Drop)],
+            vec![rule(Vec::new(), Verdict::Accept)],
+        );
+        assert!(!passes_only_listed(&sub_accepts));
     }
 }

@@ -194,3 +194,37 @@ fn the_ip_path_exists_only_while_a_port_needs_it() {
         "nothing of ours is left"
     );
 }
+
+/// A dual-stack port's neighbour-discovery checks need nothing of the IP
+/// layer: in a real kernel they sit in the bridge table and bring no IP
+/// path; a restart's re-read converges with nothing to do.
+#[test]
+fn a_dual_stack_port_brings_no_ip_path() {
+    if !can_run("a_dual_stack_port_brings_no_ip_path") {
+        return;
+    }
+    let lab = Lab::ready(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let runner =
+        RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&lab.host.name));
+    let applier = Applier::new(&runner);
+    let params = [("IP", a.ip.as_str()), ("IPV6", "fd77::10")];
+    let dual =
+        backend_nftables::ruleset(&program(&[], a, "clean-traffic-dualstack", &params)).unwrap();
+    applier
+        .apply(&[Change {
+            ruleset: &dual,
+            recorded: None,
+        }])
+        .unwrap();
+    assert_eq!(layout(&lab), dispatch_only(), "no IP path");
+    let listed = lab.host.ok(&["nft", "list", "table", "bridge", "nwfilter"]);
+    assert!(
+        listed.contains(&format!("ether type ip6 jump FI/{}", dual.template)),
+        "{listed}"
+    );
+    converged(&runner, &[&dual]);
+    assert!(a.pings(&b.ip), "IPv4 from its own address passes");
+    applier.remove(std::slice::from_ref(&dual.port)).unwrap();
+    assert_eq!(layout(&lab), Vec::<String>::new());
+}

@@ -162,7 +162,7 @@ fn stateless_ip_rules_run_in_the_bridge_table_without_the_ip_path() {
 }
 
 #[test]
-fn an_ip_layer_accept_in_the_bridge_table_leaves_the_chain() {
+fn an_ip_layer_accept_in_the_bridge_table_leaves_the_chain_behind_a_root_dropping_tagged_frames() {
     // Stateless IPv4 rules for what the VM sends (ICMP: no reply-direction
     // rules for packets to the VM): accept ends the IP layer's say only,
     // so the port's Ethernet rules still decide.
@@ -170,6 +170,8 @@ fn an_ip_layer_accept_in_the_bridge_table_leaves_the_chain() {
   <rule action='accept' direction='out' priority='100' statematch='false'><icmp type='8'/></rule>
   <rule action='drop' direction='out' priority='200' statematch='false'><icmp type='13'/></rule>
   <rule action='drop' direction='out' priority='300'><mac srcmacaddr='02:00:00:00:00:01'/></rule>
+  <rule action='accept' direction='out' priority='400'><mac protocolid='ipv4'/></rule>
+  <rule action='drop' direction='out' priority='500'/>
 </filter>";
     let script = render(&[PING_ONLY], "ping-only", &[]).unwrap();
     let ip = bridge_rules(&script, "FI");
@@ -177,6 +179,18 @@ fn an_ip_layer_accept_in_the_bridge_table_leaves_the_chain() {
     assert!(ip[0].ends_with(" icmp type 8 return"), "{ip:#?}");
     assert!(ip[1].ends_with(" icmp type 13 drop"), "{ip:#?}");
     assert!(!script.contains(" inet "), "{script}");
+
+    // Without the final drop a VLAN-tagged frame (EtherType 802.1Q, so
+    // not entering the moved rules) would leave the port unchecked: the
+    // IP path stays.
+    let open = PING_ONLY.replace(
+        "  <rule action='drop' direction='out' priority='500'/>\n",
+        "",
+    );
+    assert_ne!(open, PING_ONLY);
+    let script = render(&[&open], "ping-only", &[]).unwrap();
+    assert!(bridge_rules(&script, "FI").is_empty(), "{script}");
+    assert_eq!(inet_rules(&script, "FI").len(), 3, "{script}");
 }
 
 #[test]
