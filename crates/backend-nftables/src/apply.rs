@@ -228,6 +228,9 @@ pub fn plan_apply(
         state.seen_tags.extend(tag);
         state.ports.insert(port.to_owned(), want);
     }
+    if changes.len() > 1 {
+        ports.merge_element_creates();
+    }
     collect_unused(state, &mut ports, &left);
     Ok((around_layout(state, ports), report))
 }

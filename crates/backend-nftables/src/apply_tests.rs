@@ -4,6 +4,8 @@ use nwfilter_compile::{compile, Compiled, MemorySource};
 use nwfilter_model::{builtin_filters, FilterName, FilterRef, IfName, MacAddr6, Params};
 
 use super::*;
+use crate::batch::Cmd;
+use crate::term::Operand;
 
 fn clean_traffic(port: &str, mac: u8, ips: &[&str]) -> PortRuleset {
     builtin("clean-traffic", port, mac, ips)
@@ -320,4 +322,105 @@ fn a_kernel_with_an_unneeded_ip_path_converges_without_a_port_change() {
     );
     let (again, _) = plan_apply(&mut state, &change(&plain)).unwrap();
     assert!(again.is_empty(), "{}", again.text());
+}
+
+#[test]
+fn many_ports_add_each_set_s_elements_in_one_command_after_their_chains() {
+    let ports: Vec<PortRuleset> = (0..3)
+        .map(|i| clean_traffic(&format!("vnet{i}"), i, &[&format!("10.0.0.{i}")]))
+        .collect();
+    let changes: Vec<Change<'_>> = ports
+        .iter()
+        .map(|p| Change {
+            ruleset: p,
+            recorded: None,
+        })
+        .collect();
+    let mut state = KernelState::default();
+    let (batch, report) = plan_apply(&mut state, &changes).unwrap();
+    assert_eq!(report.changed.len(), 3);
+    let creates: Vec<&Cmd> = batch
+        .cmds
+        .iter()
+        .filter(|c| c.text.starts_with("create element"))
+        .collect();
+    let from_vm: Vec<&&Cmd> = creates
+        .iter()
+        .filter(|c| {
+            c.text
+                .starts_with("create element bridge nwfilter from-vm ")
+        })
+        .collect();
+    assert_eq!(from_vm.len(), 1, "{creates:#?}");
+    assert_eq!(
+        from_vm[0].text,
+        format!(
+            "create element bridge nwfilter from-vm {{ \"vnet0\" : jump I/{t}, \"vnet1\" : jump I/{t}, \"vnet2\" : jump I/{t} }}",
+            t = ports[0].template
+        )
+    );
+    assert_eq!(
+        from_vm[0].json["create"]["element"]["elem"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Every chain an element jumps to is created before the element.
+    let position = |prefix: &str| batch.cmds.iter().position(|c| c.text.starts_with(prefix));
+    for own in ports.iter().flat_map(|p| &p.own) {
+        let created = position(&format!("add chain bridge nwfilter {}", own.name)).unwrap();
+        let jumped = batch
+            .cmds
+            .iter()
+            .position(|c| {
+                let jump = format!("jump {}", own.name);
+                c.text.contains(&format!("{jump},")) || c.text.contains(&format!("{jump} }}"))
+            })
+            .unwrap();
+        assert!(created < jumped, "{}", batch.text());
+    }
+    // The same batch, one port at a time: the same elements in the end.
+    let mut one_by_one = KernelState::default();
+    for change in &changes {
+        plan_apply(&mut one_by_one, std::slice::from_ref(change)).unwrap();
+    }
+    assert_eq!(one_by_one.ports, state.ports);
+}
+
+#[test]
+fn an_element_is_never_moved_past_a_command_about_its_set() {
+    let mut batch = Batch::default();
+    let port = |p: &str| Operand::quoted(p);
+    batch.add_element(
+        Table::Bridge,
+        "from-vm",
+        port("a"),
+        Operand::symbol("accept"),
+    );
+    batch.delete_element(Table::Bridge, "from-vm", port("b"));
+    batch.add_element(
+        Table::Bridge,
+        "from-vm",
+        port("c"),
+        Operand::symbol("accept"),
+    );
+    batch.add_element(Table::Bridge, "to-vm", port("d"), Operand::symbol("accept"));
+    batch.add_element(
+        Table::Bridge,
+        "from-vm",
+        port("e"),
+        Operand::symbol("accept"),
+    );
+    batch.merge_element_creates();
+    let text: Vec<&str> = batch.cmds.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(
+        text,
+        [
+            "create element bridge nwfilter from-vm { \"a\" : accept }",
+            "delete element bridge nwfilter from-vm { \"b\" }",
+            "create element bridge nwfilter to-vm { \"d\" : accept }",
+            "create element bridge nwfilter from-vm { \"c\" : accept, \"e\" : accept }",
+        ]
+    );
 }
