@@ -30,12 +30,25 @@ pub enum Partial {
     /// the `others` other ports, each jumping to one empty chain: the
     /// bridge dispatch of a filtered port, without the filter.
     Dispatch,
+    /// The bridge table as the backend now keeps it for clean-traffic
+    /// ports (since the IP path went, issue 20): prerouting and
+    /// postrouting with one dispatch rule each, maps empty.
+    BridgeNow,
+    /// No bridge table: a netdev table with an empty base chain on each
+    /// guest port's own ingress and egress hooks, which only that port's
+    /// frames pass (a candidate layout, issue 20: what the hooks cost).
+    NetdevHooks,
 }
 
 impl Partial {
     /// The `nft -f` text; `ports` are the interface names given elements
     /// (only [`Partial::Dispatch`] uses them).
-    pub fn text(self, ports: &[String]) -> String {
+    pub fn text(self, ports: &[String], guest_ports: &[String]) -> String {
+        match self {
+            Partial::BridgeNow => return BRIDGE_NOW.to_owned(),
+            Partial::NetdevHooks => return netdev_hooks(guest_ports, |_| String::new()),
+            _ => {}
+        }
         let mut t = String::from(BRIDGE_SKELETON);
         if self != Partial::BridgeSkeleton {
             t.push_str(INET_SKELETON);
@@ -83,6 +96,38 @@ const BRIDGE_SKELETON: &str = r#"table bridge nwfilter {
 	}
 }
 "#;
+
+/// [`Partial::BridgeNow`]'s table.
+const BRIDGE_NOW: &str = r#"table bridge nwfilter {
+	map from-vm { type ifname : verdict; }
+	map to-vm { type ifname : verdict; }
+	chain prerouting {
+		type filter hook prerouting priority -300; policy accept;
+		iifname vmap @from-vm
+	}
+	chain postrouting {
+		type filter hook postrouting priority 300; policy accept;
+		oifname vmap @to-vm
+	}
+}
+"#;
+
+/// A netdev table with ingress and egress base chains on each of
+/// `ports`; `rules(hook)` is each chain's body (`"ingress"`/`"egress"`).
+pub fn netdev_hooks(ports: &[String], rules: impl Fn(&str) -> String) -> String {
+    let mut t = String::from("table netdev nwfilter {\n");
+    for port in ports {
+        for hook in ["ingress", "egress"] {
+            let _ = writeln!(
+                t,
+                "\tchain {hook}-{port} {{\n\t\ttype filter hook {hook} device \"{port}\" priority -300; policy accept;\n{}\t}}",
+                rules(hook)
+            );
+        }
+    }
+    t.push_str("}\n");
+    t
+}
 
 /// The backend's inet table: dispatch on the mark tags written by the
 /// bridge table, for packets that came through a bridge.

@@ -74,6 +74,10 @@ enum Setup {
         backend: &'static str,
         filter: &'static str,
     },
+    /// clean-traffic through the nftables backend, then its bridge table
+    /// moved into a netdev table entered from each guest port's own
+    /// ingress and egress hooks (a candidate layout, issue 20).
+    NetdevClean,
 }
 
 /// One configuration measured.
@@ -91,7 +95,7 @@ impl Variant {
     fn backend(&self) -> &'static str {
         match self.setup {
             Setup::Unfiltered => "none",
-            Setup::Partial(_) => Nftables::NAME,
+            Setup::Partial(_) | Setup::NetdevClean => Nftables::NAME,
             Setup::Full { backend, .. } => backend,
         }
     }
@@ -118,6 +122,21 @@ pub fn variants(others: &[usize]) -> Vec<Variant> {
             "skeleton",
             "nft: skeleton (bridge + inet)",
             Setup::Partial(Partial::Skeleton),
+        ),
+        one(
+            "bridge-now",
+            "nft: bridge table as now, no port",
+            Setup::Partial(Partial::BridgeNow),
+        ),
+        one(
+            "netdev-hooks",
+            "nft: empty netdev ingress/egress chains on the ports",
+            Setup::Partial(Partial::NetdevHooks),
+        ),
+        one(
+            "netdev-ct",
+            "nft: clean-traffic from netdev ingress/egress chains",
+            Setup::NetdevClean,
         ),
     ];
     let each: [(&str, &str, Setup); 5] = [
@@ -350,10 +369,29 @@ fn prepare(variant: &Variant, has_ethtool: bool) -> Result<Lab, Error> {
         Setup::Unfiltered => false,
         Setup::Partial(partial) => {
             let mut ports: Vec<String> = (0..others).map(|i| format!("vnet{i}")).collect();
-            ports.extend(lab.guests().iter().map(|(_, p)| p.name.to_string()));
+            let guests: Vec<String> = lab
+                .guests()
+                .iter()
+                .map(|(_, p)| p.name.to_string())
+                .collect();
+            ports.extend(guests.iter().cloned());
             lab.host()
-                .exec_input(&["nft", "-f", "-"], &partial.text(&ports))?;
+                .exec_input(&["nft", "-f", "-"], &partial.text(&ports, &guests))?;
             false
+        }
+        Setup::NetdevClean => {
+            let compiler = Compiler::with_extra("clean-traffic", &[CT_INET])?;
+            lab.filter::<Nftables>(&compiler, others)?;
+            let guests: Vec<String> = lab
+                .guests()
+                .iter()
+                .map(|(_, p)| p.name.to_string())
+                .collect();
+            let netdev = netdev_from_bridge(&lab, &guests)?;
+            lab.host()
+                .exec(&["nft", "delete", "table", "bridge", "nwfilter"])?;
+            lab.host().exec_input(&["nft", "-f", "-"], &netdev)?;
+            true
         }
         Setup::Full { backend, filter } => {
             let compiler = Compiler::with_extra(filter, &[CT_INET])?;
@@ -385,6 +423,57 @@ fn prepare(variant: &Variant, has_ethtool: bool) -> Result<Lab, Error> {
         ])?;
     }
     Ok(lab)
+}
+
+/// The backend's bridge table (as listed) as a netdev table: its base
+/// chains dropped, and on each guest port an ingress chain jumping to the
+/// port's from-VM root and an egress chain jumping to its to-VM root (the
+/// roots the dispatch maps lead the port to).
+fn netdev_from_bridge(lab: &Lab, guests: &[String]) -> Result<String, Error> {
+    let listed = lab
+        .host()
+        .exec(&["nft", "list", "table", "bridge", "nwfilter"])?;
+    let mut out = String::new();
+    let mut skip = false;
+    for line in listed.lines() {
+        let t = line.trim();
+        if t.starts_with("chain prerouting") || t.starts_with("chain postrouting") {
+            skip = true;
+        }
+        if !skip {
+            out.push_str(&line.replace("table bridge nwfilter", "table netdev nwfilter"));
+            out.push('\n');
+        }
+        if skip && t == "}" {
+            skip = false;
+        }
+    }
+    let mut hooks = String::new();
+    for port in guests {
+        let from = dispatched(&listed, "from-vm", port)?;
+        let to = dispatched(&listed, "to-vm", port)?;
+        hooks.push_str(&crate::partial::netdev_hooks(
+            std::slice::from_ref(port),
+            |hook| {
+                let target = if hook == "ingress" { &from } else { &to };
+                format!("\t\tjump {target}\n")
+            },
+        ));
+    }
+    Ok(format!("{out}{hooks}"))
+}
+
+/// The chain the listed dispatch map `map` leads `port` to.
+fn dispatched(listed: &str, map: &str, port: &str) -> Result<String, Error> {
+    let element = format!("\"{port}\" : jump ");
+    listed
+        .split(&format!("map {map} "))
+        .nth(1)
+        .and_then(|m| m.split("map ").next())
+        .and_then(|m| m.split(&element).nth(1))
+        .and_then(|r| r.split([',', ' ', '}', '\n']).next())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {map} element for {port} in:\n{listed}").into())
 }
 
 /// The CPU the sender is pinned to, and its ksoftirqd's schedstat file.
