@@ -78,6 +78,9 @@ enum Setup {
     /// moved into a netdev table entered from each guest port's own
     /// ingress and egress hooks (a candidate layout, issue 20).
     NetdevClean,
+    /// As [`Setup::NetdevClean`], with a copy of the template's chains
+    /// per port and the port's values written in (no set lookups).
+    NetdevOwn,
 }
 
 /// One configuration measured.
@@ -95,7 +98,7 @@ impl Variant {
     fn backend(&self) -> &'static str {
         match self.setup {
             Setup::Unfiltered => "none",
-            Setup::Partial(_) | Setup::NetdevClean => Nftables::NAME,
+            Setup::Partial(_) | Setup::NetdevClean | Setup::NetdevOwn => Nftables::NAME,
             Setup::Full { backend, .. } => backend,
         }
     }
@@ -137,6 +140,11 @@ pub fn variants(others: &[usize]) -> Vec<Variant> {
             "netdev-ct",
             "nft: clean-traffic from netdev ingress/egress chains",
             Setup::NetdevClean,
+        ),
+        one(
+            "netdev-own",
+            "nft: clean-traffic in per-port netdev chains, values written in",
+            Setup::NetdevOwn,
         ),
     ];
     let each: [(&str, &str, Setup); 5] = [
@@ -379,7 +387,7 @@ fn prepare(variant: &Variant, has_ethtool: bool) -> Result<Lab, Error> {
                 .exec_input(&["nft", "-f", "-"], &partial.text(&ports, &guests))?;
             false
         }
-        Setup::NetdevClean => {
+        Setup::NetdevClean | Setup::NetdevOwn => {
             let compiler = Compiler::with_extra("clean-traffic", &[CT_INET])?;
             lab.filter::<Nftables>(&compiler, others)?;
             let guests: Vec<String> = lab
@@ -387,7 +395,10 @@ fn prepare(variant: &Variant, has_ethtool: bool) -> Result<Lab, Error> {
                 .iter()
                 .map(|(_, p)| p.name.to_string())
                 .collect();
-            let netdev = netdev_from_bridge(&lab, &guests)?;
+            let netdev = match variant.setup {
+                Setup::NetdevOwn => netdev_own_from_bridge(&lab, &guests)?,
+                _ => netdev_from_bridge(&lab, &guests)?,
+            };
             lab.host()
                 .exec(&["nft", "delete", "table", "bridge", "nwfilter"])?;
             lab.host().exec_input(&["nft", "-f", "-"], &netdev)?;
@@ -461,6 +472,112 @@ fn netdev_from_bridge(lab: &Lab, guests: &[String]) -> Result<String, Error> {
         ));
     }
     Ok(format!("{out}{hooks}"))
+}
+
+/// The backend's bridge table (as listed) as per-port netdev chains: for
+/// each guest port a copy of the template's chains named `ROLE/PORT`, each
+/// per-port lookup (`iifname . FIELD [!=] @sN/T`) written as a compare
+/// with the port's element (`FIELD [!=] VALUE`) and each own-chain map
+/// (`iifname vmap @vN/T`) as a jump to the port's own chain; entered from
+/// the port's ingress and egress hooks.
+fn netdev_own_from_bridge(lab: &Lab, guests: &[String]) -> Result<String, Error> {
+    let listed = lab
+        .host()
+        .exec(&["nft", "list", "table", "bridge", "nwfilter"])?;
+    let blocks = listed_blocks(&listed);
+    let root = dispatched(&listed, "from-vm", &guests[0])?;
+    let template = root.rsplit_once('/').ok_or("a template chain name")?.1;
+    let suffix = format!("/{template}");
+    let mut out = String::from("table netdev nwfilter {\n");
+    // The ports' own chains (RARP), as they are.
+    for (kind, name, body) in &blocks {
+        let base = ["prerouting", "postrouting"].contains(&name.as_str());
+        if kind == "chain" && !name.ends_with(&suffix) && !base {
+            out.push_str(&format!("\tchain {name} {{\n{body}\t}}\n"));
+        }
+    }
+    for port in guests {
+        let quoted = format!("\"{port}\"");
+        // The port's element in a listed set or map.
+        let value = |set: &str| -> Option<String> {
+            let (_, _, body) = blocks.iter().find(|(_, n, _)| n == set)?;
+            let elements = body.split("elements = {").nth(1)?.split('}').next()?;
+            elements.split(',').map(str::trim).find_map(|e| {
+                let rest = e.strip_prefix(&quoted)?.trim_start();
+                let v = rest.strip_prefix(". ").or(rest.strip_prefix(": "))?;
+                Some(v.trim().to_owned())
+            })
+        };
+        for (kind, name, body) in &blocks {
+            let Some(role) = name.strip_suffix(&suffix) else {
+                continue;
+            };
+            if kind != "chain" {
+                continue;
+            }
+            let mut lines = String::new();
+            for line in body.lines() {
+                let mut l = line.replace(&suffix, &format!("/{port}"));
+                let template_name = |n: &str| n.replace(&format!("/{port}"), &suffix);
+                for key in ["iifname . ", "oifname . "] {
+                    if let Some(at) = l.find(key) {
+                        let after = l[at + key.len()..].to_owned();
+                        let set_at = after.find('@').ok_or("a lookup")?;
+                        let set =
+                            template_name(after[set_at + 1..].split(' ').next().unwrap_or(""));
+                        let v = value(&set).ok_or_else(|| format!("{port} in {set}"))?;
+                        let tail = after[set_at..].split_once(' ').map_or("", |(_, t)| t);
+                        l = format!("{}{}{v} {tail}", &l[..at], &after[..set_at]);
+                    }
+                }
+                for key in ["iifname vmap @", "oifname vmap @"] {
+                    if let Some(at) = l.find(key) {
+                        let map =
+                            template_name(l[at + key.len()..].split(' ').next().unwrap_or(""));
+                        let v = value(&map).ok_or_else(|| format!("{port} in {map}"))?;
+                        l = format!("{}{v}", &l[..at]);
+                    }
+                }
+                lines.push_str(&l);
+                lines.push('\n');
+            }
+            out.push_str(&format!("\tchain {role}/{port} {{\n{lines}\t}}\n"));
+        }
+    }
+    out.push_str("}\n");
+    for port in guests {
+        out.push_str(&crate::partial::netdev_hooks(
+            std::slice::from_ref(port),
+            |hook| {
+                let root = if hook == "ingress" { "I" } else { "O" };
+                format!("\t\tjump {root}/{port}\n")
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The listing's top-level blocks of a table: (kind, name, body lines).
+fn listed_blocks(listed: &str) -> Vec<(String, String, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, String, String)> = None;
+    for line in listed.lines() {
+        let top = line.strip_prefix('\t').filter(|l| !l.starts_with('\t'));
+        if let Some(head) = top {
+            if head == "}" {
+                blocks.extend(current.take());
+            } else if let Some((kind, rest)) = head.split_once(' ') {
+                let name = rest.trim_end_matches(" {").to_owned();
+                current = Some((kind.to_owned(), name, String::new()));
+            }
+            continue;
+        }
+        if let Some((_, _, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    blocks
 }
 
 /// The chain the listed dispatch map `map` leads `port` to.
