@@ -7,7 +7,8 @@
 //! traversals and a mark rewrite (docs/PERFORMANCE.md, issue 20). A port
 //! whose IP-layer rules need nothing of the IP layer gets them in the
 //! bridge table instead: one chain, named as its FI chain would be, that
-//! the port's from-VM root chain jumps to before its first rule. The
+//! the port's from-VM root chain jumps to before the first rule that could
+//! let a frame of that IP version out ([`entry_index`]). The
 //! dual-stack clean-traffic's neighbour-discovery checks are such rules
 //! (issue 16: they must cost about what clean-traffic costs).
 //!
@@ -15,8 +16,9 @@
 //! - A packet must pass both layers. The IP-layer chain's verdicts here
 //!   only drop or leave the chain (`return`; an IP-layer `accept` ends the
 //!   IP layer's say, not the Ethernet layer's, so it leaves the chain
-//!   too), so running it before the Ethernet rules instead of after
-//!   changes no packet's fate.
+//!   too), so running it among the Ethernet rules instead of after them
+//!   changes no packet's fate: the Ethernet rules before the jump can
+//!   only drop such a frame.
 //! - Bridge prerouting sees the frames the VM sends to the host (HI) and
 //!   those bridged on (FI): the port qualifies only when both chains are
 //!   the same, and when it has no rules for packets to the VM (FO, which
@@ -72,6 +74,43 @@ pub(crate) fn applies(program: &Program) -> bool {
         .flat_map(|c| &c.rules)
         .all(|r| r.verdict != Verdict::Reject && r.matches.iter().all(bridge_can_match));
     has_root && !has(&ChainRole::ForwardToVm) && same_for_host && stateless
+}
+
+/// Where in the from-VM root (`root`, an IR chain) the jump into the
+/// moved chain goes: before the first rule that could let a frame of one
+/// of `families` out of the root other than by dropping it. Rules before
+/// that point only drop such frames (or test other EtherTypes), so
+/// running the IP-layer checks after them decides the same, and a frame
+/// of another EtherType (IPv4 for IPv6-only checks) that the root accepts
+/// earlier never meets the jump at all.
+pub(crate) fn entry_index(program: &Program, root: &Chain, families: &[Family]) -> usize {
+    let own_types: Vec<u16> = (families.iter())
+        .map(|f| match f {
+            Family::Ipv4 => 0x0800,
+            _ => 0x86dd,
+        })
+        .collect();
+    let other_type_only = |rule: &Rule| {
+        rule.matches.iter().any(|m| match m {
+            Match::EtherType(t) => !t.negated && !own_types.contains(&t.value),
+            Match::EtherIp(v) => {
+                let t = match v {
+                    nwfilter_compile::ir::IpVersion::V4 => 0x0800,
+                    nwfilter_compile::ir::IpVersion::V6 => 0x86dd,
+                };
+                !own_types.contains(&t)
+            }
+            _ => false,
+        })
+    };
+    let only_drops = |rule: &Rule| match &rule.verdict {
+        Verdict::Drop | Verdict::Continue => true,
+        Verdict::Jump(name) => only_drops_or_returns(program, name),
+        _ => false,
+    };
+    (root.rules.iter())
+        .position(|rule| !only_drops(rule) && !other_type_only(rule))
+        .unwrap_or(root.rules.len())
 }
 
 /// 802.1Q, 802.1ad and the older QinQ tag: frames whose EtherType hides
@@ -284,6 +323,31 @@ mod tests {
             ],
         );
         assert!(passes_only_listed(&p));
+    }
+
+    #[test]
+    fn the_jump_goes_before_the_first_rule_that_could_pass_the_moved_version() {
+        let p = with_root(
+            vec![
+                jump_mac(),
+                rule(vec![ether_type(0x0800)], Verdict::Accept),
+                rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+            vec![
+                rule(Vec::new(), Verdict::Return),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+        );
+        let root = p
+            .chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
+            .unwrap();
+        // IPv6 checks: after the MAC check (it only drops) and the IPv4
+        // accept (IPv6 never matches it), before the IPv6 accept.
+        assert_eq!(entry_index(&p, root, &[Family::Ipv6]), 2);
+        // IPv4 checks: before the IPv4 accept.
+        assert_eq!(entry_index(&p, root, &[Family::Ipv4]), 1);
+        assert_eq!(entry_index(&p, root, &[Family::Ipv4, Family::Ipv6]), 1);
     }
 
     #[test]

@@ -255,8 +255,12 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             .map(|((c, name), g)| (name.as_str(), c.family, g.len())),
     );
     // Moved into the bridge table, the IP-layer chain is entered by a jump
-    // that tests the IP version when all its rules are of one.
+    // that tests the IP version when all its rules are of one, placed in
+    // the root where `ip_in_bridge::entry_index` says (the index of the
+    // rendered rule it goes before is found while the root is rendered).
     let bridged_version = bridged.then(|| one_version(program)).flatten();
+    let entry = bridged.then(|| ip_entry(program)).flatten();
+    let mut entry_rendered = None;
     for (chain, groups) in program.chains.iter().zip(&groups) {
         if bridged && chain.role == ChainRole::HostFromVm {
             // The same rules as the forward chain, which bridge
@@ -278,6 +282,10 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         };
         let mut position = 1;
         for group in groups {
+            if entry == Some(position - 1) && chain.role == ChainRole::BridgeRoot(BridgeDir::FromVm)
+            {
+                entry_rendered = Some(rendered.len());
+            }
             let at = RuleAt {
                 chain,
                 table,
@@ -308,7 +316,8 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         }
     }
     if bridged {
-        enter_from_root(&mut chains, template, bridged_version);
+        let at = entry_rendered.unwrap_or(usize::MAX);
+        enter_from_root(&mut chains, template, bridged_version, at);
     }
     inline::inline_lookups(&mut chains, &out.own);
     Ok(Rendered {
@@ -334,10 +343,22 @@ fn one_version(program: &Program) -> Option<Family> {
     families.all(|f| f == first).then_some(first)
 }
 
+/// The IR index in the from-VM root before which the moved IP-layer
+/// chain is entered (`ip_in_bridge::entry_index`).
+fn ip_entry(program: &Program) -> Option<usize> {
+    let root = program.chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))?;
+    let mut families: Vec<Family> = (program.chains.iter())
+        .map(|c| c.family)
+        .filter(|f| *f != Family::Bridge)
+        .collect();
+    families.dedup();
+    Some(ip_in_bridge::entry_index(program, root, &families))
+}
+
 /// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)
-/// before the from-VM root and makes the root's first rule jump to it
-/// (tested by EtherType when the chain is of one IP version).
-fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Family>) {
+/// before the from-VM root and makes the root's rule at `at` (or its end)
+/// jump to it (tested by EtherType when the chain is of one IP version).
+fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Family>, at: usize) {
     let ip_name = names::chain(&Role::FromVm, template);
     let (Some(ip), Some(_)) = (
         chains.iter().position(|c| c.name == ip_name),
@@ -354,7 +375,8 @@ fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Fami
             target: ip_name.clone().into(),
         }),
     ));
-    chains[root].rules.insert(0, Rule::new(terms, None));
+    let at = at.min(chains[root].rules.len());
+    chains[root].rules.insert(at, Rule::new(terms, None));
     chains.insert(root, ip_chain);
 }
 

@@ -148,8 +148,15 @@ fn stateless_ip_rules_run_in_the_bridge_table_without_the_ip_path() {
     assert_eq!(ip.len(), 8, "{script}");
     assert!(ip.iter().all(|r| !r.contains("nfproto")), "{ip:#?}");
     assert!(bridge_rules(&script, "HI").is_empty(), "{script}");
+    // In the root: after the IPv4 accept (an IPv4 frame never meets the
+    // jump), before anything that could let an IPv6 frame out (the DHCPv6
+    // sub-chain accepts); before it only checks that drop or return.
     let root = bridge_rules(&script, "I");
-    assert!(root[0].contains(" ether type ip6 jump FI/"), "{root:#?}");
+    let rule_at = |text: &str| root.iter().position(|r| r.contains(text)).unwrap();
+    let entry = rule_at(" ether type ip6 jump FI/");
+    assert!(rule_at(" ether type 0x0800 accept") < entry, "{root:#?}");
+    assert!(entry < rule_at(" jump I-ipv6-dhcp/"), "{root:#?}");
+    assert!(entry < rule_at(" ether type 0x86dd accept"), "{root:#?}");
     let chains: Vec<&str> = script
         .lines()
         .filter(|l| l.starts_with("add chain bridge nwfilter "))
