@@ -316,7 +316,9 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         }
     }
     if bridged {
-        let at = entry_rendered.unwrap_or(usize::MAX);
+        // Not found (the entry inside a group, which `share::groups`
+        // does not make): the root's head, where the jump is always right.
+        let at = entry_rendered.unwrap_or(0);
         enter_from_root(&mut chains, template, bridged_version, at);
     }
     inline::inline_lookups(&mut chains, &out.own);
@@ -356,8 +358,8 @@ fn ip_entry(program: &Program) -> Option<usize> {
 }
 
 /// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)
-/// before the from-VM root and makes the root's rule at `at` (or its end)
-/// jump to it (tested by EtherType when the chain is of one IP version).
+/// before the from-VM root and makes the root's rule at `at` jump to it
+/// (tested by EtherType when the chain is of one IP version).
 fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Family>, at: usize) {
     let ip_name = names::chain(&Role::FromVm, template);
     let (Some(ip), Some(_)) = (
