@@ -45,8 +45,14 @@
 //! such a packet the same way, so it reaches no one's neighbour cache or
 //! socket.
 
+use nftables::stmt::{JumpTarget, Statement};
 use nwfilter_compile::ir::{BridgeDir, Chain, ChainRole, Family, Match, Program, Rule, Verdict};
 use nwfilter_model::ChainName;
+
+use crate::names::{self, Role};
+use crate::nfproto;
+use crate::render;
+use crate::term::{statement, Term};
 
 /// Whether `program`'s IP-layer chains run in the bridge table (see the
 /// module comment for the conditions and why they suffice).
@@ -111,6 +117,60 @@ pub(crate) fn entry_index(program: &Program, root: &Chain, families: &[Family]) 
     (root.rules.iter())
         .position(|rule| !only_drops(rule) && !other_type_only(rule))
         .unwrap_or(root.rules.len())
+}
+
+/// The one IP family of `program`'s IP-layer chains, if they have one.
+pub(crate) fn one_version(program: &Program) -> Option<Family> {
+    let mut families = (program.chains.iter())
+        .map(|c| c.family)
+        .filter(|f| *f != Family::Bridge);
+    let first = families.next()?;
+    families.all(|f| f == first).then_some(first)
+}
+
+/// The IR index in the from-VM root before which the moved IP-layer
+/// chain is entered (`ip_in_bridge::entry_index`).
+pub(crate) fn entry(program: &Program) -> Option<usize> {
+    let root = program.chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))?;
+    let mut families: Vec<Family> = (program.chains.iter())
+        .map(|c| c.family)
+        .filter(|f| *f != Family::Bridge)
+        .collect();
+    families.sort();
+    families.dedup();
+    Some(entry_index(program, root, &families))
+}
+
+/// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)
+/// before the from-VM root and makes the root's rule at `at` jump to it
+/// (tested by EtherType when the chain is of one IP version).
+pub(crate) fn enter_from_root(
+    chains: &mut Vec<render::Chain>,
+    template: &str,
+    version: Option<Family>,
+    at: usize,
+) {
+    let ip_name = names::chain(&Role::FromVm, template);
+    let (Some(ip), Some(_)) = (
+        chains.iter().position(|c| c.name == ip_name),
+        chains.iter().position(|c| c.role == Role::FromVmL2),
+    ) else {
+        return;
+    };
+    let ip_chain = chains.remove(ip);
+    let root = (chains.iter().position(|c| c.role == Role::FromVmL2)).expect("found above");
+    let mut terms: Vec<Term> = version.map(nfproto::ether_test).into_iter().collect();
+    terms.push(statement(
+        format!("jump {ip_name}"),
+        Statement::Jump(JumpTarget {
+            target: ip_name.clone().into(),
+        }),
+    ));
+    let at = at.min(chains[root].rules.len());
+    chains[root]
+        .rules
+        .insert(at, render::Rule::new(terms, None));
+    chains.insert(root, ip_chain);
 }
 
 /// 802.1Q, 802.1ad and the older QinQ tag: frames whose EtherType hides

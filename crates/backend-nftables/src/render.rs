@@ -258,8 +258,10 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
     // that tests the IP version when all its rules are of one, placed in
     // the root where `ip_in_bridge::entry_index` says (the index of the
     // rendered rule it goes before is found while the root is rendered).
-    let bridged_version = bridged.then(|| one_version(program)).flatten();
-    let entry = bridged.then(|| ip_entry(program)).flatten();
+    let bridged_version = bridged
+        .then(|| ip_in_bridge::one_version(program))
+        .flatten();
+    let entry = bridged.then(|| ip_in_bridge::entry(program)).flatten();
     let mut entry_rendered = None;
     for (chain, groups) in program.chains.iter().zip(&groups) {
         if bridged && chain.role == ChainRole::HostFromVm {
@@ -319,7 +321,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         // Not found (the entry inside a group, which `share::groups`
         // does not make): the root's head, where the jump is always right.
         let at = entry_rendered.unwrap_or(0);
-        enter_from_root(&mut chains, template, bridged_version, at);
+        ip_in_bridge::enter_from_root(&mut chains, template, bridged_version, at);
     }
     inline::inline_lookups(&mut chains, &out.own);
     Ok(Rendered {
@@ -334,52 +336,6 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
         },
         own_groups,
     })
-}
-
-/// The one IP family of `program`'s IP-layer chains, if they have one.
-fn one_version(program: &Program) -> Option<Family> {
-    let mut families = (program.chains.iter())
-        .map(|c| c.family)
-        .filter(|f| *f != Family::Bridge);
-    let first = families.next()?;
-    families.all(|f| f == first).then_some(first)
-}
-
-/// The IR index in the from-VM root before which the moved IP-layer
-/// chain is entered (`ip_in_bridge::entry_index`).
-fn ip_entry(program: &Program) -> Option<usize> {
-    let root = program.chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))?;
-    let mut families: Vec<Family> = (program.chains.iter())
-        .map(|c| c.family)
-        .filter(|f| *f != Family::Bridge)
-        .collect();
-    families.dedup();
-    Some(ip_in_bridge::entry_index(program, root, &families))
-}
-
-/// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)
-/// before the from-VM root and makes the root's rule at `at` jump to it
-/// (tested by EtherType when the chain is of one IP version).
-fn enter_from_root(chains: &mut Vec<Chain>, template: &str, version: Option<Family>, at: usize) {
-    let ip_name = names::chain(&Role::FromVm, template);
-    let (Some(ip), Some(_)) = (
-        chains.iter().position(|c| c.name == ip_name),
-        chains.iter().position(|c| c.role == Role::FromVmL2),
-    ) else {
-        return;
-    };
-    let ip_chain = chains.remove(ip);
-    let root = (chains.iter().position(|c| c.role == Role::FromVmL2)).expect("found above");
-    let mut terms: Vec<Term> = version.map(nfproto::ether_test).into_iter().collect();
-    terms.push(statement(
-        format!("jump {ip_name}"),
-        Statement::Jump(JumpTarget {
-            target: ip_name.clone().into(),
-        }),
-    ));
-    let at = at.min(chains[root].rules.len());
-    chains[root].rules.insert(at, Rule::new(terms, None));
-    chains.insert(root, ip_chain);
 }
 
 /// The table, role and name of an IR chain of `template`; `bridged`: the
