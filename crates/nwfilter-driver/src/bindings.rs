@@ -72,7 +72,7 @@ impl BindingStore {
         }
         let text = nwfilter_model::format_binding(binding);
         self.objects.write(&lock, port, &text)?;
-        self.remember(|files| files.set(port, binding.clone()));
+        self.remember(|files| files.set(port, binding));
         Ok(())
     }
 
@@ -86,7 +86,7 @@ impl BindingStore {
         }
         let text = nwfilter_model::format_binding(binding);
         self.objects.write(&lock, port, &text)?;
-        self.remember(|files| files.set(port, binding.clone()));
+        self.remember(|files| files.set(port, binding));
         Ok(())
     }
 
@@ -151,11 +151,10 @@ impl BindingStore {
     pub fn read_all(&self) -> Result<Listing<Binding>, Error> {
         let lock = self.objects.lock_shared()?;
         let files = self.read_files(&lock)?;
-        let Some(memory) = &self.memory else {
-            return Ok(files.into_listing());
-        };
         let listing = files.listing();
-        *memory.lock() = files; // under the directory's lock: no write in between
+        if let Some(memory) = &self.memory {
+            *memory.lock() = files; // under the directory's lock: no write in between
+        }
         Ok(listing)
     }
 
