@@ -156,6 +156,7 @@ fn open_host(args: &Args) -> anyhow::Result<Host> {
         .learn_max_addresses(usize::from(args.learn_max_addresses))
         .rule_check_every(None)
         .with_network_ports()
+        .only_writer()
         .open()?;
     let backend = host.frontend_service().engine().backend();
     info!("applying rules with the {backend} backend");

@@ -2,23 +2,29 @@
 //! one file per port device (`PORTDEV.xml`).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, MutexGuard};
 
 use nwfilter_model::{Binding, IfName};
 
-use crate::durable::ObjectDir;
+use crate::binding_memory::{Files, Memory};
+use crate::durable::{DirLock, ObjectDir};
 use crate::error::Error;
 use crate::filters::BindingUse;
-use crate::listing::{stray_reports, Listing};
+use crate::listing::Listing;
 
 /// Where bindings are stored unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/run/nwfilter";
 
 /// The binding store. Like [`crate::FilterStore`], it re-reads under the
 /// directory lock, so stores on one directory never lose each other's
-/// writes.
+/// writes; unless it is told it is the directory's only writer
+/// ([`BindingStore::kept_in_memory`]).
 #[derive(Debug, Clone)]
 pub struct BindingStore {
     objects: ObjectDir,
+    /// The directory as read once and written since (shared by clones);
+    /// `None`: every read reads the files.
+    memory: Option<Arc<Memory>>,
 }
 
 impl BindingStore {
@@ -26,7 +32,19 @@ impl BindingStore {
     pub fn open(dir: impl Into<PathBuf>) -> BindingStore {
         BindingStore {
             objects: ObjectDir::new(dir.into()),
+            memory: None,
         }
+    }
+
+    /// The same store, for the only process writing its directory while it
+    /// runs (the daemon): the directory is read once, at the first read,
+    /// and again only by [`BindingStore::read_all`]; every other read is
+    /// answered from memory (see `binding_memory`). Writes still go to
+    /// disk first. A file changed by another process meanwhile is not
+    /// seen until the next `read_all`.
+    pub fn kept_in_memory(mut self) -> BindingStore {
+        self.memory = Some(Arc::default());
+        self
     }
 
     /// The state directory.
@@ -49,11 +67,13 @@ impl BindingStore {
     pub fn create(&self, binding: &Binding) -> Result<(), Error> {
         let port = binding.portdev.as_str();
         let lock = self.objects.lock_exclusive()?;
-        if self.objects.path(port).exists() {
+        if self.exists(&lock, port)? {
             return Err(Error::BindingExists(port.to_owned()));
         }
         let text = nwfilter_model::format_binding(binding);
-        self.objects.write(&lock, port, &text)
+        self.objects.write(&lock, port, &text)?;
+        self.remember(|files| files.set(port, binding));
+        Ok(())
     }
 
     /// Stores `binding` in place of its port's binding; an error if the
@@ -61,11 +81,13 @@ impl BindingStore {
     pub fn replace(&self, binding: &Binding) -> Result<(), Error> {
         let port = binding.portdev.as_str();
         let lock = self.objects.lock_exclusive()?;
-        if !self.objects.path(port).exists() {
+        if !self.exists(&lock, port)? {
             return Err(Error::NoSuchBinding(port.to_owned()));
         }
         let text = nwfilter_model::format_binding(binding);
-        self.objects.write(&lock, port, &text)
+        self.objects.write(&lock, port, &text)?;
+        self.remember(|files| files.set(port, binding));
+        Ok(())
     }
 
     /// Removes the binding of `portdev`, returning it.
@@ -74,13 +96,18 @@ impl BindingStore {
         let lock = self.objects.lock_exclusive()?;
         // A corrupt file is still removed: deleting is how one gets rid of
         // it. Why it could not be read is reported instead of the binding.
-        let parsed = match self.objects.read(&lock, port.as_str()) {
-            Ok(Some(text)) => self.parse_stored(port.as_str(), &text),
-            Ok(None) => return Err(Error::NoSuchBinding(portdev.to_owned())),
-            Err(e @ Error::BadFile { .. }) => Err(e),
-            Err(e) => return Err(e),
+        let stored = match self.memory_under(&lock)? {
+            Some(files) => files.get(port.as_str()),
+            None => self.read_one(&lock, port.as_str()),
+        };
+        let parsed = match stored {
+            Some(Ok(binding)) => Ok(binding),
+            None => return Err(Error::NoSuchBinding(portdev.to_owned())),
+            Some(Err(e @ Error::BadFile { .. })) => Err(e),
+            Some(Err(e)) => return Err(e),
         };
         self.objects.remove(&lock, port.as_str())?;
+        self.remember(|files| files.remove(port.as_str()));
         parsed
     }
 
@@ -93,7 +120,9 @@ impl BindingStore {
             return Ok(false);
         }
         let lock = self.objects.lock_exclusive()?;
-        self.objects.remove(&lock, portdev)
+        let removed = self.objects.remove(&lock, portdev)?;
+        self.remember(|files| files.remove(portdev));
+        Ok(removed)
     }
 
     /// The binding of `portdev`, if there is one.
@@ -101,34 +130,30 @@ impl BindingStore {
         let Ok(port) = IfName::new(portdev) else {
             return Ok(None); // never turn a bad name into a path
         };
-        let lock = self.objects.lock_shared()?;
-        match self.objects.read(&lock, port.as_str())? {
-            Some(text) => self.parse_stored(port.as_str(), &text).map(Some),
-            None => Ok(None),
-        }
+        let stored = match self.recall(|files| files.get(port.as_str()))? {
+            Some(stored) => stored,
+            None => self.read_one(&self.objects.lock_shared()?, port.as_str()),
+        };
+        stored.transpose()
     }
 
     /// Every binding (sorted by port), plus the files skipped.
     pub fn list(&self) -> Result<Listing<Binding>, Error> {
+        match self.recall(Files::listing)? {
+            Some(listing) => Ok(listing),
+            None => self.read_all(),
+        }
+    }
+
+    /// As [`BindingStore::list`], always reading the directory; a store
+    /// [kept in memory](BindingStore::kept_in_memory) then remembers what
+    /// it read (the daemon's start and `reload`).
+    pub fn read_all(&self) -> Result<Listing<Binding>, Error> {
         let lock = self.objects.lock_shared()?;
-        let scan = self.objects.scan(&lock)?;
-        let mut listing = Listing {
-            items: Vec::new(),
-            skipped: stray_reports(scan.stray).collect(),
-        };
-        for (key, _) in scan.objects {
-            let parsed = match self.objects.read(&lock, &key) {
-                Ok(Some(text)) => self.parse_stored(&key, &text),
-                Ok(None) => continue, // removed since the scan
-                Err(e) => Err(e),
-            };
-            match parsed {
-                Ok(binding) => listing.items.push(binding),
-                Err(e) => {
-                    tracing::warn!(error = %e, "binding file skipped");
-                    listing.skipped.push(e);
-                }
-            }
+        let files = self.read_files(&lock)?;
+        let listing = files.listing();
+        if let Some(memory) = &self.memory {
+            *memory.lock() = files; // under the directory's lock: no write in between
         }
         Ok(listing)
     }
@@ -162,7 +187,82 @@ impl BindingStore {
     /// Deletes temp files left by writers that were killed; returns them.
     pub fn sweep(&self) -> Result<Vec<PathBuf>, Error> {
         let lock = self.objects.lock_exclusive()?;
-        self.objects.sweep(&lock)
+        let swept = self.objects.sweep(&lock)?;
+        self.remember(Files::forget_stray);
+        Ok(swept)
+    }
+
+    /// Whether port `key` has a binding file (as remembered, when kept in
+    /// memory). Call with the exclusive lock held.
+    fn exists(&self, lock: &DirLock, key: &str) -> Result<bool, Error> {
+        Ok(match self.memory_under(lock)? {
+            Some(files) => files.contains(key),
+            None => self.objects.path(key).exists(),
+        })
+    }
+
+    /// What `f` finds in memory, filling it first if needed; `None` when
+    /// this store keeps no memory.
+    fn recall<T>(&self, f: impl FnOnce(&Files) -> T) -> Result<Option<T>, Error> {
+        let Some(memory) = &self.memory else {
+            return Ok(None);
+        };
+        {
+            let files = memory.lock();
+            if files.is_read() {
+                return Ok(Some(f(&files)));
+            }
+        }
+        // The directory's lock first, then the memory's (see
+        // `binding_memory`).
+        let lock = self.objects.lock_shared()?;
+        Ok(self.memory_under(&lock)?.map(|files| f(&files)))
+    }
+
+    /// The memory, filled first if needed; call with the directory's lock
+    /// held. `None` when this store keeps no memory.
+    fn memory_under(&self, lock: &DirLock) -> Result<Option<MutexGuard<'_, Files>>, Error> {
+        match &self.memory {
+            Some(memory) => memory.filled(|| self.read_files(lock)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Changes the memory after a write to disk (if it has been read:
+    /// otherwise its first read reads the change).
+    fn remember(&self, change: impl FnOnce(&mut Files)) {
+        if let Some(memory) = &self.memory {
+            let mut files = memory.lock();
+            if files.is_read() {
+                change(&mut files);
+            }
+        }
+    }
+
+    /// Every binding file of the directory, read and parsed.
+    fn read_files(&self, lock: &DirLock) -> Result<Files, Error> {
+        let scan = self.objects.scan(lock)?;
+        let mut files = Files::new(scan.stray);
+        for (key, _) in scan.objects {
+            let Some(parsed) = self.read_one(lock, &key) else {
+                continue; // removed since the scan
+            };
+            if let Err(e) = &parsed {
+                tracing::warn!(error = %e, "binding file skipped");
+            }
+            files.add(key, parsed);
+        }
+        Ok(files)
+    }
+
+    /// The binding in file `key`, or why it cannot be read; `None`: no
+    /// such file.
+    fn read_one(&self, lock: &DirLock, key: &str) -> Option<Result<Binding, Error>> {
+        match self.objects.read(lock, key) {
+            Ok(Some(text)) => Some(self.parse_stored(key, &text)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Parses a state file, which must hold the binding of its port.

@@ -15,6 +15,7 @@
 //! ([`preview`]).
 
 pub mod backend;
+mod binding_memory;
 mod bindings;
 mod durable;
 mod error;

@@ -76,6 +76,9 @@ pub struct HostConfig {
     /// Also serve the virtual-network verbs (front ends only).
     pub(crate) networks: bool,
     pub(crate) network_ports: bool,
+    /// The only writer of the state directory: bindings are kept in
+    /// memory (front ends only: the daemon).
+    pub(crate) only_writer: bool,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -122,6 +125,7 @@ impl HostConfig {
             prepare: true,
             networks: false,
             network_ports: false,
+            only_writer: false,
         }
     }
 

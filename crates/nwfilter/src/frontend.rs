@@ -41,6 +41,17 @@ impl HostConfig {
         self.prepare = false;
         self
     }
+
+    /// For the daemon: while it runs it is the only process that writes
+    /// the state directory's bindings (the CLI goes through it), so it
+    /// reads them at start and at `reload` only and answers binding-list
+    /// and lookups from memory (libvirt does the same; issue 22). Not for
+    /// a process that others may write behind, such as the CLI's embedded
+    /// mode.
+    pub fn only_writer(mut self) -> HostConfig {
+        self.only_writer = true;
+        self
+    }
 }
 
 impl Host {

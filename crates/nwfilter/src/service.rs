@@ -35,7 +35,10 @@ pub(crate) fn assemble(config: &HostConfig, learner_log: learning::Log) -> Resul
             })?;
     }
     let filters = FilterStore::open(&config.config_dir);
-    let bindings = BindingStore::open(&config.state_dir);
+    let mut bindings = BindingStore::open(&config.state_dir);
+    if config.only_writer {
+        bindings = bindings.kept_in_memory();
+    }
     if config.prepare {
         sweep(&filters, &bindings)?;
     }

@@ -77,7 +77,10 @@ impl<R: Runner> Engine<R> {
         let mut state = self.lock();
         state.kept.forget();
         let mut result = Reapplied::default();
-        let listing = self.bindings.list()?;
+        // The directory is read again (not a store's memory of it): this
+        // is the daemon's start and `reload`, where a file mended by hand
+        // is to be seen.
+        let listing = self.bindings.read_all()?;
         // A port whose binding file cannot be read still has a binding:
         // it is closed below, never cleaned up as an orphan.
         let bound = (listing.items.iter().map(|b| b.portdev.clone()))

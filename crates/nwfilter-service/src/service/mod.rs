@@ -227,10 +227,17 @@ mod tests {
     }
 
     fn service() -> (tempfile::TempDir, EngineService<Arc<RecordingRunner>>) {
+        service_with(|store| store)
+    }
+
+    /// As [`service`], on the binding store `keep` makes of the plain one.
+    fn service_with(
+        keep: impl FnOnce(BindingStore) -> BindingStore,
+    ) -> (tempfile::TempDir, EngineService<Arc<RecordingRunner>>) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::new(
             FilterStore::open(dir.path().join("etc")),
-            BindingStore::open(dir.path().join("run")),
+            keep(BindingStore::open(dir.path().join("run"))),
             Arc::new(RecordingRunner::new()),
         );
         let service = EngineService::new(engine);
@@ -298,5 +305,76 @@ mod tests {
         });
         assert!(deleted.is_ok(), "{deleted:?}");
         assert!(service.call(Op::Reload).is_ok());
+    }
+
+    fn listed(service: &EngineService<Arc<RecordingRunner>>) -> Vec<(String, String)> {
+        let Reply::Bindings { bindings } = service.call(Op::BindingList).unwrap() else {
+            panic!("binding-list")
+        };
+        (bindings.into_iter())
+            .map(|b| (b.portdev, b.state.unwrap_or(b.filter)))
+            .collect()
+    }
+
+    fn pair(port: &str, state: &str) -> (String, String) {
+        (port.to_owned(), state.to_owned())
+    }
+
+    /// Issue 22: a service on a store kept in memory (the daemon's) lists
+    /// and looks up bindings without reading their files; create, delete
+    /// and reload keep what it lists right, and reload reads the files.
+    #[test]
+    fn binding_list_and_dumpxml_come_from_memory_and_follow_create_delete_reload() {
+        let (dir, service) = service_with(BindingStore::kept_in_memory);
+        let run = dir.path().join("run");
+        assert_eq!(
+            listed(&service),
+            [pair("vnet0", "top"), pair("vnet1", "top")]
+        );
+
+        // Behind the service's back: not seen.
+        std::fs::remove_file(run.join("vnet0.xml")).unwrap();
+        std::fs::write(run.join("vnet1.xml"), b"\xff\x00junk").unwrap();
+        std::fs::write(run.join("vnet7.xml"), binding("vnet7")).unwrap();
+        assert_eq!(
+            listed(&service),
+            [pair("vnet0", "top"), pair("vnet1", "top")]
+        );
+        let dumped = service.binding_dumpxml("vnet0").unwrap();
+        assert!(
+            dumped.contains("vnet0") && dumped.contains("'top'"),
+            "{dumped}"
+        );
+        assert!(service.lookup_binding("vnet7").is_err());
+
+        // Its own writes are.
+        let done = service.call(Op::BindingDelete {
+            portdev: "vnet0".into(),
+        });
+        assert!(done.is_ok(), "{done:?}");
+        service
+            .call(Op::BindingCreate {
+                xml: binding("vnet2"),
+            })
+            .unwrap();
+        assert_eq!(
+            listed(&service),
+            [pair("vnet1", "top"), pair("vnet2", "top")]
+        );
+        assert!(run.join("vnet2.xml").exists());
+
+        // A reload reads the directory: the junk, and the binding written
+        // behind its back, as a store reading the files lists them.
+        let _ = service.call(Op::Reload);
+        let now = listed(&service);
+        let ports: Vec<&str> = now.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(ports, ["vnet1", "vnet2", "vnet7"]);
+        assert!(now[0].1.starts_with("closed"), "{now:?}");
+        let plain = EngineService::new(Engine::new(
+            FilterStore::open(dir.path().join("etc")),
+            BindingStore::open(&run),
+            Arc::new(RecordingRunner::new()),
+        ));
+        assert_eq!(listed(&plain), now);
     }
 }
