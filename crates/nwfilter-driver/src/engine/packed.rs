@@ -24,7 +24,10 @@ pub(crate) enum Kept {
     /// As rendered (nftables: its template chains and own-chain
     /// statements are shared, see `shared`, and its notes dropped, see
     /// [`Kept::keep`]; an xtables ruleset that cannot be packed).
-    Whole(Rendered),
+    /// Boxed: the engine's map of kept rulesets holds a `Kept` in each of
+    /// its slots, free ones too (a map of 1000 ports has 2048), and a
+    /// `Rendered` is some 200 bytes where a packed ruleset is 40.
+    Whole(Box<Rendered>),
     Xtables(Packed),
 }
 
@@ -59,11 +62,11 @@ impl Kept {
         match rendered {
             Rendered::Xtables(rs) => match pack(&rs) {
                 Some(packed) => Kept::Xtables(packed),
-                None => Kept::Whole(Rendered::Xtables(rs)),
+                None => Kept::Whole(Box::new(Rendered::Xtables(rs))),
             },
             Rendered::Nftables { port, mut rules } => {
                 rules.per_port = Vec::new();
-                Kept::Whole(Rendered::Nftables { port, rules })
+                Kept::Whole(Box::new(Rendered::Nftables { port, rules }))
             }
         }
     }
@@ -71,7 +74,7 @@ impl Kept {
     /// The ruleset as rendered.
     pub(crate) fn unpack(&self) -> Rendered {
         match self {
-            Kept::Whole(rendered) => rendered.clone(),
+            Kept::Whole(rendered) => (**rendered).clone(),
             Kept::Xtables(packed) => Rendered::Xtables(unpack(packed)),
         }
     }
@@ -190,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_ruleset_is_small_in_the_map() {
+        // The map of kept rulesets holds one per slot, used or free.
+        assert!(
+            std::mem::size_of::<Kept>() <= 64,
+            "{}",
+            std::mem::size_of::<Kept>()
+        );
+    }
+
+    #[test]
     fn what_packing_could_not_tell_apart_is_kept_whole() {
         let odd: [fn(&mut PortRuleset); 3] = [
             |rs| rs.chains[0].rules[0].push(format!("a{ARG}b")),
@@ -201,7 +214,7 @@ mod tests {
             change(&mut rs);
             let rendered = Rendered::Xtables(rs);
             let kept = Kept::keep(rendered.clone());
-            assert_eq!(kept, Kept::Whole(rendered.clone()));
+            assert_eq!(kept, Kept::Whole(Box::new(rendered.clone())));
             assert_eq!(kept.unpack(), rendered);
         }
     }
