@@ -328,12 +328,12 @@ fn template_objects(rules: &PortRuleset) -> TemplateObjects {
         sets: rules
             .sets
             .iter()
-            .map(|s| (s.table, s.name.clone()))
+            .map(|s| (s.table, s.name.to_string()))
             .collect(),
         maps: rules
             .maps
             .iter()
-            .map(|m| (m.table, m.name.clone()))
+            .map(|m| (m.table, m.name.to_string()))
             .collect(),
     }
 }

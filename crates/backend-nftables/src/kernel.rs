@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -54,12 +55,17 @@ pub struct PortObjects {
     pub out_tag: bool,
     /// (table, map) → its element's key (the port's name, or a mark
     /// as [`crate::batch::mark_key`] spells it) and the chain it jumps
-    /// to: the dispatch maps and the template's verdict maps.
-    pub dispatch: VecMap<(Table, String), (String, String)>,
+    /// to: the dispatch maps and the template's verdict maps. A map's
+    /// name is an `Arc`, the one its template's ruleset holds (see
+    /// [`crate::plan::desired`]): every port has the same few names, and
+    /// a `String` each was a fifth of the daemon's memory per binding
+    /// (issue 22 item 5).
+    pub dispatch: VecMap<(Table, Arc<str>), (String, String)>,
     /// Its own chains (`rN-HASH/PORT`).
     pub own_chains: VecSet<(Table, String)>,
-    /// (table, set) → its elements (the values after the port key).
-    pub elements: VecMap<(Table, String), VecSet<Vec<String>>>,
+    /// (table, set) → its elements (the port key, then the values); the
+    /// set's name shared as the maps' are.
+    pub elements: VecMap<(Table, Arc<str>), VecSet<Vec<String>>>,
 }
 
 impl PortObjects {
@@ -217,7 +223,7 @@ impl KernelState {
                 .ok_or_else(|| bad(format!("map {name}: value {value}")))?;
             self.port(&port)
                 .dispatch
-                .insert((table, name.to_owned()), (key_text, target.to_owned()));
+                .insert((table, name.into()), (key_text, target.to_owned()));
         }
         Ok(())
     }
@@ -264,7 +270,7 @@ impl KernelState {
                 .collect::<Result<Vec<String>, ReadError>>()?;
             self.port(&port)
                 .elements
-                .get_or_default((table, name.to_owned()))
+                .get_or_default((table, name.into()))
                 .insert(values);
         }
         Ok(())
@@ -450,11 +456,11 @@ mod tests {
         assert!(p.tag_chain && p.out_tag);
         assert_eq!(p.templates(), BTreeSet::from([T]));
         assert_eq!(p.dispatch.len(), 2);
-        let v4 = &p.elements[&(Table::Inet, format!("s1/{T}"))];
+        let v4 = &p.elements[&(Table::Inet, format!("s1/{T}").into())];
         let tuple = vec![":458752".to_owned(), "10.0.0.1".to_owned()];
         assert_eq!(v4, &VecSet::from_iter([tuple]));
         assert_eq!(
-            p.dispatch[&(Table::Inet, "to-vm".to_owned())],
+            p.dispatch[&(Table::Inet, "to-vm".into())],
             (":458752".to_owned(), format!("FO/{T}"))
         );
         // Tag 9 belongs to no port, but is not handed out again.

@@ -10,6 +10,7 @@
 use nwfilter_compile::ir::BridgeDir;
 use nwfilter_model::{ChainName, IfName};
 use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 
 /// Both tables are called this; they differ by family.
 pub const TABLE: &str = "nwfilter";
@@ -125,6 +126,24 @@ pub fn is_nft_identifier(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
         && chars.all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+}
+
+/// Serializes a shared name as the string it is (serde's `rc` feature is
+/// not enabled in the workspace).
+pub fn serialize_arc<S: serde::Serializer>(name: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name)
+}
+
+/// A dispatch map's name (`from-vm`, `to-vm`, `host-from-vm`) as one
+/// `Arc` for all ports: every port's kept kernel objects name the maps it
+/// is in (see [`crate::kernel::PortObjects::dispatch`]).
+pub fn dispatch_map(name: &'static str) -> Arc<str> {
+    static NAMES: OnceLock<[Arc<str>; 3]> = OnceLock::new();
+    let names = NAMES.get_or_init(|| ["from-vm", "to-vm", "host-from-vm"].map(Arc::from));
+    match names.iter().find(|n| &***n == name) {
+        Some(n) => Arc::clone(n),
+        None => name.into(),
+    }
 }
 
 #[cfg(test)]

@@ -159,8 +159,10 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
     for chain in rules.chains.iter() {
         if let Some((map, key)) = dispatch_map(&chain.role) {
             if let Some(key) = port_key(key, port, tag) {
-                want.dispatch
-                    .insert((chain.table, map.to_owned()), (key, chain.name.clone()));
+                want.dispatch.insert(
+                    (chain.table, names::dispatch_map(map)),
+                    (key, chain.name.clone()),
+                );
             }
         }
     }

@@ -59,7 +59,10 @@ pub struct PortRuleset {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortMap {
     pub table: Table,
-    pub name: String,
+    /// The same for every port of the template: an `Arc`, so that kept
+    /// rulesets and kernel states can hold one copy (issue 22 item 5).
+    #[serde(serialize_with = "names::serialize_arc")]
+    pub name: Arc<str>,
     pub key: PortKey,
     pub chain: String,
 }
@@ -95,7 +98,9 @@ impl PortRuleset {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortSet {
     pub table: Table,
-    pub name: String,
+    /// Shared as [`PortMap::name`] is.
+    #[serde(serialize_with = "names::serialize_arc")]
+    pub name: Arc<str>,
     /// How a packet's port is told (the first part of each element).
     pub key: PortKey,
     /// The types of the values after the port key (`ether_addr`, ...).
@@ -435,7 +440,7 @@ fn shared_rule(
             let name = names::set(out.sets.len(), out.template);
             out.sets.push(PortSet {
                 table,
-                name: name.clone(),
+                name: name.as_str().into(),
                 key,
                 types,
                 elements,
@@ -496,7 +501,7 @@ fn own_chain(group: &Group<'_>, at: RuleAt<'_>, out: &mut Out<'_>) -> Result<Rul
     });
     out.maps.push(PortMap {
         table,
-        name: map.clone(),
+        name: map.as_str().into(),
         key,
         chain,
     });

@@ -52,6 +52,11 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
     if batch.is_empty() {
         return Some(());
     }
+    // The chains given rules: their vectors, grown one rule at a time,
+    // keep room for up to as many again, in every port's chains between
+    // operations; shrunk once the batch is played (only these: the
+    // operation stays the cost of its change).
+    let mut grown: Vec<String> = Vec::new();
     for line in batch.text().lines() {
         if line.starts_with('*') || line == "COMMIT" {
             continue;
@@ -70,6 +75,14 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
         }
         let rest = words.split_off(2);
         play_command(table, &words[0], &words[1], rest)?;
+        if matches!(words[0].as_str(), "-A" | "-I") {
+            grown.push(words.swap_remove(1));
+        }
+    }
+    for chain in grown {
+        if let Some(rules) = table.rules.get_mut(chain.as_str()) {
+            rules.shrink_to_fit();
+        }
     }
     Some(())
 }
@@ -239,6 +252,9 @@ mod tests {
             table.normalised(),
             ":FORWARD\n:FI-vnet0\n:HI-vnet0\n-A FORWARD -j FI-vnet0\n-A HI-vnet0 -j RETURN\n"
         );
+        for rules in table.rules.values() {
+            assert_eq!(rules.capacity(), rules.len(), "no room kept");
+        }
     }
 
     #[test]

@@ -77,6 +77,14 @@ impl<R: Runner> Engine<R> {
         skip_current: bool,
     ) -> Result<Report, EngineError> {
         let backend = state.backend;
+        // Shared before they are applied, not only once kept: the
+        // applier's kernel state then names the template's sets and maps
+        // with the very `Arc`s the kept rulesets hold (one copy for all
+        // ports, issue 22 item 5).
+        let rulesets: Vec<Rendered> = rulesets
+            .iter()
+            .map(|rs| state.templates.share(rs.clone()))
+            .collect();
         let recorded: Vec<Option<Cow<'_, Rendered>>> = rulesets
             .iter()
             .map(|rs| {
@@ -94,17 +102,25 @@ impl<R: Runner> Engine<R> {
             .collect();
         let _tables = self.tables_lock()?;
         let _span = tracing::debug_span!("kernel", %backend, ports = rulesets.len()).entered();
-        let report =
-            backend::apply(backend, &self.runner, &mut state.kept, &changes).map_err(|source| {
-                EngineError::Apply {
-                    ports: rulesets.iter().map(|rs| rs.port().clone()).collect(),
+        let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
+        drop(changes);
+        drop(recorded);
+        let report = match applied {
+            Ok(report) => report,
+            Err(source) => {
+                let ports = rulesets.iter().map(|rs| rs.port().clone()).collect();
+                // What only these rulesets held is not kept.
+                drop(rulesets);
+                state.templates.prune();
+                return Err(EngineError::Apply {
+                    ports,
                     backend,
                     source,
-                }
-            })?;
+                });
+            }
+        };
         for rs in rulesets {
-            let kept = Kept::keep(state.templates.share(rs.clone()));
-            state.applied.insert(rs.port().clone(), kept);
+            state.applied.insert(rs.port().clone(), Kept::keep(rs));
         }
         // What the rulesets replaced may have been the last holder.
         state.templates.prune();

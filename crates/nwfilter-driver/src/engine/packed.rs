@@ -1,10 +1,12 @@
 //! The rules the engine keeps per port between operations, in as little
 //! memory as an operation needs: an xtables ruleset is kept as one string
-//! per chain instead of a `String` per argument (a port of
+//! for the whole port instead of a `String` per argument (a port of
 //! `clean-traffic` has some 25 rules of about 8 arguments: a vector and
 //! an allocation per argument made the copy several times the size of
-//! its text). It is unpacked only by the operations that re-apply what
-//! was applied (the rule check, a reload comparing against it).
+//! its text; a string per chain still cost some 20 allocations a port,
+//! each with the allocator's overhead, issue 22 item 5). It is unpacked
+//! only by the operations that re-apply what was applied (the rule
+//! check, a reload comparing against it).
 
 use std::borrow::Cow;
 
@@ -15,8 +17,10 @@ use crate::backend::Rendered;
 
 /// Between two arguments of a rule.
 const ARG: char = '\u{1f}';
-/// Between two rules of a chain.
+/// Before each rule of a chain (after its name).
 const RULE: char = '\u{1e}';
+/// Between two chains.
+const CHAIN: char = '\u{1d}';
 
 /// One port's applied rules as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,24 +28,22 @@ pub(crate) enum Kept {
     /// As rendered (nftables: its template chains and own-chain
     /// statements are shared, see `shared`, and its notes dropped, see
     /// [`Kept::keep`]; an xtables ruleset that cannot be packed).
-    Whole(Rendered),
+    /// Boxed: the engine's map of kept rulesets holds a `Kept` in each of
+    /// its slots, free ones too (a map of 1000 ports has 2048), and a
+    /// `Rendered` is some 200 bytes where a packed ruleset is 40.
+    Whole(Box<Rendered>),
     Xtables(Packed),
 }
 
-/// An xtables ruleset, each chain's rules in one string.
+/// An xtables ruleset in one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Packed {
     port: IfName,
-    chains: Box<[PackedChain]>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PackedChain {
-    family: Family,
-    role: Hook,
-    name: Box<str>,
-    /// Rules separated by [`RULE`], arguments by [`ARG`]; `None`: no rule.
-    rules: Option<Box<str>>,
+    /// Each chain's family and role, in order.
+    kinds: Box<[(Family, Hook)]>,
+    /// The chains in order, separated by [`CHAIN`]: each its name, then
+    /// each rule after a [`RULE`], its arguments separated by [`ARG`].
+    text: Box<str>,
 }
 
 impl Kept {
@@ -59,11 +61,11 @@ impl Kept {
         match rendered {
             Rendered::Xtables(rs) => match pack(&rs) {
                 Some(packed) => Kept::Xtables(packed),
-                None => Kept::Whole(Rendered::Xtables(rs)),
+                None => Kept::Whole(Box::new(Rendered::Xtables(rs))),
             },
             Rendered::Nftables { port, mut rules } => {
                 rules.per_port = Vec::new();
-                Kept::Whole(Rendered::Nftables { port, rules })
+                Kept::Whole(Box::new(Rendered::Nftables { port, rules }))
             }
         }
     }
@@ -71,7 +73,7 @@ impl Kept {
     /// The ruleset as rendered.
     pub(crate) fn unpack(&self) -> Rendered {
         match self {
-            Kept::Whole(rendered) => rendered.clone(),
+            Kept::Whole(rendered) => (**rendered).clone(),
             Kept::Xtables(packed) => Rendered::Xtables(unpack(packed)),
         }
     }
@@ -89,55 +91,57 @@ impl Kept {
 }
 
 fn pack(rs: &PortRuleset) -> Option<Packed> {
-    let chains = rs
-        .chains
-        .iter()
-        .map(|chain| {
-            let mut text = String::new();
-            for (i, rule) in chain.rules.iter().enumerate() {
-                if i > 0 {
-                    text.push(RULE);
-                }
-                if rule.is_empty() {
+    let plain = |word: &str| !word.is_empty() && !word.contains([ARG, RULE, CHAIN]);
+    let mut text = String::new();
+    for (i, chain) in rs.chains.iter().enumerate() {
+        if !plain(&chain.name) {
+            return None;
+        }
+        if i > 0 {
+            text.push(CHAIN);
+        }
+        text.push_str(&chain.name);
+        for rule in &chain.rules {
+            if rule.is_empty() {
+                return None;
+            }
+            text.push(RULE);
+            for (j, arg) in rule.iter().enumerate() {
+                if !plain(arg) {
                     return None;
                 }
-                for (j, arg) in rule.iter().enumerate() {
-                    if arg.is_empty() || arg.contains([ARG, RULE]) {
-                        return None;
-                    }
-                    if j > 0 {
-                        text.push(ARG);
-                    }
-                    text.push_str(arg);
+                if j > 0 {
+                    text.push(ARG);
                 }
+                text.push_str(arg);
             }
-            Some(PackedChain {
-                family: chain.family,
-                role: chain.role,
-                name: chain.name.as_str().into(),
-                rules: (!chain.rules.is_empty()).then(|| text.into_boxed_str()),
-            })
-        })
-        .collect::<Option<Box<[PackedChain]>>>()?;
+        }
+    }
     Some(Packed {
         port: rs.port.clone(),
-        chains,
+        kinds: rs.chains.iter().map(|c| (c.family, c.role)).collect(),
+        text: text.into_boxed_str(),
     })
 }
 
 fn unpack(packed: &Packed) -> PortRuleset {
+    // Names and arguments hold no separator (see `pack`): the text splits
+    // into exactly as many chains as there are kinds.
     let chains = packed
-        .chains
-        .iter()
-        .map(|chain| RenderedChain {
-            family: chain.family,
-            role: chain.role,
-            name: chain.name.to_string(),
-            rules: chain.rules.as_deref().map_or_else(Vec::new, |text| {
-                text.split(RULE)
+        .text
+        .split(CHAIN)
+        .zip(packed.kinds.iter())
+        .map(|(text, &(family, role))| {
+            let mut parts = text.split(RULE);
+            let name = parts.next().unwrap_or_default().to_owned();
+            RenderedChain {
+                family,
+                role,
+                name,
+                rules: parts
                     .map(|rule| rule.split(ARG).map(str::to_owned).collect())
-                    .collect()
-            }),
+                    .collect(),
+            }
         })
         .collect();
     PortRuleset {
@@ -190,18 +194,49 @@ mod tests {
     }
 
     #[test]
+    fn a_ruleset_without_chains_or_rules_packs_too() {
+        let mut rs = ruleset();
+        rs.chains[0].rules.clear();
+        for rs in [
+            rs,
+            PortRuleset {
+                chains: vec![],
+                ..ruleset()
+            },
+        ] {
+            let rendered = Rendered::Xtables(rs);
+            let kept = Kept::keep(rendered.clone());
+            assert!(matches!(kept, Kept::Xtables(_)));
+            assert_eq!(kept.unpack(), rendered);
+        }
+    }
+
+    #[test]
+    fn a_kept_ruleset_is_small_in_the_map() {
+        // The map of kept rulesets holds one per slot, used or free.
+        assert!(
+            std::mem::size_of::<Kept>() <= 64,
+            "{}",
+            std::mem::size_of::<Kept>()
+        );
+    }
+
+    #[test]
     fn what_packing_could_not_tell_apart_is_kept_whole() {
-        let odd: [fn(&mut PortRuleset); 3] = [
+        let odd: [fn(&mut PortRuleset); 6] = [
             |rs| rs.chains[0].rules[0].push(format!("a{ARG}b")),
+            |rs| rs.chains[0].rules[0].push(format!("a{CHAIN}b")),
             |rs| rs.chains[0].rules[0].push(String::new()),
             |rs| rs.chains[0].rules.push(Vec::new()),
+            |rs| rs.chains[1].name = format!("a{RULE}b"),
+            |rs| rs.chains[1].name = String::new(),
         ];
         for change in odd {
             let mut rs = ruleset();
             change(&mut rs);
             let rendered = Rendered::Xtables(rs);
             let kept = Kept::keep(rendered.clone());
-            assert_eq!(kept, Kept::Whole(rendered.clone()));
+            assert_eq!(kept, Kept::Whole(Box::new(rendered.clone())));
             assert_eq!(kept.unpack(), rendered);
         }
     }

@@ -9,6 +9,9 @@
 //! rules), yet most of their statements are the same for every port
 //! (`ether type 0x8035`, `@nh,48,16 0x0003`, `accept`); a copy per port
 //! was most of the daemon's memory per binding (issue 22 item 5).
+//!
+//! And one copy of each name of a template's sets and verdict maps: every
+//! port has the same names, which the applier's kernel state names again.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -24,6 +27,7 @@ use crate::backend::Rendered;
 pub(crate) struct Templates {
     by_id: HashMap<String, Arc<Vec<Chain>>>,
     terms: HashSet<SharedTerm>,
+    names: HashSet<Arc<str>>,
 }
 
 /// A kept statement, found by its text (equal statements have equal
@@ -66,6 +70,15 @@ impl Templates {
                     }
                 }
             }
+            let names = rules.sets.iter_mut().map(|set| &mut set.name);
+            for name in names.chain(rules.maps.iter_mut().map(|map| &mut map.name)) {
+                match self.names.get(name) {
+                    Some(kept) => *name = Arc::clone(kept),
+                    None => {
+                        self.names.insert(Arc::clone(name));
+                    }
+                }
+            }
         }
         rendered
     }
@@ -75,11 +88,13 @@ impl Templates {
     pub(crate) fn prune(&mut self) {
         self.by_id.retain(|_, chains| Arc::strong_count(chains) > 1);
         self.terms.retain(|term| Arc::strong_count(&term.0) > 1);
+        self.names.retain(|name| Arc::strong_count(name) > 1);
     }
 
     pub(crate) fn clear(&mut self) {
         self.by_id.clear();
         self.terms.clear();
+        self.names.clear();
     }
 }
 
@@ -153,6 +168,36 @@ mod tests {
         );
         engine.binding_delete("vnet2").unwrap();
         assert!(engine.lock().templates.by_id.is_empty());
+    }
+
+    #[test]
+    fn names_of_sets_and_maps_are_kept_once_among_ports() {
+        let (_dir, engine) = nftables_engine();
+        for (i, port) in ["vnet0", "vnet1"].into_iter().enumerate() {
+            engine.binding_create(&binding(port, i as u8 + 1)).unwrap();
+        }
+        let names = |port: &str| {
+            let state = engine.lock();
+            let kept = &state.applied[&nwfilter_model::IfName::new(port).unwrap()];
+            match kept.unpack() {
+                Rendered::Nftables { rules, .. } => {
+                    let sets = rules.sets.iter().map(|s| Arc::clone(&s.name));
+                    sets.chain(rules.maps.iter().map(|m| Arc::clone(&m.name)))
+                        .collect::<Vec<_>>()
+                }
+                Rendered::Xtables(_) => panic!("rendered for nftables"),
+            }
+        };
+        let (a, b) = (names("vnet0"), names("vnet1"));
+        assert!(!a.is_empty() && a.len() == b.len());
+        assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)), "one copy");
+        drop((a, b));
+        for port in ["vnet0", "vnet1"] {
+            engine.binding_delete(port).unwrap();
+        }
+        // The last port gone, the kernel state no longer names them either.
+        engine.lock().templates.prune();
+        assert!(engine.lock().templates.names.is_empty());
     }
 
     #[test]
