@@ -357,11 +357,30 @@ mod tests {
         }
     }
 
+    fn root_of(p: &Program) -> &Chain {
+        p.chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
+            .unwrap()
+    }
+
     fn passes_only_listed(p: &Program) -> bool {
-        let root = p
-            .chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
-            .unwrap();
-        passes_only_listed_ethertypes(p, root)
+        passes_only_listed_ethertypes(p, root_of(p))
+    }
+
+    /// A root as clean-traffic's: the MAC sub-chain (return or drop),
+    /// IPv4 and IPv6 accepted, everything else dropped.
+    fn clean_traffic_like() -> Program {
+        with_root(
+            vec![
+                jump_mac(),
+                rule(vec![ether_type(0x0800)], Verdict::Accept),
+                rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+            vec![
+                rule(Vec::new(), Verdict::Return),
+                rule(Vec::new(), Verdict::Drop),
+            ],
+        )
     }
 
     fn jump_mac() -> Rule {
@@ -370,38 +389,14 @@ mod tests {
 
     #[test]
     fn a_root_like_clean_traffics_passes_only_the_ethertypes_it_names() {
-        let p = with_root(
-            vec![
-                jump_mac(),
-                rule(vec![ether_type(0x0800)], Verdict::Accept),
-                rule(vec![ether_type(0x86dd)], Verdict::Accept),
-                rule(Vec::new(), Verdict::Drop),
-            ],
-            vec![
-                rule(Vec::new(), Verdict::Return),
-                rule(Vec::new(), Verdict::Drop),
-            ],
-        );
+        let p = clean_traffic_like();
         assert!(passes_only_listed(&p));
     }
 
     #[test]
     fn the_jump_goes_before_the_first_rule_that_could_pass_the_moved_version() {
-        let p = with_root(
-            vec![
-                jump_mac(),
-                rule(vec![ether_type(0x0800)], Verdict::Accept),
-                rule(vec![ether_type(0x86dd)], Verdict::Accept),
-                rule(Vec::new(), Verdict::Drop),
-            ],
-            vec![
-                rule(Vec::new(), Verdict::Return),
-                rule(Vec::new(), Verdict::Drop),
-            ],
-        );
-        let root = p
-            .chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))
-            .unwrap();
+        let p = clean_traffic_like();
+        let root = root_of(&p);
         // IPv6 checks: after the MAC check (it only drops) and the IPv4
         // accept (IPv6 never matches it), before the IPv6 accept.
         assert_eq!(entry_index(&p, root, &[Family::Ipv6]), 2);

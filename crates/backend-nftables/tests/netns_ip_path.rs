@@ -137,15 +137,21 @@ fn converged(runner: &dyn Runner, ports: &[&PortRuleset]) {
     assert!(report.changed.is_empty(), "{report:?}");
 }
 
+/// Two guests, and a runner into their host namespace that records calls.
+fn lab_and_runner() -> (Lab, RecordingRunner) {
+    let lab = Lab::ready(2);
+    let runner =
+        RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&lab.host.name));
+    (lab, runner)
+}
+
 #[test]
 fn the_ip_path_exists_only_while_a_port_needs_it() {
     if !can_run("the_ip_path_exists_only_while_a_port_needs_it") {
         return;
     }
-    let lab = Lab::ready(2);
+    let (lab, runner) = lab_and_runner();
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
-    let runner =
-        RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&lab.host.name));
     let applier = Applier::new(&runner);
     let plain = clean_traffic(a);
     let ip = stateful(b);
@@ -203,10 +209,8 @@ fn a_dual_stack_port_brings_no_ip_path() {
     if !can_run("a_dual_stack_port_brings_no_ip_path") {
         return;
     }
-    let lab = Lab::ready(2);
+    let (lab, runner) = lab_and_runner();
     let (a, b) = (&lab.guests[0], &lab.guests[1]);
-    let runner =
-        RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).in_netns(&lab.host.name));
     let applier = Applier::new(&runner);
     let params = [("IP", a.ip.as_str()), ("IPV6", "fd77::10")];
     let dual =
