@@ -288,7 +288,7 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
             _ => Vec::new(),
         };
         let mut position = 1;
-        for group in groups {
+        for (index, group) in groups.iter().enumerate() {
             if entry == Some(position - 1) && chain.role == ChainRole::BridgeRoot(BridgeDir::FromVm)
             {
                 entry_rendered = Some(rendered.len());
@@ -306,10 +306,14 @@ fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
                 rule: position,
                 source,
             };
-            let (rule, own) = render_group(group, at, &mut out).map_err(placed)?;
-            own_groups.push(own);
+            let (rule, own) =
+                render_group(group, &groups[index..], at, &mut out).map_err(placed)?;
+            own_groups.push(own != Own::No);
             rendered.push(rule);
             position += group.rules.len();
+            if own == Own::Tail {
+                break;
+            }
         }
         match chains.iter_mut().find(|c| c.name == name) {
             // The IPv6 half of an inet chain follows its IPv4 half.
@@ -383,19 +387,45 @@ struct RuleAt<'a> {
     guard: Guard,
 }
 
+/// Whether a group became a jump into a chain of the port's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    No,
+    /// The group's rules alone.
+    Group,
+    /// The group and every rule after it in its chain (`rest`).
+    Tail,
+}
+
 /// One group of rules as one template rule, and whether it became a jump
-/// into a chain of the port's own.
+/// into a chain of the port's own. `rest` is the group and the groups
+/// after it in its chain.
+///
+/// A rule that leaves its chain (`return`) cannot sit in a chain of the
+/// port's own alone: there it would leave only that chain, and the
+/// template's next rules would still run. Such a group takes the rest of
+/// its chain along, so that leaving the port's chain, or running off its
+/// end, is leaving the template's chain too (the jump is its last rule).
 fn render_group(
     group: &Group<'_>,
+    rest: &[Group<'_>],
     at: RuleAt<'_>,
     out: &mut Out<'_>,
-) -> Result<(Rule, bool), Unsupported> {
+) -> Result<(Rule, Own), Unsupported> {
     match shared_rule(group, at, out)? {
-        Ok(rule) => Ok((rule, false)),
+        Ok(rule) => Ok((rule, Own::No)),
         Err(why) => {
             out.per_port
                 .push(format!("chain {}, rule {}: {why}", at.name, at.position));
-            Ok((own_chain(group, at, out)?, true))
+            let leaves = (group.rules.iter())
+                .any(|r| matches!(r.verdict, Verdict::Return | Verdict::AcceptByReturn));
+            if leaves {
+                let tail = Group {
+                    rules: rest.iter().flat_map(|g| g.rules.iter().copied()).collect(),
+                };
+                return Ok((own_chain(&tail, at, out)?, Own::Tail));
+            }
+            Ok((own_chain(group, at, out)?, Own::Group))
         }
     }
 }
@@ -416,7 +446,7 @@ fn shared_rule(
         if rule.per_port.contains(&i) {
             let Some(l) = lookup(m, &ctx) else {
                 return Ok(Err(
-                    "a per-port address with a mask, a prefix or in a RARP header: no set type holds it"
+                    "a per-port address with a mask or a prefix, or in a raw header field (RARP, neighbour discovery): no set type holds it"
                         .into(),
                 ));
             };

@@ -124,6 +124,11 @@ fn blank_match(m: &mut Match) {
         Match::IpSrc(a) | Match::IpDst(a) | Match::ArpIpSrc(a) | Match::ArpIpDst(a) => {
             a.addr = zero(a.addr)
         }
+        Match::Nd(nd) => match &mut nd.field {
+            ir::NdField::Target(ip) => *ip = Ipv6Addr::UNSPECIFIED,
+            ir::NdField::LinkLayer(mac) => *mac = nwfilter_model::MacAddr6::nil(),
+            ir::NdField::Options(_) => {}
+        },
         _ => {}
     }
 }

@@ -142,11 +142,18 @@ fn stateless_ip_rules_run_in_the_bridge_table_without_the_ip_path() {
     );
     assert!(!script.contains(" inet "), "{script}");
     // The neighbour-discovery checks, once (forwarded and host-bound
-    // frames alike pass bridge prerouting), entered from the root's head
-    // by IPv6 frames only.
+    // frames alike pass bridge prerouting), entered by IPv6 frames only:
+    // the template's chain leads the port into a chain of its own with
+    // the port's target and link-layer values written in (a raw ICMPv6
+    // field, which no set type holds).
     let ip = bridge_rules(&script, "FI");
-    assert_eq!(ip.len(), 8, "{script}");
-    assert!(ip.iter().all(|r| !r.contains("nfproto")), "{ip:#?}");
+    assert_eq!(ip.len(), 1, "{script}");
+    assert!(ip[0].contains(" iifname vmap @v"), "{ip:#?}");
+    let own: Vec<&str> = (script.lines())
+        .filter(|l| l.starts_with("add rule bridge nwfilter r") && l.contains("icmpv6 type"))
+        .collect();
+    assert_eq!(own.len(), 8, "{script}");
+    assert!(own.iter().all(|r| !r.contains("nfproto")), "{own:#?}");
     assert!(bridge_rules(&script, "HI").is_empty(), "{script}");
     // In the root: after the IPv4 accept (an IPv4 frame never meets the
     // jump), before anything that could let an IPv6 frame out (the DHCPv6
@@ -279,4 +286,55 @@ fn comments_nft_cannot_store_are_refused() {
     </filter>";
     let err = render(&[quoted], "q", &[]).unwrap_err();
     assert!(err.to_string().contains("double quote"), "{err}");
+}
+
+/// The template id of a rendered script (its from-VM root is `I/tHASH`).
+fn template_of(script: &str) -> &str {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("add chain bridge nwfilter I/"))
+        .unwrap()
+}
+
+#[test]
+fn dual_stack_ports_share_one_template_whatever_their_addresses() {
+    let a = render(
+        &[],
+        "clean-traffic-dualstack",
+        &[("IP", "10.0.0.5"), ("IPV6", "fd00::5")],
+    )
+    .unwrap();
+    let b = render(
+        &[],
+        "clean-traffic-dualstack",
+        &[("IP", "10.0.0.6"), ("IPV6", "fd00::6")],
+    )
+    .unwrap();
+    assert_eq!(template_of(&a), template_of(&b));
+    assert!(a.contains("0x00000005 ip6 length 24 return"), "{a}");
+    assert!(b.contains("0x00000006 ip6 length 24 return"), "{b}");
+}
+
+/// A `return` whose values need a chain of the port's own takes the rest
+/// of its chain along: in a chain of its own alone it would leave only
+/// that chain, and the template's next rule would still run.
+#[test]
+fn a_per_port_return_takes_the_rest_of_its_chain_into_the_port_s_chain() {
+    const MASKED: &str = "<filter name='masked' chain='ipv4'>
+  <rule action='return' direction='out' priority='100'><ip srcipaddr='$IP' srcipmask='24'/></rule>
+  <rule action='drop' direction='out' priority='200'><ip/></rule>
+</filter>";
+    let script = render(&[MASKED], "masked", &[("IP", "10.0.0.5")]).unwrap();
+    let template = bridge_rules(&script, "I-ipv4");
+    assert_eq!(template.len(), 1, "{script}");
+    assert!(template[0].contains(" iifname vmap @v0/"), "{script}");
+    let own: Vec<&str> = (script.lines())
+        .filter(|l| l.starts_with("add rule bridge nwfilter r0-"))
+        .collect();
+    assert_eq!(own.len(), 2, "{script}");
+    assert!(
+        own[0].contains("ip saddr 10.0.0.0/24") && own[0].ends_with(" return"),
+        "{own:#?}"
+    );
+    assert!(own[1].ends_with(" drop"), "{own:#?}");
 }

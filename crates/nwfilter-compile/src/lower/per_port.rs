@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use nwfilter_model::Value;
 
 use crate::bound::BoundRule;
-use crate::ir::Match;
+use crate::ir::{Match, NdField};
 
 /// Positions in `matches` of the addresses taken from `rule`'s variables.
 pub(crate) fn positions(matches: &[Match], rule: &BoundRule) -> Vec<usize> {
@@ -58,6 +58,11 @@ fn address(m: &Match) -> Option<Address> {
         Match::IpSrc(x) | Match::IpDst(x) | Match::ArpIpSrc(x) | Match::ArpIpDst(x) => {
             Some(Address::Ip(x.addr))
         }
+        Match::Nd(nd) => match nd.field {
+            NdField::Target(ip) => Some(Address::Ip(IpAddr::V6(ip))),
+            NdField::LinkLayer(mac) => Some(Address::Mac(mac)),
+            NdField::Options(_) => None,
+        },
         _ => None,
     }
 }
