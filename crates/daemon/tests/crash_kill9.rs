@@ -472,25 +472,33 @@ fn kill_9_at_random_instants_loses_nothing_acknowledged() {
         files_parse(&scratch);
         check_store(&socket, &models);
         check_kernel(&lab, &socket);
+        // At most half of what is left per daemon's life, so that however
+        // fast the operations are there are several kills (the kill below
+        // may otherwise come after the whole budget was spent).
+        let left = *budget.lock().unwrap();
+        let this_round = left.div_ceil(2);
+        let round = Arc::new(Mutex::new(this_round));
         let threads: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 let (socket, model, tally, budget) = (
                     socket.clone(),
                     Arc::clone(&models[c]),
                     Arc::clone(&tally),
-                    Arc::clone(&budget),
+                    Arc::clone(&round),
                 );
                 let rng = Lcg(rng.next() ^ c as u64);
                 std::thread::spawn(move || client(socket, c, model, tally, budget, rng))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(50 + rng.below(600)));
+        std::thread::sleep(Duration::from_millis(10 + rng.below(300)));
         kill9(&daemon);
         kills += 1;
         drop(daemon);
         for t in threads {
             t.join().expect("client thread");
         }
+        let spent = this_round - *round.lock().unwrap();
+        *budget.lock().unwrap() -= spent;
     }
     let daemon = start_daemon(&lab.host, &scratch, &[]);
     files_parse(&scratch);
