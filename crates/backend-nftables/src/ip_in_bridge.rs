@@ -121,24 +121,28 @@ pub(crate) fn entry_index(program: &Program, root: &Chain, families: &[Family]) 
 
 /// The one IP family of `program`'s IP-layer chains, if they have one.
 pub(crate) fn one_version(program: &Program) -> Option<Family> {
-    let mut families = (program.chains.iter())
-        .map(|c| c.family)
-        .filter(|f| *f != Family::Bridge);
-    let first = families.next()?;
-    families.all(|f| f == first).then_some(first)
+    match ip_families(program).as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
 }
 
 /// The IR index in the from-VM root before which the moved IP-layer
 /// chain is entered (`ip_in_bridge::entry_index`).
 pub(crate) fn entry(program: &Program) -> Option<usize> {
     let root = program.chain(Family::Bridge, &ChainRole::BridgeRoot(BridgeDir::FromVm))?;
+    Some(entry_index(program, root, &ip_families(program)))
+}
+
+/// The IP families of `program`'s IP-layer chains, each once.
+fn ip_families(program: &Program) -> Vec<Family> {
     let mut families: Vec<Family> = (program.chains.iter())
         .map(|c| c.family)
         .filter(|f| *f != Family::Bridge)
         .collect();
     families.sort();
     families.dedup();
-    Some(entry_index(program, root, &families))
+    families
 }
 
 /// Puts the IP-layer chain moved into the bridge table (`FI/TEMPLATE`)

@@ -211,9 +211,12 @@ pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
     // The first pass finds which groups need a chain of their own; that
     // choice is part of the template (a lookup or a jump), so it goes into
     // the id the second pass names everything by.
-    let draft = render(program, "t0000000000000000")?;
-    let template = share::template_id(program, &draft.own_groups);
-    Ok(render(program, &template)?.rules)
+    // Where the IP-layer rules run is decided once, for both passes and
+    // the id.
+    let bridged = ip_in_bridge::applies(program);
+    let draft = render(program, "t0000000000000000", bridged)?;
+    let template = share::template_id(program, &draft.own_groups, bridged);
+    Ok(render(program, &template, bridged)?.rules)
 }
 
 /// A render and the groups (in order) that got a chain of their own.
@@ -232,10 +235,11 @@ struct Out<'a> {
     per_port: Vec<String>,
 }
 
-fn render(program: &Program, template: &str) -> Result<Rendered, RenderError> {
+/// `bridged`: the port's IP-layer rules run in the bridge table
+/// ([`ip_in_bridge::applies`]).
+fn render(program: &Program, template: &str, bridged: bool) -> Result<Rendered, RenderError> {
     let port = &program.port;
     let groups = share::groups(program, true);
-    let bridged = ip_in_bridge::applies(program);
     let mut out = Out {
         port,
         template,

@@ -60,9 +60,10 @@ fn mergeable(a: &ir::Rule, b: &ir::Rule) -> bool {
     !a.per_port.is_empty() && a.per_port == b.per_port && blank(a) == blank(b)
 }
 
-/// The template id, `t` and 16 hex digits: a hash of the blanked program
-/// and of which groups (in order) jump to chains of the port's own.
-pub(crate) fn template_id(program: &Program, own_groups: &[bool]) -> String {
+/// The template id, `t` and 16 hex digits: a hash of the blanked program,
+/// of which groups (in order) jump to chains of the port's own, and of
+/// whether its IP-layer rules run in the bridge table.
+pub(crate) fn template_id(program: &Program, own_groups: &[bool], ip_in_bridge: bool) -> String {
     #[derive(Serialize)]
     struct Key<'a> {
         /// Bumped when the rendering of a template changes, so that new
@@ -79,7 +80,7 @@ pub(crate) fn template_id(program: &Program, own_groups: &[bool]) -> String {
     let groups = groups(program, true);
     let key = Key {
         layout: 3,
-        ip_in_bridge: crate::ip_in_bridge::applies(program),
+        ip_in_bridge,
         own_groups,
         chains: program
             .chains
