@@ -444,21 +444,13 @@ fn netdev_from_bridge(lab: &Lab, guests: &[String]) -> Result<String, Error> {
     let listed = lab
         .host()
         .exec(&["nft", "list", "table", "bridge", "nwfilter"])?;
-    let mut out = String::new();
-    let mut skip = false;
-    for line in listed.lines() {
-        let t = line.trim();
-        if t.starts_with("chain prerouting") || t.starts_with("chain postrouting") {
-            skip = true;
-        }
-        if !skip {
-            out.push_str(&line.replace("table bridge nwfilter", "table netdev nwfilter"));
-            out.push('\n');
-        }
-        if skip && t == "}" {
-            skip = false;
+    let mut out = String::from("table netdev nwfilter {\n");
+    for (kind, name, body) in listed_blocks(&listed) {
+        if !["prerouting", "postrouting"].contains(&name.as_str()) {
+            out.push_str(&format!("\t{kind} {name} {{\n{body}\t}}\n"));
         }
     }
+    out.push_str("}\n");
     let mut hooks = String::new();
     for port in guests {
         let from = dispatched(&listed, "from-vm", port)?;
