@@ -186,9 +186,12 @@ fn read_ruleset() -> Command {
     Command::new(Tool::Nft, ["-j", "list", "ruleset"])
 }
 
-/// The `nft -j -f -` run that commits `batch`.
+/// The `nft -f -` run that commits `batch`. nft's text, not its JSON: a
+/// JSON batch makes nft 1.0.6 read every chain of the ruleset first, even
+/// for a batch of set elements only (at 1000 ports 4.7 ms against 2.8 ms per
+/// binding-create), and only the text can declare a set by `typeof`.
 pub fn transaction(batch: &Batch) -> Command {
-    Command::new(Tool::Nft, ["-j", "-f", "-"]).with_stdin(batch.json_text())
+    Command::new(Tool::Nft, ["-f", "-"]).with_stdin(batch.text())
 }
 
 /// The transaction that brings each port of `changes` to its ruleset,

@@ -1,9 +1,10 @@
 //! nft commands as data, each in both spellings.
 //!
-//! A [`Batch`] is applied as ONE `nft -j -f -` run, which the kernel
-//! commits as one transaction: either every command takes effect at the same
-//! instant, or none does. Its [`Batch::text`] is the same batch as `nft -f`
-//! input, command for command. What goes into a batch is decided elsewhere:
+//! A [`Batch`] is applied as ONE `nft -f -` run of its [`Batch::text`],
+//! which the kernel commits as one transaction: either every command takes
+//! effect at the same instant, or none does. Its [`Batch::json`] is the same
+//! batch as `nft -j -f` input, command for command (`nwfilter render
+//! --format json`). What goes into a batch is decided elsewhere:
 //! the fixed layout in [`crate::layout`], a port's change in [`crate::plan`].
 
 use std::borrow::{Borrow, Cow};
@@ -23,6 +24,9 @@ pub struct Cmd {
     pub text: String,
     /// As `nft -j -f` reads it (one element of the `nftables` array).
     pub json: Value,
+    /// nft's JSON cannot say this ([`Batch::set_typeof`]): `json` only
+    /// names the object, for planning.
+    pub text_only: bool,
 }
 
 /// Commands applied together.
@@ -41,29 +45,21 @@ impl Batch {
         self.cmds.iter().map(|c| format!("{}\n", c.text)).collect()
     }
 
-    /// The batch as libnftables JSON.
-    pub fn json(&self) -> Value {
-        json!({ "nftables": self.cmds.iter().map(|c| c.json.clone()).collect::<Vec<_>>() })
-    }
-
-    /// [`Batch::json`] as text, written command by command: a batch of
-    /// 1000 ports (a repair) is tens of thousands of commands, and
-    /// copying each into one document first cost more than the rest of
-    /// planning it.
-    pub fn json_text(&self) -> String {
-        let mut out = String::from("{\"nftables\":[");
-        for (i, cmd) in self.cmds.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&cmd.json.to_string());
+    /// The batch as libnftables JSON; `None` when a command has no JSON
+    /// spelling (a set declared by `typeof`).
+    pub fn json(&self) -> Option<Value> {
+        if self.cmds.iter().any(|c| c.text_only) {
+            return None;
         }
-        out.push_str("]}");
-        out
+        Some(json!({ "nftables": self.cmds.iter().map(|c| c.json.clone()).collect::<Vec<_>>() }))
     }
 
     fn push(&mut self, text: String, json: Value) {
-        self.cmds.push(Cmd { text, json });
+        self.cmds.push(Cmd {
+            text,
+            json,
+            text_only: false,
+        });
     }
 
     pub(crate) fn cmd(&mut self, text: String, cmd: NfCmd<'static>) {
@@ -291,6 +287,19 @@ impl Batch {
                 "family": family, "table": TABLE, "name": name, "type": types
             }}}),
         );
+    }
+
+    /// A set declared by the expressions it holds (`typeof iifname .
+    /// @nh,64,48`): the one way to give a raw header field a set. nft
+    /// 1.0.6 reads this only as text; its JSON cannot declare it, nor look
+    /// such a concatenation up.
+    pub(crate) fn set_typeof(&mut self, table: Table, name: &str, key: &str) {
+        let family = table.family();
+        self.cmds.push(Cmd {
+            text: format!("add set {family} {TABLE} {name} {{ typeof {key}; }}"),
+            json: json!({"add": {"set": {"family": family, "table": TABLE, "name": name}}}),
+            text_only: true,
+        });
     }
 
     pub(crate) fn delete_map(&mut self, table: Table, name: &str) {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::batch::mark_key;
 use crate::layout::Skeleton;
-use crate::names::{own_chain_port, template_of, Table, TABLE};
+use crate::names::{own_chain_port, tag_chain_port, template_of, Table, TABLE};
 use crate::small::{VecMap, VecSet};
 
 /// Our objects as the kernel has them.
@@ -168,10 +168,10 @@ impl KernelState {
         if let Some(t) = template_of(name) {
             let key = (table, name.to_owned());
             self.template(t).chains.entry(key).or_default();
-        } else if let Some(port) = name.strip_prefix("tag/") {
-            self.port(port).tag_chain = true;
+        } else if let Some(port) = tag_chain_port(name) {
+            self.port(&port).tag_chain = true;
         } else if let Some(port) = own_chain_port(name) {
-            self.port(port).own_chains.insert((table, name.to_owned()));
+            self.port(&port).own_chains.insert((table, name.to_owned()));
         } else if chain.get("hook").is_some() {
             self.skeleton
                 .chains
@@ -264,7 +264,11 @@ impl KernelState {
             };
             let values = std::iter::once(Ok(key_text))
                 .chain(parts[1..].iter().map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    // A raw header field (a `typeof` set) lists as a
+                    // number, or as hex beyond 64 bits; the plan spells it
+                    // in decimal.
+                    Value::String(s) => Ok(raw_hex(s).unwrap_or_else(|| s.clone())),
+                    Value::Number(n) => Ok(n.to_string()),
                     other => Err(bad(format!("set {name}: value {other}"))),
                 }))
                 .collect::<Result<Vec<String>, ReadError>>()?;
@@ -289,6 +293,13 @@ impl KernelState {
             .filter(|p| p.templates().contains(template))
             .count()
     }
+}
+
+/// A raw value nft lists in hex (`0xfd77…`, beyond 64 bits) in decimal;
+/// `None` for any other string (a MAC or an IP address never starts `0x`).
+fn raw_hex(s: &str) -> Option<String> {
+    let digits = s.strip_prefix("0x")?;
+    u128::from_str_radix(digits, 16).ok().map(|n| n.to_string())
 }
 
 /// The tag a mark carries: in the low half (in-tag) or high half (out-tag).
@@ -468,6 +479,42 @@ mod tests {
         assert!(state.seen_tags.contains(&9));
         assert_eq!(state.users(T), 1);
         assert_eq!(state.free_tag(), Some(1));
+    }
+
+    /// A `typeof` set of raw header fields, as the renderer spells its
+    /// elements (decimal) and nft lists them (a number, hex beyond 64 bits).
+    #[test]
+    fn raw_values_read_back_as_the_renderer_spells_them() {
+        use nwfilter_compile::ir::{NdField, NdMatch};
+        let value = |field| {
+            let nd = NdMatch {
+                field,
+                negated: false,
+            };
+            crate::nd::lookup(&nd).unwrap().value
+        };
+        let mac = nwfilter_model::MacAddr6::new(0x52, 0x54, 0, 0x12, 0x34, 0x56);
+        let rendered = [
+            value(NdField::Target("fd77::10".parse().unwrap())),
+            value(NdField::LinkLayer(mac)),
+        ];
+        let json = format!(
+            r#"{{"nftables": [{{"table": {{"family": "bridge", "name": "nwfilter"}}}},
+            {{"set": {{"family": "bridge", "table": "nwfilter", "name": "s8/{T}",
+              "type": ["ifname", "integer", "integer"],
+              "elem": [{{"concat": ["vnet0", "0xfd770000000000000000000000000010", 90520731923542]}},
+                       {{"concat": ["vnet0", "0x100000000000000000000000", 1]}}]}}}}]}}"#
+        );
+        let state = KernelState::parse(&json).unwrap();
+        let read = &state.ports["vnet0"].elements[&(Table::Bridge, format!("s8/{T}").into())];
+        let spelled = |values: &[String]| {
+            let mut tuple = vec!["vnet0".to_owned()];
+            tuple.extend(values.iter().cloned());
+            tuple
+        };
+        assert!(read.contains(&spelled(&rendered)), "{read:?}");
+        let small = ["4951760157141521099596496896".to_owned(), "1".to_owned()];
+        assert!(read.contains(&spelled(&small)), "{read:?}");
     }
 
     #[test]

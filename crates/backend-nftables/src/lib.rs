@@ -30,5 +30,5 @@ pub use batch::{Batch, Cmd};
 pub use kernel::{KernelState, ReadError};
 pub use plan::instantiate;
 pub use render::{
-    ruleset, text_checked, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported,
+    ruleset, ruleset_for_json, Chain, PortKey, PortRuleset, PortSet, RenderError, Rule, Unsupported,
 };

@@ -153,10 +153,33 @@ pub(crate) struct Lookup {
     pub negated: bool,
 }
 
+impl Lookup {
+    /// Whether the field is a raw payload (its set needs `typeof`).
+    pub fn raw(&self) -> bool {
+        self.key_type == RAW_KEY
+    }
+}
+
+/// The key type a raw payload stands for in [`Lookup::key_type`]: no set
+/// `type` holds it, so its set is declared by `typeof` ([`Lookup::raw`]).
+pub(crate) const RAW_KEY: &str = "integer";
+
 /// `m` as a set lookup, when a set can hold its value: an exact address
-/// in a typed header field (no mask, no shorter prefix; not a raw RARP
-/// payload, which has no set type).
+/// in a typed header field (no mask, no shorter prefix), or an exact
+/// address in a raw header field (RARP; neighbour discovery: [`crate::nd`]),
+/// whose set is declared by `typeof` and whose value is the address as one
+/// decimal number (how [`crate::kernel`] reads what nft lists).
 pub(crate) fn lookup(m: &Match, ctx: &Context) -> Option<Lookup> {
+    let raw_mac = |offset: u32, x: &MacMatch| {
+        x.mask.is_none().then(|| Lookup {
+            field: Operand::raw(PayloadBase::NH, offset, 48),
+            key_type: RAW_KEY,
+            value: (x.addr.into_array().iter())
+                .fold(0u64, |acc, b| acc << 8 | u64::from(*b))
+                .to_string(),
+            negated: x.negated,
+        })
+    };
     let mac = |proto: &'static str, field: &'static str, x: &MacMatch| {
         x.mask.is_none().then(|| Lookup {
             field: Operand::field(proto, field),
@@ -183,6 +206,9 @@ pub(crate) fn lookup(m: &Match, ctx: &Context) -> Option<Lookup> {
         Match::MacDst(x) => mac("ether", "daddr", x),
         Match::ArpMacSrc(x) if !ctx.rarp => mac("arp", "saddr ether", x),
         Match::ArpMacDst(x) if !ctx.rarp => mac("arp", "daddr ether", x),
+        Match::ArpMacSrc(x) => raw_mac(64, x),
+        Match::ArpMacDst(x) => raw_mac(144, x),
+        Match::Nd(nd) => crate::nd::lookup(nd),
         Match::ArpIpSrc(a) if !ctx.rarp && a.addr.is_ipv4() => ip("arp", "saddr ip", a),
         Match::ArpIpDst(a) if !ctx.rarp && a.addr.is_ipv4() => ip("arp", "daddr ip", a),
         Match::IpSrc(a) => ip(ip_proto(a.addr), "saddr", a),

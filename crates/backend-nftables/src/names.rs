@@ -1,15 +1,17 @@
 //! Names of our tables, maps, sets and chains.
 //!
 //! A template's chains and sets are named `ROLE/TEMPLATE` and `sN/TEMPLATE`
-//! (the template id is `t` and 16 hex digits); the one per-port chain, which
-//! writes the port's out-tag, is `tag/PORT`. Interface names cannot contain
-//! `/`, so what follows the last `/` says whose an object is. `/` is also
-//! one of the few punctuation characters `nft -f` accepts in an unquoted
-//! name.
+//! (the template id is `t` and 16 hex digits); the per-port chains are
+//! `tag/PORT` (writes the port's out-tag) and `rN-HASH/PORT` (values no
+//! set holds). Interface names cannot contain `/`, so what follows the last
+//! `/` says whose an object is. `/` is also one of the few punctuation
+//! characters `nft -f` accepts in an unquoted name, and every name here is
+//! one `nft -f` can read ([`port_part`]): the applier speaks nft's text.
 
 use nwfilter_compile::ir::BridgeDir;
 use nwfilter_model::{ChainName, IfName};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 /// Both tables are called this; they differ by family.
@@ -86,15 +88,62 @@ pub fn own_map(n: usize, template: &str) -> String {
 /// A chain of `port`'s own for its template's `n`th verdict map, named by
 /// a hash of its content.
 pub fn own_chain(n: usize, content: &str, port: &IfName) -> String {
-    format!("r{n}-{content}/{port}")
+    format!("r{n}-{content}/{}", port_part(port.as_str()))
 }
 
 /// The port an own chain belongs to: `rN-HASH/PORT`.
-pub fn own_chain_port(name: &str) -> Option<&str> {
-    let (head, port) = name.split_once('/')?;
+pub fn own_chain_port(name: &str) -> Option<Cow<'_, str>> {
+    let (head, part) = name.split_once('/')?;
     let (n, hash) = head.strip_prefix('r')?.split_once('-')?;
-    (n.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 8).then_some(port)
+    if n.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 8 {
+        port_of_part(part)
+    } else {
+        None
+    }
 }
+
+/// The port a tag chain (`tag/PORT`) belongs to.
+pub fn tag_chain_port(name: &str) -> Option<Cow<'_, str>> {
+    port_of_part(name.strip_prefix("tag/")?)
+}
+
+/// How `port` appears in its chains' names. `nft -f` cannot quote a chain
+/// name, and an interface name may hold characters an unquoted name cannot
+/// (`vnet@0`), so such a name is written as `_x` and its bytes in hex; so is
+/// one that starts with `_x`, so that reading a name back is unambiguous.
+/// Ordinary names (`vnet0`, `tap1a2b-3c`) stay as they are.
+pub fn port_part(port: &str) -> Cow<'_, str> {
+    let plain = port
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if plain && !port.starts_with(HEX_PORT) {
+        return Cow::Borrowed(port);
+    }
+    let mut out = String::from(HEX_PORT);
+    for b in port.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    Cow::Owned(out)
+}
+
+/// The port named by [`port_part`]'s spelling; `None` for a spelling it
+/// never writes.
+pub fn port_of_part(part: &str) -> Option<Cow<'_, str>> {
+    let Some(hex) = part.strip_prefix(HEX_PORT) else {
+        return Some(Cow::Borrowed(part));
+    };
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok().map(Cow::Owned)
+}
+
+/// Marks a port name written in hex ([`port_part`]).
+const HEX_PORT: &str = "_x";
 
 /// The template a chain or set of a template belongs to.
 pub fn template_of(name: &str) -> Option<&str> {
@@ -115,7 +164,7 @@ pub fn sub_chain(dir: BridgeDir, name: &ChainName, template: &str) -> String {
 
 /// The per-port chain that writes the out-port tag into the mark.
 pub fn tag_chain(port: &str) -> String {
-    format!("tag/{port}")
+    format!("tag/{}", port_part(port))
 }
 
 /// Whether `nft -f` text can name this without quoting (it cannot quote
@@ -160,6 +209,31 @@ mod tests {
         assert_eq!(chain(&Role::FromVm, t), "FI/t0123456789abcdef");
         assert_eq!(template_of(&tag_chain("vnet0")), None);
         assert_eq!(template_of("prerouting"), None);
+    }
+
+    #[test]
+    fn every_port_gives_chain_names_nft_text_can_read_and_back() {
+        for port in [
+            "vnet0",
+            "tap1a2b-3c.4",
+            "vnet@0",
+            "t{x};#",
+            "_xab",
+            "_x",
+            "é",
+        ] {
+            let dev = IfName::new(port).unwrap();
+            let own = own_chain(0, "0a0d84d2", &dev);
+            let tag = tag_chain(port);
+            assert!(is_nft_identifier(&own), "{own}");
+            assert!(is_nft_identifier(&tag), "{tag}");
+            assert_eq!(own_chain_port(&own).as_deref(), Some(port));
+            assert_eq!(tag_chain_port(&tag).as_deref(), Some(port));
+        }
+        assert_eq!(tag_chain("vnet0"), "tag/vnet0");
+        assert_eq!(tag_chain("vnet@0"), "tag/_x766e65744030");
+        assert_eq!(port_of_part("_x7"), None);
+        assert_eq!(port_of_part("_xzz"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use nftables::expr::PayloadBase;
 use nwfilter_compile::ir::{NdField, NdMatch};
 
 use crate::error::Unsupported;
-use crate::matches::Context;
+use crate::matches::{Context, Lookup, RAW_KEY};
 use crate::term::{compare, Operand, Term};
 
 /// ICMPv6 header and target: the length of an ND message without options.
@@ -17,6 +17,26 @@ const BARE_LEN: u32 = 24;
 const ONE_OPTION_LEN: u32 = 32;
 
 pub(crate) fn terms(nd: &NdMatch, ctx: &mut Context) -> Result<Vec<Term>, Unsupported> {
+    let mut out = guards(nd, ctx)?;
+    match nd.field {
+        NdField::Target(addr) => out.extend(raw_bytes(TARGET_AT, &addr.octets(), nd.negated)),
+        NdField::LinkLayer(mac) => out.extend(raw_bytes(LINK_LAYER_AT, mac.as_bytes(), false)),
+        NdField::Options(false) => out.push(length(false, BARE_LEN)),
+        NdField::Options(true) => out.push(compare(
+            Operand::field("ip6", "length"),
+            false,
+            Operand::range(Operand::number(BARE_LEN + 1), Operand::number(65535)),
+        )),
+    }
+    Ok(out)
+}
+
+/// What a test of `nd`'s value needs beside it: the pin (once per rule)
+/// and, for a link-layer address, the one option's length, type and size.
+pub(crate) fn guards(nd: &NdMatch, ctx: &mut Context) -> Result<Vec<Term>, Unsupported> {
+    if nd.negated && !matches!(nd.field, NdField::Target(_)) {
+        return Err(Unsupported::Feature("a negated ND option match"));
+    }
     let mut out = Vec::new();
     if !ctx.nd_pinned {
         ctx.nd_pinned = true;
@@ -26,32 +46,48 @@ pub(crate) fn terms(nd: &NdMatch, ctx: &mut Context) -> Result<Vec<Term>, Unsupp
             Operand::symbol("ipv6-icmp"),
         ));
     }
-    match nd.field {
-        NdField::Target(addr) => out.extend(raw_bytes(64, &addr.octets(), nd.negated)),
-        NdField::LinkLayer(mac) if !nd.negated => {
-            out.push(length(false, ONE_OPTION_LEN));
-            out.push(compare(
-                Operand::raw(PayloadBase::TH, 192, 8),
-                false,
-                Operand::range(Operand::number(1), Operand::number(2)),
-            ));
-            out.push(compare(
-                Operand::raw(PayloadBase::TH, 200, 8),
-                false,
-                Operand::number(1),
-            ));
-            out.extend(raw_bytes(208, mac.as_bytes(), false));
-        }
-        NdField::Options(false) if !nd.negated => out.push(length(false, BARE_LEN)),
-        NdField::Options(true) if !nd.negated => out.push(compare(
-            Operand::field("ip6", "length"),
+    if let NdField::LinkLayer(_) = nd.field {
+        out.push(length(false, ONE_OPTION_LEN));
+        out.push(compare(
+            Operand::raw(PayloadBase::TH, 192, 8),
             false,
-            Operand::range(Operand::number(BARE_LEN + 1), Operand::number(65535)),
-        )),
-        _ => return Err(Unsupported::Feature("a negated ND option match")),
+            Operand::range(Operand::number(1), Operand::number(2)),
+        ));
+        out.push(compare(
+            Operand::raw(PayloadBase::TH, 200, 8),
+            false,
+            Operand::number(1),
+        ));
     }
     Ok(out)
 }
+
+/// A per-port ND value as a set lookup: the target, or the address of a
+/// link-layer option, as a raw transport-header field (a `typeof` set's),
+/// its value one decimal number. Its [`guards`] go beside the lookup.
+pub(crate) fn lookup(nd: &NdMatch) -> Option<Lookup> {
+    let (at, bits, value) = match nd.field {
+        NdField::Target(addr) => (TARGET_AT, 128, u128::from(addr)),
+        NdField::LinkLayer(mac) if !nd.negated => (LINK_LAYER_AT, 48, number(mac.as_bytes())),
+        _ => return None,
+    };
+    Some(Lookup {
+        field: Operand::raw(PayloadBase::TH, at, bits),
+        key_type: RAW_KEY,
+        value: value.to_string(),
+        negated: nd.negated,
+    })
+}
+
+/// Big-endian bytes as one number.
+fn number(bytes: &[u8]) -> u128 {
+    bytes.iter().fold(0, |acc, b| acc << 8 | u128::from(*b))
+}
+
+/// Bit offsets in the ICMPv6 header: the target address, the link-layer
+/// address of the first option.
+const TARGET_AT: u32 = 64;
+const LINK_LAYER_AT: u32 = 208;
 
 fn length(negated: bool, len: u32) -> Term {
     compare(

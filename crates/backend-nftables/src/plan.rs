@@ -16,6 +16,10 @@ impl Batch {
     /// keep their elements, which belong to the ports).
     pub fn add_template(&mut self, rules: &PortRuleset) {
         for set in &rules.sets {
+            if let Some(key) = &set.typeof_key {
+                self.set_typeof(set.table, &set.name, key);
+                continue;
+            }
             let mut types = vec![set.key.type_name()];
             types.extend(set.types.iter().copied());
             self.set(set.table, &set.name, &types);

@@ -105,6 +105,10 @@ pub struct PortSet {
     pub key: PortKey,
     /// The types of the values after the port key (`ether_addr`, ...).
     pub types: Vec<&'static str>,
+    /// The key as `typeof` declares it (`iifname . @nh,64,48`), for a set
+    /// that holds a raw header field, which no `type` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typeof_key: Option<String>,
     /// This port's values, one tuple per element, as nft spells them.
     pub elements: Vec<Vec<String>>,
 }
@@ -208,15 +212,35 @@ fn serialize_terms<S: serde::Serializer>(terms: &[Arc<Term>], s: S) -> Result<S:
 /// values: sets where they can hold them, a chain of the port's own for
 /// each rule whose values they cannot (see [`crate::share`]).
 pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
+    rendered(program, RawSets::Typeof)
+}
+
+/// [`ruleset`] as nft's JSON can say it (`nwfilter render --format
+/// json`): nft 1.0.6's JSON cannot declare a set of raw header fields, so
+/// those values stay in chains of the port's own, under another template.
+pub fn ruleset_for_json(program: &Program) -> Result<PortRuleset, RenderError> {
+    rendered(program, RawSets::None)
+}
+
+/// Whether a set may hold raw header fields (RARP addresses, ND values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawSets {
+    /// In sets declared by `typeof` (what is applied).
+    Typeof,
+    /// In chains of the port's own.
+    None,
+}
+
+fn rendered(program: &Program, raw_sets: RawSets) -> Result<PortRuleset, RenderError> {
     // The first pass finds which groups need a chain of their own; that
     // choice is part of the template (a lookup or a jump), so it goes into
     // the id the second pass names everything by.
     // Where the IP-layer rules run is decided once, for both passes and
     // the id.
     let bridged = ip_in_bridge::applies(program);
-    let draft = render(program, "t0000000000000000", bridged)?;
+    let draft = render(program, "t0000000000000000", bridged, raw_sets)?;
     let template = share::template_id(program, &draft.own_groups, bridged);
-    Ok(render(program, &template, bridged)?.rules)
+    Ok(render(program, &template, bridged, raw_sets)?.rules)
 }
 
 /// A render and the groups (in order) that got a chain of their own.
@@ -233,11 +257,17 @@ struct Out<'a> {
     maps: Vec<PortMap>,
     own: Vec<Chain>,
     per_port: Vec<String>,
+    raw_sets: RawSets,
 }
 
 /// `bridged`: the port's IP-layer rules run in the bridge table
 /// ([`ip_in_bridge::applies`]).
-fn render(program: &Program, template: &str, bridged: bool) -> Result<Rendered, RenderError> {
+fn render(
+    program: &Program,
+    template: &str,
+    bridged: bool,
+    raw_sets: RawSets,
+) -> Result<Rendered, RenderError> {
     let port = &program.port;
     let groups = share::groups(program, true);
     let mut out = Out {
@@ -247,6 +277,7 @@ fn render(program: &Program, template: &str, bridged: bool) -> Result<Rendered, 
         maps: Vec::new(),
         own: Vec::new(),
         per_port: Vec::new(),
+        raw_sets,
     };
     let mut own_groups = Vec::new();
     let mut chains: Vec<Chain> = Vec::new();
@@ -450,10 +481,12 @@ fn shared_rule(
         if rule.per_port.contains(&i) {
             let Some(l) = lookup(m, &ctx) else {
                 return Ok(Err(
-                    "a per-port address with a mask or a prefix, or in a raw header field (RARP, neighbour discovery): no set type holds it"
-                        .into(),
+                    "a per-port address with a mask or a prefix: no set holds it".into(),
                 ));
             };
+            if let ir::Match::Nd(nd) = m {
+                terms_out.extend(crate::nd::guards(nd, &mut ctx)?);
+            }
             lookup_at.get_or_insert(terms_out.len());
             lookups.push(l);
             continue;
@@ -468,15 +501,37 @@ fn shared_rule(
     }
     if let Some(pos) = lookup_at {
         let key = PortKey::of(&at.chain.role, at.table);
+        if lookups.iter().any(Lookup::raw) {
+            if out.raw_sets == RawSets::None {
+                return Ok(Err(
+                    "a per-port raw header field (RARP, neighbour discovery): nft's JSON has no set for it".into(),
+                ));
+            }
+            if key.type_name() != "ifname" {
+                // `typeof` cannot declare a key masked out of the mark.
+                return Ok(Err(
+                    "a per-port raw header field in a chain told by the port tag: no set holds it"
+                        .into(),
+                ));
+            }
+        }
         let table = at.table;
         let mut found = Vec::new();
-        let add_set = |out: &mut Out<'_>, types: Vec<&'static str>, elements| {
+        let add_set = |out: &mut Out<'_>, lookups: &[&Lookup], elements| {
             let name = names::set(out.sets.len(), out.template);
+            let typeof_key = lookups.iter().any(|l| l.raw()).then(|| {
+                let fields = lookups.iter().map(|l| l.field.text.as_str());
+                std::iter::once(key.operand().text.as_str())
+                    .chain(fields)
+                    .collect::<Vec<_>>()
+                    .join(" . ")
+            });
             out.sets.push(PortSet {
                 table,
                 name: name.as_str().into(),
                 key,
-                types,
+                types: lookups.iter().map(|l| l.key_type).collect(),
+                typeof_key,
                 elements,
             });
             name
@@ -484,7 +539,7 @@ fn shared_rule(
         if negated {
             // A single rule: one set per value, each tested alone.
             for l in lookups {
-                let name = add_set(out, vec![l.key_type], vec![vec![l.value]]);
+                let name = add_set(out, &[&l], vec![vec![l.value.clone()]]);
                 found.push(set_lookup(key, vec![l.field], true, &name));
             }
         } else {
@@ -500,8 +555,7 @@ fn shared_rule(
                     elements.push(values);
                 }
             }
-            let types = lookups.iter().map(|l| l.key_type).collect();
-            let name = add_set(out, types, elements);
+            let name = add_set(out, &lookups.iter().collect::<Vec<_>>(), elements);
             let fields = lookups.into_iter().map(|l| l.field).collect();
             found.push(set_lookup(key, fields, false, &name));
         }
@@ -658,22 +712,4 @@ fn checked_comment(text: &str) -> Result<String, Unsupported> {
         ));
     }
     Ok(text.to_owned())
-}
-
-/// Checks that the text form can name every chain (`nft -f` cannot quote
-/// chain names); the JSON form has no such limit.
-pub fn text_checked(rules: &PortRuleset) -> Result<(), Unsupported> {
-    match rules
-        .chains
-        .iter()
-        .chain(&rules.own)
-        .find(|c| !names::is_nft_identifier(&c.name))
-    {
-        Some(c) => Err(Unsupported::Feature(if c.name.is_empty() {
-            "an empty chain name"
-        } else {
-            "a chain name with characters nft -f cannot read (use --format json)"
-        })),
-        None => Ok(()),
-    }
 }

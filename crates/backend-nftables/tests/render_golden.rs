@@ -142,18 +142,22 @@ fn stateless_ip_rules_run_in_the_bridge_table_without_the_ip_path() {
     );
     assert!(!script.contains(" inet "), "{script}");
     // The neighbour-discovery checks, once (forwarded and host-bound
-    // frames alike pass bridge prerouting), entered by IPv6 frames only:
-    // the template's chain leads the port into a chain of its own with
-    // the port's target and link-layer values written in (a raw ICMPv6
-    // field, which no set type holds).
+    // frames alike pass bridge prerouting), entered by IPv6 frames only,
+    // in the template's chain: the port's target and link-layer values
+    // are looked up in sets declared by `typeof` (raw ICMPv6 fields).
     let ip = bridge_rules(&script, "FI");
-    assert_eq!(ip.len(), 1, "{script}");
-    assert!(ip[0].contains(" iifname vmap @v"), "{ip:#?}");
-    let own: Vec<&str> = (script.lines())
-        .filter(|l| l.starts_with("add rule bridge nwfilter r") && l.contains("icmpv6 type"))
-        .collect();
-    assert_eq!(own.len(), 8, "{script}");
-    assert!(own.iter().all(|r| !r.contains("nfproto")), "{own:#?}");
+    assert_eq!(ip.len(), 8, "{script}");
+    assert!(ip.iter().all(|r| r.contains("icmpv6 type")), "{ip:#?}");
+    assert!(ip.iter().all(|r| !r.contains("nfproto")), "{ip:#?}");
+    assert!(
+        ip[0].contains(" ip6 nexthdr ipv6-icmp iifname . @th,64,128 @s"),
+        "{ip:#?}"
+    );
+    assert!(
+        script.contains(" { typeof iifname . @th,64,128 . @th,208,48; }"),
+        "{script}"
+    );
+    assert!(!script.contains("add chain bridge nwfilter r"), "{script}");
     assert!(bridge_rules(&script, "HI").is_empty(), "{script}");
     // In the root: after the IPv4 accept (an IPv4 frame never meets the
     // jump), before anything that could let an IPv6 frame out (the DHCPv6
@@ -311,8 +315,10 @@ fn dual_stack_ports_share_one_template_whatever_their_addresses() {
     )
     .unwrap();
     assert_eq!(template_of(&a), template_of(&b));
-    assert!(a.contains("0x00000005 ip6 length 24 return"), "{a}");
-    assert!(b.contains("0x00000006 ip6 length 24 return"), "{b}");
+    // The targets, fd00::5 and fd00::6, as the numbers the sets hold.
+    let target = |n: u128| format!(" . {} }}", 0xfd00_u128 << 112 | n);
+    assert!(a.contains(&target(5)), "{a}");
+    assert!(b.contains(&target(6)), "{b}");
 }
 
 /// A `return` whose values need a chain of the port's own takes the rest

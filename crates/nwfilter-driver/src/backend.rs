@@ -307,7 +307,6 @@ pub mod xtables {
 /// transaction as text or JSON and the name of its table.
 pub mod nftables {
     pub use backend_nftables::names::TABLE;
-    pub use backend_nftables::text_checked;
     pub use backend_nftables::{instantiate, ruleset, PortRuleset};
 }
 

@@ -78,20 +78,30 @@ fn xtables(program: &Program, form: Form) -> Result<Preview, PreviewError> {
 /// The transaction that instantiates `program` on a host with no other
 /// port (port tag 1), with a note on which rules are shared.
 fn nftables(program: &Program, form: Form) -> Result<Preview, PreviewError> {
-    let rules = backend_nftables::ruleset(program)?;
-    let batch = backend_nftables::instantiate(&rules);
     Ok(match form {
         Form::Commands => {
-            backend_nftables::render::text_checked(&rules)?;
+            let rules = backend_nftables::ruleset(program)?;
+            let batch = backend_nftables::instantiate(&rules);
             Preview {
                 text: format!("{}{}", sharing_note(&rules), batch.text()),
                 note: None,
             }
         }
-        Form::Json => Preview {
-            text: format!("{}\n", batch.json()),
-            note: Some(sharing_note(&rules)),
-        },
+        Form::Json => {
+            // nft's JSON cannot declare a set of raw header fields: this
+            // form keeps those values in chains of the port's own.
+            let rules = backend_nftables::ruleset_for_json(program)?;
+            let batch = backend_nftables::instantiate(&rules);
+            Preview {
+                text: format!(
+                    "{}\n",
+                    batch.json().ok_or(backend_nftables::Unsupported::Feature(
+                        "a set of raw header fields in nft's JSON form"
+                    ))?
+                ),
+                note: Some(sharing_note(&rules)),
+            }
+        }
         Form::Restore => return Err(no_such_form(Backend::Nftables, form)),
     })
 }

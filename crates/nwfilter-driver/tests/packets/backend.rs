@@ -195,7 +195,7 @@ impl Backend for Nftables {
             matches!(err, backend_nftables::ApplyError::Refused(_)),
             "{text}"
         );
-        assert!(text.contains("nft -j -f -"), "{text}");
+        assert!(text.contains("nft -f -"), "{text}");
         text
     }
 
@@ -216,18 +216,13 @@ impl Runner for RefusedTransaction<'_> {
         let Some(input) = &cmd.stdin else {
             return self.inner.run(cmd);
         };
-        let mut batch: serde_json::Value = serde_json::from_str(input).expect("JSON batch");
         let table = backend_nftables::names::TABLE;
         let chain = "refused-probe";
-        let extra = serde_json::json!([
-            {"add": {"chain": {"family": "inet", "table": table, "name": chain}}},
-            {"add": {"rule": {"family": "inet", "table": table, "chain": chain,
-                "expr": [{"jump": {"target": "no-such-chain"}}]}}},
-        ]);
-        let commands = batch["nftables"].as_array_mut().expect("nftables array");
-        commands.extend(extra.as_array().unwrap().iter().cloned());
         let mut sabotaged = cmd.clone();
-        sabotaged.stdin = Some(batch.to_string());
+        sabotaged.stdin = Some(format!(
+            "{input}add chain inet {table} {chain}\n\
+             add rule inet {table} {chain} jump no-such-chain\n"
+        ));
         self.inner.run(&sabotaged)
     }
 }
