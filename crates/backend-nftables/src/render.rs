@@ -13,7 +13,7 @@
 use nftables::expr::MetaKey;
 use nftables::stmt::{Accept, Continue, Drop, JumpTarget, Reject, RejectType, Return, Statement};
 use nwfilter_compile::ir::{self, BridgeDir, ChainRole, Family, L4Proto, Program, Verdict};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use nwfilter_model::IfName;
 use serde::Serialize;
@@ -232,14 +232,26 @@ enum RawSets {
 }
 
 fn rendered(program: &Program, raw_sets: RawSets) -> Result<PortRuleset, RenderError> {
-    // The first pass finds which groups need a chain of their own; that
-    // choice is part of the template (a lookup or a jump), so it goes into
-    // the id the second pass names everything by.
-    // Where the IP-layer rules run is decided once, for both passes and
+    // Which groups need a chain of their own is part of the template (a
+    // lookup or a jump), so it goes into the id everything is named by: a
+    // first pass finds it, unless ports of the same shape already told
+    // (checked: the render under that id must decide the same).
+    // Where the IP-layer rules run is decided once, for every pass and
     // the id.
+    static MEMO: OnceLock<share::OwnGroupsMemo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
     let bridged = ip_in_bridge::applies(program);
+    let shape = share::Shape::of(program, bridged);
+    let key = (shape.key(), raw_sets == RawSets::Typeof);
+    if let Some(guess) = memo.get(key) {
+        let out = render(program, &shape.template_id(&guess), bridged, raw_sets)?;
+        if out.own_groups[..] == guess[..] {
+            return Ok(out.rules);
+        }
+    }
     let draft = render(program, "t0000000000000000", bridged, raw_sets)?;
-    let template = share::template_id(program, &draft.own_groups, bridged);
+    memo.put(key, &draft.own_groups);
+    let template = shape.template_id(&draft.own_groups);
     Ok(render(program, &template, bridged, raw_sets)?.rules)
 }
 

@@ -18,11 +18,12 @@
 //! several such values gets chains of its own (values written in), as does
 //! a port whose values a set cannot hold (masks, RARP raw fields).
 
+use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 
 use nwfilter_compile::ir::{self, Match, Program};
-use serde::Serialize;
 
 /// Rules of one chain that become one nft rule: the first is rendered,
 /// the others contribute only their per-port values.
@@ -60,29 +61,23 @@ fn mergeable(a: &ir::Rule, b: &ir::Rule) -> bool {
     !a.per_port.is_empty() && a.per_port == b.per_port && blank(a) == blank(b)
 }
 
-/// The template id, `t` and 16 hex digits: a hash of the blanked program,
-/// of which groups (in order) jump to chains of the port's own, and of
-/// whether its IP-layer rules run in the bridge table.
-pub(crate) fn template_id(program: &Program, own_groups: &[bool], ip_in_bridge: bool) -> String {
-    #[derive(Serialize)]
-    struct Key<'a> {
-        /// Bumped when the rendering of a template changes, so that new
-        /// chains never take the name of differently rendered old ones.
-        layout: u32,
-        /// The IP-layer chains run in the bridge table: a differently
-        /// rendered template (absent when not, so that other templates
-        /// keep the ids they had).
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        ip_in_bridge: bool,
-        own_groups: &'a [bool],
-        chains: Vec<(&'a ir::Family, &'a ir::ChainRole, Vec<ir::Rule>)>,
-    }
-    let groups = groups(program, true);
-    let key = Key {
-        layout: 3,
-        ip_in_bridge,
-        own_groups,
-        chains: program
+/// What names a program's template apart from which of its groups get a
+/// chain of the port's own: the blanked program (as JSON, the costly part,
+/// made once per render) and whether its IP-layer rules run in the bridge
+/// table.
+pub(crate) struct Shape {
+    chains: Vec<u8>,
+    ip_in_bridge: bool,
+}
+
+/// Bumped when the rendering of a template changes, so that new chains
+/// never take the name of differently rendered old ones.
+const LAYOUT: u32 = 3;
+
+impl Shape {
+    pub fn of(program: &Program, ip_in_bridge: bool) -> Shape {
+        let groups = groups(program, true);
+        let chains: Vec<(&ir::Family, &ir::ChainRole, Vec<ir::Rule>)> = program
             .chains
             .iter()
             .zip(&groups)
@@ -90,12 +85,82 @@ pub(crate) fn template_id(program: &Program, own_groups: &[bool], ip_in_bridge: 
                 let rules = groups.iter().map(|g| blank(g.first())).collect();
                 (&chain.family, &chain.role, rules)
             })
-            .collect(),
-    };
-    let json = serde_json::to_vec(&key).expect("the IR serializes");
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(&json);
-    format!("t{:016x}", hasher.finish())
+            .collect();
+        Shape {
+            chains: serde_json::to_vec(&chains).expect("the IR serializes"),
+            ip_in_bridge,
+        }
+    }
+
+    /// A key for [`OwnGroupsMemo`]: the shape's hash.
+    pub fn key(&self) -> u64 {
+        let mut hasher = fnv::FnvHasher::default();
+        hasher.write(&self.chains);
+        hasher.write_u8(u8::from(self.ip_in_bridge));
+        hasher.finish()
+    }
+
+    /// The template id, `t` and 16 hex digits: a hash of the blanked
+    /// program, of which groups (in order) jump to chains of the port's
+    /// own, and of whether its IP-layer rules run in the bridge table.
+    /// The hashed text is the JSON object `{"layout", "ip_in_bridge" (only
+    /// when true, so that other templates keep the ids they had),
+    /// "own_groups", "chains"}`, written from the parts.
+    pub fn template_id(&self, own_groups: &[bool]) -> String {
+        let mut text = format!("{{\"layout\":{LAYOUT},");
+        if self.ip_in_bridge {
+            text.push_str("\"ip_in_bridge\":true,");
+        }
+        let groups: Vec<&str> = (own_groups.iter())
+            .map(|&own| if own { "true" } else { "false" })
+            .collect();
+        text.push_str(&format!(
+            "\"own_groups\":[{}],\"chains\":",
+            groups.join(",")
+        ));
+        let mut hasher = fnv::FnvHasher::default();
+        hasher.write(text.as_bytes());
+        hasher.write(&self.chains);
+        hasher.write(b"}");
+        format!("t{:016x}", hasher.finish())
+    }
+}
+
+/// Which groups got a chain of the port's own, by [`Shape::key`] (and
+/// whether raw fields may go into sets): ports of one filter almost always
+/// decide alike, and knowing it spares the renderer its first pass. Only a
+/// guess: a list's length can change the decision (a negated lookup of two
+/// values is no lookup), so the renderer checks it against what it did.
+#[derive(Default)]
+pub(crate) struct OwnGroupsMemo(Mutex<Remembered>);
+
+/// Own-chain decisions by shape key and whether raw fields go into sets.
+type Remembered = HashMap<(u64, bool), Arc<[bool]>>;
+
+impl OwnGroupsMemo {
+    /// Shapes remembered at most (a host has a few filters; a reload with
+    /// many distinct filters just starts over).
+    const MAX: usize = 256;
+
+    pub fn get(&self, key: (u64, bool)) -> Option<Arc<[bool]>> {
+        self.lock().get(&key).cloned()
+    }
+
+    pub fn put(&self, key: (u64, bool), own_groups: &[bool]) {
+        let mut memo = self.lock();
+        if memo.len() >= Self::MAX {
+            memo.clear();
+        }
+        memo.insert(key, own_groups.into());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        // A guess cache: a panic elsewhere cannot leave it wrong, only
+        // stale, and every guess is checked.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// `rule` with its per-port addresses replaced by a placeholder (the

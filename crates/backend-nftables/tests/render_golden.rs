@@ -344,3 +344,27 @@ fn a_per_port_return_takes_the_rest_of_its_chain_into_the_port_s_chain() {
     );
     assert!(own[1].ends_with(" drop"), "{own:#?}");
 }
+
+/// Ports of one filter usually decide alike which rules need a chain of
+/// their own, and the renderer reuses that decision; but a negated lookup
+/// of a list is no lookup, so the list's length can change it, and then
+/// the port gets its own template all the same.
+#[test]
+fn a_list_length_that_changes_the_decision_changes_the_template() {
+    const NOT_MINE: &str = "<filter name='not-mine' chain='root'>
+  <rule action='drop' direction='out' priority='100'><ip match='no' srcipaddr='$IP'/></rule>
+</filter>";
+    let one = || render(&[NOT_MINE], "not-mine", &[("IP", "10.0.0.5")]).unwrap();
+    let two = || {
+        let ips = [("IP", "10.0.0.5"), ("IP", "10.0.0.6")];
+        render(&[NOT_MINE], "not-mine", &ips).unwrap()
+    };
+    let first = one();
+    assert!(!first.contains("add chain bridge nwfilter r0-"), "{first}");
+    let listed = two();
+    assert!(listed.contains("add chain bridge nwfilter r0-"), "{listed}");
+    assert_ne!(template_of(&first), template_of(&listed));
+    // Each shape's decision, whichever was remembered last.
+    assert_eq!(one(), first);
+    assert_eq!(two(), listed);
+}
