@@ -106,10 +106,24 @@ impl Batch {
         Ok(())
     }
 
-    /// The restore input text.
+    /// The restore input text. The declarations come in descending order
+    /// of name: iptables-nft and ebtables-nft keep a table's chains in a
+    /// list sorted by name and insert each new one by walking it from the
+    /// smallest, so declaring 9 000 chains (a restart at 1000 ports) in
+    /// ascending order costs a walk of the whole list each; descending,
+    /// each insertion stops at the first entry. (Their order means nothing
+    /// else: a declaration only creates the chain.)
     pub fn text(&self) -> String {
         let mut text = format!("*{}\n", table(self.family));
-        for line in self.declarations.iter().chain(&self.commands) {
+        // `:NAME POLICY`, `:NAME - [0:0]`: ordered by the name alone.
+        let name = |line: &str| {
+            line.get(1..)
+                .and_then(|l| l.split(' ').next())
+                .map(str::to_owned)
+        };
+        let mut declarations: Vec<&String> = self.declarations.iter().collect();
+        declarations.sort_by_cached_key(|line| std::cmp::Reverse(name(line)));
+        for line in declarations.into_iter().chain(&self.commands) {
             text.push_str(line);
             text.push('\n');
         }
@@ -212,6 +226,37 @@ mod tests {
             "*nat\n:libvirt-I-vnet0 ACCEPT\n-F I-vnet0-ipv4\n-X I-vnet0-ipv4\nCOMMIT\n"
         );
         assert_eq!(batch.command().tool, Tool::EbtablesRestore);
+    }
+
+    #[test]
+    fn chains_are_declared_in_descending_order_of_name_before_any_command() {
+        let mut batch = Batch::new(Family::Bridge);
+        for chain in [
+            "I-vnet0-mac",
+            "I-vnet0-mac-x",
+            "libvirt-I-vnet0",
+            "I-vnet1-mac",
+        ] {
+            batch.create_chain(chain).unwrap();
+            batch.append(chain, &["-j".into(), "DROP".into()]).unwrap();
+        }
+        let text = batch.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            [
+                "*nat",
+                ":libvirt-I-vnet0 ACCEPT",
+                ":I-vnet1-mac ACCEPT",
+                ":I-vnet0-mac-x ACCEPT",
+                ":I-vnet0-mac ACCEPT",
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            lines[5], "-A I-vnet0-mac -j DROP",
+            "commands keep their order"
+        );
     }
 
     #[test]

@@ -59,8 +59,8 @@ fn a_new_port_is_created_and_hooked_in_one_switch_batch() {
     assert_eq!(
         plan.switch.text(),
         "*nat
-:I-vnet0-ipv4 ACCEPT
 :libvirt-I-vnet0 ACCEPT
+:I-vnet0-ipv4 ACCEPT
 -A I-vnet0-ipv4 -p IPv4 --ip-src 10.0.0.1 -j RETURN
 -A I-vnet0-ipv4 -j DROP
 -A libvirt-I-vnet0 -p IPv4 -j I-vnet0-ipv4
@@ -73,11 +73,11 @@ COMMIT
     assert_eq!(
         plan.switch.text(),
         "*filter
-:FI-vnet0 - [0:0]
-:libvirt-in - [0:0]
 :libvirt-out - [0:0]
 :libvirt-in-post - [0:0]
+:libvirt-in - [0:0]
 :libvirt-host-in - [0:0]
+:FI-vnet0 - [0:0]
 -A FI-vnet0 -p tcp --dport 25 -j DROP
 -A libvirt-in -m physdev --physdev-in vnet0 -g FI-vnet0
 -A libvirt-in-post -m physdev --physdev-in vnet0 -j ACCEPT
@@ -111,8 +111,8 @@ fn an_update_builds_beside_and_switches_in_one_commit() {
     assert_eq!(
         plan.build.text(),
         "*nat
-:J-vnet0-ipv4 ACCEPT
 :libvirt-J-vnet0 ACCEPT
+:J-vnet0-ipv4 ACCEPT
 -A J-vnet0-ipv4 -p IPv4 --ip-src 10.0.0.1 -j RETURN
 -A J-vnet0-ipv4 -j DROP
 -A libvirt-J-vnet0 -p IPv4 -j J-vnet0-ipv4
