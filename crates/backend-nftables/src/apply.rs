@@ -1,6 +1,6 @@
 //! Putting [`PortRuleset`]s into the kernel, changing and removing them.
 //!
-//! One operation (for any number of ports) is ONE transaction (`nft -j -f
+//! One operation (for any number of ports) is ONE transaction (`nft -f
 //! -`), which the kernel commits as a whole: a port moves from its old
 //! rules to its new ones at one instant, and a refused transaction changes
 //! nothing, so the old rules keep filtering.

@@ -5,8 +5,8 @@
 //! chains of statements, each with its `nft -f` text and JSON) → a
 //! [`Batch`] of commands (`batch`: the fixed layout from `layout`, each
 //! port's change from `plan`, against the [`KernelState`] read by `kernel`)
-//! → one `nft -j -f -` run through `host-io`'s [`Runner`](host_io::Runner)
-//! (the only I/O, in `apply`).
+//! → one `nft -f -` run of its text through `host-io`'s
+//! [`Runner`](host_io::Runner) (the only I/O, in `apply`).
 
 pub mod apply;
 pub mod batch;

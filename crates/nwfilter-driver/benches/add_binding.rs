@@ -2,9 +2,9 @@
 //! exist, against when none exist.
 //!
 //! - `plan/N`: building the transaction (pure), and its size in commands and
-//!   JSON bytes (printed once, see docs/PERFORMANCE.md);
+//!   bytes of `nft -f` input (printed once, see docs/PERFORMANCE.md);
 //! - `apply/N` (root only, in a namespace of its own): the whole operation
-//!   as the applier runs it (two reads, one `nft -j -f -` transaction), the
+//!   as the applier runs it (two reads, one `nft -f -` transaction), the
 //!   port removed again outside the timed part.
 //!
 //! It also prints the kernel object count for 1000 clean-traffic ports with
@@ -123,11 +123,11 @@ fn plan(c: &mut Criterion) {
             recorded: None,
         }];
         let (batch, _) = plan_apply(&mut state.clone(), &change).unwrap();
-        let json = transaction(&batch).stdin.unwrap_or_default();
+        let input = transaction(&batch).stdin.unwrap_or_default();
         println!(
-            "with {n} existing: {} commands, {} bytes of JSON",
+            "with {n} existing: {} commands, {} bytes of nft input",
             batch.cmds.len(),
-            json.len()
+            input.len()
         );
         group.bench_with_input(BenchmarkId::from_parameter(n), &state, |b, state| {
             b.iter_batched(

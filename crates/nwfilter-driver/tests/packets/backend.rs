@@ -167,7 +167,7 @@ impl Backend for Xtables {
     }
 }
 
-/// The nftables backend: one `nft -j -f -` transaction per operation.
+/// The nftables backend: one `nft -f -` transaction per operation.
 pub struct Nftables;
 
 impl Backend for Nftables {
