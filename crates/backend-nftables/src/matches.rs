@@ -160,6 +160,11 @@ impl Lookup {
     }
 }
 
+/// Big-endian bytes (an address in a raw header field) as one number.
+pub(crate) fn big_endian(bytes: &[u8]) -> u128 {
+    bytes.iter().fold(0, |acc, b| acc << 8 | u128::from(*b))
+}
+
 /// The key type a raw payload stands for in [`Lookup::key_type`]: no set
 /// `type` holds it, so its set is declared by `typeof` ([`Lookup::raw`]).
 pub(crate) const RAW_KEY: &str = "integer";
@@ -174,9 +179,7 @@ pub(crate) fn lookup(m: &Match, ctx: &Context) -> Option<Lookup> {
         x.mask.is_none().then(|| Lookup {
             field: Operand::raw(PayloadBase::NH, offset, 48),
             key_type: RAW_KEY,
-            value: (x.addr.into_array().iter())
-                .fold(0u64, |acc, b| acc << 8 | u64::from(*b))
-                .to_string(),
+            value: big_endian(&x.addr.into_array()).to_string(),
             negated: x.negated,
         })
     };

@@ -8,7 +8,7 @@ use nftables::expr::PayloadBase;
 use nwfilter_compile::ir::{NdField, NdMatch};
 
 use crate::error::Unsupported;
-use crate::matches::{Context, Lookup, RAW_KEY};
+use crate::matches::{big_endian, Context, Lookup, RAW_KEY};
 use crate::term::{compare, Operand, Term};
 
 /// ICMPv6 header and target: the length of an ND message without options.
@@ -68,7 +68,7 @@ pub(crate) fn guards(nd: &NdMatch, ctx: &mut Context) -> Result<Vec<Term>, Unsup
 pub(crate) fn lookup(nd: &NdMatch) -> Option<Lookup> {
     let (at, bits, value) = match nd.field {
         NdField::Target(addr) => (TARGET_AT, 128, u128::from(addr)),
-        NdField::LinkLayer(mac) if !nd.negated => (LINK_LAYER_AT, 48, number(mac.as_bytes())),
+        NdField::LinkLayer(mac) if !nd.negated => (LINK_LAYER_AT, 48, big_endian(mac.as_bytes())),
         _ => return None,
     };
     Some(Lookup {
@@ -77,11 +77,6 @@ pub(crate) fn lookup(nd: &NdMatch) -> Option<Lookup> {
         value: value.to_string(),
         negated: nd.negated,
     })
-}
-
-/// Big-endian bytes as one number.
-fn number(bytes: &[u8]) -> u128 {
-    bytes.iter().fold(0, |acc, b| acc << 8 | u128::from(*b))
 }
 
 /// Bit offsets in the ICMPv6 header: the target address, the link-layer

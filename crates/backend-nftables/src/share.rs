@@ -16,7 +16,8 @@
 //! "any of": `saddr != a` OR `saddr != b` is not `saddr ∉ {a, b}`; so a
 //! negated per-port value must stay a single rule, and a port that has
 //! several such values gets chains of its own (values written in), as does
-//! a port whose values a set cannot hold (masks, RARP raw fields).
+//! a port whose values a set cannot hold (masks, prefixes; raw header
+//! fields go into sets declared by `typeof`).
 
 use std::collections::HashMap;
 use std::hash::Hasher;

@@ -102,8 +102,15 @@ fn restore_format_has_a_block_per_tool() {
         &["--portdev", "vnet0", "--format", "restore"],
         &path,
     ));
+    // Chains declared first, in descending order of name (ebtables-nft
+    // inserts each into a name-sorted list from its smallest end).
     assert!(
-        text.starts_with("ebtables-restore --noflush\n*nat\n:I-vnet0-mac ACCEPT\n"),
+        text.starts_with("ebtables-restore --noflush\n*nat\n:libvirt-O-vnet0 ACCEPT\n"),
+        "{text}"
+    );
+    let first_rule = text.find("\n-A ").unwrap();
+    assert!(
+        text[..first_rule].contains("\n:I-vnet0-mac ACCEPT\n"),
         "{text}"
     );
     assert!(text.ends_with("COMMIT\n"));
