@@ -82,10 +82,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = backend_xtables::restore_text(&rules);
     }
     if let Ok(rules) = backend_nftables::ruleset(&program) {
-        let batch = backend_nftables::instantiate(&rules);
-        if backend_nftables::text_checked(&rules).is_ok() {
-            let _ = batch.text();
-        }
-        let _ = batch.json();
+        let _ = backend_nftables::instantiate(&rules).text();
+    }
+    if let Ok(rules) = backend_nftables::ruleset_for_json(&program) {
+        let _ = backend_nftables::instantiate(&rules).json();
     }
 });
