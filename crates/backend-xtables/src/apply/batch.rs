@@ -116,13 +116,11 @@ impl Batch {
     pub fn text(&self) -> String {
         let mut text = format!("*{}\n", table(self.family));
         // `:NAME POLICY`, `:NAME - [0:0]`: ordered by the name alone.
-        let name = |line: &str| {
-            line.get(1..)
-                .and_then(|l| l.split(' ').next())
-                .map(str::to_owned)
-        };
+        fn name(line: &str) -> &str {
+            line[1..].split(' ').next().unwrap_or_default()
+        }
         let mut declarations: Vec<&String> = self.declarations.iter().collect();
-        declarations.sort_by_cached_key(|line| std::cmp::Reverse(name(line)));
+        declarations.sort_unstable_by(|a, b| name(b).cmp(name(a)));
         for line in declarations.into_iter().chain(&self.commands) {
             text.push_str(line);
             text.push('\n');
