@@ -113,9 +113,7 @@ pub fn tag_chain_port(name: &str) -> Option<Cow<'_, str>> {
 /// one that starts with `_x`, so that reading a name back is unambiguous.
 /// Ordinary names (`vnet0`, `tap1a2b-3c`) stay as they are.
 pub fn port_part(port: &str) -> Cow<'_, str> {
-    let plain = port
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let plain = port.chars().all(|c| c != '/' && is_name_char(c));
     if plain && !port.starts_with(HEX_PORT) {
         return Cow::Borrowed(port);
     }
@@ -174,7 +172,12 @@ pub fn is_nft_identifier(name: &str) -> bool {
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
-        && chars.all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+        && chars.all(is_name_char)
+}
+
+/// A character an unquoted `nft -f` name may hold after its first.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/-_.".contains(c)
 }
 
 /// Serializes a shared name as the string it is (serde's `rc` feature is

@@ -519,7 +519,7 @@ fn shared_rule(
                     "a per-port raw header field (RARP, neighbour discovery): nft's JSON has no set for it".into(),
                 ));
             }
-            if key.type_name() != "ifname" {
+            if matches!(key, PortKey::InTag | PortKey::OutTag) {
                 // `typeof` cannot declare a key masked out of the mark.
                 return Ok(Err(
                     "a per-port raw header field in a chain told by the port tag: no set holds it"
