@@ -177,6 +177,79 @@ fn teardown_in_a_pristine_namespace_leaves_only_empty_builtin_chains() {
 }
 
 #[test]
+fn filling_a_bare_table_with_many_ports_at_once_gives_what_port_by_port_gives() {
+    let name = "filling_a_bare_table_with_many_ports_at_once_gives_what_port_by_port_gives";
+    if !support::can_run(name) {
+        return;
+    }
+    let lab = Lab::new(1);
+    // 40 ports: 120 new ebtables chains and 120 iptables chains, enough
+    // for each batch to lead with `-Z` (the restore tool then skips its
+    // per-command sorted walk).
+    let ports: Vec<_> = (0..40)
+        .map(|i| {
+            let mac = format!("52:54:00:00:01:{i:02x}");
+            guard_port(&format!("vnet{i}"), &format!("10.9.0.{}", i + 1), &mac, &[])
+        })
+        .collect();
+    let changes: Vec<Change> = ports
+        .iter()
+        .map(|ruleset| Change {
+            ruleset,
+            recorded: None,
+        })
+        .collect();
+    let saved = || {
+        let mut lines: Vec<String> = [
+            ["ebtables-save", "-t", "nat"],
+            ["iptables-save", "-t", "filter"],
+        ]
+        .iter()
+        .flat_map(|save| {
+            without_counters(&lab.host.ok(save))
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        lines.sort();
+        lines
+    };
+
+    let recording = RecordingRunner::wrapping(runner(&lab, Toolset::default()));
+    Applier::new(&recording).apply(&changes).unwrap();
+    let restores: Vec<(host_io::Tool, String)> = recording
+        .calls()
+        .into_iter()
+        .filter_map(|c| Some((c.tool, c.stdin?)))
+        .collect();
+    let leading = |tool, head: &str| {
+        restores
+            .iter()
+            .filter(|(t, text)| *t == tool && text.starts_with(head))
+            .count()
+            == 1
+    };
+    assert!(
+        leading(host_io::Tool::EbtablesRestore, "*nat\n-Z\n:")
+            && leading(host_io::Tool::IptablesRestore, "*filter\n-Z\n:"),
+        "{restores:?}"
+    );
+    let at_once = saved();
+    assert!(at_once.len() > 40 * 15, "{at_once:?}");
+
+    let real = runner(&lab, Toolset::default());
+    let applier = Applier::new(&real);
+    let names: Vec<_> = ports.iter().map(|p| p.port.clone()).collect();
+    applier.remove(&names).unwrap();
+    for change in &changes {
+        applier.apply(std::slice::from_ref(change)).unwrap();
+    }
+    assert_eq!(at_once, saved());
+}
+
+#[test]
 fn ipv6_chains_are_hooked_by_physdev_in_ip6tables() {
     if !support::can_run("ipv6_chains_are_hooked_by_physdev_in_ip6tables") {
         return;
@@ -208,8 +281,17 @@ fn ipv6_chains_are_hooked_by_physdev_in_ip6tables() {
 /// VM only its MAC, IPv4 from its IP and ARP for its IP/MAC; to the VM
 /// only IPv4 and ARP; `forward_rules` in `FI-` (forwarded from the VM).
 fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRuleset {
+    guard_port(&guest.port, &guest.ip, &guest.mac, forward_rules)
+}
+
+/// [`guard`] for a port that need not exist (the tools take any name).
+fn guard_port(
+    p: &str,
+    ip: &str,
+    mac: &str,
+    forward_rules: &[&str],
+) -> backend_xtables::PortRuleset {
     use backend_xtables::{Family as F, Hook as R, PortRuleset, RenderedChain};
-    let p = &guest.port;
     let chain = |family, role, name: String, rules: Vec<String>| RenderedChain {
         family,
         role,
@@ -219,10 +301,9 @@ fn guard(guest: &Guest, forward_rules: &[&str]) -> backend_xtables::PortRuleset 
             .map(|r| r.split(' ').map(String::from).collect())
             .collect(),
     };
-    let (ip, mac) = (&guest.ip, &guest.mac);
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     PortRuleset {
-        port: nwfilter_model::IfName::new(p.clone()).unwrap(),
+        port: nwfilter_model::IfName::new(p).unwrap(),
         chains: vec![
             chain(
                 F::Bridge,

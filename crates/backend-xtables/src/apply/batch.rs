@@ -26,6 +26,8 @@ pub struct Batch {
     family: Family,
     declarations: Vec<String>,
     commands: Vec<String>,
+    /// Starts with `-Z` (see [`Batch::ask_for_whole_table`]).
+    whole_table: bool,
 }
 
 impl Batch {
@@ -34,7 +36,30 @@ impl Batch {
             family,
             declarations: Vec::new(),
             commands: Vec::new(),
+            whole_table: false,
         }
+    }
+
+    /// How many chains the batch creates.
+    pub fn declared(&self) -> usize {
+        self.declarations.len()
+    }
+
+    /// Starts the batch with a chain-less `-Z` (zero the table's
+    /// counters), for a batch that fills a table holding nothing.
+    ///
+    /// Why: iptables-nft and ebtables-nft (`nft_cache_level_set`, 1.8.x)
+    /// note every command's chain and jump target in a list of the chains
+    /// to fetch, sorted by name, walked from the smallest for each command
+    /// and dropped once a command names no chain ("fetch them all"). An
+    /// ebtables restart at 1000 ports is 29 000 commands over 9 000 names:
+    /// 1.27 s of restore, 60 % of it in that walk; led by `-Z`, 0.50 s
+    /// (iptables, 3 000 chains: 0.14 s, 0.09 s). In a table holding
+    /// nothing the only counters to zero are the built-in chains' (no
+    /// other tool's rule is touched, and fetching the whole table costs
+    /// nothing): the planner asks for this only then.
+    pub fn ask_for_whole_table(&mut self) {
+        self.whole_table = true;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +140,9 @@ impl Batch {
     /// else: a declaration only creates the chain.)
     pub fn text(&self) -> String {
         let mut text = format!("*{}\n", table(self.family));
+        if self.whole_table {
+            text.push_str("-Z\n");
+        }
         // `:NAME POLICY`, `:NAME - [0:0]`: ordered by the name alone.
         fn name(line: &str) -> &str {
             line[1..].split(' ').next().unwrap_or_default()

@@ -58,7 +58,8 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
     // operation stays the cost of its change).
     let mut grown: Vec<String> = Vec::new();
     for line in batch.text().lines() {
-        if line.starts_with('*') || line == "COMMIT" {
+        // `-Z` zeroes counters, which the model does not keep.
+        if line.starts_with('*') || line == "COMMIT" || line == "-Z" {
             continue;
         }
         if let Some(decl) = line.strip_prefix(':') {
@@ -255,6 +256,23 @@ mod tests {
         for rules in table.rules.values() {
             assert_eq!(rules.capacity(), rules.len(), "no room kept");
         }
+    }
+
+    #[test]
+    fn zeroing_counters_leaves_the_kept_tables_as_they_are() {
+        let mut tables = Tables::default();
+        let mut batch = Batch::new(Family::Bridge);
+        batch.create_chain("libvirt-I-vnet0").unwrap();
+        batch.ask_for_whole_table();
+        batch
+            .append("libvirt-I-vnet0", &["-j".into(), "DROP".into()])
+            .unwrap();
+        assert!(batch.text().contains("\n-Z\n"), "{}", batch.text());
+        assert!(play(tables.get_mut(Family::Bridge), &batch).is_some());
+        assert_eq!(
+            tables.get(Family::Bridge).normalised(),
+            ":libvirt-I-vnet0\n-A libvirt-I-vnet0 -j DROP\n"
+        );
     }
 
     #[test]

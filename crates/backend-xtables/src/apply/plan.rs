@@ -117,7 +117,23 @@ pub fn plan_family(
     if family != Family::Bridge {
         globals.finish(&mut plan.switch, table)?;
     }
+    if is_bare(table) && plan.switch.declared() >= MANY_CHAINS {
+        plan.switch.ask_for_whole_table();
+    }
     Ok(plan)
+}
+
+/// From this many new chains on, the restore tool's walk of its sorted
+/// list of chain names costs more than fetching a whole (empty) table
+/// (see [`Batch::ask_for_whole_table`]); below, the batch text stays as
+/// it always was.
+const MANY_CHAINS: usize = 64;
+
+/// The table (ebtables `nat`, iptables `filter`) holds no user chain and
+/// no rule: nothing but its built-in chains (or it does not exist yet).
+fn is_bare(table: &Table) -> bool {
+    const BUILT_IN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    table.chains.iter().all(|c| BUILT_IN.contains(&&**c)) && table.rules.values().all(Vec::is_empty)
 }
 
 fn check_names(family: Family, port: &IfName, chains: &[&RenderedChain]) -> Result<(), BadChain> {

@@ -305,3 +305,44 @@ fn chains_left_unreferenced_by_a_flush_are_replaced_not_renamed_onto() {
         .expect("new chain renamed into place");
     assert!(delete < rename, "{text}");
 }
+
+#[test]
+fn filling_a_bare_bridge_table_with_many_chains_leads_with_zero() {
+    let ports = |n: usize| {
+        (0..n)
+            .map(|i| wanted(&format!("vnet{i}")))
+            .collect::<Vec<_>>()
+    };
+    let leads = |table: &Table, family, n| {
+        let plan = plan_family(family, table, &ports(n)).unwrap();
+        plan.switch.text().starts_with("*nat\n-Z\n")
+            || plan.switch.text().starts_with("*filter\n-Z\n")
+    };
+    let absent = Table::default();
+    let bare = table(
+        Family::Bridge,
+        "*nat\n:PREROUTING ACCEPT\n:POSTROUTING ACCEPT\n",
+    );
+    // Two bridge chains a port: 32 ports are 64 new chains.
+    assert!(leads(&absent, Family::Bridge, 32));
+    assert!(leads(&bare, Family::Bridge, 32));
+    assert!(
+        !leads(&absent, Family::Bridge, 31),
+        "few chains: text as before"
+    );
+    // Another tool's chain or rule: its counters are not ours to zero.
+    let foreign_chain = table(Family::Bridge, "*nat\n:PREROUTING ACCEPT\n:other ACCEPT\n");
+    let foreign_rule = table(
+        Family::Bridge,
+        "*nat\n:PREROUTING ACCEPT\n-A PREROUTING -j ACCEPT\n",
+    );
+    assert!(!leads(&foreign_chain, Family::Bridge, 32));
+    assert!(!leads(&foreign_rule, Family::Bridge, 32));
+    // iptables alike: one IPv4 chain a port, plus the shared ones.
+    assert!(leads(&absent, Family::Ipv4, 64));
+    let docker = table(
+        Family::Ipv4,
+        "*filter\n:FORWARD ACCEPT [0:0]\n:DOCKER - [0:0]\n",
+    );
+    assert!(!leads(&docker, Family::Ipv4, 64));
+}
