@@ -189,6 +189,74 @@ pub fn hooks_into(
     hooks
 }
 
+/// A table's hook rules indexed once, for checks over many ports: a
+/// reload asks each of 1000 ports whether it is hooked, and scanning
+/// every hook rule for each port was 2 million rule reads (a third of a
+/// reload's time at 1000 ports). Answers exactly as [`hooks_into`],
+/// [`in_post_of`] and a scan of the shared chains' hooks would.
+#[derive(Debug)]
+pub struct Hooks<'t> {
+    /// Hook rules per chain they send to.
+    into: std::collections::HashMap<&'t str, usize>,
+    /// Ports with their `libvirt-in-post` rule.
+    in_post: std::collections::HashSet<&'t str>,
+    /// Every shared chain is hooked into its built-in chain.
+    shared_hooked: bool,
+}
+
+impl<'t> Hooks<'t> {
+    pub fn of(family: Family, table: &'t Table) -> Hooks<'t> {
+        let mut into = std::collections::HashMap::new();
+        for holder in hook_chains(family) {
+            for target in table.rules_of(holder).iter().filter_map(Rule::target) {
+                *into.entry(target).or_insert(0) += 1;
+            }
+        }
+        let in_post = table
+            .rules_of("libvirt-in-post")
+            .iter()
+            .filter(|rule| rule.target() == Some("ACCEPT"))
+            .flat_map(|rule| {
+                let words: Vec<&'t str> = rule.words().collect();
+                words
+                    .windows(2)
+                    .filter(|w| w[0] == "--physdev-in")
+                    .map(|w| w[1])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let shared_hooked = GLOBAL_CHAINS.iter().all(|(chain, holder, _)| {
+            table
+                .rules_of(holder)
+                .iter()
+                .any(|r| r.target() == Some(*chain))
+        });
+        Hooks {
+            into,
+            in_post,
+            shared_hooked,
+        }
+    }
+
+    /// `hooks_into(family, table, chains).len()`.
+    pub fn count_into(&self, chains: &[(Hook, String)]) -> usize {
+        let mut names: Vec<&str> = chains.iter().map(|(_, c)| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.iter().filter_map(|c| self.into.get(c)).sum()
+    }
+
+    /// `in_post_of(table, port).is_some()`.
+    pub fn has_in_post(&self, port: &IfName) -> bool {
+        self.in_post.contains(port.as_str())
+    }
+
+    /// Every shared chain is hooked into its built-in chain.
+    pub fn shared_hooked(&self) -> bool {
+        self.shared_hooked
+    }
+}
+
 /// The port's rule in `libvirt-in-post`, as the kernel lists it.
 pub fn in_post_of(table: &Table, port: &IfName) -> Option<Vec<String>> {
     table

@@ -29,6 +29,7 @@ pub use rule::{NulInArgument, Rule};
 use crate::ruleset::{table, Family, PortRuleset};
 use batch::Batch;
 use kept::Executed;
+use layout::Hooks;
 use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
 
 /// The families in the order their switches commit.
@@ -115,13 +116,15 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
+        let hooks = FAMILIES.map(|f| Hooks::of(f, tables.get(f)));
         for change in changes {
             let port = &change.ruleset.port;
             let chains = &change.ruleset.chains;
             let current = change.recorded == Some(change.ruleset)
                 && FAMILIES
                     .iter()
-                    .all(|&f| is_current(f, tables.get(f), port, chains));
+                    .zip(&hooks)
+                    .all(|(&f, hooks)| is_current(f, tables.get(f), hooks, port, chains));
             if current {
                 report.unchanged.push(port.clone());
             } else {
@@ -132,6 +135,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
+        drop(hooks);
         let (same, after) = self.execute(tables, &desired)?;
         for want in desired {
             if same.contains(&want.port) {
@@ -157,10 +161,12 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
+        let hooks = FAMILIES.map(|f| Hooks::of(f, tables.get(f)));
         for port in ports {
             let absent = FAMILIES
                 .iter()
-                .all(|&f| is_current(f, tables.get(f), port, &[]));
+                .zip(&hooks)
+                .all(|(&f, hooks)| is_current(f, tables.get(f), hooks, port, &[]));
             if absent {
                 report.unchanged.push(port.clone());
             } else {
@@ -172,6 +178,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 });
             }
         }
+        drop(hooks);
         let (_, after) = self.execute(tables, &desired)?;
         Ok((report, after))
     }

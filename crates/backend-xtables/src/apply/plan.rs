@@ -22,7 +22,7 @@ use super::batch::{BadArgument, Batch};
 use super::kernel::Table;
 use super::layout::{
     hook_rule, hooks_into, in_post_of, in_post_rule, port_chains, temporary_name, Generation,
-    GLOBAL_CHAINS,
+    Hooks, GLOBAL_CHAINS,
 };
 use super::rule::Rule;
 use crate::ruleset::{Family, Hook, RenderedChain};
@@ -356,8 +356,15 @@ pub fn snapshot_port(family: Family, table: &Table, port: &IfName) -> Vec<Render
 /// Whether the port's live chains in `table` are exactly `chains` (names,
 /// roles, rule counts), hooked once each, with nothing temporary left.
 /// Rule text is not compared: the kernel re-spells rules (`-p tcp -m tcp`);
-/// callers compare against what they recorded as applied.
-pub fn is_current(family: Family, table: &Table, port: &IfName, chains: &[RenderedChain]) -> bool {
+/// callers compare against what they recorded as applied. `hooks` is
+/// `table`'s, built once for all the ports an operation checks.
+pub fn is_current(
+    family: Family,
+    table: &Table,
+    hooks: &Hooks<'_>,
+    port: &IfName,
+    chains: &[RenderedChain],
+) -> bool {
     let new: Vec<&RenderedChain> = chains.iter().filter(|c| c.family == family).collect();
     let finals = port_chains(family, table, port, Generation::Final);
     if !port_chains(family, table, port, Generation::Temporary).is_empty()
@@ -375,16 +382,9 @@ pub fn is_current(family: Family, table: &Table, port: &IfName, chains: &[Render
         .iter()
         .filter(|c| hook_rule(c.role, port, &c.name).is_some())
         .count();
-    let hooks_ok = hooks_into(family, table, &finals).len() == hookable;
+    let hooks_ok = hooks.count_into(&finals) == hookable;
     let shared_ok = family == Family::Bridge
-        || new.is_empty() == in_post_of(table, port).is_none()
-            && (new.is_empty()
-                || GLOBAL_CHAINS.iter().all(|(chain, holder, _)| {
-                    table
-                        .rules_of(holder)
-                        .iter()
-                        .any(|r| r.target() == Some(*chain))
-                }));
+        || new.is_empty() != hooks.has_in_post(port) && (new.is_empty() || hooks.shared_hooked());
     same_chains && hooks_ok && shared_ok
 }
 

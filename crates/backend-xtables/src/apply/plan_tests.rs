@@ -233,6 +233,10 @@ fn chain_names_must_be_the_ports_libvirt_names() {
     assert!(plan_family(Family::Bridge, &Table::default(), &[wrong_family]).is_err());
 }
 
+fn current(family: Family, table: &Table, port: &IfName, chains: &[RenderedChain]) -> bool {
+    is_current(family, table, &Hooks::of(family, table), port, chains)
+}
+
 #[test]
 fn current_state_is_recognised_and_differences_are_not() {
     let live = table(Family::Ipv4, TWO_PORTS_V4);
@@ -242,23 +246,83 @@ fn current_state_is_recognised_and_differences_are_not() {
         "FI-vnet0",
         &["-j DROP"],
     )];
-    assert!(is_current(Family::Ipv4, &live, &port("vnet0"), &want));
+    assert!(current(Family::Ipv4, &live, &port("vnet0"), &want));
     let longer = vec![chain(
         Family::Ipv4,
         Hook::ForwardFromVm,
         "FI-vnet0",
         &["-j DROP", "-j DROP"],
     )];
-    assert!(!is_current(Family::Ipv4, &live, &port("vnet0"), &longer));
-    assert!(!is_current(Family::Ipv4, &live, &port("vnet0"), &[]));
-    assert!(is_current(Family::Ipv4, &live, &port("vnet7"), &[]));
+    assert!(!current(Family::Ipv4, &live, &port("vnet0"), &longer));
+    assert!(!current(Family::Ipv4, &live, &port("vnet0"), &[]));
+    assert!(current(Family::Ipv4, &live, &port("vnet7"), &[]));
     let bridge = table(Family::Bridge, LIVE_BRIDGE);
-    assert!(!is_current(
+    assert!(!current(
         Family::Bridge,
         &bridge,
         &port("vnet0"),
         &wanted("vnet0").chains
     ));
+}
+
+#[test]
+fn the_hook_index_answers_as_scanning_the_hook_rules_does() {
+    // vnet0 hooked twice, vnet1 once, vnet2's post rule not ACCEPT, vnet3
+    // hooked into a chain no port has, a foreign rule in the holders.
+    let live = table(
+        Family::Ipv4,
+        "*filter
+:FORWARD ACCEPT [0:0]
+:libvirt-in - [0:0]
+:libvirt-out - [0:0]
+:libvirt-in-post - [0:0]
+-A FORWARD -j libvirt-in
+-A FORWARD -j libvirt-out
+-A FORWARD -j libvirt-in-post
+-A libvirt-in -m physdev --physdev-in vnet0 -g FI-vnet0
+-A libvirt-in -m physdev --physdev-in vnet0 -g FI-vnet0
+-A libvirt-out -m physdev --physdev-out vnet0 -g FO-vnet0
+-A libvirt-in -m physdev --physdev-in vnet1 -g FI-vnet1
+-A libvirt-in -m physdev --physdev-in vnet3 -g FI-other
+-A libvirt-in -p tcp -j ADMIN
+-A libvirt-in-post -m physdev --physdev-in vnet0 -j ACCEPT
+-A libvirt-in-post -m physdev --physdev-in vnet1 -j ACCEPT
+-A libvirt-in-post -m physdev --physdev-in vnet2 -j DROP
+COMMIT
+",
+    );
+    let hooks = Hooks::of(Family::Ipv4, &live);
+    let chains = |names: &[&str]| -> Vec<(Hook, String)> {
+        names
+            .iter()
+            .map(|n| (Hook::ForwardFromVm, n.to_string()))
+            .collect()
+    };
+    for names in [
+        &["FI-vnet0", "FO-vnet0"][..],
+        &["FI-vnet0"],
+        &["FI-vnet1", "FO-vnet1", "HI-vnet1"],
+        &["FI-vnet2"],
+        &["FI-other"],
+        &["ADMIN"],
+        &[],
+    ] {
+        let chains = chains(names);
+        assert_eq!(
+            hooks.count_into(&chains),
+            hooks_into(Family::Ipv4, &live, &chains).len(),
+            "{names:?}"
+        );
+    }
+    for dev in ["vnet0", "vnet1", "vnet2", "vnet3", "vnet9"] {
+        assert_eq!(
+            hooks.has_in_post(&port(dev)),
+            in_post_of(&live, &port(dev)).is_some(),
+            "{dev}"
+        );
+    }
+    assert!(!hooks.shared_hooked(), "libvirt-host-in is not hooked");
+    assert!(Hooks::of(Family::Ipv4, &table(Family::Ipv4, TWO_PORTS_V4)).shared_hooked());
 }
 
 #[test]

@@ -13,19 +13,21 @@
 use nwfilter_model::IfName;
 
 use super::kernel::Tables;
-use super::layout::temporary_name;
+use super::layout::{temporary_name, Hooks};
 use super::plan::{is_current, Desired};
 use super::FAMILIES;
 
 /// The ports among `candidates` whose built temporaries (in `after`) equal
 /// their live chains (in `before`) in every family.
 pub fn unchanged_ports(before: &Tables, after: &Tables, candidates: &[&Desired]) -> Vec<IfName> {
+    let hooks = FAMILIES.map(|f| Hooks::of(f, before.get(f)));
     candidates
         .iter()
         .filter(|want| {
             FAMILIES
                 .iter()
-                .all(|&f| family_unchanged(f, before, after, want))
+                .zip(&hooks)
+                .all(|(&f, hooks)| family_unchanged(f, before, hooks, after, want))
         })
         .map(|want| want.port.clone())
         .collect()
@@ -34,11 +36,12 @@ pub fn unchanged_ports(before: &Tables, after: &Tables, candidates: &[&Desired])
 fn family_unchanged(
     family: crate::ruleset::Family,
     before: &Tables,
+    hooks: &Hooks<'_>,
     after: &Tables,
     want: &Desired,
 ) -> bool {
     // Same chain names, roles, rule counts and hooks, nothing temporary.
-    if !is_current(family, before.get(family), &want.port, &want.chains) {
+    if !is_current(family, before.get(family), hooks, &want.port, &want.chains) {
         return false;
     }
     let new: Vec<_> = want.chains.iter().filter(|c| c.family == family).collect();
