@@ -3,6 +3,8 @@
 //! under during an update, the shared iptables chains, and which chains
 //! in a table belong to a port.
 
+use std::collections::{HashMap, HashSet};
+
 use nwfilter_model::IfName;
 
 use super::kernel::Table;
@@ -175,18 +177,26 @@ pub fn hooks_into(
     table: &Table,
     chains: &[(Hook, String)],
 ) -> Vec<(String, Vec<String>)> {
-    let mut hooks = Vec::new();
-    for holder in hook_chains(family) {
-        for rule in table.rules_of(holder) {
-            if rule
-                .target()
-                .is_some_and(|t| chains.iter().any(|(_, c)| c == t))
-            {
-                hooks.push((holder.to_string(), rule.to_words()));
-            }
-        }
-    }
-    hooks
+    hook_rules(family, table)
+        .filter(|(_, _, target)| chains.iter().any(|(_, c)| c == target))
+        .map(|(holder, rule, _)| (holder.to_string(), rule.to_words()))
+        .collect()
+}
+
+/// Every rule of the hook-holding chains that sends somewhere: `(holder,
+/// rule, the chain it sends to)`.
+fn hook_rules(family: Family, table: &Table) -> impl Iterator<Item = (&'static str, &Rule, &str)> {
+    hook_chains(family).iter().flat_map(move |&holder| {
+        (table.rules_of(holder).iter()).filter_map(move |rule| Some((holder, rule, rule.target()?)))
+    })
+}
+
+/// Whether `holder` has a rule sending to `chain` (a shared chain's hook).
+pub fn is_hooked(table: &Table, holder: &str, chain: &str) -> bool {
+    table
+        .rules_of(holder)
+        .iter()
+        .any(|r| r.target() == Some(chain))
 }
 
 /// A table's hook rules indexed once, for checks over many ports: a
@@ -197,40 +207,25 @@ pub fn hooks_into(
 #[derive(Debug)]
 pub struct Hooks<'t> {
     /// Hook rules per chain they send to.
-    into: std::collections::HashMap<&'t str, usize>,
+    into: HashMap<&'t str, usize>,
     /// Ports with their `libvirt-in-post` rule.
-    in_post: std::collections::HashSet<&'t str>,
+    in_post: HashSet<&'t str>,
     /// Every shared chain is hooked into its built-in chain.
     shared_hooked: bool,
 }
 
 impl<'t> Hooks<'t> {
     pub fn of(family: Family, table: &'t Table) -> Hooks<'t> {
-        let mut into = std::collections::HashMap::new();
-        for holder in hook_chains(family) {
-            for target in table.rules_of(holder).iter().filter_map(Rule::target) {
-                *into.entry(target).or_insert(0) += 1;
-            }
+        let mut into = HashMap::new();
+        for (_, _, target) in hook_rules(family, table) {
+            *into.entry(target).or_insert(0) += 1;
         }
-        let in_post = table
-            .rules_of("libvirt-in-post")
-            .iter()
-            .filter(|rule| rule.target() == Some("ACCEPT"))
-            .flat_map(|rule| {
-                let words: Vec<&'t str> = rule.words().collect();
-                words
-                    .windows(2)
-                    .filter(|w| w[0] == "--physdev-in")
-                    .map(|w| w[1])
-                    .collect::<Vec<_>>()
-            })
+        let in_post = (table.rules_of("libvirt-in-post").iter())
+            .flat_map(in_post_ports)
             .collect();
-        let shared_hooked = GLOBAL_CHAINS.iter().all(|(chain, holder, _)| {
-            table
-                .rules_of(holder)
-                .iter()
-                .any(|r| r.target() == Some(*chain))
-        });
+        let shared_hooked = GLOBAL_CHAINS
+            .iter()
+            .all(|(chain, holder, _)| is_hooked(table, holder, chain));
         Hooks {
             into,
             in_post,
@@ -262,14 +257,22 @@ pub fn in_post_of(table: &Table, port: &IfName) -> Option<Vec<String>> {
     table
         .rules_of("libvirt-in-post")
         .iter()
-        .find(|rule| {
-            let words: Vec<&str> = rule.words().collect();
-            words
-                .windows(2)
-                .any(|w| w[0] == "--physdev-in" && w[1] == port.as_str())
-                && rule.target() == Some("ACCEPT")
-        })
+        .find(|rule| in_post_ports(rule).contains(&port.as_str()))
         .map(Rule::to_words)
+}
+
+/// The ports a `libvirt-in-post` rule lets through: its `--physdev-in`
+/// when it accepts.
+fn in_post_ports(rule: &Rule) -> Vec<&str> {
+    if rule.target() != Some("ACCEPT") {
+        return Vec::new();
+    }
+    let words: Vec<&str> = rule.words().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "--physdev-in")
+        .map(|w| w[1])
+        .collect()
 }
 
 #[cfg(test)]

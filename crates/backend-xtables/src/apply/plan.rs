@@ -21,8 +21,8 @@ use nwfilter_model::IfName;
 use super::batch::{BadArgument, Batch};
 use super::kernel::Table;
 use super::layout::{
-    hook_rule, hooks_into, in_post_of, in_post_rule, port_chains, temporary_name, Generation,
-    Hooks, GLOBAL_CHAINS,
+    hook_rule, hooks_into, in_post_of, in_post_rule, is_hooked, port_chains, temporary_name,
+    Generation, Hooks, GLOBAL_CHAINS,
 };
 use super::rule::Rule;
 use crate::ruleset::{Family, Hook, RenderedChain};
@@ -302,12 +302,6 @@ impl GlobalUse {
     /// and they are missing; removes them when the last rule in them goes.
     fn finish(self, batch: &mut Batch, table: &Table) -> Result<(), BadArgument> {
         let jump = |chain: &str| vec!["-j".to_string(), chain.to_string()];
-        let hooked = |holder: &str, chain: &str| {
-            table
-                .rules_of(holder)
-                .iter()
-                .any(|r| r.target() == Some(chain))
-        };
         if self.in_use {
             for (chain, _, _) in GLOBAL_CHAINS {
                 if !table.has_chain(chain) {
@@ -315,7 +309,7 @@ impl GlobalUse {
                 }
             }
             for (chain, holder, position) in GLOBAL_CHAINS {
-                if !hooked(holder, chain) {
+                if !is_hooked(table, holder, chain) {
                     batch.insert(holder, position, &jump(chain))?;
                 }
             }
