@@ -116,14 +116,16 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
-        let hooks = FAMILIES.map(|f| Hooks::of(f, tables.get(f)));
+        // Indexed only if some change may be current already (a reload):
+        // a new port's create never asks.
+        let hooks = std::cell::OnceCell::new();
         for change in changes {
             let port = &change.ruleset.port;
             let chains = &change.ruleset.chains;
             let current = change.recorded == Some(change.ruleset)
                 && FAMILIES
                     .iter()
-                    .zip(&hooks)
+                    .zip(hooks.get_or_init(|| FAMILIES.map(|f| Hooks::of(f, tables.get(f)))))
                     .all(|(&f, hooks)| is_current(f, tables.get(f), hooks, port, chains));
             if current {
                 report.unchanged.push(port.clone());
