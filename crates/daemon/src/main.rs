@@ -157,6 +157,7 @@ fn open_host(args: &Args) -> anyhow::Result<Host> {
         .rule_check_every(None)
         .with_network_ports()
         .only_writer()
+        .tools_on_standby()
         .open()?;
     let backend = host.frontend_service().engine().backend();
     info!("applying rules with the {backend} backend");

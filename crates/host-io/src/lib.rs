@@ -19,6 +19,7 @@ mod lock;
 mod quote;
 mod record;
 mod run;
+mod standby;
 mod started;
 mod tools;
 

@@ -79,6 +79,8 @@ pub struct HostConfig {
     /// The only writer of the state directory: bindings are kept in
     /// memory (front ends only: the daemon).
     pub(crate) only_writer: bool,
+    /// Batch tools started ahead of need ([`HostConfig::tools_on_standby`]).
+    pub(crate) standby: bool,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -93,6 +95,7 @@ impl std::fmt::Debug for HostConfig {
             .field("learn_max_addresses", &self.learn_max_addresses)
             .field("rule_check", &self.rule_check)
             .field("netns", &self.netns)
+            .field("standby", &self.standby)
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
     }
@@ -126,6 +129,7 @@ impl HostConfig {
             networks: false,
             network_ports: false,
             only_writer: false,
+            standby: false,
         }
     }
 
@@ -190,6 +194,19 @@ impl HostConfig {
     /// of this process's own.
     pub fn network_namespace(mut self, name: impl Into<String>) -> HostConfig {
         self.netns = Some(name.into());
+        self
+    }
+
+    /// Keeps one process of each firewall batch tool (`nft -f -`,
+    /// `ebtables-restore`, `iptables-restore`) started and waiting for its
+    /// input, so that a change does not wait for the tool to start: about
+    /// 2 ms of the 3 ms an `nft` run takes for one binding. For a
+    /// long-lived host (`nwfilterd` turns it on): the waiting processes
+    /// are idle (no CPU) and end when the host is dropped or its process
+    /// dies. What is applied is the same (the tools read the kernel only
+    /// once their input is complete).
+    pub fn tools_on_standby(mut self) -> HostConfig {
+        self.standby = true;
         self
     }
 

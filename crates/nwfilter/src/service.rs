@@ -27,6 +27,9 @@ pub(crate) fn assemble(config: &HostConfig, learner_log: learning::Log) -> Resul
     if let Some(netns) = &config.netns {
         runner = runner.in_netns(netns.clone());
     }
+    if config.standby {
+        runner = runner.with_standby();
+    }
     if config.prepare && backend == Backend::Xtables {
         Toolset::default()
             .check_installed()
