@@ -236,6 +236,51 @@ fn reapply_reports_bindings_that_no_longer_compile() {
     assert!(report.failed[0].1.contains("NOPE"), "{report:?}");
 }
 
+#[test]
+fn a_reapply_of_many_bindings_reports_and_applies_each_as_one_by_one() {
+    // Enough bindings that a reapply compiles them on several threads
+    // (where the machine has several cores): the outcome per port is
+    // the same as for a few.
+    let s = setup();
+    s.engine.define(INNER_V1).unwrap();
+    s.engine.define(TOP).unwrap();
+    let ports: Vec<String> = (0..200).map(|i| format!("vnet{i}")).collect();
+    let broken: Vec<&String> = ports.iter().step_by(7).collect();
+    for port in &ports {
+        let filter = if broken.contains(&port) {
+            "guest"
+        } else {
+            "clean-traffic"
+        };
+        s.engine.binding_create(&binding(port, filter)).unwrap();
+    }
+    std::fs::write(s.engine.filters().dir().join("no-smtp.xml"), INNER_BROKEN).unwrap();
+    let report = s.engine.reapply_all().unwrap();
+    let mut failed: Vec<&str> = report.failed.iter().map(|(p, _)| p.as_str()).collect();
+    failed.sort();
+    let mut expected_failed: Vec<&str> = broken.iter().map(|p| p.as_str()).collect();
+    expected_failed.sort();
+    assert_eq!(failed, expected_failed);
+    assert!(
+        report.failed.iter().all(|(_, why)| why.contains("NOPE")),
+        "{report:?}"
+    );
+    let mut fine: Vec<&str> = report
+        .applied
+        .iter()
+        .chain(&report.unchanged)
+        .map(|p| p.as_str())
+        .collect();
+    fine.sort();
+    let mut expected_fine: Vec<&str> = ports
+        .iter()
+        .filter(|p| !broken.contains(p))
+        .map(|p| p.as_str())
+        .collect();
+    expected_fine.sort();
+    assert_eq!(fine, expected_fine);
+}
+
 /// `no-smtp` redefined to reference a filter nobody defined.
 const INNER_MISSING_REF: &str = "<filter name='no-smtp' chain='root'>
   <uuid>7c3f5d2e-9a41-4c8b-b1f0-3d2e6a7b8c91</uuid>

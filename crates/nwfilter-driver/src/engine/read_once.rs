@@ -4,9 +4,8 @@
 //! time (six filters for `clean-traffic`: thousands of file reads at 1000
 //! bindings).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use nwfilter_compile::{FilterSource, SourceError};
 use nwfilter_model::Filter;
@@ -17,27 +16,28 @@ use crate::FilterStore;
 /// kept: each binding that meets one reports it, as with the store).
 pub(crate) struct ReadOnce<'s> {
     store: &'s FilterStore,
-    read: RefCell<HashMap<String, Option<Arc<Filter>>>>,
+    /// Locked across a read too: the threads of a restart that ask for
+    /// the same filter at once still read it once.
+    read: Mutex<HashMap<String, Option<Arc<Filter>>>>,
 }
 
 impl<'s> ReadOnce<'s> {
     pub(crate) fn new(store: &'s FilterStore) -> ReadOnce<'s> {
         ReadOnce {
             store,
-            read: RefCell::new(HashMap::new()),
+            read: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl FilterSource for ReadOnce<'_> {
     fn get(&self, name: &str) -> Result<Option<Arc<Filter>>, SourceError> {
-        if let Some(known) = self.read.borrow().get(name) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = read.get(name) {
             return Ok(known.clone());
         }
         let found = FilterSource::get(self.store, name)?;
-        self.read
-            .borrow_mut()
-            .insert(name.to_owned(), found.clone());
+        read.insert(name.to_owned(), found.clone());
         Ok(found)
     }
 }

@@ -100,10 +100,19 @@ impl<R: Runner> Engine<R> {
         let tables = self.tables_lock()?;
         let reading = state.kept.start_read(state.backend, &self.runner);
         let source = read_once::ReadOnce::new(&self.filters);
-        for binding in listing.items {
-            self.learned().load(self.bindings.dir(), &binding.portdev);
-            self.learned().load6(self.bindings.dir(), &binding.portdev);
-            let planned = match self.plan(&source, &binding, state.backend) {
+        let effective: Vec<(Binding, Binding)> = listing
+            .items
+            .into_iter()
+            .map(|binding| {
+                self.learned().load(self.bindings.dir(), &binding.portdev);
+                self.learned().load6(self.bindings.dir(), &binding.portdev);
+                let effective = self.effective(&binding);
+                (binding, effective)
+            })
+            .collect();
+        let planned = plan_all(&source, &effective, state.backend);
+        for ((binding, _), planned) in effective.into_iter().zip(planned) {
+            let planned = match planned {
                 Ok(planned) => planned,
                 Err(e) => {
                     let reason = e.to_string();
@@ -166,33 +175,78 @@ impl<R: Runner> Engine<R> {
         }
         Ok(rulesets)
     }
+}
 
-    /// `binding`'s rules (with its learned addresses as `IP`), and whether
-    /// its tree awaits `IP` from learning: one resolve of its tree.
-    fn plan(
-        &self,
-        source: &dyn FilterSource,
-        binding: &Binding,
-        backend: Backend,
-    ) -> Result<Planned, EngineError> {
-        let effective = self.effective(binding);
-        let dag = compile::dag(source, &effective)?;
-        let awaits6 = compile::ipv6_learning(&dag, binding).transpose();
-        Ok(match compile::from_dag(&dag, &effective, backend)? {
-            PortRules::AwaitingIp(need) => Planned {
-                rules: None,
-                awaits: Some(need),
-                awaits6,
-            },
-            PortRules::Rules(rules) => Planned {
-                // Learned addresses stand in for `IP`: does the binding
-                // itself still await it (the learner follows the port)?
-                awaits: (effective != *binding)
-                    .then(|| awaits_ip(&dag, binding))
-                    .flatten(),
-                awaits6,
-                rules: Some(rules),
-            },
-        })
+/// Below this many bindings one thread compiles them all: a thread's start
+/// costs more than a few compiles.
+const BINDINGS_PER_THREAD: usize = 64;
+
+/// Plans every `(binding, effective)` pair, in order: on up to as many
+/// threads as the machine has cores (a restart of 1000 bindings compiles
+/// for tens of milliseconds while the rules are down).
+fn plan_all(
+    source: &(dyn FilterSource + Sync),
+    bindings: &[(Binding, Binding)],
+    backend: Backend,
+) -> Vec<Result<Planned, EngineError>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(bindings.len() / BINDINGS_PER_THREAD).max(1);
+    if threads == 1 {
+        return plan_each(source, bindings, backend);
     }
+    let per_thread = bindings.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = bindings
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || plan_each(source, part, backend)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| match part.join() {
+                Ok(planned) => planned,
+                // Compiling does not panic; should it, the panic is the
+                // caller's, as on one thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+fn plan_each(
+    source: &dyn FilterSource,
+    bindings: &[(Binding, Binding)],
+    backend: Backend,
+) -> Vec<Result<Planned, EngineError>> {
+    bindings
+        .iter()
+        .map(|(binding, effective)| plan(source, binding, effective, backend))
+        .collect()
+}
+
+/// `binding`'s rules (`effective`: with its learned addresses as `IP`),
+/// and whether its tree awaits `IP` from learning: one resolve of its tree.
+fn plan(
+    source: &dyn FilterSource,
+    binding: &Binding,
+    effective: &Binding,
+    backend: Backend,
+) -> Result<Planned, EngineError> {
+    let dag = compile::dag(source, effective)?;
+    let awaits6 = compile::ipv6_learning(&dag, binding).transpose();
+    Ok(match compile::from_dag(&dag, effective, backend)? {
+        PortRules::AwaitingIp(need) => Planned {
+            rules: None,
+            awaits: Some(need),
+            awaits6,
+        },
+        PortRules::Rules(rules) => Planned {
+            // Learned addresses stand in for `IP`: does the binding
+            // itself still await it (the learner follows the port)?
+            awaits: (effective != binding)
+                .then(|| awaits_ip(&dag, binding))
+                .flatten(),
+            awaits6,
+            rules: Some(rules),
+        },
+    })
 }
