@@ -8,6 +8,7 @@
 //! chains are ever declared.
 
 use super::layout::declaration;
+use super::rule::Rule;
 use crate::ruleset::{table, Family};
 use host_io::{Command, Tool};
 
@@ -20,12 +21,32 @@ pub struct BadArgument {
     pub why: &'static str,
 }
 
+/// One command of a batch, kept as data rather than as its line: the
+/// kept tables take its rule as it is once the batch is committed (see
+/// `kept`), instead of parsing 38 000 lines back (issue 22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// `-A CHAIN RULE`
+    Append(String, Rule),
+    /// `-I CHAIN POSITION RULE` (1-based)
+    Insert(String, usize, Rule),
+    /// `-D CHAIN RULE`
+    Delete(String, Rule),
+    /// `-F CHAIN`
+    Flush(String),
+    /// `-X CHAIN`
+    DeleteChain(String),
+    /// `-E FROM TO`
+    Rename(String, String),
+}
+
 /// The restore input for one family's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     family: Family,
+    /// The new chains' names, as added.
     declarations: Vec<String>,
-    commands: Vec<String>,
+    steps: Vec<Step>,
     /// Starts with `-Z` (see [`Batch::ask_for_whole_table`]).
     whole_table: bool,
 }
@@ -35,7 +56,7 @@ impl Batch {
         Batch {
             family,
             declarations: Vec::new(),
-            commands: Vec::new(),
+            steps: Vec::new(),
             whole_table: false,
         }
     }
@@ -63,18 +84,20 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.declarations.is_empty() && self.commands.is_empty()
+        self.declarations.is_empty() && self.steps.is_empty()
     }
 
     /// Creates a new (not existing) user chain.
     pub fn create_chain(&mut self, chain: &str) -> Result<(), BadArgument> {
         check_word(chain, chain)?;
-        self.declarations.push(declaration(self.family, chain));
+        self.declarations.push(chain.to_owned());
         Ok(())
     }
 
     pub fn append(&mut self, chain: &str, rule: &[String]) -> Result<(), BadArgument> {
-        self.rule_command("-A", chain, None, rule)
+        let rule = checked_rule(chain, rule)?;
+        self.steps.push(Step::Append(chain.to_owned(), rule));
+        Ok(())
     }
 
     /// Inserts at a 1-based position.
@@ -84,77 +107,95 @@ impl Batch {
         position: usize,
         rule: &[String],
     ) -> Result<(), BadArgument> {
-        self.rule_command("-I", chain, Some(position), rule)
+        let rule = checked_rule(chain, rule)?;
+        self.steps
+            .push(Step::Insert(chain.to_owned(), position, rule));
+        Ok(())
     }
 
     /// Deletes a rule by its specification (as the kernel listed it).
     pub fn delete(&mut self, chain: &str, rule: &[String]) -> Result<(), BadArgument> {
-        self.rule_command("-D", chain, None, rule)
+        let rule = checked_rule(chain, rule)?;
+        self.steps.push(Step::Delete(chain.to_owned(), rule));
+        Ok(())
     }
 
     pub fn flush_chain(&mut self, chain: &str) -> Result<(), BadArgument> {
         check_word(chain, chain)?;
-        self.commands.push(format!("-F {chain}"));
+        self.steps.push(Step::Flush(chain.to_owned()));
         Ok(())
     }
 
     pub fn delete_chain(&mut self, chain: &str) -> Result<(), BadArgument> {
         check_word(chain, chain)?;
-        self.commands.push(format!("-X {chain}"));
+        self.steps.push(Step::DeleteChain(chain.to_owned()));
         Ok(())
     }
 
     pub fn rename_chain(&mut self, from: &str, to: &str) -> Result<(), BadArgument> {
         check_word(from, from)?;
         check_word(from, to)?;
-        self.commands.push(format!("-E {from} {to}"));
+        self.steps
+            .push(Step::Rename(from.to_owned(), to.to_owned()));
         Ok(())
     }
 
-    fn rule_command(
-        &mut self,
-        verb: &str,
-        chain: &str,
-        position: Option<usize>,
-        rule: &[String],
-    ) -> Result<(), BadArgument> {
-        check_word(chain, chain)?;
-        let mut line = format!("{verb} {chain}");
-        if let Some(position) = position {
-            line.push_str(&format!(" {position}"));
-        }
-        for arg in rule {
-            line.push(' ');
-            line.push_str(&quote(chain, arg)?);
-        }
-        self.commands.push(line);
-        Ok(())
+    /// The new chains in the order the restore input declares them:
+    /// descending order of name. iptables-nft and ebtables-nft keep a
+    /// table's chains in a list sorted by name and insert each new one
+    /// by walking it from the smallest, so declaring 9 000 chains (a
+    /// restart at 1000 ports) in ascending order costs a walk of the
+    /// whole list each; descending, each insertion stops at the first
+    /// entry. (Their order means nothing else: a declaration only creates
+    /// the chain.)
+    fn declaration_order(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.declarations.iter().map(String::as_str).collect();
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        names
     }
 
-    /// The restore input text. The declarations come in descending order
-    /// of name: iptables-nft and ebtables-nft keep a table's chains in a
-    /// list sorted by name and insert each new one by walking it from the
-    /// smallest, so declaring 9 000 chains (a restart at 1000 ports) in
-    /// ascending order costs a walk of the whole list each; descending,
-    /// each insertion stops at the first entry. (Their order means nothing
-    /// else: a declaration only creates the chain.)
+    /// The batch taken apart for the kept tables: the new chains in
+    /// declaration order, then the commands in order, as the restore
+    /// tool applies them.
+    pub(super) fn into_steps(self) -> (Vec<String>, Vec<Step>) {
+        let mut declarations = self.declarations;
+        // As `declaration_order`, owned.
+        declarations.sort_unstable_by(|a, b| b.cmp(a));
+        (declarations, self.steps)
+    }
+
+    /// The restore input text.
     pub fn text(&self) -> String {
-        let mut text = format!("*{}\n", table(self.family));
+        let mut text = String::with_capacity(self.text_len());
+        text.push_str(&format!("*{}\n", table(self.family)));
         if self.whole_table {
             text.push_str("-Z\n");
         }
-        // `:NAME POLICY`, `:NAME - [0:0]`: ordered by the name alone.
-        fn name(line: &str) -> &str {
-            line[1..].split(' ').next().unwrap_or_default()
+        for name in self.declaration_order() {
+            text.push_str(&declaration(self.family, name));
+            text.push('\n');
         }
-        let mut declarations: Vec<&String> = self.declarations.iter().collect();
-        declarations.sort_unstable_by(|a, b| name(b).cmp(name(a)));
-        for line in declarations.into_iter().chain(&self.commands) {
-            text.push_str(line);
+        for step in &self.steps {
+            write_step(&mut text, step);
             text.push('\n');
         }
         text.push_str("COMMIT\n");
         text
+    }
+
+    /// About the length of the text, to write it without growing.
+    fn text_len(&self) -> usize {
+        let declared: usize = self.declarations.iter().map(|d| d.len() + 16).sum();
+        let steps: usize = (self.steps.iter())
+            .map(|step| match step {
+                Step::Append(chain, rule)
+                | Step::Insert(chain, _, rule)
+                | Step::Delete(chain, rule) => chain.len() + rule.packed_len() + 16,
+                Step::Flush(chain) | Step::DeleteChain(chain) => chain.len() + 4,
+                Step::Rename(from, to) => from.len() + to.len() + 5,
+            })
+            .sum();
+        declared + steps + 32
     }
 
     /// The command that commits this batch.
@@ -167,6 +208,50 @@ impl Batch {
         };
         Command::new(tool, args.iter().copied()).with_stdin(self.text())
     }
+}
+
+fn write_step(text: &mut String, step: &Step) {
+    let (verb, chain) = match step {
+        Step::Append(chain, _) => ("-A", chain),
+        Step::Insert(chain, _, _) => ("-I", chain),
+        Step::Delete(chain, _) => ("-D", chain),
+        Step::Flush(chain) => ("-F", chain),
+        Step::DeleteChain(chain) => ("-X", chain),
+        Step::Rename(from, _) => ("-E", from),
+    };
+    text.push_str(verb);
+    text.push(' ');
+    text.push_str(chain);
+    match step {
+        Step::Append(_, rule) | Step::Delete(_, rule) => write_rule(text, rule),
+        Step::Insert(_, position, rule) => {
+            text.push_str(&format!(" {position}"));
+            write_rule(text, rule);
+        }
+        Step::Rename(_, to) => {
+            text.push(' ');
+            text.push_str(to);
+        }
+        Step::Flush(_) | Step::DeleteChain(_) => {}
+    }
+}
+
+fn write_rule(text: &mut String, rule: &Rule) {
+    for word in rule.words() {
+        text.push(' ');
+        push_quoted(text, word);
+    }
+}
+
+/// The rule of `args`, each of which can be written as one restore-input
+/// word.
+fn checked_rule(chain: &str, args: &[String]) -> Result<Rule, BadArgument> {
+    check_word(chain, chain)?;
+    for arg in args {
+        check_arg(chain, arg)?;
+    }
+    // A NUL is a control character, refused above.
+    Ok(Rule::new(args).expect("no argument holds a NUL"))
 }
 
 /// A chain name must be one plain word.
@@ -190,10 +275,9 @@ fn check_word(chain: &str, word: &str) -> Result<(), BadArgument> {
     Ok(())
 }
 
-/// Spells `arg` as one restore-input word: blanks, quotes and backslashes
-/// go inside double quotes (the restore tools' own quoting); line breaks
-/// and other control characters cannot be written at all.
-fn quote(chain: &str, arg: &str) -> Result<String, BadArgument> {
+/// Line breaks and other control characters cannot be written into
+/// restore input at all.
+fn check_arg(chain: &str, arg: &str) -> Result<(), BadArgument> {
     if arg.chars().any(char::is_control) {
         return Err(BadArgument {
             chain: chain.to_string(),
@@ -201,17 +285,28 @@ fn quote(chain: &str, arg: &str) -> Result<String, BadArgument> {
             why: "contains a line break or control character",
         });
     }
+    Ok(())
+}
+
+/// Writes `arg` as one restore-input word: blanks, quotes and
+/// backslashes go inside double quotes (the restore tools' own quoting).
+fn push_quoted(text: &mut String, arg: &str) {
     let plain = !arg.is_empty()
         && !arg
             .chars()
             .any(|c| c.is_whitespace() || "\"\\'#".contains(c));
     if plain {
-        return Ok(arg.to_string());
+        text.push_str(arg);
+        return;
     }
-    Ok(format!(
-        "\"{}\"",
-        arg.replace('\\', "\\\\").replace('"', "\\\"")
-    ))
+    text.push('"');
+    for c in arg.chars() {
+        if c == '\\' || c == '"' {
+            text.push('\\');
+        }
+        text.push(c);
+    }
+    text.push('"');
 }
 
 #[cfg(test)]

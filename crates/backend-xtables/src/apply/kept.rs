@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use nwfilter_model::IfName;
 
-use super::batch::Batch;
-use super::kernel::{split_words, Table, Tables};
+use super::batch::{Batch, Step};
+use super::kernel::{Table, Tables};
 use super::plan::FamilyPlan;
 use super::rule::Rule;
 use super::{Applier, ApplyError, Change, Report};
@@ -37,48 +37,52 @@ pub(super) enum Executed {
 
 /// Plays the committed `plans` on `tables`; false if a batch does
 /// something the model cannot follow (then `tables` is not to be kept).
-pub(super) fn after(tables: &mut Tables, plans: &[FamilyPlan]) -> bool {
-    plans.iter().all(|plan| {
+///
+/// The plans are used up: their rules move into the tables as they are,
+/// the words the batches were given.
+pub(super) fn after(tables: &mut Tables, plans: Vec<FamilyPlan>) -> bool {
+    plans.into_iter().all(|plan| {
         let table = tables.get_mut(plan.family);
-        [&plan.cleanup, &plan.build, &plan.switch]
+        [plan.cleanup, plan.build, plan.switch]
             .into_iter()
             .all(|batch| play(table, batch).is_some())
     })
 }
 
-/// Plays one committed batch on `table`, line by line as the restore
+/// Plays one committed batch on `table`, step by step as the restore
 /// tool does.
-fn play(table: &mut Table, batch: &Batch) -> Option<()> {
-    if batch.is_empty() {
-        return Some(());
+fn play(table: &mut Table, batch: Batch) -> Option<()> {
+    // `-Z` zeroes counters, which the model does not keep.
+    let (declared, steps) = batch.into_steps();
+    for name in declared {
+        if table.has_chain(&name) {
+            return None;
+        }
+        table.add_chain(&name);
     }
     // The chains given rules: their vectors, grown one rule at a time,
     // keep room for up to as many again, in every port's chains between
     // operations; shrunk once the batch is played (only these: the
     // operation stays the cost of its change).
     let mut grown: Vec<String> = Vec::new();
-    for line in batch.text().lines() {
-        // `-Z` zeroes counters, which the model does not keep.
-        if line.starts_with('*') || line == "COMMIT" || line == "-Z" {
-            continue;
-        }
-        if let Some(decl) = line.strip_prefix(':') {
-            let name = decl.split_whitespace().next()?;
-            if table.has_chain(name) {
-                return None;
+    let mut steps = steps.into_iter().peekable();
+    while let Some(step) = steps.next() {
+        let Step::Append(chain, rule) = step else {
+            if let Step::Insert(chain, _, _) = &step {
+                grown.push(chain.clone());
             }
-            table.add_chain(name);
+            play_step(table, step)?;
             continue;
+        };
+        // A chain's rules are appended one after the other: one look-up
+        // of the chain for them all.
+        let rules = rules_or_builtin(table, &chain);
+        rules.push(rule);
+        let same_chain = |next: &Step| matches!(next, Step::Append(c, _) if *c == chain);
+        while let Some(Step::Append(_, rule)) = steps.next_if(same_chain) {
+            rules.push(rule);
         }
-        let mut words = split_words(line).ok()?;
-        if words.len() < 2 {
-            return None;
-        }
-        let rest = words.split_off(2);
-        play_command(table, &words[0], &words[1], rest)?;
-        if matches!(words[0].as_str(), "-A" | "-I") {
-            grown.push(words.swap_remove(1));
-        }
+        grown.push(chain);
     }
     for chain in grown {
         if let Some(rules) = table.rules.get_mut(chain.as_str()) {
@@ -88,33 +92,30 @@ fn play(table: &mut Table, batch: &Batch) -> Option<()> {
     Some(())
 }
 
-fn play_command(table: &mut Table, verb: &str, chain: &str, mut rest: Vec<String>) -> Option<()> {
-    match verb {
-        // A built-in chain of a table never read (first port) appears on
-        // first use, as the kernel creates the table with its chains.
-        "-A" => rules_or_builtin(table, chain).push(Rule::new(&rest).ok()?),
-        "-I" => {
-            let position: usize = rest.first()?.parse().ok()?;
-            let rule = Rule::new(&rest.split_off(1)).ok()?;
-            let rules = rules_or_builtin(table, chain);
+fn play_step(table: &mut Table, step: Step) -> Option<()> {
+    match step {
+        Step::Append(chain, rule) => rules_or_builtin(table, &chain).push(rule),
+        Step::Insert(chain, position, rule) => {
+            let rules = rules_or_builtin(table, &chain);
             rules.insert(position.checked_sub(1)?.min(rules.len()), rule);
         }
-        "-D" => {
-            let rules = table.rules.get_mut(chain)?;
-            let at = rules.iter().position(|r| r.is(&rest))?;
+        Step::Delete(chain, rule) => {
+            let rules = table.rules.get_mut(chain.as_str())?;
+            let at = rules.iter().position(|r| *r == rule)?;
             rules.remove(at);
         }
-        "-F" => table.rules.get_mut(chain)?.clear(),
-        "-X" => {
-            table.rules.remove(chain)?;
-            table.chains.retain(|c| &**c != chain);
+        Step::Flush(chain) => table.rules.get_mut(chain.as_str())?.clear(),
+        Step::DeleteChain(chain) => {
+            table.rules.remove(chain.as_str())?;
+            table.chains.retain(|c| **c != *chain);
         }
-        "-E" => rename(table, chain, rest.first()?)?,
-        _ => return None,
+        Step::Rename(from, to) => rename(table, &from, &to)?,
     }
     Some(())
 }
 
+/// A built-in chain of a table never read (first port) appears on first
+/// use, as the kernel creates the table with its chains.
 fn rules_or_builtin<'t>(table: &'t mut Table, chain: &str) -> &'t mut Vec<Rule> {
     if table.has_chain(chain) {
         table.rules.get_mut(chain).expect("the chain is there")
@@ -221,11 +222,164 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::kernel::parse_save;
-    use crate::ruleset::Family;
+    use crate::apply::kernel::{parse_save, split_words};
+    use crate::apply::plan::Desired;
+    use crate::apply::plan_all;
+    use crate::ruleset::{Family, Hook, RenderedChain};
+    use nwfilter_compile::{compile, Compiled, MemorySource};
+    use nwfilter_model::{builtin_filters, FilterName, FilterRef, Params};
 
     fn words(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The table as the restore text of a batch leaves it, read line by
+    /// line as the restore tool reads it: how the kept tables were
+    /// played until they took the batches' steps (issue 22), kept as the
+    /// reference the steps must agree with.
+    fn play_text(table: &mut Table, text: &str) -> Option<()> {
+        let mut grown = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('*') || line == "COMMIT" || line == "-Z" {
+                continue;
+            }
+            if let Some(decl) = line.strip_prefix(':') {
+                let name = decl.split_whitespace().next()?;
+                if table.has_chain(name) {
+                    return None;
+                }
+                table.add_chain(name);
+                continue;
+            }
+            let words = split_words(line).ok()?;
+            let (verb, chain, rest) = (words.first()?, words.get(1)?, words.get(2..)?);
+            match verb.as_str() {
+                "-A" => rules_or_builtin(table, chain).push(Rule::new(rest).ok()?),
+                "-I" => {
+                    let position: usize = rest.first()?.parse().ok()?;
+                    let rule = Rule::new(&rest[1..]).ok()?;
+                    let rules = rules_or_builtin(table, chain);
+                    rules.insert(position.checked_sub(1)?.min(rules.len()), rule);
+                }
+                "-D" => {
+                    let rules = table.rules.get_mut(chain.as_str())?;
+                    let at = rules.iter().position(|r| r.is(rest))?;
+                    rules.remove(at);
+                }
+                "-F" => table.rules.get_mut(chain.as_str())?.clear(),
+                "-X" => {
+                    table.rules.remove(chain.as_str())?;
+                    table.chains.retain(|c| **c != **chain);
+                }
+                "-E" => rename(table, chain, rest.first()?)?,
+                _ => return None,
+            }
+            if matches!(verb.as_str(), "-A" | "-I") {
+                grown.push(chain.clone());
+            }
+        }
+        for chain in grown {
+            if let Some(rules) = table.rules.get_mut(chain.as_str()) {
+                rules.shrink_to_fit();
+            }
+        }
+        Some(())
+    }
+
+    /// clean-traffic on port `vnet{i}` at `ip`, with an IPv4 chain
+    /// besides (so the shared iptables chains come and go too).
+    fn clean_traffic(i: usize, ip: &str) -> Desired {
+        let source = MemorySource::from_iter(builtin_filters());
+        let mut params = Params::default();
+        params.push("IP", ip.to_string());
+        let top = FilterRef {
+            filter: FilterName::new("clean-traffic").unwrap(),
+            params,
+        };
+        let mac = format!("52:54:00:00:00:{i:02x}").parse().unwrap();
+        let port = IfName::new(format!("vnet{i}")).unwrap();
+        let Compiled::Program(program) = compile(&source, &top, mac, &port).unwrap() else {
+            panic!("IP is bound");
+        };
+        let mut chains = crate::render::ruleset(&program).unwrap().chains;
+        chains.push(RenderedChain {
+            family: Family::Ipv4,
+            role: Hook::ForwardFromVm,
+            name: format!("FI-vnet{i}"),
+            rules: vec![words(&["-p", "tcp", "--dport", "25", "-j", "DROP"])],
+        });
+        Desired {
+            port,
+            chains,
+            probe: false,
+        }
+    }
+
+    /// A copy whose rule vectors have the room the originals have (a
+    /// clone's have none to spare).
+    fn with_the_same_room(tables: &Tables) -> Tables {
+        let mut copy = tables.clone();
+        for family in crate::apply::FAMILIES {
+            for (chain, rules) in &mut copy.get_mut(family).rules {
+                rules.reserve_exact(tables.get(family).rules[chain].capacity() - rules.len());
+            }
+        }
+        copy
+    }
+
+    /// Plays `desired`'s plans on `tables` both ways and checks they agree.
+    fn played_both_ways(tables: &mut Tables, desired: &[Desired]) -> Vec<String> {
+        let plans = plan_all(tables, desired).unwrap();
+        let mut expected = with_the_same_room(tables);
+        let mut texts = Vec::new();
+        for plan in &plans {
+            for batch in [&plan.cleanup, &plan.build, &plan.switch] {
+                if !batch.is_empty() {
+                    texts.push(batch.text());
+                    play_text(expected.get_mut(plan.family), &batch.text()).unwrap();
+                }
+            }
+        }
+        assert!(after(tables, plans));
+        assert_eq!(*tables, expected);
+        for family in crate::apply::FAMILIES {
+            for (chain, rules) in &tables.get(family).rules {
+                let reference = &expected.get(family).rules[chain];
+                assert_eq!(rules.capacity(), reference.capacity(), "{chain}: room kept");
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn the_steps_keep_the_tables_the_restore_text_would() {
+        let mut tables = Tables::default();
+        // 10 ports: 90 new bridge chains, a bare table: led by `-Z`.
+        let first: Vec<Desired> = (0..10)
+            .map(|i| clean_traffic(i, &format!("10.0.0.{i}")))
+            .collect();
+        let texts = played_both_ways(&mut tables, &first);
+        assert!(texts[0].starts_with("*nat\n-Z\n"), "{}", texts[0]);
+        // An update of two ports (built beside, switched by renames and
+        // deletes of hooks by text), with a leftover temporary to clean.
+        tables.bridge.add_chain("libvirt-J-vnet3");
+        let update = [clean_traffic(2, "10.0.1.2"), clean_traffic(3, "10.0.1.3")];
+        let texts = played_both_ways(&mut tables, &update);
+        assert!(texts.iter().any(|t| t.contains("\n-E ")), "{texts:?}");
+        // One port removed, one added.
+        let mut gone = clean_traffic(4, "10.0.0.4");
+        gone.chains.clear();
+        played_both_ways(&mut tables, &[gone, clean_traffic(11, "10.0.0.11")]);
+        // Every port removed: the shared chains go too.
+        let all: Vec<Desired> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 11]
+            .into_iter()
+            .map(|i| Desired {
+                chains: Vec::new(),
+                ..clean_traffic(i, "10.0.0.1")
+            })
+            .collect();
+        played_both_ways(&mut tables, &all);
+        assert!(tables.ipv4.chains.is_empty() || tables.ipv4.rules.values().all(Vec::is_empty));
     }
 
     #[test]
@@ -248,7 +402,7 @@ mod tests {
         batch
             .delete("FORWARD", &words(&["-j", "libvirt-in"]))
             .unwrap();
-        assert!(play(&mut table, &batch).is_some());
+        assert!(play(&mut table, batch).is_some());
         assert_eq!(
             table.normalised(),
             ":FORWARD\n:FI-vnet0\n:HI-vnet0\n-A FORWARD -j FI-vnet0\n-A HI-vnet0 -j RETURN\n"
@@ -268,7 +422,7 @@ mod tests {
             .append("libvirt-I-vnet0", &["-j".into(), "DROP".into()])
             .unwrap();
         assert!(batch.text().contains("\n-Z\n"), "{}", batch.text());
-        assert!(play(tables.get_mut(Family::Bridge), &batch).is_some());
+        assert!(play(tables.get_mut(Family::Bridge), batch.clone()).is_some());
         assert_eq!(
             tables.get(Family::Bridge).normalised(),
             ":libvirt-I-vnet0\n-A libvirt-I-vnet0 -j DROP\n"
@@ -287,7 +441,7 @@ mod tests {
             let mut batch = Batch::new(Family::Ipv4);
             bad(&mut batch).unwrap();
             assert!(
-                play(&mut table.clone(), &batch).is_none(),
+                play(&mut table.clone(), batch.clone()).is_none(),
                 "{}",
                 batch.text()
             );

@@ -249,7 +249,7 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
         }
         Ok(match self.execute_plans(&tables, desired)? {
             Executed::AsPlanned(plans) => {
-                let known = kept::after(&mut tables, &plans);
+                let known = kept::after(&mut tables, plans);
                 (Vec::new(), known.then_some(tables))
             }
             Executed::Probed(same) => (same, None),

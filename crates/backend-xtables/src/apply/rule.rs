@@ -40,6 +40,11 @@ impl Rule {
         self.0.split_terminator(END)
     }
 
+    /// The length of its arguments with one separator each.
+    pub(crate) fn packed_len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Its arguments as argv.
     pub fn to_words(&self) -> Vec<String> {
         self.words().map(str::to_owned).collect()
