@@ -250,6 +250,59 @@ fn filling_a_bare_table_with_many_ports_at_once_gives_what_port_by_port_gives() 
 }
 
 #[test]
+fn numbered_ethertypes_give_the_kernel_the_rules_libvirts_names_give() {
+    let name = "numbered_ethertypes_give_the_kernel_the_rules_libvirts_names_give";
+    if !support::can_run(name) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let guest = &lab.guests[0];
+    let ip = guest.ip.as_str();
+    let program = program(&[], guest, "clean-traffic", &[("IP", ip)]);
+    let rules = backend_xtables::ruleset(&program).unwrap();
+    let kernel = || {
+        let save = without_counters(&lab.host.ok(&["ebtables-save", "-t", "nat"]));
+        let save: Vec<&str> = save.lines().filter(|l| !l.starts_with('#')).collect();
+        (save.join("\n"), lab.host.ok(&["nft", "list", "ruleset"]))
+    };
+
+    let recording = RecordingRunner::wrapping(runner(&lab, Toolset::default()));
+    let applier = Applier::new(&recording);
+    let change = Change {
+        ruleset: &rules,
+        recorded: None,
+    };
+    let port = std::slice::from_ref(&rules.port);
+    // Both ways start from the table with its built-in chains (which a
+    // first restore creates before the user chains, as nft lists them).
+    applier.apply(std::slice::from_ref(&change)).unwrap();
+    applier.remove(port).unwrap();
+
+    // As rendered, in libvirt's words (`-p ipv4`).
+    let rendered = backend_xtables::render::restore_text(&rules).unwrap();
+    let block = rendered
+        .strip_prefix("ebtables-restore --noflush\n")
+        .unwrap();
+    assert!(block.contains(" -p ipv4 "), "{block}");
+    lab.host.ok_stdin(&["ebtables-restore", "--noflush"], block);
+    let named = kernel();
+    assert!(named.0.contains(" -p IPv4 "), "{}", named.0);
+    applier.remove(port).unwrap();
+
+    // Through the applier: the restore tool is given numbers.
+    applier.apply(std::slice::from_ref(&change)).unwrap();
+    let given: String = (recording.calls().into_iter())
+        .filter(|c| c.tool == host_io::Tool::EbtablesRestore)
+        .filter_map(|c| c.stdin)
+        .collect();
+    assert!(
+        given.contains(" -p 0x0800 ") && !given.contains(" ipv4 "),
+        "{given}"
+    );
+    assert_eq!(kernel(), named);
+}
+
+#[test]
 fn ipv6_chains_are_hooked_by_physdev_in_ip6tables() {
     if !support::can_run("ipv6_chains_are_hooked_by_physdev_in_ip6tables") {
         return;

@@ -39,7 +39,8 @@ pub(super) enum Executed {
 /// something the model cannot follow (then `tables` is not to be kept).
 ///
 /// The plans are used up: their rules move into the tables as they are,
-/// the words the batches were given.
+/// the words the batches were given (not the restore text, which spells
+/// some words for the tool: see `batch::tool_ethertype`).
 pub(super) fn after(tables: &mut Tables, plans: Vec<FamilyPlan>) -> bool {
     plans.into_iter().all(|plan| {
         let table = tables.get_mut(plan.family);
@@ -380,6 +381,19 @@ mod tests {
             .collect();
         played_both_ways(&mut tables, &all);
         assert!(tables.ipv4.chains.is_empty() || tables.ipv4.rules.values().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn the_kept_rules_have_our_spelling_whatever_the_tool_was_given() {
+        let mut tables = Tables::default();
+        let mut batch = Batch::new(Family::Bridge);
+        batch.create_chain("I-vnet0-ipv4").unwrap();
+        let rule = words(&["-p", "ipv4", "--ip-source", "10.0.0.1", "-j", "RETURN"]);
+        batch.append("I-vnet0-ipv4", &rule).unwrap();
+        let stdin = batch.command().stdin.unwrap();
+        assert!(stdin.contains(" -p 0x0800 "), "{stdin}");
+        assert!(play(tables.get_mut(Family::Bridge), batch).is_some());
+        assert!(tables.bridge.rules_of("I-vnet0-ipv4")[0].is(&rule));
     }
 
     #[test]
