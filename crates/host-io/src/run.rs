@@ -196,8 +196,8 @@ impl ProcessRunner {
         }
     }
 
-    /// Runs `cmd` in the process waiting for it (or a new one), and starts
-    /// the next one while this one works.
+    /// Runs `cmd` in the process waiting for it (or a new one), then
+    /// starts the next one.
     fn run_on_standby(
         &self,
         standbys: &Standbys,
@@ -213,12 +213,14 @@ impl ProcessRunner {
             }
             None => self.spawn(cmd, program)?,
         };
-        let working = feed(child, cmd.stdin.as_deref());
+        let output = collect(child, cmd.stdin.as_deref());
+        // Started once this one is done, not beside it: its start would
+        // take a core from the batch being applied.
         match self.spawn(cmd, program) {
             Ok(next) => standbys.keep(program, cmd, next),
             Err(e) => tracing::debug!("{program} not started ahead: {e}"),
         }
-        finish(working)
+        output
     }
 }
 
