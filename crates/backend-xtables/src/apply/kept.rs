@@ -289,7 +289,7 @@ mod tests {
 
     /// clean-traffic on port `vnet{i}` at `ip`, with an IPv4 chain
     /// besides (so the shared iptables chains come and go too).
-    fn clean_traffic(i: usize, ip: &str) -> Desired {
+    fn clean_traffic(i: usize, ip: &str) -> Desired<'static> {
         let source = MemorySource::from_iter(builtin_filters());
         let mut params = Params::default();
         params.push("IP", ip.to_string());
@@ -311,7 +311,7 @@ mod tests {
         });
         Desired {
             port,
-            chains,
+            chains: chains.into(),
             probe: false,
         }
     }
@@ -369,13 +369,13 @@ mod tests {
         assert!(texts.iter().any(|t| t.contains("\n-E ")), "{texts:?}");
         // One port removed, one added.
         let mut gone = clean_traffic(4, "10.0.0.4");
-        gone.chains.clear();
+        gone.chains = Vec::new().into();
         played_both_ways(&mut tables, &[gone, clean_traffic(11, "10.0.0.11")]);
         // Every port removed: the shared chains go too.
         let all: Vec<Desired> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 11]
             .into_iter()
             .map(|i| Desired {
-                chains: Vec::new(),
+                chains: Vec::new().into(),
                 ..clean_traffic(i, "10.0.0.1")
             })
             .collect();

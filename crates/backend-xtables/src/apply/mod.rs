@@ -132,7 +132,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             } else {
                 desired.push(Desired {
                     port: port.clone(),
-                    chains: chains.clone(),
+                    chains: chains.into(),
                     probe: change.recorded.is_none(),
                 });
             }
@@ -175,7 +175,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
                 report.changed.push(port.clone());
                 desired.push(Desired {
                     port: port.clone(),
-                    chains: Vec::new(),
+                    chains: Default::default(),
                     probe: false,
                 });
             }
@@ -242,7 +242,7 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
     fn execute(
         &self,
         mut tables: Tables,
-        desired: &[Desired],
+        desired: &[Desired<'_>],
     ) -> Result<(Vec<IfName>, Option<Tables>), ApplyError> {
         if desired.is_empty() {
             return Ok((Vec::new(), Some(tables)));
@@ -256,7 +256,11 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
         })
     }
 
-    fn execute_plans(&self, tables: &Tables, desired: &[Desired]) -> Result<Executed, ApplyError> {
+    fn execute_plans(
+        &self,
+        tables: &Tables,
+        desired: &[Desired<'_>],
+    ) -> Result<Executed, ApplyError> {
         let mut plans = plan_all(tables, desired)?;
         // Leftover temporaries are never hooked: removing them changes no
         // port's filtering, so a failure here needs no undo.
@@ -273,7 +277,7 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
             }
         }
         let same = self.probe(tables, desired, &plans)?;
-        let rest: Vec<Desired>;
+        let rest: Vec<Desired<'_>>;
         let desired = if same.is_empty() {
             desired
         } else {
@@ -309,10 +313,10 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
     fn probe(
         &self,
         before: &Tables,
-        desired: &[Desired],
+        desired: &[Desired<'_>],
         plans: &[FamilyPlan],
     ) -> Result<Vec<IfName>, ApplyError> {
-        let candidates: Vec<&Desired> = desired.iter().filter(|d| d.probe).collect();
+        let candidates: Vec<&Desired<'_>> = desired.iter().filter(|d| d.probe).collect();
         let built: Vec<&FamilyPlan> = plans.iter().filter(|p| !p.built.is_empty()).collect();
         if candidates.is_empty() || built.is_empty() {
             return Ok(Vec::new());
@@ -329,7 +333,7 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
             }
         }
         let same = probe::unchanged_ports(before, &after, &candidates);
-        let drop: Vec<Desired> = desired
+        let drop: Vec<Desired<'_>> = desired
             .iter()
             .filter(|d| same.contains(&d.port))
             .cloned()
@@ -374,17 +378,17 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
     fn restore(
         &self,
         before: &Tables,
-        desired: &[Desired],
+        desired: &[Desired<'_>],
         switched: &[FamilyPlan],
     ) -> Vec<ApplyError> {
         let mut errors = Vec::new();
         for plan in switched {
             let family = plan.family;
-            let old: Vec<Desired> = desired
+            let old: Vec<Desired<'_>> = desired
                 .iter()
                 .map(|d| Desired {
                     port: d.port.clone(),
-                    chains: snapshot_port(family, before.get(family), &d.port),
+                    chains: snapshot_port(family, before.get(family), &d.port).into(),
                     probe: false,
                 })
                 .collect();
@@ -409,7 +413,7 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
     }
 }
 
-fn plan_all(tables: &Tables, desired: &[Desired]) -> Result<Vec<FamilyPlan>, ApplyError> {
+fn plan_all(tables: &Tables, desired: &[Desired<'_>]) -> Result<Vec<FamilyPlan>, ApplyError> {
     let plans = FAMILIES
         .iter()
         .map(|&f| plan_family(f, tables.get(f), desired))

@@ -1,5 +1,6 @@
 use super::*;
 use crate::apply::kernel::parse_save;
+use std::borrow::Cow;
 
 fn port(name: &str) -> IfName {
     IfName::new(name).unwrap()
@@ -18,12 +19,12 @@ fn chain(family: Family, role: Hook, name: &str, rules: &[&str]) -> RenderedChai
 }
 
 /// A small bridge filter with one sub-chain plus one IPv4 chain set.
-fn wanted(dev: &str) -> Desired {
+fn wanted(dev: &str) -> Desired<'static> {
     let b = Family::Bridge;
     let v4 = Family::Ipv4;
     Desired {
         port: port(dev),
-        chains: vec![
+        chains: Cow::Owned(vec![
             chain(
                 b,
                 Hook::BridgeSub,
@@ -42,7 +43,7 @@ fn wanted(dev: &str) -> Desired {
                 &format!("FI-{dev}"),
                 &["-p tcp --dport 25 -j DROP"],
             ),
-        ],
+        ]),
         probe: false,
     }
 }
@@ -172,10 +173,10 @@ const TWO_PORTS_V4: &str = "*filter
 COMMIT
 ";
 
-fn gone(dev: &str) -> Desired {
+fn gone(dev: &str) -> Desired<'static> {
     Desired {
         port: port(dev),
-        chains: Vec::new(),
+        chains: Cow::Owned(Vec::new()),
         probe: false,
     }
 }
@@ -222,14 +223,14 @@ COMMIT
 #[test]
 fn chain_names_must_be_the_ports_libvirt_names() {
     let mut bad = wanted("vnet0");
-    bad.chains[1].name = "libvirt-I-vnet1".into();
+    bad.chains.to_mut()[1].name = "libvirt-I-vnet1".into();
     let err = plan_family(Family::Bridge, &Table::default(), &[bad]).unwrap_err();
     assert_eq!(
         err.to_string(),
         "port vnet0: chain \"libvirt-I-vnet1\" is not a libvirt name for a BridgeRootOut chain of this port in the Bridge family"
     );
     let mut wrong_family = wanted("vnet0");
-    wrong_family.chains[2].family = Family::Bridge;
+    wrong_family.chains.to_mut()[2].family = Family::Bridge;
     assert!(plan_family(Family::Bridge, &Table::default(), &[wrong_family]).is_err());
 }
 

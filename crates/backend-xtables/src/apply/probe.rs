@@ -19,7 +19,11 @@ use super::FAMILIES;
 
 /// The ports among `candidates` whose built temporaries (in `after`) equal
 /// their live chains (in `before`) in every family.
-pub fn unchanged_ports(before: &Tables, after: &Tables, candidates: &[&Desired]) -> Vec<IfName> {
+pub fn unchanged_ports(
+    before: &Tables,
+    after: &Tables,
+    candidates: &[&Desired<'_>],
+) -> Vec<IfName> {
     let hooks = FAMILIES.map(|f| Hooks::of(f, before.get(f)));
     candidates
         .iter()
@@ -38,7 +42,7 @@ fn family_unchanged(
     before: &Tables,
     hooks: &Hooks<'_>,
     after: &Tables,
-    want: &Desired,
+    want: &Desired<'_>,
 ) -> bool {
     // Same chain names, roles, rule counts and hooks, nothing temporary.
     if !is_current(family, before.get(family), hooks, &want.port, &want.chains) {
@@ -77,11 +81,12 @@ mod tests {
     use super::*;
     use crate::apply::kernel::parse_save;
     use crate::ruleset::{Family, Hook, RenderedChain};
+    use std::borrow::Cow;
 
-    fn want(rule: &str) -> Desired {
+    fn want(rule: &str) -> Desired<'static> {
         Desired {
             port: IfName::new("vnet0").unwrap(),
-            chains: vec![
+            chains: Cow::Owned(vec![
                 RenderedChain {
                     family: Family::Bridge,
                     role: Hook::BridgeSub,
@@ -97,7 +102,7 @@ mod tests {
                         .map(String::from)
                         .collect()],
                 },
-            ],
+            ]),
             probe: true,
         }
     }
