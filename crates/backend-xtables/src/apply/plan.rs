@@ -23,8 +23,8 @@ use nwfilter_model::IfName;
 use super::batch::{BadArgument, Batch};
 use super::kernel::Table;
 use super::layout::{
-    hook_rule, hooks_into, in_post_of, in_post_rule, is_hooked, port_chains, temporary_name,
-    Generation, Hooks, GLOBAL_CHAINS,
+    hook_rule, hooks_into, in_post_of, in_post_rule, is_final, is_hooked, port_chains,
+    temporary_name, Generation, Hooks, GLOBAL_CHAINS,
 };
 use super::rule::Rule;
 use crate::ruleset::{Family, Hook, RenderedChain};
@@ -145,7 +145,7 @@ fn is_bare(table: &Table) -> bool {
 fn check_names(family: Family, port: &IfName, chains: &[&RenderedChain]) -> Result<(), BadChain> {
     for chain in chains {
         let right_family = chain.role.is_bridge() == (family == Family::Bridge);
-        if !right_family || temporary_name(chain.role, port, &chain.name).is_none() {
+        if !right_family || !is_final(chain.role, port, &chain.name) {
             return Err(BadChain {
                 port: port.clone(),
                 chain: chain.name.clone(),
