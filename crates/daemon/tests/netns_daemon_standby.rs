@@ -1,0 +1,93 @@
+//! `nwfilterd` keeps `nft` started ahead of the next change (issue 22:
+//! a create does not wait for the tool to start), in a network namespace:
+//! after a create one `nft -f -` waits, the next create runs in it, and
+//! when the daemon is killed with SIGKILL the waiting process exits having
+//! applied nothing.
+
+use netns_lab as support;
+
+mod daemon_lab;
+use daemon_lab::{call, start_daemon, Scratch};
+
+use std::time::{Duration, Instant};
+
+use nwfilter_service::Op;
+use support::{without_counters, Lab};
+
+/// The daemon's child processes: (pid, command line).
+fn children(daemon: u32) -> Vec<(u32, String)> {
+    let out = std::process::Command::new("ps")
+        .args(["--ppid", &daemon.to_string(), "-o", "pid=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pid, args) = line.trim().split_once(' ')?;
+            Some((pid.parse().ok()?, args.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn waiting_nft(daemon: u32) -> Vec<u32> {
+    children(daemon)
+        .into_iter()
+        .filter(|(_, args)| args == "nft -f -")
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Gone, or a zombie nobody has reaped yet: either way it ended.
+fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_tool_waits_for_the_next_change_and_ends_with_the_daemon() {
+    if !support::can_run("a_tool_waits_for_the_next_change_and_ends_with_the_daemon") {
+        return;
+    }
+    let scratch = Scratch::new("standby");
+    let lab = Lab::ready(2);
+    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let daemon = start_daemon(&lab.host, &scratch, &["--backend", "nftables"]);
+    let pid = daemon.pid();
+    call(
+        &scratch,
+        Op::BindingCreate {
+            xml: a.binding_xml("clean-traffic"),
+        },
+    );
+    let waiting = waiting_nft(pid);
+    assert_eq!(waiting.len(), 1, "{:?}", children(pid));
+    call(
+        &scratch,
+        Op::BindingCreate {
+            xml: b.binding_xml("clean-traffic"),
+        },
+    );
+    assert!(has_ended(waiting[0]), "the second create ran in it");
+    let next = waiting_nft(pid);
+    assert_eq!(next.len(), 1, "{:?}", children(pid));
+    assert_ne!(next, waiting);
+    let nft_ruleset = || without_counters(&lab.host.ok(&["nft", "list", "ruleset"]));
+    let before = nft_ruleset();
+    assert!(before.contains(&format!("\"{}\"", b.port())), "{before}");
+
+    drop(daemon); // SIGKILL
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !has_ended(next[0]) {
+        assert!(
+            Instant::now() < deadline,
+            "the waiting nft outlived the daemon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(nft_ruleset(), before, "it applied nothing");
+    assert!(a.pings(&b.ip), "both ports are still filtered and pass");
+}
