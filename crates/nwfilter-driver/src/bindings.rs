@@ -243,8 +243,10 @@ impl BindingStore {
     fn read_files(&self, lock: &DirLock) -> Result<Files, Error> {
         let scan = self.objects.scan(lock)?;
         let mut files = Files::new(scan.stray);
-        for (key, _) in scan.objects {
-            let Some(parsed) = self.read_one(lock, &key) else {
+        let keys: Vec<String> = scan.objects.into_iter().map(|(key, _)| key).collect();
+        let read = crate::on_cores::map(&keys, |key| self.read_one(lock, key));
+        for (key, parsed) in keys.into_iter().zip(read) {
+            let Some(parsed) = parsed else {
                 continue; // removed since the scan
             };
             if let Err(e) = &parsed {

@@ -22,6 +22,7 @@ mod error;
 mod filters;
 mod graph;
 mod listing;
+mod on_cores;
 pub mod port;
 pub mod preview;
 pub mod settings;

@@ -255,7 +255,15 @@ fn a_reapply_of_many_bindings_reports_and_applies_each_as_one_by_one() {
         s.engine.binding_create(&binding(port, filter)).unwrap();
     }
     std::fs::write(s.engine.filters().dir().join("no-smtp.xml"), INNER_BROKEN).unwrap();
+    // One binding file damaged among them (files are read on several
+    // threads too): its port is closed (its drop-all rules applied), the
+    // others unaffected.
+    let damaged = "vnet100";
+    let state_dir = s.engine.bindings().dir().to_path_buf();
+    std::fs::write(state_dir.join(format!("{damaged}.xml")), b"\xff garbage").unwrap();
     let report = s.engine.reapply_all().unwrap();
+    let blocked: Vec<&str> = report.blocked.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(blocked, [damaged]);
     let mut failed: Vec<&str> = report.failed.iter().map(|(p, _)| p.as_str()).collect();
     failed.sort();
     let mut expected_failed: Vec<&str> = broken.iter().map(|p| p.as_str()).collect();

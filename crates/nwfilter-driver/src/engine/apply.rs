@@ -23,11 +23,13 @@ impl<R: Runner> Engine<R> {
     /// Applies `rulesets` (rendered for the configured backend) in one
     /// batch, records them, and finishes moving ports whose rules another
     /// backend applied. With `skip_current`, ports whose recorded ruleset
-    /// is already in the kernel are left alone.
+    /// is already in the kernel are left alone. Taken by value: they are
+    /// kept once applied (a copy of 1000 ports' rules took milliseconds
+    /// of a restart while its ports were unfiltered).
     pub(super) fn apply_all(
         &self,
         state: &mut State,
-        rulesets: &[Rendered],
+        rulesets: Vec<Rendered>,
         skip_current: bool,
     ) -> Result<Report, EngineError> {
         if rulesets.is_empty() {
@@ -36,7 +38,7 @@ impl<R: Runner> Engine<R> {
         let backend = state.backend;
         let dir = self.bindings.dir();
         let mut moving: Vec<(IfName, Record)> = Vec::new();
-        for rs in rulesets {
+        for rs in &rulesets {
             let record = state.records.get(dir, rs.port())?;
             if record != Record::only(backend) {
                 moving.push((rs.port().clone(), record));
@@ -73,7 +75,7 @@ impl<R: Runner> Engine<R> {
     fn apply_batch(
         &self,
         state: &mut State,
-        rulesets: &[Rendered],
+        rulesets: Vec<Rendered>,
         skip_current: bool,
     ) -> Result<Report, EngineError> {
         let backend = state.backend;
@@ -82,8 +84,8 @@ impl<R: Runner> Engine<R> {
         // with the very `Arc`s the kept rulesets hold (one copy for all
         // ports, issue 22 item 5).
         let rulesets: Vec<Rendered> = rulesets
-            .iter()
-            .map(|rs| state.templates.share(rs.clone()))
+            .into_iter()
+            .map(|rs| state.templates.share(rs))
             .collect();
         let recorded: Vec<Option<Cow<'_, Rendered>>> = rulesets
             .iter()

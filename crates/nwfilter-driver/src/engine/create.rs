@@ -111,7 +111,7 @@ impl<R: Runner> Engine<R> {
                 undo: super::error_chain(&u),
             },
         };
-        if let Err(e) = self.apply_all(&mut state, std::slice::from_ref(&ruleset), false) {
+        if let Err(e) = self.apply_all(&mut state, vec![ruleset], false) {
             // Refused: nothing was applied, only the record is to go.
             return Err(undo(e, state.records.remove(dir, &port)));
         }

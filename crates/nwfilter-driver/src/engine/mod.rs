@@ -282,9 +282,7 @@ impl<R: Runner> Engine<R> {
         let previous = self.learned().get(port).map(<[Ipv4Addr]>::to_vec);
         self.learned().set(self.bindings.dir(), port, addrs)?;
         let result = match self.compile_for(&binding, state.backend) {
-            Ok(PortRules::Rules(rs)) => {
-                self.apply_all(&mut state, std::slice::from_ref(&rs), false)
-            }
+            Ok(PortRules::Rules(rs)) => self.apply_all(&mut state, vec![rs], false),
             Ok(PortRules::AwaitingIp(need)) => Err(compile::needs_ip(&binding, need)),
             Err(e) => Err(e),
         };
@@ -320,9 +318,7 @@ impl<R: Runner> Engine<R> {
             return Ok(());
         }
         let result = match self.compile_for(&binding, state.backend) {
-            Ok(PortRules::Rules(rs)) => self
-                .apply_all(&mut state, std::slice::from_ref(&rs), false)
-                .map(drop),
+            Ok(PortRules::Rules(rs)) => self.apply_all(&mut state, vec![rs], false).map(drop),
             // The IPv4 learner holds the port (its rules not applied yet).
             Ok(PortRules::AwaitingIp(_)) => Ok(()),
             Err(e) => Err(e),
@@ -360,7 +356,7 @@ impl<R: Runner> Engine<R> {
     pub fn apply_foreign(&self, program: &Program) -> Result<(), EngineError> {
         let mut state = self.lock();
         let rendered = render_foreign(program, state.backend)?;
-        self.apply_all(&mut state, std::slice::from_ref(&rendered), false)?;
+        self.apply_all(&mut state, vec![rendered], false)?;
         state.foreign.insert(program.port.clone(), program.clone());
         Ok(())
     }
@@ -391,7 +387,7 @@ impl<R: Runner> Engine<R> {
         let (defined, rebuilt) = self.filters.define_parsed(parsed, |proposed| {
             self.users_rules(&state, proposed).map_err(rebuild_failed)
         })?;
-        let Err(e) = self.apply_all(&mut state, &rebuilt, false) else {
+        let Err(e) = self.apply_all(&mut state, rebuilt, false) else {
             return Ok(defined);
         };
         let failed = rebuild_failed(e);
@@ -519,7 +515,7 @@ impl<R: Runner> Engine<R> {
     fn repair_locked(&self, state: &mut State) -> Result<Vec<IfName>, EngineError> {
         state.kept.forget();
         let rulesets: Vec<Rendered> = state.applied.values().map(packed::Kept::unpack).collect();
-        let report = self.apply_all(state, &rulesets, true)?;
+        let report = self.apply_all(state, rulesets, true)?;
         Ok(report.changed)
     }
 }

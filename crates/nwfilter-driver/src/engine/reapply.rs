@@ -80,7 +80,10 @@ impl<R: Runner> Engine<R> {
         // The directory is read again (not a store's memory of it): this
         // is the daemon's start and `reload`, where a file mended by hand
         // is to be seen.
-        let listing = self.bindings.read_all()?;
+        let listing = {
+            let _span = tracing::debug_span!("bindings-read").entered();
+            self.bindings.read_all()?
+        };
         // A port whose binding file cannot be read still has a binding:
         // it is closed below, never cleaned up as an orphan.
         let bound = (listing.items.iter().map(|b| b.portdev.clone()))
@@ -91,7 +94,9 @@ impl<R: Runner> Engine<R> {
                     .filter_map(|s| self.bindings.port_of(s)),
             )
             .collect();
+        let orphans = tracing::debug_span!("orphans").entered();
         result.failed = self.remove_orphans(&mut state, &bound);
+        drop(orphans);
         let mut rulesets = self.close_unreadable(&mut state, &listing, &mut result)?;
         // The kernel's tables are read while the bindings compile: at
         // 1000 ports each takes about as long as the other. The tables
@@ -110,7 +115,10 @@ impl<R: Runner> Engine<R> {
                 (binding, effective)
             })
             .collect();
-        let planned = plan_all(&source, &effective, state.backend);
+        let planned = {
+            let _span = tracing::debug_span!("compile-all", bindings = effective.len()).entered();
+            plan_all(&source, &effective, state.backend)
+        };
         for ((binding, _), planned) in effective.into_iter().zip(planned) {
             let planned = match planned {
                 Ok(planned) => planned,
@@ -142,9 +150,11 @@ impl<R: Runner> Engine<R> {
                 learning.push(Awaiting { binding, need });
             }
         }
+        let waiting = tracing::debug_span!("tables-read").entered();
         state.kept.finish_read(reading);
+        drop(waiting);
         drop(tables);
-        let applied = self.apply_all(&mut state, &rulesets, true);
+        let applied = self.apply_all(&mut state, rulesets, true);
         state.kept.drop_unused_read();
         let report = applied?;
         result.applied = report.changed;
@@ -177,50 +187,16 @@ impl<R: Runner> Engine<R> {
     }
 }
 
-/// Below this many bindings one thread compiles them all: a thread's start
-/// costs more than a few compiles.
-const BINDINGS_PER_THREAD: usize = 64;
-
-/// Plans every `(binding, effective)` pair, in order: on up to as many
-/// threads as the machine has cores (a restart of 1000 bindings compiles
-/// for tens of milliseconds while the rules are down).
+/// Plans every `(binding, effective)` pair, in order, on the machine's
+/// cores.
 fn plan_all(
     source: &(dyn FilterSource + Sync),
     bindings: &[(Binding, Binding)],
     backend: Backend,
 ) -> Vec<Result<Planned, EngineError>> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = cores.min(bindings.len() / BINDINGS_PER_THREAD).max(1);
-    if threads == 1 {
-        return plan_each(source, bindings, backend);
-    }
-    let per_thread = bindings.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = bindings
-            .chunks(per_thread)
-            .map(|part| scope.spawn(move || plan_each(source, part, backend)))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| match part.join() {
-                Ok(planned) => planned,
-                // Compiling does not panic; should it, the panic is the
-                // caller's, as on one thread.
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
+    crate::on_cores::map(bindings, |(binding, effective)| {
+        plan(source, binding, effective, backend)
     })
-}
-
-fn plan_each(
-    source: &dyn FilterSource,
-    bindings: &[(Binding, Binding)],
-    backend: Backend,
-) -> Vec<Result<Planned, EngineError>> {
-    bindings
-        .iter()
-        .map(|(binding, effective)| plan(source, binding, effective, backend))
-        .collect()
 }
 
 /// `binding`'s rules (`effective`: with its learned addresses as `IP`),

@@ -31,7 +31,7 @@ impl<R: Runner> Engine<R> {
                 }
             }
         }
-        self.apply_all(&mut state, &rulesets, false)?;
+        self.apply_all(&mut state, rulesets, false)?;
         for binding in new {
             self.bindings.replace(binding)?;
         }

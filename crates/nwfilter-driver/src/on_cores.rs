@@ -1,0 +1,60 @@
+//! Work over many items spread on the machine's cores: a daemon start or
+//! `reload` reads and compiles every binding while, at a start after a
+//! flush, every port is unfiltered.
+
+/// Below this many items per thread one thread does them all: a thread's
+/// start costs more than a few items.
+const ITEMS_PER_THREAD: usize = 64;
+
+/// `f` of each item, in the items' order, on up to as many threads as the
+/// machine has cores. A panic in `f` is the caller's, as on one thread.
+pub(crate) fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| match part.join() {
+                Ok(done) => done,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_items_come_back_in_their_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let out = map(&items, |i| {
+            threads.lock().unwrap().insert(std::thread::current().id());
+            i * 2
+        });
+        assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(
+            threads.lock().unwrap().len(),
+            cores.min(1000 / ITEMS_PER_THREAD)
+        );
+    }
+
+    #[test]
+    fn few_items_stay_on_the_callers_thread() {
+        let here = std::thread::current().id();
+        let out = map(&[1, 2, 3], |i| (i + 1, std::thread::current().id()));
+        assert_eq!(out, [(2, here), (3, here), (4, here)]);
+    }
+}
