@@ -19,6 +19,10 @@ use super::records::Record;
 use super::{Engine, EngineError, State};
 use crate::backend::{self, Backend, Change, Rendered, Report};
 
+/// From this many rulesets on, what keeping them packs is worked out beside
+/// the apply (below, a thread's start costs more than the packing).
+const PACK_BESIDE: usize = 64;
+
 impl<R: Runner> Engine<R> {
     /// Applies `rulesets` (rendered for the configured backend) in one
     /// batch, records them, and finishes moving ports whose rules another
@@ -104,7 +108,22 @@ impl<R: Runner> Engine<R> {
             .collect();
         let _tables = self.tables_lock()?;
         let _span = tracing::debug_span!("kernel", %backend, ports = rulesets.len()).entered();
-        let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
+        let (applied, packings) = if rulesets.len() >= PACK_BESIDE {
+            // What keeping them packs is worked out on another core while
+            // the kernel applies them (a restart: the ports wait for it).
+            std::thread::scope(|scope| {
+                let packing =
+                    scope.spawn(|| rulesets.iter().map(Kept::packing).collect::<Vec<_>>());
+                let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
+                match packing.join() {
+                    Ok(packings) => (applied, Some(packings)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            })
+        } else {
+            let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
+            (applied, None)
+        };
         drop(changes);
         drop(recorded);
         let report = match applied {
@@ -121,8 +140,14 @@ impl<R: Runner> Engine<R> {
                 });
             }
         };
+        let mut packings = packings.into_iter().flatten();
         for rs in rulesets {
-            state.applied.insert(rs.port().clone(), Kept::keep(rs));
+            let port = rs.port().clone();
+            let kept = match packings.next() {
+                Some(packing) => Kept::keep_packed(rs, packing),
+                None => Kept::keep(rs),
+            };
+            state.applied.insert(port, kept);
         }
         // What the rulesets replaced may have been the last holder.
         state.templates.prune();

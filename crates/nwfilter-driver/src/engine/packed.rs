@@ -35,6 +35,10 @@ pub(crate) enum Kept {
     Xtables(Packed),
 }
 
+/// What keeping a ruleset packs ([`Kept::packing`]).
+#[derive(Debug)]
+pub(crate) struct Packing(Option<Packed>);
+
 /// An xtables ruleset in one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Packed {
@@ -67,6 +71,23 @@ impl Kept {
                 rules.per_port = Vec::new();
                 Kept::Whole(Box::new(Rendered::Nftables { port, rules }))
             }
+        }
+    }
+
+    /// What [`Kept::keep`] would pack of `rendered`, worked out ahead
+    /// (beside the kernel applying a restart's rulesets, on another core).
+    pub(crate) fn packing(rendered: &Rendered) -> Packing {
+        match rendered {
+            Rendered::Xtables(rs) => Packing(pack(rs)),
+            Rendered::Nftables { .. } => Packing(None),
+        }
+    }
+
+    /// [`Kept::keep`] of `rendered`, with its [`Kept::packing`].
+    pub(crate) fn keep_packed(rendered: Rendered, packing: Packing) -> Kept {
+        match (rendered, packing.0) {
+            (Rendered::Xtables(_), Some(packed)) => Kept::Xtables(packed),
+            (rendered, _) => Kept::keep(rendered),
         }
     }
 
@@ -175,6 +196,17 @@ mod tests {
                 ),
                 chain("libvirt-I-vnet0", Hook::BridgeRootOut, vec![]),
             ],
+        }
+    }
+
+    #[test]
+    fn kept_with_its_packing_worked_out_ahead_is_kept_as_at_once() {
+        let mut unpackable = ruleset();
+        unpackable.chains[0].rules[0][0] = format!("a{ARG}b");
+        for rendered in [Rendered::Xtables(ruleset()), Rendered::Xtables(unpackable)] {
+            let packing = Kept::packing(&rendered);
+            let ahead = Kept::keep_packed(rendered.clone(), packing);
+            assert_eq!(ahead, Kept::keep(rendered));
         }
     }
 
