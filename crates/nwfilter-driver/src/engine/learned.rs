@@ -51,8 +51,40 @@ impl Learned {
     /// Loads the file of `port`, if there is one and it is readable; a
     /// damaged file is ignored (the port learns again).
     pub(crate) fn load(&mut self, dir: &Path, port: &IfName) {
-        if let Some(addrs) = read(&file(dir, port), |l| l.trim().parse().ok()) {
+        if let Some(addrs) = read4(dir, port) {
             self.by_port.insert(port.clone(), addrs);
+        }
+    }
+}
+
+/// A port's learned-address files as read from the state directory
+/// (nothing where a file is missing or damaged: the port learns again).
+#[derive(Debug)]
+pub(crate) struct Stored {
+    v4: Option<Vec<Ipv4Addr>>,
+    v6: Option<Vec<Learned6>>,
+}
+
+impl Stored {
+    /// Reads `port`'s files; touches no [`Learned`], so that a restart
+    /// reads every port's files on several cores.
+    pub(crate) fn read(dir: &Path, port: &IfName) -> Stored {
+        Stored {
+            v4: read4(dir, port),
+            v6: read(&file6(dir, port), parse6),
+        }
+    }
+}
+
+impl Learned {
+    /// What [`Learned::load`] and [`Learned::load6`] do, with the files
+    /// read already.
+    pub(crate) fn add(&mut self, port: &IfName, stored: Stored) {
+        if let Some(addrs) = stored.v4 {
+            self.by_port.insert(port.clone(), addrs);
+        }
+        if let Some(addrs) = stored.v6 {
+            self.v6.insert(port.clone(), addrs);
         }
     }
 }
@@ -155,6 +187,11 @@ fn read<T>(path: &Path, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
     (!addrs.is_empty()).then_some(addrs)
 }
 
+/// `port`'s IPv4 file: an address a line.
+fn read4(dir: &Path, port: &IfName) -> Option<Vec<Ipv4Addr>> {
+    read(&file(dir, port), |l| l.trim().parse().ok())
+}
+
 /// `ADDR` or `ADDR UNTIL`.
 fn parse6(line: &str) -> Option<Learned6> {
     let mut words = line.split_whitespace();
@@ -172,4 +209,35 @@ fn file(dir: &Path, port: &IfName) -> PathBuf {
 
 fn file6(dir: &Path, port: &IfName) -> PathBuf {
     dir.join(format!("{port}{SUFFIX_V6}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_read_ahead_and_added_give_what_loading_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, none) = (
+            IfName::new("vnet1").unwrap(),
+            IfName::new("vnet2").unwrap(),
+            IfName::new("vnet3").unwrap(),
+        );
+        std::fs::write(file(dir.path(), &a), "192.0.2.1\n192.0.2.2\n").unwrap();
+        std::fs::write(file6(dir.path(), &a), "2001:db8::1 1900000000\n").unwrap();
+        // Damaged: ignored either way.
+        std::fs::write(file(dir.path(), &b), "not an address\n").unwrap();
+        std::fs::write(file6(dir.path(), &b), "2001:db8::2\n").unwrap();
+        let (mut loaded, mut added) = (Learned::default(), Learned::default());
+        for port in [&a, &b, &none] {
+            loaded.load(dir.path(), port);
+            loaded.load6(dir.path(), port);
+            added.add(port, Stored::read(dir.path(), port));
+        }
+        assert_eq!(added.by_port, loaded.by_port);
+        assert_eq!(added.v6, loaded.v6);
+        assert_eq!(added.get(&a).unwrap().len(), 2);
+        assert!(added.get(&b).is_none() && added.get6(&b).is_some());
+        assert!(added.get(&none).is_none() && added.get6(&none).is_none());
+    }
 }

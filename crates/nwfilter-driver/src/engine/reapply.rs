@@ -10,6 +10,7 @@ use nwfilter_compile::{FilterSource, Ipv6Learning};
 
 use super::compile::{self, awaits_ip};
 use super::create::Awaiting;
+use super::learned::Stored;
 use super::read_once;
 use super::{closed, error_chain, render_foreign, Engine, EngineError, Reapplied, State};
 use crate::backend::{Backend, Rendered};
@@ -105,12 +106,11 @@ impl<R: Runner> Engine<R> {
         let tables = self.tables_lock()?;
         let reading = state.kept.start_read(state.backend, &self.runner);
         let source = read_once::ReadOnce::new(&self.filters);
-        let effective: Vec<(Binding, Binding)> = listing
-            .items
-            .into_iter()
-            .map(|binding| {
-                self.learned().load(self.bindings.dir(), &binding.portdev);
-                self.learned().load6(self.bindings.dir(), &binding.portdev);
+        let dir = self.bindings.dir();
+        let stored = crate::on_cores::map(&listing.items, |b| Stored::read(dir, &b.portdev));
+        let effective: Vec<(Binding, Binding)> = (listing.items.into_iter().zip(stored))
+            .map(|(binding, stored)| {
+                self.learned().add(&binding.portdev, stored);
                 let effective = self.effective(&binding);
                 (binding, effective)
             })
