@@ -7,7 +7,8 @@
 const ITEMS_PER_THREAD: usize = 64;
 
 /// `f` of each item, in the items' order, on up to as many threads as the
-/// machine has cores. A panic in `f` is the caller's, as on one thread.
+/// machine has cores. A part whose thread cannot be started is done on
+/// the caller's thread. A panic in `f` is the caller's, as on one thread.
 pub(crate) fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
@@ -16,16 +17,23 @@ pub(crate) fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> 
     }
     let per_thread = items.len().div_ceil(threads);
     let f = &f;
+    let each = move |part: &[T]| part.iter().map(f).collect::<Vec<U>>();
     std::thread::scope(|scope| {
         let parts: Vec<_> = items
             .chunks(per_thread)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .map(|part| {
+                let started = std::thread::Builder::new().spawn_scoped(scope, move || each(part));
+                (part, started)
+            })
             .collect();
         parts
             .into_iter()
-            .flat_map(|part| match part.join() {
-                Ok(done) => done,
-                Err(panic) => std::panic::resume_unwind(panic),
+            .flat_map(|(part, started)| match started {
+                Ok(thread) => match thread.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => each(part),
             })
             .collect()
     })

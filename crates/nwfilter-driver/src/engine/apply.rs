@@ -112,12 +112,17 @@ impl<R: Runner> Engine<R> {
             // What keeping them packs is worked out on another core while
             // the kernel applies them (a restart: the ports wait for it).
             std::thread::scope(|scope| {
-                let packing =
-                    scope.spawn(|| rulesets.iter().map(Kept::packing).collect::<Vec<_>>());
+                // No thread to spare: packed one by one when kept.
+                let packing = std::thread::Builder::new()
+                    .spawn_scoped(scope, || {
+                        rulesets.iter().map(Kept::packing).collect::<Vec<_>>()
+                    })
+                    .ok();
                 let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
-                match packing.join() {
-                    Ok(packings) => (applied, Some(packings)),
-                    Err(panic) => std::panic::resume_unwind(panic),
+                match packing.map(|thread| thread.join()) {
+                    Some(Ok(packings)) => (applied, Some(packings)),
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    None => (applied, None),
                 }
             })
         } else {
