@@ -225,22 +225,12 @@ impl ProcessRunner {
 }
 
 /// Feeds a started tool its input and waits for what it prints.
-fn collect(child: std::process::Child, stdin: Option<&str>) -> std::io::Result<Output> {
-    finish(feed(child, stdin))
-}
-
-/// Writes a started tool's whole input and closes it.
-fn feed(mut child: std::process::Child, stdin: Option<&str>) -> std::process::Child {
+fn collect(mut child: std::process::Child, stdin: Option<&str>) -> std::io::Result<Output> {
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A tool that exits early closes its end; its stderr says why,
         // so a broken pipe here is not the error to report.
         let _ = pipe.write_all(input.as_bytes());
     }
-    child
-}
-
-/// Waits for a fed tool and what it printed.
-fn finish(child: std::process::Child) -> std::io::Result<Output> {
     let out = child.wait_with_output()?;
     Ok(Output {
         status: out.status.code(),
