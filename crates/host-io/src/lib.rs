@@ -16,6 +16,7 @@ mod command;
 mod dry_run;
 mod gated;
 mod lock;
+pub mod nft_events;
 mod quote;
 mod record;
 mod run;

@@ -1,0 +1,178 @@
+//! The kernel telling that nf_tables changed: a netlink socket on the
+//! `NFNLGRP_NFTABLES` multicast group of `NETLINK_NETFILTER`, which gets
+//! what `nft monitor` prints. Every committed transaction (nft,
+//! iptables-nft, ebtables-nft, a flush, a firewall service's reload) ends
+//! with a `NFT_MSG_NEWGEN` message naming the process that committed it.
+//!
+//! Two readers: the daemon's rule check (was it someone else's commit?)
+//! and the process runner (has the batch tool it started committed yet?,
+//! see `commit_watch`). Only that a change happened and who committed it
+//! is read, never what the change was.
+
+use std::io;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
+
+/// The nf_tables multicast group (`NFNLGRP_NFTABLES`).
+const NFNLGRP_NFTABLES: u32 = 7;
+/// nfnetlink's nf_tables subsystem (`NFNL_SUBSYS_NFTABLES`), the high
+/// byte of the message type.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// The message that ends every committed transaction.
+const NFT_MSG_NEWGEN: u16 = 15;
+/// `NFTA_GEN_PROC_PID`: the committing process (a big-endian u32).
+const NFTA_GEN_PROC_PID: u16 = 2;
+/// `struct nlmsghdr` and `struct nfgenmsg`.
+const NLMSG_HDR: usize = 16;
+const NFGENMSG: usize = 4;
+
+/// A non-blocking socket that receives every nf_tables change of this
+/// network namespace from now on (needs `CAP_NET_ADMIN`). A buffer too
+/// small for a burst makes `recv` fail with `ENOBUFS`: notices were lost.
+pub fn subscribe(receive_buffer: usize) -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.add_membership(NFNLGRP_NFTABLES)?;
+    // Best effort: a smaller buffer only overflows sooner.
+    let _ = socket.set_rx_buf_sz(receive_buffer);
+    socket.set_non_blocking(true)?;
+    Ok(socket)
+}
+
+/// What one notification says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A table, chain, rule, set or element was added, changed or removed
+    /// (by the transaction whose generation notice follows).
+    Changed,
+    /// A transaction committed, by this process (when the kernel named it).
+    Committed { pid: Option<u32> },
+}
+
+/// The nf_tables notices in one datagram, in order; other subsystems'
+/// messages and a truncated tail are skipped.
+pub fn notices(mut data: &[u8]) -> impl Iterator<Item = Notice> + '_ {
+    std::iter::from_fn(move || loop {
+        if data.len() < NLMSG_HDR {
+            return None;
+        }
+        let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let kind = u16::from_ne_bytes([data[4], data[5]]);
+        if len < NLMSG_HDR || len > data.len() {
+            return None;
+        }
+        let (message, rest) = data.split_at(len);
+        data = rest.get(pad(len) - len..).unwrap_or_default();
+        if kind >> 8 != NFNL_SUBSYS_NFTABLES {
+            continue;
+        }
+        return Some(if kind & 0xff == NFT_MSG_NEWGEN {
+            Notice::Committed {
+                pid: generation_pid(message),
+            }
+        } else {
+            Notice::Changed
+        });
+    })
+}
+
+/// Netlink's 4-byte alignment.
+fn pad(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// The committing process of a `NEWGEN` message.
+fn generation_pid(message: &[u8]) -> Option<u32> {
+    let mut attrs = message.get(NLMSG_HDR + NFGENMSG..)?;
+    while attrs.len() >= 4 {
+        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == NFTA_GEN_PROC_PID && len >= 8 {
+            return Some(u32::from_be_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]));
+        }
+        attrs = attrs.get(pad(len)..).unwrap_or_default();
+    }
+    None
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn message(kind: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut body = vec![0u8; NFGENMSG];
+        for (t, value) in attrs {
+            let len = 4 + value.len();
+            body.extend_from_slice(&(len as u16).to_ne_bytes());
+            body.extend_from_slice(&t.to_ne_bytes());
+            body.extend_from_slice(value);
+            body.resize(pad(body.len()), 0);
+        }
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn nft(msg: u16) -> u16 {
+        (NFNL_SUBSYS_NFTABLES << 8) | msg
+    }
+
+    /// A rule removed (`NFT_MSG_DELRULE`).
+    pub(crate) fn delrule() -> Vec<u8> {
+        message(nft(8), &[])
+    }
+
+    /// The end of a transaction committed by `pid`, as the kernel sends it.
+    pub(crate) fn newgen(pid: u32) -> Vec<u8> {
+        message(
+            nft(NFT_MSG_NEWGEN),
+            &[
+                (1, 7u32.to_be_bytes().to_vec()),
+                (NFTA_GEN_PROC_PID, pid.to_be_bytes().to_vec()),
+                (3, b"nft\0".to_vec()),
+            ],
+        )
+    }
+
+    #[test]
+    fn changes_and_the_committing_process_are_read_in_order() {
+        let data = [delrule(), delrule(), newgen(4242)].concat();
+        let read: Vec<Notice> = notices(&data).collect();
+        assert_eq!(
+            read,
+            [
+                Notice::Changed,
+                Notice::Changed,
+                Notice::Committed { pid: Some(4242) }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_generation_without_a_process_names_none() {
+        let data = message(nft(NFT_MSG_NEWGEN), &[(1, 7u32.to_be_bytes().to_vec())]);
+        assert_eq!(
+            notices(&data).collect::<Vec<_>>(),
+            [Notice::Committed { pid: None }]
+        );
+    }
+
+    #[test]
+    fn other_subsystems_and_truncated_messages_are_skipped() {
+        let conntrack = message(1 << 8, &[]);
+        let data = [conntrack, newgen(7)].concat();
+        assert_eq!(
+            notices(&data).collect::<Vec<_>>(),
+            [Notice::Committed { pid: Some(7) }]
+        );
+        let cut = newgen(7);
+        assert_eq!(notices(&cut[..10]).count(), 0);
+        assert_eq!(notices(&cut[..cut.len() - 1]).count(), 0);
+    }
+}
