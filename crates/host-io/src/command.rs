@@ -64,6 +64,14 @@ pub struct Command {
     /// Text written to the program's standard input (restore batches).
     pub stdin: Option<String>,
     pub on_error: OnError,
+    /// Its whole effect is one nf_tables transaction and its output is
+    /// not read when it succeeds (see [`Command::one_transaction`]).
+    #[serde(skip_serializing_if = "is_false")]
+    pub one_transaction: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Command {
@@ -78,12 +86,24 @@ impl Command {
             args: args.into_iter().map(Into::into).collect(),
             stdin: None,
             on_error: OnError::Fail,
+            one_transaction: false,
         }
     }
 
     /// The same command, with failures ignored (clean-up of what may not exist).
     pub fn ignoring_errors(mut self) -> Command {
         self.on_error = OnError::Ignore;
+        self
+    }
+
+    /// The same command, marked as one kernel transaction whose output
+    /// nobody reads on success (a batch of `nft -f -` or a one-table
+    /// `*-restore`): a runner may report its success once the kernel
+    /// announces the commit, without waiting for the program to exit
+    /// (which, after a removal, waits for the kernel's RCU grace period).
+    /// Never for input with two tables (`*-restore` commits each).
+    pub fn one_transaction(mut self) -> Command {
+        self.one_transaction = true;
         self
     }
 

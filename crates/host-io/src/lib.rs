@@ -13,6 +13,7 @@
 
 mod change;
 mod command;
+mod commit_watch;
 mod dry_run;
 mod gated;
 mod lock;

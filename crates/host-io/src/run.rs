@@ -7,11 +7,11 @@
 //! and can be told to fail the Nth call; [`DryRun`](crate::DryRun) writes
 //! what would run.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
+use crate::commit_watch::{collect, CommitWatch};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
 use crate::started::Started;
@@ -129,6 +129,9 @@ pub struct ProcessRunner {
     starts: AtomicUsize,
     /// Batch tools started ahead of need (see [`ProcessRunner::with_standby`]).
     standbys: Option<Standbys>,
+    /// Commit watches between batches (see
+    /// [`ProcessRunner::watching_commits`]), one per batch run at once.
+    watches: Option<std::sync::Mutex<Vec<CommitWatch>>>,
 }
 
 impl ProcessRunner {
@@ -155,6 +158,19 @@ impl ProcessRunner {
     /// `standby.rs`).
     pub fn with_standby(mut self) -> ProcessRunner {
         self.standbys = Some(Standbys::default());
+        self
+    }
+
+    /// Reports a one-transaction batch ([`Command::one_transaction`])
+    /// applied as soon as the kernel announces its tool's commit, instead
+    /// of when the tool exits: after a removal, a tool's exit waits an RCU
+    /// grace period (10–20 ms here) that the change does not (see
+    /// `commit_watch.rs`). For a long-lived caller (the daemon): the
+    /// notice sockets are kept open, as closing one waits the same way.
+    /// Not with [`ProcessRunner::in_netns`] (the tool's namespace is not
+    /// the runner's); failures are reported as before, from the tool.
+    pub fn watching_commits(mut self) -> ProcessRunner {
+        self.watches = Some(Default::default());
         self
     }
 
@@ -192,8 +208,29 @@ impl ProcessRunner {
     fn spawn_output(&self, cmd: &Command, program: &str) -> std::io::Result<Output> {
         match &self.standbys {
             Some(standbys) if worth_a_standby(cmd) => self.run_on_standby(standbys, cmd, program),
-            _ => collect(self.spawn(cmd, program)?, cmd.stdin.as_deref()),
+            _ => {
+                let child = self.spawn(cmd, program)?;
+                self.collect(child, cmd)
+            }
         }
+    }
+
+    /// Feeds `child` its input and waits for its result: its exit, or for
+    /// a command that is one transaction, its commit (with a watch from
+    /// the pool, cleared of older notices before the input is written).
+    fn collect(&self, child: std::process::Child, cmd: &Command) -> std::io::Result<Output> {
+        let pool = match &self.watches {
+            Some(pool) if cmd.one_transaction && self.netns.is_none() => pool,
+            _ => return collect(child, cmd.stdin.as_deref(), None),
+        };
+        let kept = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let Some(mut watch) = kept.or_else(CommitWatch::open) else {
+            return collect(child, cmd.stdin.as_deref(), None);
+        };
+        watch.forget_earlier();
+        let output = collect(child, cmd.stdin.as_deref(), Some(&mut watch));
+        pool.lock().unwrap_or_else(|e| e.into_inner()).push(watch);
+        output
     }
 
     /// Runs `cmd` in the process waiting for it (or a new one), then
@@ -213,7 +250,7 @@ impl ProcessRunner {
             }
             None => self.spawn(cmd, program)?,
         };
-        let output = collect(child, cmd.stdin.as_deref());
+        let output = self.collect(child, cmd);
         // Started once this one is done, not beside it: its start would
         // take a core from the batch being applied.
         match self.spawn(cmd, program) {
@@ -222,21 +259,6 @@ impl ProcessRunner {
         }
         output
     }
-}
-
-/// Feeds a started tool its input and waits for what it prints.
-fn collect(mut child: std::process::Child, stdin: Option<&str>) -> std::io::Result<Output> {
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // A tool that exits early closes its end; its stderr says why,
-        // so a broken pipe here is not the error to report.
-        let _ = pipe.write_all(input.as_bytes());
-    }
-    let out = child.wait_with_output()?;
-    Ok(Output {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
 }
 
 impl Runner for ProcessRunner {
@@ -274,7 +296,7 @@ impl ProcessRunner {
             .name("tool-output".into())
             .spawn(move || {
                 let _span = tracing::debug_span!("tool", tool = ?cmd.tool).entered();
-                match collect(child, cmd.stdin.as_deref()) {
+                match collect(child, cmd.stdin.as_deref(), None) {
                     Ok(output) => judge(program, &cmd, output),
                     Err(source) => Err(RunError::Spawn { program, source }),
                 }
@@ -450,6 +472,32 @@ mod tests {
         let cmd = Command::new(Tool::Nft, Vec::<String>::new());
         let err = runner.start_as(&cmd, "false".into()).finish().unwrap_err();
         assert_failed_with(&err, 1);
+    }
+
+    fn shell_batch(script: &str, input: &str) -> Command {
+        Command::new(Tool::Nft, ["-c", script])
+            .with_stdin(input)
+            .one_transaction()
+    }
+
+    #[test]
+    fn watching_commits_a_batch_that_announces_none_is_judged_by_its_exit() {
+        // No commit notice names `sh` (a failed batch commits nothing):
+        // its exit, status and output are what the caller gets.
+        let runner = ProcessRunner::default().watching_commits();
+        let ok = shell_batch("cat; seq 1 100000 >&2", "add element\n");
+        let out = runner.run_as(&ok, "sh".into()).unwrap();
+        assert_eq!(out.stdout, "add element\n");
+        assert_eq!(out.stderr.lines().count(), 100000, "both streams drained");
+        let refused = shell_batch(
+            "cat >/dev/null; echo 'Error: No such file' >&2; exit 1",
+            "x\n",
+        );
+        let err = runner.run_as(&refused, "sh".into()).unwrap_err();
+        assert_failed_with(&err, 1);
+        assert!(err.to_string().contains("Error: No such file"), "{err}");
+        let pool = runner.watches.as_ref().unwrap().lock().unwrap();
+        assert!(pool.len() <= 1, "one watch, kept for the next batch");
     }
 
     fn assert_failed_with(err: &RunError, code: i32) {

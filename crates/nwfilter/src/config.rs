@@ -204,7 +204,11 @@ impl HostConfig {
     /// long-lived host (`nwfilterd` turns it on): the waiting processes
     /// are idle (no CPU) and end when the host is dropped or its process
     /// dies. What is applied is the same (the tools read the kernel only
-    /// once their input is complete).
+    /// once their input is complete). Also takes a batch's success from
+    /// the kernel's notice of its commit instead of waiting for the tool
+    /// to exit, which after a removal waits for the kernel's RCU grace
+    /// period (10–20 ms of a binding-delete; the notice sockets stay open,
+    /// closing one waits the same way). Failures still come from the tool.
     pub fn tools_on_standby(mut self) -> HostConfig {
         self.standby = true;
         self

@@ -28,7 +28,7 @@ pub(crate) fn assemble(config: &HostConfig, learner_log: learning::Log) -> Resul
         runner = runner.in_netns(netns.clone());
     }
     if config.standby {
-        runner = runner.with_standby();
+        runner = runner.with_standby().watching_commits();
     }
     if config.prepare && backend == Backend::Xtables {
         Toolset::default()

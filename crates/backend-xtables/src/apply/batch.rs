@@ -226,7 +226,10 @@ impl Batch {
             Family::Ipv4 => (Tool::IptablesRestore, &["-w", "--noflush"]),
             Family::Ipv6 => (Tool::Ip6tablesRestore, &["-w", "--noflush"]),
         };
-        Command::new(tool, args.iter().copied()).with_stdin(self.write(Spelling::Tool))
+        // One table per batch: one commit (an nft-based tool announces it).
+        Command::new(tool, args.iter().copied())
+            .with_stdin(self.write(Spelling::Tool))
+            .one_transaction()
     }
 }
 

@@ -29,9 +29,23 @@ pub fn start_daemon_checking_every(
     ms: &str,
     extra: &[&str],
 ) -> Background {
+    start_daemon_after(ns, scratch, &[], ms, extra)
+}
+
+/// As [`start_daemon_checking_every`], the daemon started through
+/// `before` (e.g. `env PATH=...`, which execs it: the PID stays the
+/// daemon's).
+pub fn start_daemon_after(
+    ns: &Netns,
+    scratch: &Scratch,
+    before: &[&str],
+    ms: &str,
+    extra: &[&str],
+) -> Background {
     let _ = std::fs::remove_file(scratch.socket());
     let (etc, run) = (scratch.etc(), scratch.run());
-    let mut argv = vec![
+    let mut argv = before.to_vec();
+    argv.extend([
         env!("CARGO_BIN_EXE_nwfilterd"),
         "--config-dir",
         s(&etc),
@@ -39,7 +53,7 @@ pub fn start_daemon_checking_every(
         s(&run),
         "--check-interval-ms",
         ms,
-    ];
+    ]);
     argv.extend(extra);
     let daemon = ns.spawn(&argv);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -298,7 +298,9 @@ pub fn stop_batch(bridge: &IfName, existing: &[String]) -> Vec<Cmd> {
 /// at all.
 pub fn transaction(cmds: &[Cmd]) -> Command {
     let body = json!({"nftables": cmds.iter().map(|c| c.json.clone()).collect::<Vec<_>>()});
-    Command::new(Tool::Nft, ["-j", "-f", "-"]).with_stdin(body.to_string())
+    Command::new(Tool::Nft, ["-j", "-f", "-"])
+        .with_stdin(body.to_string())
+        .one_transaction()
 }
 
 /// `cmds` as an `nft -f` script.
