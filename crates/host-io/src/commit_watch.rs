@@ -30,11 +30,10 @@ use rustix::event::{poll, PollFd, PollFlags};
 use crate::nft_events::{self, Notice};
 use crate::run::Output;
 
-/// Enough for a few transactions' notices; a restore of thousands of
-/// rules overflows it, and is then waited for by its exit.
+/// Enough for a few transactions' notices.
 const RECEIVE_BUFFER: usize = 256 << 10;
 
-/// The nf_tables announcements since it was opened.
+/// The nf_tables announcements while it is [`CommitWatch::join`]ed.
 #[derive(Debug)]
 pub(crate) struct CommitWatch {
     socket: Socket,
@@ -44,10 +43,11 @@ pub(crate) struct CommitWatch {
 }
 
 impl CommitWatch {
-    /// Subscribes, or `None` where this process may not (no
-    /// `CAP_NET_ADMIN`): the tool's exit is then waited for.
+    /// A socket for the notices, not yet receiving them; `None` where this
+    /// process may not (no `CAP_NET_ADMIN`): the tool's exit is then
+    /// waited for.
     pub(crate) fn open() -> Option<CommitWatch> {
-        match nft_events::subscribe(RECEIVE_BUFFER) {
+        match nft_events::unsubscribed(RECEIVE_BUFFER) {
             Ok(socket) => Some(CommitWatch {
                 socket,
                 buf: vec![0; 64 << 10],
@@ -60,29 +60,44 @@ impl CommitWatch {
         }
     }
 
-    /// Drops the notices of earlier commits (and a past overflow): what
-    /// is read next was announced after this call.
-    pub(crate) fn forget_earlier(&mut self) {
+    /// Starts receiving: what is read next was announced after this call.
+    /// False if the kernel refused (then nothing is watched).
+    pub(crate) fn join(&mut self) -> bool {
+        if let Err(e) = nft_events::join(&self.socket) {
+            tracing::debug!("not watching commits: {e}");
+            return false;
+        }
+        // Anything from an earlier membership is not about this batch.
         loop {
             match self.socket.recv(&mut &mut self.buf[..], 0) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.lost = false;
-                    return;
+                    return true;
                 }
                 // An overflow reported (once): read on.
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.lost = true;
-                    return;
-                }
+                Err(_) => return false,
             }
+        }
+    }
+
+    /// Stops receiving, so that the kernel builds no notices for the
+    /// commits that follow (the daemon's own rule check may still).
+    pub(crate) fn leave(&mut self) {
+        if let Err(e) = nft_events::leave(&self.socket) {
+            tracing::debug!("leaving the nf_tables group: {e}");
         }
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn socket_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
     }
 
     /// Reads what is waiting; true once the kernel said `pid` committed.

@@ -30,13 +30,32 @@ const NFGENMSG: usize = 4;
 /// network namespace from now on (needs `CAP_NET_ADMIN`). A buffer too
 /// small for a burst makes `recv` fail with `ENOBUFS`: notices were lost.
 pub fn subscribe(receive_buffer: usize) -> io::Result<Socket> {
+    let socket = unsubscribed(receive_buffer)?;
+    join(&socket)?;
+    Ok(socket)
+}
+
+/// As [`subscribe`], not receiving anything until [`join`]ed. While no
+/// socket is subscribed the kernel builds no notices at all: one per
+/// rule, chain and element of a transaction, which for a restore of
+/// thousands of rules is work of its own.
+pub fn unsubscribed(receive_buffer: usize) -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
-    socket.add_membership(NFNLGRP_NFTABLES)?;
     // Best effort: a smaller buffer only overflows sooner.
     let _ = socket.set_rx_buf_sz(receive_buffer);
     socket.set_non_blocking(true)?;
     Ok(socket)
+}
+
+/// Starts receiving the notices (joins `NFNLGRP_NFTABLES`).
+pub fn join(socket: &Socket) -> io::Result<()> {
+    socket.add_membership(NFNLGRP_NFTABLES)
+}
+
+/// Stops receiving them.
+pub fn leave(socket: &Socket) -> io::Result<()> {
+    socket.drop_membership(NFNLGRP_NFTABLES)
 }
 
 /// What one notification says.
