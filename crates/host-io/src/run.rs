@@ -170,10 +170,9 @@ impl ProcessRunner {
     /// Reports a one-transaction batch ([`Command::one_transaction`]) of
     /// a few ports (up to 64 KiB of input; a whole restore is not worth
     /// the kernel's notices) applied as soon as the kernel announces its
-    /// tool's commit, instead
-    /// of when the tool exits: after a removal, a tool's exit waits an RCU
-    /// grace period (10–20 ms here) that the change does not (see
-    /// `commit_watch.rs`). For a long-lived caller (the daemon): the
+    /// tool's commit, instead of when the tool exits: after a removal, a
+    /// tool's exit waits an RCU grace period (10–20 ms here) that the
+    /// change does not (see `commit_watch.rs`). For a long-lived caller (the daemon): the
     /// notice sockets are kept open, as closing one waits the same way.
     /// Not with [`ProcessRunner::in_netns`] (the tool's namespace is not
     /// the runner's); failures are reported as before, from the tool.
@@ -224,8 +223,9 @@ impl ProcessRunner {
     }
 
     /// Feeds `child` its input and waits for its result: its exit, or for
-    /// a command that is one transaction, its commit (with a watch from
-    /// the pool, cleared of older notices before the input is written).
+    /// a small command that is one transaction, its commit (with a watch
+    /// from the pool, in the nf_tables group from before the input is
+    /// written until the result is known).
     fn collect(&self, child: std::process::Child, cmd: &Command) -> std::io::Result<Output> {
         let small = cmd
             .stdin
