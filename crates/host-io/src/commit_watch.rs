@@ -23,6 +23,7 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Child, ChildStderr, ChildStdout};
+use std::sync::Mutex;
 
 use netlink_sys::Socket;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -62,7 +63,7 @@ impl CommitWatch {
 
     /// Starts receiving: what is read next was announced after this call.
     /// False if the kernel refused (then nothing is watched).
-    pub(crate) fn join(&mut self) -> bool {
+    fn join(&mut self) -> bool {
         if let Err(e) = nft_events::join(&self.socket) {
             tracing::debug!("not watching commits: {e}");
             return false;
@@ -85,7 +86,7 @@ impl CommitWatch {
 
     /// Stops receiving, so that the kernel builds no notices for the
     /// commits that follow (the daemon's own rule check may still).
-    pub(crate) fn leave(&mut self) {
+    fn leave(&mut self) {
         if let Err(e) = nft_events::leave(&self.socket) {
             tracing::debug!("leaving the nf_tables group: {e}");
         }
@@ -117,6 +118,62 @@ impl CommitWatch {
             }
         }
         seen
+    }
+}
+
+/// The watches kept between batches, one per batch run at once: never
+/// closed while the runner lives (closing a netfilter socket waits for
+/// the grace period just as a tool's exit does).
+#[derive(Debug, Default)]
+pub(crate) struct WatchPool(Mutex<Vec<CommitWatch>>);
+
+impl WatchPool {
+    /// A watch in the nf_tables group from now on, out of it and back in
+    /// the pool when dropped; `None` where none can be opened or joined
+    /// (the tool's exit is then waited for).
+    pub(crate) fn join(&self) -> Option<Joined<'_>> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut watch = kept.or_else(CommitWatch::open)?;
+        let joined = watch.join();
+        let watch = Joined {
+            pool: self,
+            watch: Some(watch),
+        };
+        joined.then_some(watch)
+    }
+}
+
+#[cfg(test)]
+impl WatchPool {
+    /// The watches kept (none of them joined).
+    pub(crate) fn kept(&self) -> std::sync::MutexGuard<'_, Vec<CommitWatch>> {
+        self.0.lock().unwrap()
+    }
+}
+
+/// A watch of the pool, in the nf_tables group while it lives.
+pub(crate) struct Joined<'p> {
+    pool: &'p WatchPool,
+    /// Always there until dropped.
+    watch: Option<CommitWatch>,
+}
+
+impl Joined<'_> {
+    pub(crate) fn watch(&mut self) -> Option<&mut CommitWatch> {
+        self.watch.as_mut()
+    }
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        if let Some(mut watch) = self.watch.take() {
+            watch.leave();
+            self.pool
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(watch);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
-use crate::commit_watch::{collect, CommitWatch};
+use crate::commit_watch::{collect, WatchPool};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
 use crate::started::Started;
@@ -137,7 +137,7 @@ pub struct ProcessRunner {
     standbys: Option<Standbys>,
     /// Commit watches between batches (see
     /// [`ProcessRunner::watching_commits`]), one per batch run at once.
-    watches: Option<std::sync::Mutex<Vec<CommitWatch>>>,
+    watches: Option<WatchPool>,
 }
 
 impl ProcessRunner {
@@ -231,23 +231,12 @@ impl ProcessRunner {
             .stdin
             .as_ref()
             .is_some_and(|s| s.len() <= WATCHED_BATCH_MAX);
-        let pool = match &self.watches {
-            Some(pool) if cmd.one_transaction && small && self.netns.is_none() => pool,
-            _ => return collect(child, cmd.stdin.as_deref(), None),
+        let mut joined = match &self.watches {
+            Some(pool) if cmd.one_transaction && small && self.netns.is_none() => pool.join(),
+            _ => None,
         };
-        let kept = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let Some(mut watch) = kept.or_else(CommitWatch::open) else {
-            return collect(child, cmd.stdin.as_deref(), None);
-        };
-        let output = if watch.join() {
-            let output = collect(child, cmd.stdin.as_deref(), Some(&mut watch));
-            watch.leave();
-            output
-        } else {
-            collect(child, cmd.stdin.as_deref(), None)
-        };
-        pool.lock().unwrap_or_else(|e| e.into_inner()).push(watch);
-        output
+        let watch = joined.as_mut().and_then(|j| j.watch());
+        collect(child, cmd.stdin.as_deref(), watch)
     }
 
     /// Runs `cmd` in the process waiting for it (or a new one), then
@@ -513,8 +502,8 @@ mod tests {
         let err = runner.run_as(&refused, "sh".into()).unwrap_err();
         assert_failed_with(&err, 1);
         assert!(err.to_string().contains("Error: No such file"), "{err}");
-        let pool = runner.watches.as_ref().unwrap().lock().unwrap();
-        assert!(pool.len() <= 1, "one watch, kept for the next batch");
+        let pool = runner.watches.as_ref().unwrap();
+        assert!(pool.kept().len() <= 1, "one watch, kept for the next batch");
     }
 
     /// The multicast groups (`/proc/net/netlink`'s hex bitmap) of the
@@ -529,8 +518,8 @@ mod tests {
 
     fn watch_inode(runner: &ProcessRunner) -> u64 {
         use std::os::fd::AsRawFd;
-        let pool = runner.watches.as_ref().unwrap().lock().unwrap();
-        let fd = pool.first().expect("a watch kept").socket_fd().as_raw_fd();
+        let kept = runner.watches.as_ref().unwrap().kept();
+        let fd = kept.first().expect("a watch kept").socket_fd().as_raw_fd();
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         let text = link.to_string_lossy();
         text.trim_start_matches("socket:[")
@@ -546,7 +535,7 @@ mod tests {
         // While any socket is in the nf_tables group the kernel builds a
         // notice per object committed: the watch is in it only for the
         // batch it waits for, and never for a big one.
-        if CommitWatch::open().is_none() {
+        if crate::commit_watch::CommitWatch::open().is_none() {
             eprintln!("skipped: not allowed to watch nf_tables commits (CAP_NET_ADMIN)");
             return;
         }
