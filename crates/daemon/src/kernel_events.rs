@@ -50,7 +50,10 @@ impl NftEvents {
         let mut buf = std::mem::take(&mut self.buf);
         let result = loop {
             match self.socket.recv(&mut &mut buf[..], 0) {
-                Ok(n) => foreign |= self.read_messages(&buf[..n.min(buf.len())], ours),
+                Ok(n) => {
+                    let notices = nft_events::notices(&buf[..n.min(buf.len())]);
+                    foreign |= self.read_notices(notices, ours);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(foreign),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ENOBUFS: the socket overflowed, notifications were lost.
@@ -60,10 +63,6 @@ impl NftEvents {
         };
         self.buf = buf;
         result
-    }
-
-    fn read_messages(&mut self, data: &[u8], ours: &dyn Fn(u32) -> bool) -> bool {
-        self.read_notices(nft_events::notices(data), ours)
     }
 
     fn read_notices(

@@ -218,29 +218,8 @@ impl Pipes {
     /// or until the watch sees `pid` commit: true.
     fn drain(&mut self, mut watch: Option<&mut CommitWatch>, pid: u32) -> io::Result<bool> {
         while self.stdout.is_some() || self.stderr.is_some() {
-            let watching = watch.as_ref().is_some_and(|w| !w.lost);
-            let (commit, out, err) = {
-                let mut fds = Vec::with_capacity(3);
-                if let Some(w) = watch.as_ref().filter(|_| watching) {
-                    fds.push(PollFd::from_borrowed_fd(w.fd(), PollFlags::IN));
-                }
-                let at_out = self.stdout.as_ref().map(|p| {
-                    fds.push(PollFd::new(p, PollFlags::IN));
-                    fds.len() - 1
-                });
-                let at_err = self.stderr.as_ref().map(|p| {
-                    fds.push(PollFd::new(p, PollFlags::IN));
-                    fds.len() - 1
-                });
-                match poll(&mut fds, None) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-                let ready = |at: Option<usize>| at.is_some_and(|i| !fds[i].revents().is_empty());
-                (watching && ready(Some(0)), ready(at_out), ready(at_err))
-            };
-            if commit && watch.as_mut().is_some_and(|w| w.saw_commit_by(pid)) {
+            let [notice, out, err] = self.wait(watch.as_deref().filter(|w| !w.lost))?;
+            if notice && watch.as_mut().is_some_and(|w| w.saw_commit_by(pid)) {
                 return Ok(true);
             }
             if out {
@@ -251,6 +230,26 @@ impl Pipes {
             }
         }
         Ok(false)
+    }
+
+    /// Waits until the watch or a stream has something: which of (watch,
+    /// stdout, stderr) are ready to read (none after a signal).
+    fn wait(&self, watch: Option<&CommitWatch>) -> io::Result<[bool; 3]> {
+        let watched = [
+            watch.map(CommitWatch::fd),
+            self.stdout.as_ref().map(AsFd::as_fd),
+            self.stderr.as_ref().map(AsFd::as_fd),
+        ];
+        let mut fds: Vec<PollFd<'_>> = (watched.iter().flatten())
+            .map(|&fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+            .collect();
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok([false; 3]),
+            Err(e) => return Err(e.into()),
+        }
+        let mut revents = fds.iter().map(|fd| !fd.revents().is_empty());
+        Ok(watched.map(|fd| fd.is_some() && revents.next().unwrap_or(false)))
     }
 
     fn output(&self, status: Option<i32>) -> Output {
