@@ -39,6 +39,39 @@ pub(crate) fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> 
     })
 }
 
+/// `here()` on the caller's thread while `there()` runs on another, for
+/// work over `items` items: below [`ITEMS_PER_THREAD`], or when no thread
+/// can be started, `there()` runs after `here()` on the caller's thread.
+/// A panic in `there` is the caller's.
+pub(crate) fn beside<A, B: Send>(
+    items: usize,
+    here: impl FnOnce() -> A,
+    there: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if items < ITEMS_PER_THREAD {
+        let a = here();
+        return (a, there());
+    }
+    // Shared so that, should no thread start, the caller still has it.
+    let there = std::sync::Mutex::new(Some(there));
+    std::thread::scope(|scope| {
+        let started = std::thread::Builder::new().spawn_scoped(scope, || {
+            let there = there.lock().unwrap_or_else(|e| e.into_inner()).take();
+            there.map(|f| f())
+        });
+        let a = here();
+        let b = match started.map(|thread| thread.join()) {
+            Ok(Ok(Some(b))) => b,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Ok(Ok(None)) | Err(_) => {
+                let there = there.lock().unwrap_or_else(|e| e.into_inner()).take();
+                there.expect("not taken by a thread that did not start")()
+            }
+        };
+        (a, b)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +97,16 @@ mod tests {
         let here = std::thread::current().id();
         let out = map(&[1, 2, 3], |i| (i + 1, std::thread::current().id()));
         assert_eq!(out, [(2, here), (3, here), (4, here)]);
+    }
+
+    #[test]
+    fn beside_runs_both_and_the_second_elsewhere_only_for_many_items() {
+        let here = std::thread::current().id();
+        let id = || std::thread::current().id();
+        let (a, b) = beside(3, id, id);
+        assert_eq!((a, b), (here, here));
+        let (a, b) = beside(ITEMS_PER_THREAD, id, id);
+        assert_eq!(a, here);
+        assert_ne!(b, here, "the second ran on a thread of its own");
     }
 }

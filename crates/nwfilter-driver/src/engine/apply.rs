@@ -19,10 +19,6 @@ use super::records::Record;
 use super::{Engine, EngineError, State};
 use crate::backend::{self, Backend, Change, Rendered, Report};
 
-/// From this many rulesets on, what keeping them packs is worked out beside
-/// the apply (below, a thread's start costs more than the packing).
-const PACK_BESIDE: usize = 64;
-
 impl<R: Runner> Engine<R> {
     /// Applies `rulesets` (rendered for the configured backend) in one
     /// batch, records them, and finishes moving ports whose rules another
@@ -108,27 +104,13 @@ impl<R: Runner> Engine<R> {
             .collect();
         let _tables = self.tables_lock()?;
         let _span = tracing::debug_span!("kernel", %backend, ports = rulesets.len()).entered();
-        let (applied, packings) = if rulesets.len() >= PACK_BESIDE {
-            // What keeping them packs is worked out on another core while
-            // the kernel applies them (a restart: the ports wait for it).
-            std::thread::scope(|scope| {
-                // No thread to spare: packed one by one when kept.
-                let packing = std::thread::Builder::new()
-                    .spawn_scoped(scope, || {
-                        rulesets.iter().map(Kept::packing).collect::<Vec<_>>()
-                    })
-                    .ok();
-                let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
-                match packing.map(|thread| thread.join()) {
-                    Some(Ok(packings)) => (applied, Some(packings)),
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    None => (applied, None),
-                }
-            })
-        } else {
-            let applied = backend::apply(backend, &self.runner, &mut state.kept, &changes);
-            (applied, None)
-        };
+        // What keeping them packs is worked out on another core while the
+        // kernel applies them (a restart: the ports wait for it).
+        let (applied, packings) = crate::on_cores::beside(
+            rulesets.len(),
+            || backend::apply(backend, &self.runner, &mut state.kept, &changes),
+            || rulesets.iter().map(Kept::packing).collect::<Vec<_>>(),
+        );
         drop(changes);
         drop(recorded);
         let report = match applied {
@@ -145,14 +127,9 @@ impl<R: Runner> Engine<R> {
                 });
             }
         };
-        let mut packings = packings.into_iter().flatten();
-        for rs in rulesets {
+        for (rs, packing) in rulesets.into_iter().zip(packings) {
             let port = rs.port().clone();
-            let kept = match packings.next() {
-                Some(packing) => Kept::keep_packed(rs, packing),
-                None => Kept::keep(rs),
-            };
-            state.applied.insert(port, kept);
+            state.applied.insert(port, Kept::keep_packed(rs, packing));
         }
         // What the rulesets replaced may have been the last holder.
         state.templates.prune();
