@@ -9,7 +9,7 @@
 use netns_lab as support;
 
 mod daemon_lab;
-use daemon_lab::{start_daemon_after, Scratch};
+use daemon_lab::{children, start_daemon_after, Scratch};
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -99,18 +99,6 @@ impl Drop for Holding<'_> {
     }
 }
 
-fn zombies_of(daemon: u32) -> Vec<String> {
-    let out = std::process::Command::new("ps")
-        .args(["--ppid", &daemon.to_string(), "-o", "stat=,args="])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.trim_start().starts_with('Z'))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn answered_at_commit(backend: &str) {
     let scratch = Scratch::new(&format!("commit-notice-{backend}"));
     let fifo = scratch.0.join("hold");
@@ -165,7 +153,10 @@ fn answered_at_commit(backend: &str) {
     release(&fifo);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let zombies = zombies_of(daemon.pid());
+        let zombies: Vec<_> = children(daemon.pid())
+            .into_iter()
+            .filter(|child| child.state.starts_with('Z'))
+            .collect();
         if zombies.is_empty() {
             break;
         }

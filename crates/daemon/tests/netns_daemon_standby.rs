@@ -7,33 +7,18 @@
 use netns_lab as support;
 
 mod daemon_lab;
-use daemon_lab::{call, start_daemon, Scratch};
+use daemon_lab::{call, children, start_daemon, Scratch};
 
 use std::time::{Duration, Instant};
 
 use nwfilter_service::Op;
 use support::{without_counters, Lab};
 
-/// The daemon's child processes: (pid, command line).
-fn children(daemon: u32) -> Vec<(u32, String)> {
-    let out = std::process::Command::new("ps")
-        .args(["--ppid", &daemon.to_string(), "-o", "pid=,args="])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (pid, args) = line.trim().split_once(' ')?;
-            Some((pid.parse().ok()?, args.trim().to_owned()))
-        })
-        .collect()
-}
-
 fn waiting_nft(daemon: u32) -> Vec<u32> {
     children(daemon)
         .into_iter()
-        .filter(|(_, args)| args == "nft -f -")
-        .map(|(pid, _)| pid)
+        .filter(|child| child.args == "nft -f -")
+        .map(|child| child.pid)
         .collect()
 }
 

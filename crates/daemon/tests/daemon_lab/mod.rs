@@ -74,3 +74,30 @@ pub fn call(scratch: &Scratch, op: Op) -> Reply {
         .call(op.clone())
         .unwrap_or_else(|e| panic!("{op:?}: {e}"))
 }
+
+/// A child process of the daemon, as `ps` shows it.
+#[derive(Debug)]
+pub struct ChildProcess {
+    pub pid: u32,
+    /// `ps`'s STAT (`Z` first for a zombie nobody has reaped).
+    pub state: String,
+    pub args: String,
+}
+
+/// The daemon's child processes.
+pub fn children(daemon: u32) -> Vec<ChildProcess> {
+    let out = std::process::Command::new("ps")
+        .args(["--ppid", &daemon.to_string(), "-o", "pid=,stat=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let pid = words.next()?.parse().ok()?;
+            let state = words.next()?.to_owned();
+            let args = words.collect::<Vec<_>>().join(" ");
+            Some(ChildProcess { pid, state, args })
+        })
+        .collect()
+}
