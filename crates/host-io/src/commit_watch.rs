@@ -92,13 +92,8 @@ impl CommitWatch {
         }
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn socket_fd(&self) -> BorrowedFd<'_> {
-        self.fd()
     }
 
     /// Reads what is waiting; true once the kernel said `pid` committed.

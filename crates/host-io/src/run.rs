@@ -519,7 +519,7 @@ mod tests {
     fn watch_inode(runner: &ProcessRunner) -> u64 {
         use std::os::fd::AsRawFd;
         let kept = runner.watches.as_ref().unwrap().kept();
-        let fd = kept.first().expect("a watch kept").socket_fd().as_raw_fd();
+        let fd = kept.first().expect("a watch kept").fd().as_raw_fd();
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         let text = link.to_string_lossy();
         text.trim_start_matches("socket:[")
