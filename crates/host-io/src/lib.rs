@@ -17,6 +17,7 @@ mod commit_watch;
 mod dry_run;
 mod gated;
 mod lock;
+mod nfnl;
 pub mod nft_events;
 mod quote;
 mod record;

@@ -13,18 +13,16 @@ use std::io;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
+use crate::nfnl;
+
 /// The nf_tables multicast group (`NFNLGRP_NFTABLES`).
 const NFNLGRP_NFTABLES: u32 = 7;
-/// nfnetlink's nf_tables subsystem (`NFNL_SUBSYS_NFTABLES`), the high
-/// byte of the message type.
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// The message that ends every committed transaction.
 const NFT_MSG_NEWGEN: u16 = 15;
+/// `NFTA_GEN_ID`: the generation the transaction made (a big-endian u32).
+const NFTA_GEN_ID: u16 = 1;
 /// `NFTA_GEN_PROC_PID`: the committing process (a big-endian u32).
 const NFTA_GEN_PROC_PID: u16 = 2;
-/// `struct nlmsghdr` and `struct nfgenmsg`.
-const NLMSG_HDR: usize = 16;
-const NFGENMSG: usize = 4;
 
 /// A non-blocking socket that receives every nf_tables change of this
 /// network namespace from now on (needs `CAP_NET_ADMIN`). A buffer too
@@ -70,51 +68,27 @@ pub enum Notice {
 
 /// The nf_tables notices in one datagram, in order; other subsystems'
 /// messages and a truncated tail are skipped.
-pub fn notices(mut data: &[u8]) -> impl Iterator<Item = Notice> + '_ {
-    std::iter::from_fn(move || loop {
-        if data.len() < NLMSG_HDR {
-            return None;
-        }
-        let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        let kind = u16::from_ne_bytes([data[4], data[5]]);
-        if len < NLMSG_HDR || len > data.len() {
-            return None;
-        }
-        let (message, rest) = data.split_at(len);
-        data = rest.get(pad(len) - len..).unwrap_or_default();
-        if kind >> 8 != NFNL_SUBSYS_NFTABLES {
-            continue;
-        }
-        return Some(if kind & 0xff == NFT_MSG_NEWGEN {
-            Notice::Committed {
-                pid: generation_pid(message),
-            }
-        } else {
-            Notice::Changed
-        });
+pub fn notices(data: &[u8]) -> impl Iterator<Item = Notice> + '_ {
+    nfnl::messages(data).filter_map(|message| {
+        Some(match message.nft_message()? {
+            NFT_MSG_NEWGEN => Notice::Committed {
+                pid: message
+                    .attributes()
+                    .find(NFTA_GEN_PROC_PID)
+                    .and_then(nfnl::be32),
+            },
+            _ => Notice::Changed,
+        })
     })
 }
 
-/// Netlink's 4-byte alignment.
-fn pad(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// The committing process of a `NEWGEN` message.
-fn generation_pid(message: &[u8]) -> Option<u32> {
-    let mut attrs = message.get(NLMSG_HDR + NFGENMSG..)?;
-    while attrs.len() >= 4 {
-        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
-        if len < 4 || len > attrs.len() {
-            return None;
-        }
-        if kind == NFTA_GEN_PROC_PID && len >= 8 {
-            return Some(u32::from_be_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]));
-        }
-        attrs = attrs.get(pad(len)..).unwrap_or_default();
+/// The generation a `NEWGEN` message (a notice or the answer to
+/// `NFT_MSG_GETGEN`) names.
+pub(crate) fn generation_of(message: &nfnl::Received<'_>) -> Option<u32> {
+    if message.nft_message()? != NFT_MSG_NEWGEN {
+        return None;
     }
-    None
+    message.attributes().find(NFTA_GEN_ID).and_then(nfnl::be32)
 }
 
 #[cfg(test)]
@@ -122,24 +96,16 @@ pub(crate) mod tests {
     use super::*;
 
     fn message(kind: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut body = vec![0u8; NFGENMSG];
+        let mut out = nfnl::Outgoing::default();
+        out.message(kind, 0, 0, 0, 0);
         for (t, value) in attrs {
-            let len = 4 + value.len();
-            body.extend_from_slice(&(len as u16).to_ne_bytes());
-            body.extend_from_slice(&t.to_ne_bytes());
-            body.extend_from_slice(value);
-            body.resize(pad(body.len()), 0);
+            out.attribute(*t, value);
         }
-        let mut m = Vec::new();
-        m.extend_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&[0; 10]);
-        m.extend_from_slice(&body);
-        m
+        out.finish()
     }
 
     fn nft(msg: u16) -> u16 {
-        (NFNL_SUBSYS_NFTABLES << 8) | msg
+        (nfnl::SUBSYS_NFTABLES << 8) | msg
     }
 
     /// A rule removed (`NFT_MSG_DELRULE`).
