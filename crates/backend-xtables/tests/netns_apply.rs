@@ -406,3 +406,123 @@ fn guard_port(
         ],
     }
 }
+
+/// The ebtables `nat` table's rules that name `port`.
+fn bridge_rules_of(lab: &Lab, port: &str) -> Vec<String> {
+    support::lines_naming(&lab.host.ok(&["ebtables-save", "-t", "nat"]), port)
+}
+
+#[test]
+fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
+    let name = "a_removal_deletes_its_hook_rules_by_handle_without_a_tool";
+    if !support::can_run(name) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let ports: Vec<_> = (0..4)
+        .map(|i| {
+            let mac = format!("52:54:00:00:02:{i:02x}");
+            guard_port(&format!("vnet{i}"), &format!("10.9.1.{}", i + 1), &mac, &[])
+        })
+        .collect();
+    let changes: Vec<Change> = (ports.iter())
+        .map(|ruleset| Change {
+            ruleset,
+            recorded: None,
+        })
+        .collect();
+    let port = |i: usize| std::slice::from_ref(&ports[i].port);
+    let ebtables_restores = |recording: &RecordingRunner| {
+        (recording.calls().iter())
+            .filter(|c| c.tool == host_io::Tool::EbtablesRestore)
+            .count()
+    };
+    lab.host.inside(|| {
+        let recording =
+            RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).removing_by_handle());
+        let applier = Applier::new(&recording);
+        let mut kept = None;
+        applier.apply_kept(&mut kept, &changes).unwrap();
+        let before = ebtables_restores(&recording);
+        assert!(before > 0);
+        let rules: Vec<Vec<String>> = (0..4)
+            .map(|i| bridge_rules_of(&lab, &format!("vnet{i}")))
+            .collect();
+        assert!(rules.iter().all(|r| r.len() > 10), "{rules:?}");
+
+        // The handles are read, the hook rules deleted by them; the
+        // kernel's notice of the commit names a thread of ours (the
+        // daemon's rule check must not take it for another tool's).
+        let notices = host_io::nft_events::subscribe(1 << 20).unwrap();
+        applier.remove_kept(&mut kept, port(1)).unwrap();
+        assert_eq!(
+            ebtables_restores(&recording),
+            before,
+            "no tool for ebtables"
+        );
+        // The kernel announced the commit before answering it.
+        let mut committers: Vec<Option<u32>> = Vec::new();
+        let mut buf = vec![0; 1 << 16];
+        while let Ok(len) = notices.recv(&mut &mut buf[..], 0) {
+            use host_io::nft_events::{notices, Notice};
+            committers.extend(notices(&buf[..len]).filter_map(|n| match n {
+                Notice::Committed { pid } => Some(pid),
+                Notice::Changed => None,
+            }));
+        }
+        // ebtables by handle, iptables (a rule that jumps nowhere) by its tool.
+        assert_eq!(committers.len(), 2, "{committers:?}");
+        assert!(
+            (committers.iter()).all(|pid| pid.is_some_and(host_io::spawned_recently)),
+            "{committers:?}"
+        );
+        assert_eq!(bridge_rules_of(&lab, "vnet1"), Vec::<String>::new());
+        for other in [0, 2, 3] {
+            let now = bridge_rules_of(&lab, &format!("vnet{other}"));
+            assert_eq!(now, rules[other], "vnet{other} intact");
+        }
+
+        // Another tool moves vnet2's hook (a new handle) after the
+        // handles were read: they are read again, not trusted.
+        for verb in ["-D", "-A"] {
+            lab.host.ok(&[
+                "ebtables",
+                "-t",
+                "nat",
+                verb,
+                "PREROUTING",
+                "-i",
+                "vnet2",
+                "-j",
+                "libvirt-I-vnet2",
+            ]);
+        }
+        applier.remove_kept(&mut kept, port(2)).unwrap();
+        assert_eq!(ebtables_restores(&recording), before);
+        assert_eq!(bridge_rules_of(&lab, "vnet2"), Vec::<String>::new());
+        assert_eq!(bridge_rules_of(&lab, "vnet0"), rules[0]);
+        assert_eq!(bridge_rules_of(&lab, "vnet3"), rules[3]);
+
+        // A chain of the port that something else still jumps to cannot
+        // go: the kernel refuses the whole removal (the hook rules stay),
+        // and so does the tool after it, which reports why.
+        lab.host.ok(&[
+            "ebtables",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-j",
+            "libvirt-O-vnet3",
+        ]);
+        let hooked = bridge_rules_of(&lab, "vnet3");
+        let err = applier.remove_kept(&mut kept, port(3)).unwrap_err();
+        assert!(matches!(err, ApplyError::Refused { .. }), "{err}");
+        assert!(ebtables_restores(&recording) > before, "the tool decided");
+        let mut now = bridge_rules_of(&lab, "vnet3");
+        now.retain(|l| !l.starts_with("-A OUTPUT"));
+        let mut was = hooked;
+        was.retain(|l| !l.starts_with("-A OUTPUT"));
+        assert_eq!(now, was, "nothing of vnet3 removed");
+    });
+}

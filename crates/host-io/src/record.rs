@@ -14,7 +14,8 @@ use crate::run::{judge, Output, RunError, Runner};
 /// "injected failure"), and tools given a canned answer with
 /// [`RecordingRunner::answer`] print it (for the `*-save` readers).
 /// [`RecordingRunner::wrapping`] passes the other calls to a real runner
-/// instead, to inject a failure into a real kernel operation.
+/// instead, to inject a failure into a real kernel operation (and its
+/// removals by handle, which are not calls).
 #[derive(Default)]
 pub struct RecordingRunner {
     calls: Mutex<Vec<Command>>,
@@ -99,5 +100,13 @@ impl Runner for RecordingRunner {
             }
         };
         judge(cmd.tool.program().to_string(), cmd, output)
+    }
+
+    /// Passed to the wrapped runner (not recorded: it starts nothing);
+    /// never done without one.
+    fn remove_by_handle(&self, removal: &crate::Removal) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.remove_by_handle(removal))
     }
 }

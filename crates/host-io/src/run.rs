@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
 use crate::commit_watch::{collect, WatchPool};
+use crate::nft_removal::{Removal, Remover};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
 use crate::started::Started;
@@ -70,6 +71,16 @@ pub trait Runner {
     fn start(&self, cmd: &Command) -> Started {
         Started::finished(self.run(cmd))
     }
+
+    /// Commits `removal` itself, by the kernel's rule handles, as one
+    /// transaction (see `nft_removal`); false when it did not (nothing
+    /// changed): the caller then commits the same deletions through its
+    /// tool. Only [`ProcessRunner::removing_by_handle`] does; recording
+    /// and dry runs never, so they show the tool's command.
+    fn remove_by_handle(&self, removal: &Removal) -> bool {
+        let _ = removal;
+        false
+    }
 }
 
 /// A shared runner (e.g. one the caller keeps to inspect afterwards).
@@ -80,6 +91,10 @@ impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
 
     fn start(&self, cmd: &Command) -> Started {
         (**self).start(cmd)
+    }
+
+    fn remove_by_handle(&self, removal: &Removal) -> bool {
+        (**self).remove_by_handle(removal)
     }
 }
 
@@ -114,6 +129,9 @@ static SPAWNED: std::sync::Mutex<std::collections::VecDeque<u32>> =
 
 fn remember_spawned(pid: u32) {
     let mut pids = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+    if pids.contains(&pid) {
+        return;
+    }
     if pids.len() == SPAWNED_REMEMBERED {
         pids.pop_front();
     }
@@ -138,6 +156,9 @@ pub struct ProcessRunner {
     /// Commit watches between batches (see
     /// [`ProcessRunner::watching_commits`]), one per batch run at once.
     watches: Option<WatchPool>,
+    /// Removals by rule handle (see [`ProcessRunner::removing_by_handle`]);
+    /// `None` inside until its socket is opened.
+    remover: Option<std::sync::Mutex<Option<Remover>>>,
 }
 
 impl ProcessRunner {
@@ -178,6 +199,18 @@ impl ProcessRunner {
     /// the runner's); failures are reported as before, from the tool.
     pub fn watching_commits(mut self) -> ProcessRunner {
         self.watches = Some(Default::default());
+        self
+    }
+
+    /// Commits the removal of a port's chains from an xtables-nft table
+    /// itself ([`Runner::remove_by_handle`]), deleting its hook rules by
+    /// their kernel handles: the restore tools delete them by their
+    /// words, reading and decoding every rule of the hook chain, which
+    /// grows with every other port (see `nft_removal.rs`). The handles
+    /// are read once and kept while no one else commits. Not with
+    /// [`ProcessRunner::in_netns`] (the tables are the tools' namespace's).
+    pub fn removing_by_handle(mut self) -> ProcessRunner {
+        self.remover = Some(Default::default());
         self
     }
 
@@ -278,6 +311,39 @@ impl Runner for ProcessRunner {
 
     fn start(&self, cmd: &Command) -> Started {
         self.start_as(cmd, self.toolset.program(cmd.tool))
+    }
+
+    fn remove_by_handle(&self, removal: &Removal) -> bool {
+        let Some(remover) = &self.remover else {
+            return false;
+        };
+        if self.netns.is_some() {
+            return false;
+        }
+        let _span = tracing::debug_span!("removal by handle").entered();
+        let mut remover = remover.lock().unwrap_or_else(|e| e.into_inner());
+        if remover.is_none() {
+            match Remover::open() {
+                Ok(opened) => *remover = Some(opened),
+                Err(e) => {
+                    tracing::debug!("no removal by handle: {e}");
+                    return false;
+                }
+            }
+        }
+        let Some(remover) = remover.as_mut() else {
+            return false;
+        };
+        // The kernel names the committing thread in its notice of the
+        // commit: the daemon's rule check must know it for ours.
+        remember_spawned(rustix::thread::gettid().as_raw_nonzero().get() as u32);
+        match remover.remove(removal) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!("removing through the tool: {why}");
+                false
+            }
+        }
     }
 }
 

@@ -36,6 +36,22 @@ impl Netns {
         Path::new("/run/netns").join(&self.name)
     }
 
+    /// Runs `f` on a thread of its own moved into this namespace: what it
+    /// opens (netlink sockets) and starts (processes) is in here.
+    pub fn inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsFd;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(self.path()).expect("the namespace's file");
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns into the test's namespace");
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     fn exec(&self, argv: &[&str]) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.name]).args(argv);

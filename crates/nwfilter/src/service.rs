@@ -28,7 +28,10 @@ pub(crate) fn assemble(config: &HostConfig, learner_log: learning::Log) -> Resul
         runner = runner.in_netns(netns.clone());
     }
     if config.standby {
-        runner = runner.with_standby().watching_commits();
+        runner = runner
+            .with_standby()
+            .watching_commits()
+            .removing_by_handle();
     }
     if config.prepare && backend == Backend::Xtables {
         Toolset::default()

@@ -10,7 +10,9 @@
 use super::layout::declaration;
 use super::rule::Rule;
 use crate::ruleset::{table, Family};
-use host_io::{Command, Tool};
+#[cfg(doc)]
+use host_io::Runner;
+use host_io::{Command, Removal, RemovalStep, TableFamily, Tool};
 
 /// An argument that cannot be written into restore input safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +218,32 @@ impl Batch {
             })
             .sum();
         declared + steps + 32
+    }
+
+    /// The batch as a removal by rule handle, when it only deletes
+    /// (`-D` of rules jumping to chains it deletes, `-F`, `-X`): a runner
+    /// may commit it without the tool (see [`Runner::remove_by_handle`]).
+    pub fn removal(&self) -> Option<Removal> {
+        if !self.declarations.is_empty() || self.whole_table {
+            return None;
+        }
+        let steps = (self.steps.iter())
+            .map(|step| match step {
+                Step::Delete(chain, rule) => Some(RemovalStep::Unhook {
+                    chain: chain.clone(),
+                    target: rule.target()?.to_owned(),
+                }),
+                Step::Flush(chain) => Some(RemovalStep::Flush(chain.clone())),
+                Step::DeleteChain(chain) => Some(RemovalStep::DeleteChain(chain.clone())),
+                Step::Append(..) | Step::Insert(..) | Step::Rename(..) => None,
+            })
+            .collect::<Option<Vec<RemovalStep>>>()?;
+        let family = match self.family {
+            Family::Bridge => TableFamily::Bridge,
+            Family::Ipv4 => TableFamily::Ipv4,
+            Family::Ipv6 => TableFamily::Ipv6,
+        };
+        Removal::new(family, table(self.family), steps)
     }
 
     /// The command that commits this batch.

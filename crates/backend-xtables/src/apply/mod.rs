@@ -352,6 +352,12 @@ impl<R: Runner + ?Sized> Applier<'_, R> {
         if batch.is_empty() {
             return Ok(());
         }
+        if batch
+            .removal()
+            .is_some_and(|removal| self.runner.remove_by_handle(&removal))
+        {
+            return Ok(());
+        }
         self.runner.run(&batch.command()).map(drop)
     }
 

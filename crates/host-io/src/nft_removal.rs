@@ -1,0 +1,575 @@
+//! Removing a port's chains from an xtables-nft table by the kernel's
+//! rule handles, in one nf_tables transaction of our own, without a tool.
+//!
+//! Why: `ebtables-restore` deletes a hook rule (`-D PREROUTING -i vnet7 -j
+//! libvirt-I-vnet7`) by its specification: it fetches and decodes every
+//! rule of the hook chain to find it, so a binding-delete beside 1000
+//! ports cost 3.7× one beside a single port (issue 22). The kernel names
+//! each rule by a handle; knowing the handles of the hook chains' jumps,
+//! a removal is a few netlink messages whatever the number of ports.
+//!
+//! How it stays exact:
+//! - The handles are read by a dump of the hook chain, at a generation
+//!   (the kernel's ruleset version, which every commit raises) read
+//!   before and after it, and the batch names that generation
+//!   (`NFNL_BATCH_GENID`): if anything committed since, the kernel refuses
+//!   the whole batch (`ERESTART`) and the handles are read again.
+//! - A removal deletes every chain its hook rules jump to ([`Removal::new`]
+//!   accepts nothing else): a handle that named any other rule would leave
+//!   the real jump in place, and the kernel refuses to delete a chain
+//!   something still jumps to. Either way the transaction does nothing.
+//! - Anything this cannot do (no such table: legacy tools; two rules
+//!   jumping to one chain; no answer) is reported as not done: the caller
+//!   commits its restore text instead, which then decides as before.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use crate::nfnl::{self, Attributes, Outgoing};
+use crate::nft_events;
+
+const NFT_MSG_DELCHAIN: u16 = 5;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
+const NFT_MSG_GETGEN: u16 = 16;
+/// `NFNL_MSG_BATCH_BEGIN` / `_END` and the begin's `NFNL_BATCH_GENID`.
+const BATCH_BEGIN: u16 = 16;
+const BATCH_END: u16 = 17;
+const BATCH_GENID: u16 = 1;
+/// `NFTA_RULE_*`, `NFTA_CHAIN_*`.
+const RULE_TABLE: u16 = 1;
+const RULE_CHAIN: u16 = 2;
+const RULE_HANDLE: u16 = 3;
+const RULE_EXPRESSIONS: u16 = 4;
+const CHAIN_TABLE: u16 = 1;
+const CHAIN_NAME: u16 = 3;
+/// `NFTA_LIST_ELEM`, `NFTA_EXPR_NAME`/`_DATA`, `NFTA_IMMEDIATE_DATA`,
+/// `NFTA_DATA_VERDICT`, `NFTA_VERDICT_CHAIN`.
+const LIST_ELEM: u16 = 1;
+const EXPR_NAME: u16 = 1;
+const EXPR_DATA: u16 = 2;
+const IMMEDIATE_DATA: u16 = 2;
+const DATA_VERDICT: u16 = 2;
+const VERDICT_CHAIN: u16 = 2;
+/// The generation named in the batch is not the kernel's.
+const ERESTART: i32 = 85;
+/// How long the kernel may take to answer (it answers as it handles the
+/// request: this bounds a lost answer, not a normal one).
+const ANSWER_WITHIN: Timespec = Timespec {
+    tv_sec: 2,
+    tv_nsec: 0,
+};
+
+/// The kernel family of an xtables-nft table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableFamily {
+    /// ebtables (`NFPROTO_BRIDGE`).
+    Bridge,
+    /// iptables (`NFPROTO_IPV4`).
+    Ipv4,
+    /// ip6tables (`NFPROTO_IPV6`).
+    Ipv6,
+}
+
+impl TableFamily {
+    fn nfproto(self) -> u8 {
+        match self {
+            TableFamily::Bridge => 7,
+            TableFamily::Ipv4 => 2,
+            TableFamily::Ipv6 => 10,
+        }
+    }
+}
+
+/// One step of a [`Removal`], as the restore tool's `-D`, `-F` and `-X`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemovalStep {
+    /// Deletes the rule of `chain` that jumps or goes to `target`.
+    Unhook { chain: String, target: String },
+    /// Deletes every rule of the chain.
+    Flush(String),
+    /// Deletes the chain (empty and unreferenced by then).
+    DeleteChain(String),
+}
+
+/// Deletions in one table, committed together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    family: TableFamily,
+    table: String,
+    steps: Vec<RemovalStep>,
+}
+
+impl Removal {
+    /// The removal of `steps`, in order; `None` unless every unhooked
+    /// target is deleted by a later step (the kernel's check that a handle
+    /// named the right rule, see the module's comment) and there is
+    /// something to do.
+    pub fn new(family: TableFamily, table: &str, steps: Vec<RemovalStep>) -> Option<Removal> {
+        let checked = steps.iter().enumerate().all(|(i, step)| match step {
+            RemovalStep::Unhook { target, .. } => steps[i..]
+                .iter()
+                .any(|later| matches!(later, RemovalStep::DeleteChain(c) if c == target)),
+            _ => true,
+        });
+        (checked && !steps.is_empty()).then(|| Removal {
+            family,
+            table: table.to_owned(),
+            steps,
+        })
+    }
+
+    /// The chains holding rules to unhook, each once.
+    fn hook_chains(&self) -> Vec<&str> {
+        let mut chains: Vec<&str> = Vec::new();
+        for step in &self.steps {
+            if let RemovalStep::Unhook { chain, .. } = step {
+                if !chains.contains(&chain.as_str()) {
+                    chains.push(chain);
+                }
+            }
+        }
+        chains
+    }
+}
+
+/// Why a removal was not committed (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRemoved(String);
+
+fn not_removed(why: impl std::fmt::Display) -> NotRemoved {
+    NotRemoved(why.to_string())
+}
+
+/// A hook chain's jumps: target chain → the rule's handle.
+type Jumps = HashMap<String, Handle>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handle {
+    One(u64),
+    /// More than one rule jumps there: which to delete is not ours to
+    /// guess (the tool deletes the first that matches its words).
+    Several,
+}
+
+/// The hook chains' handles as of one generation.
+#[derive(Debug)]
+struct Known {
+    generation: u32,
+    chains: HashMap<(TableFamily, String, String), Jumps>,
+}
+
+/// A netlink socket of our own for removals, and the handles it read.
+#[derive(Debug)]
+pub(crate) struct Remover {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+    known: Option<Known>,
+}
+
+impl Remover {
+    /// Needs `CAP_NET_ADMIN` for anything but reading.
+    pub fn open() -> io::Result<Remover> {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind_auto()?;
+        socket.set_non_blocking(true)?;
+        // Failures come back without the message they answer.
+        let _ = socket.set_cap_ack(true);
+        Ok(Remover {
+            socket,
+            seq: 0,
+            buf: vec![0; 64 << 10],
+            known: None,
+        })
+    }
+
+    /// Commits `removal` as one transaction; an error means nothing was
+    /// changed (or, for a lost answer, that the restore text must decide).
+    pub fn remove(&mut self, removal: &Removal) -> Result<(), NotRemoved> {
+        // A generation moved on between reading and committing: once more.
+        for _ in 0..3 {
+            let generation = self.generation().map_err(not_removed)?;
+            if self.known.as_ref().map(|k| k.generation) != Some(generation) {
+                self.known = Some(Known {
+                    generation,
+                    chains: HashMap::new(),
+                });
+            }
+            if !self.read_hooks(removal, generation)? {
+                continue;
+            }
+            let batch = self.batch(removal, generation)?;
+            match self.commit(batch, removal.steps.len()) {
+                Ok(()) => {
+                    self.committed(removal, generation);
+                    return Ok(());
+                }
+                Err(Commit::Stale) => self.known = None,
+                Err(Commit::Failed(why)) => {
+                    self.known = None;
+                    return Err(why);
+                }
+            }
+        }
+        Err(not_removed("the tables kept changing while read"))
+    }
+
+    /// Reads the hook chains the known handles lack; false if the
+    /// generation moved on meanwhile.
+    fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<bool, NotRemoved> {
+        let mut read = false;
+        for chain in removal.hook_chains() {
+            let key = (removal.family, removal.table.clone(), chain.to_owned());
+            if self
+                .known
+                .as_ref()
+                .is_some_and(|k| k.chains.contains_key(&key))
+            {
+                continue;
+            }
+            let jumps = self
+                .jumps(removal.family, &removal.table, chain)
+                .map_err(|e| not_removed(format!("reading {chain}: {e}")))?;
+            if let Some(known) = &mut self.known {
+                known.chains.insert(key, jumps);
+            }
+            read = true;
+        }
+        Ok(!read || self.generation().map_err(not_removed)? == generation)
+    }
+
+    /// The batch: begin (naming the generation), the steps, end.
+    fn batch(&mut self, removal: &Removal, generation: u32) -> Result<Outgoing, NotRemoved> {
+        let nft = |msg: u16| (nfnl::SUBSYS_NFTABLES << 8) | msg;
+        let family = removal.family.nfproto();
+        let table = removal.table.as_str();
+        let mut out = Outgoing::default();
+        out.message(
+            BATCH_BEGIN,
+            nfnl::F_REQUEST,
+            self.next_seq(),
+            0,
+            nfnl::SUBSYS_NFTABLES,
+        );
+        out.attribute(BATCH_GENID, &generation.to_be_bytes());
+        let ask = nfnl::F_REQUEST | nfnl::F_ACK;
+        for step in &removal.steps {
+            let seq = self.next_seq();
+            match step {
+                RemovalStep::Unhook { chain, target } => {
+                    let handle = self.handle(removal, chain, target)?;
+                    out.message(nft(NFT_MSG_DELRULE), ask, seq, family, 0);
+                    out.string(RULE_TABLE, table);
+                    out.string(RULE_CHAIN, chain);
+                    out.attribute(RULE_HANDLE, &handle.to_be_bytes());
+                }
+                // A rule deletion naming no rule deletes the chain's rules.
+                RemovalStep::Flush(chain) => {
+                    out.message(nft(NFT_MSG_DELRULE), ask, seq, family, 0);
+                    out.string(RULE_TABLE, table);
+                    out.string(RULE_CHAIN, chain);
+                }
+                RemovalStep::DeleteChain(chain) => {
+                    out.message(nft(NFT_MSG_DELCHAIN), ask, seq, family, 0);
+                    out.string(CHAIN_TABLE, table);
+                    out.string(CHAIN_NAME, chain);
+                }
+            }
+        }
+        out.message(
+            BATCH_END,
+            nfnl::F_REQUEST,
+            self.next_seq(),
+            0,
+            nfnl::SUBSYS_NFTABLES,
+        );
+        Ok(out)
+    }
+
+    fn handle(&self, removal: &Removal, chain: &str, target: &str) -> Result<u64, NotRemoved> {
+        let key = (removal.family, removal.table.clone(), chain.to_owned());
+        let jumps = self.known.as_ref().and_then(|k| k.chains.get(&key));
+        match jumps.and_then(|j| j.get(target)) {
+            Some(Handle::One(handle)) => Ok(*handle),
+            Some(Handle::Several) => Err(not_removed(format!(
+                "more than one rule of {chain} jumps to {target}"
+            ))),
+            None => Err(not_removed(format!("no rule of {chain} jumps to {target}"))),
+        }
+    }
+
+    /// Keeps the handles true after our commit: ours was the one commit
+    /// since `generation`.
+    fn committed(&mut self, removal: &Removal, generation: u32) {
+        let Some(known) = &mut self.known else { return };
+        known.generation = generation.wrapping_add(1);
+        for step in &removal.steps {
+            match step {
+                RemovalStep::Unhook { chain, target } => {
+                    let key = (removal.family, removal.table.clone(), chain.clone());
+                    if let Some(jumps) = known.chains.get_mut(&key) {
+                        jumps.remove(target);
+                    }
+                }
+                RemovalStep::DeleteChain(chain) => {
+                    let key = (removal.family, removal.table.clone(), chain.clone());
+                    known.chains.remove(&key);
+                }
+                RemovalStep::Flush(_) => {}
+            }
+        }
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// The kernel's current ruleset generation.
+    fn generation(&mut self) -> io::Result<u32> {
+        let seq = self.next_seq();
+        let mut out = Outgoing::default();
+        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+        out.message(kind, nfnl::F_REQUEST, seq, 0, 0);
+        self.send(out)?;
+        let mut generation = None;
+        self.answers(seq, seq, |message| {
+            if let Some(code) = message.error_code() {
+                return Err(errno(code));
+            }
+            generation = nft_events::generation_of(&message);
+            Ok(generation.is_some())
+        })?;
+        generation.ok_or_else(|| io::Error::other("no generation in the answer"))
+    }
+
+    /// Every rule of `chain` that jumps or goes to a chain, by target.
+    fn jumps(&mut self, family: TableFamily, table: &str, chain: &str) -> io::Result<Jumps> {
+        let seq = self.next_seq();
+        let mut out = Outgoing::default();
+        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE;
+        out.message(
+            kind,
+            nfnl::F_REQUEST | nfnl::F_DUMP,
+            seq,
+            family.nfproto(),
+            0,
+        );
+        out.string(RULE_TABLE, table);
+        out.string(RULE_CHAIN, chain);
+        self.send(out)?;
+        let mut jumps = Jumps::new();
+        self.answers(seq, seq, |message| {
+            if message.kind == nfnl::NLMSG_DONE {
+                return Ok(true);
+            }
+            if let Some(code) = message.error_code() {
+                return Err(errno(code));
+            }
+            if message.nft_message() == Some(NFT_MSG_NEWRULE) {
+                if let Some((target, handle)) = jump_of(message.attributes()) {
+                    jumps
+                        .entry(target.to_owned())
+                        .and_modify(|h| *h = Handle::Several)
+                        .or_insert(Handle::One(handle));
+                }
+            }
+            Ok(false)
+        })?;
+        Ok(jumps)
+    }
+
+    /// Sends the batch and reads one answer per step: committed when each
+    /// was acknowledged.
+    fn commit(&mut self, batch: Outgoing, steps: usize) -> Result<(), Commit> {
+        let first = self.seq.wrapping_sub(steps as u32 + 1);
+        let last = self.seq;
+        self.send(batch)
+            .map_err(|e| Commit::Failed(not_removed(e)))?;
+        let mut acknowledged = 0;
+        let mut refused = None;
+        let read = self.answers(first, last, |message| {
+            match message.error_code() {
+                Some(0) => acknowledged += 1,
+                Some(code) => refused = refused.or(Some(code)),
+                None => {}
+            }
+            Ok(refused.is_some() || acknowledged == steps)
+        });
+        match (refused, read) {
+            (Some(code), _) if -code == ERESTART => Err(Commit::Stale),
+            (Some(code), _) => Err(Commit::Failed(not_removed(format!(
+                "the kernel refused the removal: {}",
+                errno(code)
+            )))),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(Commit::Failed(not_removed(e))),
+        }
+    }
+
+    fn send(&mut self, out: Outgoing) -> io::Result<()> {
+        self.discard_stale();
+        let datagram = out.finish();
+        let kernel = SocketAddr::new(0, 0);
+        let sent = self.socket.send_to(&datagram, &kernel, 0)?;
+        if sent != datagram.len() {
+            return Err(io::Error::other("the request was cut short"));
+        }
+        Ok(())
+    }
+
+    /// Drops answers left from an earlier request (a failed batch may be
+    /// answered more than once).
+    fn discard_stale(&mut self) {
+        while self.socket.recv(&mut &mut self.buf[..], 0).is_ok() {}
+    }
+
+    /// Reads answers to the requests numbered `first..=last`, giving each
+    /// to `each` until it says it has all it needs.
+    fn answers(
+        &mut self,
+        first: u32,
+        last: u32,
+        mut each: impl FnMut(nfnl::Received<'_>) -> io::Result<bool>,
+    ) -> io::Result<()> {
+        let ours = |seq: u32| seq.wrapping_sub(first) <= last.wrapping_sub(first);
+        loop {
+            let len = match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+                    if poll(&mut fds, Some(&ANSWER_WITHIN))? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the kernel did not answer",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for message in nfnl::messages(&self.buf[..len]) {
+                if ours(message.seq) && each(message)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Remover {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+enum Commit {
+    /// The generation moved on: nothing was done, read again.
+    Stale,
+    Failed(NotRemoved),
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_neg())
+}
+
+/// The chain a rule's verdict jumps or goes to, and the rule's handle.
+fn jump_of(rule: Attributes<'_>) -> Option<(&str, u64)> {
+    let handle = rule.find(RULE_HANDLE).and_then(nfnl::be64)?;
+    let expressions = Attributes(rule.find(RULE_EXPRESSIONS)?);
+    let target = expressions
+        .filter(|(kind, _)| *kind == LIST_ELEM)
+        .find_map(|(_, expr)| {
+            let expr = Attributes(expr);
+            if expr.find(EXPR_NAME).and_then(nfnl::string) != Some("immediate") {
+                return None;
+            }
+            let data = Attributes(expr.find(EXPR_DATA)?).find(IMMEDIATE_DATA)?;
+            let verdict = Attributes(data).find(DATA_VERDICT)?;
+            Attributes(verdict)
+                .find(VERDICT_CHAIN)
+                .and_then(nfnl::string)
+        })?;
+    Some((target, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhook(chain: &str, target: &str) -> RemovalStep {
+        RemovalStep::Unhook {
+            chain: chain.into(),
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn a_removal_must_delete_every_chain_it_unhooks() {
+        let port = || {
+            vec![
+                unhook("PREROUTING", "libvirt-I-vnet0"),
+                RemovalStep::Flush("libvirt-I-vnet0".into()),
+                RemovalStep::DeleteChain("libvirt-I-vnet0".into()),
+            ]
+        };
+        assert!(Removal::new(TableFamily::Bridge, "nat", port()).is_some());
+        let mut kept_chain = port();
+        kept_chain.pop();
+        assert_eq!(Removal::new(TableFamily::Bridge, "nat", kept_chain), None);
+        let deleted_first = [port()[2].clone(), port()[0].clone()].to_vec();
+        assert_eq!(
+            Removal::new(TableFamily::Bridge, "nat", deleted_first),
+            None
+        );
+        assert_eq!(Removal::new(TableFamily::Bridge, "nat", Vec::new()), None);
+    }
+
+    /// A rule as the kernel dumps it: `iifname "vnet0" counter jump X`.
+    fn dumped_rule(handle: u64, target: &str) -> Vec<u8> {
+        let nested = |parts: &[(u16, Vec<u8>)]| {
+            let mut out = Outgoing::default();
+            out.message(0, 0, 0, 0, 0);
+            for (kind, value) in parts {
+                out.attribute(*kind, value);
+            }
+            // Only the attributes: past the two headers.
+            out.finish()[20..].to_vec()
+        };
+        let text = |s: &str| [s.as_bytes(), b"\0"].concat();
+        let verdict = nested(&[
+            (1, (-3i32).to_be_bytes().to_vec()),
+            (VERDICT_CHAIN, text(target)),
+        ]);
+        let data = nested(&[(DATA_VERDICT, verdict)]);
+        let immediate = nested(&[(1, 0u32.to_be_bytes().to_vec()), (IMMEDIATE_DATA, data)]);
+        let counter = nested(&[(EXPR_NAME, text("counter"))]);
+        let jump = nested(&[(EXPR_NAME, text("immediate")), (EXPR_DATA, immediate)]);
+        let expressions = nested(&[(LIST_ELEM, counter), (LIST_ELEM, jump)]);
+        let mut out = Outgoing::default();
+        out.message((nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE, 0, 1, 7, 0);
+        out.string(RULE_TABLE, "nat");
+        out.string(RULE_CHAIN, "PREROUTING");
+        out.attribute(RULE_HANDLE, &handle.to_be_bytes());
+        out.attribute(RULE_EXPRESSIONS, &expressions);
+        out.finish()
+    }
+
+    #[test]
+    fn a_dumped_rule_gives_its_jump_target_and_handle() {
+        let data = dumped_rule(9088, "libvirt-I-vnet4");
+        let message = nfnl::messages(&data).next().unwrap();
+        assert_eq!(
+            jump_of(message.attributes()),
+            Some(("libvirt-I-vnet4", 9088))
+        );
+    }
+}
