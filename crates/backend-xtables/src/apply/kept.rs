@@ -66,11 +66,22 @@ fn play(table: &mut Table, batch: Batch) -> Option<()> {
     // operations; shrunk once the batch is played (only these: the
     // operation stays the cost of its change).
     let mut grown: Vec<String> = Vec::new();
+    // Deleted chains leave the list of names together: one pass over the
+    // table's names (9 000 at 1000 ports) per batch, not per chain.
+    let mut deleted: Vec<Arc<str>> = Vec::new();
     let mut steps = steps.into_iter().peekable();
     while let Some(step) = steps.next() {
         let Step::Append(chain, rule) = step else {
-            if let Step::Insert(chain, _, _) = &step {
-                grown.push(chain.clone());
+            match &step {
+                Step::Insert(chain, _, _) => grown.push(chain.clone()),
+                Step::DeleteChain(chain) => {
+                    let (name, _) = table.rules.remove_entry(chain.as_str())?;
+                    deleted.push(name);
+                    continue;
+                }
+                // A rename looks the name up in the list: bring it up to date.
+                Step::Rename(..) => forget_names(table, &mut deleted),
+                _ => {}
             }
             play_step(table, step)?;
             continue;
@@ -85,12 +96,22 @@ fn play(table: &mut Table, batch: Batch) -> Option<()> {
         }
         grown.push(chain);
     }
+    forget_names(table, &mut deleted);
     for chain in grown {
         if let Some(rules) = table.rules.get_mut(chain.as_str()) {
             rules.shrink_to_fit();
         }
     }
     Some(())
+}
+
+/// Drops the `deleted` chains' names from the table's list of names
+/// (found by identity: the list and the rules share each name).
+fn forget_names(table: &mut Table, deleted: &mut Vec<Arc<str>>) {
+    if !deleted.is_empty() {
+        (table.chains).retain(|name| !deleted.iter().any(|gone| Arc::ptr_eq(name, gone)));
+        deleted.clear();
+    }
 }
 
 fn play_step(table: &mut Table, step: Step) -> Option<()> {
@@ -107,8 +128,8 @@ fn play_step(table: &mut Table, step: Step) -> Option<()> {
         }
         Step::Flush(chain) => table.rules.get_mut(chain.as_str())?.clear(),
         Step::DeleteChain(chain) => {
-            table.rules.remove(chain.as_str())?;
-            table.chains.retain(|c| **c != *chain);
+            let (name, _) = table.rules.remove_entry(chain.as_str())?;
+            forget_names(table, &mut vec![name]);
         }
         Step::Rename(from, to) => rename(table, &from, &to)?,
     }

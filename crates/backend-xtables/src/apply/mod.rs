@@ -29,7 +29,7 @@ pub use rule::{NulInArgument, Rule};
 use crate::ruleset::{table, Family, PortRuleset};
 use batch::Batch;
 use kept::Executed;
-use layout::Hooks;
+use layout::{port_chains, Generation, Hooks};
 use plan::{is_current, plan_family, snapshot_port, FamilyPlan};
 
 /// The families in the order their switches commit.
@@ -163,12 +163,18 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     ) -> Result<(Report, Option<Tables>), ApplyError> {
         let mut report = Report::default();
         let mut desired = Vec::new();
-        let hooks = FAMILIES.map(|f| Hooks::of(f, tables.get(f)));
+        // Indexed only if some port has no chains (a second delete): a
+        // port's chains are found by name, its hooks need every hook rule.
+        let hooks = std::cell::OnceCell::new();
         for port in ports {
-            let absent = FAMILIES
+            let has_chains = FAMILIES
                 .iter()
-                .zip(&hooks)
-                .all(|(&f, hooks)| is_current(f, tables.get(f), hooks, port, &[]));
+                .any(|&f| !port_chains(f, tables.get(f), port, Generation::Final).is_empty());
+            let absent = !has_chains
+                && FAMILIES
+                    .iter()
+                    .zip(hooks.get_or_init(|| FAMILIES.map(|f| Hooks::of(f, tables.get(f)))))
+                    .all(|(&f, hooks)| is_current(f, tables.get(f), hooks, port, &[]));
             if absent {
                 report.unchanged.push(port.clone());
             } else {

@@ -51,12 +51,30 @@ impl Rule {
     }
 
     /// The chain the rule jumps or goes to (`-j X` / `-g X`), if any.
+    ///
+    /// Found by searching the packed text for each flag as a whole word
+    /// rather than splitting it into words: planning asks this of every
+    /// hook rule, 2000 of them beside 1000 ports, in each operation.
     pub fn target(&self) -> Option<&str> {
-        let mut words = self.words();
-        while let Some(word) = words.next() {
-            if matches!(word, "-j" | "-g" | "--jump" | "--goto") {
-                return words.next();
+        let after_flag = ["-j", "-g", "--jump", "--goto"]
+            .into_iter()
+            .filter_map(|flag| self.after_word(flag))
+            .min()?;
+        self.0[after_flag..].split_terminator(END).next()
+    }
+
+    /// Where the word after the first `word` starts.
+    fn after_word(&self, word: &str) -> Option<usize> {
+        let text = &*self.0;
+        let mut from = 0;
+        while let Some(found) = text[from..].find(word) {
+            let start = from + found;
+            let end = start + word.len();
+            let starts_a_word = start == 0 || text[..start].ends_with(END);
+            if starts_a_word && text[end..].starts_with(END) {
+                return Some(end + END.len_utf8());
             }
+            from = end;
         }
         None
     }
@@ -114,5 +132,33 @@ mod tests {
         assert!(renamed.is(&["-m", "comment", "--comment", "FJ-vnet0", "-j", "FI-vnet0"]));
         assert_eq!(Rule::new(&["-p", "tcp"]).unwrap().target(), None);
         assert_eq!(Rule::new(&["-j"]).unwrap().target(), None);
+    }
+
+    #[test]
+    fn the_target_is_the_word_after_the_first_jump_flag_word() {
+        // As the words read one by one.
+        let by_words = |words: &[&str]| {
+            let at = words
+                .iter()
+                .position(|w| matches!(*w, "-j" | "-g" | "--jump" | "--goto"))?;
+            words.get(at + 1).map(|w| w.to_string())
+        };
+        for words in [
+            &["-i", "vnet0", "-j", "libvirt-I-vnet0"][..],
+            &["-o", "x-j", "-jx", "--goto", "G", "-j", "J"],
+            &["--comment", "-g", "-j", "C"],
+            &["", "-j", ""],
+            &["-j-j", "-j"],
+            &["--jump", "A", "-g", "B"],
+            &["-m", "physdev", "--physdev-in", "vnet-j", "-g", "FI-vnet-j"],
+            &[],
+        ] {
+            let rule = Rule::new(words).unwrap();
+            assert_eq!(
+                rule.target().map(String::from),
+                by_words(words),
+                "{words:?}"
+            );
+        }
     }
 }
