@@ -211,6 +211,10 @@ pub fn hooks_into(
     table: &Table,
     chains: &[(Hook, String)],
 ) -> Vec<(String, Vec<String>)> {
+    if chains.is_empty() {
+        // Nothing to look for (a port with no temporaries): no walk.
+        return Vec::new();
+    }
     hook_rules(family, table)
         .filter(|(_, _, target)| chains.iter().any(|(_, c)| c == target))
         .map(|(holder, rule, _)| (holder.to_string(), rule.to_words()))

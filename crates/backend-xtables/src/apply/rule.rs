@@ -52,29 +52,21 @@ impl Rule {
 
     /// The chain the rule jumps or goes to (`-j X` / `-g X`), if any.
     ///
-    /// Found by searching the packed text for each flag as a whole word
-    /// rather than splitting it into words: planning asks this of every
+    /// One pass over the packed text's bytes: planning asks this of every
     /// hook rule, 2000 of them beside 1000 ports, in each operation.
     pub fn target(&self) -> Option<&str> {
-        let after_flag = ["-j", "-g", "--jump", "--goto"]
-            .into_iter()
-            .filter_map(|flag| self.after_word(flag))
-            .min()?;
-        self.0[after_flag..].split_terminator(END).next()
-    }
-
-    /// Where the word after the first `word` starts.
-    fn after_word(&self, word: &str) -> Option<usize> {
         let text = &*self.0;
-        let mut from = 0;
-        while let Some(found) = text[from..].find(word) {
-            let start = from + found;
-            let end = start + word.len();
-            let starts_a_word = start == 0 || text[..start].ends_with(END);
-            if starts_a_word && text[end..].starts_with(END) {
-                return Some(end + END.len_utf8());
+        let mut start = 0;
+        let mut after_flag = false;
+        for (at, byte) in text.bytes().enumerate() {
+            if byte == END as u8 {
+                let word = &text[start..at];
+                if after_flag {
+                    return Some(word);
+                }
+                after_flag = matches!(word, "-j" | "-g" | "--jump" | "--goto");
+                start = at + 1;
             }
-            from = end;
         }
         None
     }
