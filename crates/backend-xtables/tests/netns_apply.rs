@@ -419,7 +419,7 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
         return;
     }
     let lab = Lab::new(1);
-    let ports: Vec<_> = (0..4)
+    let ports: Vec<_> = (0..5)
         .map(|i| {
             let mac = format!("52:54:00:00:02:{i:02x}");
             guard_port(&format!("vnet{i}"), &format!("10.9.1.{}", i + 1), &mac, &[])
@@ -431,6 +431,7 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
             recorded: None,
         })
         .collect();
+    let (first_four, fifth) = changes.split_at(4);
     let port = |i: usize| std::slice::from_ref(&ports[i].port);
     let ebtables_restores = |recording: &RecordingRunner| {
         (recording.calls().iter())
@@ -438,11 +439,15 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
             .count()
     };
     lab.host.inside(|| {
-        let recording =
-            RecordingRunner::wrapping(ProcessRunner::new(Toolset::default()).removing_by_handle());
+        let real = std::sync::Arc::new(
+            ProcessRunner::new(Toolset::default())
+                .watching_commits()
+                .removing_by_handle(),
+        );
+        let recording = RecordingRunner::wrapping(std::sync::Arc::clone(&real));
         let applier = Applier::new(&recording);
         let mut kept = None;
-        applier.apply_kept(&mut kept, &changes).unwrap();
+        applier.apply_kept(&mut kept, first_four).unwrap();
         let before = ebtables_restores(&recording);
         assert!(before > 0);
         let rules: Vec<Vec<String>> = (0..4)
@@ -482,6 +487,19 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
             assert_eq!(now, rules[other], "vnet{other} intact");
         }
 
+        // A port created after the handles were read: its hook rules'
+        // handles come with the kernel's notice of our tool's commit, and
+        // its removal reads no chain.
+        let reads = real.hook_chain_reads();
+        assert!(reads > 0);
+        applier.apply_kept(&mut kept, fifth).unwrap();
+        let with_fifth = ebtables_restores(&recording);
+        applier.remove_kept(&mut kept, port(4)).unwrap();
+        assert_eq!(ebtables_restores(&recording), with_fifth, "no tool");
+        assert_eq!(real.hook_chain_reads(), reads, "handles followed, not read");
+        assert_eq!(bridge_rules_of(&lab, "vnet4"), Vec::<String>::new());
+        assert_eq!(bridge_rules_of(&lab, "vnet0"), rules[0]);
+
         // Another tool moves vnet2's hook (a new handle) after the
         // handles were read: they are read again, not trusted.
         for verb in ["-D", "-A"] {
@@ -498,7 +516,8 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
             ]);
         }
         applier.remove_kept(&mut kept, port(2)).unwrap();
-        assert_eq!(ebtables_restores(&recording), before);
+        assert_eq!(ebtables_restores(&recording), with_fifth);
+        assert!(real.hook_chain_reads() > reads, "read again");
         assert_eq!(bridge_rules_of(&lab, "vnet2"), Vec::<String>::new());
         assert_eq!(bridge_rules_of(&lab, "vnet0"), rules[0]);
         assert_eq!(bridge_rules_of(&lab, "vnet3"), rules[3]);
@@ -518,7 +537,10 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
         let hooked = bridge_rules_of(&lab, "vnet3");
         let err = applier.remove_kept(&mut kept, port(3)).unwrap_err();
         assert!(matches!(err, ApplyError::Refused { .. }), "{err}");
-        assert!(ebtables_restores(&recording) > before, "the tool decided");
+        assert!(
+            ebtables_restores(&recording) > with_fifth,
+            "the tool decided"
+        );
         let mut now = bridge_rules_of(&lab, "vnet3");
         now.retain(|l| !l.starts_with("-A OUTPUT"));
         let mut was = hooked;

@@ -28,7 +28,9 @@ use std::sync::Mutex;
 use netlink_sys::Socket;
 use rustix::event::{poll, PollFd, PollFlags};
 
-use crate::nft_events::{self, Notice};
+use crate::nfnl;
+use crate::nft_events;
+use crate::nft_removal::{Change, Transaction};
 use crate::run::Output;
 
 /// Enough for a few transactions' notices.
@@ -41,6 +43,10 @@ pub(crate) struct CommitWatch {
     buf: Vec<u8>,
     /// Announcements were lost: nothing more can be concluded.
     lost: bool,
+    /// The changes announced since the last commit notice.
+    pending: Vec<Change>,
+    /// The watched tool's transaction, once announced.
+    committed: Option<Transaction>,
 }
 
 impl CommitWatch {
@@ -53,6 +59,8 @@ impl CommitWatch {
                 socket,
                 buf: vec![0; 64 << 10],
                 lost: false,
+                pending: Vec::new(),
+                committed: None,
             }),
             Err(e) => {
                 tracing::debug!("not watching commits: {e}");
@@ -74,6 +82,8 @@ impl CommitWatch {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.lost = false;
+                    self.pending.clear();
+                    self.committed = None;
                     return true;
                 }
                 // An overflow reported (once): read on.
@@ -98,13 +108,24 @@ impl CommitWatch {
 
     /// Reads what is waiting; true once the kernel said `pid` committed.
     fn saw_commit_by(&mut self, pid: u32) -> bool {
-        let mut seen = false;
-        while !self.lost {
+        while !self.lost && self.committed.is_none() {
             match self.socket.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => {
                     let data = &self.buf[..n.min(self.buf.len())];
-                    seen |= nft_events::notices(data)
-                        .any(|notice| notice == Notice::Committed { pid: Some(pid) });
+                    for message in nfnl::messages(data) {
+                        if let Some(generation) = nft_events::generation_of(&message) {
+                            let by = nft_events::committer_of(&message);
+                            let changes = std::mem::take(&mut self.pending);
+                            if by == Some(pid) {
+                                self.committed = Some(Transaction {
+                                    generation,
+                                    changes,
+                                });
+                            }
+                        } else if let Some(change) = Change::of(&message) {
+                            self.pending.push(change);
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -112,7 +133,13 @@ impl CommitWatch {
                 Err(_) => self.lost = true,
             }
         }
-        seen
+        self.committed.is_some()
+    }
+
+    /// The watched tool's transaction as the kernel announced it (its
+    /// generation and what it did to rules and chains), once.
+    pub(crate) fn take_committed(&mut self) -> Option<Transaction> {
+        self.committed.take()
     }
 }
 

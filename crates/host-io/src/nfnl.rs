@@ -53,6 +53,11 @@ impl<'a> Received<'a> {
         Some(i32::from_ne_bytes([code[0], code[1], code[2], code[3]]))
     }
 
+    /// The `nfgenmsg`'s family (`NFPROTO_*`) of an nf_tables message.
+    pub fn family(&self) -> Option<u8> {
+        self.body.first().copied()
+    }
+
     /// The attributes after the `nfgenmsg` of an nf_tables message.
     pub fn attributes(&self) -> Attributes<'a> {
         Attributes(self.body.get(NFGENMSG..).unwrap_or_default())

@@ -72,14 +72,19 @@ pub fn notices(data: &[u8]) -> impl Iterator<Item = Notice> + '_ {
     nfnl::messages(data).filter_map(|message| {
         Some(match message.nft_message()? {
             NFT_MSG_NEWGEN => Notice::Committed {
-                pid: message
-                    .attributes()
-                    .find(NFTA_GEN_PROC_PID)
-                    .and_then(nfnl::be32),
+                pid: committer_of(&message),
             },
             _ => Notice::Changed,
         })
     })
+}
+
+/// The committing process (or thread) a `NEWGEN` message names.
+pub(crate) fn committer_of(message: &nfnl::Received<'_>) -> Option<u32> {
+    message
+        .attributes()
+        .find(NFTA_GEN_PROC_PID)
+        .and_then(nfnl::be32)
 }
 
 /// The generation a `NEWGEN` message (a notice or the answer to

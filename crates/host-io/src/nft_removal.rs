@@ -33,6 +33,7 @@ use crate::nfnl::{self, Attributes, Outgoing};
 use crate::nft_events;
 
 const NFT_MSG_DELCHAIN: u16 = 5;
+const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -77,6 +78,15 @@ pub enum TableFamily {
 }
 
 impl TableFamily {
+    fn of_nfproto(nfproto: u8) -> Option<TableFamily> {
+        match nfproto {
+            7 => Some(TableFamily::Bridge),
+            2 => Some(TableFamily::Ipv4),
+            10 => Some(TableFamily::Ipv6),
+            _ => None,
+        }
+    }
+
     fn nfproto(self) -> u8 {
         match self {
             TableFamily::Bridge => 7,
@@ -147,6 +157,68 @@ fn not_removed(why: impl std::fmt::Display) -> NotRemoved {
     NotRemoved(why.to_string())
 }
 
+/// A chain of a table: (family, table, chain).
+type ChainKey = (TableFamily, String, String);
+
+/// One change the kernel announced, as far as the known handles care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A rule was added; `target` is the chain it jumps or goes to.
+    RuleAdded {
+        chain: ChainKey,
+        handle: u64,
+        target: Option<String>,
+    },
+    RuleRemoved {
+        chain: ChainKey,
+        handle: u64,
+    },
+    /// A chain was added, removed or renamed: its known handles (if any)
+    /// are dropped.
+    ChainChanged(ChainKey),
+}
+
+impl Change {
+    /// The change an nf_tables notice announces, for the three xtables
+    /// families (other tables' changes name other chains anyway).
+    pub(crate) fn of(message: &nfnl::Received<'_>) -> Option<Change> {
+        let kind = message.nft_message()?;
+        let family = TableFamily::of_nfproto(message.family()?)?;
+        let attrs = message.attributes();
+        let table = attrs.find(RULE_TABLE).and_then(nfnl::string)?.to_owned();
+        match kind {
+            NFT_MSG_NEWRULE | NFT_MSG_DELRULE => {
+                let chain = attrs.find(RULE_CHAIN).and_then(nfnl::string)?.to_owned();
+                let handle = attrs.find(RULE_HANDLE).and_then(nfnl::be64)?;
+                let chain = (family, table, chain);
+                Some(if kind == NFT_MSG_NEWRULE {
+                    let target = jump_of(attrs).map(|(target, _)| target.to_owned());
+                    Change::RuleAdded {
+                        chain,
+                        handle,
+                        target,
+                    }
+                } else {
+                    Change::RuleRemoved { chain, handle }
+                })
+            }
+            NFT_MSG_NEWCHAIN | NFT_MSG_DELCHAIN => {
+                let name = attrs.find(CHAIN_NAME).and_then(nfnl::string)?.to_owned();
+                Some(Change::ChainChanged((family, table, name)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One of our tools' transactions as the kernel announced it.
+#[derive(Debug)]
+pub(crate) struct Transaction {
+    /// The generation it made.
+    pub generation: u32,
+    pub changes: Vec<Change>,
+}
+
 /// A hook chain's jumps: target chain → the rule's handle.
 type Jumps = HashMap<String, Handle>;
 
@@ -162,7 +234,7 @@ enum Handle {
 #[derive(Debug)]
 struct Known {
     generation: u32,
-    chains: HashMap<(TableFamily, String, String), Jumps>,
+    chains: HashMap<ChainKey, Jumps>,
 }
 
 /// A netlink socket of our own for removals, and the handles it read.
@@ -172,6 +244,8 @@ pub(crate) struct Remover {
     seq: u32,
     buf: Vec<u8>,
     known: Option<Known>,
+    /// How many hook chains were read (dumped) so far.
+    reads: usize,
 }
 
 impl Remover {
@@ -187,6 +261,7 @@ impl Remover {
             seq: 0,
             buf: vec![0; 64 << 10],
             known: None,
+            reads: 0,
         })
     }
 
@@ -202,10 +277,20 @@ impl Remover {
                     chains: HashMap::new(),
                 });
             }
-            if !self.read_hooks(removal, generation)? {
+            let read = self.read_hooks(removal, generation)?;
+            if read == Read::Moved {
                 continue;
             }
-            let batch = self.batch(removal, generation)?;
+            let batch = match self.batch(removal, generation) {
+                Ok(batch) => batch,
+                // Known from earlier, not read now: a jump the handles
+                // did not follow (a renamed target); read them now.
+                Err(_) if read == Read::Kept => {
+                    self.forget_hooks(removal);
+                    continue;
+                }
+                Err(why) => return Err(why),
+            };
             match self.commit(batch, removal.steps.len()) {
                 Ok(()) => {
                     self.committed(removal, generation);
@@ -221,9 +306,8 @@ impl Remover {
         Err(not_removed("the tables kept changing while read"))
     }
 
-    /// Reads the hook chains the known handles lack; false if the
-    /// generation moved on meanwhile.
-    fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<bool, NotRemoved> {
+    /// Reads the hook chains the known handles lack.
+    fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<Read, NotRemoved> {
         let mut read = false;
         for chain in removal.hook_chains() {
             let key = (removal.family, removal.table.clone(), chain.to_owned());
@@ -240,9 +324,27 @@ impl Remover {
             if let Some(known) = &mut self.known {
                 known.chains.insert(key, jumps);
             }
+            self.reads += 1;
             read = true;
         }
-        Ok(!read || self.generation().map_err(not_removed)? == generation)
+        Ok(if !read {
+            Read::Kept
+        } else if self.generation().map_err(not_removed)? == generation {
+            Read::Now
+        } else {
+            Read::Moved
+        })
+    }
+
+    /// Drops the known handles of the removal's hook chains.
+    fn forget_hooks(&mut self, removal: &Removal) {
+        if let Some(known) = &mut self.known {
+            for chain in removal.hook_chains() {
+                known
+                    .chains
+                    .remove(&(removal.family, removal.table.clone(), chain.to_owned()));
+            }
+        }
     }
 
     /// The batch: begin (naming the generation), the steps, end.
@@ -323,6 +425,56 @@ impl Remover {
                     known.chains.remove(&key);
                 }
                 RemovalStep::Flush(_) => {}
+            }
+        }
+    }
+
+    /// How many hook chains were read so far.
+    pub fn reads(&self) -> usize {
+        self.reads
+    }
+
+    /// Follows one of our tools' transactions (a create's) in the known
+    /// handles, when it is the one commit since they were known: the new
+    /// hook rules' handles are then known without reading the chains.
+    /// Anything else between (or a change it cannot follow) makes the
+    /// next removal read them again.
+    pub fn learn(&mut self, transaction: Transaction) {
+        let Some(known) = &mut self.known else { return };
+        if known.generation.wrapping_add(1) != transaction.generation {
+            self.known = None;
+            return;
+        }
+        known.generation = transaction.generation;
+        for change in transaction.changes {
+            match change {
+                Change::RuleAdded {
+                    chain,
+                    handle,
+                    target,
+                } => {
+                    if let (Some(jumps), Some(target)) = (known.chains.get_mut(&chain), target) {
+                        jumps
+                            .entry(target)
+                            .and_modify(|h| *h = Handle::Several)
+                            .or_insert(Handle::One(handle));
+                    }
+                }
+                Change::RuleRemoved { chain, handle } => {
+                    let Some(jumps) = known.chains.get_mut(&chain) else {
+                        continue;
+                    };
+                    let before = jumps.len();
+                    jumps.retain(|_, h| *h != Handle::One(handle));
+                    // Not one of the jumps known by a single handle: one
+                    // of several, or not known at all; read again.
+                    if jumps.len() == before && jumps.values().any(|h| *h == Handle::Several) {
+                        known.chains.remove(&chain);
+                    }
+                }
+                Change::ChainChanged(chain) => {
+                    known.chains.remove(&chain);
+                }
             }
         }
     }
@@ -471,6 +623,17 @@ impl AsFd for Remover {
     }
 }
 
+/// How the hook chains' handles came to be known for a removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// All known from earlier operations.
+    Kept,
+    /// Some read just now, at the generation the removal names.
+    Now,
+    /// Read, but the generation moved on meanwhile.
+    Moved,
+}
+
 enum Commit {
     /// The generation moved on: nothing was done, read again.
     Stale,
@@ -570,6 +733,114 @@ mod tests {
         assert_eq!(
             jump_of(message.attributes()),
             Some(("libvirt-I-vnet4", 9088))
+        );
+    }
+
+    fn prerouting() -> ChainKey {
+        (TableFamily::Bridge, "nat".into(), "PREROUTING".into())
+    }
+
+    fn remover_knowing(generation: u32, jumps: &[(&str, Handle)]) -> Remover {
+        let mut remover = Remover::open().unwrap();
+        let jumps = jumps.iter().map(|(t, h)| (t.to_string(), *h)).collect();
+        remover.known = Some(Known {
+            generation,
+            chains: HashMap::from([(prerouting(), jumps)]),
+        });
+        remover
+    }
+
+    fn jumps_of(remover: &Remover) -> Option<(u32, Jumps)> {
+        let known = remover.known.as_ref()?;
+        Some((known.generation, known.chains.get(&prerouting())?.clone()))
+    }
+
+    #[test]
+    fn our_next_commit_is_followed_in_the_known_handles() {
+        let mut remover = remover_knowing(5, &[("libvirt-I-vnet0", Handle::One(10))]);
+        remover.learn(Transaction {
+            generation: 6,
+            changes: vec![
+                Change::RuleAdded {
+                    chain: prerouting(),
+                    handle: 11,
+                    target: Some("libvirt-I-vnet1".into()),
+                },
+                Change::RuleRemoved {
+                    chain: prerouting(),
+                    handle: 10,
+                },
+                // Another chain's rule: not a hook chain known here.
+                Change::RuleAdded {
+                    chain: (TableFamily::Bridge, "nat".into(), "libvirt-I-vnet1".into()),
+                    handle: 12,
+                    target: Some("I-vnet1-mac".into()),
+                },
+            ],
+        });
+        let (generation, jumps) = jumps_of(&remover).unwrap();
+        assert_eq!(generation, 6);
+        assert_eq!(
+            jumps,
+            Jumps::from([("libvirt-I-vnet1".into(), Handle::One(11))])
+        );
+    }
+
+    #[test]
+    fn a_commit_in_between_or_a_changed_hook_chain_forgets_the_handles() {
+        let mut remover = remover_knowing(5, &[("libvirt-I-vnet0", Handle::One(10))]);
+        // Generation 6 was someone else's.
+        remover.learn(Transaction {
+            generation: 7,
+            changes: Vec::new(),
+        });
+        assert!(remover.known.is_none());
+
+        let mut remover = remover_knowing(5, &[("libvirt-I-vnet0", Handle::One(10))]);
+        remover.learn(Transaction {
+            generation: 6,
+            changes: vec![Change::ChainChanged(prerouting())],
+        });
+        assert_eq!(jumps_of(&remover), None);
+
+        // One of two rules jumping to the same chain went: which one is
+        // not known, so the chain is read again.
+        let mut remover = remover_knowing(5, &[("libvirt-I-vnet0", Handle::Several)]);
+        remover.learn(Transaction {
+            generation: 6,
+            changes: vec![Change::RuleRemoved {
+                chain: prerouting(),
+                handle: 10,
+            }],
+        });
+        assert_eq!(jumps_of(&remover), None);
+    }
+
+    #[test]
+    fn rule_and_chain_notices_read_as_changes() {
+        let data = dumped_rule(9088, "libvirt-I-vnet4");
+        let message = nfnl::messages(&data).next().unwrap();
+        assert_eq!(
+            Change::of(&message),
+            Some(Change::RuleAdded {
+                chain: prerouting(),
+                handle: 9088,
+                target: Some("libvirt-I-vnet4".into()),
+            })
+        );
+        let mut out = Outgoing::default();
+        out.message((nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_DELCHAIN, 0, 1, 2, 0);
+        out.string(CHAIN_TABLE, "filter");
+        out.string(CHAIN_NAME, "libvirt-in");
+        let data = out.finish();
+        let message = nfnl::messages(&data).next().unwrap();
+        assert_eq!(
+            Change::of(&message),
+            Some(Change::ChainChanged((
+                TableFamily::Ipv4,
+                "filter".into(),
+                "libvirt-in".into()
+            )))
         );
     }
 }

@@ -11,8 +11,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
-use crate::commit_watch::{collect, WatchPool};
-use crate::nft_removal::{Removal, Remover};
+use crate::commit_watch::{collect, CommitWatch, WatchPool};
+use crate::nft_removal::{Removal, Remover, Transaction};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
 use crate::started::Started;
@@ -214,6 +214,16 @@ impl ProcessRunner {
         self
     }
 
+    /// How many times a removal by handle read a hook chain's rules (the
+    /// handles are otherwise kept, and followed through our own commits).
+    pub fn hook_chain_reads(&self) -> usize {
+        let Some(remover) = &self.remover else {
+            return 0;
+        };
+        let remover = remover.lock().unwrap_or_else(|e| e.into_inner());
+        remover.as_ref().map_or(0, Remover::reads)
+    }
+
     /// How many processes this runner has started so far (standbys too).
     pub fn process_starts(&self) -> usize {
         self.starts.load(Ordering::Relaxed)
@@ -268,8 +278,22 @@ impl ProcessRunner {
             Some(pool) if cmd.one_transaction && small && self.netns.is_none() => pool.join(),
             _ => None,
         };
-        let watch = joined.as_mut().and_then(|j| j.watch());
-        collect(child, cmd.stdin.as_deref(), watch)
+        let mut watch = joined.as_mut().and_then(|j| j.watch());
+        let output = collect(child, cmd.stdin.as_deref(), watch.as_deref_mut());
+        // A create's new hook rules: their handles, for a later removal.
+        if let Some(transaction) = watch.and_then(CommitWatch::take_committed) {
+            self.learn(transaction);
+        }
+        output
+    }
+
+    /// Follows our tool's `transaction` in the handles kept for removals.
+    fn learn(&self, transaction: Transaction) {
+        let Some(remover) = &self.remover else { return };
+        let mut remover = remover.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(remover) = remover.as_mut() {
+            remover.learn(transaction);
+        }
     }
 
     /// Runs `cmd` in the process waiting for it (or a new one), then
