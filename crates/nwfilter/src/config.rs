@@ -209,6 +209,10 @@ impl HostConfig {
     /// to exit, which after a removal waits for the kernel's RCU grace
     /// period (10–20 ms of a binding-delete; the notice sockets stay open,
     /// closing one waits the same way). Failures still come from the tool.
+    /// And on xtables, removes a port's chains itself, deleting its hook
+    /// rules by their kernel handles (kept while no one else commits)
+    /// where the restore tools decode every hook rule to find them; what
+    /// it cannot do that way goes through the tool as before.
     pub fn tools_on_standby(mut self) -> HostConfig {
         self.standby = true;
         self
