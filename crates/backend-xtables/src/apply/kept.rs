@@ -72,18 +72,10 @@ fn play(table: &mut Table, batch: Batch) -> Option<()> {
     let mut steps = steps.into_iter().peekable();
     while let Some(step) = steps.next() {
         let Step::Append(chain, rule) = step else {
-            match &step {
-                Step::Insert(chain, _, _) => grown.push(chain.clone()),
-                Step::DeleteChain(chain) => {
-                    let (name, _) = table.rules.remove_entry(chain.as_str())?;
-                    deleted.push(name);
-                    continue;
-                }
-                // A rename looks the name up in the list: bring it up to date.
-                Step::Rename(..) => forget_names(table, &mut deleted),
-                _ => {}
+            if let Step::Insert(chain, _, _) = &step {
+                grown.push(chain.clone());
             }
-            play_step(table, step)?;
+            play_step(table, step, &mut deleted)?;
             continue;
         };
         // A chain's rules are appended one after the other: one look-up
@@ -114,7 +106,9 @@ fn forget_names(table: &mut Table, deleted: &mut Vec<Arc<str>>) {
     }
 }
 
-fn play_step(table: &mut Table, step: Step) -> Option<()> {
+/// Plays one step; a deleted chain's name joins `deleted`, to leave the
+/// list of names with the others (see [`forget_names`]).
+fn play_step(table: &mut Table, step: Step, deleted: &mut Vec<Arc<str>>) -> Option<()> {
     match step {
         Step::Append(chain, rule) => rules_or_builtin(table, &chain).push(rule),
         Step::Insert(chain, position, rule) => {
@@ -129,9 +123,13 @@ fn play_step(table: &mut Table, step: Step) -> Option<()> {
         Step::Flush(chain) => table.rules.get_mut(chain.as_str())?.clear(),
         Step::DeleteChain(chain) => {
             let (name, _) = table.rules.remove_entry(chain.as_str())?;
-            forget_names(table, &mut vec![name]);
+            deleted.push(name);
         }
-        Step::Rename(from, to) => rename(table, &from, &to)?,
+        // A rename looks the name up in the list: bring it up to date.
+        Step::Rename(from, to) => {
+            forget_names(table, deleted);
+            rename(table, &from, &to)?
+        }
     }
     Some(())
 }
