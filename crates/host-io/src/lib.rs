@@ -32,7 +32,7 @@ pub use command::{Command, OnError, Tool};
 pub use dry_run::DryRun;
 pub use gated::{Gate, GatedRunner};
 pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
-pub use nft_removal::{NotRemoved, Removal, RemovalStep, TableFamily};
+pub use nft_removal::{Removal, RemovalStep, TableFamily};
 pub use quote::{shell_line, shell_quote};
 pub use record::RecordingRunner;
 pub use run::{spawned_recently, Output, ProcessRunner, RunError, Runner};

@@ -134,6 +134,11 @@ impl Removal {
         })
     }
 
+    /// The key of one of its table's chains.
+    fn key(&self, chain: &str) -> ChainKey {
+        (self.family, self.table.clone(), chain.to_owned())
+    }
+
     /// The chains holding rules to unhook, each once.
     fn hook_chains(&self) -> Vec<&str> {
         let mut chains: Vec<&str> = Vec::new();
@@ -221,6 +226,14 @@ pub(crate) struct Transaction {
 
 /// A hook chain's jumps: target chain → the rule's handle.
 type Jumps = HashMap<String, Handle>;
+
+/// Notes that the rule `handle` jumps to `target`.
+fn add_jump(jumps: &mut Jumps, target: String, handle: u64) {
+    jumps
+        .entry(target)
+        .and_modify(|h| *h = Handle::Several)
+        .or_insert(Handle::One(handle));
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Handle {
@@ -310,7 +323,7 @@ impl Remover {
     fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<Read, NotRemoved> {
         let mut read = false;
         for chain in removal.hook_chains() {
-            let key = (removal.family, removal.table.clone(), chain.to_owned());
+            let key = removal.key(chain);
             if self
                 .known
                 .as_ref()
@@ -340,9 +353,7 @@ impl Remover {
     fn forget_hooks(&mut self, removal: &Removal) {
         if let Some(known) = &mut self.known {
             for chain in removal.hook_chains() {
-                known
-                    .chains
-                    .remove(&(removal.family, removal.table.clone(), chain.to_owned()));
+                known.chains.remove(&removal.key(chain));
             }
         }
     }
@@ -396,7 +407,7 @@ impl Remover {
     }
 
     fn handle(&self, removal: &Removal, chain: &str, target: &str) -> Result<u64, NotRemoved> {
-        let key = (removal.family, removal.table.clone(), chain.to_owned());
+        let key = removal.key(chain);
         let jumps = self.known.as_ref().and_then(|k| k.chains.get(&key));
         match jumps.and_then(|j| j.get(target)) {
             Some(Handle::One(handle)) => Ok(*handle),
@@ -415,13 +426,13 @@ impl Remover {
         for step in &removal.steps {
             match step {
                 RemovalStep::Unhook { chain, target } => {
-                    let key = (removal.family, removal.table.clone(), chain.clone());
+                    let key = removal.key(chain);
                     if let Some(jumps) = known.chains.get_mut(&key) {
                         jumps.remove(target);
                     }
                 }
                 RemovalStep::DeleteChain(chain) => {
-                    let key = (removal.family, removal.table.clone(), chain.clone());
+                    let key = removal.key(chain);
                     known.chains.remove(&key);
                 }
                 RemovalStep::Flush(_) => {}
@@ -454,10 +465,7 @@ impl Remover {
                     target,
                 } => {
                     if let (Some(jumps), Some(target)) = (known.chains.get_mut(&chain), target) {
-                        jumps
-                            .entry(target)
-                            .and_modify(|h| *h = Handle::Several)
-                            .or_insert(Handle::One(handle));
+                        add_jump(jumps, target, handle);
                     }
                 }
                 Change::RuleRemoved { chain, handle } => {
@@ -527,10 +535,7 @@ impl Remover {
             }
             if message.nft_message() == Some(NFT_MSG_NEWRULE) {
                 if let Some((target, handle)) = jump_of(message.attributes()) {
-                    jumps
-                        .entry(target.to_owned())
-                        .and_modify(|h| *h = Handle::Several)
-                        .or_insert(Handle::One(handle));
+                    add_jump(&mut jumps, target.to_owned(), handle);
                 }
             }
             Ok(false)
