@@ -345,18 +345,13 @@ impl Runner for ProcessRunner {
             return false;
         }
         let _span = tracing::debug_span!("removal by handle").entered();
-        let mut remover = remover.lock().unwrap_or_else(|e| e.into_inner());
-        if remover.is_none() {
-            match Remover::open() {
-                Ok(opened) => *remover = Some(opened),
-                Err(e) => {
-                    tracing::debug!("no removal by handle: {e}");
-                    return false;
-                }
+        let mut opened = remover.lock().unwrap_or_else(|e| e.into_inner());
+        let remover = match opened.take().map_or_else(Remover::open, Ok) {
+            Ok(remover) => opened.insert(remover),
+            Err(e) => {
+                tracing::debug!("no removal by handle: {e}");
+                return false;
             }
-        }
-        let Some(remover) = remover.as_mut() else {
-            return false;
         };
         // The kernel names the committing thread in its notice of the
         // commit: the daemon's rule check must know it for ours.
