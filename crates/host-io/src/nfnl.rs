@@ -21,6 +21,8 @@ const NFGENMSG: usize = 4;
 /// The type bits of an attribute (without `NLA_F_NESTED` and
 /// `NLA_F_NET_BYTEORDER`).
 const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The flag of an attribute holding attributes.
+const NLA_F_NESTED: u16 = 0x8000;
 
 /// Netlink's 4-byte alignment.
 pub(crate) fn pad(len: usize) -> usize {
@@ -164,6 +166,22 @@ impl Outgoing {
         self.data.resize(pad(self.data.len()), 0);
     }
 
+    /// Starts a nested attribute (`NLA_F_NESTED`): the attributes added
+    /// until [`Outgoing::end_nest`] of the returned mark are inside it.
+    pub fn begin_nest(&mut self, kind: u16) -> usize {
+        let at = self.data.len();
+        self.data.extend_from_slice(&0u16.to_ne_bytes());
+        self.data
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        at
+    }
+
+    /// Ends the nested attribute started at `at`: writes its length.
+    pub fn end_nest(&mut self, at: usize) {
+        let len = (self.data.len() - at) as u16;
+        self.data[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
     /// A NUL-terminated string attribute.
     pub fn string(&mut self, kind: u16, value: &str) {
         let mut bytes = Vec::with_capacity(value.len() + 1);
@@ -211,6 +229,26 @@ mod tests {
             Some("libvirt-I-vnet0")
         );
         assert_eq!(read[1].error_code(), None);
+    }
+
+    #[test]
+    fn nested_attributes_hold_what_was_added_inside_them() {
+        let mut out = Outgoing::default();
+        out.message((SUBSYS_NFTABLES << 8) | 12, F_REQUEST, 1, 7, 0);
+        out.string(1, "nwfilter");
+        let list = out.begin_nest(3);
+        let element = out.begin_nest(1);
+        out.attribute(1, &[1, 2, 3]);
+        out.end_nest(element);
+        out.end_nest(list);
+        out.string(2, "after");
+        let data = out.finish();
+        let read: Vec<Received> = messages(&data).collect();
+        let attrs = read[0].attributes();
+        let list = attrs.find(3).expect("the nest");
+        let element = Attributes(list).find(1).expect("inside the nest");
+        assert_eq!(Attributes(element).find(1), Some(&[1u8, 2, 3][..]));
+        assert_eq!(attrs.find(2).and_then(string), Some("after"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::nfnl::{self, Attributes, Outgoing};
+use crate::nft_elements::ElementChange;
 use crate::nft_events;
 
 const NFT_MSG_DELCHAIN: u16 = 5;
@@ -319,6 +320,39 @@ impl Remover {
         Err(not_removed("the tables kept changing while read"))
     }
 
+    /// Commits `change` as one transaction (`nft_elements`); an error
+    /// means nothing was changed, or for a lost answer that the caller's
+    /// tool must decide.
+    pub fn change_elements(&mut self, change: &ElementChange) -> Result<(), NotRemoved> {
+        let mut out = Outgoing::default();
+        out.message(
+            BATCH_BEGIN,
+            nfnl::F_REQUEST,
+            self.next_seq(),
+            0,
+            nfnl::SUBSYS_NFTABLES,
+        );
+        let mut seq = self.seq;
+        change
+            .messages(&mut out, || {
+                seq = seq.wrapping_add(1);
+                seq
+            })
+            .ok_or_else(|| not_removed("a key no set can hold"))?;
+        self.seq = seq;
+        out.message(
+            BATCH_END,
+            nfnl::F_REQUEST,
+            self.next_seq(),
+            0,
+            nfnl::SUBSYS_NFTABLES,
+        );
+        self.commit(out, change.steps().len()).map_err(|e| match e {
+            Commit::Failed(why) => why,
+            Commit::Stale => not_removed("refused as stale"),
+        })
+    }
+
     /// Reads the hook chains the known handles lack.
     fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<Read, NotRemoved> {
         let mut read = false;
@@ -563,7 +597,7 @@ impl Remover {
         match (refused, read) {
             (Some(code), _) if -code == ERESTART => Err(Commit::Stale),
             (Some(code), _) => Err(Commit::Failed(not_removed(format!(
-                "the kernel refused the removal: {}",
+                "the kernel refused the transaction: {}",
                 errno(code)
             )))),
             (None, Ok(())) => Ok(()),

@@ -109,4 +109,11 @@ impl Runner for RecordingRunner {
             .as_ref()
             .is_some_and(|inner| inner.remove_by_handle(removal))
     }
+
+    /// As [`RecordingRunner::remove_by_handle`].
+    fn change_elements(&self, change: &crate::ElementChange) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.change_elements(change))
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{Command, OnError};
 use crate::commit_watch::{collect, CommitWatch, WatchPool};
+use crate::nft_elements::ElementChange;
 use crate::nft_removal::{Removal, Remover, Transaction};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
@@ -81,6 +82,15 @@ pub trait Runner {
         let _ = removal;
         false
     }
+
+    /// Commits `change` itself, as one transaction of set and map
+    /// elements (see `nft_elements`); false when it did not (nothing
+    /// changed): the caller then commits the same change through `nft`.
+    /// Only a runner [`ProcessRunner::removing_by_handle`] does.
+    fn change_elements(&self, change: &ElementChange) -> bool {
+        let _ = change;
+        false
+    }
 }
 
 /// A shared runner (e.g. one the caller keeps to inspect afterwards).
@@ -95,6 +105,10 @@ impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
 
     fn remove_by_handle(&self, removal: &Removal) -> bool {
         (**self).remove_by_handle(removal)
+    }
+
+    fn change_elements(&self, change: &ElementChange) -> bool {
+        (**self).change_elements(change)
     }
 }
 
@@ -207,8 +221,11 @@ impl ProcessRunner {
     /// their kernel handles: the restore tools delete them by their
     /// words, reading and decoding every rule of the hook chain, which
     /// grows with every other port (see `nft_removal.rs`). The handles
-    /// are read once and kept while no one else commits. Not with
-    /// [`ProcessRunner::in_netns`] (the tables are the tools' namespace's).
+    /// are read once and kept while no one else commits. On the same
+    /// netlink socket it also commits nftables changes made only of set
+    /// and map elements ([`Runner::change_elements`], `nft_elements.rs`).
+    /// Not with [`ProcessRunner::in_netns`] (the tables are the tools'
+    /// namespace's).
     pub fn removing_by_handle(mut self) -> ProcessRunner {
         self.remover = Some(Default::default());
         self
@@ -338,28 +355,45 @@ impl Runner for ProcessRunner {
     }
 
     fn remove_by_handle(&self, removal: &Removal) -> bool {
+        let _span = tracing::debug_span!("removal by handle").entered();
+        self.commit_by_netlink(|remover| remover.remove(removal))
+    }
+
+    fn change_elements(&self, change: &ElementChange) -> bool {
+        let _span = tracing::debug_span!("elements by netlink").entered();
+        self.commit_by_netlink(|remover| remover.change_elements(change))
+    }
+}
+
+impl ProcessRunner {
+    /// Runs `commit` on the netlink socket kept for our own transactions
+    /// (opened at the first); false when this runner makes none or it did
+    /// not commit (nothing changed: the caller's tool decides then).
+    fn commit_by_netlink(
+        &self,
+        commit: impl FnOnce(&mut Remover) -> Result<(), crate::nft_removal::NotRemoved>,
+    ) -> bool {
         let Some(remover) = &self.remover else {
             return false;
         };
         if self.netns.is_some() {
             return false;
         }
-        let _span = tracing::debug_span!("removal by handle").entered();
         let mut opened = remover.lock().unwrap_or_else(|e| e.into_inner());
         let remover = match opened.take().map_or_else(Remover::open, Ok) {
             Ok(remover) => opened.insert(remover),
             Err(e) => {
-                tracing::debug!("no removal by handle: {e}");
+                tracing::debug!("no netlink socket: {e}");
                 return false;
             }
         };
         // The kernel names the committing thread in its notice of the
         // commit: the daemon's rule check must know it for ours.
         remember_spawned(rustix::thread::gettid().as_raw_nonzero().get() as u32);
-        match remover.remove(removal) {
+        match commit(remover) {
             Ok(()) => true,
             Err(why) => {
-                tracing::debug!("removing through the tool: {why}");
+                tracing::debug!("committing through the tool: {why}");
                 false
             }
         }
