@@ -138,6 +138,7 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
             // against what the kernel has now.
             Err(ApplyError::Refused(_)) if may_be_stale => {
                 let mut fresh = self.read()?;
+                fresh.layouts = std::mem::take(&mut start.layouts);
                 let (batch, report) = plan(&mut fresh)?;
                 self.commit(&batch)?;
                 *state = Some(fresh);
@@ -162,6 +163,14 @@ impl<'r, R: Runner + ?Sized> Applier<'r, R> {
     fn commit(&self, batch: &Batch) -> Result<(), ApplyError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        // Elements only (most creates and deletes beside other ports):
+        // by the runner's own netlink socket when it has one; otherwise,
+        // or when it did not commit, `nft` decides and reports.
+        if let Some(change) = batch.element_change() {
+            if self.runner.change_elements(&change) {
+                return Ok(());
+            }
         }
         self.runner
             .run(&transaction(batch))
@@ -209,6 +218,7 @@ pub fn plan_apply(
     for change in changes {
         let rules = change.ruleset;
         let port = rules.port.as_str();
+        state.layouts.learn(&rules.sets);
         let old = state.ports.get(port).cloned().unwrap_or_default();
         let tag = match (rules.needs_tag(), old.tag) {
             (false, _) => None,
@@ -228,7 +238,7 @@ pub fn plan_apply(
                 .templates
                 .insert(rules.template.clone(), template_objects(rules));
         }
-        ports.change_port(port, &old, &want, &rules.own);
+        ports.change_port(port, &old, &want, &rules.own, &state.layouts);
         left.extend(old.templates().into_iter().map(str::to_owned));
         state.seen_tags.extend(tag);
         state.ports.insert(port.to_owned(), want);
@@ -249,7 +259,13 @@ pub fn plan_remove(state: &mut KernelState, ports: &[IfName]) -> (Batch, Report)
         match state.ports.remove(port.as_str()) {
             Some(old) if !old.is_empty() => {
                 report.changed.push(port.clone());
-                batch.change_port(port.as_str(), &old, &PortObjects::default(), &[]);
+                batch.change_port(
+                    port.as_str(),
+                    &old,
+                    &PortObjects::default(),
+                    &[],
+                    &state.layouts,
+                );
                 left.extend(old.templates().into_iter().map(str::to_owned));
             }
             _ => report.unchanged.push(port.clone()),

@@ -14,6 +14,9 @@ use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, Rule, T
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use serde_json::{json, Value};
 
+use host_io::{ElementChange, ElementStep};
+
+use crate::elements::{port_key, step, SetLayouts};
 use crate::names::{Table, TABLE};
 use crate::term::{Operand, Term};
 
@@ -27,6 +30,9 @@ pub struct Cmd {
     /// nft's JSON cannot say this ([`Batch::set_typeof`]): `json` only
     /// names the object, for planning.
     pub text_only: bool,
+    /// Set or map elements only: the same as netlink steps, when every
+    /// key's layout is known ([`crate::elements`]).
+    pub netlink: Option<Vec<ElementStep>>,
 }
 
 /// Commands applied together.
@@ -45,6 +51,16 @@ impl Batch {
         self.cmds.iter().map(|c| format!("{}\n", c.text)).collect()
     }
 
+    /// The batch as one netlink transaction of elements, when it is made
+    /// of nothing else and every key's layout is known.
+    pub fn element_change(&self) -> Option<ElementChange> {
+        let mut steps = Vec::new();
+        for cmd in &self.cmds {
+            steps.extend(cmd.netlink.as_ref()?.iter().cloned());
+        }
+        ElementChange::new(steps)
+    }
+
     /// The batch as libnftables JSON; `None` when a command has no JSON
     /// spelling (a set declared by `typeof`).
     pub fn json(&self) -> Option<Value> {
@@ -59,6 +75,7 @@ impl Batch {
             text,
             json,
             text_only: false,
+            netlink: None,
         });
     }
 
@@ -187,11 +204,31 @@ impl Batch {
 
     /// `create element` (`value` present: a map element).
     pub fn add_element(&mut self, table: Table, map: &str, key: Operand, value: Operand) {
-        self.element(true, table, map, vec![key], Some(value));
+        self.element(true, table, map, vec![key], Some(value), None);
     }
 
     pub fn delete_element(&mut self, table: Table, map: &str, key: Operand) {
-        self.element(false, table, map, vec![key], None);
+        self.element(false, table, map, vec![key], None, None);
+    }
+
+    /// `create element` of a verdict map: the port key (a port's name or
+    /// a mark, as [`mark_key`] spells it) jumps to `chain`.
+    pub(crate) fn add_jump(&mut self, table: Table, map: &str, key: &str, chain: &str) {
+        let steps = port_key(key).map(|k| vec![step(true, table, map, vec![k], Some(chain))]);
+        self.element(
+            true,
+            table,
+            map,
+            vec![key_operand(key)],
+            Some(crate::layout::jump(chain)),
+            steps,
+        );
+    }
+
+    /// `delete element` of the map element with this port key.
+    pub(crate) fn delete_keyed(&mut self, table: Table, map: &str, key: &str) {
+        let steps = port_key(key).map(|k| vec![step(false, table, map, vec![k], None)]);
+        self.element(false, table, map, vec![key_operand(key)], None, steps);
     }
 
     fn element(
@@ -201,6 +238,7 @@ impl Batch {
         map: &str,
         keys: Vec<Operand>,
         value: Option<Operand>,
+        netlink: Option<Vec<ElementStep>>,
     ) {
         // `create`, not `add`: an element already there (a stale state
         // planned this) makes the kernel refuse the transaction instead of
@@ -236,6 +274,9 @@ impl Batch {
                 NfCmd::Delete(object)
             },
         );
+        if let Some(cmd) = self.cmds.last_mut() {
+            cmd.netlink = netlink;
+        }
     }
 
     /// Merges each set's or map's `create element` commands into its last
@@ -299,6 +340,7 @@ impl Batch {
             text: format!("add set {family} {TABLE} {name} {{ typeof {key}; }}"),
             json: json!({"add": {"set": {"family": family, "table": TABLE, "name": name}}}),
             text_only: true,
+            netlink: None,
         });
     }
 
@@ -320,10 +362,18 @@ impl Batch {
 
     /// Adds or removes set elements: each tuple's first part is the port
     /// key (a port name, or a mark as [`mark_key`] spells it).
-    pub fn set_elements(&mut self, add: bool, table: Table, set: &str, tuples: &[Vec<String>]) {
+    pub fn set_elements(
+        &mut self,
+        add: bool,
+        table: Table,
+        set: &str,
+        tuples: &[Vec<String>],
+        layouts: &SetLayouts,
+    ) {
         if tuples.is_empty() {
             return;
         }
+        let steps = layouts.steps(add, table, set, tuples);
         let keys = tuples
             .iter()
             .map(|t| {
@@ -332,7 +382,7 @@ impl Batch {
                 Operand::concat(parts)
             })
             .collect();
-        self.element(add, table, set, keys, None);
+        self.element(add, table, set, keys, None, steps);
     }
 }
 
@@ -386,6 +436,10 @@ fn prepend_elements(later: &mut Cmd, earlier: &Cmd) {
     {
         elems.splice(0..0, before);
     }
+    later.netlink = match (earlier.netlink.as_ref(), later.netlink.take()) {
+        (Some(first), Some(then)) => Some(first.iter().cloned().chain(then).collect()),
+        _ => None,
+    };
 }
 
 /// The text a mark port key has in element tuples: `:` and the decimal

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::batch::mark_key;
+use crate::elements::SetLayouts;
 use crate::layout::Skeleton;
 use crate::names::{is_nft_identifier, own_chain_port, tag_chain_port, template_of, Table, TABLE};
 use crate::small::{VecMap, VecSet};
@@ -33,6 +34,9 @@ pub struct KernelState {
     /// The skeleton as it is: base chains with their number of rules, and
     /// the dispatch maps (see [`crate::layout::Skeleton`]).
     pub skeleton: Skeleton,
+    /// How the template sets' keys are laid out, as far as our plans
+    /// told (not in the listing; never compared).
+    pub layouts: SetLayouts,
 }
 
 /// A template's chains and sets.

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod elements;
 mod error;
 mod inline;
 mod ip_in_bridge;

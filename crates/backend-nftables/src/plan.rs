@@ -2,9 +2,10 @@
 //! ([`desired`]) against what it has, as the commands between them; a
 //! template's sets and chains added or deleted.
 
-use crate::batch::{key_operand, mark_key, Batch};
+use crate::batch::{mark_key, Batch};
+use crate::elements::SetLayouts;
 use crate::kernel::{PortObjects, TemplateObjects};
-use crate::layout::{in_tag, jump, set_out_tag};
+use crate::layout::{in_tag, set_out_tag};
 use crate::names::{self, Role, Table};
 use crate::render::{Chain as PortChain, PortKey, PortRuleset};
 use crate::small::VecSet;
@@ -74,23 +75,24 @@ impl Batch {
         old: &PortObjects,
         want: &PortObjects,
         own: &[PortChain],
+        layouts: &SetLayouts,
     ) {
         let quoted = || Operand::quoted(port);
         let retag = old.tag != want.tag;
         for (key, entry) in &old.dispatch {
             if want.dispatch.get(key) != Some(entry) {
-                self.delete_element(key.0, &key.1, key_operand(&entry.0));
+                self.delete_keyed(key.0, &key.1, &entry.0);
             }
         }
         for ((table, set), tuples) in &old.elements {
             let gone = not_in(tuples, want.elements.get(&(*table, set.clone())));
-            self.set_elements(false, *table, set, &gone);
+            self.set_elements(false, *table, set, &gone, layouts);
         }
         if old.tag.is_some() && retag {
-            self.delete_element(Table::Bridge, "in-tag", quoted());
+            self.delete_keyed(Table::Bridge, "in-tag", port);
         }
         if old.out_tag && (retag || !want.out_tag) {
-            self.delete_element(Table::Bridge, "out-tag", quoted());
+            self.delete_keyed(Table::Bridge, "out-tag", port);
         }
         let name = names::tag_chain(port);
         if old.tag_chain && (retag || !want.tag_chain) {
@@ -119,18 +121,18 @@ impl Batch {
                 self.add_element(Table::Bridge, "in-tag", quoted(), in_tag(tag));
             }
             if !old.out_tag || retag {
-                self.add_element(Table::Bridge, "out-tag", quoted(), jump(&name));
+                self.add_jump(Table::Bridge, "out-tag", port, &name);
             }
         }
         for ((table, set), tuples) in &want.elements {
             let new = not_in(tuples, old.elements.get(&(*table, set.clone())));
-            self.set_elements(true, *table, set, &new);
+            self.set_elements(true, *table, set, &new, layouts);
         }
         // Dispatch last: a port is led into its template once its values
         // are there (in one transaction that order is for the reader).
         for (key, entry) in &want.dispatch {
             if old.dispatch.get(key) != Some(entry) {
-                self.add_element(key.0, &key.1, key_operand(&entry.0), jump(&entry.1));
+                self.add_jump(key.0, &key.1, &entry.0, &entry.1);
             }
         }
     }
@@ -227,6 +229,7 @@ pub fn instantiate(rules: &PortRuleset) -> Batch {
         &PortObjects::default(),
         &desired(rules, Some(1)),
         &rules.own,
+        &SetLayouts::default(),
     );
     batch
 }
