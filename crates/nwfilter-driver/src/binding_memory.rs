@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use nwfilter_model::{Binding, FilterName, IfName, MacAddr6, Owner, Params, Uuid};
 
 use crate::error::Error;
+use crate::bindings::BindingSummary;
 use crate::listing::{stray_reports, Listing};
 
 /// The memory of one state directory, shared by the store's clones.
@@ -101,6 +102,22 @@ impl Files {
         for kept in self.objects.values() {
             match kept {
                 Ok(packed) => listing.items.push(packed.unpack()),
+                Err(e) => listing.skipped.push(duplicate(e)),
+            }
+        }
+        listing
+    }
+
+    /// As [`Files::listing`], each binding summed up: what a listing of
+    /// them shows, without rebuilding its parameters.
+    pub(crate) fn summaries(&self) -> Listing<BindingSummary> {
+        let mut listing = Listing {
+            items: Vec::with_capacity(self.objects.len()),
+            skipped: stray_reports(self.stray.clone()).collect(),
+        };
+        for kept in self.objects.values() {
+            match kept {
+                Ok(packed) => listing.items.push(packed.summary()),
                 Err(e) => listing.skipped.push(duplicate(e)),
             }
         }
@@ -186,6 +203,24 @@ impl Packed {
             owner: binding.owner.uuid,
             filter: binding.filterref.filter.clone(),
             text: text.into(),
+        }
+    }
+
+    fn summary(&self) -> BindingSummary {
+        match self {
+            Packed::Whole(binding) => BindingSummary::of(binding),
+            Packed::Text {
+                portdev,
+                owner,
+                filter,
+                text,
+                ..
+            } => BindingSummary {
+                portdev: portdev.clone(),
+                filter: filter.clone(),
+                owner_name: text.split(PARAM).next().unwrap_or_default().to_owned(),
+                owner_uuid: *owner,
+            },
         }
     }
 
@@ -282,6 +317,8 @@ mod tests {
         for original in cases {
             let packed = Packed::pack(&original);
             assert_eq!(packed.unpack(), original, "{packed:?}");
+            // The owner's name ends where the parameters begin.
+            assert_eq!(packed.summary(), BindingSummary::of(&original));
         }
         let odd = binding(&[("ODD", &["a\u{1f}b"])], None);
         assert!(matches!(Packed::pack(&odd), Packed::Whole(_)));

@@ -145,6 +145,16 @@ impl BindingStore {
         }
     }
 
+    /// As [`BindingStore::list`], each binding summed up (port, filter,
+    /// owner): from memory without rebuilding every binding's parameters
+    /// (`binding-list` at 1000 bindings, issue 22).
+    pub fn summaries(&self) -> Result<Listing<BindingSummary>, Error> {
+        match self.recall(Files::summaries)? {
+            Some(listing) => Ok(listing),
+            None => Ok(self.read_all()?.map(|b| BindingSummary::of(&b))),
+        }
+    }
+
     /// As [`BindingStore::list`], always reading the directory; a store
     /// [kept in memory](BindingStore::kept_in_memory) then remembers what
     /// it read (the daemon's start and `reload`).
@@ -176,10 +186,10 @@ impl BindingStore {
     /// Each binding's port and top filter: what
     /// [`crate::FilterStore::undefine`] needs to know.
     pub fn uses(&self) -> Result<Vec<BindingUse>, Error> {
-        Ok((self.list()?.items.into_iter())
+        Ok((self.summaries()?.items.into_iter())
             .map(|b| BindingUse {
                 portdev: b.portdev,
-                filter: b.filterref.filter,
+                filter: b.filter,
             })
             .collect())
     }
@@ -281,4 +291,24 @@ impl BindingStore {
 
 fn valid_port(portdev: &str) -> Result<IfName, Error> {
     IfName::new(portdev).map_err(|_| Error::NoSuchBinding(portdev.to_owned()))
+}
+
+/// What a listing of bindings shows of one ([`BindingStore::summaries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingSummary {
+    pub portdev: IfName,
+    pub filter: nwfilter_model::FilterName,
+    pub owner_name: String,
+    pub owner_uuid: nwfilter_model::Uuid,
+}
+
+impl BindingSummary {
+    pub fn of(binding: &Binding) -> BindingSummary {
+        BindingSummary {
+            portdev: binding.portdev.clone(),
+            filter: binding.filterref.filter.clone(),
+            owner_name: binding.owner.name.clone(),
+            owner_uuid: binding.owner.uuid,
+        }
+    }
 }

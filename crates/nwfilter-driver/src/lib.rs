@@ -31,7 +31,7 @@ mod source;
 pub use backend::{apply_once, Backend, Rendered, UnknownBackend};
 pub use settings::{choose_backend, Settings, SettingsError};
 
-pub use bindings::{BindingStore, DEFAULT_STATE_DIR};
+pub use bindings::{BindingStore, BindingSummary, DEFAULT_STATE_DIR};
 pub use error::Error;
 pub use filters::{
     BindingUse, Defined, FilterInfo, FilterStore, Origin, ParsedFilter, Proposed, Undefined,

@@ -145,12 +145,12 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
     /// closed): listed with the reason as their state, never left out.
     pub fn binding_list(&self) -> Result<Reply, nwfilter_driver::Error> {
         let engine = &self.engine;
-        let listing = engine.bindings().list()?;
+        let listing = engine.bindings().summaries()?;
         let networks = self.network_uuids();
         let mut bindings: Vec<BindingEntry> = (listing.items.into_iter())
             .map(|b| BindingEntry {
                 portdev: b.portdev.to_string(),
-                filter: b.filterref.filter.to_string(),
+                filter: b.filter.to_string(),
                 state: self.learning.as_ref().and_then(|l| l.state(&b.portdev)),
                 learned: (engine.learned_addrs(&b.portdev).unwrap_or_default().iter())
                     .map(ToString::to_string)
@@ -160,9 +160,9 @@ impl<R: Runner + Send + Sync + 'static> EngineService<R> {
                     )
                     .collect(),
                 owner: Some(OwnerEntry {
-                    name: b.owner.name.clone(),
-                    uuid: b.owner.uuid.hyphenated().to_string(),
-                    network: networks.contains(&b.owner.uuid),
+                    uuid: b.owner_uuid.hyphenated().to_string(),
+                    network: networks.contains(&b.owner_uuid),
+                    name: b.owner_name,
                 }),
             })
             .collect();
