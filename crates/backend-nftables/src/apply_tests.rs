@@ -432,3 +432,69 @@ fn an_element_is_never_moved_past_a_command_about_its_set() {
         ]
     );
 }
+
+/// A port created beside another of its template is elements only, and
+/// each has its netlink step (the runner may commit them itself); a
+/// batch with anything else, or of many ports merged, has none.
+#[test]
+fn a_port_beside_another_is_elements_only_as_netlink_steps() {
+    let (a, b) = (
+        clean_traffic("vnet0", 0, &["10.0.0.1"]),
+        clean_traffic("vnet1", 1, &["10.0.0.2"]),
+    );
+    let change = |ruleset| {
+        [Change {
+            ruleset,
+            recorded: None,
+        }]
+    };
+    let mut state = KernelState::default();
+    let (first, _) = plan_apply(&mut state, &change(&a)).unwrap();
+    assert_eq!(first.element_change(), None, "tables and chains: nft's");
+    let (beside, _) = plan_apply(&mut state, &change(&b)).unwrap();
+    let steps = beside
+        .element_change()
+        .expect("elements only")
+        .steps()
+        .to_vec();
+    let elements: usize = beside
+        .cmds
+        .iter()
+        .filter(|c| c.text.contains(" element "))
+        .count();
+    assert_eq!(steps.len(), elements, "{:#?}", beside.cmds);
+    assert!(steps.iter().all(|s| s.add));
+    let jumps: Vec<_> = steps.iter().filter_map(|s| s.jump.as_deref()).collect();
+    assert_eq!(
+        jumps,
+        [format!("I/{}", b.template), format!("O/{}", b.template)],
+        "the dispatch maps' elements, last"
+    );
+    let (gone, _) = plan_remove(&mut state, std::slice::from_ref(&b.port));
+    let removed = gone
+        .element_change()
+        .expect("elements only")
+        .steps()
+        .to_vec();
+    assert_eq!(removed.len(), steps.len());
+    assert!(removed.iter().all(|s| !s.add && s.jump.is_none()));
+
+    let mut fresh = KernelState::default();
+    let both = [
+        Change {
+            ruleset: &a,
+            recorded: None,
+        },
+        Change {
+            ruleset: &b,
+            recorded: None,
+        },
+    ];
+    plan_apply(
+        &mut fresh,
+        &change(&clean_traffic("vnet9", 9, &["10.0.0.9"])),
+    )
+    .unwrap();
+    let (merged, _) = plan_apply(&mut fresh, &both).unwrap();
+    assert_eq!(merged.element_change(), None, "merged: nft's");
+}

@@ -436,10 +436,10 @@ fn prepend_elements(later: &mut Cmd, earlier: &Cmd) {
     {
         elems.splice(0..0, before);
     }
-    later.netlink = match (earlier.netlink.as_ref(), later.netlink.take()) {
-        (Some(first), Some(then)) => Some(first.iter().cloned().chain(then).collect()),
-        _ => None,
-    };
+    // A merged batch is a restart's or a repair's, with chains and rules
+    // besides: `nft`'s. Carrying the steps along would copy them once
+    // per port and set.
+    later.netlink = None;
 }
 
 /// The text a mark port key has in element tuples: `:` and the decimal

@@ -28,8 +28,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use nwfilter_model::{Binding, FilterName, IfName, MacAddr6, Owner, Params, Uuid};
 
-use crate::error::Error;
 use crate::bindings::BindingSummary;
+use crate::error::Error;
 use crate::listing::{stray_reports, Listing};
 
 /// The memory of one state directory, shared by the store's clones.
