@@ -212,7 +212,10 @@ impl HostConfig {
     /// And on xtables, removes a port's chains itself, deleting its hook
     /// rules by their kernel handles (kept while no one else commits)
     /// where the restore tools decode every hook rule to find them; what
-    /// it cannot do that way goes through the tool as before.
+    /// it cannot do that way goes through the tool as before. On
+    /// nftables, a change made only of set and map elements (a port
+    /// beside others of its filter) is committed on the same netlink
+    /// socket without `nft`; a refusal goes through `nft`, which decides.
     pub fn tools_on_standby(mut self) -> HostConfig {
         self.standby = true;
         self
