@@ -21,6 +21,7 @@ mod nfnl;
 mod nft_elements;
 pub mod nft_events;
 mod nft_removal;
+mod nft_socket;
 mod quote;
 mod record;
 mod run;

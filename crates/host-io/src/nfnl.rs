@@ -1,7 +1,8 @@
 //! nfnetlink framing for nf_tables: the messages the kernel sends (split
 //! into their type, sequence number and attributes) and the ones we send
 //! it (built attribute by attribute). Shared by the commit notices
-//! (`nft_events`) and the removals by rule handle (`nft_removal`); it
+//! (`nft_events`) and our own transactions (`nft_socket`: the removals by
+//! rule handle, `nft_removal`, and set elements, `nft_elements`); it
 //! knows the wire format only, not what any message means.
 
 /// nfnetlink's nf_tables subsystem (`NFNL_SUBSYS_NFTABLES`), the high

@@ -20,6 +20,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::nfnl::{self, Outgoing};
+use crate::nft_socket::{not_committed, Commit, NftSocket, NotCommitted};
 
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
@@ -137,6 +138,21 @@ impl ElementChange {
 
     pub fn steps(&self) -> &[ElementStep] {
         &self.steps
+    }
+
+    /// Commits the change on `socket` as one transaction; an error means
+    /// nothing was changed, or for a lost answer that the caller's tool
+    /// must decide.
+    pub(crate) fn commit(&self, socket: &mut NftSocket) -> Result<(), NotCommitted> {
+        let mut out = Outgoing::default();
+        socket.begin_batch(&mut out, None);
+        self.messages(&mut out, || socket.next_seq())
+            .ok_or_else(|| not_committed("a key no set can hold"))?;
+        socket.end_batch(&mut out);
+        socket.commit(out, self.steps.len()).map_err(|e| match e {
+            Commit::Failed(why) => why,
+            Commit::Stale => not_committed("refused as stale"),
+        })
     }
 
     /// Appends one message per step to `out`, each numbered by `seq` and

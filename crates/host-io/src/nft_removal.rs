@@ -24,25 +24,15 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsFd;
-
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::nfnl::{self, Attributes, Outgoing};
-use crate::nft_elements::ElementChange;
-use crate::nft_events;
+use crate::nft_socket::{errno, not_committed, Commit, NftSocket, NotCommitted};
 
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
-const NFT_MSG_GETGEN: u16 = 16;
-/// `NFNL_MSG_BATCH_BEGIN` / `_END` and the begin's `NFNL_BATCH_GENID`.
-const BATCH_BEGIN: u16 = 16;
-const BATCH_END: u16 = 17;
-const BATCH_GENID: u16 = 1;
 /// `NFTA_RULE_*`, `NFTA_CHAIN_*`.
 const RULE_TABLE: u16 = 1;
 const RULE_CHAIN: u16 = 2;
@@ -58,14 +48,6 @@ const EXPR_DATA: u16 = 2;
 const IMMEDIATE_DATA: u16 = 2;
 const DATA_VERDICT: u16 = 2;
 const VERDICT_CHAIN: u16 = 2;
-/// The generation named in the batch is not the kernel's.
-const ERESTART: i32 = 85;
-/// How long the kernel may take to answer (it answers as it handles the
-/// request: this bounds a lost answer, not a normal one).
-const ANSWER_WITHIN: Timespec = Timespec {
-    tv_sec: 2,
-    tv_nsec: 0,
-};
 
 /// The kernel family of an xtables-nft table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,15 +134,6 @@ impl Removal {
         }
         chains
     }
-}
-
-/// Why a removal was not committed (nothing changed).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotRemoved(String);
-
-fn not_removed(why: impl std::fmt::Display) -> NotRemoved {
-    NotRemoved(why.to_string())
 }
 
 /// A chain of a table: (family, table, chain).
@@ -251,12 +224,12 @@ struct Known {
     chains: HashMap<ChainKey, Jumps>,
 }
 
-/// A netlink socket of our own for removals, and the handles it read.
+/// Removals by rule handle: the socket our own transactions go through
+/// (lent to the element changes, [`Remover::socket`]) and the hook
+/// chains' handles it read.
 #[derive(Debug)]
 pub(crate) struct Remover {
-    socket: Socket,
-    seq: u32,
-    buf: Vec<u8>,
+    socket: NftSocket,
     known: Option<Known>,
     /// How many hook chains were read (dumped) so far.
     reads: usize,
@@ -265,26 +238,24 @@ pub(crate) struct Remover {
 impl Remover {
     /// Needs `CAP_NET_ADMIN` for anything but reading.
     pub fn open() -> io::Result<Remover> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind_auto()?;
-        socket.set_non_blocking(true)?;
-        // Failures come back without the message they answer.
-        let _ = socket.set_cap_ack(true);
         Ok(Remover {
-            socket,
-            seq: 0,
-            buf: vec![0; 64 << 10],
+            socket: NftSocket::open()?,
             known: None,
             reads: 0,
         })
     }
 
+    /// Its socket, for our other transactions (`nft_elements`).
+    pub fn socket(&mut self) -> &mut NftSocket {
+        &mut self.socket
+    }
+
     /// Commits `removal` as one transaction; an error means nothing was
     /// changed (or, for a lost answer, that the restore text must decide).
-    pub fn remove(&mut self, removal: &Removal) -> Result<(), NotRemoved> {
+    pub fn remove(&mut self, removal: &Removal) -> Result<(), NotCommitted> {
         // A generation moved on between reading and committing: once more.
         for _ in 0..3 {
-            let generation = self.generation().map_err(not_removed)?;
+            let generation = self.socket.generation().map_err(not_committed)?;
             if self.known.as_ref().map(|k| k.generation) != Some(generation) {
                 self.known = Some(Known {
                     generation,
@@ -305,7 +276,7 @@ impl Remover {
                 }
                 Err(why) => return Err(why),
             };
-            match self.commit(batch, removal.steps.len()) {
+            match self.socket.commit(batch, removal.steps.len()) {
                 Ok(()) => {
                     self.committed(removal, generation);
                     return Ok(());
@@ -317,44 +288,11 @@ impl Remover {
                 }
             }
         }
-        Err(not_removed("the tables kept changing while read"))
-    }
-
-    /// Commits `change` as one transaction (`nft_elements`); an error
-    /// means nothing was changed, or for a lost answer that the caller's
-    /// tool must decide.
-    pub fn change_elements(&mut self, change: &ElementChange) -> Result<(), NotRemoved> {
-        let mut out = Outgoing::default();
-        out.message(
-            BATCH_BEGIN,
-            nfnl::F_REQUEST,
-            self.next_seq(),
-            0,
-            nfnl::SUBSYS_NFTABLES,
-        );
-        let mut seq = self.seq;
-        change
-            .messages(&mut out, || {
-                seq = seq.wrapping_add(1);
-                seq
-            })
-            .ok_or_else(|| not_removed("a key no set can hold"))?;
-        self.seq = seq;
-        out.message(
-            BATCH_END,
-            nfnl::F_REQUEST,
-            self.next_seq(),
-            0,
-            nfnl::SUBSYS_NFTABLES,
-        );
-        self.commit(out, change.steps().len()).map_err(|e| match e {
-            Commit::Failed(why) => why,
-            Commit::Stale => not_removed("refused as stale"),
-        })
+        Err(not_committed("the tables kept changing while read"))
     }
 
     /// Reads the hook chains the known handles lack.
-    fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<Read, NotRemoved> {
+    fn read_hooks(&mut self, removal: &Removal, generation: u32) -> Result<Read, NotCommitted> {
         let mut read = false;
         for chain in removal.hook_chains() {
             let key = removal.key(chain);
@@ -367,7 +305,7 @@ impl Remover {
             }
             let jumps = self
                 .jumps(removal.family, &removal.table, chain)
-                .map_err(|e| not_removed(format!("reading {chain}: {e}")))?;
+                .map_err(|e| not_committed(format!("reading {chain}: {e}")))?;
             if let Some(known) = &mut self.known {
                 known.chains.insert(key, jumps);
             }
@@ -376,7 +314,7 @@ impl Remover {
         }
         Ok(if !read {
             Read::Kept
-        } else if self.generation().map_err(not_removed)? == generation {
+        } else if self.socket.generation().map_err(not_committed)? == generation {
             Read::Now
         } else {
             Read::Moved
@@ -393,22 +331,15 @@ impl Remover {
     }
 
     /// The batch: begin (naming the generation), the steps, end.
-    fn batch(&mut self, removal: &Removal, generation: u32) -> Result<Outgoing, NotRemoved> {
+    fn batch(&mut self, removal: &Removal, generation: u32) -> Result<Outgoing, NotCommitted> {
         let nft = |msg: u16| (nfnl::SUBSYS_NFTABLES << 8) | msg;
         let family = removal.family.nfproto();
         let table = removal.table.as_str();
         let mut out = Outgoing::default();
-        out.message(
-            BATCH_BEGIN,
-            nfnl::F_REQUEST,
-            self.next_seq(),
-            0,
-            nfnl::SUBSYS_NFTABLES,
-        );
-        out.attribute(BATCH_GENID, &generation.to_be_bytes());
+        self.socket.begin_batch(&mut out, Some(generation));
         let ask = nfnl::F_REQUEST | nfnl::F_ACK;
         for step in &removal.steps {
-            let seq = self.next_seq();
+            let seq = self.socket.next_seq();
             match step {
                 RemovalStep::Unhook { chain, target } => {
                     let handle = self.handle(removal, chain, target)?;
@@ -430,25 +361,21 @@ impl Remover {
                 }
             }
         }
-        out.message(
-            BATCH_END,
-            nfnl::F_REQUEST,
-            self.next_seq(),
-            0,
-            nfnl::SUBSYS_NFTABLES,
-        );
+        self.socket.end_batch(&mut out);
         Ok(out)
     }
 
-    fn handle(&self, removal: &Removal, chain: &str, target: &str) -> Result<u64, NotRemoved> {
+    fn handle(&self, removal: &Removal, chain: &str, target: &str) -> Result<u64, NotCommitted> {
         let key = removal.key(chain);
         let jumps = self.known.as_ref().and_then(|k| k.chains.get(&key));
         match jumps.and_then(|j| j.get(target)) {
             Some(Handle::One(handle)) => Ok(*handle),
-            Some(Handle::Several) => Err(not_removed(format!(
+            Some(Handle::Several) => Err(not_committed(format!(
                 "more than one rule of {chain} jumps to {target}"
             ))),
-            None => Err(not_removed(format!("no rule of {chain} jumps to {target}"))),
+            None => Err(not_committed(format!(
+                "no rule of {chain} jumps to {target}"
+            ))),
         }
     }
 
@@ -521,32 +448,9 @@ impl Remover {
         }
     }
 
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    /// The kernel's current ruleset generation.
-    fn generation(&mut self) -> io::Result<u32> {
-        let seq = self.next_seq();
-        let mut out = Outgoing::default();
-        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
-        out.message(kind, nfnl::F_REQUEST, seq, 0, 0);
-        self.send(out)?;
-        let mut generation = None;
-        self.answers(seq, seq, |message| {
-            if let Some(code) = message.error_code() {
-                return Err(errno(code));
-            }
-            generation = nft_events::generation_of(&message);
-            Ok(generation.is_some())
-        })?;
-        generation.ok_or_else(|| io::Error::other("no generation in the answer"))
-    }
-
     /// Every rule of `chain` that jumps or goes to a chain, by target.
     fn jumps(&mut self, family: TableFamily, table: &str, chain: &str) -> io::Result<Jumps> {
-        let seq = self.next_seq();
+        let seq = self.socket.next_seq();
         let mut out = Outgoing::default();
         let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE;
         out.message(
@@ -558,9 +462,9 @@ impl Remover {
         );
         out.string(RULE_TABLE, table);
         out.string(RULE_CHAIN, chain);
-        self.send(out)?;
+        self.socket.send(out)?;
         let mut jumps = Jumps::new();
-        self.answers(seq, seq, |message| {
+        self.socket.answers(seq, seq, |message| {
             if message.kind == nfnl::NLMSG_DONE {
                 return Ok(true);
             }
@@ -576,90 +480,6 @@ impl Remover {
         })?;
         Ok(jumps)
     }
-
-    /// Sends the batch and reads one answer per step: committed when each
-    /// was acknowledged.
-    fn commit(&mut self, batch: Outgoing, steps: usize) -> Result<(), Commit> {
-        let first = self.seq.wrapping_sub(steps as u32 + 1);
-        let last = self.seq;
-        self.send(batch)
-            .map_err(|e| Commit::Failed(not_removed(e)))?;
-        let mut acknowledged = 0;
-        let mut refused = None;
-        let read = self.answers(first, last, |message| {
-            match message.error_code() {
-                Some(0) => acknowledged += 1,
-                Some(code) => refused = refused.or(Some(code)),
-                None => {}
-            }
-            Ok(refused.is_some() || acknowledged == steps)
-        });
-        match (refused, read) {
-            (Some(code), _) if -code == ERESTART => Err(Commit::Stale),
-            (Some(code), _) => Err(Commit::Failed(not_removed(format!(
-                "the kernel refused the transaction: {}",
-                errno(code)
-            )))),
-            (None, Ok(())) => Ok(()),
-            (None, Err(e)) => Err(Commit::Failed(not_removed(e))),
-        }
-    }
-
-    fn send(&mut self, out: Outgoing) -> io::Result<()> {
-        self.discard_stale();
-        let datagram = out.finish();
-        let kernel = SocketAddr::new(0, 0);
-        let sent = self.socket.send_to(&datagram, &kernel, 0)?;
-        if sent != datagram.len() {
-            return Err(io::Error::other("the request was cut short"));
-        }
-        Ok(())
-    }
-
-    /// Drops answers left from an earlier request (a failed batch may be
-    /// answered more than once).
-    fn discard_stale(&mut self) {
-        while self.socket.recv(&mut &mut self.buf[..], 0).is_ok() {}
-    }
-
-    /// Reads answers to the requests numbered `first..=last`, giving each
-    /// to `each` until it says it has all it needs.
-    fn answers(
-        &mut self,
-        first: u32,
-        last: u32,
-        mut each: impl FnMut(nfnl::Received<'_>) -> io::Result<bool>,
-    ) -> io::Result<()> {
-        let ours = |seq: u32| seq.wrapping_sub(first) <= last.wrapping_sub(first);
-        loop {
-            let len = match self.socket.recv(&mut &mut self.buf[..], 0) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
-                    if poll(&mut fds, Some(&ANSWER_WITHIN))? == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the kernel did not answer",
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            for message in nfnl::messages(&self.buf[..len]) {
-                if ours(message.seq) && each(message)? {
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-impl AsFd for Remover {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.socket.as_fd()
-    }
 }
 
 /// How the hook chains' handles came to be known for a removal.
@@ -671,16 +491,6 @@ enum Read {
     Now,
     /// Read, but the generation moved on meanwhile.
     Moved,
-}
-
-enum Commit {
-    /// The generation moved on: nothing was done, read again.
-    Stale,
-    Failed(NotRemoved),
-}
-
-fn errno(code: i32) -> io::Error {
-    io::Error::from_raw_os_error(code.saturating_neg())
 }
 
 /// The chain a rule's verdict jumps or goes to, and the rule's handle.

@@ -361,7 +361,7 @@ impl Runner for ProcessRunner {
 
     fn change_elements(&self, change: &ElementChange) -> bool {
         let _span = tracing::debug_span!("elements by netlink").entered();
-        self.commit_by_netlink(|remover| remover.change_elements(change))
+        self.commit_by_netlink(|remover| change.commit(remover.socket()))
     }
 }
 
@@ -371,7 +371,7 @@ impl ProcessRunner {
     /// not commit (nothing changed: the caller's tool decides then).
     fn commit_by_netlink(
         &self,
-        commit: impl FnOnce(&mut Remover) -> Result<(), crate::nft_removal::NotRemoved>,
+        commit: impl FnOnce(&mut Remover) -> Result<(), crate::nft_socket::NotCommitted>,
     ) -> bool {
         let Some(remover) = &self.remover else {
             return false;

@@ -1,0 +1,192 @@
+//! The netlink socket our own nf_tables transactions go through (the
+//! removals by rule handle, `nft_removal`; set and map elements,
+//! `nft_elements`): requests numbered in order, answers read back to the
+//! request that asked, and a batch committed whole or not at all.
+//!
+//! It is opened once and never closed while the process runs: closing a
+//! netfilter socket after a transaction that removed something waits
+//! for the kernel's RCU grace period (docs/PERFORMANCE.md, stop 31).
+
+use std::io;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use crate::nfnl::{self, Outgoing};
+use crate::nft_events;
+
+const NFT_MSG_GETGEN: u16 = 16;
+/// `NFNL_MSG_BATCH_BEGIN` / `_END` and the begin's `NFNL_BATCH_GENID`.
+const BATCH_BEGIN: u16 = 16;
+const BATCH_END: u16 = 17;
+const BATCH_GENID: u16 = 1;
+/// The generation named in the batch is not the kernel's.
+const ERESTART: i32 = 85;
+/// How long the kernel may take to answer (it answers as it handles the
+/// request: this bounds a lost answer, not a normal one).
+const ANSWER_WITHIN: Timespec = Timespec {
+    tv_sec: 2,
+    tv_nsec: 0,
+};
+
+/// Why a transaction of ours was not committed (nothing changed; or, for
+/// a lost answer, the caller's tool must decide).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotCommitted(String);
+
+pub(crate) fn not_committed(why: impl std::fmt::Display) -> NotCommitted {
+    NotCommitted(why.to_string())
+}
+
+/// How a batch was not committed.
+pub(crate) enum Commit {
+    /// The generation it named moved on: nothing was done.
+    Stale,
+    Failed(NotCommitted),
+}
+
+pub(crate) fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_neg())
+}
+
+#[derive(Debug)]
+pub(crate) struct NftSocket {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl NftSocket {
+    /// Needs `CAP_NET_ADMIN` for anything but reading.
+    pub fn open() -> io::Result<NftSocket> {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind_auto()?;
+        socket.set_non_blocking(true)?;
+        // Failures come back without the message they answer.
+        let _ = socket.set_cap_ack(true);
+        Ok(NftSocket {
+            socket,
+            seq: 0,
+            buf: vec![0; 64 << 10],
+        })
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Starts a batch in `out`; with `generation`, the kernel refuses it
+    /// whole (`Commit::Stale`) unless that is still the ruleset's.
+    pub fn begin_batch(&mut self, out: &mut Outgoing, generation: Option<u32>) {
+        let seq = self.next_seq();
+        out.message(BATCH_BEGIN, nfnl::F_REQUEST, seq, 0, nfnl::SUBSYS_NFTABLES);
+        if let Some(generation) = generation {
+            out.attribute(BATCH_GENID, &generation.to_be_bytes());
+        }
+    }
+
+    pub fn end_batch(&mut self, out: &mut Outgoing) {
+        let seq = self.next_seq();
+        out.message(BATCH_END, nfnl::F_REQUEST, seq, 0, nfnl::SUBSYS_NFTABLES);
+    }
+
+    /// The kernel's current ruleset generation.
+    pub fn generation(&mut self) -> io::Result<u32> {
+        let seq = self.next_seq();
+        let mut out = Outgoing::default();
+        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+        out.message(kind, nfnl::F_REQUEST, seq, 0, 0);
+        self.send(out)?;
+        let mut generation = None;
+        self.answers(seq, seq, |message| {
+            if let Some(code) = message.error_code() {
+                return Err(errno(code));
+            }
+            generation = nft_events::generation_of(&message);
+            Ok(generation.is_some())
+        })?;
+        generation.ok_or_else(|| io::Error::other("no generation in the answer"))
+    }
+
+    /// Sends a batch of `steps` messages, each asking for an answer,
+    /// between [`NftSocket::begin_batch`] and [`NftSocket::end_batch`]
+    /// (the last numbers taken), and reads one answer per step: committed
+    /// when each was acknowledged.
+    pub fn commit(&mut self, batch: Outgoing, steps: usize) -> Result<(), Commit> {
+        let first = self.seq.wrapping_sub(steps as u32 + 1);
+        let last = self.seq;
+        self.send(batch)
+            .map_err(|e| Commit::Failed(not_committed(e)))?;
+        let mut acknowledged = 0;
+        let mut refused = None;
+        let read = self.answers(first, last, |message| {
+            match message.error_code() {
+                Some(0) => acknowledged += 1,
+                Some(code) => refused = refused.or(Some(code)),
+                None => {}
+            }
+            Ok(refused.is_some() || acknowledged == steps)
+        });
+        match (refused, read) {
+            (Some(code), _) if -code == ERESTART => Err(Commit::Stale),
+            (Some(code), _) => Err(Commit::Failed(not_committed(format!(
+                "the kernel refused the transaction: {}",
+                errno(code)
+            )))),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(Commit::Failed(not_committed(e))),
+        }
+    }
+
+    pub fn send(&mut self, out: Outgoing) -> io::Result<()> {
+        self.discard_stale();
+        let datagram = out.finish();
+        let kernel = SocketAddr::new(0, 0);
+        let sent = self.socket.send_to(&datagram, &kernel, 0)?;
+        if sent != datagram.len() {
+            return Err(io::Error::other("the request was cut short"));
+        }
+        Ok(())
+    }
+
+    /// Drops answers left from an earlier request (a failed batch may be
+    /// answered more than once).
+    fn discard_stale(&mut self) {
+        while self.socket.recv(&mut &mut self.buf[..], 0).is_ok() {}
+    }
+
+    /// Reads answers to the requests numbered `first..=last`, giving each
+    /// to `each` until it says it has all it needs.
+    pub fn answers(
+        &mut self,
+        first: u32,
+        last: u32,
+        mut each: impl FnMut(nfnl::Received<'_>) -> io::Result<bool>,
+    ) -> io::Result<()> {
+        let ours = |seq: u32| seq.wrapping_sub(first) <= last.wrapping_sub(first);
+        loop {
+            let len = match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+                    if poll(&mut fds, Some(&ANSWER_WITHIN))? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the kernel did not answer",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for message in nfnl::messages(&self.buf[..len]) {
+                if ours(message.seq) && each(message)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
