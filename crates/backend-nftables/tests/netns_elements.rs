@@ -84,15 +84,7 @@ fn a_port_beside_others_is_created_and_deleted_by_netlink_as_nft_would() {
             .unwrap();
         assert_eq!(nft_runs(&recording), runs, "b's elements without nft");
         assert_eq!(listing(&lab.host), a_and_b, "the kernel has what nft gives");
-        let mut found: Vec<Option<u32>> = Vec::new();
-        let mut buf = vec![0; 1 << 16];
-        while let Ok(len) = notices.recv(&mut &mut buf[..], 0) {
-            use host_io::nft_events::{notices, Notice};
-            found.extend(notices(&buf[..len]).filter_map(|n| match n {
-                Notice::Committed { pid } => Some(pid),
-                Notice::Changed => None,
-            }));
-        }
+        let found = host_io::nft_events::committers(&notices);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
             found

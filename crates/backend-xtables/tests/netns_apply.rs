@@ -466,15 +466,7 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
             "no tool for ebtables"
         );
         // The kernel announced the commit before answering it.
-        let mut committers: Vec<Option<u32>> = Vec::new();
-        let mut buf = vec![0; 1 << 16];
-        while let Ok(len) = notices.recv(&mut &mut buf[..], 0) {
-            use host_io::nft_events::{notices, Notice};
-            committers.extend(notices(&buf[..len]).filter_map(|n| match n {
-                Notice::Committed { pid } => Some(pid),
-                Notice::Changed => None,
-            }));
-        }
+        let committers = host_io::nft_events::committers(&notices);
         // ebtables by handle, iptables (a rule that jumps nowhere) by its tool.
         assert_eq!(committers.len(), 2, "{committers:?}");
         assert!(

@@ -66,6 +66,21 @@ pub enum Notice {
     Committed { pid: Option<u32> },
 }
 
+/// The committers of the transactions announced on `socket` (from
+/// [`subscribe`]) and not read yet, in order: what a test checks after
+/// a change (was it ours?). Stops at the first read that would wait.
+pub fn committers(socket: &Socket) -> Vec<Option<u32>> {
+    let mut found = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while let Ok(len) = socket.recv(&mut &mut buf[..], 0) {
+        found.extend(notices(&buf[..len.min(buf.len())]).filter_map(|n| match n {
+            Notice::Committed { pid } => Some(pid),
+            Notice::Changed => None,
+        }));
+    }
+    found
+}
+
 /// The nf_tables notices in one datagram, in order; other subsystems'
 /// messages and a truncated tail are skipped.
 pub fn notices(data: &[u8]) -> impl Iterator<Item = Notice> + '_ {

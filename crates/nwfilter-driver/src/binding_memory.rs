@@ -95,29 +95,25 @@ impl Files {
     /// What [`crate::BindingStore::list`] answers: stray temp files first,
     /// then the bindings (and the files that cannot be read) by key.
     pub(crate) fn listing(&self) -> Listing<Binding> {
-        let mut listing = Listing {
-            items: Vec::with_capacity(self.objects.len()),
-            skipped: stray_reports(self.stray.clone()).collect(),
-        };
-        for kept in self.objects.values() {
-            match kept {
-                Ok(packed) => listing.items.push(packed.unpack()),
-                Err(e) => listing.skipped.push(duplicate(e)),
-            }
-        }
-        listing
+        self.each(Packed::unpack)
     }
 
     /// As [`Files::listing`], each binding summed up: what a listing of
     /// them shows, without rebuilding its parameters.
     pub(crate) fn summaries(&self) -> Listing<BindingSummary> {
+        self.each(Packed::summary)
+    }
+
+    /// Stray temp files first, then `read` of each binding (and the
+    /// files that cannot be read) by key.
+    fn each<T>(&self, read: impl Fn(&Packed) -> T) -> Listing<T> {
         let mut listing = Listing {
             items: Vec::with_capacity(self.objects.len()),
             skipped: stray_reports(self.stray.clone()).collect(),
         };
         for kept in self.objects.values() {
             match kept {
-                Ok(packed) => listing.items.push(packed.summary()),
+                Ok(packed) => listing.items.push(read(packed)),
                 Err(e) => listing.skipped.push(duplicate(e)),
             }
         }
