@@ -323,6 +323,7 @@ fn collect_unused(state: &mut KernelState, batch: &mut Batch, candidates: &BTree
     for template in candidates {
         if state.users(template) == 0 {
             if let Some(objects) = state.templates.remove(template) {
+                state.layouts.forget(&objects.sets);
                 batch.delete_template(&objects);
             }
         }

@@ -498,3 +498,30 @@ fn a_port_beside_another_is_elements_only_as_netlink_steps() {
     let (merged, _) = plan_apply(&mut fresh, &both).unwrap();
     assert_eq!(merged.element_change(), None, "merged: nft's");
 }
+
+/// The layouts of a template's sets go with the template: a daemon whose
+/// filters are redefined again and again keeps none of the old ones.
+#[test]
+fn a_deleted_template_s_set_layouts_are_forgotten() {
+    let a = clean_traffic("vnet0", 0, &["10.0.0.1"]);
+    let b = builtin("no-mac-spoofing", "vnet1", 1, &[]);
+    assert!(!b.sets.is_empty() && a.template != b.template);
+    let mut state = KernelState::default();
+    for ruleset in [&a, &b] {
+        let change = [Change {
+            ruleset,
+            recorded: None,
+        }];
+        plan_apply(&mut state, &change).unwrap();
+    }
+    let known = |state: &KernelState, r: &PortRuleset| {
+        r.sets.iter().all(|s| state.layouts.knows(s.table, &s.name))
+    };
+    assert!(known(&state, &a) && known(&state, &b));
+    plan_remove(&mut state, std::slice::from_ref(&b.port));
+    assert!(b
+        .sets
+        .iter()
+        .all(|s| !state.layouts.knows(s.table, &s.name)));
+    assert!(known(&state, &a), "the template still used keeps them");
+}

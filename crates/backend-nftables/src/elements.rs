@@ -123,6 +123,20 @@ impl SetLayouts {
         }
     }
 
+    /// Forgets the layouts of `sets` (a template's, deleted): a daemon
+    /// that sees its filters redefined for months keeps no layout of
+    /// every template it ever had.
+    pub fn forget<'a>(&mut self, sets: impl IntoIterator<Item = &'a (Table, String)>) {
+        for key in sets {
+            self.0.remove(key);
+        }
+    }
+
+    /// Whether the layout of `set` is known.
+    pub fn knows(&self, table: Table, set: &str) -> bool {
+        self.0.contains_key(&(table, set.to_owned()))
+    }
+
     /// The steps that add or delete `tuples` in `set` (each: the port key,
     /// then the values as nft spells them); `None` when a layout or a
     /// value is not known.
