@@ -81,6 +81,21 @@ pub fn committers(socket: &Socket) -> Vec<Option<u32>> {
     found
 }
 
+/// Reads `data`, a datagram of nf_tables notices, as this crate's readers
+/// do: the commit notices, and the rule and chain changes the commit
+/// watch keeps for the removals by handle (their jumps' targets, from
+/// nested expressions). For the fuzz target
+/// (`fuzz/fuzz_targets/nft_notices.rs`), not an API: whatever arrives, it
+/// must not panic. Returns how many messages were understood.
+#[doc(hidden)]
+pub fn read_for_fuzzing(data: &[u8]) -> usize {
+    let commits = notices(data).count();
+    let changes = nfnl::messages(data)
+        .filter_map(|message| crate::nft_removal::Change::of(&message))
+        .count();
+    commits + changes
+}
+
 /// The nf_tables notices in one datagram, in order; other subsystems'
 /// messages and a truncated tail are skipped.
 pub fn notices(data: &[u8]) -> impl Iterator<Item = Notice> + '_ {
