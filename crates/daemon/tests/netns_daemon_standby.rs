@@ -1,8 +1,10 @@
 //! `nwfilterd` keeps `nft` started ahead of the next change (issue 22:
 //! a create does not wait for the tool to start), in a network namespace:
-//! after a create one `nft -f -` waits, the next create runs in it, and
-//! when the daemon is killed with SIGKILL the waiting process exits having
-//! applied nothing.
+//! after a create one `nft -f -` waits, the next create that needs `nft`
+//! runs in it (one made only of set elements needs none: the daemon
+//! commits it itself and the waiting process keeps waiting), and when the
+//! daemon is killed with SIGKILL the waiting process exits having applied
+//! nothing.
 
 use netns_lab as support;
 
@@ -38,8 +40,8 @@ fn a_tool_waits_for_the_next_change_and_ends_with_the_daemon() {
         return;
     }
     let scratch = Scratch::new("standby");
-    let lab = Lab::ready(2);
-    let (a, b) = (&lab.guests[0], &lab.guests[1]);
+    let lab = Lab::ready(3);
+    let (a, b, c) = (&lab.guests[0], &lab.guests[1], &lab.guests[2]);
     let daemon = start_daemon(&lab.host, &scratch, &["--backend", "nftables"]);
     let pid = daemon.pid();
     call(
@@ -50,10 +52,11 @@ fn a_tool_waits_for_the_next_change_and_ends_with_the_daemon() {
     );
     let waiting = waiting_nft(pid);
     assert_eq!(waiting.len(), 1, "{:?}", children(pid));
+    // Another filter: its chains are created, through nft.
     call(
         &scratch,
         Op::BindingCreate {
-            xml: b.binding_xml("clean-traffic"),
+            xml: b.binding_xml("no-mac-spoofing"),
         },
     );
     // Answered at its commit: the tool may still be exiting.
@@ -68,9 +71,20 @@ fn a_tool_waits_for_the_next_change_and_ends_with_the_daemon() {
     }
     let next = waiting_nft(pid);
     assert_ne!(next, waiting);
+    // Beside a port of its filter: set elements only, committed by the
+    // daemon itself; the waiting nft is not used and nothing is started.
+    call(
+        &scratch,
+        Op::BindingCreate {
+            xml: c.binding_xml("clean-traffic"),
+        },
+    );
+    assert_eq!(waiting_nft(pid), next, "{:?}", children(pid));
     let nft_ruleset = || without_counters(&lab.host.ok(&["nft", "list", "ruleset"]));
     let before = nft_ruleset();
-    assert!(before.contains(&format!("\"{}\"", b.port())), "{before}");
+    for port in [b.port(), c.port()] {
+        assert!(before.contains(&format!("\"{port}\"")), "{before}");
+    }
 
     drop(daemon); // SIGKILL
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -82,5 +96,6 @@ fn a_tool_waits_for_the_next_change_and_ends_with_the_daemon() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(nft_ruleset(), before, "it applied nothing");
-    assert!(a.pings(&b.ip), "both ports are still filtered and pass");
+    assert!(a.pings(&b.ip), "the ports are still filtered and pass");
+    assert!(c.pings(&a.ip), "the ports are still filtered and pass");
 }
