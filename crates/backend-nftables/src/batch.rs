@@ -214,21 +214,21 @@ impl Batch {
     /// `create element` of a verdict map: the port key (a port's name or
     /// a mark, as [`mark_key`] spells it) jumps to `chain`.
     pub(crate) fn add_jump(&mut self, table: Table, map: &str, key: &str, chain: &str) {
-        let steps = port_key(key).map(|k| vec![step(true, table, map, vec![k], Some(chain))]);
+        let steps = vec![step(true, table, map, vec![port_key(key)], Some(chain))];
         self.element(
             true,
             table,
             map,
             vec![key_operand(key)],
             Some(crate::layout::jump(chain)),
-            steps,
+            Some(steps),
         );
     }
 
     /// `delete element` of the map element with this port key.
     pub(crate) fn delete_keyed(&mut self, table: Table, map: &str, key: &str) {
-        let steps = port_key(key).map(|k| vec![step(false, table, map, vec![k], None)]);
-        self.element(false, table, map, vec![key_operand(key)], None, steps);
+        let steps = vec![step(false, table, map, vec![port_key(key)], None)];
+        self.element(false, table, map, vec![key_operand(key)], None, Some(steps));
     }
 
     fn element(
@@ -448,9 +448,15 @@ pub fn mark_key(mark: u32) -> String {
     format!(":{mark}")
 }
 
+/// The mark a port key spelled by [`mark_key`] stands for; `None` for a
+/// port's name.
+pub(crate) fn mark_of_key(key: &str) -> Option<u32> {
+    key.strip_prefix(':')?.parse().ok()
+}
+
 /// The operand of a tuple's port key.
 pub(crate) fn key_operand(key: &str) -> Operand {
-    match key.strip_prefix(':').and_then(|m| m.parse::<u32>().ok()) {
+    match mark_of_key(key) {
         Some(mark) => Operand::hex(mark, 8),
         None => Operand::quoted(key),
     }

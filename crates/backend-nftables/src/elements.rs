@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use host_io::{ElementStep, KeyPart, NftFamily};
 
+use crate::batch::mark_of_key;
 use crate::matches::RAW_KEY;
 use crate::names::{Table, TABLE};
 use crate::render::PortSet;
@@ -155,7 +156,7 @@ impl SetLayouts {
                 if values.len() != kinds.len() {
                     return None;
                 }
-                let mut key = vec![port_key(port)?];
+                let mut key = vec![port_key(port)];
                 for (kind, value) in kinds.iter().zip(values) {
                     key.push(kind.part(value)?);
                 }
@@ -166,11 +167,12 @@ impl SetLayouts {
 }
 
 /// A port key as the plan spells it: a port's name, or `:MARK`
-/// ([`crate::batch::mark_key`]).
-pub(crate) fn port_key(key: &str) -> Option<KeyPart> {
-    match key.strip_prefix(':') {
-        Some(mark) => mark.parse().ok().map(KeyPart::Mark),
-        None => Some(KeyPart::IfName(key.to_owned())),
+/// ([`crate::batch::mark_key`]), read as [`crate::batch::key_operand`]
+/// reads it for nft.
+pub(crate) fn port_key(key: &str) -> KeyPart {
+    match mark_of_key(key) {
+        Some(mark) => KeyPart::Mark(mark),
+        None => KeyPart::IfName(key.to_owned()),
     }
 }
 
