@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use host_io::{ElementStep, KeyPart, NftFamily};
+use host_io::{ElementStep, KeyPart, TableFamily};
 
 use crate::batch::mark_of_key;
 use crate::matches::RAW_KEY;
@@ -185,8 +185,8 @@ pub(crate) fn step(
 ) -> ElementStep {
     ElementStep {
         family: match table {
-            Table::Bridge => NftFamily::Bridge,
-            Table::Inet => NftFamily::Inet,
+            Table::Bridge => TableFamily::Bridge,
+            Table::Inet => TableFamily::Inet,
         },
         table: TABLE.to_owned(),
         set: set.to_owned(),
@@ -274,7 +274,7 @@ mod tests {
         let steps = layouts
             .steps(false, Table::Inet, "s1/t0", &[tuple])
             .unwrap();
-        assert_eq!(steps[0].family, NftFamily::Inet);
+        assert_eq!(steps[0].family, TableFamily::Inet);
         assert_eq!(
             steps[0].key,
             vec![

@@ -20,7 +20,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::nfnl::{self, Outgoing};
-use crate::nft_socket::{not_committed, Commit, NftSocket, NotCommitted};
+use crate::nft_socket::{not_committed, Commit, NftSocket, NotCommitted, TableFamily};
 
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
@@ -45,22 +45,6 @@ const F_EXCL: u16 = 0x200;
 const F_CREATE: u16 = 0x400;
 /// An interface name's room in a key (`IFNAMSIZ`).
 const IFNAMSIZ: usize = 16;
-
-/// An nftables table family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NftFamily {
-    Bridge,
-    Inet,
-}
-
-impl NftFamily {
-    fn nfproto(self) -> u8 {
-        match self {
-            NftFamily::Bridge => 7,
-            NftFamily::Inet => 1,
-        }
-    }
-}
 
 /// One part of an element's key, as its set's type declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +85,7 @@ impl KeyPart {
 /// A key as the kernel compares it: the parts one after the other, each
 /// padded to a multiple of 4 bytes (nft's registers); `None` for a part
 /// no key can hold (an interface name too long).
-pub fn key_bytes(parts: &[KeyPart]) -> Option<Vec<u8>> {
+pub(crate) fn key_bytes(parts: &[KeyPart]) -> Option<Vec<u8>> {
     let mut key = Vec::new();
     for part in parts {
         key.extend(part.bytes()?);
@@ -113,7 +97,7 @@ pub fn key_bytes(parts: &[KeyPart]) -> Option<Vec<u8>> {
 /// One element added or deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElementStep {
-    pub family: NftFamily,
+    pub family: TableFamily,
     pub table: String,
     /// The set or map.
     pub set: String,
@@ -225,7 +209,7 @@ mod tests {
     #[test]
     fn a_name_no_key_can_hold_makes_no_message() {
         let step = ElementStep {
-            family: NftFamily::Bridge,
+            family: TableFamily::Bridge,
             table: "nwfilter".into(),
             set: "from-vm".into(),
             add: true,
@@ -239,7 +223,7 @@ mod tests {
     #[test]
     fn a_map_element_carries_its_jump_and_a_deletion_only_its_key() {
         let step = |add| ElementStep {
-            family: NftFamily::Bridge,
+            family: TableFamily::Bridge,
             table: "nwfilter".into(),
             set: "from-vm".into(),
             add,

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::io;
 
 use crate::nfnl::{self, Attributes, Outgoing};
-use crate::nft_socket::{errno, not_committed, Commit, NftSocket, NotCommitted};
+use crate::nft_socket::{errno, not_committed, Commit, NftSocket, NotCommitted, TableFamily};
 
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -48,36 +48,6 @@ const EXPR_DATA: u16 = 2;
 const IMMEDIATE_DATA: u16 = 2;
 const DATA_VERDICT: u16 = 2;
 const VERDICT_CHAIN: u16 = 2;
-
-/// The kernel family of an xtables-nft table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TableFamily {
-    /// ebtables (`NFPROTO_BRIDGE`).
-    Bridge,
-    /// iptables (`NFPROTO_IPV4`).
-    Ipv4,
-    /// ip6tables (`NFPROTO_IPV6`).
-    Ipv6,
-}
-
-impl TableFamily {
-    fn of_nfproto(nfproto: u8) -> Option<TableFamily> {
-        match nfproto {
-            7 => Some(TableFamily::Bridge),
-            2 => Some(TableFamily::Ipv4),
-            10 => Some(TableFamily::Ipv6),
-            _ => None,
-        }
-    }
-
-    fn nfproto(self) -> u8 {
-        match self {
-            TableFamily::Bridge => 7,
-            TableFamily::Ipv4 => 2,
-            TableFamily::Ipv6 => 10,
-        }
-    }
-}
 
 /// One step of a [`Removal`], as the restore tool's `-D`, `-F` and `-X`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,8 +128,8 @@ pub(crate) enum Change {
 }
 
 impl Change {
-    /// The change an nf_tables notice announces, for the three xtables
-    /// families (other tables' changes name other chains anyway).
+    /// The change an nf_tables notice announces (a chain of any table:
+    /// only the known hook chains' keys are ever looked up).
     pub(crate) fn of(message: &nfnl::Received<'_>) -> Option<Change> {
         let kind = message.nft_message()?;
         let family = TableFamily::of_nfproto(message.family()?)?;

@@ -29,6 +29,41 @@ const ANSWER_WITHIN: Timespec = Timespec {
     tv_nsec: 0,
 };
 
+/// The kernel family of an nf_tables table: an xtables-nft one, or one
+/// of the nftables backend's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableFamily {
+    /// ebtables, and the nftables backend's bridge table (`NFPROTO_BRIDGE`).
+    Bridge,
+    /// iptables (`NFPROTO_IPV4`).
+    Ipv4,
+    /// ip6tables (`NFPROTO_IPV6`).
+    Ipv6,
+    /// The nftables backend's inet table (`NFPROTO_INET`).
+    Inet,
+}
+
+impl TableFamily {
+    pub(crate) fn of_nfproto(nfproto: u8) -> Option<TableFamily> {
+        match nfproto {
+            7 => Some(TableFamily::Bridge),
+            2 => Some(TableFamily::Ipv4),
+            10 => Some(TableFamily::Ipv6),
+            1 => Some(TableFamily::Inet),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn nfproto(self) -> u8 {
+        match self {
+            TableFamily::Bridge => 7,
+            TableFamily::Ipv4 => 2,
+            TableFamily::Ipv6 => 10,
+            TableFamily::Inet => 1,
+        }
+    }
+}
+
 /// Why a transaction of ours was not committed (nothing changed; or, for
 /// a lost answer, the caller's tool must decide).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
