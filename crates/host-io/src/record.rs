@@ -116,4 +116,9 @@ impl Runner for RecordingRunner {
             .as_ref()
             .is_some_and(|inner| inner.change_elements(change))
     }
+
+    /// The wrapped runner's (reading it starts nothing); `None` without one.
+    fn ruleset_generation(&self) -> Option<u32> {
+        self.inner.as_ref()?.ruleset_generation()
+    }
 }

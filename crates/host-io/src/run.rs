@@ -91,6 +91,14 @@ pub trait Runner {
         let _ = change;
         false
     }
+
+    /// The nf_tables ruleset generation of the namespace this runner's
+    /// commands change (`NFT_MSG_GETGEN`): every commit, by anyone, makes
+    /// a new one. `None` when this runner cannot tell (the default; only
+    /// a runner [`ProcessRunner::removing_by_handle`] can).
+    fn ruleset_generation(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A shared runner (e.g. one the caller keeps to inspect afterwards).
@@ -109,6 +117,10 @@ impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
 
     fn change_elements(&self, change: &ElementChange) -> bool {
         (**self).change_elements(change)
+    }
+
+    fn ruleset_generation(&self) -> Option<u32> {
+        (**self).ruleset_generation()
     }
 }
 
@@ -363,6 +375,18 @@ impl Runner for ProcessRunner {
         let _span = tracing::debug_span!("elements by netlink").entered();
         self.commit_by_netlink(|remover| change.commit(remover.socket()))
     }
+
+    fn ruleset_generation(&self) -> Option<u32> {
+        let mut opened = self.kept_socket()?;
+        let remover = opened.as_mut()?;
+        match remover.socket().generation() {
+            Ok(generation) => Some(generation),
+            Err(e) => {
+                tracing::debug!("no ruleset generation: {e}");
+                None
+            }
+        }
+    }
 }
 
 impl ProcessRunner {
@@ -373,19 +397,11 @@ impl ProcessRunner {
         &self,
         commit: impl FnOnce(&mut Remover) -> Result<(), crate::nft_socket::NotCommitted>,
     ) -> bool {
-        let Some(remover) = &self.remover else {
+        let Some(mut opened) = self.kept_socket() else {
             return false;
         };
-        if self.netns.is_some() {
+        let Some(remover) = opened.as_mut() else {
             return false;
-        }
-        let mut opened = remover.lock().unwrap_or_else(|e| e.into_inner());
-        let remover = match opened.take().map_or_else(Remover::open, Ok) {
-            Ok(remover) => opened.insert(remover),
-            Err(e) => {
-                tracing::debug!("no netlink socket: {e}");
-                return false;
-            }
         };
         // The kernel names the committing thread in its notice of the
         // commit: the daemon's rule check must know it for ours.
@@ -397,6 +413,26 @@ impl ProcessRunner {
                 false
             }
         }
+    }
+}
+
+impl ProcessRunner {
+    /// The netlink socket kept for our own transactions, opened at the
+    /// first use (inside: `None` when it cannot be opened); `None` when
+    /// this runner keeps none, or its tools change another namespace.
+    fn kept_socket(&self) -> Option<std::sync::MutexGuard<'_, Option<Remover>>> {
+        let remover = self.remover.as_ref()?;
+        if self.netns.is_some() {
+            return None;
+        }
+        let mut opened = remover.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.is_none() {
+            match Remover::open() {
+                Ok(remover) => *opened = Some(remover),
+                Err(e) => tracing::debug!("no netlink socket: {e}"),
+            }
+        }
+        Some(opened)
     }
 }
 

@@ -211,11 +211,15 @@ pub struct PendingTables([(Family, host_io::Started); 3]);
 impl PendingTables {
     /// Waits for the three listings and parses them.
     pub fn finish(self) -> Result<Tables, ApplyError> {
-        let mut tables = Tables::default();
+        let mut tables = Tables {
+            through_nf_tables: true,
+            ..Tables::default()
+        };
         for (family, started) in self.0 {
             let output = started
                 .finish()
                 .map_err(|e| ApplyError::Read(Box::new(e)))?;
+            tables.through_nf_tables &= kernel::listed_through_nf_tables(&output.stdout);
             *tables.get_mut(family) = parse_save(family, &output.stdout)?;
         }
         Ok(tables)
