@@ -15,6 +15,8 @@ use nwfilter_compile::ir::Program;
 use nwfilter_model::IfName;
 use serde::{Deserialize, Serialize};
 
+use crate::settled::{Begun, Settled};
+
 /// Which firewall implementation applies the rules.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
@@ -148,6 +150,11 @@ pub(crate) struct Kept {
     /// A reading made just now for the next apply ([`Kept::start_read`]):
     /// a refusal planned on it is final, as after the applier's own read.
     fresh: Option<Fresh>,
+    /// The ruleset generation before that reading started.
+    fresh_from: Option<u32>,
+    /// Up to which generation each backend's kept tables are proven the
+    /// kernel's (see `settled`): a reload then needs no read.
+    settled: Settled,
 }
 
 #[derive(Debug)]
@@ -163,20 +170,79 @@ impl Kept {
         *self = Kept::default();
     }
 
+    /// Forgets everything unless `backend`'s kept tables are proven to be
+    /// the kernel's still: nothing at all committed to nf_tables since
+    /// this engine's last operation left them, by the ruleset generation
+    /// (never for the legacy xtables tools, whose changes it does not
+    /// count). A reload then plans on them instead of reading every table.
+    pub(crate) fn forget_unless_settled<R: Runner + ?Sized>(
+        &mut self,
+        backend: Backend,
+        runner: &R,
+    ) {
+        let known = match backend {
+            Backend::Nftables => self.nft.is_some(),
+            Backend::Xtables => self.xtables.as_ref().is_some_and(|t| t.through_nf_tables),
+        };
+        if known && self.fresh.is_none() {
+            let now = runner.ruleset_generation();
+            if self.settled.holds(backend, now) {
+                tracing::debug!(
+                    generation = now,
+                    "kept tables unchanged since our last commit: not read"
+                );
+                return;
+            }
+        }
+        self.forget();
+    }
+
     /// Drops a reading [`Kept::finish_read`] left that no apply used (an
     /// operation with nothing to apply): it is only fresh for the
     /// operation it was made for.
     pub(crate) fn drop_unused_read(&mut self) {
         self.fresh = None;
+        self.fresh_from = None;
+    }
+
+    /// Before an operation on `backend`: what it plans on, from which
+    /// generation (a reading started earlier counts from its start).
+    fn begin<R: Runner + ?Sized>(&mut self, backend: Backend, runner: &R) -> Begun {
+        if self.fresh.is_some() {
+            return self.settled.begin(backend, self.fresh_from.take(), true);
+        }
+        let reads = match backend {
+            Backend::Nftables => self.nft.is_none(),
+            Backend::Xtables => self.xtables.is_none(),
+        };
+        self.settled
+            .begin(backend, runner.ruleset_generation(), reads)
+    }
+
+    /// After it: the generation it left, if it succeeded.
+    fn end<R: Runner + ?Sized>(&mut self, begun: Begun, runner: &R, done: bool) {
+        let after = if done {
+            runner.ruleset_generation()
+        } else {
+            None
+        };
+        self.settled.end(begun, after, done);
     }
 
     /// Starts reading `backend`'s tables when they are unknown, to run
     /// while the caller compiles; [`Kept::finish_read`] takes the result.
     pub(crate) fn start_read<R: Runner + ?Sized>(
-        &self,
+        &mut self,
         backend: Backend,
         runner: &R,
     ) -> PendingRead {
+        let unknown = match backend {
+            Backend::Nftables => self.nft.is_none(),
+            Backend::Xtables => self.xtables.is_none(),
+        };
+        if unknown {
+            self.fresh_from = runner.ruleset_generation();
+        }
         match backend {
             Backend::Nftables if self.nft.is_none() => {
                 PendingRead::Nft(backend_nftables::Applier::new(runner).start_read())
@@ -217,6 +283,18 @@ pub(crate) enum PendingRead {
 /// If a change was rendered for another backend: the engine renders every
 /// change for the backend it applies with.
 pub(crate) fn apply<R: Runner + ?Sized>(
+    backend: Backend,
+    runner: &R,
+    kept: &mut Kept,
+    changes: &[Change<'_>],
+) -> Result<Report, ApplyError> {
+    let begun = kept.begin(backend, runner);
+    let result = apply_planned(backend, runner, kept, changes);
+    kept.end(begun, runner, result.is_ok());
+    result
+}
+
+fn apply_planned<R: Runner + ?Sized>(
     backend: Backend,
     runner: &R,
     kept: &mut Kept,
@@ -264,14 +342,17 @@ pub(crate) fn remove<R: Runner + ?Sized>(
     kept: &mut Kept,
     ports: &[IfName],
 ) -> Result<Report, ApplyError> {
-    Ok(match backend {
-        Backend::Xtables => {
-            backend_xtables::Applier::new(runner).remove_kept(&mut kept.xtables, ports)?
-        }
-        Backend::Nftables => {
-            backend_nftables::Applier::new(runner).remove_tracked(&mut kept.nft, ports)?
-        }
-    })
+    let begun = kept.begin(backend, runner);
+    let result: Result<Report, ApplyError> = match backend {
+        Backend::Xtables => backend_xtables::Applier::new(runner)
+            .remove_kept(&mut kept.xtables, ports)
+            .map_err(Into::into),
+        Backend::Nftables => backend_nftables::Applier::new(runner)
+            .remove_tracked(&mut kept.nft, ports)
+            .map_err(Into::into),
+    };
+    kept.end(begun, runner, result.is_ok());
+    result
 }
 
 /// Applies `rules`, all rendered for `backend`, in one batch, planned

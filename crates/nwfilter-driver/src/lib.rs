@@ -26,6 +26,7 @@ mod on_cores;
 pub mod port;
 pub mod preview;
 pub mod settings;
+mod settled;
 mod source;
 
 pub use backend::{apply_once, Backend, Rendered, UnknownBackend};

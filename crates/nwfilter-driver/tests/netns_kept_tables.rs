@@ -88,3 +88,111 @@ fn xtables_operations_beside_other_ports_read_no_table() {
     let listing = lab.host.ok(&["ebtables-save", "-t", "nat"]);
     assert!(!listing.contains("kt3"), "{listing}");
 }
+
+/// The kernel's table reads among `calls` (`*-save`, `nft list ruleset`).
+fn reads(calls: &[Command]) -> usize {
+    saves(calls)
+        + calls
+            .iter()
+            .filter(|c| c.tool == Tool::Nft && c.args.iter().any(|a| a == "list"))
+            .count()
+}
+
+/// Every rule in the lab's kernel, as sorted lines of `nft list ruleset`
+/// (chains are listed in the order they were made, which a re-apply
+/// after a flush changes).
+fn everything(lab: &Lab) -> Vec<String> {
+    let listing = lab.host.ok(&["nft", "list", "ruleset"]);
+    let mut lines: Vec<String> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A reload (`reapply_all`) right after our own operations reads no table:
+/// the ruleset generation proves nothing committed since (issue 22's
+/// reload target). After anyone else's commit it reads, and puts back
+/// what that commit took away.
+#[test]
+fn a_reload_reads_no_table_when_nothing_but_us_committed_since() {
+    let name = "a_reload_reads_no_table_when_nothing_but_us_committed_since";
+    if !support::can_run(name) {
+        return;
+    }
+    for backend in Backend::ALL {
+        let lab = Lab::new(0);
+        let dirs = tempfile::tempdir().unwrap();
+        lab.host.inside(|| {
+            // As nwfilterd runs it: a netlink socket of its own beside the tools.
+            let real = Arc::new(ProcessRunner::new(Toolset::default()).removing_by_handle());
+            let runner = Arc::new(RecordingRunner::wrapping(Arc::clone(&real)));
+            let engine = Engine::new(
+                FilterStore::open(dirs.path().join("etc")),
+                BindingStore::open(dirs.path().join("run")),
+                Arc::clone(&runner),
+            )
+            .with_backend(backend);
+            for n in 0..3 {
+                engine
+                    .binding_create(&binding(&format!("rl{n}"), n))
+                    .unwrap();
+            }
+            let in_place = everything(&lab);
+
+            let before = runner.calls().len();
+            let report = engine.reapply_all().unwrap();
+            assert_eq!(
+                reads(&runner.calls()[before..]),
+                0,
+                "{backend}: a table was read"
+            );
+            assert!(report.applied.is_empty(), "{backend}: {report:?}");
+            assert_eq!(report.unchanged.len(), 3, "{backend}: {report:?}");
+            assert!(
+                everything(&lab) == in_place,
+                "{backend}: the kernel changed"
+            );
+
+            // Another tool commits (a table of its own): the reload reads.
+            lab.host
+                .ok(&["nft", "add", "table", "inet", "someone-else"]);
+            let before = runner.calls().len();
+            let report = engine.reapply_all().unwrap();
+            assert!(reads(&runner.calls()[before..]) > 0, "{backend}");
+            assert_eq!(report.unchanged.len(), 3, "{backend}: {report:?}");
+
+            // Another tool flushes everything: the reload reads and puts
+            // every port back; the reload after that reads nothing again.
+            lab.host.ok(&["nft", "flush", "ruleset"]);
+            let report = engine.reapply_all().unwrap();
+            assert_eq!(report.applied.len(), 3, "{backend}: {report:?}");
+            assert!(
+                everything(&lab) == in_place,
+                "{backend}: not every rule is back"
+            );
+            let before = runner.calls().len();
+            let report = engine.reapply_all().unwrap();
+            assert_eq!(reads(&runner.calls()[before..]), 0, "{backend}");
+            assert_eq!(report.unchanged.len(), 3, "{backend}: {report:?}");
+
+            // A flush, then one of our own operations: ours does not make
+            // the flush look like ours; the reload reads and restores.
+            lab.host.ok(&["nft", "flush", "ruleset"]);
+            engine.binding_create(&binding("rl3", 3)).unwrap();
+            let before = runner.calls().len();
+            let report = engine.reapply_all().unwrap();
+            assert!(reads(&runner.calls()[before..]) > 0, "{backend}");
+            for n in 0..3 {
+                let port = format!("rl{n}");
+                assert!(
+                    report.applied.iter().any(|p| p.as_str() == port),
+                    "{backend}: {port} not put back: {report:?}"
+                );
+            }
+        });
+    }
+}

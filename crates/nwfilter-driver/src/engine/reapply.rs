@@ -76,7 +76,10 @@ impl<R: Runner> Engine<R> {
         learning6: &mut Vec<Awaiting6>,
     ) -> Result<Reapplied, EngineError> {
         let mut state = self.lock();
-        state.kept.forget();
+        // Someone else may have changed the kernel since our last
+        // operation: read it again, unless nothing committed since.
+        let backend = state.backend;
+        state.kept.forget_unless_settled(backend, &self.runner);
         let mut result = Reapplied::default();
         // The directory is read again (not a store's memory of it): this
         // is the daemon's start and `reload`, where a file mended by hand
@@ -104,7 +107,7 @@ impl<R: Runner> Engine<R> {
         // lock is held for the read, as for any read; the plan is then
         // made on it as on any kept state (refused if it went stale).
         let tables = self.tables_lock()?;
-        let reading = state.kept.start_read(state.backend, &self.runner);
+        let reading = state.kept.start_read(backend, &self.runner);
         let source = read_once::ReadOnce::new(&self.filters);
         let dir = self.bindings.dir();
         let stored = crate::on_cores::map(&listing.items, |b| Stored::read(dir, &b.portdev));
