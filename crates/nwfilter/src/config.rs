@@ -216,6 +216,10 @@ impl HostConfig {
     /// nftables, a change made only of set and map elements (a port
     /// beside others of its filter) is committed on the same netlink
     /// socket without `nft`; a refusal goes through `nft`, which decides.
+    /// The socket also reads the kernel's ruleset generation after each
+    /// operation, so that a [`Host::reload`](crate::Host::reload) that
+    /// finds it unchanged (no commit by anyone since) plans on the tables
+    /// kept from then instead of reading every table again.
     pub fn tools_on_standby(mut self) -> HostConfig {
         self.standby = true;
         self
