@@ -191,10 +191,24 @@ impl Kept {
                     generation = now,
                     "kept tables unchanged since our last commit: not read"
                 );
+                // The other backend's (its leftovers' removals plan on
+                // them) only if they are proven too.
+                for other in Backend::ALL.into_iter().filter(|&b| b != backend) {
+                    if !self.settled.holds(other, now) {
+                        self.forget_backend(other);
+                    }
+                }
                 return;
             }
         }
         self.forget();
+    }
+
+    fn forget_backend(&mut self, backend: Backend) {
+        match backend {
+            Backend::Nftables => self.nft = None,
+            Backend::Xtables => self.xtables = None,
+        }
     }
 
     /// Drops a reading [`Kept::finish_read`] left that no apply used (an
