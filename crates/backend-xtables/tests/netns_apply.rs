@@ -540,3 +540,49 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
         assert_eq!(now, was, "nothing of vnet3 removed");
     });
 }
+
+/// Removing many ports at once (a restart's probe dropping its
+/// temporaries, a move of every port to the other backend) is one
+/// netlink datagram of about a megabyte, more than the default socket
+/// send buffer: it is still committed by handle, not by the tool, which
+/// took seconds for it (`ebtables-restore` deleting 9000 chains).
+#[test]
+fn a_removal_larger_than_the_send_buffer_still_goes_by_handle() {
+    let name = "a_removal_larger_than_the_send_buffer_still_goes_by_handle";
+    if !support::can_run(name) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let ports: Vec<_> = (0..600)
+        .map(|i| {
+            let mac = format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256);
+            let ip = format!("10.9.{}.{}", i / 250, i % 250 + 1);
+            guard_port(&format!("big{i}"), &ip, &mac, &[])
+        })
+        .collect();
+    let changes: Vec<Change> = (ports.iter())
+        .map(|ruleset| Change {
+            ruleset,
+            recorded: None,
+        })
+        .collect();
+    let names: Vec<_> = ports.iter().map(|rs| rs.port.clone()).collect();
+    lab.host.inside(|| {
+        let real = std::sync::Arc::new(ProcessRunner::new(Toolset::default()).removing_by_handle());
+        let recording = RecordingRunner::wrapping(std::sync::Arc::clone(&real));
+        let applier = Applier::new(&recording);
+        let mut kept = None;
+        applier.apply_kept(&mut kept, &changes).unwrap();
+        let ebtables_restores = || {
+            (recording.calls().iter())
+                .filter(|c| c.tool == host_io::Tool::EbtablesRestore)
+                .count()
+        };
+        let before = ebtables_restores();
+        assert!(bridge_rules_of(&lab, "big599").len() > 5);
+        applier.remove_kept(&mut kept, &names).unwrap();
+        assert_eq!(ebtables_restores(), before, "no tool for ebtables");
+        let left = lab.host.ok(&["ebtables-save", "-t", "nat"]);
+        assert!(!left.contains("big"), "{left}");
+    });
+}

@@ -90,7 +90,23 @@ pub(crate) struct NftSocket {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// The longest datagram the send buffer is known to take.
+    send_room: usize,
+    /// How many answers the receive buffer is known to hold.
+    answer_room: usize,
 }
+
+/// What the default send buffer (`net.core.wmem_default`, 208 KiB here)
+/// surely takes.
+const DEFAULT_SEND_ROOM: usize = 64 << 10;
+
+/// Room one answer (an acknowledgement) takes in the receive buffer: the
+/// kernel charges a whole socket buffer for each, about 1 KiB (`nft`
+/// reckons the same).
+const ANSWER_SIZE: usize = 1 << 10;
+
+/// How many answers the default receive buffer surely holds.
+const DEFAULT_ANSWER_ROOM: usize = 64;
 
 impl NftSocket {
     /// Needs `CAP_NET_ADMIN` for anything but reading.
@@ -104,6 +120,8 @@ impl NftSocket {
             socket,
             seq: 0,
             buf: vec![0; 64 << 10],
+            send_room: DEFAULT_SEND_ROOM,
+            answer_room: DEFAULT_ANSWER_ROOM,
         })
     }
 
@@ -178,12 +196,49 @@ impl NftSocket {
     pub fn send(&mut self, out: Outgoing) -> io::Result<()> {
         self.discard_stale();
         let datagram = out.finish();
+        self.make_room(&datagram);
         let kernel = SocketAddr::new(0, 0);
         let sent = self.socket.send_to(&datagram, &kernel, 0)?;
         if sent != datagram.len() {
             return Err(io::Error::other("the request was cut short"));
         }
         Ok(())
+    }
+
+    /// Makes room for `datagram` and its answers. The kernel refuses a
+    /// netlink datagram longer than the socket's send buffer
+    /// (`EMSGSIZE`), and drops answers that overflow its receive buffer
+    /// (`ENOBUFS`: the outcome is lost); it answers every message of a
+    /// batch before the send returns. One transaction removing a thousand
+    /// ports' chains is a megabyte and 18 000 answers. Both buffers grow
+    /// as `nft` grows its own: past `net.core.{w,r}mem_max` where allowed
+    /// (`SO_SNDBUFFORCE`, `SO_RCVBUFFORCE`, with the `CAP_NET_ADMIN` a
+    /// commit needs anyway), else up to it. If that is not enough, the
+    /// commit fails as before and the caller's tool commits instead.
+    fn make_room(&mut self, datagram: &[u8]) {
+        use rustix::net::sockopt::{
+            set_socket_recv_buffer_size, set_socket_recv_buffer_size_force,
+            set_socket_send_buffer_size, set_socket_send_buffer_size_force,
+        };
+        let len = datagram.len();
+        if len > self.send_room {
+            let grown = set_socket_send_buffer_size_force(&self.socket, len)
+                .or_else(|_| set_socket_send_buffer_size(&self.socket, len));
+            match grown {
+                Ok(()) => self.send_room = len,
+                Err(e) => tracing::debug!("netlink send buffer not grown to {len} bytes: {e}"),
+            }
+        }
+        let answers = nfnl::messages(datagram).count();
+        if answers > self.answer_room {
+            let size = answers * ANSWER_SIZE;
+            let grown = set_socket_recv_buffer_size_force(&self.socket, size)
+                .or_else(|_| set_socket_recv_buffer_size(&self.socket, size));
+            match grown {
+                Ok(()) => self.answer_room = answers,
+                Err(e) => tracing::debug!("netlink receive buffer not grown to {size} bytes: {e}"),
+            }
+        }
     }
 
     /// Drops answers left from an earlier request (a failed batch may be
