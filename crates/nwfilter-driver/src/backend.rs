@@ -149,18 +149,32 @@ pub(crate) struct Kept {
     xtables: Option<backend_xtables::apply::Tables>,
     /// A reading made just now for the next apply ([`Kept::start_read`]):
     /// a refusal planned on it is final, as after the applier's own read.
-    fresh: Option<Fresh>,
-    /// The ruleset generation before that reading started.
-    fresh_from: Option<u32>,
+    fresh: Option<FreshRead>,
     /// Up to which generation each backend's kept tables are proven the
     /// kernel's (see `settled`): a reload then needs no read.
     settled: Settled,
 }
 
 #[derive(Debug)]
+struct FreshRead {
+    tables: Fresh,
+    /// The ruleset generation before the reading started.
+    from: Option<u32>,
+}
+
+#[derive(Debug)]
 enum Fresh {
     Nft(backend_nftables::KernelState),
     Xtables(backend_xtables::apply::Tables),
+}
+
+impl Fresh {
+    fn backend(&self) -> Backend {
+        match self {
+            Fresh::Nft(_) => Backend::Nftables,
+            Fresh::Xtables(_) => Backend::Xtables,
+        }
+    }
 }
 
 impl Kept {
@@ -170,45 +184,59 @@ impl Kept {
         *self = Kept::default();
     }
 
+    /// Whether `backend`'s tables are kept (else the next operation on
+    /// them reads them).
+    fn knows(&self, backend: Backend) -> bool {
+        match backend {
+            Backend::Nftables => self.nft.is_some(),
+            Backend::Xtables => self.xtables.is_some(),
+        }
+    }
+
     /// Forgets everything unless `backend`'s kept tables are proven to be
     /// the kernel's still: nothing at all committed to nf_tables since
     /// this engine's last operation left them, by the ruleset generation
     /// (never for the legacy xtables tools, whose changes it does not
     /// count). A reload then plans on them instead of reading every table.
+    /// The other backend's kept tables (its leftovers' removals plan on
+    /// them) stay only if they are proven too.
     pub(crate) fn forget_unless_settled<R: Runner + ?Sized>(
         &mut self,
         backend: Backend,
         runner: &R,
     ) {
-        let known = match backend {
+        let now = self
+            .fresh
+            .is_none()
+            .then(|| runner.ruleset_generation())
+            .flatten();
+        if !self.proven(backend, now) {
+            self.forget();
+            return;
+        }
+        tracing::debug!(
+            generation = now,
+            "kept tables unchanged since our last commit: not read"
+        );
+        for other in Backend::ALL.into_iter().filter(|&b| b != backend) {
+            if !self.proven(other, now) {
+                match other {
+                    Backend::Nftables => self.nft = None,
+                    Backend::Xtables => self.xtables = None,
+                }
+            }
+        }
+    }
+
+    /// Whether `backend`'s kept tables are the kernel's at generation
+    /// `now`: settled there, and listed by tools whose changes the
+    /// generation counts.
+    fn proven(&self, backend: Backend, now: Option<u32>) -> bool {
+        let counted = match backend {
             Backend::Nftables => self.nft.is_some(),
             Backend::Xtables => self.xtables.as_ref().is_some_and(|t| t.through_nf_tables),
         };
-        if known && self.fresh.is_none() {
-            let now = runner.ruleset_generation();
-            if self.settled.holds(backend, now) {
-                tracing::debug!(
-                    generation = now,
-                    "kept tables unchanged since our last commit: not read"
-                );
-                // The other backend's (its leftovers' removals plan on
-                // them) only if they are proven too.
-                for other in Backend::ALL.into_iter().filter(|&b| b != backend) {
-                    if !self.settled.holds(other, now) {
-                        self.forget_backend(other);
-                    }
-                }
-                return;
-            }
-        }
-        self.forget();
-    }
-
-    fn forget_backend(&mut self, backend: Backend) {
-        match backend {
-            Backend::Nftables => self.nft = None,
-            Backend::Xtables => self.xtables = None,
-        }
+        counted && self.settled.holds(backend, now)
     }
 
     /// Drops a reading [`Kept::finish_read`] left that no apply used (an
@@ -216,55 +244,47 @@ impl Kept {
     /// operation it was made for.
     pub(crate) fn drop_unused_read(&mut self) {
         self.fresh = None;
-        self.fresh_from = None;
     }
 
     /// Before an operation on `backend`: what it plans on, from which
-    /// generation (a reading started earlier counts from its start).
-    fn begin<R: Runner + ?Sized>(&mut self, backend: Backend, runner: &R) -> Begun {
-        if self.fresh.is_some() {
-            return self.settled.begin(backend, self.fresh_from.take(), true);
+    /// generation (a reading of its tables started earlier counts from
+    /// its start).
+    fn begin<R: Runner + ?Sized>(&self, backend: Backend, runner: &R) -> Begun {
+        match &self.fresh {
+            Some(fresh) if fresh.tables.backend() == backend => {
+                self.settled.begin(backend, fresh.from, true)
+            }
+            _ => self
+                .settled
+                .begin(backend, runner.ruleset_generation(), !self.knows(backend)),
         }
-        let reads = match backend {
-            Backend::Nftables => self.nft.is_none(),
-            Backend::Xtables => self.xtables.is_none(),
-        };
-        self.settled
-            .begin(backend, runner.ruleset_generation(), reads)
     }
 
     /// After it: the generation it left, if it succeeded.
     fn end<R: Runner + ?Sized>(&mut self, begun: Begun, runner: &R, done: bool) {
-        let after = if done {
-            runner.ruleset_generation()
-        } else {
-            None
-        };
+        let after = done.then(|| runner.ruleset_generation()).flatten();
         self.settled.end(begun, after, done);
     }
 
     /// Starts reading `backend`'s tables when they are unknown, to run
     /// while the caller compiles; [`Kept::finish_read`] takes the result.
     pub(crate) fn start_read<R: Runner + ?Sized>(
-        &mut self,
+        &self,
         backend: Backend,
         runner: &R,
     ) -> PendingRead {
-        let unknown = match backend {
-            Backend::Nftables => self.nft.is_none(),
-            Backend::Xtables => self.xtables.is_none(),
-        };
-        if unknown {
-            self.fresh_from = runner.ruleset_generation();
+        if self.knows(backend) {
+            return PendingRead::Known;
         }
+        let from = runner.ruleset_generation();
         match backend {
-            Backend::Nftables if self.nft.is_none() => {
-                PendingRead::Nft(backend_nftables::Applier::new(runner).start_read())
+            Backend::Nftables => {
+                PendingRead::Nft(backend_nftables::Applier::new(runner).start_read(), from)
             }
-            Backend::Xtables if self.xtables.is_none() => PendingRead::Xtables(Box::new(
-                backend_xtables::Applier::new(runner).start_read_tables(),
-            )),
-            _ => PendingRead::Known,
+            Backend::Xtables => PendingRead::Xtables(
+                Box::new(backend_xtables::Applier::new(runner).start_read_tables()),
+                from,
+            ),
         }
     }
 
@@ -272,19 +292,21 @@ impl Kept {
     /// read leaves the tables unknown: the next operation reads them
     /// again and reports what goes wrong as its own error.
     pub(crate) fn finish_read(&mut self, pending: PendingRead) {
-        self.fresh = match pending {
-            PendingRead::Nft(read) => read.finish().ok().map(Fresh::Nft),
-            PendingRead::Xtables(read) => read.finish().ok().map(Fresh::Xtables),
-            PendingRead::Known => None,
+        let (tables, from) = match pending {
+            PendingRead::Nft(read, from) => (read.finish().ok().map(Fresh::Nft), from),
+            PendingRead::Xtables(read, from) => (read.finish().ok().map(Fresh::Xtables), from),
+            PendingRead::Known => (None, None),
         };
+        self.fresh = tables.map(|tables| FreshRead { tables, from });
     }
 }
 
-/// A read of one backend's tables under way ([`Kept::start_read`]).
+/// A read of one backend's tables under way ([`Kept::start_read`]), with
+/// the ruleset generation before it started.
 #[derive(Debug)]
 pub(crate) enum PendingRead {
-    Nft(backend_nftables::apply::PendingRead),
-    Xtables(Box<backend_xtables::apply::PendingTables>),
+    Nft(backend_nftables::apply::PendingRead, Option<u32>),
+    Xtables(Box<backend_xtables::apply::PendingTables>, Option<u32>),
     /// Nothing to read: the tables were known.
     Known,
 }
@@ -324,7 +346,7 @@ fn apply_planned<R: Runner + ?Sized>(
                 })
                 .collect();
             let applier = backend_xtables::Applier::new(runner);
-            Ok(match kept.fresh.take() {
+            Ok(match kept.fresh.take().map(|f| f.tables) {
                 Some(Fresh::Xtables(read)) => {
                     applier.apply_on_read(&mut kept.xtables, read, &changes)?
                 }
@@ -340,7 +362,7 @@ fn apply_planned<R: Runner + ?Sized>(
                 })
                 .collect();
             let applier = backend_nftables::Applier::new(runner);
-            Ok(match kept.fresh.take() {
+            Ok(match kept.fresh.take().map(|f| f.tables) {
                 Some(Fresh::Nft(read)) => applier.apply_on_read(&mut kept.nft, read, &changes)?,
                 _ => applier.apply_tracked(&mut kept.nft, &changes)?,
             })
