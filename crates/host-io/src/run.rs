@@ -377,15 +377,9 @@ impl Runner for ProcessRunner {
     }
 
     fn ruleset_generation(&self) -> Option<u32> {
-        let mut opened = self.kept_socket()?;
-        let remover = opened.as_mut()?;
-        match remover.socket().generation() {
-            Ok(generation) => Some(generation),
-            Err(e) => {
-                tracing::debug!("no ruleset generation: {e}");
-                None
-            }
-        }
+        self.with_kept_socket(|remover| remover.socket().generation())?
+            .inspect_err(|e| tracing::debug!("no ruleset generation: {e}"))
+            .ok()
     }
 }
 
@@ -397,42 +391,34 @@ impl ProcessRunner {
         &self,
         commit: impl FnOnce(&mut Remover) -> Result<(), crate::nft_socket::NotCommitted>,
     ) -> bool {
-        let Some(mut opened) = self.kept_socket() else {
-            return false;
-        };
-        let Some(remover) = opened.as_mut() else {
-            return false;
-        };
-        // The kernel names the committing thread in its notice of the
-        // commit: the daemon's rule check must know it for ours.
-        remember_spawned(rustix::thread::gettid().as_raw_nonzero().get() as u32);
-        match commit(remover) {
-            Ok(()) => true,
-            Err(why) => {
-                tracing::debug!("committing through the tool: {why}");
-                false
-            }
-        }
+        self.with_kept_socket(|remover| {
+            // The kernel names the committing thread in its notice of the
+            // commit: the daemon's rule check must know it for ours.
+            remember_spawned(rustix::thread::gettid().as_raw_nonzero().get() as u32);
+            commit(remover)
+                .inspect_err(|why| tracing::debug!("committing through the tool: {why}"))
+                .is_ok()
+        })
+        .unwrap_or(false)
     }
-}
 
-impl ProcessRunner {
-    /// The netlink socket kept for our own transactions, opened at the
-    /// first use (inside: `None` when it cannot be opened); `None` when
-    /// this runner keeps none, or its tools change another namespace.
-    fn kept_socket(&self) -> Option<std::sync::MutexGuard<'_, Option<Remover>>> {
+    /// Runs `use_it` on the netlink socket kept for our own transactions
+    /// (opened at the first use); `None` when this runner keeps none, its
+    /// tools change another namespace, or it cannot be opened.
+    fn with_kept_socket<T>(&self, use_it: impl FnOnce(&mut Remover) -> T) -> Option<T> {
         let remover = self.remover.as_ref()?;
         if self.netns.is_some() {
             return None;
         }
         let mut opened = remover.lock().unwrap_or_else(|e| e.into_inner());
-        if opened.is_none() {
-            match Remover::open() {
-                Ok(remover) => *opened = Some(remover),
-                Err(e) => tracing::debug!("no netlink socket: {e}"),
+        let remover = match opened.take().map_or_else(Remover::open, Ok) {
+            Ok(remover) => opened.insert(remover),
+            Err(e) => {
+                tracing::debug!("no netlink socket: {e}");
+                return None;
             }
-        }
-        Some(opened)
+        };
+        Some(use_it(remover))
     }
 }
 
