@@ -216,28 +216,26 @@ impl NftSocket {
     /// commit needs anyway), else up to it. If that is not enough, the
     /// commit fails as before and the caller's tool commits instead.
     fn make_room(&mut self, datagram: &[u8]) {
-        use rustix::net::sockopt::{
-            set_socket_recv_buffer_size, set_socket_recv_buffer_size_force,
-            set_socket_send_buffer_size, set_socket_send_buffer_size_force,
-        };
+        use rustix::net::sockopt as opt;
         let len = datagram.len();
-        if len > self.send_room {
-            let grown = set_socket_send_buffer_size_force(&self.socket, len)
-                .or_else(|_| set_socket_send_buffer_size(&self.socket, len));
-            match grown {
-                Ok(()) => self.send_room = len,
-                Err(e) => tracing::debug!("netlink send buffer not grown to {len} bytes: {e}"),
-            }
+        if len > self.send_room
+            && grow(
+                len,
+                |size| opt::set_socket_send_buffer_size_force(&self.socket, size),
+                |size| opt::set_socket_send_buffer_size(&self.socket, size),
+            )
+        {
+            self.send_room = len;
         }
         let answers = nfnl::messages(datagram).count();
-        if answers > self.answer_room {
-            let size = answers * ANSWER_SIZE;
-            let grown = set_socket_recv_buffer_size_force(&self.socket, size)
-                .or_else(|_| set_socket_recv_buffer_size(&self.socket, size));
-            match grown {
-                Ok(()) => self.answer_room = answers,
-                Err(e) => tracing::debug!("netlink receive buffer not grown to {size} bytes: {e}"),
-            }
+        if answers > self.answer_room
+            && grow(
+                answers * ANSWER_SIZE,
+                |size| opt::set_socket_recv_buffer_size_force(&self.socket, size),
+                |size| opt::set_socket_recv_buffer_size(&self.socket, size),
+            )
+        {
+            self.answer_room = answers;
         }
     }
 
@@ -279,4 +277,17 @@ impl NftSocket {
             }
         }
     }
+}
+
+/// Sets a socket buffer to `size` bytes: past the system's maximum where
+/// allowed (`force`), else up to it; false if neither took.
+fn grow(
+    size: usize,
+    force: impl Fn(usize) -> rustix::io::Result<()>,
+    plain: impl Fn(usize) -> rustix::io::Result<()>,
+) -> bool {
+    force(size)
+        .or_else(|_| plain(size))
+        .inspect_err(|e| tracing::debug!("netlink socket buffer not grown to {size} bytes: {e}"))
+        .is_ok()
 }
