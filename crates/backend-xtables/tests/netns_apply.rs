@@ -186,19 +186,8 @@ fn filling_a_bare_table_with_many_ports_at_once_gives_what_port_by_port_gives() 
     // 40 ports: 120 new ebtables chains and 120 iptables chains, enough
     // for each batch to lead with `-Z` (the restore tool then skips its
     // per-command sorted walk).
-    let ports: Vec<_> = (0..40)
-        .map(|i| {
-            let mac = format!("52:54:00:00:01:{i:02x}");
-            guard_port(&format!("vnet{i}"), &format!("10.9.0.{}", i + 1), &mac, &[])
-        })
-        .collect();
-    let changes: Vec<Change> = ports
-        .iter()
-        .map(|ruleset| Change {
-            ruleset,
-            recorded: None,
-        })
-        .collect();
+    let ports = guard_ports("vnet", 40);
+    let changes = creates(&ports);
     let saved = || {
         let mut lines: Vec<String> = [
             ["ebtables-save", "-t", "nat"],
@@ -407,6 +396,28 @@ fn guard_port(
     }
 }
 
+/// `n` ports named `PREFIX0`, `PREFIX1`, ... guarded as [`guard_port`]
+/// guards one, each with a MAC and an IPv4 address of its own.
+fn guard_ports(prefix: &str, n: usize) -> Vec<backend_xtables::PortRuleset> {
+    (0..n)
+        .map(|i| {
+            let mac = format!("52:54:00:01:{:02x}:{:02x}", i / 256, i % 256);
+            let ip = format!("10.9.{}.{}", i / 250, i % 250 + 1);
+            guard_port(&format!("{prefix}{i}"), &ip, &mac, &[])
+        })
+        .collect()
+}
+
+/// Each of `ports` created (nothing recorded for it).
+fn creates(ports: &[backend_xtables::PortRuleset]) -> Vec<Change<'_>> {
+    (ports.iter())
+        .map(|ruleset| Change {
+            ruleset,
+            recorded: None,
+        })
+        .collect()
+}
+
 /// The ebtables `nat` table's rules that name `port`.
 fn bridge_rules_of(lab: &Lab, port: &str) -> Vec<String> {
     support::lines_naming(&lab.host.ok(&["ebtables-save", "-t", "nat"]), port)
@@ -419,18 +430,8 @@ fn a_removal_deletes_its_hook_rules_by_handle_without_a_tool() {
         return;
     }
     let lab = Lab::new(1);
-    let ports: Vec<_> = (0..5)
-        .map(|i| {
-            let mac = format!("52:54:00:00:02:{i:02x}");
-            guard_port(&format!("vnet{i}"), &format!("10.9.1.{}", i + 1), &mac, &[])
-        })
-        .collect();
-    let changes: Vec<Change> = (ports.iter())
-        .map(|ruleset| Change {
-            ruleset,
-            recorded: None,
-        })
-        .collect();
+    let ports = guard_ports("vnet", 5);
+    let changes = creates(&ports);
     let (first_four, fifth) = changes.split_at(4);
     let port = |i: usize| std::slice::from_ref(&ports[i].port);
     let ebtables_restores = |recording: &RecordingRunner| {
@@ -553,19 +554,8 @@ fn a_removal_larger_than_the_send_buffer_still_goes_by_handle() {
         return;
     }
     let lab = Lab::new(1);
-    let ports: Vec<_> = (0..600)
-        .map(|i| {
-            let mac = format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256);
-            let ip = format!("10.9.{}.{}", i / 250, i % 250 + 1);
-            guard_port(&format!("big{i}"), &ip, &mac, &[])
-        })
-        .collect();
-    let changes: Vec<Change> = (ports.iter())
-        .map(|ruleset| Change {
-            ruleset,
-            recorded: None,
-        })
-        .collect();
+    let ports = guard_ports("big", 600);
+    let changes = creates(&ports);
     let names: Vec<_> = ports.iter().map(|rs| rs.port.clone()).collect();
     lab.host.inside(|| {
         let real = std::sync::Arc::new(ProcessRunner::new(Toolset::default()).removing_by_handle());
