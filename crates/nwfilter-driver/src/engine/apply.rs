@@ -14,6 +14,7 @@ use host_io::Runner;
 
 use std::borrow::Cow;
 
+use super::last_applied::{self, Digest};
 use super::packed::Kept;
 use super::records::Record;
 use super::{Engine, EngineError, State};
@@ -87,13 +88,28 @@ impl<R: Runner> Engine<R> {
             .into_iter()
             .map(|rs| state.templates.share(rs))
             .collect();
+        let dir = self.bindings.dir();
+        let last: Vec<LastApplied> = crate::on_cores::map(&rulesets, |rs| LastApplied::of(dir, rs));
         let recorded: Vec<Option<Cow<'_, Rendered>>> = rulesets
             .iter()
-            .map(|rs| {
-                let kept = skip_current.then(|| state.applied.get(rs.port())).flatten();
-                kept.map(|k| k.as_rendered(rs))
+            .zip(&last)
+            .map(|(rs, last)| {
+                if !skip_current {
+                    return None;
+                }
+                match state.applied.get(rs.port()) {
+                    Some(kept) => Some(kept.as_rendered(rs)),
+                    // Not applied by this process (a daemon's start): by
+                    // an earlier one, if its record says these rules.
+                    None => last.unchanged().then_some(Cow::Borrowed(rs)),
+                }
             })
             .collect();
+        for (rs, last) in rulesets.iter().zip(&last) {
+            if last.stale() {
+                last_applied::forget(dir, rs.port())?;
+            }
+        }
         let changes: Vec<Change<'_>> = rulesets
             .iter()
             .zip(&recorded)
@@ -127,6 +143,9 @@ impl<R: Runner> Engine<R> {
                 });
             }
         };
+        for (rs, last) in rulesets.iter().zip(&last) {
+            last.record(dir, rs.port());
+        }
         for (rs, packing) in rulesets.into_iter().zip(packings) {
             let port = rs.port().clone();
             state.applied.insert(port, Kept::keep_packed(rs, packing));
@@ -151,6 +170,11 @@ impl<R: Runner> Engine<R> {
             }
             if holding.is_empty() {
                 continue;
+            }
+            if old == Backend::Xtables {
+                for port in &holding {
+                    last_applied::forget(dir, port)?;
+                }
             }
             let removed = {
                 let _tables = self.tables_lock()?;
@@ -183,6 +207,8 @@ impl<R: Runner> Engine<R> {
     pub(super) fn remove_port(&self, state: &mut State, port: &IfName) -> Result<(), EngineError> {
         let dir = self.bindings.dir();
         let record = state.records.get(dir, port)?;
+        // Whichever backend holds them, the port's rules go.
+        last_applied::forget(dir, port)?;
         let mut remaining = record.all();
         for b in record.all().into_iter().rev() {
             let removed = {
@@ -207,5 +233,44 @@ impl<R: Runner> Engine<R> {
         state.templates.prune();
         state.foreign.remove(port);
         Ok(())
+    }
+}
+
+/// A port's rules next to its record of what was last applied (see
+/// `last_applied`); xtables only.
+struct LastApplied {
+    /// The new rules' digest (`None`: rendered for nftables).
+    new: Option<Digest>,
+    on_disk: Option<Digest>,
+}
+
+impl LastApplied {
+    fn of(dir: &std::path::Path, rendered: &Rendered) -> LastApplied {
+        let new = Digest::of(rendered);
+        let on_disk = new
+            .as_ref()
+            .and_then(|_| last_applied::read(dir, rendered.port()));
+        LastApplied { new, on_disk }
+    }
+
+    /// The record says these very rules.
+    fn unchanged(&self) -> bool {
+        self.new.is_some() && self.on_disk == self.new
+    }
+
+    /// The record says other rules: it goes before the kernel changes.
+    fn stale(&self) -> bool {
+        self.on_disk.is_some() && self.on_disk != self.new
+    }
+
+    /// Writes the new rules' digest once the kernel took them. A failure
+    /// costs the next start a probe of the port, not this change.
+    fn record(&self, dir: &std::path::Path, port: &IfName) {
+        let Some(new) = self.new.as_ref().filter(|_| !self.unchanged()) else {
+            return;
+        };
+        if let Err(e) = last_applied::write(dir, port, new) {
+            tracing::warn!(%port, error = %e, "last-applied record not written");
+        }
     }
 }

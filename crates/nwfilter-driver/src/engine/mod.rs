@@ -17,6 +17,7 @@ mod compile;
 mod create;
 mod error;
 mod keep;
+mod last_applied;
 mod learned;
 mod orphans;
 mod packed;

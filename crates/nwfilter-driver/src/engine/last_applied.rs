@@ -1,0 +1,165 @@
+//! What the xtables backend last applied to each port, kept across
+//! restarts: a `PORT.applied` file next to the binding holding the
+//! SHA-256 of the port's rendered rules.
+//!
+//! Why: the kernel re-spells xtables rules (`-p tcp` comes back as `-p
+//! tcp -m tcp`), so a process that does not know what it applied can only
+//! tell whether a port's rules are in place by building them again under
+//! temporary names and comparing the two listings (the applier's probe:
+//! 4 s at 1000 ports, while the daemon serves nothing). With this record a
+//! daemon's start trusts a port whose new rules are the ones it last
+//! applied, and checks the kernel's chains the way a reload does (names,
+//! hooks, rule counts; see `backend_xtables::apply::is_current`).
+//!
+//! The file only ever says what a commit of ours finished: it is removed
+//! before any change of the port that could leave other rules (an update
+//! to other rules, a removal) and written once the kernel took the
+//! change. A process killed in between leaves no file, and the next start
+//! probes that port as before. Written without a rename or fsync: an
+//! empty or torn file reads as no record, and an OS crash, the only
+//! thing an fsync guards against, empties the kernel's tables too.
+//! nftables needs no such record (its rules come back as written).
+
+use std::path::{Path, PathBuf};
+
+use nwfilter_model::IfName;
+use sha2::{Digest as _, Sha256};
+
+use super::error::EngineError;
+use super::state_file;
+use crate::backend::Rendered;
+
+const SUFFIX: &str = ".applied";
+
+/// The SHA-256 of a port's rendered xtables rules, as lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digest(String);
+
+impl Digest {
+    /// The digest of `rendered`; `None` for rules of another backend.
+    pub(crate) fn of(rendered: &Rendered) -> Option<Digest> {
+        let Rendered::Xtables(ruleset) = rendered else {
+            return None;
+        };
+        let mut sha = Sha256::new();
+        // Every field length-prefixed: no two rulesets encode alike.
+        let mut field = |bytes: &[u8]| {
+            sha.update((bytes.len() as u64).to_le_bytes());
+            sha.update(bytes);
+        };
+        field(ruleset.port.as_str().as_bytes());
+        for chain in &ruleset.chains {
+            field(format!("{:?} {:?}", chain.family, chain.role).as_bytes());
+            field(chain.name.as_bytes());
+            field(&(chain.rules.len() as u64).to_le_bytes());
+            for rule in &chain.rules {
+                field(&(rule.len() as u64).to_le_bytes());
+                for word in rule {
+                    field(word.as_bytes());
+                }
+            }
+        }
+        let hex = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Some(Digest(hex))
+    }
+
+    fn parse(text: &str) -> Option<Digest> {
+        let text = text.strip_suffix('\n')?;
+        let hex = text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        hex.then(|| Digest(text.to_owned()))
+    }
+}
+
+/// What `port`'s file says was last applied; `None` when there is no file
+/// or it cannot be read or parsed (the port is then probed).
+pub(crate) fn read(dir: &Path, port: &IfName) -> Option<Digest> {
+    let path = file(dir, port);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let digest = Digest::parse(&text);
+            if digest.is_none() {
+                tracing::debug!(path = %path.display(), "last-applied record unreadable: probing");
+            }
+            digest
+        }
+        Err(_) => None,
+    }
+}
+
+/// Records that `digest`'s rules are now `port`'s, in the kernel.
+pub(crate) fn write(dir: &Path, port: &IfName, digest: &Digest) -> Result<(), EngineError> {
+    let path = file(dir, port);
+    std::fs::write(&path, format!("{}\n", digest.0))
+        .map_err(|source| EngineError::Record { path, source })
+}
+
+/// Removes `port`'s record, before a change that may leave other rules.
+pub(crate) fn forget(dir: &Path, port: &IfName) -> Result<(), EngineError> {
+    let path = file(dir, port);
+    state_file::remove(&path).map_err(|source| EngineError::Record { path, source })
+}
+
+fn file(dir: &Path, port: &IfName) -> PathBuf {
+    dir.join(format!("{port}{SUFFIX}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend_xtables::{Family, Hook, PortRuleset, RenderedChain};
+
+    fn ruleset(port: &str, rules: &[&[&str]]) -> Rendered {
+        Rendered::Xtables(PortRuleset {
+            port: IfName::new(port).unwrap(),
+            chains: vec![RenderedChain {
+                family: Family::Bridge,
+                role: Hook::BridgeRootOut,
+                name: format!("libvirt-I-{port}"),
+                rules: rules
+                    .iter()
+                    .map(|r| r.iter().map(|w| w.to_string()).collect())
+                    .collect(),
+            }],
+        })
+    }
+
+    #[test]
+    fn a_written_digest_reads_back_and_a_forgotten_one_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = IfName::new("vnet0").unwrap();
+        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]])).unwrap();
+        assert_eq!(read(dir.path(), &port), None);
+        write(dir.path(), &port, &digest).unwrap();
+        assert_eq!(read(dir.path(), &port), Some(digest));
+        forget(dir.path(), &port).unwrap();
+        assert_eq!(read(dir.path(), &port), None);
+        forget(dir.path(), &port).unwrap();
+    }
+
+    #[test]
+    fn rules_that_differ_anywhere_have_different_digests() {
+        let of = |port, rules| Digest::of(&ruleset(port, rules)).unwrap();
+        let base = of("vnet0", &[&["-p", "IPv4", "-j", "ACCEPT"]]);
+        assert_eq!(base, of("vnet0", &[&["-p", "IPv4", "-j", "ACCEPT"]]));
+        // A word split differently, a rule split in two, another port.
+        assert_ne!(base, of("vnet0", &[&["-p IPv4", "-j", "ACCEPT"]]));
+        assert_ne!(base, of("vnet0", &[&["-p", "IPv4"], &["-j", "ACCEPT"]]));
+        assert_ne!(base, of("vnet1", &[&["-p", "IPv4", "-j", "ACCEPT"]]));
+        assert_ne!(base, of("vnet0", &[&["-p", "IPv4", "-j", "DROP"]]));
+    }
+
+    #[test]
+    fn a_torn_or_foreign_file_is_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = IfName::new("vnet0").unwrap();
+        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]])).unwrap();
+        let path = file(dir.path(), &port);
+        for text in ["", &digest.0[..30], &digest.0, "not a digest\n"] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(read(dir.path(), &port), None, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! A start with every xtables rule still in place (the daemon restarted,
+//! the kernel untouched) builds nothing: the ports an earlier process
+//! applied are checked as a reload checks them, against that process's
+//! record of what it applied (issue 22: restart of 1000 bindings). Ports
+//! whose rules changed meanwhile, in the kernel or in their binding, are
+//! still put right.
+
+use netns_lab as support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use host_io::{Command, ProcessRunner, RecordingRunner, Tool, Toolset};
+use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
+use support::{without_counters, Lab};
+
+fn binding(port: &str, n: usize, ip: &str) -> String {
+    format!(
+        "<filterbinding><owner><name>vm{n}</name>\
+         <uuid>d54df46f-1ab5-4a22-8618-4560ef5f{n:04}</uuid></owner>\
+         <portdev name='{port}'/><mac address='52:54:00:00:03:{n:02x}'/>\
+         <filterref filter='clean-traffic'><parameter name='IP' value='{ip}'/>\
+         </filterref></filterbinding>"
+    )
+}
+
+/// An engine as a fresh daemon process has it: nothing kept in memory.
+fn started(lab: &Lab, dirs: &Path) -> (Engine<Arc<RecordingRunner>>, Arc<RecordingRunner>) {
+    let real = ProcessRunner::new(Toolset::default()).in_netns(&lab.host.name);
+    let runner = Arc::new(RecordingRunner::wrapping(real));
+    let engine = Engine::new(
+        FilterStore::open(dirs.join("etc")),
+        BindingStore::open(dirs.join("run")),
+        Arc::clone(&runner),
+    )
+    .with_backend(Backend::Xtables);
+    (engine, runner)
+}
+
+/// The kernel commits among `calls` (the applier builds and switches
+/// chains through the `*-restore` tools).
+fn restores(calls: &[Command]) -> usize {
+    calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.tool,
+                Tool::EbtablesRestore | Tool::IptablesRestore | Tool::Ip6tablesRestore
+            )
+        })
+        .count()
+}
+
+fn names(ports: &[nwfilter_model::IfName]) -> Vec<&str> {
+    let mut names: Vec<&str> = ports.iter().map(|p| p.as_str()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_start_with_the_rules_in_place_builds_nothing() {
+    if !support::can_run("a_start_with_the_rules_in_place_builds_nothing") {
+        return;
+    }
+    let lab = Lab::new(0);
+    let dirs = tempfile::tempdir().unwrap();
+    {
+        let (engine, _) = started(&lab, dirs.path());
+        for n in 0..3 {
+            let ip = format!("10.3.0.{n}");
+            engine
+                .binding_create(&binding(&format!("ri{n}"), n, &ip))
+                .unwrap();
+        }
+    }
+    let in_place = without_counters(&lab.ruleset());
+
+    // Restarted, nothing changed: every port is found in place without
+    // building anything (without the record: the probe's restores).
+    let (engine, runner) = started(&lab, dirs.path());
+    let report = engine.reapply_all().unwrap();
+    assert_eq!(
+        names(&report.unchanged),
+        ["ri0", "ri1", "ri2"],
+        "{report:?}"
+    );
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(restores(&runner.calls()), 0, "{:#?}", runner.calls());
+    assert_eq!(without_counters(&lab.ruleset()), in_place);
+    drop(engine);
+
+    // While no daemon runs, another tool empties one of ri1's chains and a
+    // hand edit gives ri2 another address (the same chains, other rules).
+    lab.host
+        .ok(&["ebtables", "-t", "nat", "-F", "I-ri1-ipv4-ip"]);
+    let edited = binding("ri2", 2, "10.3.9.9");
+    std::fs::write(dirs.path().join("run/ri2.xml"), edited).unwrap();
+    let (engine, _) = started(&lab, dirs.path());
+    let report = engine.reapply_all().unwrap();
+    assert_eq!(names(&report.applied), ["ri1", "ri2"], "{report:?}");
+    assert_eq!(names(&report.unchanged), ["ri0"], "{report:?}");
+    let listing = lab.host.ok(&["ebtables-save", "-t", "nat"]);
+    assert!(listing.contains("10.3.9.9"), "{listing}");
+    assert!(!listing.contains("10.3.0.2"), "{listing}");
+    drop(engine);
+
+    // The next start trusts what that one applied.
+    let now = without_counters(&lab.ruleset());
+    let (engine, runner) = started(&lab, dirs.path());
+    let report = engine.reapply_all().unwrap();
+    assert_eq!(report.unchanged.len(), 3, "{report:?}");
+    assert_eq!(restores(&runner.calls()), 0, "{:#?}", runner.calls());
+    assert_eq!(without_counters(&lab.ruleset()), now);
+
+    // A deleted binding leaves no record behind to trust later.
+    engine.binding_delete("ri0").unwrap();
+    assert!(!dirs.path().join("run/ri0.applied").exists());
+}
+
+/// Without a record (an older version's state, or a damaged file) the
+/// start probes as before: rules in place are still left alone.
+#[test]
+fn a_start_without_a_record_probes_and_changes_nothing() {
+    if !support::can_run("a_start_without_a_record_probes_and_changes_nothing") {
+        return;
+    }
+    let lab = Lab::new(0);
+    let dirs = tempfile::tempdir().unwrap();
+    {
+        let (engine, _) = started(&lab, dirs.path());
+        for n in 0..2 {
+            let ip = format!("10.3.1.{n}");
+            engine
+                .binding_create(&binding(&format!("rp{n}"), n, &ip))
+                .unwrap();
+        }
+    }
+    let in_place = without_counters(&lab.ruleset());
+    std::fs::remove_file(dirs.path().join("run/rp0.applied")).unwrap();
+    std::fs::write(dirs.path().join("run/rp1.applied"), "torn").unwrap();
+
+    let (engine, runner) = started(&lab, dirs.path());
+    let report = engine.reapply_all().unwrap();
+    assert_eq!(names(&report.unchanged), ["rp0", "rp1"], "{report:?}");
+    assert!(restores(&runner.calls()) > 0, "probed by building");
+    assert_eq!(without_counters(&lab.ruleset()), in_place);
+    drop(engine);
+
+    // The probe's finding is recorded: the start after builds nothing.
+    let (engine, runner) = started(&lab, dirs.path());
+    let report = engine.reapply_all().unwrap();
+    assert_eq!(report.unchanged.len(), 2, "{report:?}");
+    assert_eq!(restores(&runner.calls()), 0, "{:#?}", runner.calls());
+}
