@@ -14,6 +14,19 @@ use crate::ruleset::{table, Family};
 use host_io::Runner;
 use host_io::{Command, Removal, RemovalStep, TableFamily, Tool};
 
+/// Sorts chain names into [`Batch::declaration_order`]'s order.
+fn order_declarations<S: AsRef<str> + Ord>(names: &mut [S], whole_table: bool) {
+    if whole_table {
+        names.sort_by_cached_key(|name| {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            // Fixed keys: the same batch text for the same chains in a build.
+            BuildHasherDefault::<DefaultHasher>::default().hash_one(name.as_ref())
+        });
+    } else {
+        names.sort_unstable_by(|a, b| b.cmp(a));
+    }
+}
+
 /// An argument that cannot be written into restore input safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("chain {chain}: argument {arg:?} {why}")]
@@ -160,9 +173,21 @@ impl Batch {
     /// whole list each; descending, each insertion stops at the first
     /// entry. (Their order means nothing else: a declaration only creates
     /// the chain.)
+    ///
+    /// A batch that fills a bare table ([`Batch::ask_for_whole_table`])
+    /// fetches the whole table first and inserts its declarations in no
+    /// walk of its own worth ordering for; there the order is that of a
+    /// hash of the name instead, for whoever lists the table later: the
+    /// same tools insert the chains the kernel lists, in the kernel's
+    /// order (their order of creation), into that sorted list, and 9 000
+    /// chains created in order of name, either way, took `ebtables-save`
+    /// 1.4–2.0 s to list, the same chains in an order unrelated to their
+    /// names 0.56–0.65 s (1000 clean-traffic ports; the restore itself
+    /// 1.33–1.54 s against 1.40 s). A daemon's start, and a reload after
+    /// someone else's commit, list the table so.
     fn declaration_order(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.declarations.iter().map(String::as_str).collect();
-        names.sort_unstable_by(|a, b| b.cmp(a));
+        order_declarations(&mut names, self.whole_table);
         names
     }
 
@@ -171,8 +196,7 @@ impl Batch {
     /// tool applies them.
     pub(super) fn into_steps(self) -> (Vec<String>, Vec<Step>) {
         let mut declarations = self.declarations;
-        // As `declaration_order`, owned.
-        declarations.sort_unstable_by(|a, b| b.cmp(a));
+        order_declarations(&mut declarations, self.whole_table);
         (declarations, self.steps)
     }
 
@@ -452,6 +476,34 @@ mod tests {
             lines[5], "-A I-vnet0-mac -j DROP",
             "commands keep their order"
         );
+    }
+
+    #[test]
+    fn a_batch_filling_a_bare_table_declares_its_chains_in_no_order_of_name() {
+        let names: Vec<String> = (0..100)
+            .flat_map(|n| [format!("libvirt-I-vnet{n}"), format!("I-vnet{n}-ipv4")])
+            .collect();
+        let mut batch = Batch::new(Family::Bridge);
+        batch.ask_for_whole_table();
+        for name in &names {
+            batch.create_chain(name).unwrap();
+        }
+        let declared: Vec<&str> = batch.declaration_order();
+        let mut sorted = declared.clone();
+        sorted.sort_unstable();
+        let mut expected = names.iter().map(String::as_str).collect::<Vec<_>>();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "every chain, once");
+        // A later listing inserts them into a sorted list in this order:
+        // far from sorted either way (see `declaration_order`).
+        let ascending = declared.windows(2).filter(|w| w[0] < w[1]).count();
+        assert!(
+            (50..150).contains(&ascending),
+            "{ascending} of 199 neighbours ascending: {declared:?}"
+        );
+        let again = declared.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(batch.text(), batch.text(), "the same text each time");
+        assert_eq!(batch.clone().into_steps().0, again, "the kept tables agree");
     }
 
     #[test]
