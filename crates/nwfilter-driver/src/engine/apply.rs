@@ -14,7 +14,7 @@ use host_io::Runner;
 
 use std::borrow::Cow;
 
-use super::last_applied::{self, Digest};
+use super::last_applied::{self, LastApplied};
 use super::packed::Kept;
 use super::records::Record;
 use super::{Engine, EngineError, State};
@@ -89,7 +89,11 @@ impl<R: Runner> Engine<R> {
             .map(|rs| state.templates.share(rs))
             .collect();
         let dir = self.bindings.dir();
-        let last: Vec<LastApplied> = crate::on_cores::map(&rulesets, |rs| LastApplied::of(dir, rs));
+        // xtables only: nftables rules have no record to read or hash.
+        let last: Vec<LastApplied> = match backend {
+            Backend::Xtables => crate::on_cores::map(&rulesets, |rs| LastApplied::of(dir, rs)),
+            Backend::Nftables => rulesets.iter().map(|_| LastApplied::none()).collect(),
+        };
         let recorded: Vec<Option<Cow<'_, Rendered>>> = rulesets
             .iter()
             .zip(&last)
@@ -233,44 +237,5 @@ impl<R: Runner> Engine<R> {
         state.templates.prune();
         state.foreign.remove(port);
         Ok(())
-    }
-}
-
-/// A port's rules next to its record of what was last applied (see
-/// `last_applied`); xtables only.
-struct LastApplied {
-    /// The new rules' digest (`None`: rendered for nftables).
-    new: Option<Digest>,
-    on_disk: Option<Digest>,
-}
-
-impl LastApplied {
-    fn of(dir: &std::path::Path, rendered: &Rendered) -> LastApplied {
-        let new = Digest::of(rendered);
-        let on_disk = new
-            .as_ref()
-            .and_then(|_| last_applied::read(dir, rendered.port()));
-        LastApplied { new, on_disk }
-    }
-
-    /// The record says these very rules.
-    fn unchanged(&self) -> bool {
-        self.new.is_some() && self.on_disk == self.new
-    }
-
-    /// The record says other rules: it goes before the kernel changes.
-    fn stale(&self) -> bool {
-        self.on_disk.is_some() && self.on_disk != self.new
-    }
-
-    /// Writes the new rules' digest once the kernel took them. A failure
-    /// costs the next start a probe of the port, not this change.
-    fn record(&self, dir: &std::path::Path, port: &IfName) {
-        let Some(new) = self.new.as_ref().filter(|_| !self.unchanged()) else {
-            return;
-        };
-        if let Err(e) = last_applied::write(dir, port, new) {
-            tracing::warn!(%port, error = %e, "last-applied record not written");
-        }
     }
 }

@@ -33,16 +33,18 @@ const SUFFIX: &str = ".applied";
 
 /// The SHA-256 of a port's rendered xtables rules, as lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Digest(String);
+struct Digest(String);
 
 impl Digest {
     /// The digest of `rendered`; `None` for rules of another backend.
-    pub(crate) fn of(rendered: &Rendered) -> Option<Digest> {
+    fn of(rendered: &Rendered) -> Option<Digest> {
         let Rendered::Xtables(ruleset) = rendered else {
             return None;
         };
         let mut sha = Sha256::new();
-        // Every field length-prefixed: no two rulesets encode alike.
+        // Every field length-prefixed: no two rulesets encode alike. The
+        // family and role by their names: renaming one costs each port
+        // one probe at the next start, never a wrong match.
         let mut field = |bytes: &[u8]| {
             sha.update((bytes.len() as u64).to_le_bytes());
             sha.update(bytes);
@@ -75,7 +77,7 @@ impl Digest {
 
 /// What `port`'s file says was last applied; `None` when there is no file
 /// or it cannot be read or parsed (the port is then probed).
-pub(crate) fn read(dir: &Path, port: &IfName) -> Option<Digest> {
+fn read(dir: &Path, port: &IfName) -> Option<Digest> {
     let path = file(dir, port);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -90,7 +92,7 @@ pub(crate) fn read(dir: &Path, port: &IfName) -> Option<Digest> {
 }
 
 /// Records that `digest`'s rules are now `port`'s, in the kernel.
-pub(crate) fn write(dir: &Path, port: &IfName, digest: &Digest) -> Result<(), EngineError> {
+fn write(dir: &Path, port: &IfName, digest: &Digest) -> Result<(), EngineError> {
     let path = file(dir, port);
     std::fs::write(&path, format!("{}\n", digest.0))
         .map_err(|source| EngineError::Record { path, source })
@@ -100,6 +102,51 @@ pub(crate) fn write(dir: &Path, port: &IfName, digest: &Digest) -> Result<(), En
 pub(crate) fn forget(dir: &Path, port: &IfName) -> Result<(), EngineError> {
     let path = file(dir, port);
     state_file::remove(&path).map_err(|source| EngineError::Record { path, source })
+}
+
+/// A port's rules next to its record of what was last applied (see
+/// this module); xtables only.
+pub(crate) struct LastApplied {
+    /// The new rules' digest (`None`: rendered for nftables).
+    new: Option<Digest>,
+    on_disk: Option<Digest>,
+}
+
+impl LastApplied {
+    pub(crate) fn of(dir: &Path, rendered: &Rendered) -> LastApplied {
+        let new = Digest::of(rendered);
+        let on_disk = new.as_ref().and_then(|_| read(dir, rendered.port()));
+        LastApplied { new, on_disk }
+    }
+
+    /// For rules that are not xtables': nothing to compare or record.
+    pub(crate) fn none() -> LastApplied {
+        LastApplied {
+            new: None,
+            on_disk: None,
+        }
+    }
+
+    /// The record says these very rules.
+    pub(crate) fn unchanged(&self) -> bool {
+        self.new.is_some() && self.on_disk == self.new
+    }
+
+    /// The record says other rules: it goes before the kernel changes.
+    pub(crate) fn stale(&self) -> bool {
+        self.on_disk.is_some() && self.on_disk != self.new
+    }
+
+    /// Writes the new rules' digest once the kernel took them. A failure
+    /// costs the next start a probe of the port, not this change.
+    pub(crate) fn record(&self, dir: &Path, port: &IfName) {
+        let Some(new) = self.new.as_ref().filter(|_| !self.unchanged()) else {
+            return;
+        };
+        if let Err(e) = write(dir, port, new) {
+            tracing::warn!(%port, error = %e, "last-applied record not written");
+        }
+    }
 }
 
 fn file(dir: &Path, port: &IfName) -> PathBuf {
