@@ -37,6 +37,18 @@ fn started(lab: &Lab, dirs: &Path) -> (Engine<Arc<RecordingRunner>>, Arc<Recordi
     (engine, runner)
 }
 
+/// Ports `PREFIX0`.. (addresses 10.3.SUBNET.n) created by an engine that
+/// is gone when this returns, as a stopped daemon is.
+fn applied_by_an_earlier_process(lab: &Lab, dirs: &Path, prefix: &str, subnet: u8, ports: usize) {
+    let (engine, _) = started(lab, dirs);
+    for n in 0..ports {
+        let ip = format!("10.3.{subnet}.{n}");
+        engine
+            .binding_create(&binding(&format!("{prefix}{n}"), n, &ip))
+            .unwrap();
+    }
+}
+
 /// The kernel commits among `calls` (the applier builds and switches
 /// chains through the `*-restore` tools).
 fn restores(calls: &[Command]) -> usize {
@@ -64,15 +76,7 @@ fn a_start_with_the_rules_in_place_builds_nothing() {
     }
     let lab = Lab::new(0);
     let dirs = tempfile::tempdir().unwrap();
-    {
-        let (engine, _) = started(&lab, dirs.path());
-        for n in 0..3 {
-            let ip = format!("10.3.0.{n}");
-            engine
-                .binding_create(&binding(&format!("ri{n}"), n, &ip))
-                .unwrap();
-        }
-    }
+    applied_by_an_earlier_process(&lab, dirs.path(), "ri", 0, 3);
     let in_place = without_counters(&lab.ruleset());
 
     // Restarted, nothing changed: every port is found in place without
@@ -126,15 +130,7 @@ fn a_start_without_a_record_probes_and_changes_nothing() {
     }
     let lab = Lab::new(0);
     let dirs = tempfile::tempdir().unwrap();
-    {
-        let (engine, _) = started(&lab, dirs.path());
-        for n in 0..2 {
-            let ip = format!("10.3.1.{n}");
-            engine
-                .binding_create(&binding(&format!("rp{n}"), n, &ip))
-                .unwrap();
-        }
-    }
+    applied_by_an_earlier_process(&lab, dirs.path(), "rp", 1, 2);
     let in_place = without_counters(&lab.ruleset());
     std::fs::remove_file(dirs.path().join("run/rp0.applied")).unwrap();
     std::fs::write(dirs.path().join("run/rp1.applied"), "torn").unwrap();
