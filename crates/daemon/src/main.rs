@@ -141,6 +141,8 @@ fn run(
     server
         .serve(logged, shutdown.clone())
         .context("serving the socket")?;
+    // The rules stay; what we know of them spares the next start a read.
+    service.engine().hand_over();
     Ok(())
 }
 

@@ -104,9 +104,16 @@ fn the_daemon_applies_restores_reloads_and_survives_a_restart() {
     );
     assert_eq!(without_counters(&lab.ruleset()), protected);
     assert!(!a.pings(&b.ip));
+    // What it knew of the tables is left for the next start.
+    let handed_over = scratch.run().join("xtables-tables.handover");
+    assert!(handed_over.exists(), "no tables handed over at the stop");
 
     // A new daemon finds the binding and keeps the rules exactly.
     let daemon = start_daemon(&lab.host, &scratch, &[]);
+    assert!(
+        !handed_over.exists(),
+        "the handed-over tables were not taken"
+    );
     let Reply::Xml { xml } = call(
         &scratch,
         Op::BindingDumpxml {

@@ -36,7 +36,7 @@ pub use gated::{Gate, GatedRunner};
 pub use lock::{TablesLock, DEFAULT_LOCK_FILE};
 pub use nft_elements::{ElementChange, ElementStep, KeyPart};
 pub use nft_removal::{Removal, RemovalStep};
-pub use nft_socket::TableFamily;
+pub use nft_socket::{TableFamily, TableSeen};
 pub use quote::{shell_line, shell_quote};
 pub use record::RecordingRunner;
 pub use run::{spawned_recently, Output, ProcessRunner, RunError, Runner};

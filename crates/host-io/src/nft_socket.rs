@@ -16,6 +16,15 @@ use crate::nfnl::{self, Outgoing};
 use crate::nft_events;
 
 const NFT_MSG_GETGEN: u16 = 16;
+/// `NFT_MSG_NEWTABLE` (the answer) and `NFT_MSG_GETTABLE`, with the
+/// attributes we send and read (`NFTA_TABLE_*`).
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_USE: u16 = 3;
+const NFTA_TABLE_HANDLE: u16 = 4;
+/// `ENOENT`: no such table.
+const ENOENT: i32 = 2;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END` and the begin's `NFNL_BATCH_GENID`.
 const BATCH_BEGIN: u16 = 16;
 const BATCH_END: u16 = 17;
@@ -62,6 +71,15 @@ impl TableFamily {
             TableFamily::Inet => 1,
         }
     }
+}
+
+/// One nf_tables table as the kernel names it now: which incarnation it
+/// is (its handle, never given twice to tables of one family in one
+/// namespace) and how many objects (chains, sets) it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum TableSeen {
+    Absent,
+    Present { handle: u64, uses: u32 },
 }
 
 /// Why a transaction of ours was not committed (nothing changed; or, for
@@ -161,6 +179,26 @@ impl NftSocket {
             Ok(generation.is_some())
         })?;
         generation.ok_or_else(|| io::Error::other("no generation in the answer"))
+    }
+
+    /// What the kernel says of table `name` of `family` now.
+    pub fn table(&mut self, family: TableFamily, name: &str) -> io::Result<TableSeen> {
+        let seq = self.next_seq();
+        let mut out = Outgoing::default();
+        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
+        out.message(kind, nfnl::F_REQUEST, seq, family.nfproto(), 0);
+        out.string(NFTA_TABLE_NAME, name);
+        self.send(out)?;
+        let mut seen = None;
+        self.answers(seq, seq, |message| {
+            match message.error_code() {
+                Some(code) if -code == ENOENT => seen = Some(TableSeen::Absent),
+                Some(code) => return Err(errno(code)),
+                None => seen = table_seen(&message),
+            }
+            Ok(seen.is_some())
+        })?;
+        seen.ok_or_else(|| io::Error::other("no table in the answer"))
     }
 
     /// Sends a batch of `steps` messages, each asking for an answer,
@@ -277,6 +315,18 @@ impl NftSocket {
             }
         }
     }
+}
+
+/// The table an `NFT_MSG_NEWTABLE` answer describes.
+fn table_seen(message: &nfnl::Received<'_>) -> Option<TableSeen> {
+    if message.nft_message()? != NFT_MSG_NEWTABLE {
+        return None;
+    }
+    let attributes = message.attributes();
+    Some(TableSeen::Present {
+        handle: attributes.find(NFTA_TABLE_HANDLE).and_then(nfnl::be64)?,
+        uses: attributes.find(NFTA_TABLE_USE).and_then(nfnl::be32)?,
+    })
 }
 
 /// Sets a socket buffer to `size` bytes: past the system's maximum where

@@ -121,4 +121,9 @@ impl Runner for RecordingRunner {
     fn ruleset_generation(&self) -> Option<u32> {
         self.inner.as_ref()?.ruleset_generation()
     }
+
+    /// As [`RecordingRunner::ruleset_generation`].
+    fn nft_table(&self, family: crate::TableFamily, name: &str) -> Option<crate::TableSeen> {
+        self.inner.as_ref()?.nft_table(family, name)
+    }
 }

@@ -14,6 +14,7 @@ use crate::command::{Command, OnError};
 use crate::commit_watch::{collect, CommitWatch, WatchPool};
 use crate::nft_elements::ElementChange;
 use crate::nft_removal::{Removal, Remover, Transaction};
+use crate::nft_socket::{TableFamily, TableSeen};
 use crate::quote::shell_line;
 use crate::standby::{worth_a_standby, Standbys};
 use crate::started::Started;
@@ -99,6 +100,15 @@ pub trait Runner {
     fn ruleset_generation(&self) -> Option<u32> {
         None
     }
+
+    /// What the kernel says of nf_tables table `name` of `family` in the
+    /// namespace this runner's commands change (`NFT_MSG_GETTABLE`).
+    /// `None` when this runner cannot tell (as for
+    /// [`Runner::ruleset_generation`]).
+    fn nft_table(&self, family: TableFamily, name: &str) -> Option<TableSeen> {
+        let _ = (family, name);
+        None
+    }
 }
 
 /// A shared runner (e.g. one the caller keeps to inspect afterwards).
@@ -121,6 +131,10 @@ impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
 
     fn ruleset_generation(&self) -> Option<u32> {
         (**self).ruleset_generation()
+    }
+
+    fn nft_table(&self, family: TableFamily, name: &str) -> Option<TableSeen> {
+        (**self).nft_table(family, name)
     }
 }
 
@@ -379,6 +393,12 @@ impl Runner for ProcessRunner {
     fn ruleset_generation(&self) -> Option<u32> {
         self.with_kept_socket(|remover| remover.socket().generation())?
             .inspect_err(|e| tracing::debug!("no ruleset generation: {e}"))
+            .ok()
+    }
+
+    fn nft_table(&self, family: TableFamily, name: &str) -> Option<TableSeen> {
+        self.with_kept_socket(|remover| remover.socket().table(family, name))?
+            .inspect_err(|e| tracing::debug!("no answer about table {name}: {e}"))
             .ok()
     }
 }

@@ -228,6 +228,32 @@ impl Kept {
         }
     }
 
+    /// The kept xtables tables and the generation now, if they are proven
+    /// the kernel's at it (what a stopping engine hands over).
+    pub(crate) fn xtables_settled_now<R: Runner + ?Sized>(
+        &self,
+        runner: &R,
+    ) -> Option<(&backend_xtables::apply::Tables, u32)> {
+        if self.fresh.is_some() {
+            return None;
+        }
+        let now = runner.ruleset_generation()?;
+        let tables = self.xtables.as_ref()?;
+        self.proven(Backend::Xtables, Some(now))
+            .then_some((tables, now))
+    }
+
+    /// Keeps `tables` as the kernel's xtables tables at `generation`
+    /// (handed over by the process before, and proven still so).
+    pub(crate) fn take_over_xtables(
+        &mut self,
+        tables: backend_xtables::apply::Tables,
+        generation: u32,
+    ) {
+        self.xtables = Some(tables);
+        self.settled.resume(Backend::Xtables, generation);
+    }
+
     /// Whether `backend`'s kept tables are the kernel's at generation
     /// `now`: settled there, and listed by tools whose changes the
     /// generation counts.

@@ -79,6 +79,12 @@ impl Settled {
         }
     }
 
+    /// Tables handed over by the process before (`engine::hand_over`) are
+    /// the kernel's at `generation`, as if our own operation had left them.
+    pub(crate) fn resume(&mut self, backend: Backend, generation: u32) {
+        self.set(backend, Some(generation));
+    }
+
     /// Whether `backend`'s kept tables are the kernel's at generation
     /// `now` (nothing committed since they settled).
     pub(crate) fn holds(&self, backend: Backend, now: Option<u32>) -> bool {

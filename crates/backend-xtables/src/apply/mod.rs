@@ -18,7 +18,7 @@ mod plan;
 mod probe;
 mod rule;
 
-use host_io::{Command, RunError, Runner, Tool};
+use host_io::{Command, RunError, Runner, TableFamily, TableSeen, Tool};
 use nwfilter_model::IfName;
 
 pub use batch::BadArgument;
@@ -226,14 +226,44 @@ impl PendingTables {
     }
 }
 
-/// The `*-save` command that lists `family`'s table of ours.
-fn save(family: Family) -> Command {
-    let tool = match family {
+/// The `*-save` tool that lists `family`'s table of ours.
+fn save_tool(family: Family) -> Tool {
+    match family {
         Family::Bridge => Tool::EbtablesSave,
         Family::Ipv4 => Tool::IptablesSave,
         Family::Ipv6 => Tool::Ip6tablesSave,
-    };
-    Command::new(tool, ["-t", table(family)])
+    }
+}
+
+/// The `*-save` command that lists `family`'s table of ours.
+fn save(family: Family) -> Command {
+    Command::new(save_tool(family), ["-t", table(family)])
+}
+
+/// The nf_tables tables the three tools keep ours in (bridge `nat`, ip
+/// and ip6 `filter`), as the kernel names them now, in [`FAMILIES`]'
+/// order; `None` when the runner cannot ask the kernel.
+pub fn tables_seen<R: Runner + ?Sized>(runner: &R) -> Option<[TableSeen; 3]> {
+    let [bridge, ipv4, ipv6] = FAMILIES.map(|family| {
+        let kernel_family = match family {
+            Family::Bridge => TableFamily::Bridge,
+            Family::Ipv4 => TableFamily::Ipv4,
+            Family::Ipv6 => TableFamily::Ipv6,
+        };
+        runner.nft_table(kernel_family, table(family))
+    });
+    Some([bridge?, ipv4?, ipv6?])
+}
+
+/// Whether the three `*-save` tools the runner starts work through
+/// nf_tables now (their `-V` says `(nf_tables)`): the alternatives may
+/// have moved to the legacy tools, whose tables are other tables.
+pub fn tools_through_nf_tables<R: Runner + ?Sized>(runner: &R) -> bool {
+    FAMILIES.into_iter().all(|family| {
+        runner
+            .run(&Command::new(save_tool(family), ["-V"]))
+            .is_ok_and(|output| output.stdout.contains("(nf_tables)"))
+    })
 }
 
 impl<R: Runner + ?Sized> Applier<'_, R> {

@@ -16,6 +16,7 @@ mod closed;
 mod compile;
 mod create;
 mod error;
+mod hand_over;
 mod keep;
 mod last_applied;
 mod learned;
@@ -175,6 +176,17 @@ impl<R: Runner> Engine<R> {
             // Rendered for the other backend: nothing to compare against.
             state.applied.clear();
             state.templates.clear();
+        }
+    }
+
+    /// Leaves the xtables tables this engine keeps for the next process's
+    /// start when they are proven the kernel's, so that it plans on them
+    /// instead of reading every table (see `hand_over`). For a daemon that
+    /// stops: a commit by anyone after this refutes what it left.
+    pub fn hand_over(&self) {
+        let state = self.lock();
+        if let Some((tables, generation)) = state.kept.xtables_settled_now(&self.runner) {
+            hand_over::write(self.bindings.dir(), &self.runner, tables, generation);
         }
     }
 

@@ -11,8 +11,8 @@ use nwfilter_compile::{FilterSource, Ipv6Learning};
 use super::compile::{self, awaits_ip};
 use super::create::Awaiting;
 use super::learned::Stored;
-use super::read_once;
 use super::{closed, error_chain, render_foreign, Engine, EngineError, Reapplied, State};
+use super::{hand_over, read_once};
 use crate::backend::{Backend, Rendered};
 use crate::port::{LearningNeed, PortRules};
 use crate::Listing;
@@ -79,6 +79,13 @@ impl<R: Runner> Engine<R> {
         // Someone else may have changed the kernel since our last
         // operation: read it again, unless nothing committed since.
         let backend = state.backend;
+        if let Some((tables, generation)) = hand_over::take(self.bindings.dir(), &self.runner) {
+            tracing::debug!(
+                generation,
+                "planning on the tables the stopped process handed over"
+            );
+            state.kept.take_over_xtables(tables, generation);
+        }
         state.kept.forget_unless_settled(backend, &self.runner);
         let mut result = Reapplied::default();
         // The directory is read again (not a store's memory of it): this
