@@ -142,7 +142,7 @@ fn run(
         .serve(logged, shutdown.clone())
         .context("serving the socket")?;
     // The rules stay; what we know of them spares the next start a read.
-    service.engine().hand_over();
+    host.hand_over();
     Ok(())
 }
 

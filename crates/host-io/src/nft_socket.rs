@@ -341,3 +341,43 @@ fn grow(
         .inspect_err(|e| tracing::debug!("netlink socket buffer not grown to {size} bytes: {e}"))
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(kind: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Outgoing::default();
+        out.message((nfnl::SUBSYS_NFTABLES << 8) | kind, 0, 0, 7, 0);
+        for (t, value) in attrs {
+            out.attribute(*t, value);
+        }
+        out.finish()
+    }
+
+    #[test]
+    fn a_table_is_named_by_its_handle_and_use_count() {
+        let data = answer(
+            NFT_MSG_NEWTABLE,
+            &[
+                (NFTA_TABLE_NAME, b"nat\0".to_vec()),
+                (2, 0u32.to_be_bytes().to_vec()),
+                (NFTA_TABLE_USE, 9003u32.to_be_bytes().to_vec()),
+                (NFTA_TABLE_HANDLE, 0x1_0000_0002u64.to_be_bytes().to_vec()),
+            ],
+        );
+        let message = nfnl::messages(&data).next().unwrap();
+        assert_eq!(
+            table_seen(&message),
+            Some(TableSeen::Present {
+                handle: 0x1_0000_0002,
+                uses: 9003
+            })
+        );
+        // Another message, or one without a handle, names no table.
+        let data = answer(NFT_MSG_GETTABLE, &[(NFTA_TABLE_USE, vec![0; 4])]);
+        assert_eq!(table_seen(&nfnl::messages(&data).next().unwrap()), None);
+        let data = answer(NFT_MSG_NEWTABLE, &[(NFTA_TABLE_USE, vec![0; 4])]);
+        assert_eq!(table_seen(&nfnl::messages(&data).next().unwrap()), None);
+    }
+}

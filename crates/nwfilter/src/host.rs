@@ -227,6 +227,18 @@ impl Host {
             .collect())
     }
 
+    /// Leaves what this host knows of the kernel's xtables tables in the
+    /// state directory for the next [`Host::reload`] of a new process,
+    /// which then reads no table if nothing at all committed to the
+    /// firewall in between (a restart of 1000 ports: about 0.25 s instead
+    /// of 0.8 s). Call it once as the VM manager exits (the rules stay in
+    /// place); a later change by this host, or anyone, only makes the
+    /// next start read as it would have. Never fails: what cannot be
+    /// written costs that read.
+    pub fn hand_over(&self) {
+        self.service.engine().hand_over();
+    }
+
     /// Re-reads the filters (and, with [`Firewall::FromSettings`], the
     /// backend setting) and re-applies every binding (start of the VM
     /// manager, host firewall reload). Ports already exactly in place are
