@@ -28,6 +28,7 @@ use sha2::{Digest as _, Sha256};
 use super::error::EngineError;
 use super::state_file;
 use crate::backend::Rendered;
+use backend_xtables::PortRuleset;
 
 const SUFFIX: &str = ".applied";
 
@@ -36,11 +37,8 @@ const SUFFIX: &str = ".applied";
 struct Digest(String);
 
 impl Digest {
-    /// The digest of `rendered`; `None` for rules of another backend.
-    fn of(rendered: &Rendered) -> Option<Digest> {
-        let Rendered::Xtables(ruleset) = rendered else {
-            return None;
-        };
+    /// The digest of a port's rendered xtables rules.
+    fn of(ruleset: &PortRuleset) -> Digest {
         let mut sha = Sha256::new();
         // Every field length-prefixed: no two rulesets encode alike. The
         // family and role by their names: renaming one costs each port
@@ -62,7 +60,7 @@ impl Digest {
             }
         }
         let hex = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Some(Digest(hex))
+        Digest(hex)
     }
 
     fn parse(text: &str) -> Option<Digest> {
@@ -114,7 +112,10 @@ pub(crate) struct LastApplied {
 
 impl LastApplied {
     pub(crate) fn of(dir: &Path, rendered: &Rendered) -> LastApplied {
-        let new = Digest::of(rendered);
+        let new = match rendered {
+            Rendered::Xtables(ruleset) => Some(Digest::of(ruleset)),
+            Rendered::Nftables { .. } => None,
+        };
         let on_disk = new.as_ref().and_then(|_| read(dir, rendered.port()));
         LastApplied { new, on_disk }
     }
@@ -150,7 +151,7 @@ impl LastApplied {
 }
 
 fn file(dir: &Path, port: &IfName) -> PathBuf {
-    dir.join(format!("{port}{SUFFIX}"))
+    state_file::of_port(dir, port.as_str(), SUFFIX)
 }
 
 #[cfg(test)]
@@ -158,8 +159,8 @@ mod tests {
     use super::*;
     use backend_xtables::{Family, Hook, PortRuleset, RenderedChain};
 
-    fn ruleset(port: &str, rules: &[&[&str]]) -> Rendered {
-        Rendered::Xtables(PortRuleset {
+    fn ruleset(port: &str, rules: &[&[&str]]) -> PortRuleset {
+        PortRuleset {
             port: IfName::new(port).unwrap(),
             chains: vec![RenderedChain {
                 family: Family::Bridge,
@@ -170,14 +171,14 @@ mod tests {
                     .map(|r| r.iter().map(|w| w.to_string()).collect())
                     .collect(),
             }],
-        })
+        }
     }
 
     #[test]
     fn a_written_digest_reads_back_and_a_forgotten_one_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let port = IfName::new("vnet0").unwrap();
-        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]])).unwrap();
+        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]]));
         assert_eq!(read(dir.path(), &port), None);
         write(dir.path(), &port, &digest).unwrap();
         assert_eq!(read(dir.path(), &port), Some(digest));
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn rules_that_differ_anywhere_have_different_digests() {
-        let of = |port, rules| Digest::of(&ruleset(port, rules)).unwrap();
+        let of = |port, rules| Digest::of(&ruleset(port, rules));
         let base = of("vnet0", &[&["-p", "IPv4", "-j", "ACCEPT"]]);
         assert_eq!(base, of("vnet0", &[&["-p", "IPv4", "-j", "ACCEPT"]]));
         // A word split differently, a rule split in two, another port.
@@ -202,7 +203,7 @@ mod tests {
     fn a_torn_or_foreign_file_is_no_record() {
         let dir = tempfile::tempdir().unwrap();
         let port = IfName::new("vnet0").unwrap();
-        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]])).unwrap();
+        let digest = Digest::of(&ruleset("vnet0", &[&["-j", "ACCEPT"]]));
         let path = file(dir.path(), &port);
         for text in ["", &digest.0[..30], &digest.0, "not a digest\n"] {
             std::fs::write(&path, text).unwrap();

@@ -204,11 +204,11 @@ fn parse6(line: &str) -> Option<Learned6> {
 }
 
 fn file(dir: &Path, port: &IfName) -> PathBuf {
-    dir.join(format!("{port}{SUFFIX}"))
+    state_file::of_port(dir, port.as_str(), SUFFIX)
 }
 
 fn file6(dir: &Path, port: &IfName) -> PathBuf {
-    dir.join(format!("{port}{SUFFIX_V6}"))
+    state_file::of_port(dir, port.as_str(), SUFFIX_V6)
 }
 
 #[cfg(test)]

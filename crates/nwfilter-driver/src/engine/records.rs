@@ -166,7 +166,7 @@ impl Records {
 /// Removes the record of a port name that `IfName` now refuses (see
 /// `BindingStore::remove_option_like`); nothing in memory holds it.
 pub(crate) fn remove_option_like(dir: &Path, portdev: &str) -> Result<(), EngineError> {
-    let path = dir.join(format!("{portdev}{SUFFIX}"));
+    let path = state_file::of_port(dir, portdev, SUFFIX);
     state_file::remove(&path).map_err(|source| EngineError::Record { path, source })
 }
 
@@ -186,7 +186,7 @@ pub(crate) fn recorded_ports(dir: &Path) -> Vec<IfName> {
 }
 
 pub(crate) fn file(dir: &Path, port: &IfName) -> PathBuf {
-    dir.join(format!("{port}{SUFFIX}"))
+    state_file::of_port(dir, port.as_str(), SUFFIX)
 }
 
 #[cfg(test)]

@@ -13,7 +13,13 @@
 //! address is learned again).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `DIR/PORT.SUFFIX`: one port's state file of one kind (`.backend`,
+/// `.applied`, `.learned`, `.learned6`; `suffix` with its dot).
+pub(crate) fn of_port(dir: &Path, port: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{port}{suffix}"))
+}
 
 /// Temp file in the same directory (named `.PREFIX…​.tmp`, which the
 /// binding store's sweep removes if a crash leaves it), then a rename.
