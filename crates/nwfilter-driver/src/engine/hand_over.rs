@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::state_file;
 
 /// The file in the state directory.
-pub(crate) const FILE: &str = "xtables-tables.handover";
+const FILE: &str = "xtables-tables.handover";
 
 /// Changed whenever the file's meaning changes: an older file is refused.
 const FORMAT: u32 = 1;
