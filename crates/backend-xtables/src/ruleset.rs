@@ -20,6 +20,15 @@ pub fn table(family: Family) -> &'static str {
     }
 }
 
+/// The nf_tables family the tool for `family` keeps its table in.
+pub fn kernel_family(family: Family) -> host_io::TableFamily {
+    match family {
+        Family::Bridge => host_io::TableFamily::Bridge,
+        Family::Ipv4 => host_io::TableFamily::Ipv4,
+        Family::Ipv6 => host_io::TableFamily::Ipv6,
+    }
+}
+
 /// How the applier reaches a chain: which built-in or shared chain jumps
 /// to it. This is what the kernel's tables show of a chain, so the applier
 /// can recognise our chains when it reads them back; the IR's

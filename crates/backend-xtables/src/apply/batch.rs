@@ -9,10 +9,10 @@
 
 use super::layout::declaration;
 use super::rule::Rule;
-use crate::ruleset::{table, Family};
+use crate::ruleset::{kernel_family, table, Family};
 #[cfg(doc)]
 use host_io::Runner;
-use host_io::{Command, Removal, RemovalStep, TableFamily, Tool};
+use host_io::{Command, Removal, RemovalStep, Tool};
 
 /// Sorts chain names into [`Batch::declaration_order`]'s order.
 fn order_declarations<S: AsRef<str> + Ord>(names: &mut [S], whole_table: bool) {
@@ -262,12 +262,7 @@ impl Batch {
                 Step::Append(..) | Step::Insert(..) | Step::Rename(..) => None,
             })
             .collect::<Option<Vec<RemovalStep>>>()?;
-        let family = match self.family {
-            Family::Bridge => TableFamily::Bridge,
-            Family::Ipv4 => TableFamily::Ipv4,
-            Family::Ipv6 => TableFamily::Ipv6,
-        };
-        Removal::new(family, table(self.family), steps)
+        Removal::new(kernel_family(self.family), table(self.family), steps)
     }
 
     /// The command that commits this batch.

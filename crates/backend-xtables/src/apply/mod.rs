@@ -18,7 +18,7 @@ mod plan;
 mod probe;
 mod rule;
 
-use host_io::{Command, RunError, Runner, TableFamily, TableSeen, Tool};
+use host_io::{Command, RunError, Runner, TableSeen, Tool};
 use nwfilter_model::IfName;
 
 pub use batch::BadArgument;
@@ -26,7 +26,7 @@ pub use kernel::{parse_save, SaveParseError, Table, Tables};
 pub use plan::{BadChain, Desired, PlanError};
 pub use rule::{NulInArgument, Rule};
 
-use crate::ruleset::{table, Family, PortRuleset};
+use crate::ruleset::{kernel_family, table, Family, PortRuleset};
 use batch::Batch;
 use kept::Executed;
 use layout::{port_chains, Generation, Hooks};
@@ -244,14 +244,8 @@ fn save(family: Family) -> Command {
 /// and ip6 `filter`), as the kernel names them now, in [`FAMILIES`]'
 /// order; `None` when the runner cannot ask the kernel.
 pub fn tables_seen<R: Runner + ?Sized>(runner: &R) -> Option<[TableSeen; 3]> {
-    let [bridge, ipv4, ipv6] = FAMILIES.map(|family| {
-        let kernel_family = match family {
-            Family::Bridge => TableFamily::Bridge,
-            Family::Ipv4 => TableFamily::Ipv4,
-            Family::Ipv6 => TableFamily::Ipv6,
-        };
-        runner.nft_table(kernel_family, table(family))
-    });
+    let [bridge, ipv4, ipv6] =
+        FAMILIES.map(|family| runner.nft_table(kernel_family(family), table(family)));
     Some([bridge?, ipv4?, ipv6?])
 }
 
