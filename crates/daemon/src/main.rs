@@ -228,17 +228,10 @@ fn spawn_keeper(service: &Arc<Service>, args: &Args, shutdown: &Shutdown) -> any
 }
 
 /// Whether the xtables tools change the kernel through nf_tables (their
-/// changes then send events): `iptables-save --version` says
-/// `(nf_tables)`, where the legacy tools say `(legacy)`.
+/// changes then send events), as the tools say of themselves.
 fn xtables_on_nf_tables() -> bool {
-    let program = Toolset::default().program(host_io::Tool::IptablesSave);
-    std::process::Command::new(program)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).contains("nf_tables"))
-        .unwrap_or(false)
+    let tools = host_io::ProcessRunner::new(Toolset::default());
+    nwfilter_driver::backend::xtables::tools_through_nf_tables(&tools)
 }
 
 fn spawn_firewalld(service: &Arc<Service>, networks: &Arc<Networks>) -> anyhow::Result<()> {

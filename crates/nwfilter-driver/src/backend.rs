@@ -443,6 +443,7 @@ pub fn apply_once<R: Runner + ?Sized>(
 /// text forms (`nwfilter render`). Only the driver names the backend
 /// crates; everything above reaches them through here.
 pub mod xtables {
+    pub use backend_xtables::apply::tools_through_nf_tables;
     pub use backend_xtables::render::{command_lines, commands, restore_text, ruleset};
 }
 
