@@ -24,7 +24,6 @@
 //! synced: after an OS crash the boot differs and the file is refused.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,18 +94,15 @@ impl<'a> Listed<'a> {
 
     /// The table; `None` if a rule cannot be one (a NUL).
     fn into_table(self) -> Option<Table> {
-        let mut rules = BTreeMap::new();
+        let mut table = Table::default();
         for (chain, listed) in self.rules {
-            let listed: Option<Vec<Rule>> = listed.iter().map(|w| Rule::new(w).ok()).collect();
-            rules.insert(Arc::<str>::from(&*chain), listed?);
+            let rules: Option<Vec<Rule>> = listed.iter().map(|w| Rule::new(w).ok()).collect();
+            table.rules.insert(Arc::from(&*chain), rules?);
         }
-        let chains = (self.chains.iter())
-            .map(|name| match rules.get_key_value(&**name) {
-                Some((kept, _)) => Arc::clone(kept),
-                None => Arc::from(&**name),
-            })
-            .collect();
-        Some(Table { chains, rules })
+        for chain in &self.chains {
+            table.add_chain(chain);
+        }
+        Some(table)
     }
 }
 
