@@ -165,40 +165,63 @@ impl NftSocket {
 
     /// The kernel's current ruleset generation.
     pub fn generation(&mut self) -> io::Result<u32> {
-        let seq = self.next_seq();
-        let mut out = Outgoing::default();
-        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
-        out.message(kind, nfnl::F_REQUEST, seq, 0, 0);
-        self.send(out)?;
-        let mut generation = None;
-        self.answers(seq, seq, |message| {
-            if let Some(code) = message.error_code() {
-                return Err(errno(code));
-            }
-            generation = nft_events::generation_of(&message);
-            Ok(generation.is_some())
-        })?;
-        generation.ok_or_else(|| io::Error::other("no generation in the answer"))
+        self.ask(
+            NFT_MSG_GETGEN,
+            0,
+            |_| {},
+            |answer| match answer {
+                Ok(message) => Ok(nft_events::generation_of(&message)),
+                Err(code) => Err(errno(code)),
+            },
+        )
     }
 
     /// What the kernel says of table `name` of `family` now.
     pub fn table(&mut self, family: TableFamily, name: &str) -> io::Result<TableSeen> {
+        let ask = |out: &mut Outgoing| out.string(NFTA_TABLE_NAME, name);
+        self.ask(
+            NFT_MSG_GETTABLE,
+            family.nfproto(),
+            ask,
+            |answer| match answer {
+                Ok(message) => Ok(table_seen(&message)),
+                Err(code) if -code == ENOENT => Ok(Some(TableSeen::Absent)),
+                Err(code) => Err(errno(code)),
+            },
+        )
+    }
+
+    /// Sends one nf_tables request `kind` for `family` (its attributes
+    /// added by `attributes`) and reads its answers until `read` finds
+    /// what it wants in one (a message, or an error's code).
+    fn ask<T>(
+        &mut self,
+        kind: u16,
+        family: u8,
+        attributes: impl FnOnce(&mut Outgoing),
+        mut read: impl FnMut(Result<nfnl::Received<'_>, i32>) -> io::Result<Option<T>>,
+    ) -> io::Result<T> {
         let seq = self.next_seq();
         let mut out = Outgoing::default();
-        let kind = (nfnl::SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
-        out.message(kind, nfnl::F_REQUEST, seq, family.nfproto(), 0);
-        out.string(NFTA_TABLE_NAME, name);
+        out.message(
+            (nfnl::SUBSYS_NFTABLES << 8) | kind,
+            nfnl::F_REQUEST,
+            seq,
+            family,
+            0,
+        );
+        attributes(&mut out);
         self.send(out)?;
-        let mut seen = None;
+        let mut found = None;
         self.answers(seq, seq, |message| {
-            match message.error_code() {
-                Some(code) if -code == ENOENT => seen = Some(TableSeen::Absent),
-                Some(code) => return Err(errno(code)),
-                None => seen = table_seen(&message),
-            }
-            Ok(seen.is_some())
+            let answer = match message.error_code() {
+                Some(code) => Err(code),
+                None => Ok(message),
+            };
+            found = read(answer)?;
+            Ok(found.is_some())
         })?;
-        seen.ok_or_else(|| io::Error::other("no table in the answer"))
+        found.ok_or_else(|| io::Error::other("the kernel's answer said nothing"))
     }
 
     /// Sends a batch of `steps` messages, each asking for an answer,
