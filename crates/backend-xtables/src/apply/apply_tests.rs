@@ -214,3 +214,27 @@ fn without_a_record_the_kernel_is_asked_whether_the_update_is_needed() {
     assert!(stdin(&runner, 9).contains("-E FJ-vnet0 FI-vnet0"));
     assert_eq!(report.changed, std::slice::from_ref(&rules.port));
 }
+
+/// Every one of the three save tools must say `(nf_tables)`: with
+/// ebtables on the legacy tools, bridge changes are not nf_tables
+/// commits (no generation, no events), whatever iptables says.
+#[test]
+fn the_tools_work_through_nf_tables_only_when_all_three_say_so() {
+    let runner = RecordingRunner::new();
+    runner.answer(Tool::EbtablesSave, "ebtables-save v1.8.9 (nf_tables)\n");
+    runner.answer(Tool::IptablesSave, "iptables-save v1.8.9 (nf_tables)\n");
+    runner.answer(Tool::Ip6tablesSave, "ip6tables-save v1.8.9 (nf_tables)\n");
+    assert!(tools_through_nf_tables(&runner));
+    let asked: Vec<_> = runner
+        .calls()
+        .into_iter()
+        .map(|c| (c.tool, c.args))
+        .collect();
+    assert!(asked.iter().all(|(_, args)| args == &["-V"]), "{asked:?}");
+
+    runner.answer(Tool::EbtablesSave, "ebtables v2.0.11 (legacy)\n");
+    assert!(!tools_through_nf_tables(&runner));
+    runner.answer(Tool::EbtablesSave, "ebtables-save v1.8.9 (nf_tables)\n");
+    runner.answer(Tool::Ip6tablesSave, "ip6tables-save v1.8.9 (legacy)\n");
+    assert!(!tools_through_nf_tables(&runner));
+}
