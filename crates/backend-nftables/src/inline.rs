@@ -11,13 +11,19 @@
 //! the sub-chain runs and are left out. Nothing else changes: a chain
 //! with comments (they would be lost), another shape, or more than one
 //! rule jumping to it (also from a port's own chains) stays as it is.
+//!
+//! A bridge sub-chain that is one bare verdict (clean-traffic's `O-ipv4`,
+//! which is `accept`: allow-incoming-ipv4) costs a frame a jump to learn
+//! what its caller could say itself: every rule `CONDS jump SUB` becomes
+//! `CONDS accept` (or `drop`), since `accept` and `drop` end the hook's
+//! evaluation in whatever chain they are met (see [`inline_verdicts`]).
 
 use std::sync::Arc;
 
 use nftables::expr::Expression;
 use nftables::stmt::{Drop, Operator, Statement};
 
-use crate::names::Table;
+use crate::names::{Role, Table};
 use crate::render::{Chain, Rule};
 use crate::term::{statement, Term};
 
@@ -103,6 +109,58 @@ fn inlined(chains: &[Chain], own: &[Chain], i: usize) -> Option<(usize, usize, R
     ))
 }
 
+/// Writes every bridge sub-chain of `chains` that is one bare `accept` or
+/// `drop` (no condition, no comment) into the rules that jump to it, and
+/// drops the chain. A chain a port's own chains (`own`) jump to, or that
+/// no rule of `chains` jumps to (it may be entered otherwise), stays.
+pub(crate) fn inline_verdicts(chains: &mut Vec<Chain>, own: &[Chain]) {
+    let mut i = 0;
+    while i < chains.len() {
+        if let Some(verdict) = bare_verdict(&chains[i]) {
+            let jump = format!("jump {}", chains[i].name);
+            let from_own = own
+                .iter()
+                .flat_map(|c| &c.rules)
+                .any(|rule| rule.terms.iter().any(|t| t.text == jump));
+            // Only as the rule's last term: a jump elsewhere in a rule
+            // (there is none today) would not be a plain call.
+            let calls = |rule: &Rule| rule.terms.last().is_some_and(|t| t.text == jump);
+            let elsewhere = chains
+                .iter()
+                .flat_map(|c| &c.rules)
+                .any(|rule| !calls(rule) && rule.terms.iter().any(|t| t.text == jump));
+            let called = chains.iter().flat_map(|c| &c.rules).any(calls);
+            if !from_own && !elsewhere && called {
+                for chain in chains.iter_mut() {
+                    for rule in chain.rules.iter_mut().filter(|r| calls(r)) {
+                        rule.terms.pop();
+                        rule.terms.push(Arc::clone(&verdict));
+                    }
+                }
+                chains.remove(i);
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The one term of a bridge sub-chain whose only rule is `accept` or
+/// `drop` alone.
+fn bare_verdict(chain: &Chain) -> Option<Arc<Term>> {
+    if chain.table != Table::Bridge || chain.role != Role::Sub {
+        return None;
+    }
+    let [rule] = chain.rules.as_slice() else {
+        return None;
+    };
+    let [term] = rule.terms.as_slice() else {
+        return None;
+    };
+    let verdict = matches!(term.json, Statement::Accept(_) | Statement::Drop(_));
+    (verdict && rule.comment.is_none()).then(|| Arc::clone(term))
+}
+
 fn is(terms: &[Arc<Term>], text: &str) -> bool {
     matches!(terms, [t] if t.text == text)
 }
@@ -130,7 +188,6 @@ fn negated_lookup(term: &Term) -> Option<Term> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::Role;
     use crate::term::{compare, Operand};
 
     fn rule(terms: Vec<Term>) -> Rule {
@@ -262,6 +319,82 @@ mod tests {
         )];
         let before = texts(&chains);
         inline_lookups(&mut chains, &own);
+        assert_eq!(texts(&chains), before);
+    }
+
+    fn accept() -> Term {
+        statement("accept", Statement::Accept(Some(nftables::stmt::Accept {})))
+    }
+
+    #[test]
+    fn a_chain_that_is_one_verdict_becomes_that_verdict_in_each_caller() {
+        let ipv4 = || {
+            compare(
+                Operand::field("ether", "type"),
+                false,
+                Operand::symbol("ip"),
+            )
+        };
+        let mut chains = vec![
+            chain("O-ipv4", Role::Sub, vec![rule(vec![accept()])]),
+            chain("O-bad", Role::Sub, vec![rule(vec![word("drop")])]),
+            chain(
+                "O",
+                Role::ToVmL2,
+                vec![
+                    rule(vec![ipv4(), word("jump O-ipv4")]),
+                    rule(vec![arp(), word("jump O-bad")]),
+                    rule(vec![arp(), word("jump O-ipv4")]),
+                    rule(vec![word("drop")]),
+                ],
+            ),
+        ];
+        inline_verdicts(&mut chains, &[]);
+        assert_eq!(
+            texts(&chains),
+            [
+                "O: ether type ip accept",
+                "O: ether type 0x0806 drop",
+                "O: ether type 0x0806 accept",
+                "O: drop",
+            ]
+        );
+    }
+
+    #[test]
+    fn verdict_chains_with_conditions_own_callers_or_no_caller_stay() {
+        let mut chains = vec![
+            // A condition: not a bare verdict.
+            chain("O-a", Role::Sub, vec![rule(vec![arp(), accept()])]),
+            // Jumped to from a port's own chain.
+            chain("O-b", Role::Sub, vec![rule(vec![accept()])]),
+            // A root: entered from a dispatch map, not by a rule.
+            chain("O", Role::ToVmL2, vec![rule(vec![accept()])]),
+            // A sub-chain no rule jumps to.
+            chain("O-c", Role::Sub, vec![rule(vec![accept()])]),
+            // Two verdicts.
+            chain(
+                "O-d",
+                Role::Sub,
+                vec![rule(vec![accept()]), rule(vec![word("drop")])],
+            ),
+            chain(
+                "I",
+                Role::FromVmL2,
+                vec![
+                    rule(vec![word("jump O-a")]),
+                    rule(vec![word("jump O-b")]),
+                    rule(vec![word("jump O-d")]),
+                ],
+            ),
+        ];
+        let own = [chain(
+            "r0-00000000/vnet0",
+            Role::Sub,
+            vec![rule(vec![word("jump O-b")])],
+        )];
+        let before = texts(&chains);
+        inline_verdicts(&mut chains, &own);
         assert_eq!(texts(&chains), before);
     }
 }

@@ -380,6 +380,7 @@ fn render(
         ip_in_bridge::enter_from_root(&mut chains, template, bridged_version, at);
     }
     inline::inline_lookups(&mut chains, &out.own);
+    inline::inline_verdicts(&mut chains, &out.own);
     Ok(Rendered {
         rules: PortRuleset {
             port: port.clone(),

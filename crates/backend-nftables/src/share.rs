@@ -73,7 +73,7 @@ pub(crate) struct Shape {
 
 /// Bumped when the rendering of a template changes, so that new chains
 /// never take the name of differently rendered old ones.
-const LAYOUT: u32 = 3;
+const LAYOUT: u32 = 4;
 
 impl Shape {
     pub fn of(program: &Program, ip_in_bridge: bool) -> Shape {
