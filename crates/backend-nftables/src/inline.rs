@@ -368,7 +368,8 @@ mod tests {
             chain("O-a", Role::Sub, vec![rule(vec![arp(), accept()])]),
             // Jumped to from a port's own chain.
             chain("O-b", Role::Sub, vec![rule(vec![accept()])]),
-            // A root: entered from a dispatch map, not by a rule.
+            // A root (entered from a dispatch map), even if a rule
+            // jumped to it.
             chain("O", Role::ToVmL2, vec![rule(vec![accept()])]),
             // A sub-chain no rule jumps to.
             chain("O-c", Role::Sub, vec![rule(vec![accept()])]),
@@ -385,6 +386,7 @@ mod tests {
                     rule(vec![word("jump O-a")]),
                     rule(vec![word("jump O-b")]),
                     rule(vec![word("jump O-d")]),
+                    rule(vec![word("jump O")]),
                 ],
             ),
         ];
