@@ -7,11 +7,14 @@
 
 use netns_lab as support;
 
+mod tool_calls;
+
 use std::sync::Arc;
 
 use host_io::{Command, ProcessRunner, RecordingRunner, Tool, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use support::{without_counters, Lab};
+use tool_calls::saves;
 
 fn binding(port: &str, n: usize) -> String {
     format!(
@@ -21,18 +24,6 @@ fn binding(port: &str, n: usize) -> String {
          <filterref filter='clean-traffic'><parameter name='IP' value='10.2.0.{n}'/>\
          </filterref></filterbinding>"
     )
-}
-
-fn saves(calls: &[Command]) -> usize {
-    calls
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.tool,
-                Tool::EbtablesSave | Tool::IptablesSave | Tool::Ip6tablesSave
-            )
-        })
-        .count()
 }
 
 #[test]

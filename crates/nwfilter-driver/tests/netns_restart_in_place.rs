@@ -12,12 +12,15 @@
 
 use netns_lab as support;
 
+mod tool_calls;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use host_io::{Command, ProcessRunner, RecordingRunner, Tool, Toolset};
+use host_io::{ProcessRunner, RecordingRunner, Toolset};
 use nwfilter_driver::{Backend, BindingStore, Engine, FilterStore};
 use support::{without_counters, Lab};
+use tool_calls::{restores, saves};
 
 fn binding(port: &str, n: usize, ip: &str) -> String {
     format!(
@@ -71,34 +74,6 @@ fn applied_by_an_earlier_process(lab: &Lab, dirs: &Path, prefix: &str, subnet: u
             .binding_create(&binding(&format!("{prefix}{n}"), n, &ip))
             .unwrap();
     }
-}
-
-/// The kernel commits among `calls` (the applier builds and switches
-/// chains through the `*-restore` tools).
-fn restores(calls: &[Command]) -> usize {
-    calls
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.tool,
-                Tool::EbtablesRestore | Tool::IptablesRestore | Tool::Ip6tablesRestore
-            )
-        })
-        .count()
-}
-
-/// The table reads among `calls` (a tool asked for its version, `-V`,
-/// reads nothing).
-fn saves(calls: &[Command]) -> usize {
-    calls
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.tool,
-                Tool::EbtablesSave | Tool::IptablesSave | Tool::Ip6tablesSave
-            ) && c.args != ["-V"]
-        })
-        .count()
 }
 
 fn names(ports: &[nwfilter_model::IfName]) -> Vec<&str> {
