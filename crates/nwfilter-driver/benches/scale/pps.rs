@@ -548,39 +548,16 @@ fn netdev_own_from_bridge(lab: &Lab, guests: &[String], fast: bool) -> Result<St
                 for key in ["iifname . ", "oifname . "] {
                     if let Some(at) = l.find(key) {
                         let after = l[at + key.len()..].to_owned();
-                        // The set's `@name` (a template name has a `/`;
-                        // a raw payload field such as `@nh,64,48` not).
-                        let set_at = after
-                            .match_indices('@')
-                            .map(|(i, _)| i)
-                            .find(|&i| after[i..].split(' ').next().unwrap_or("").contains('/'))
-                            .ok_or("a lookup")?;
+                        let set_at = set_reference(&after).ok_or("a lookup")?;
                         let set =
                             template_name(after[set_at + 1..].split(' ').next().unwrap_or(""));
                         let v = value(&set).ok_or_else(|| format!("{port} in {set}"))?;
                         let tail = after[set_at..].split_once(' ').map_or("", |(_, t)| t);
-                        // `a . b [!=] @set` becomes `a [!=] A b [!=] B`:
-                        // one compare per field (a negated lookup only of
-                        // one field, where that is the same test).
                         let head = after[..set_at].trim_end();
-                        let (fields, negated) = match head.strip_suffix(" !=") {
-                            Some(f) => (f, true),
-                            None => (head, false),
-                        };
-                        let fields: Vec<&str> = fields.split(" . ").collect();
-                        let values: Vec<&str> = v.split(" . ").collect();
-                        if fields.len() != values.len() || (negated && fields.len() > 1) {
-                            return Err(
-                                format!("{port}: cannot write {head} {v} as compares").into()
-                            );
-                        }
-                        let op = if negated { "!= " } else { "" };
-                        let compares: Vec<String> = fields
-                            .iter()
-                            .zip(&values)
-                            .map(|(f, v)| format!("{f} {op}{v}"))
-                            .collect();
-                        l = format!("{}{} {tail}", &l[..at], compares.join(" "));
+                        let compares = as_compares(head, &v).ok_or_else(|| {
+                            format!("{port}: cannot write {head} {v} as compares")
+                        })?;
+                        l = format!("{}{compares} {tail}", &l[..at]);
                     }
                 }
                 for key in ["iifname vmap @", "oifname vmap @"] {
@@ -614,6 +591,33 @@ fn netdev_own_from_bridge(lab: &Lab, guests: &[String], fast: bool) -> Result<St
         ));
     }
     Ok(out)
+}
+
+/// Where a set's `@name` starts in `text`: a template set's name has a
+/// `/`, a raw payload field such as `@nh,64,48` has not.
+fn set_reference(text: &str) -> Option<usize> {
+    text.match_indices('@')
+        .map(|(i, _)| i)
+        .find(|&i| text[i..].split(' ').next().unwrap_or("").contains('/'))
+}
+
+/// A lookup's key `a . b` (followed by `!=` when negated) with the port's
+/// element `A . B` as one compare per field, `a A b B`; a negated lookup
+/// only of one field, where `a != A` is the same test. `None` otherwise.
+fn as_compares(key: &str, element: &str) -> Option<String> {
+    let (fields, op) = match key.strip_suffix(" !=") {
+        Some(fields) => (fields, "!= "),
+        None => (key, ""),
+    };
+    let fields: Vec<&str> = fields.split(" . ").collect();
+    let values: Vec<&str> = element.split(" . ").collect();
+    if fields.len() != values.len() || (!op.is_empty() && fields.len() > 1) {
+        return None;
+    }
+    let compares: Vec<String> = (fields.iter().zip(&values))
+        .map(|(f, v)| format!("{f} {op}{v}"))
+        .collect();
+    Some(compares.join(" "))
 }
 
 /// [`Setup::BridgeFast`]'s additions to the backend's bridge table: two
