@@ -73,10 +73,7 @@ fn inlined(chains: &[Chain], own: &[Chain], i: usize) -> Option<(usize, usize, R
         .filter(|(_, _, rule)| rule.terms.iter().any(|t| t.text == jump))
         .map(|(c, r, _)| (c, r))
         .collect();
-    let from_own = own
-        .iter()
-        .flat_map(|c| &c.rules)
-        .any(|rule| rule.terms.iter().any(|t| t.text == jump));
+    let from_own = any_jumps(own, &jump);
     let [(c, r)] = callers.as_slice() else {
         return None;
     };
@@ -118,19 +115,10 @@ pub(crate) fn inline_verdicts(chains: &mut Vec<Chain>, own: &[Chain]) {
     while i < chains.len() {
         if let Some(verdict) = bare_verdict(&chains[i]) {
             let jump = format!("jump {}", chains[i].name);
-            let from_own = own
-                .iter()
-                .flat_map(|c| &c.rules)
-                .any(|rule| rule.terms.iter().any(|t| t.text == jump));
-            // Only as the rule's last term: a jump elsewhere in a rule
-            // (there is none today) would not be a plain call.
+            // A jump is a rule's verdict, its last term.
             let calls = |rule: &Rule| rule.terms.last().is_some_and(|t| t.text == jump);
-            let elsewhere = chains
-                .iter()
-                .flat_map(|c| &c.rules)
-                .any(|rule| !calls(rule) && rule.terms.iter().any(|t| t.text == jump));
             let called = chains.iter().flat_map(|c| &c.rules).any(calls);
-            if !from_own && !elsewhere && called {
+            if called && !any_jumps(own, &jump) {
                 for chain in chains.iter_mut() {
                     for rule in chain.rules.iter_mut().filter(|r| calls(r)) {
                         rule.terms.pop();
@@ -159,6 +147,11 @@ fn bare_verdict(chain: &Chain) -> Option<Arc<Term>> {
     };
     let verdict = matches!(term.json, Statement::Accept(_) | Statement::Drop(_));
     (verdict && rule.comment.is_none()).then(|| Arc::clone(term))
+}
+
+/// Whether a rule of `chains` says `jump` (`jump NAME`).
+fn any_jumps(chains: &[Chain], jump: &str) -> bool {
+    (chains.iter().flat_map(|c| &c.rules)).any(|rule| rule.terms.iter().any(|t| t.text == jump))
 }
 
 fn is(terms: &[Arc<Term>], text: &str) -> bool {
