@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use host_io::{ElementStep, KeyPart, TableFamily};
 
 use crate::batch::mark_of_key;
+use crate::layout::FAST_FROM;
 use crate::matches::RAW_KEY;
 use crate::names::{Table, TABLE};
 use crate::render::PortSet;
@@ -135,7 +136,16 @@ impl SetLayouts {
 
     /// Whether the layout of `set` is known.
     pub fn knows(&self, table: Table, set: &str) -> bool {
-        self.0.contains_key(&(table, set.to_owned()))
+        self.kinds(table, set).is_some()
+    }
+
+    /// The value kinds of `set`: a template set's as learned, the fixed
+    /// layout's set's as `crate::layout` declares it.
+    fn kinds(&self, table: Table, set: &str) -> Option<&[ValueKind]> {
+        if table == Table::Bridge && set == FAST_FROM {
+            return Some(&[ValueKind::EtherAddr, ValueKind::Ipv4Addr]);
+        }
+        self.0.get(&(table, set.to_owned())).map(Vec::as_slice)
     }
 
     /// The steps that add or delete `tuples` in `set` (each: the port key,
@@ -148,7 +158,7 @@ impl SetLayouts {
         set: &str,
         tuples: &[Vec<String>],
     ) -> Option<Vec<ElementStep>> {
-        let kinds = self.0.get(&(table, set.to_owned()))?;
+        let kinds = self.kinds(table, set)?;
         tuples
             .iter()
             .map(|tuple| {

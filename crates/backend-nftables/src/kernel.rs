@@ -15,8 +15,10 @@ use serde_json::Value;
 
 use crate::batch::mark_key;
 use crate::elements::SetLayouts;
-use crate::layout::Skeleton;
-use crate::names::{is_nft_identifier, own_chain_port, tag_chain_port, template_of, Table, TABLE};
+use crate::layout::{Skeleton, FAST_FROM};
+use crate::names::{
+    self, is_nft_identifier, own_chain_port, tag_chain_port, template_of, Table, TABLE,
+};
 use crate::small::{VecMap, VecSet};
 
 /// Our objects as the kernel has them.
@@ -247,12 +249,21 @@ impl KernelState {
         port_of_tag: &BTreeMap<u16, String>,
     ) -> Result<(), ReadError> {
         let name = text(set, "name")?;
-        let Some(template) = template_of(name) else {
-            return Ok(());
+        let set_name: Arc<str> = match template_of(name) {
+            Some(template) => {
+                self.template(template)
+                    .sets
+                    .insert((table, name.to_owned()));
+                name.into()
+            }
+            // The layout's set (`layout::FAST_FROM`): its elements are the
+            // ports' as a template set's are.
+            None if table == Table::Bridge && name == FAST_FROM => {
+                self.skeleton.sets.insert((table, name.to_owned()));
+                names::fast_from_set()
+            }
+            None => return Ok(()),
         };
-        self.template(template)
-            .sets
-            .insert((table, name.to_owned()));
         let elems = set.get("elem").and_then(Value::as_array);
         for elem in elems.into_iter().flatten() {
             // Elements with options come wrapped: {"elem": {"val": …}}.
@@ -286,7 +297,7 @@ impl KernelState {
                 .collect::<Result<Vec<String>, ReadError>>()?;
             self.port(&port)
                 .elements
-                .get_or_default((table, name.into()))
+                .get_or_default((table, Arc::clone(&set_name)))
                 .insert(values);
         }
         Ok(())

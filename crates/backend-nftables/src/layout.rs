@@ -4,7 +4,11 @@
 //! Layout (see the crate's README for why the IP layer uses a mark):
 //! - [`Part::Dispatch`], while any port is filtered: `bridge nwfilter`
 //!   hooks prerouting (-300, `iifname vmap @from-vm`) and postrouting
-//!   (300, `oifname vmap @to-vm`).
+//!   (300, `oifname vmap @to-vm`). Prerouting first accepts, with one
+//!   lookup in the set [`FAST_FROM`], an IPv4 frame from a port's own MAC
+//!   and address that the port's chains are proven to accept whatever
+//!   else it holds (`crate::fast_path`): the common frame skips the jumps
+//!   and lookups of its template (issue 20).
 //! - [`Part::IpPath`], only while some port has IPv4/IPv6 rules (the
 //!   `inet` table): the bridge table tags the in-port in prerouting (-301)
 //!   and the out-port in forward (-200, before br_netfilter's -1), and
@@ -15,12 +19,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nftables::expr::{Expression, MetaKey, NamedExpression, Verdict};
 use nftables::schema::{NfCmd, NfListObject, Table as NfTable};
-use nftables::stmt::{JumpTarget, Mangle, Statement, VerdictMap};
+use nftables::stmt::{Accept, JumpTarget, Mangle, Statement, VerdictMap};
 use nftables::types::NfHook;
 
 use crate::batch::Batch;
 use crate::names::{Table, TABLE};
+use crate::render::{set_lookup, PortKey};
 use crate::term::{compare, statement, Operand, Term};
+
+/// The set of (port, source MAC, source IPv4) whose IPv4 frames bridge
+/// prerouting accepts at once: only what `crate::fast_path` proved the
+/// port's own chains accept.
+pub const FAST_FROM: &str = "fast-from";
 
 /// Mark bits carrying the in-port tag (set in bridge prerouting).
 pub const IN_TAG_MASK: u32 = 0x0000_ffff;
@@ -73,6 +83,18 @@ impl Part {
         }
     }
 
+    /// The part's sets: table, name, key types.
+    fn sets(self) -> &'static [(Table, &'static str, &'static [&'static str])] {
+        match self {
+            Part::Dispatch => &[(
+                Table::Bridge,
+                FAST_FROM,
+                &["ifname", "ether_addr", "ipv4_addr"],
+            )],
+            Part::IpPath => &[],
+        }
+    }
+
     /// The part's base chains with their rules.
     fn base_chains(self) -> Vec<BaseChain> {
         match self {
@@ -83,7 +105,10 @@ impl Part {
                     name: "prerouting",
                     hook: NfHook::Prerouting,
                     prio: -300,
-                    rules: vec![vec![vmap(iface(MetaKey::Iifname, "iifname"), "from-vm")]],
+                    rules: vec![
+                        fast_from(),
+                        vec![vmap(iface(MetaKey::Iifname, "iifname"), "from-vm")],
+                    ],
                 },
                 BaseChain {
                     table: Table::Bridge,
@@ -143,6 +168,7 @@ impl Part {
         let want = Skeleton::of(&[self]);
         tables.contains(&self.table())
             && want.maps.is_subset(&have.maps)
+            && want.sets.is_subset(&have.sets)
             && want
                 .chains
                 .iter()
@@ -159,12 +185,14 @@ struct BaseChain {
     rules: Vec<Vec<Term>>,
 }
 
-/// Our tables' fixed part: base chains (with their number of rules) and
-/// dispatch maps, as [`Batch::skeleton`] makes them or a listing shows them.
+/// Our tables' fixed part: base chains (with their number of rules),
+/// dispatch maps and sets, as [`Batch::skeleton`] makes them or a listing
+/// shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Skeleton {
     pub chains: BTreeMap<(Table, String), usize>,
     pub maps: BTreeSet<(Table, String)>,
+    pub sets: BTreeSet<(Table, String)>,
 }
 
 impl Skeleton {
@@ -178,6 +206,9 @@ impl Skeleton {
         for part in parts {
             for (table, name, _, _) in part.maps() {
                 want.maps.insert((*table, (*name).to_owned()));
+            }
+            for (table, name, _) in part.sets() {
+                want.sets.insert((*table, (*name).to_owned()));
             }
             for chain in part.base_chains() {
                 let key = (chain.table, chain.name.to_owned());
@@ -217,6 +248,9 @@ impl Batch {
         for (table, name, key, value) in part.maps() {
             self.map(*table, name, key, value);
         }
+        for (table, name, types) in part.sets() {
+            self.set(*table, name, types);
+        }
         let chains = part.base_chains();
         for c in &chains {
             self.base_chain(c.table, c.name, c.hook, c.prio);
@@ -231,7 +265,7 @@ impl Batch {
 
     /// Deletes what of the layout the kernel has (`tables`, `have`) and
     /// `want` lacks: a table as a whole, else its base chains (flushed
-    /// first: their rules refer to maps), then its maps.
+    /// first: their rules refer to maps and sets), then its maps and sets.
     pub fn remove_unwanted(
         &mut self,
         tables: &BTreeSet<Table>,
@@ -259,6 +293,11 @@ impl Batch {
                 self.delete_map(*table, name);
             }
         }
+        for (table, name) in have.sets.difference(&want.sets) {
+            if kept(table) {
+                self.delete_set(*table, name);
+            }
+        }
     }
 }
 
@@ -277,6 +316,29 @@ pub(crate) fn vmap(key: Operand, map: &str) -> Term {
             data: Expression::String(format!("@{map}").into()),
         }),
     )
+}
+
+/// `ether type ip iifname . ether saddr . ip saddr @fast-from accept`:
+/// the EtherType is tested first, as every IPv4 rule of ours does, so the
+/// rule reads an IPv4 header only in an untagged IPv4 frame.
+fn fast_from() -> Vec<Term> {
+    vec![
+        compare(
+            Operand::field("ether", "type"),
+            false,
+            Operand::symbol("ip"),
+        ),
+        set_lookup(
+            PortKey::InPort,
+            vec![
+                Operand::field("ether", "saddr"),
+                Operand::field("ip", "saddr"),
+            ],
+            false,
+            FAST_FROM,
+        ),
+        statement("accept", Statement::Accept(Some(Accept {}))),
+    ]
 }
 
 /// `meta iifkind "bridge" meta mark & MASK vmap @map`: only packets that

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod batch;
 pub mod elements;
 mod error;
+pub(crate) mod fast_path;
 mod inline;
 mod ip_in_bridge;
 pub mod kernel;

@@ -198,6 +198,13 @@ pub fn dispatch_map(name: &'static str) -> Arc<str> {
     }
 }
 
+/// The name of `crate::layout::FAST_FROM` as port states key their
+/// elements: one shared `Arc` for every port (issue 22 item 5).
+pub(crate) fn fast_from_set() -> Arc<str> {
+    static NAME: OnceLock<Arc<str>> = OnceLock::new();
+    Arc::clone(NAME.get_or_init(|| crate::layout::FAST_FROM.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,6 +178,17 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
                 .insert((map.table, map.name.clone()), (key, map.chain.clone()));
         }
     }
+    if !rules.fast_from.is_empty() {
+        let tuples = want
+            .elements
+            .get_or_default((Table::Bridge, names::fast_from_set()));
+        for values in &rules.fast_from {
+            let mut tuple = Vec::with_capacity(1 + values.len());
+            tuple.push(port.to_owned());
+            tuple.extend(values.iter().cloned());
+            tuples.insert(tuple);
+        }
+    }
     for set in &rules.sets {
         // No tag: no inet chain either, so no inet set.
         let Some(key) = port_key(set.key, port, tag) else {

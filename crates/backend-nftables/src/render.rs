@@ -19,6 +19,7 @@ use nwfilter_model::IfName;
 use serde::Serialize;
 
 pub use crate::error::{RenderError, Unsupported};
+use crate::fast_path;
 use crate::inline;
 use crate::ip_in_bridge;
 use crate::matches::{lookup, terms, Context, Lookup};
@@ -53,6 +54,11 @@ pub struct PortRuleset {
     /// Which rules are in chains of the port's own, and why (empty: the
     /// port's rules are all shared).
     pub per_port: Vec<String>,
+    /// The port's elements of `crate::layout::FAST_FROM` (source MAC,
+    /// source IPv4, as nft spells them): the IPv4 frames its chains are
+    /// proven to accept whatever else they hold (`crate::fast_path`),
+    /// accepted at bridge prerouting's head.
+    pub fast_from: Vec<Vec<String>>,
 }
 
 /// A template's verdict map and the port's own chain it leads to.
@@ -212,14 +218,25 @@ fn serialize_terms<S: serde::Serializer>(terms: &[Arc<Term>], s: S) -> Result<S:
 /// values: sets where they can hold them, a chain of the port's own for
 /// each rule whose values they cannot (see [`crate::share`]).
 pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
-    rendered(program, RawSets::Typeof)
+    with_fast_path(program, rendered(program, RawSets::Typeof)?)
 }
 
 /// [`ruleset`] as nft's JSON can say it (`nwfilter render --format
 /// json`): nft 1.0.6's JSON cannot declare a set of raw header fields, so
 /// those values stay in chains of the port's own, under another template.
 pub fn ruleset_for_json(program: &Program) -> Result<PortRuleset, RenderError> {
-    rendered(program, RawSets::None)
+    with_fast_path(program, rendered(program, RawSets::None)?)
+}
+
+/// `rules` with the port's fast-path elements: what `crate::fast_path`
+/// proves of `program`, which the rendering decides the same as.
+fn with_fast_path(program: &Program, mut rules: PortRuleset) -> Result<PortRuleset, RenderError> {
+    rules.fast_from = fast_path::fast_path(program)
+        .from_vm
+        .iter()
+        .map(|(mac, ip)| vec![mac.to_string().to_ascii_lowercase(), ip.to_string()])
+        .collect();
+    Ok(rules)
 }
 
 /// Whether a set may hold raw header fields (RARP addresses, ND values).
@@ -390,6 +407,7 @@ fn render(
             maps: out.maps,
             own: out.own,
             per_port: out.per_port,
+            fast_from: Vec::new(),
         },
         own_groups,
     })
@@ -643,7 +661,7 @@ fn content_hash(rules: &[Rule]) -> String {
 }
 
 /// `KEY . field… @set` (or `!=`).
-fn set_lookup(key: PortKey, fields: Vec<Operand>, negated: bool, set: &str) -> Term {
+pub(crate) fn set_lookup(key: PortKey, fields: Vec<Operand>, negated: bool, set: &str) -> Term {
     let mut parts = vec![key.operand()];
     parts.extend(fields);
     let reference = format!("@{set}");

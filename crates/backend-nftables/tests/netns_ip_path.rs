@@ -50,6 +50,7 @@ fn layout(lab: &Lab) -> Vec<String> {
                 body["prio"]
             )),
             "map" if !name.contains('/') => out.push(format!("{family} map {name}")),
+            "set" if !name.contains('/') => out.push(format!("{family} set {name}")),
             "rule" => rules.push((
                 format!("{family} {}", body["chain"].as_str().unwrap()),
                 body["expr"].to_string(),
@@ -82,9 +83,11 @@ fn dispatch_only() -> Vec<String> {
         "table bridge",
         "bridge map from-vm",
         "bridge map to-vm",
+        "bridge set fast-from",
         "bridge chain prerouting hook prerouting prio -300",
         "bridge chain postrouting hook postrouting prio 300",
-        "bridge prerouting: 1 rule(s)",
+        // The fast path's rule, then the dispatch.
+        "bridge prerouting: 2 rule(s)",
         "bridge postrouting: 1 rule(s)",
     ])
 }
