@@ -87,11 +87,11 @@ enum Setup {
     /// for those frames). The bound of what per-port chains with a rule
     /// optimiser could reach (issue 20 item 5).
     NetdevFast,
-    /// clean-traffic through the nftables backend, its two bridge base
-    /// chains led by one lookup each that accepts the common frame:
-    /// `iifname . ether saddr . ip saddr` of a port's own values, and
-    /// `oifname . ether type` IPv4 for a port whose filter accepts all
-    /// IPv4 towards it. The same bound with the shared layout.
+    /// clean-traffic through the nftables backend, whose prerouting
+    /// accepts a port's own IPv4 frames by one lookup (`fast-from`), with
+    /// postrouting led the same way (`oifname . ether type` IPv4 for a
+    /// port whose filter accepts all IPv4 towards it): what the shared
+    /// layout reaches with both hooks led by a lookup.
     BridgeFast,
 }
 
@@ -169,7 +169,7 @@ pub fn variants(others: &[usize]) -> Vec<Variant> {
         ),
         one(
             "bridge-fast",
-            "nft: clean-traffic, bridge hooks led by a lookup for the common frame",
+            "nft: clean-traffic, postrouting also led by a lookup for the common frame",
             Setup::BridgeFast,
         ),
     ];
@@ -620,25 +620,19 @@ fn as_compares(key: &str, element: &str) -> Option<String> {
     Some(compares.join(" "))
 }
 
-/// [`Setup::BridgeFast`]'s additions to the backend's bridge table: two
-/// sets of the guests' values and a lookup at the head of each base chain.
+/// [`Setup::BridgeFast`]'s addition to the backend's bridge table, whose
+/// prerouting already accepts the guests' own IPv4 frames by one lookup
+/// (`fast-from`): the same for postrouting, a set of the guests' ports
+/// and a lookup at its head accepting IPv4 towards them.
 fn bridge_fast_path(lab: &Lab) -> String {
-    let (mut from, mut to) = (Vec::new(), Vec::new());
-    for (_, guest) in lab.guests() {
-        from.push(format!(
-            "\"{}\" . {} . {}",
-            guest.name,
-            guest.mac_text(),
-            guest.ip
-        ));
-        to.push(format!("\"{}\" . ip", guest.name));
-    }
+    let to: Vec<String> = lab
+        .guests()
+        .iter()
+        .map(|(_, guest)| format!("\"{}\" . ip", guest.name))
+        .collect();
     format!(
-        "add set bridge nwfilter fast-from {{ typeof iifname . ether saddr . ip saddr; elements = {{ {} }}; }}\n\
-         add set bridge nwfilter fast-to {{ typeof oifname . ether type; elements = {{ {} }}; }}\n\
-         insert rule bridge nwfilter prerouting iifname . ether saddr . ip saddr @fast-from accept\n\
+        "add set bridge nwfilter fast-to {{ typeof oifname . ether type; elements = {{ {} }}; }}\n\
          insert rule bridge nwfilter postrouting oifname . ether type @fast-to accept\n",
-        from.join(", "),
         to.join(", ")
     )
 }
