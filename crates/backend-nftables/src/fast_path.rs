@@ -361,8 +361,8 @@ fn range_holds(r: &AddrRange, ip: Ipv4Addr) -> Tri {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ir::{ether_type, jump, program, root, rule, sub};
     use nwfilter_compile::ir::{L4Proto, PortRange};
-    use nwfilter_model::ChainName;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x56, 0x44, 0x32];
 
@@ -490,25 +490,12 @@ mod tests {
 
     // Hand-built programs.
 
-    fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
-        Rule {
-            matches,
-            comment: None,
-            verdict,
-            per_port: Vec::new(),
-        }
-    }
-
     /// A rule whose matches at `per_port` are the binding's values.
     fn port_rule(matches: Vec<Match>, per_port: Vec<usize>, verdict: Verdict) -> Rule {
         Rule {
             per_port,
             ..rule(matches, verdict)
         }
-    }
-
-    fn ether_type(value: u16, negated: bool) -> Match {
-        Match::EtherType(Negatable { value, negated })
     }
 
     fn mac_src(addr: MacAddr6, mask: Option<MacAddr6>, negated: bool) -> Match {
@@ -537,33 +524,6 @@ mod tests {
         )
     }
 
-    fn sub(dir: BridgeDir, name: &str, rules: Vec<Rule>) -> Chain {
-        Chain {
-            family: Family::Bridge,
-            role: ChainRole::BridgeSub {
-                dir,
-                name: ChainName::new(name).unwrap(),
-                priority: -700,
-            },
-            rules,
-        }
-    }
-
-    fn root(dir: BridgeDir, rules: Vec<Rule>) -> Chain {
-        Chain {
-            family: Family::Bridge,
-            role: ChainRole::BridgeRoot(dir),
-            rules,
-        }
-    }
-
-    fn program(chains: Vec<Chain>) -> Program {
-        Program {
-            port: nwfilter_model::IfName::new("vnet0").unwrap(),
-            chains,
-        }
-    }
-
     /// A from-VM root: the rule naming the port's values, `rules`, then
     /// the IPv4 accept and a final drop.
     fn from_vm(rules: Vec<Rule>) -> Program {
@@ -576,10 +536,6 @@ mod tests {
 
     fn proven(p: &Program) -> bool {
         fast_path(p).from_vm == vec![(mac(), ip("10.0.0.1"))]
-    }
-
-    fn jump(name: &str) -> Verdict {
-        Verdict::Jump(ChainName::new(name).unwrap())
     }
 
     #[test]

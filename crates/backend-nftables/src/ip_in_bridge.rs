@@ -235,31 +235,8 @@ fn bridge_can_match(m: &Match) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nwfilter_compile::ir::{ConnStates, L4Proto, Negatable};
-
-    fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
-        Rule {
-            matches,
-            comment: None,
-            verdict,
-            per_port: Vec::new(),
-        }
-    }
-
-    fn chain(family: Family, role: ChainRole, rules: Vec<Rule>) -> Chain {
-        Chain {
-            family,
-            role,
-            rules,
-        }
-    }
-
-    fn ether_type(value: u16) -> Match {
-        Match::EtherType(Negatable {
-            value,
-            negated: false,
-        })
-    }
+    use crate::test_ir::{self, chain, ether_type, jump, rule};
+    use nwfilter_compile::ir::{ConnStates, L4Proto};
 
     /// A root chain that passes IPv6 only, and the same IPv6 ICMPv6 rule
     /// for forwarding and host.
@@ -275,7 +252,7 @@ mod tests {
                 Family::Bridge,
                 ChainRole::BridgeRoot(BridgeDir::FromVm),
                 vec![
-                    rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                    rule(vec![ether_type(0x86dd, false)], Verdict::Accept),
                     rule(Vec::new(), Verdict::Drop),
                 ],
             ),
@@ -283,10 +260,7 @@ mod tests {
             chain(Family::Ipv6, ChainRole::HostFromVm, icmp()),
         ];
         chains.extend(extra);
-        Program {
-            port: nwfilter_model::IfName::new("vnet0").unwrap(),
-            chains,
-        }
+        test_ir::program(chains)
     }
 
     #[test]
@@ -339,26 +313,10 @@ mod tests {
     }
 
     fn with_root(root: Vec<Rule>, sub: Vec<Rule>) -> Program {
-        let name = ChainName::new("mac").unwrap();
-        Program {
-            port: nwfilter_model::IfName::new("vnet0").unwrap(),
-            chains: vec![
-                Chain {
-                    family: Family::Bridge,
-                    role: ChainRole::BridgeSub {
-                        dir: BridgeDir::FromVm,
-                        name,
-                        priority: -700,
-                    },
-                    rules: sub,
-                },
-                Chain {
-                    family: Family::Bridge,
-                    role: ChainRole::BridgeRoot(BridgeDir::FromVm),
-                    rules: root,
-                },
-            ],
-        }
+        test_ir::program(vec![
+            test_ir::sub(BridgeDir::FromVm, "mac", sub),
+            test_ir::root(BridgeDir::FromVm, root),
+        ])
     }
 
     fn root_of(p: &Program) -> &Chain {
@@ -376,8 +334,8 @@ mod tests {
         with_root(
             vec![
                 jump_mac(),
-                rule(vec![ether_type(0x0800)], Verdict::Accept),
-                rule(vec![ether_type(0x86dd)], Verdict::Accept),
+                rule(vec![ether_type(0x0800, false)], Verdict::Accept),
+                rule(vec![ether_type(0x86dd, false)], Verdict::Accept),
                 rule(Vec::new(), Verdict::Drop),
             ],
             vec![
@@ -388,7 +346,7 @@ mod tests {
     }
 
     fn jump_mac() -> Rule {
-        rule(Vec::new(), Verdict::Jump(ChainName::new("mac").unwrap()))
+        rule(Vec::new(), jump("mac"))
     }
 
     #[test]
@@ -412,14 +370,14 @@ mod tests {
     #[test]
     fn a_tagged_frame_let_through_keeps_the_ip_path() {
         let no_final_drop = with_root(
-            vec![rule(vec![ether_type(0x0800)], Verdict::Accept)],
+            vec![rule(vec![ether_type(0x0800, false)], Verdict::Accept)],
             vec![],
         );
         assert!(!passes_only_listed(&no_final_drop));
 
         let vlan_accepted = with_root(
             vec![
-                rule(vec![ether_type(0x8100)], Verdict::Accept),
+                rule(vec![ether_type(0x8100, false)], Verdict::Accept),
                 rule(Vec::new(), Verdict::Drop),
             ],
             vec![],

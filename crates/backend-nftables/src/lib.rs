@@ -26,6 +26,8 @@ pub mod render;
 mod share;
 pub mod small;
 pub mod term;
+#[cfg(test)]
+mod test_ir;
 
 pub use apply::{Applier, ApplyError, Change, Report};
 pub use batch::{Batch, Cmd};
