@@ -93,7 +93,7 @@ fn proven_from_vm(program: &Program) -> Vec<(MacAddr6, Ipv4Addr)> {
     let mut proven: Vec<(MacAddr6, Ipv4Addr)> = macs
         .iter()
         .flat_map(|mac| ips.iter().map(move |ip| (*mac, *ip)))
-        .filter(|&(mac, ip)| accepts_all(program, BridgeDir::FromVm, &Known::FromVm { mac, ip }))
+        .filter(|&(mac, ip)| accepts_all(program, &Source { mac, ip }))
         .collect();
     proven.sort_by_key(|(mac, ip)| (mac.into_array(), *ip));
     proven.dedup();
@@ -152,14 +152,15 @@ fn exact_ipv4(a: &AddrMatch) -> Option<Ipv4Addr> {
     }
 }
 
-/// What is known of every frame the lead rule lets into the walk.
+/// What is known of every frame the lead rule lets into the walk: an
+/// untagged IPv4 frame from the VM with this source MAC and IPv4.
 #[derive(Debug, Clone, Copy)]
-enum Known {
-    /// An untagged IPv4 frame from the VM with this source MAC and IPv4.
-    FromVm { mac: MacAddr6, ip: Ipv4Addr },
+struct Source {
+    mac: MacAddr6,
+    ip: Ipv4Addr,
 }
 
-/// Three-valued result of a test on every frame of a [`Known`] kind.
+/// Three-valued result of a test on every frame from one [`Source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tri {
     /// Holds for every such frame.
@@ -189,9 +190,10 @@ impl Tri {
     }
 }
 
-/// Whether every frame of kind `known` that enters the `dir` root leaves
+/// Whether every frame from `source` that enters the from-VM root leaves
 /// the port's chains accepted. Iterative: a stack of (chain, next rule).
-fn accepts_all(program: &Program, dir: BridgeDir, known: &Known) -> bool {
+fn accepts_all(program: &Program, source: &Source) -> bool {
+    let dir = BridgeDir::FromVm;
     let Some(root) = program.chain(Family::Bridge, &ChainRole::BridgeRoot(dir)) else {
         return false;
     };
@@ -207,7 +209,7 @@ fn accepts_all(program: &Program, dir: BridgeDir, known: &Known) -> bool {
         if steps > MAX_STEPS {
             return false;
         }
-        let applies = rule_applies(rule, known);
+        let applies = rule_applies(rule, source);
         match (&rule.verdict, applies) {
             // A rule that applies to no such frame, or changes nothing.
             (_, Tri::False) | (Verdict::Continue, _) => stack.push((chain, index + 1)),
@@ -248,10 +250,10 @@ fn sub_chain<'a>(
 }
 
 /// A rule's matches ANDed: False if any is False, True if all are True.
-fn rule_applies(rule: &Rule, known: &Known) -> Tri {
+fn rule_applies(rule: &Rule, source: &Source) -> Tri {
     let mut all = Tri::True;
     for m in &rule.matches {
-        match match_holds(m, known) {
+        match match_holds(m, source) {
             Tri::False => return Tri::False,
             Tri::Unknown => all = Tri::Unknown,
             Tri::True => {}
@@ -260,14 +262,12 @@ fn rule_applies(rule: &Rule, known: &Known) -> Tri {
     all
 }
 
-/// One match on every frame of kind `known`, as its nft rendering
+/// One match on every frame from `source`, as its nft rendering
 /// (`crate::matches::terms`) decides it.
-fn match_holds(m: &Match, known: &Known) -> Tri {
+fn match_holds(m: &Match, source: &Source) -> Tri {
     match m {
         // `ether saddr [& mask] [!=] addr`.
-        Match::MacSrc(mac) => match known {
-            Known::FromVm { mac: source, .. } => mac_holds(mac, source),
-        },
+        Match::MacSrc(mac) => mac_holds(mac, &source.mac),
         // `ether type [!=] 0x....`: the field the lead rule's implied
         // `ether type ip` pinned.
         Match::EtherType(Negatable { value, negated }) => {
@@ -279,16 +279,12 @@ fn match_holds(m: &Match, known: &Known) -> Tri {
         // `ip saddr [!=] addr[/prefix]`; an IPv6 address renders `ip6
         // saddr`, whose implied `ether type ip6` does not flip with the
         // negation: not reasoned about.
-        Match::IpSrc(a) => match (known, a.addr) {
-            (Known::FromVm { ip, .. }, IpAddr::V4(addr)) => {
-                Tri::of(in_prefix(*ip, addr, a.prefix)).negated_if(a.negated)
-            }
-            _ => Tri::Unknown,
+        Match::IpSrc(a) => match a.addr {
+            IpAddr::V4(addr) => Tri::of(in_prefix(source.ip, addr, a.prefix)).negated_if(a.negated),
+            IpAddr::V6(_) => Tri::Unknown,
         },
         // `ip saddr [!=] from-to` (or the single address).
-        Match::IpSrcRange(r) => match known {
-            Known::FromVm { ip, .. } => range_holds(r, *ip),
-        },
+        Match::IpSrcRange(r) => range_holds(r, source.ip),
         // Every other test (and any variant added later) is of a field
         // the lead rule leaves open, or renders with dependencies of its
         // own: it may go either way.

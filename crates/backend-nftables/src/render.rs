@@ -218,25 +218,25 @@ fn serialize_terms<S: serde::Serializer>(terms: &[Arc<Term>], s: S) -> Result<S:
 /// values: sets where they can hold them, a chain of the port's own for
 /// each rule whose values they cannot (see [`crate::share`]).
 pub fn ruleset(program: &Program) -> Result<PortRuleset, RenderError> {
-    with_fast_path(program, rendered(program, RawSets::Typeof)?)
+    Ok(with_fast_path(program, rendered(program, RawSets::Typeof)?))
 }
 
 /// [`ruleset`] as nft's JSON can say it (`nwfilter render --format
 /// json`): nft 1.0.6's JSON cannot declare a set of raw header fields, so
 /// those values stay in chains of the port's own, under another template.
 pub fn ruleset_for_json(program: &Program) -> Result<PortRuleset, RenderError> {
-    with_fast_path(program, rendered(program, RawSets::None)?)
+    Ok(with_fast_path(program, rendered(program, RawSets::None)?))
 }
 
 /// `rules` with the port's fast-path elements: what `crate::fast_path`
 /// proves of `program`, which the rendering decides the same as.
-fn with_fast_path(program: &Program, mut rules: PortRuleset) -> Result<PortRuleset, RenderError> {
+fn with_fast_path(program: &Program, mut rules: PortRuleset) -> PortRuleset {
     rules.fast_from = fast_path::fast_path(program)
         .from_vm
         .iter()
         .map(|(mac, ip)| vec![mac.to_string().to_ascii_lowercase(), ip.to_string()])
         .collect();
-    Ok(rules)
+    rules
 }
 
 /// Whether a set may hold raw header fields (RARP addresses, ND values).
