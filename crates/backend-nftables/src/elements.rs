@@ -9,13 +9,14 @@
 //! nft's listing does not show. [`SetLayouts`] keeps them for every
 //! template set a plan has seen; a set without one goes through `nft`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use host_io::{ElementStep, KeyPart, TableFamily};
 
 use crate::batch::mark_of_key;
-use crate::layout::FAST_FROM;
+use crate::layout::Part;
 use crate::matches::RAW_KEY;
 use crate::names::{Table, TABLE};
 use crate::render::PortSet;
@@ -45,13 +46,21 @@ impl ValueKind {
             .iter()
             .zip(widths)
             .map(|(kind, width)| match (*kind, width) {
-                ("ether_addr", None) => Some(ValueKind::EtherAddr),
-                ("ipv4_addr", None) => Some(ValueKind::Ipv4Addr),
-                ("ipv6_addr", None) => Some(ValueKind::Ipv6Addr),
                 (RAW_KEY, Some(bytes)) => Some(ValueKind::Raw(bytes)),
+                (kind, None) => ValueKind::named(kind),
                 _ => None,
             })
             .collect()
+    }
+
+    /// The kind of a value of the named nft type.
+    fn named(kind: &str) -> Option<ValueKind> {
+        match kind {
+            "ether_addr" => Some(ValueKind::EtherAddr),
+            "ipv4_addr" => Some(ValueKind::Ipv4Addr),
+            "ipv6_addr" => Some(ValueKind::Ipv6Addr),
+            _ => None,
+        }
     }
 
     fn part(self, text: &str) -> Option<KeyPart> {
@@ -140,12 +149,17 @@ impl SetLayouts {
     }
 
     /// The value kinds of `set`: a template set's as learned, the fixed
-    /// layout's set's as `crate::layout` declares it.
-    fn kinds(&self, table: Table, set: &str) -> Option<&[ValueKind]> {
-        if table == Table::Bridge && set == FAST_FROM {
-            return Some(&[ValueKind::EtherAddr, ValueKind::Ipv4Addr]);
+    /// layout's set's from the types `crate::layout` declares it with.
+    fn kinds(&self, table: Table, set: &str) -> Option<Cow<'_, [ValueKind]>> {
+        if let Some(kinds) = self.0.get(&(table, set.to_owned())) {
+            return Some(Cow::Borrowed(kinds));
         }
-        self.0.get(&(table, set.to_owned())).map(Vec::as_slice)
+        let (_port, values) = Part::set_types(table, set)?.split_first()?;
+        values
+            .iter()
+            .map(|t| ValueKind::named(t))
+            .collect::<Option<Vec<_>>>()
+            .map(Cow::Owned)
     }
 
     /// The steps that add or delete `tuples` in `set` (each: the port key,

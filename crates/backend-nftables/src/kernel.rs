@@ -15,10 +15,8 @@ use serde_json::Value;
 
 use crate::batch::mark_key;
 use crate::elements::SetLayouts;
-use crate::layout::{Skeleton, FAST_FROM};
-use crate::names::{
-    self, is_nft_identifier, own_chain_port, tag_chain_port, template_of, Table, TABLE,
-};
+use crate::layout::{Part, Skeleton};
+use crate::names::{is_nft_identifier, own_chain_port, tag_chain_port, template_of, Table, TABLE};
 use crate::small::{VecMap, VecSet};
 
 /// Our objects as the kernel has them.
@@ -256,11 +254,11 @@ impl KernelState {
                     .insert((table, name.to_owned()));
                 name.into()
             }
-            // The layout's set (`layout::FAST_FROM`): its elements are the
-            // ports' as a template set's are.
-            None if table == Table::Bridge && name == FAST_FROM => {
+            // A set of the layout (`layout::FAST_FROM`): its elements are
+            // the ports' as a template set's are.
+            None if Part::set_types(table, name).is_some() => {
                 self.skeleton.sets.insert((table, name.to_owned()));
-                names::fast_from_set()
+                name.into()
             }
             None => return Ok(()),
         };

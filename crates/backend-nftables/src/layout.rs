@@ -95,6 +95,16 @@ impl Part {
         }
     }
 
+    /// The key types of the layout's set `name` in `table` (the port's
+    /// name first), if it is one.
+    pub(crate) fn set_types(table: Table, name: &str) -> Option<&'static [&'static str]> {
+        [Part::Dispatch, Part::IpPath]
+            .iter()
+            .flat_map(|part| part.sets())
+            .find(|(t, n, _)| *t == table && *n == name)
+            .map(|(_, _, types)| *types)
+    }
+
     /// The part's base chains with their rules.
     fn base_chains(self) -> Vec<BaseChain> {
         match self {
