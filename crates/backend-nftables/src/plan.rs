@@ -182,12 +182,7 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
         let tuples = want
             .elements
             .get_or_default((Table::Bridge, names::fast_from_set()));
-        for values in &rules.fast_from {
-            let mut tuple = Vec::with_capacity(1 + values.len());
-            tuple.push(port.to_owned());
-            tuple.extend(values.iter().cloned());
-            tuples.insert(tuple);
-        }
+        insert_tuples(tuples, port, &rules.fast_from);
     }
     for set in &rules.sets {
         // No tag: no inet chain either, so no inet set.
@@ -195,15 +190,20 @@ pub fn desired(rules: &PortRuleset, tag: Option<u16>) -> PortObjects {
             continue;
         };
         let tuples = want.elements.get_or_default((set.table, set.name.clone()));
-        for values in &set.elements {
-            let mut tuple = Vec::with_capacity(1 + values.len());
-            tuple.push(key.clone());
-            tuple.extend(values.iter().cloned());
-            tuples.insert(tuple);
-        }
+        insert_tuples(tuples, &key, &set.elements);
     }
     want.shrink_to_fit();
     want
+}
+
+/// Each of `values` as an element tuple: the port `key`, then the values.
+fn insert_tuples(tuples: &mut VecSet<Vec<String>>, key: &str, values: &[Vec<String>]) {
+    for values in values {
+        let mut tuple = Vec::with_capacity(1 + values.len());
+        tuple.push(key.to_owned());
+        tuple.extend(values.iter().cloned());
+        tuples.insert(tuple);
+    }
 }
 
 /// The key text of `port` in a set or map keyed by `key`.
