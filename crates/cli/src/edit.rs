@@ -8,6 +8,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use nwfilter_driver::engine::error_chain;
 
 use crate::connection::{read_file, Connection};
 use crate::objects::{define_checked, dumpxml, EditArgs, FilterArg};
@@ -40,7 +41,7 @@ pub fn edit(conn: &mut Connection, args: &EditArgs) -> anyhow::Result<String> {
                 ))
             }
             Err(e) => {
-                report(&format!("nwfilter: error: {e:#}\n"))?;
+                report(&format!("nwfilter: error: {}\n", error_chain(e.as_ref())))?;
                 if !ask_again(&mut std::io::stdin().lock())? {
                     bail!("the edited filter was not defined; nothing changed");
                 }

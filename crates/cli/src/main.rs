@@ -19,6 +19,7 @@ mod render;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nwfilter_driver::engine::error_chain;
 
 /// Network filters for virtual machines, compatible with libvirt's nwfilter.
 #[derive(Debug, Parser)]
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("nwfilter: {e:#}");
+            eprintln!("nwfilter: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use host_io::Command;
 use netdrv::firewall::{add_commands, setup_commands, ExistingChains};
 use netdrv::Network;
+use nwfilter_driver::engine::error_chain;
 use nwfilter_service::net_ops::NetOp;
 use nwfilter_service::{Op, Reply};
 
@@ -220,7 +221,7 @@ pub fn run(conn: &mut Connection, cmd: &NetCommand) -> Result<String> {
     };
     let reply = conn.call(Op::Net { net: op });
     let reply = match (reply, &define_from) {
-        (Err(e), Some(file)) => return Err(anyhow!("{file}: {e:#}")),
+        (Err(e), Some(file)) => return Err(anyhow!("{file}: {}", error_chain(e.as_ref()))),
         (reply, _) => reply?,
     };
     let Reply::Text { text } = reply else {

@@ -307,3 +307,15 @@ fn the_service_passes_warnings_back_to_the_client() {
         "{message}"
     );
 }
+
+#[test]
+fn an_error_and_its_cause_are_each_said_once() {
+    // The client error names its cause in its own text and also returns
+    // it as its source; the printed chain must not repeat it.
+    let d = Dirs::new();
+    let missing = d.0.path().join("no-such-dir").join("nwfilterd.sock");
+    let out = d.nwfilter(&["--connect", missing.to_str().unwrap(), "list"]);
+    let err = failed(&out);
+    assert!(err.contains("cannot connect to the daemon at"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

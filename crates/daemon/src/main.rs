@@ -316,7 +316,7 @@ fn main() -> ExitCode {
             supervise::exit_on_panic(shutdown.clone());
             match run(args, activated, &shutdown) {
                 Err(e) => {
-                    error!("{e:#}");
+                    error!("{}", error_chain(e.as_ref()));
                     ExitCode::FAILURE
                 }
                 Ok(()) => match supervise::exit_status(&shutdown) {
