@@ -25,6 +25,7 @@ use crate::lease::{Lease, Leases};
 use crate::ratelimit::{Bucket, RateLimit};
 use crate::rules;
 use crate::store::{LeaseKey, LeaseStore};
+use crate::wake::{self, Waker};
 use crate::worker::{self, Job, Port, Shared};
 
 /// How the learner behaves.
@@ -152,10 +153,26 @@ pub enum StartError {
 }
 
 pub(crate) struct WorkerHandle {
-    pub(crate) commands: SyncSender<Job>,
+    commands: SyncSender<Job>,
+    waker: Waker,
     pub(crate) ports: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
-    pub(crate) id: ThreadId,
+    id: ThreadId,
+}
+
+impl WorkerHandle {
+    /// Hands the worker a port and wakes it; the port's watch wakes it
+    /// again when stopped.
+    pub(crate) fn hand(&self, job: Job, cancel: Arc<Cancel>) -> Result<Watch, StartError> {
+        self.ports.fetch_add(1, Ordering::Relaxed);
+        self.commands.send(job).map_err(|_| StartError::ShutDown)?;
+        self.waker.wake();
+        Ok(Watch {
+            cancel,
+            worker: self.id,
+            waker: self.waker.clone(),
+        })
+    }
 }
 
 /// Learns addresses on any number of ports with a few shared threads.
@@ -206,14 +223,16 @@ impl Learner {
         let workers = (0..shared.config.workers.max(1))
             .map(|n| {
                 let (tx, rx) = sync_channel(COMMAND_QUEUE);
+                let (waker, alarm) = wake::pair().expect("a socket pair to wake a learner thread");
                 let ports = Arc::new(AtomicUsize::new(0));
                 let (s, p) = (Arc::clone(&shared), Arc::clone(&ports));
                 let thread = std::thread::Builder::new()
                     .name(format!("nwfilter-learn-{n}"))
-                    .spawn(move || worker::run(&s, &rx, &p))
+                    .spawn(move || worker::run(&s, &rx, &alarm, &p))
                     .expect("spawn a learner thread");
                 WorkerHandle {
                     commands: tx,
+                    waker,
                     ports,
                     id: thread.thread().id(),
                     thread: Some(thread),
@@ -268,8 +287,6 @@ impl Learner {
             None
         };
         let cancel = Arc::new(Cancel::default());
-        let worker = self.least_loaded();
-        worker.ports.fetch_add(1, Ordering::Relaxed);
         let port_state = Port {
             cancel: Arc::clone(&cancel),
             bucket: Bucket::new(self.shared.config.rate, now),
@@ -282,11 +299,8 @@ impl Learner {
             done: false,
             refused: std::cell::Cell::new(None),
         };
-        worker
-            .commands
-            .send(Job::V4(Box::new(port_state)))
-            .map_err(|_| StartError::ShutDown)?;
-        Ok(Watch::new(cancel, worker.id))
+        self.least_loaded()
+            .hand(Job::V4(Box::new(port_state)), cancel)
     }
 
     /// The worker with the fewest ports.
@@ -324,6 +338,9 @@ impl Learner {
 impl Drop for Learner {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::Relaxed);
+        for worker in &self.workers {
+            worker.waker.wake();
+        }
         for worker in &mut self.workers {
             if let Some(thread) = worker.thread.take() {
                 let _ = thread.join();
@@ -339,13 +356,11 @@ impl Drop for Learner {
 pub struct Watch {
     cancel: Arc<Cancel>,
     worker: ThreadId,
+    /// Its worker lets go of the port (and its capture socket) at once.
+    waker: Waker,
 }
 
 impl Watch {
-    pub(crate) fn new(cancel: Arc<Cancel>, worker: ThreadId) -> Watch {
-        Watch { cancel, worker }
-    }
-
     /// Stops learning and waits for an event being delivered to finish:
     /// when it returns, no further event of this port is delivered. Do
     /// not call it while holding a lock the callback takes (drop the
@@ -353,6 +368,7 @@ impl Watch {
     /// wait; it takes effect when the callback returns.
     pub fn stop(self) {
         self.cancel.cancelled.store(true, Ordering::SeqCst);
+        self.waker.wake();
         if std::thread::current().id() != self.worker {
             drop(self.cancel.lock());
         }
@@ -377,6 +393,7 @@ impl Drop for Watch {
     /// still the one they were made for).
     fn drop(&mut self) {
         self.cancel.cancelled.store(true, Ordering::SeqCst);
+        self.waker.wake();
     }
 }
 

@@ -11,7 +11,6 @@
 //! guest's frames before the bridge (and its netfilter hooks) does.
 
 use std::net::Ipv6Addr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,8 +84,6 @@ impl Learner {
             .map(|f| Capture::open(&spec.port, f, config.netns.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         let cancel = Arc::new(Cancel::default());
-        let worker = self.least_loaded();
-        worker.ports.fetch_add(1, Ordering::Relaxed);
         let port = Port6 {
             cancel: Arc::clone(&cancel),
             bucket: Bucket::new(config.rate, Instant::now()),
@@ -97,10 +94,6 @@ impl Learner {
             done: false,
             refused: std::cell::Cell::new(None),
         };
-        worker
-            .commands
-            .send(Job::V6(Box::new(port)))
-            .map_err(|_| StartError::ShutDown)?;
-        Ok(Watch::new(cancel, worker.id))
+        self.least_loaded().hand(Job::V6(Box::new(port)), cancel)
     }
 }

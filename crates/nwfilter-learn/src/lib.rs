@@ -25,6 +25,7 @@ pub mod lease;
 pub mod ratelimit;
 pub mod rules;
 pub mod store;
+mod wake;
 mod worker;
 mod worker6;
 

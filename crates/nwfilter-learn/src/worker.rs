@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nwfilter_compile::LearningMode;
@@ -21,6 +21,7 @@ use crate::lease::Leases;
 use crate::ratelimit::Bucket;
 use crate::rules;
 use crate::store::LeaseStore;
+use crate::wake::Alarm;
 use crate::worker6::Port6;
 
 /// What every worker shares.
@@ -50,9 +51,10 @@ pub(crate) struct Port {
     pub(crate) refused: Cell<Option<Ipv4Addr>>,
 }
 
-/// Longest sleep: bounds how late a new port, a shutdown, an expired lease
-/// or a deadline is noticed.
-const TICK: Duration = Duration::from_millis(200);
+/// Longest sleep before a lease's end, which is wall-clock time: a clock
+/// stepped forward is noticed within this much. Monotonic deadlines and
+/// wake-ups (a new port, a stop, a shutdown) need no such bound.
+const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(60);
 /// Frames read from one port per wake-up, so one busy port cannot starve
 /// the others of the same worker.
 pub(crate) const READ_BUDGET: usize = 16;
@@ -72,7 +74,7 @@ enum Ready {
     V6(usize, usize),
 }
 
-pub(crate) fn run(shared: &Shared, incoming: &Receiver<Job>, load: &AtomicUsize) {
+pub(crate) fn run(shared: &Shared, incoming: &Receiver<Job>, alarm: &Alarm, load: &AtomicUsize) {
     let mut ports: Vec<Box<Port>> = Vec::new();
     let mut ports6: Vec<Box<Port6>> = Vec::new();
     let mut buf = vec![0u8; FRAME_BUFFER];
@@ -96,16 +98,18 @@ pub(crate) fn run(shared: &Shared, incoming: &Receiver<Job>, load: &AtomicUsize)
         for port in ports6.iter_mut() {
             port.tick();
         }
-        let ready = wait_for_frames(&mut ports, &mut ports6, now);
+        // Before sleeping: a port finished by its tick, by the frames read
+        // last round or by its watch is let go now, not after the sleep.
+        ports.retain(|p| keep(p.done, &p.cancel));
+        ports6.retain(|p| keep(p.done, &p.cancel));
+        load.store(ports.len() + ports6.len(), Ordering::Relaxed);
+        let ready = wait_for_frames(&mut ports, &mut ports6, alarm, now);
         for r in ready {
             match r {
                 Ready::V4(i) => ports[i].drain(shared, &mut buf),
                 Ready::V6(i, c) => ports6[i].drain(shared, c, &mut buf),
             }
         }
-        ports.retain(|p| keep(p.done, &p.cancel));
-        ports6.retain(|p| keep(p.done, &p.cancel));
-        load.store(ports.len() + ports6.len(), Ordering::Relaxed);
     }
 }
 
@@ -118,10 +122,17 @@ fn keep(done: bool, cancel: &Cancel) -> bool {
     !over
 }
 
-/// Polls the sockets of the ports that may take a frame now; returns
-/// those with frames queued. Sleeps at most [`TICK`].
-fn wait_for_frames(ports: &mut [Box<Port>], ports6: &mut [Box<Port6>], now: Instant) -> Vec<Ready> {
-    let mut timeout = TICK;
+/// Polls the sockets of the ports that may take a frame now, and the
+/// alarm; returns the ports with frames queued. Sleeps until a frame, a
+/// wake-up or the ports' next deadline, whichever comes first.
+fn wait_for_frames(
+    ports: &mut [Box<Port>],
+    ports6: &mut [Box<Port6>],
+    alarm: &Alarm,
+    now: Instant,
+) -> Vec<Ready> {
+    let mut timeout: Option<Duration> = None;
+    let mut sooner = |wait: Duration| timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
     let mut polled: Vec<Ready> = Vec::new();
     for (i, port) in ports.iter_mut().enumerate() {
         if port.done {
@@ -133,7 +144,10 @@ fn wait_for_frames(ports: &mut [Box<Port>], ports6: &mut [Box<Port6>], now: Inst
         } else {
             // Rate-limited: not polled until a token is due; meanwhile
             // the kernel queue absorbs (and then drops) its frames.
-            timeout = timeout.min(wait);
+            sooner(wait);
+        }
+        if let Some(wait) = port.next_deadline(now) {
+            sooner(wait);
         }
     }
     for (i, port) in ports6.iter_mut().enumerate() {
@@ -144,7 +158,10 @@ fn wait_for_frames(ports: &mut [Box<Port>], ports6: &mut [Box<Port6>], now: Inst
         if wait.is_zero() {
             polled.extend((0..port.captures.len()).map(|c| Ready::V6(i, c)));
         } else {
-            timeout = timeout.min(wait);
+            sooner(wait);
+        }
+        if let Some(wait) = port.next_deadline() {
+            sooner(wait);
         }
     }
     let mut fds: Vec<PollFd<'_>> = polled
@@ -157,15 +174,40 @@ fn wait_for_frames(ports: &mut [Box<Port>], ports6: &mut [Box<Port6>], now: Inst
             PollFd::new(fd, PollFlags::POLLIN)
         })
         .collect();
-    let millis = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
-    if poll(&mut fds, PollTimeout::from(millis)).is_err() {
+    fds.push(PollFd::new(alarm.as_fd(), PollFlags::POLLIN));
+    if poll(&mut fds, poll_timeout(timeout)).is_err() {
         return Vec::new(); // EINTR: go round again
+    }
+    let (alarm_fd, fds) = fds.split_last().expect("the alarm is polled");
+    if alarm_fd.revents().is_some_and(|r| !r.is_empty()) {
+        alarm.clear();
     }
     fds.iter()
         .zip(&polled)
         .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
         .map(|(_, r)| *r)
         .collect()
+}
+
+/// `None` sleeps until woken; a wait is rounded up to whole milliseconds
+/// so that a deadline is not polled for again just before it is due.
+fn poll_timeout(wait: Option<Duration>) -> PollTimeout {
+    match wait {
+        None => PollTimeout::NONE,
+        Some(wait) => {
+            let millis = wait.as_micros().div_ceil(1000).max(1);
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+        }
+    }
+}
+
+/// How long until wall-clock time `secs` (seconds since the Unix epoch),
+/// at most [`WALL_CLOCK_RECHECK`].
+pub(crate) fn until_epoch(secs: u64) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_secs(secs);
+    at.duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .min(WALL_CLOCK_RECHECK)
 }
 
 impl Port {
@@ -288,6 +330,20 @@ impl Port {
             self.deadline = shared.config.give_up_after.map(|d| Instant::now() + d);
         }
         self.emit(LearnEvent::Expired { remaining });
+    }
+
+    /// How long until [`Port::tick`] has something to do: a lease ends
+    /// (`dhcp` mode) or, while the port has no address, it is given up.
+    fn next_deadline(&self, now: Instant) -> Option<Duration> {
+        let lease_end = match self.spec.mode {
+            LearningMode::Dhcp => self.leases.next_expiry().map(until_epoch),
+            LearningMode::Any | LearningMode::None => None,
+        };
+        let give_up = self
+            .deadline
+            .filter(|_| self.leases.is_empty())
+            .map(|at| at.saturating_duration_since(now));
+        lease_end.into_iter().chain(give_up).min()
     }
 
     /// Lease expiry and the give-up deadline.

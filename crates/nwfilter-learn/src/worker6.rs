@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::net::Ipv6Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -16,7 +16,7 @@ use crate::learn6::{PortAddresses6, Refusal};
 use crate::learner::{epoch, Cancel};
 use crate::learner6::{LearnEvent6, OnChange6, PortSpec6};
 use crate::ratelimit::Bucket;
-use crate::worker::{Shared, READ_BUDGET};
+use crate::worker::{until_epoch, Shared, READ_BUDGET};
 
 /// One port whose IPv6 addresses are being learned.
 pub(crate) struct Port6 {
@@ -72,6 +72,11 @@ impl Port6 {
                 }
             }
         }
+    }
+
+    /// How long until [`Port6::tick`] has an address to drop.
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+        self.addrs.next_expiry().map(until_epoch)
     }
 
     /// Addresses whose DHCPv6 lifetime ended are dropped (one change).
