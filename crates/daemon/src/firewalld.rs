@@ -5,7 +5,9 @@
 //! re-apply at once instead of waiting for the next rule check.
 //!
 //! zbus (pure Rust) rather than libdbus bindings: no C library to install,
-//! and its blocking API fits the daemon's thread-per-task design.
+//! and its blocking API fits the daemon's thread-per-task design. It runs
+//! on tokio (the workspace's `zbus` entry says why): an idle daemon's
+//! threads, this listener's included, sleep until something happens.
 
 use zbus::blocking::{Connection, MessageIterator};
 use zbus::MatchRule;
