@@ -5,13 +5,12 @@
 
 use netns_lab as support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nwfilter_service::{Client, Op};
-use support::{without_counters, Lab};
+use support::{wakeups, without_counters, Lab};
 
 struct Scratch(PathBuf);
 
@@ -66,29 +65,6 @@ impl Drop for Bus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Each thread of process `pid` ("TID name") and how often it has gone
-/// to sleep and been woken so far.
-fn wakeups(pid: u32) -> BTreeMap<String, u64> {
-    let mut threads = BTreeMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let task = task.unwrap().path();
-        let (Ok(comm), Ok(status)) = (
-            std::fs::read_to_string(task.join("comm")),
-            std::fs::read_to_string(task.join("status")),
-        ) else {
-            continue; // a thread that has just ended
-        };
-        let count = status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap();
-        let tid = task.file_name().unwrap().to_string_lossy().into_owned();
-        threads.insert(format!("{tid} {}", comm.trim()), count);
-    }
-    threads
 }
 
 fn have(program: &str) -> bool {

@@ -24,6 +24,7 @@ mod listing;
 mod netns;
 mod prereq;
 mod scratch;
+mod threads;
 mod traffic;
 
 pub use compile::{golden_case, golden_dir, program};
@@ -32,4 +33,5 @@ pub use listing::{add_admin_rules, chains_sorted, lines_naming, without_counters
 pub use netns::{Background, Netns};
 pub use prereq::{can_run, can_run_with, note_skip, on_path};
 pub use scratch::Scratch;
+pub use threads::wakeups;
 pub use traffic::{arrivals, assert_old_rules_filter, count_arrivals, SPOOFED_IP};

@@ -21,26 +21,15 @@ impl PortFirewall for NoRules {
 /// The learner threads of this process and how often each has gone to
 /// sleep and been woken so far.
 fn learner_threads() -> Vec<u64> {
-    let mut switches = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let task = task.unwrap().path();
-        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
-            continue; // a thread that has just ended
-        };
-        if !comm.starts_with("nwfilter-learn") {
-            continue;
-        }
-        let status = std::fs::read_to_string(task.join("status")).unwrap();
-        let count = status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        switches.push(count);
-    }
-    switches
+    netns_lab::wakeups(std::process::id())
+        .into_iter()
+        .filter(|(thread, _)| {
+            thread
+                .split_once(' ')
+                .is_some_and(|(_, name)| name.starts_with("nwfilter-learn"))
+        })
+        .map(|(_, count)| count)
+        .collect()
 }
 
 #[test]
