@@ -134,10 +134,8 @@ fn wait_for_frames(
     let mut timeout: Option<Duration> = None;
     let mut sooner = |wait: Duration| timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
     let mut polled: Vec<Ready> = Vec::new();
+    // Every port here is still learning: finished ones were let go first.
     for (i, port) in ports.iter_mut().enumerate() {
-        if port.done {
-            continue;
-        }
         let wait = port.bucket.wait(now);
         if wait.is_zero() {
             polled.push(Ready::V4(i));
@@ -151,9 +149,6 @@ fn wait_for_frames(
         }
     }
     for (i, port) in ports6.iter_mut().enumerate() {
-        if port.done {
-            continue;
-        }
         let wait = port.bucket.wait(now);
         if wait.is_zero() {
             polled.extend((0..port.captures.len()).map(|c| Ready::V6(i, c)));
