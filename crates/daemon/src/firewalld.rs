@@ -5,12 +5,16 @@
 //! re-apply at once instead of waiting for the next rule check.
 //!
 //! zbus (pure Rust) rather than libdbus bindings: no C library to install,
-//! and its blocking API fits the daemon's thread-per-task design. It runs
-//! on tokio (the workspace's `zbus` entry says why): an idle daemon's
-//! threads, this listener's included, sleep until something happens.
+//! driven by a runtime on the listener's own thread, as the daemon's other
+//! tasks have a thread each. On tokio (the workspace's `zbus` entry says
+//! why): an idle daemon's threads, this one included, sleep until
+//! something happens.
 
-use zbus::blocking::{Connection, MessageIterator};
-use zbus::MatchRule;
+use std::future::ready;
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use zbus::{Connection, MatchRule, MessageStream};
 
 /// firewalld's bus name and interface.
 pub const FIREWALLD: &str = "org.fedoraproject.FirewallD1";
@@ -37,7 +41,25 @@ pub fn listen(mut on_event: impl FnMut(Event)) -> zbus::Error {
 }
 
 fn run(on_event: &mut dyn FnMut(Event)) -> Result<(), zbus::Error> {
-    let connection = Connection::system()?;
+    // The calling thread alone drives the bus connection: a runtime on
+    // this thread rather than zbus's blocking API, whose runtime starts a
+    // worker thread per core. `on_event` runs between the runtime's turns,
+    // not inside one: what it calls may run a runtime of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| zbus::Error::InputOutput(Arc::new(e)))?;
+    let (_connection, mut events) = runtime.block_on(subscribe())?;
+    while let Some(event) = runtime.block_on(events.next()) {
+        on_event(event);
+    }
+    Ok(())
+}
+
+/// The system bus, and firewalld's reloads and restarts on it as they
+/// come, each kind until its first error.
+async fn subscribe() -> Result<(Connection, BoxStream<'static, Event>), zbus::Error> {
+    let connection = Connection::system().await?;
     let reloaded = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .interface(FIREWALLD)?
@@ -50,28 +72,15 @@ fn run(on_event: &mut dyn FnMut(Event)) -> Result<(), zbus::Error> {
         .member("NameOwnerChanged")?
         .arg(0, FIREWALLD)?
         .build();
-    let reloads = MessageIterator::for_match_rule(reloaded, &connection, Some(64))?;
-    let owners = MessageIterator::for_match_rule(owner, &connection, Some(64))?;
-    // Two blocking iterators: the owner changes are watched on a helper
-    // thread that forwards them through a channel.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let tx_owner = tx.clone();
-    std::thread::spawn(move || {
-        for message in owners {
-            if message.is_err() || tx_owner.send(Event::Restarted).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for message in reloads {
-            if message.is_err() || tx.send(Event::Reloaded).is_err() {
-                break;
-            }
-        }
-    });
-    for event in rx {
-        on_event(event);
-    }
-    Ok(())
+    let reloads = MessageStream::for_match_rule(reloaded, &connection, Some(64)).await?;
+    let owners = MessageStream::for_match_rule(owner, &connection, Some(64)).await?;
+    let events = stream::select(
+        reloads
+            .take_while(|m| ready(m.is_ok()))
+            .map(|_| Event::Reloaded),
+        owners
+            .take_while(|m| ready(m.is_ok()))
+            .map(|_| Event::Restarted),
+    );
+    Ok((connection, events.boxed()))
 }
